@@ -1,0 +1,63 @@
+/**
+ * The parsed, validated configuration the daemon runs on (asmtpd.conf, spec asmtpd.md §3).
+ * Every field is filled: defaults are applied by the loader from the directive table.
+ * Names users see (SMTPPort, MaxMsgSize…) map to these camelCase fields in directives.ts only.
+ */
+export interface Cidr {
+  /** 4 or 6 */
+  family: 4 | 6;
+  /** network address as text, e.g. "127.0.0.0" or "::1" */
+  address: string;
+  prefix: number;
+  /** original text, for logs and --check */
+  text: string;
+}
+
+/** Where accepted mail goes (RelayHost). */
+export type RelayTarget =
+  | { kind: 'smtp'; host: string; port: number }
+  | { kind: 'lmtp'; host: string; port: number }
+  | { kind: 'lmtp-unix'; path: string };
+
+export interface Config {
+  /** absolute path of the file this came from */
+  file: string;
+
+  // Listening and limits
+  smtpPort: number;
+  /** empty = all IPv4 and IPv6 addresses */
+  bindAddrs: string[];
+  hostname: string;
+  etcDir: string;
+  dbDir: string;
+  maxClients: number;
+  maxClientsPerIp: number;
+  maxMsgSizeBytes: number;
+  maxRcpts: number;
+  maxErrors: number;
+  smtpTimeoutMs: number;
+  dataTimeoutMs: number;
+  greetingDelayMs: number;
+  /** what to do with a bare CR or LF inside DATA: reject (554 5.6.0) or normalise to CRLF */
+  bareLineEndings: 'reject' | 'normalize';
+
+  // Recipients and users
+  /** lower-case, without trailing dot; defaults to [hostname] */
+  localDomains: string[];
+  /** null = system account database */
+  passwdFile: string | null;
+  relayNets: Cidr[];
+
+  // Delivery
+  relayHost: RelayTarget | null;
+  /** argv template of the Sendmail directive, e.g. ["/usr/sbin/sendmail","-oi","-f","%s","--"] */
+  sendmail: string[] | null;
+  /** Maildir of the hold queue; default DBDir/queue */
+  holdQueue: string;
+  holdOnFailure: boolean;
+  /** seconds a relay attempt may take (connect, each reply, whole transfer) */
+  relayTimeoutMs: number;
+
+  // Logging
+  logLevel: 'debug' | 'info' | 'warn' | 'error';
+}

@@ -1,0 +1,58 @@
+/**
+ * Logging: one JSON object per line with ts, level, event, sid[, tid]; event names come from
+ * events.ts. Only this module imports pino. Client-supplied strings are passed as values
+ * (JSON-escaped by pino), never formatted into the message.
+ */
+import { pino, type Logger as PinoLogger } from 'pino';
+import type { LogEvent } from './events.js';
+
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+
+export interface Logger {
+  log(level: Level, event: LogEvent, fields?: Record<string, unknown>): void;
+  info(event: LogEvent, fields?: Record<string, unknown>): void;
+  warn(event: LogEvent, fields?: Record<string, unknown>): void;
+  error(event: LogEvent, fields?: Record<string, unknown>): void;
+  debug(event: LogEvent, fields?: Record<string, unknown>): void;
+  /** a logger whose lines all carry these fields (sid, tid…) */
+  child(bindings: Record<string, unknown>): Logger;
+  setLevel(level: Level): void;
+}
+
+class PinoAdapter implements Logger {
+  constructor(private readonly p: PinoLogger) {}
+  log(level: Level, event: LogEvent, fields: Record<string, unknown> = {}): void {
+    this.p[level]({ event, ...fields });
+  }
+  info(event: LogEvent, fields?: Record<string, unknown>): void { this.log('info', event, fields); }
+  warn(event: LogEvent, fields?: Record<string, unknown>): void { this.log('warn', event, fields); }
+  error(event: LogEvent, fields?: Record<string, unknown>): void { this.log('error', event, fields); }
+  debug(event: LogEvent, fields?: Record<string, unknown>): void { this.log('debug', event, fields); }
+  child(bindings: Record<string, unknown>): Logger { return new PinoAdapter(this.p.child(bindings)); }
+  setLevel(level: Level): void { this.p.level = level; }
+}
+
+/** A logger writing JSON lines to a file descriptor (2 = stderr) synchronously-safe on exit. */
+export function createLogger(opts: { level?: Level; fd?: number } = {}): Logger {
+  const p = pino(
+    {
+      level: opts.level ?? 'info',
+      base: undefined,
+      timestamp: () => `,"ts":"${new Date().toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+      messageKey: 'msg',
+    },
+    pino.destination({ fd: opts.fd ?? 2, sync: false }),
+  );
+  return new PinoAdapter(p);
+}
+
+/** A logger that drops everything (unit tests, diagnostic modes). */
+export function nullLogger(): Logger {
+  const l: Logger = {
+    log() {}, info() {}, warn() {}, error() {}, debug() {},
+    child() { return l; },
+    setLevel() {},
+  };
+  return l;
+}
