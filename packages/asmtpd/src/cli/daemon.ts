@@ -1,0 +1,154 @@
+/**
+ * daemon.ts — `asmtpd [-d] [--verbose] [-f FILE]`: load the configuration, listen, serve.
+ *
+ * Without -d the daemon detaches: it re-runs itself with -d in the background, its log appended
+ * to DBDir/asmtpd.log and its pid in DBDir/asmtpd.pid, and the command returns once it listens.
+ * Signals: SIGHUP re-reads the configuration (a broken file is refused and logged, the running one
+ * stays; listening addresses need a restart); SIGTERM/SIGINT stop accepting, let sessions in DATA
+ * finish (30 s at most), then exit 0.
+ */
+import { existsSync, mkdirSync, openSync, writeFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { loadConfig, formatIssue, parseConfigText, type ConfigResult } from '../config/load.js';
+import type { Config } from '../config/types.js';
+import { createLogger, type Logger } from '../log/logger.js';
+import { createRelay } from '../relay/index.js';
+import type { Relay } from '../relay/types.js';
+import { buildRuntime, type Runtime } from '../daemon/runtime.js';
+import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
+import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
+import { VERSION } from '../version.js';
+
+export interface DaemonArgs {
+  file: string;
+  fileGiven: boolean;
+  foreground: boolean;
+  verbose: boolean;
+}
+
+const STOP_GRACE_MS = 30_000;
+
+function load(args: DaemonArgs): { result: ConfigResult; source: string } {
+  if (!args.fileGiven && !existsSync(args.file)) {
+    return { result: parseConfigText(embeddedConfigText(), EMBEDDED_LABEL), source: EMBEDDED_LABEL };
+  }
+  return { result: loadConfig(args.file), source: args.file };
+}
+
+export async function runDaemon(args: DaemonArgs): Promise<number> {
+  const { result, source } = load(args);
+  if (result.kind === 'error') {
+    for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
+    return 2;
+  }
+  const config = result.config;
+  prepareDirectories(config);
+  if (!args.foreground) return detach(config);
+
+  const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
+  for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
+  let relay = createRelay(config, log);
+  let runtime: Runtime = buildRuntime(config, relay);
+  const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
+
+  const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
+  try {
+    for (const host of hosts) await listenWithFallback(frontEnd, config.smtpPort, host);
+  } catch (err) {
+    log.error('daemon.error', { error: (err as Error).message, port: config.smtpPort });
+    process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const privileged = process.getuid?.() === 0;
+  log.info('daemon.start', {
+    version: VERSION, pid: process.pid, config: source, port: config.smtpPort, addresses: hosts,
+    relay: relay.describe(), privileged,
+    ...(privileged ? {} : { note: 'not started as root: every script will run as the invoking user' }),
+  });
+
+  process.on('SIGHUP', () => {
+    const next = load(args);
+    if (next.result.kind === 'error') {
+      log.error('daemon.reload_failed', { config: next.source, errors: next.result.errors.map(formatIssue) });
+      return;
+    }
+    const old = runtime;
+    const cfg = next.result.config;
+    prepareDirectories(cfg);
+    if (relaySettings(cfg) !== relaySettings(old.config)) {
+      const retired = relay;
+      relay = createRelay(cfg, log);
+      // sessions that started on the old relay may still be delivering: close it later
+      setTimeout(() => void retired.close(), cfg.dataTimeoutMs + 60_000).unref();
+    }
+    runtime = buildRuntime(cfg, relay);
+    frontEnd.applyConfig(cfg);
+    const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join();
+    log.info('daemon.reload', { config: next.source, relay: relay.describe(), ...(restartNeeded ? { note: 'SMTPPort/BindAddr changes need a restart' } : {}) });
+  });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('daemon.stop', { signal, connections: frontEnd.stats().connections });
+      void frontEnd
+        .close(STOP_GRACE_MS)
+        .then(() => relay.close())
+        .finally(() => {
+          if (!args.foreground) rmSync(join(runtime.config.dbDir, 'asmtpd.pid'), { force: true });
+          resolve(0);
+          setTimeout(() => process.exit(0), 200).unref();
+        });
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+function relaySettings(c: Config): string {
+  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.hostname]);
+}
+
+function prepareDirectories(c: Config): void {
+  mkdirSync(join(c.dbDir, 'spool'), { recursive: true, mode: 0o700 });
+}
+
+async function listenWithFallback(fe: FrontEnd, port: number, host: string): Promise<void> {
+  try {
+    await fe.listen(port, host);
+  } catch (err) {
+    // a host without IPv6: "all addresses" falls back to all IPv4 addresses
+    if (host === '::' && ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((err as NodeJS.ErrnoException).code ?? '')) {
+      await fe.listen(port, '0.0.0.0');
+      return;
+    }
+    throw err;
+  }
+}
+
+/** Re-run in the background with -d; return once the child listens (or failed). */
+function detach(config: Config): Promise<number> {
+  const logFile = join(config.dbDir, 'asmtpd.log');
+  const pidFile = join(config.dbDir, 'asmtpd.pid');
+  const fd = openSync(logFile, 'a', 0o600);
+  const argv = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d'];
+  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', fd, fd] });
+  writeFileSync(pidFile, `${child.pid}\n`);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.unref();
+      process.stdout.write(`asmtpd: started, pid ${child.pid}, log ${logFile}\n`);
+      resolve(0);
+    }, 1500);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      process.stderr.write(`asmtpd: failed to start (exit ${code}); see ${logFile}\n`);
+      resolve(1);
+    });
+  });
+}
+
+export type { Logger, Relay };

@@ -1,0 +1,39 @@
+/**
+ * main.ts — entry point of bin/asmtpd: dispatch to the mode's run(). The only place that calls
+ * process.exit. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+ */
+import { parseArgs, USAGE } from './args.js';
+import { runCheck } from './check.js';
+import { runDaemon } from './daemon.js';
+import { VERSION } from '../version.js';
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const cmd = parseArgs(argv);
+  switch (cmd.mode) {
+    case 'usage-error':
+      process.stderr.write(`asmtpd: ${cmd.message}\n${USAGE}\n`);
+      return 2;
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    case 'version':
+      process.stdout.write(`asmtpd ${VERSION}\n`);
+      return 0;
+    case 'check':
+      return runCheck(cmd.file, process.stdout);
+    case 'daemon':
+      return runDaemon(cmd);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // the daemon resolves only when it has stopped; other modes are done
+    process.exitCode = code;
+    if (code !== 0) setTimeout(() => process.exit(code), 100).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`asmtpd: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

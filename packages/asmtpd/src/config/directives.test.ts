@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { SECTIONS } from './directive-kinds.js';
+import { DIRECTIVES, findDirective, NOT_YET_SUPPORTED } from './directives.js';
+import { parseConfigText } from './load.js';
+
+const CONFIG_FIELDS = [
+  'smtpPort', 'bindAddrs', 'hostname', 'etcDir', 'dbDir', 'maxClients', 'maxClientsPerIp', 'maxMsgSizeBytes',
+  'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'localDomains',
+  'passwdFile', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
+];
+
+test('directive table: every Config field is filled by exactly one directive', () => {
+  assert.deepEqual(DIRECTIVES.map((d) => d.field).sort(), [...CONFIG_FIELDS].sort());
+  const fromEmpty = parseConfigText('', 'x.conf', { systemHostname: 'mx.example.org' });
+  assert.equal(fromEmpty.kind, 'ok');
+  if (fromEmpty.kind === 'ok') assert.deepEqual(Object.keys(fromEmpty.config).sort(), ['file', ...CONFIG_FIELDS].sort());
+});
+
+test('directive table: names are unique (case-insensitive) and found in any case', () => {
+  const lower = DIRECTIVES.map((d) => d.name.toLowerCase());
+  assert.equal(new Set(lower).size, lower.length);
+  for (const d of DIRECTIVES) {
+    assert.equal(findDirective(d.name.toUpperCase()), d);
+    assert.equal(findDirective(d.name.toLowerCase()), d);
+  }
+  for (const name of NOT_YET_SUPPORTED) assert.equal(findDirective(name), undefined, `${name} is in the table: remove it from NOT_YET_SUPPORTED`);
+});
+
+test('directive table: rows are grouped by section, in section order, and documented', () => {
+  const order = DIRECTIVES.map((d) => SECTIONS.indexOf(d.section));
+  assert.deepEqual(order, [...order].sort((a, b) => a - b));
+  for (const d of DIRECTIVES) {
+    assert.ok(d.doc.length > 0 && !d.doc.endsWith('.'), `${d.name}: one line of doc, no final period`);
+    assert.ok(d.defaultText.length > 0 && d.sample.length > 0 && d.valueSyntax.length > 0, d.name);
+    assert.ok(/^[\x20-\x7e]*$/.test(d.name + d.valueSyntax + d.sample), `${d.name}: ASCII in what the sample conf shows`);
+  }
+});
+
+test('directive table: every sample value is a valid value of its directive', () => {
+  for (const d of DIRECTIVES) {
+    const words = d.sample.split(' ');
+    const draft = {};
+    const outcome = d.applyLine(draft, d.arity === 'one' ? [d.sample] : words);
+    assert.deepEqual(outcome.errors, [], d.name);
+  }
+});
+
+test('directive table: a literal default text parses to the computed default', () => {
+  const defaults = parseConfigText('', 'x.conf', { systemHostname: 'mx.example.org' });
+  assert.equal(defaults.kind, 'ok');
+  if (defaults.kind !== 'ok') return;
+  for (const d of DIRECTIVES.filter((row) => row.sample === row.defaultText)) {
+    const draft = {};
+    d.applyLine(draft, d.arity === 'one' ? [d.sample] : d.sample.split(' '));
+    assert.deepEqual((draft as Record<string, unknown>)[d.field], defaults.config[d.field], d.name);
+  }
+});

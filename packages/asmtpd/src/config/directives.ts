@@ -1,0 +1,212 @@
+/**
+ * THE table of asmtpd.conf directives (spec asmtpd.md §3). One row per directive: the name
+ * users write, the Config field it fills, value form and parser, default (as documented and
+ * as computed), section and one line of documentation. The loader, --check, the sample
+ * etc/asmtpd.conf, docs/configuration.md and the README reference are all derived from it.
+ *
+ * Public: DIRECTIVES, findDirective(name), NOT_YET_SUPPORTED.
+ *
+ * To add a directive: add the field to Config (types.ts), add one row below in its section
+ * (a default that depends on another directive must come after it), remove the name from
+ * NOT_YET_SUPPORTED if it is there, then regenerate the docs:
+ *   npx tsc -b packages/asmtpd && node packages/asmtpd/dist/config/render-cli.js --write
+ * The docs-sync test fails until the generated files match.
+ */
+import { commandValue, listValue, oneValue, type DefaultContext, type Directive } from './directive-kinds.js';
+import { checkExecutableFile, checkReadableFile } from './files.js';
+import { parseCidr, parseIpAddress } from './ip.js';
+import type { Cidr } from './types.js';
+import {
+  parseAbsolutePath, parseBoolean, parseChoice, parseCommandLine, parseDomainName, parseDurationMs,
+  parseInteger, parsePort, parseRelayTarget, parseSizeBytes,
+} from './values.js';
+
+const SECOND_MS = 1000;
+const MINUTE_MS = 60 * SECOND_MS;
+const HOUR_MS = 60 * MINUTE_MS;
+const DAY_MS = 24 * HOUR_MS;
+const COUNT_RANGE = { min: 1, max: 1_000_000 };
+
+/** Hostname default: the system host name, lower-cased; warn when it will not do for mail. */
+function systemHostnameDefault(ctx: DefaultContext): string {
+  const parsed = parseDomainName(ctx.systemHostname);
+  if (parsed.kind === 'error') {
+    ctx.warn(`Hostname is not set and the system host name ${JSON.stringify(ctx.systemHostname)} is not a valid domain name: set Hostname`);
+    return ctx.systemHostname.toLowerCase();
+  }
+  if (!parsed.value.includes('.')) {
+    ctx.warn(`Hostname is not set and the system host name ${JSON.stringify(parsed.value)} is not fully qualified: set Hostname`);
+  }
+  return parsed.value;
+}
+
+const LOOPBACK_NETS: readonly Cidr[] = [
+  { family: 4, address: '127.0.0.0', prefix: 8, text: '127.0.0.0/8' },
+  { family: 6, address: '::1', prefix: 128, text: '::1' },
+];
+
+export const DIRECTIVES: readonly Directive[] = [
+  // ── Listening and limits ─────────────────────────────────────────────────────────────
+  oneValue('smtpPort', {
+    name: 'SMTPPort', section: 'Listening and limits', form: 'port', valueSyntax: 'port',
+    defaultText: '25', sample: '25', doc: 'TCP port to listen on; every BindAddr shares it',
+    parse: parsePort, default: 25,
+  }),
+  listValue('bindAddrs', {
+    name: 'BindAddr', section: 'Listening and limits', form: 'address', valueSyntax: 'address...',
+    defaultText: 'all IPv4 and IPv6 addresses', sample: '192.0.2.25',
+    doc: 'address to listen on',
+    defaultNote: 'every IPv4 and IPv6 address of the machine',
+    parseItem: parseIpAddress, default: () => [],
+  }),
+  oneValue('hostname', {
+    name: 'Hostname', section: 'Listening and limits', form: 'domain', valueSyntax: 'domain',
+    defaultText: 'system host name', sample: 'mail.example.org',
+    doc: 'our name in the banner, EHLO, Received and X-Avenger',
+    defaultNote: 'the system host name (os.hostname()), lower-cased; --check warns when it is not fully qualified',
+    parse: parseDomainName, default: systemHostnameDefault,
+  }),
+  oneValue('etcDir', {
+    name: 'EtcDir', section: 'Listening and limits', form: 'path', valueSyntax: 'path',
+    defaultText: '/etc/avenger', sample: '/etc/avenger',
+    doc: 'system scripts (default, unknown, relay) and data',
+    parse: parseAbsolutePath, default: '/etc/avenger',
+  }),
+  oneValue('dbDir', {
+    name: 'DBDir', section: 'Listening and limits', form: 'path', valueSyntax: 'path',
+    defaultText: '/var/spool/avenger', sample: '/var/spool/avenger',
+    doc: 'the SQLite state database and temporary files (created at start if missing)',
+    parse: parseAbsolutePath, default: '/var/spool/avenger',
+  }),
+  oneValue('maxClients', {
+    name: 'MaxClients', section: 'Listening and limits', form: 'integer', valueSyntax: 'integer >= 1',
+    defaultText: '500', sample: '500', doc: 'concurrent connections; beyond it: 421 4.7.0 and close',
+    parse: (w) => parseInteger(w, COUNT_RANGE), default: 500,
+  }),
+  oneValue('maxClientsPerIp', {
+    name: 'MaxClientsPerIP', section: 'Listening and limits', form: 'integer', valueSyntax: 'integer >= 1',
+    defaultText: '10', sample: '10', doc: 'concurrent connections per client address',
+    parse: (w) => parseInteger(w, COUNT_RANGE), default: 10,
+  }),
+  oneValue('maxMsgSizeBytes', {
+    name: 'MaxMsgSize', section: 'Listening and limits', form: 'size', valueSyntax: 'size 1k-2G',
+    defaultText: '50M', sample: '50M', doc: 'largest message, advertised with SIZE; larger ones get 552 5.3.4',
+    parse: (w) => parseSizeBytes(w, { minBytes: 1024, maxBytes: 2 * 1024 ** 3 }), default: 50 * 1024 ** 2,
+  }),
+  oneValue('maxRcpts', {
+    name: 'MaxRcpts', section: 'Listening and limits', form: 'integer', valueSyntax: 'integer >= 1',
+    defaultText: '100', sample: '100', doc: 'recipients per transaction; beyond it: 452 4.5.3',
+    parse: (w) => parseInteger(w, COUNT_RANGE), default: 100,
+  }),
+  oneValue('maxErrors', {
+    name: 'MaxErrors', section: 'Listening and limits', form: 'integer', valueSyntax: 'integer >= 1',
+    defaultText: '10', sample: '10', doc: 'bad commands before 421 and disconnect',
+    parse: (w) => parseInteger(w, COUNT_RANGE), default: 10,
+  }),
+  oneValue('smtpTimeoutMs', {
+    name: 'SMTPTimeout', section: 'Listening and limits', form: 'duration', valueSyntax: 'duration 1s-1d',
+    defaultText: '5m', sample: '5m', doc: 'time a client has to send each complete command line after our reply (DATA has DataTimeout)',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: DAY_MS }), default: 5 * MINUTE_MS,
+  }),
+  oneValue('dataTimeoutMs', {
+    name: 'DataTimeout', section: 'Listening and limits', form: 'duration', valueSyntax: 'duration 1s-1d',
+    defaultText: '10m', sample: '10m', doc: 'time a client has to send the whole message, from the 354 reply to the final dot',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: DAY_MS }), default: 10 * MINUTE_MS,
+  }),
+  oneValue('greetingDelayMs', {
+    name: 'GreetingDelay', section: 'Listening and limits', form: 'duration', valueSyntax: 'duration 0-5m',
+    defaultText: '0', sample: '0',
+    doc: 'wait before the banner; a client that talks first is an early talker (CLIENT_PIPELINING=pre-greeting)',
+    parse: (w) => parseDurationMs(w, { minMs: 0, maxMs: 5 * MINUTE_MS }), default: 0,
+  }),
+  oneValue('bareLineEndings', {
+    name: 'BareLineEndings', section: 'Listening and limits', form: 'choice', valueSyntax: 'reject|normalize',
+    defaultText: 'reject', sample: 'reject',
+    doc: 'a bare CR or LF inside DATA: reject the message (554 5.6.0) or normalize it to CRLF',
+    parse: (w) => parseChoice(w, ['reject', 'normalize'] as const, { normalise: 'normalize' }), default: 'reject',
+  }),
+
+  // ── Recipients and users ─────────────────────────────────────────────────────────────
+  listValue('localDomains', {
+    name: 'LocalDomain', section: 'Recipients and users', form: 'domain', valueSyntax: 'domain...',
+    defaultText: 'Hostname', sample: 'example.org',
+    doc: 'a domain whose users are local accounts',
+    defaultNote: 'the Hostname',
+    parseItem: parseDomainName, default: (ctx) => [ctx.resolved('hostname')],
+  }),
+  oneValue('passwdFile', {
+    name: 'PasswdFile', section: 'Recipients and users', form: 'path', valueSyntax: 'path',
+    defaultText: 'system (getpwnam)', sample: '/etc/avenger/passwd',
+    doc: 'passwd(5)-format file of accounts used instead of the system database (virtual users, tests)',
+    parse: parseAbsolutePath, default: null,
+    checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
+  listValue('relayNets', {
+    name: 'RelayNet', section: 'Recipients and users', form: 'network', valueSyntax: 'network...',
+    defaultText: '127.0.0.0/8 ::1', sample: '127.0.0.0/8 ::1',
+    doc: 'client networks that may relay to any domain (still policy-checked by EtcDir/relay)',
+    defaultNote: '127.0.0.0/8 and ::1; a RelayNet line replaces both, so list them again to keep them',
+    parseItem: parseCidr, default: () => LOOPBACK_NETS.map((net) => ({ ...net })),
+  }),
+
+  // ── Delivery of accepted mail ────────────────────────────────────────────────────────
+  oneValue('relayHost', {
+    name: 'RelayHost', section: 'Delivery of accepted mail', form: 'target', valueSyntax: 'target',
+    defaultText: 'none', sample: '127.0.0.1:10025',
+    doc: 'the downstream MTA: host:port (SMTP), lmtp:host:port or unix:/path (LMTP)',
+    parse: parseRelayTarget, default: null,
+  }),
+  commandValue('sendmail', {
+    name: 'Sendmail', section: 'Delivery of accepted mail', form: 'command', valueSyntax: 'command...',
+    defaultText: 'none', sample: '/usr/sbin/sendmail -oi -f %s --',
+    doc: 'command run per message instead of RelayHost (%s = sender, recipients appended); exit 0 = accepted, 75 = try again, other = refused',
+    parse: parseCommandLine, default: null,
+    checkFiles: (argv) => (argv?.[0] === undefined ? [] : checkExecutableFile(argv[0])),
+  }),
+  oneValue('holdQueue', {
+    name: 'HoldQueue', section: 'Delivery of accepted mail', form: 'path', valueSyntax: 'path',
+    defaultText: 'DBDir/queue', sample: '/var/spool/avenger/queue',
+    doc: 'Maildir keeping accepted mail when neither RelayHost nor Sendmail is set, or (HoldOnFailure yes) while the MTA is down',
+    defaultNote: 'the directory queue inside DBDir',
+    parse: parseAbsolutePath, default: (ctx) => `${ctx.resolved('dbDir').replace(/\/$/, '')}/queue`,
+  }),
+  oneValue('holdOnFailure', {
+    name: 'HoldOnFailure', section: 'Delivery of accepted mail', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'no', sample: 'no',
+    doc: 'with yes, a downstream temporary failure puts the message in HoldQueue (fsynced) and answers 250',
+    parse: parseBoolean, default: false,
+  }),
+  oneValue('relayTimeoutMs', {
+    name: 'RelayTimeout', section: 'Delivery of accepted mail', form: 'duration', valueSyntax: 'duration 1s-1h',
+    defaultText: '5m', sample: '5m',
+    doc: 'time limit for the downstream: to connect, for each reply, for the whole transfer',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: HOUR_MS }), default: 5 * MINUTE_MS,
+  }),
+
+  // ── Logging ──────────────────────────────────────────────────────────────────────────
+  oneValue('logLevel', {
+    name: 'LogLevel', section: 'Logging', form: 'choice', valueSyntax: 'debug|info|warn|error',
+    defaultText: 'info', sample: 'info', doc: 'least severe level written to the log',
+    parse: (w) => parseChoice(w, ['debug', 'info', 'warn', 'error'] as const, { warning: 'warn' }), default: 'info',
+  }),
+];
+
+/**
+ * Directives of the spec that this version does not implement yet: naming one is still an
+ * error, but the message says so instead of "unknown". Remove a name when its row is added.
+ */
+export const NOT_YET_SUPPORTED: readonly string[] = [
+  'Separator', 'DomainFile', 'AliasFile', 'AvengerUser', 'AvengerTimeout',
+  'DNSResolver', 'DNSServer', 'DNSProtocol', 'DNSTimeout', 'AllowDNSFailures',
+  'SPFLocal', 'SPFHostsFile', 'SPFRejectFail', 'RBL', 'RBLThreshold',
+  'SMTPCB', 'SMTPCBTimeout', 'SMTPCBCacheTTL', 'SynFP', 'SynFPDB', 'NetPath', 'NetPathMaxHops',
+  'TLSCert', 'TLSKey', 'TLSMinVersion', 'AuthFile', 'DovecotAuth', 'InsecureAuth',
+];
+
+const BY_LOWER_NAME = new Map(DIRECTIVES.map((d) => [d.name.toLowerCase(), d]));
+
+/** The directive called `name` (case-insensitive), or undefined. */
+export function findDirective(name: string): Directive | undefined {
+  return BY_LOWER_NAME.get(name.toLowerCase());
+}
+

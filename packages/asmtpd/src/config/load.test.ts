@@ -1,0 +1,203 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatIssue, loadConfig, parseConfigText, type ConfigResult } from './load.js';
+import type { Config } from './types.js';
+
+const HOST = { systemHostname: 'mx.example.org' };
+
+function okConfig(result: ConfigResult): Config {
+  if (result.kind === 'error') assert.fail(result.errors.map(formatIssue).join('\n'));
+  return result.config;
+}
+
+function errorLines(result: ConfigResult): string[] {
+  assert.equal(result.kind, 'error', 'expected errors');
+  return result.kind === 'error' ? result.errors.map(formatIssue) : [];
+}
+
+function warningLines(result: ConfigResult): string[] {
+  return result.kind === 'ok' ? result.warnings.map(formatIssue) : [];
+}
+
+test('an empty file gives every default', () => {
+  const r = parseConfigText('', '/etc/avenger/asmtpd.conf', HOST);
+  assert.deepEqual(r, {
+    kind: 'ok',
+    warnings: [],
+    config: {
+      file: '/etc/avenger/asmtpd.conf',
+      smtpPort: 25, bindAddrs: [], hostname: 'mx.example.org', etcDir: '/etc/avenger', dbDir: '/var/spool/avenger',
+      maxClients: 500, maxClientsPerIp: 10, maxMsgSizeBytes: 50 * 1024 * 1024, maxRcpts: 100, maxErrors: 10,
+      smtpTimeoutMs: 300_000, dataTimeoutMs: 600_000, greetingDelayMs: 0, bareLineEndings: 'reject',
+      localDomains: ['mx.example.org'], passwdFile: null,
+      relayNets: [
+        { family: 4, address: '127.0.0.0', prefix: 8, text: '127.0.0.0/8' },
+        { family: 6, address: '::1', prefix: 128, text: '::1' },
+      ],
+      relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
+      relayTimeoutMs: 300_000, logLevel: 'info',
+    } satisfies Config,
+  });
+});
+
+test('every directive set, names in any case', () => {
+  const text = [
+    'smtpport 2525', 'BINDADDR 127.0.0.1 ::1', 'bindaddr 192.0.2.1', 'hostname Mail.Example.NET.', 'etcdir /opt/av/etc',
+    'DbDir /opt/av/db/', 'maxclients 50', 'maxclientsperip 2', 'maxmsgsize 10m', 'maxrcpts 20', 'maxerrors 3',
+    'smtptimeout 60', 'datatimeout 2m', 'greetingdelay 1.5s', 'barelineendings NORMALIZE',
+    'localdomain a.example b.example', 'LocalDomain c.example', 'relaynet 10.0.0.0/8', 'relayhost lmtp:[::1]:24',
+    'holdonfailure on', 'relaytimeout 30s', 'loglevel Debug',
+  ].join('\n');
+  const c = okConfig(parseConfigText(text, 'x.conf', HOST));
+  assert.deepEqual(
+    [c.smtpPort, c.bindAddrs, c.hostname, c.etcDir, c.dbDir, c.maxClients, c.maxClientsPerIp, c.maxMsgSizeBytes],
+    [2525, ['127.0.0.1', '::1', '192.0.2.1'], 'mail.example.net', '/opt/av/etc', '/opt/av/db', 50, 2, 10 * 1024 * 1024],
+  );
+  assert.deepEqual(
+    [c.maxRcpts, c.maxErrors, c.smtpTimeoutMs, c.dataTimeoutMs, c.greetingDelayMs, c.bareLineEndings],
+    [20, 3, 60_000, 120_000, 1500, 'normalize'],
+  );
+  assert.deepEqual(c.localDomains, ['a.example', 'b.example', 'c.example']);
+  assert.deepEqual(c.relayNets, [{ family: 4, address: '10.0.0.0', prefix: 8, text: '10.0.0.0/8' }]);
+  assert.deepEqual(c.relayHost, { kind: 'lmtp', host: '::1', port: 24 });
+  assert.deepEqual([c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel], ['/opt/av/db/queue', true, 30_000, 'debug']);
+});
+
+test('computed defaults follow the directives they depend on', () => {
+  const c = okConfig(parseConfigText('Hostname relay.example.com\nDBDir /srv/avenger\n', 'x.conf', HOST));
+  assert.deepEqual(c.localDomains, ['relay.example.com']);
+  assert.equal(c.holdQueue, '/srv/avenger/queue');
+  const explicit = okConfig(parseConfigText('DBDir /srv/avenger\nHoldQueue /data/held\nLocalDomain example.com\n', 'x.conf', HOST));
+  assert.deepEqual([explicit.holdQueue, explicit.localDomains], ['/data/held', ['example.com']]);
+});
+
+test('a file with several errors reports each one at its line', () => {
+  const text = [
+    '# asmtpd.conf with mistakes', // 1
+    'SMTPPort 99999', // 2
+    'SMTPort 25', // 3
+    'MaxClients', // 4
+    'MaxRcpts 10 20', // 5
+    'maxrcpts 30', // 6
+    'RelayNet 10.0.0.0/8 \\', // 7
+    '  10.0.0.0/40 fe80::/10', // 8
+    'HoldOnFailure maybe', // 9
+    'Hostname "two words"', // 10
+    'RBL zen.spamhaus.org', // 11
+    'Frobnicate yes', // 12
+    'MaxMsgSize 50M # fifty megabytes', // 13
+    'Sendmail sendmail -oi', // 14
+    'RelayHost ::1', // 15
+    'EtcDir "unterminated', // 16
+  ].join('\n');
+  assert.deepEqual(errorLines(parseConfigText(text, 'bad.conf', HOST)), [
+    'bad.conf:2: SMTPPort: bad value "99999": expected a port number from 1 to 65535',
+    'bad.conf:3: unknown directive "SMTPort" (did you mean SMTPPort?)',
+    'bad.conf:4: MaxClients: missing value (integer >= 1)',
+    'bad.conf:5: MaxRcpts: too many values: expected one integer, got 2',
+    'bad.conf:6: MaxRcpts: given twice (first at line 5); it takes a single value',
+    'bad.conf:7: RelayNet: bad value "10.0.0.0/40": prefix length must be 0 to 32 for IPv4',
+    'bad.conf:9: HoldOnFailure: bad value "maybe": expected yes or no (also on/off, true/false, 1/0)',
+    'bad.conf:10: Hostname: bad value "two words": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
+    'bad.conf:11: directive RBL is not supported by this version of asmtpd',
+    'bad.conf:12: unknown directive "Frobnicate"',
+    'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
+    'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',
+    'bad.conf:15: RelayHost: bad value "::1": an IPv6 address must be written in brackets, e.g. [::1]:25',
+    'bad.conf:15: RelayHost (line 15) and Sendmail (line 14) are both set: use one of them',
+    'bad.conf:16: unterminated double quote',
+  ]);
+});
+
+test('a repeated single-value directive is an error even with the same value; repeatable ones add up', () => {
+  assert.deepEqual(errorLines(parseConfigText('Hostname a.example\n\nHOSTNAME a.example\n', 'd.conf', HOST)), [
+    'd.conf:3: Hostname: given twice (first at line 1); it takes a single value',
+  ]);
+  const c = okConfig(parseConfigText('BindAddr 127.0.0.1\nBindAddr ::1\nbindaddr 192.0.2.1 192.0.2.2\n', 'd.conf', HOST));
+  assert.deepEqual(c.bindAddrs, ['127.0.0.1', '::1', '192.0.2.1', '192.0.2.2']);
+});
+
+test('unknown directives: near misses get a suggestion, others do not', () => {
+  const cases: [string, string][] = [
+    ['MaxClientPerIP 5', 'unknown directive "MaxClientPerIP" (did you mean MaxClientsPerIP?)'],
+    ['maxmsgsiz 5M', 'unknown directive "maxmsgsiz" (did you mean MaxMsgSize?)'],
+    ['Port 25', 'unknown directive "Port" (did you mean SMTPPort?)'],
+    ['LocalDomains example.org', 'unknown directive "LocalDomains" (did you mean LocalDomain?)'],
+    ['Banner hello', 'unknown directive "Banner"'],
+    ['spflocal include:x', 'directive SPFLocal is not supported by this version of asmtpd'],
+  ];
+  for (const [line, message] of cases) {
+    assert.deepEqual(errorLines(parseConfigText(line, 'u.conf', HOST)), [`u.conf:1: ${message}`]);
+  }
+});
+
+test('warnings: host bits, HoldOnFailure without an MTA, unqualified system host name', () => {
+  const r = parseConfigText('RelayNet 10.1.2.3/8\nHoldOnFailure yes\n', 'w.conf', { systemHostname: 'box' });
+  assert.equal(r.kind, 'ok');
+  assert.deepEqual(warningLines(r), [
+    'w.conf: Hostname is not set and the system host name "box" is not fully qualified: set Hostname',
+    'w.conf:1: RelayNet: 10.1.2.3/8 has host bits set; using the network 10.0.0.0/8',
+    'w.conf:2: HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)',
+  ]);
+  assert.deepEqual(warningLines(parseConfigText('HoldOnFailure yes\nRelayHost mx.example:25\n', 'w.conf', HOST)), []);
+  assert.deepEqual(warningLines(parseConfigText('Hostname box.example\n', 'w.conf', { systemHostname: 'box' })), []);
+});
+
+test('a bad value in a directive another default depends on reports only that error', () => {
+  assert.deepEqual(errorLines(parseConfigText('DBDir relative/dir\nHostname -bad-\n', 'x.conf', HOST)), [
+    'x.conf:1: DBDir: bad value "relative/dir": expected an absolute path (starting with /)',
+    'x.conf:2: Hostname: bad value "-bad-": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
+  ]);
+});
+
+test('files named by directives: PasswdFile and the Sendmail program must exist', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-config-'));
+  try {
+    const passwd = join(dir, 'passwd');
+    const program = join(dir, 'sendmail');
+    const notExecutable = join(dir, 'plain');
+    writeFileSync(passwd, 'alice:x:1000:1000::/home/alice:/bin/sh\n');
+    writeFileSync(program, '#!/bin/sh\nexit 0\n');
+    chmodSync(program, 0o755);
+    writeFileSync(notExecutable, '');
+    chmodSync(notExecutable, 0o644);
+    const good = okConfig(parseConfigText(`PasswdFile ${passwd}\nSendmail ${program} -oi -f %s --\n`, 'f.conf', HOST));
+    assert.equal(good.passwdFile, passwd);
+    assert.deepEqual(good.sendmail, [program, '-oi', '-f', '%s', '--']);
+
+    const text = `PasswdFile ${dir}/missing\nSendmail ${dir}/nope -oi\n`;
+    assert.deepEqual(errorLines(parseConfigText(text, 'f.conf', HOST)), [
+      `f.conf:1: PasswdFile: ${dir}/missing: no such file`,
+      `f.conf:2: Sendmail: ${dir}/nope: no such file`,
+    ]);
+    const lines = errorLines(parseConfigText(`PasswdFile ${dir}\nSendmail ${notExecutable}\n`, 'f.conf', HOST));
+    assert.equal(lines[0], `f.conf:1: PasswdFile: ${dir}: not a regular file`);
+    if (process.getuid?.() !== 0) assert.equal(lines[1], `f.conf:2: Sendmail: ${notExecutable}: not executable`);
+    // DBDir and HoldQueue need not exist
+    okConfig(parseConfigText(`DBDir ${dir}/db\nHoldQueue ${dir}/nowhere/queue\n`, 'f.conf', HOST));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadConfig: reads the file, absolute Config.file, missing file at line 0', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-config-'));
+  try {
+    const file = join(dir, 'asmtpd.conf');
+    writeFileSync(file, 'SMTPPort 2525\n');
+    assert.deepEqual([okConfig(loadConfig(file, HOST)).smtpPort, okConfig(loadConfig(file, HOST)).file], [2525, file]);
+    const missing = join(dir, 'nope.conf');
+    assert.deepEqual(errorLines(loadConfig(missing, HOST)), [`${missing}: no such file`]);
+    assert.deepEqual(errorLines(loadConfig(dir, HOST)), [`${dir}: is a directory, not a file`]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('formatIssue', () => {
+  assert.equal(formatIssue({ file: 'a.conf', line: 3, message: 'm' }), 'a.conf:3: m');
+  assert.equal(formatIssue({ file: 'a.conf', line: 0, message: 'm' }), 'a.conf: m');
+});

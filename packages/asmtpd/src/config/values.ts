@@ -1,0 +1,196 @@
+/**
+ * Value parsers for asmtpd.conf: one word (or, for commands, the words) of a directive →
+ * a typed value, or an error message saying what was expected.
+ *
+ * Public: Parsed<T>; parseBoolean, parseDurationMs, parseSizeBytes, parseInteger, parsePort,
+ * parseChoice, parseDomainName, parseAbsolutePath, parseRelayTarget, parseCommandLine;
+ * formatDuration, formatSize; VALUE_FORMS (the value forms as documented in
+ * docs/configuration.md). IP addresses and networks are in ip.ts.
+ *
+ * Parsers are pure: they never touch the file system (the loader checks that named files
+ * exist). Error messages complete the sentence `Directive: bad value "x": …`.
+ */
+import { isIP } from 'node:net';
+import { posix } from 'node:path';
+import type { RelayTarget } from './types.js';
+
+export type Parsed<T> =
+  | { kind: 'ok'; value: T; /** accepted, but worth telling the admin */ warning?: string }
+  | { kind: 'error'; message: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ kind: 'ok', value });
+const fail = <T>(message: string): Parsed<T> => ({ kind: 'error', message });
+
+/** The value forms, as the docs explain them (keys are what directive rows name). */
+export const VALUE_FORMS = {
+  boolean: 'yes/no, on/off, true/false or 1/0, in any case',
+  duration: 'a number of seconds, or a number with a suffix s, m, h or d (`30s`, `5m`, `1.5h`, `2d`); any case',
+  size: 'a number of bytes, or a number with a suffix k, M or G (1024-based, any case): `512k`, `50M`',
+  integer: 'a whole number, within the range the directive states',
+  port: 'a TCP port, 1 to 65535',
+  address: 'an IPv4 or IPv6 address (`192.0.2.25`, `2001:db8::25`)',
+  network: 'an IPv4 or IPv6 network `address/prefix` (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or /128; host bits are masked off (with a warning)',
+  domain: 'a domain name; case and a trailing dot do not matter',
+  path: 'an absolute path',
+  target: '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
+  command: 'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
+  choice: 'one of the words listed, in any case',
+} as const;
+
+export type ValueForm = keyof typeof VALUE_FORMS;
+
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  yes: true, on: true, true: true, '1': true,
+  no: false, off: false, false: false, '0': false,
+};
+
+export function parseBoolean(text: string): Parsed<boolean> {
+  const value = BOOLEAN_WORDS[text.toLowerCase()];
+  return value === undefined ? fail('expected yes or no (also on/off, true/false, 1/0)') : ok(value);
+}
+
+const DURATION_UNIT_MS: Record<string, number> = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Seconds, or a number with s/m/h/d, → milliseconds (rounded), within [minMs, maxMs]. */
+export function parseDurationMs(text: string, range: { minMs?: number; maxMs?: number } = {}): Parsed<number> {
+  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/i.exec(text);
+  if (m === null) return fail('expected a duration: seconds, or a number with s, m, h or d (e.g. 30s, 5m)');
+  const ms = Math.round(Number(m[1]) * (DURATION_UNIT_MS[(m[2] ?? '').toLowerCase()] ?? 1000));
+  const { minMs = 0, maxMs = 365 * 86_400_000 } = range;
+  if (!Number.isSafeInteger(ms) || ms < minMs || ms > maxMs) {
+    return fail(`must be between ${formatDuration(minMs)} and ${formatDuration(maxMs)}`);
+  }
+  return ok(ms);
+}
+
+const SIZE_UNIT_BYTES: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** Bytes, or a number with k/M/G (1024-based), → bytes (rounded down), within [minBytes, maxBytes]. */
+export function parseSizeBytes(text: string, range: { minBytes?: number; maxBytes?: number } = {}): Parsed<number> {
+  const m = /^(\d+(?:\.\d+)?)([kmg]?)$/i.exec(text);
+  if (m === null) return fail('expected a size: bytes, or a number with k, M or G (e.g. 50M)');
+  const bytes = Math.floor(Number(m[1]) * (SIZE_UNIT_BYTES[(m[2] ?? '').toLowerCase()] ?? 1));
+  const { minBytes = 0, maxBytes = 1024 ** 4 } = range;
+  if (!Number.isSafeInteger(bytes) || bytes < minBytes || bytes > maxBytes) {
+    return fail(`must be between ${formatSize(minBytes)} and ${formatSize(maxBytes)}`);
+  }
+  return ok(bytes);
+}
+
+/** A whole number within [min, max]. */
+export function parseInteger(text: string, range: { min: number; max: number }): Parsed<number> {
+  if (!/^-?\d+$/.test(text)) return fail(`expected a whole number from ${range.min} to ${range.max}`);
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < range.min || n > range.max) {
+    return fail(`must be from ${range.min} to ${range.max}`);
+  }
+  return ok(n);
+}
+
+export function parsePort(text: string): Parsed<number> {
+  const n = parseInteger(text, { min: 1, max: 65535 });
+  return n.kind === 'ok' ? n : fail('expected a port number from 1 to 65535');
+}
+
+/** One of a fixed set of words, case-insensitive; `aliases` map other spellings to a choice. */
+export function parseChoice<T extends string>(
+  text: string,
+  choices: readonly T[],
+  aliases: Readonly<Record<string, T>> = {},
+): Parsed<T> {
+  const lower = text.toLowerCase();
+  const found = choices.find((c) => c === lower) ?? aliases[lower];
+  return found === undefined ? fail(`expected one of: ${choices.join(', ')}`) : ok(found);
+}
+
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** A domain name: lower-cased, one trailing dot dropped, LDH labels of 1–63, at most 253 octets. */
+export function parseDomainName(text: string): Parsed<string> {
+  const name = text.toLowerCase().replace(/\.$/, '');
+  if (isIP(name) !== 0) return fail('expected a domain name, not an IP address');
+  if (name === '' || name.length > 253) return fail('expected a domain name (at most 253 characters)');
+  const labels = name.split('.');
+  if (!labels.every((l) => LABEL.test(l))) {
+    return fail('expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots');
+  }
+  if (/^\d+$/.test(labels[labels.length - 1] ?? '')) return fail('expected a domain name (the last label is all digits)');
+  return ok(name);
+}
+
+/** An absolute path, normalised (no `..`, `//` or trailing slash). */
+export function parseAbsolutePath(text: string): Parsed<string> {
+  if (!text.startsWith('/')) return fail('expected an absolute path (starting with /)');
+  const normal = posix.normalize(text);
+  return ok(normal.length > 1 ? normal.replace(/\/$/, '') : normal);
+}
+
+const SMTP_PORT = 25;
+const LMTP_PORT = 24;
+
+/** RelayHost: host[:port] | [ipv6][:port] (SMTP) | lmtp:host[:port] | unix:/path (LMTP). */
+export function parseRelayTarget(text: string): Parsed<RelayTarget> {
+  const lower = text.toLowerCase();
+  if (lower.startsWith('unix:')) {
+    const path = parseAbsolutePath(text.slice('unix:'.length));
+    if (path.kind === 'error') return fail('expected unix:/absolute/path/of/the/lmtp/socket');
+    return ok({ kind: 'lmtp-unix', path: path.value });
+  }
+  const isLmtp = lower.startsWith('lmtp:');
+  const hostPort = parseHostPort(isLmtp ? text.slice('lmtp:'.length) : text, isLmtp ? LMTP_PORT : SMTP_PORT);
+  if (hostPort.kind === 'error') return hostPort;
+  return ok({ kind: isLmtp ? 'lmtp' : 'smtp', ...hostPort.value });
+}
+
+function parseHostPort(text: string, defaultPort: number): Parsed<{ host: string; port: number }> {
+  let hostText: string;
+  let portText: string | null = null;
+  if (text.startsWith('[')) {
+    const close = text.indexOf(']');
+    if (close < 0) return fail('expected [ipv6-address]:port');
+    hostText = text.slice(1, close);
+    const after = text.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) return fail('expected [ipv6-address]:port');
+      portText = after.slice(1);
+    }
+    if (isIP(hostText) === 0) return fail('expected an IP address between [ and ]');
+  } else {
+    const colons = text.split(':').length - 1;
+    if (colons > 1) return fail('an IPv6 address must be written in brackets, e.g. [::1]:25');
+    [hostText = '', portText = null] = colons === 1 ? text.split(':') : [text];
+    if (isIP(hostText) === 0) {
+      const domain = parseDomainName(hostText);
+      if (domain.kind === 'error') return fail(`expected host:port with a host name or IP address (${domain.message})`);
+      hostText = domain.value;
+    }
+  }
+  if (portText === null) return ok({ host: hostText, port: defaultPort });
+  const port = parsePort(portText);
+  return port.kind === 'ok' ? ok({ host: hostText, port: port.value }) : port;
+}
+
+/** A command line already split into words; the first must be an absolute path. */
+export function parseCommandLine(words: readonly string[]): Parsed<string[]> {
+  const [program] = words;
+  if (program === undefined || !program.startsWith('/')) {
+    return fail('the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)');
+  }
+  return ok([...words]);
+}
+
+/** "500ms", "45s", "5m", "1.5h"… the shortest exact form. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return ms === 0 ? '0' : `${ms / 1000}s`;
+}
+
+/** "50M", "512k", "1000" (bytes): the shortest exact form. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['k', 1024]] as const) {
+    if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
+  }
+  return String(bytes);
+}

@@ -1,0 +1,127 @@
+/**
+ * boundary.ts — where smtp-server 3.21 (pinned) is adapted to asmtpd's rules. Applied once.
+ *
+ * smtp-server does the protocol; these small overrides of its connection class fix what a
+ * port-25 filter needs and the library does not offer as options:
+ *  - send(): a reply text that starts with its own enhanced status ("5.7.1 relaying denied", the
+ *    form ReplyAsError produces) is sent with that status instead of the library's per-code guess
+ *    (which labels every 550 as 5.1.1). Every reply passes through hooks.onReply (MaxErrors,
+ *    timers, --verbose transcript).
+ *  - _parseAddressCommand(): our RFC 5321 path parser (path.ts) — quoted local parts with spaces,
+ *    relay tricks left for the router to refuse with 550 5.7.1 instead of a 501.
+ *  - init(): the library waits a fixed 100 ms before the banner and refuses early talkers with
+ *    421; asmtpd uses its own GreetingDelay (default 0) and does connection limits in onConnect.
+ *  - _onCommand(): lines over 512 octets, NUL or bare CR in a command → 500 5.5.2 (the library
+ *    only has a hard limit that closes the connection); hooks.onCommand sees each command.
+ * The hooks receive the connection id, which is smtp-server's session.id.
+ */
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { parsePathCommand } from './path.js';
+import { REPLIES } from './replies.js';
+
+export interface BoundaryHooks {
+  /** a new connection object exists (before onConnect) */
+  onInit(connId: string, conn: SmtpConnectionHandle): void;
+  /** after a reply line was written (code, full text as sent) */
+  onReply(connId: string, code: number, line: string): void;
+  /** before a command is handled; return false to swallow it (a reply was already sent) */
+  onCommand(connId: string, line: Buffer): void;
+  /**
+   * The reply to use instead of smtp-server's fixed "Accepted" after MAIL or RCPT succeeded
+   * (context MAIL_FROM_OK / RCPT_TO_OK / DATA_OK); "X.Y.Z text" or undefined to keep it.
+   */
+  successText(connId: string, context: string): string | undefined;
+  /** the GreetingDelay for new connections, in ms */
+  greetingDelayMs(): number;
+}
+
+/** What the rest of asmtpd may do with a raw connection. */
+export interface SmtpConnectionHandle {
+  id: string;
+  send(code: number, data?: string | string[], context?: string | false): void;
+  close(): void;
+}
+
+/** Longest command line we accept, excluding CRLF (RFC 5321 §4.5.3.1.4: 512 with CRLF). */
+export const MAX_COMMAND_OCTETS = 510;
+
+// smtp-server's private members we rely on (pinned version; tests cover each override).
+interface ConnectionInternals {
+  id: string;
+  _server: { options: Record<string, unknown> };
+  _setListeners(cb: () => void): void;
+  connectionReady(next?: () => void): void;
+  send(code: number, data?: string | string[], context?: string | false): void;
+  _onCommand(command: Buffer, callback?: () => void): void;
+  _parseAddressCommand(name: string, command: Buffer | string): unknown;
+  _unrecognizedCommands: number;
+  _parser: { _dataMode: boolean } | null;
+  _ready: boolean;
+}
+
+const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
+let installed: BoundaryHooks | null = null;
+
+export function installBoundary(hooks: BoundaryHooks): void {
+  installed = hooks;
+  const proto = SMTPConnection.prototype as unknown as ConnectionInternals;
+  if ((proto as unknown as { __asmtpd?: boolean }).__asmtpd) return;
+  (proto as unknown as { __asmtpd?: boolean }).__asmtpd = true;
+
+  const originalSend = proto.send;
+  proto.send = function (this: ConnectionInternals, code, data, context) {
+    let sent: string;
+    if (code === 250 && typeof context === 'string' && context.endsWith('_OK')) {
+      data = installed?.successText(this.id, context) ?? data;
+    }
+    const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
+    if (m && m[1]![0] === String(code)[0]) {
+      originalSend.call(this, code, data, false);
+      sent = `${code} ${data as string}`;
+    } else {
+      originalSend.call(this, code, data, context);
+      sent = `${code} ${Array.isArray(data) ? data.join(' / ') : (data ?? '')}`;
+    }
+    installed?.onReply(this.id, code, sent);
+  };
+
+  proto._parseAddressCommand = function (this: ConnectionInternals, name, command) {
+    const verb = name.trim().toUpperCase() === 'MAIL FROM' ? 'MAIL FROM' : 'RCPT TO';
+    const parsed = parsePathCommand(verb, command.toString());
+    return 'error' in parsed ? false : parsed;
+  };
+
+  (proto as unknown as { init(): void }).init = function (this: ConnectionInternals) {
+    installed?.onInit(this.id, this as unknown as SmtpConnectionHandle);
+    this._setListeners(() => {
+      const delay = installed?.greetingDelayMs() ?? 0;
+      if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
+      else this.connectionReady();
+    });
+  };
+
+  const originalOnCommand = proto._onCommand;
+  proto._onCommand = function (this: ConnectionInternals, command, callback) {
+    // asmtpd counts bad commands itself (MaxErrors); disable the library's fixed limit of 10.
+    this._unrecognizedCommands = 0;
+    installed?.onCommand(this.id, command);
+    if (this._ready && command.length > MAX_COMMAND_OCTETS) {
+      const r = REPLIES.lineTooLong();
+      this.send(r.code, `${r.enhanced} ${r.text}`);
+      setImmediate(() => callback?.());
+      return;
+    }
+    if (this._ready && (command.indexOf(0) >= 0 || command.indexOf(0x0d) >= 0)) {
+      const r = REPLIES.badCommandBytes();
+      this.send(r.code, `${r.enhanced} ${r.text}`);
+      setImmediate(() => callback?.());
+      return;
+    }
+    originalOnCommand.call(this, command, callback);
+  };
+}
+
+/** Send a Reply value on a raw connection (for replies outside a hook's callback). */
+export function sendReply(conn: SmtpConnectionHandle, r: { code: number; enhanced: string; text: string }): void {
+  conn.send(r.code, `${r.enhanced} ${r.text}`);
+}

@@ -1,0 +1,75 @@
+/**
+ * connections.ts — per-connection bookkeeping outside smtp-server: limits (MaxClients,
+ * MaxClientsPerIP), the command deadline (SMTPTimeout between a reply and the next command,
+ * DataTimeout for the whole DATA transfer), and the MaxErrors counter.
+ */
+import type { SmtpConnectionHandle } from './boundary.js';
+import type { Session } from './session.js';
+import type { Reply } from './reply.js';
+
+export interface ConnState {
+  conn: SmtpConnectionHandle;
+  session: Session | null;
+  ip: string;
+  counted: boolean;
+  timer: NodeJS.Timeout | null;
+  errors: number;
+  closing: boolean;
+  /** the 250 text for the command being answered (see boundary.ts successText) */
+  pendingOk: Reply | null;
+}
+
+export class ConnectionTable {
+  private readonly byId = new Map<string, ConnState>();
+  private readonly perIp = new Map<string, number>();
+  private active = 0;
+
+  add(id: string, conn: SmtpConnectionHandle): ConnState {
+    const st: ConnState = { conn, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false, pendingOk: null };
+    this.byId.set(id, st);
+    return st;
+  }
+  get(id: string): ConnState | undefined {
+    return this.byId.get(id);
+  }
+  /** Count a connection against the limits; returns which limit refuses it, if any. */
+  admit(st: ConnState, ip: string, maxClients: number, maxPerIp: number): 'ok' | 'max-clients' | 'max-per-ip' {
+    if (this.active >= maxClients) return 'max-clients';
+    const n = this.perIp.get(ip) ?? 0;
+    if (n >= maxPerIp) return 'max-per-ip';
+    this.perIp.set(ip, n + 1);
+    this.active++;
+    st.ip = ip;
+    st.counted = true;
+    return 'ok';
+  }
+  remove(id: string): ConnState | undefined {
+    const st = this.byId.get(id);
+    if (!st) return undefined;
+    this.byId.delete(id);
+    this.clearDeadline(st);
+    if (st.counted) {
+      this.active--;
+      const n = (this.perIp.get(st.ip) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(st.ip);
+      else this.perIp.set(st.ip, n);
+    }
+    return st;
+  }
+  get size(): number {
+    return this.active;
+  }
+  all(): IterableIterator<ConnState> {
+    return this.byId.values();
+  }
+  armDeadline(st: ConnState, ms: number, onExpire: () => void): void {
+    this.clearDeadline(st);
+    if (st.closing) return;
+    st.timer = setTimeout(onExpire, ms);
+    st.timer.unref();
+  }
+  clearDeadline(st: ConnState): void {
+    if (st.timer) clearTimeout(st.timer);
+    st.timer = null;
+  }
+}

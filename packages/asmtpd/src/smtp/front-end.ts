@@ -1,0 +1,197 @@
+/**
+ * front-end.ts — the SMTP listener: the only module that constructs smtp-server.
+ *
+ *   createFrontEnd(deps) -> FrontEnd { listen(port, host), close(timeoutMs), stats() }
+ *
+ * Lifecycle of a connection: accept → onInit (bookkeeping) → GreetingDelay → onConnect (limits,
+ * Session) → banner → commands (boundary.ts checks, MaxErrors, SMTPTimeout) → MAIL/RCPT/DATA
+ * (transaction.ts) → onClose (one session.end line). EHLO advertises PIPELINING, 8BITMIME, SIZE,
+ * ENHANCEDSTATUSCODES, SMTPUTF8 (DSN, STARTTLS and AUTH are hidden until they are implemented).
+ */
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+import { installBoundary, sendReply } from './boundary.js';
+import { ConnectionTable, type ConnState } from './connections.js';
+import { REPLIES, ReplyAsError } from './replies.js';
+import type { Session } from './session.js';
+import { onMailFrom, onRcptTo, onData, type TransactionDeps } from './transaction.js';
+import type { Logger } from '../log/logger.js';
+import type { Runtime } from '../daemon/runtime.js';
+import type { Config } from '../config/types.js';
+
+export interface FrontEndDeps {
+  runtime(): Runtime;
+  log: Logger;
+  verbose: boolean;
+  version: string;
+}
+
+export interface FrontEnd {
+  listen(port: number, host: string): Promise<void>;
+  /** stop accepting; sessions in DATA may finish within timeoutMs, then the rest get 421 */
+  close(timeoutMs: number): Promise<void>;
+  stats(): { connections: number };
+  /** after SIGHUP: limits and names that smtp-server reads from its options */
+  applyConfig(config: Config): void;
+}
+
+export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
+  const table = new ConnectionTable();
+  const { log } = deps;
+  let shuttingDown = false;
+
+  const closeWith = (st: ConnState, r: ReturnType<typeof REPLIES.timeout>): void => {
+    if (st.closing) return;
+    st.closing = true;
+    sendReply(st.conn, r);
+    st.conn.close();
+  };
+
+  installBoundary({
+    onInit(connId, conn) {
+      table.add(connId, conn);
+    },
+    greetingDelayMs: () => deps.runtime().config.greetingDelayMs,
+    successText(connId) {
+      const st = table.get(connId);
+      const r = st?.pendingOk;
+      if (!st || !r) return undefined;
+      st.pendingOk = null;
+      return `${r.enhanced} ${r.text}`;
+    },
+    onCommand(connId, line) {
+      const st = table.get(connId);
+      if (!st) return;
+      table.clearDeadline(st);
+      if (deps.verbose && st.session) {
+        const text = line.toString('latin1');
+        st.session.log.debug('session.smtp', { command: text.length > 600 ? text.slice(0, 600) + '...' : text });
+      }
+    },
+    onReply(connId, code, line) {
+      const st = table.get(connId);
+      if (!st) return;
+      const cfg = deps.runtime().config;
+      if (deps.verbose && st.session) st.session.log.debug('session.smtp', { reply: line });
+      if (code >= 500 && code <= 504) {
+        st.errors++;
+        if (st.session) st.session.counts.errors++;
+        if (st.errors >= cfg.maxErrors && !st.closing) {
+          closeWith(st, REPLIES.tooManyErrors());
+          return;
+        }
+      }
+      if (code === 421) {
+        st.closing = true;
+        table.clearDeadline(st);
+        return;
+      }
+      const isData = code === 354;
+      table.armDeadline(st, isData ? cfg.dataTimeoutMs : cfg.smtpTimeoutMs, () =>
+        closeWith(st, isData ? REPLIES.dataTimeout() : REPLIES.timeout()),
+      );
+    },
+  });
+
+  const txDeps: TransactionDeps = {
+    runtime: deps.runtime,
+    version: deps.version,
+    sessionOf: (s) => table.get(s.id)?.session ?? null,
+    connOf: (s) => table.get(s.id) ?? null,
+    clearDeadline: (st) => table.clearDeadline(st),
+  };
+
+  const makeServer = (): SMTPServer => {
+  const cfg0 = deps.runtime().config;
+  const server = new SMTPServer({
+    name: cfg0.hostname,
+    banner: 'asmtpd',
+    size: cfg0.maxMsgSizeBytes,
+    maxRecipients: cfg0.maxRcpts,
+    socketTimeout: Math.max(cfg0.smtpTimeoutMs, cfg0.dataTimeoutMs) + 60_000,
+    closeTimeout: 30_000,
+    disableReverseLookup: true,
+    authOptional: true,
+    hideDSN: true,
+    hideENHANCEDSTATUSCODES: false,
+    hideSTARTTLS: true,
+    hideREQUIRETLS: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    maxCommandLength: 64 * 1024,
+    logger: false,
+    onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
+      const st = table.get(session.id);
+      const rt = deps.runtime();
+      if (!st) return callback(new ReplyAsError(REPLIES.localError()));
+      if (shuttingDown) return callback(new ReplyAsError(REPLIES.shuttingDown()));
+      const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+      if (verdict !== 'ok') {
+        log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
+        return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
+      }
+      const s: Session = {
+        id: session.id,
+        client: { ip: session.remoteAddress, port: session.remotePort },
+        local: { ip: session.localAddress, port: session.localPort },
+        startedAt: Date.now(),
+        helo: null,
+        proto: null,
+        tls: null,
+        mayRelay: rt.relayNets.has(session.remoteAddress),
+        tx: null,
+        counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
+        log: log.child({ sid: session.id }),
+      };
+      st.session = s;
+      s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
+      table.armDeadline(st, rt.config.smtpTimeoutMs, () => closeWith(st, REPLIES.timeout()));
+      callback();
+    },
+    onMailFrom: (address, session, callback) => onMailFrom(txDeps, address, session, callback),
+    onRcptTo: (address, session, callback) => onRcptTo(txDeps, address, session, callback),
+    onData: (stream, session, callback) => onData(txDeps, stream, session, callback),
+    onClose(session: SMTPServerSession) {
+      const st = table.remove(session.id);
+      const s = st?.session;
+      if (s) {
+        s.log.info('session.end', { ip: s.client.ip, ms: Date.now() - s.startedAt, ...s.counts });
+      }
+    },
+  });
+  server.on('error', (err: Error) => log.error('session.error', { error: err.message }));
+  return server;
+  };
+  const servers: SMTPServer[] = [];
+
+  return {
+    listen(port, host) {
+      const server = makeServer();
+      servers.push(server);
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error): void => reject(err);
+        server.server.once('error', onError);
+        server.listen(port, host, () => {
+          server.server.off('error', onError);
+          resolve();
+        });
+      });
+    },
+    close(timeoutMs) {
+      shuttingDown = true;
+      return Promise.all(
+        servers.map((server) => {
+          (server.options as { closeTimeout?: number }).closeTimeout = timeoutMs;
+          return new Promise<void>((resolve) => server.close(() => resolve()));
+        }),
+      ).then(() => undefined);
+    },
+    applyConfig(config) {
+      for (const server of servers) {
+        const o = server.options as unknown as Record<string, unknown>;
+        o.name = config.hostname;
+        o.size = config.maxMsgSizeBytes;
+        o.maxRecipients = config.maxRcpts;
+      }
+    },
+    stats: () => ({ connections: table.size }),
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * session.ts — the state of one SMTP connection (Session) and of one message (Transaction).
+ * A Session lives from accept to close; a Transaction from MAIL FROM to the end of DATA or RSET.
+ */
+import type { Logger } from '../log/logger.js';
+import type { Route } from '../recipients/route.js';
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+export interface Transaction {
+  /** queue id: in the Received header, the 250 reply and every log line of the message */
+  id: string;
+  /** envelope sender as written by the client; '' for the null sender */
+  from: string;
+  smtputf8: boolean;
+  eightBit: boolean;
+  /** accepted recipients in order, with their routes */
+  rcpts: { address: string; route: Route }[];
+  log: Logger;
+}
+
+export interface Session {
+  id: string;
+  client: Endpoint;
+  local: Endpoint;
+  startedAt: number;
+  helo: string | null;
+  /** 'SMTP' after HELO, 'ESMTP' after EHLO */
+  proto: 'SMTP' | 'ESMTP' | null;
+  tls: { version: string; cipher: string } | null;
+  /** the client may relay to any domain (RelayNet) */
+  mayRelay: boolean;
+  tx: Transaction | null;
+  counts: { messages: number; rcpts: number; rejected: number; errors: number };
+  log: Logger;
+}

@@ -1,0 +1,120 @@
+/**
+ * Start the real asmtpd daemon (packages/asmtpd/bin/asmtpd -d) on a temp config for a test, and
+ * collect its JSON log lines. Every test gets its own port and DBDir.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+
+export const ASMTPD_BIN = new URL('../../../packages/asmtpd/bin/asmtpd', import.meta.url).pathname;
+
+export interface LogLine {
+  event: string;
+  level: string;
+  [k: string]: unknown;
+}
+
+export interface Daemon {
+  port: number;
+  dir: string;
+  dbDir: string;
+  confPath: string;
+  proc: ChildProcess;
+  logs: LogLine[];
+  /** wait for a log line matching the predicate */
+  waitLog(pred: (l: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  signal(sig: NodeJS.Signals): void;
+  stop(): Promise<number | null>;
+  writeConf(text: string): void;
+}
+
+export interface DaemonOptions {
+  /** extra config lines (SMTPPort, BindAddr 127.0.0.1, DBDir, Hostname are provided) */
+  conf?: string;
+  hostname?: string;
+  verbose?: boolean;
+}
+
+export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
+  const dbDir = join(dir, 'db');
+  const port = await freePort();
+  const confPath = join(dir, 'asmtpd.conf');
+  const base = (): string =>
+    [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${dir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`].join('\n') + '\n';
+  const writeConf = (text: string): void => writeFileSync(confPath, base() + text + '\n');
+  writeConf(opts.conf ?? '');
+  const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
+  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  const waiters: Array<() => void> = [];
+  let stderrText = '';
+  let partial = '';
+  proc.stderr!.on('data', (d: Buffer) => {
+    partial += d.toString();
+    let nl: number;
+    while ((nl = partial.indexOf('\n')) >= 0) {
+      const line = partial.slice(0, nl);
+      partial = partial.slice(nl + 1);
+      try {
+        logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        stderrText += line + '\n';
+      }
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  let exited: number | null | undefined;
+  proc.on('exit', (code) => {
+    exited = code;
+    for (const w of waiters.splice(0)) w();
+  });
+  const waitLog = async (pred: (l: LogLine) => boolean, timeoutMs = 10_000): Promise<LogLine> => {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = logs.find(pred);
+      if (hit) return hit;
+      if (exited !== undefined) throw new Error(`asmtpd exited (${exited}): ${stderrText}`);
+      if (Date.now() > deadline) throw new Error(`log line not seen; stderr: ${stderrText}; logs: ${JSON.stringify(logs.slice(-5))}`);
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, 100);
+        waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+  };
+  await waitLog((l) => l.event === 'daemon.start');
+  return {
+    port,
+    dir,
+    dbDir,
+    confPath,
+    proc,
+    logs,
+    waitLog,
+    writeConf,
+    signal: (sig) => void proc.kill(sig),
+    async stop() {
+      if (exited === undefined) {
+        proc.kill('SIGTERM');
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => {
+            proc.kill('SIGKILL');
+            r();
+          }, 10_000);
+          proc.once('exit', () => {
+            clearTimeout(t);
+            r();
+          });
+          if (exited !== undefined) r();
+        });
+      }
+      rmSync(dir, { recursive: true, force: true });
+      return exited ?? null;
+    },
+  };
+}
