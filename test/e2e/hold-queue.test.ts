@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readHeld } from 'asmtpd/dist/relay/hold-queue.js';
 import { startDaemon } from '../support/daemon.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
@@ -19,10 +20,15 @@ test('without RelayHost or Sendmail, accepted mail is kept in DBDir/queue (Maild
     const files = readdirSync(newDir);
     assert.equal(files.length, 1);
     assert.deepEqual(readdirSync(join(d.dbDir, 'queue', 'tmp')), [], 'nothing left in tmp/');
-    const text = readFileSync(join(newDir, files[0]!), 'latin1');
-    assert.ok(text.endsWith('\r\n\r\nkeep me\r\n') || text.endsWith('\n\nkeep me\r\n') || text.includes('keep me'), text);
-    assert.match(text, /carol@elsewhere\.test/);
-    assert.match(text, /X-Avenger: version=/);
+    const path = join(newDir, files[0]!);
+    const env = await readHeld(path);
+    assert.equal(env.from, 'bob@remote.test');
+    assert.deepEqual(env.to, ['carol@elsewhere.test']);
+    assert.equal(env.queueId, r.last.split(' ').at(-1));
+    const message = readFileSync(path).subarray(env.headerOffset).toString('latin1');
+    assert.match(message, /^Received: from client\.test /);
+    assert.match(message, /\r\nX-Avenger: version=[0-9.]+; receiver=mx\.example\.test;/);
+    assert.ok(message.endsWith('\r\n' + body), 'the message follows the added fields byte for byte');
     assert.equal(statSync(join(newDir, files[0]!)).mode & 0o077, 0, 'queue files are private');
   } finally {
     await d.stop();

@@ -47,6 +47,10 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   if (!args.foreground) return detach(config);
 
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
+  // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
+  // never the listener on port 25: log anything that escapes and keep serving.
+  process.on('uncaughtException', (err) => log.error('daemon.error', { error: err.message, stack: err.stack }));
+  process.on('unhandledRejection', (err) => log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }));
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
   let relay = createRelay(config, log);
   let runtime: Runtime = buildRuntime(config, relay);

@@ -19,8 +19,8 @@ export const LOG_EVENTS = {
   'data.decision': 'end of DATA answered (reply, size, recipients)',
   'data.rejected': 'DATA refused while streaming (size, bare CR/LF, timeout)',
   'relay.done': 'the downstream accepted the message (downstream id, ms)',
-  'relay.failed': 'the downstream refused or could not be reached (reply, ms)',
-  'queue.held': 'a message was written to the hold queue (path)',
+  'relay.failed': 'the downstream refused or could not be reached (reply, ms); at debug level with stale: true when a stale pooled connection is retried',
+  'queue.held': 'a message was written to the hold queue (ok: true, path, recipients, reason) or could not be (ok: false, level error)',
   'config.error': 'a configuration error (file:line)',
 } as const;
 

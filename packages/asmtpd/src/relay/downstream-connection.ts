@@ -1,0 +1,311 @@
+/**
+ * relay/downstream-connection — one SMTP or LMTP client session to the downstream MTA.
+ * The only importer of nodemailer in asmtpd.
+ *
+ * Public:
+ *   openDownstream(options)        connect (TCP host:port or a unix socket), read the greeting, EHLO/LHLO
+ *                                  with our hostname → { kind: 'open', connection } | { kind: 'failed', failure }
+ *   DownstreamConnection.send(envelope, body, decide)
+ *                                  one transaction (MAIL, RCPT…, DATA, body, end of data) → SendOutcome
+ *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / alive / messagesSent
+ *   DownstreamFailure              what went wrong, classified for the relay (unreachable, timeout, lost,
+ *                                  reply, recipients-refused, …)
+ *
+ * RFCs: 5321 (SMTP), 2033 (LMTP: one reply per accepted recipient after the data), 2920 (PIPELINING,
+ * nodemailer uses it when offered), 6152 (BODY=8BITMIME), 6531 (SMTPUTF8), 1870 (SIZE).
+ *
+ * Notes:
+ * - The socket is opened here (net.connect, bounded by timeoutMs) and handed to nodemailer's
+ *   SMTPConnection as an open `connection`, so "could not connect" is told apart from "the session
+ *   broke". STARTTLS is not used: the downstream is the site's own MTA, normally on loopback.
+ * - The body is a lazy stream: nodemailer pulls it only after the downstream's 354, so `bodyStarted`
+ *   says exactly whether any message byte may have reached the downstream. Before the first byte,
+ *   `decide` sees which recipients the downstream accepted and refused and may abort; aborting
+ *   destroys the connection in the DATA phase, which makes the downstream discard the transaction
+ *   (RFC 5321 §3.3: no final "." was sent).
+ * - nodemailer internals used (nodemailer 10.x, covered by the tests): `_envelope` (accepted /
+ *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords) and `_sendCommand` (wrapped to
+ *   add the SMTPUTF8 parameter when the client used it but the addresses are ASCII: nodemailer only
+ *   adds it for non-ASCII addresses, and RFC 6531 headers need it too).
+ * - nodemailer dot-stuffs outward and ends the data with CRLF.CRLF; the body must already be CRLF.
+ */
+import net from 'node:net';
+import { Readable } from 'node:stream';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+
+export type DownstreamEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+export interface DownstreamOptions {
+  endpoint: DownstreamEndpoint;
+  lmtp: boolean;
+  /** the name we give in EHLO/LHLO (config.hostname) */
+  clientName: string;
+  /** connect, greeting, each reply (socket inactivity) */
+  timeoutMs: number;
+}
+
+export interface RefusedRecipient {
+  to: string;
+  /** the downstream's reply line, e.g. "550 5.1.1 unknown user" */
+  response: string;
+}
+
+export type DownstreamFailure =
+  /** could not connect, or the session broke before it was set up */
+  | { kind: 'unreachable'; reason: string }
+  /** the downstream did not answer within timeoutMs */
+  | { kind: 'timeout'; stage: string }
+  /** the established connection broke (reset, closed, protocol garbage) */
+  | { kind: 'lost'; reason: string }
+  /** the greeting or EHLO/LHLO was answered with an error */
+  | { kind: 'session-refused'; response: string }
+  /** MAIL, RCPT (LMTP/pipelining corner cases), DATA or end of data answered with an error */
+  | { kind: 'reply'; command: string; response: string }
+  /** every RCPT was refused */
+  | { kind: 'recipients-refused'; refused: RefusedRecipient[] }
+  /** bigger than the SIZE the downstream announced */
+  | { kind: 'too-big' }
+  /** reading the spooled message failed */
+  | { kind: 'spool'; reason: string };
+
+export type SendOutcome =
+  /** end of data answered 2xx (SMTP), or every LMTP reply is in: `refused` holds the LMTP failures */
+  | { kind: 'sent'; response: string; accepted: string[]; refused: RefusedRecipient[] }
+  /** `decide` said abort before the first body byte */
+  | { kind: 'aborted'; accepted: string[]; refused: RefusedRecipient[] }
+  | { kind: 'failed'; failure: DownstreamFailure; bodyStarted: boolean };
+
+export interface DownstreamEnvelope {
+  from: string;
+  to: string[];
+  sizeBytes: number;
+  eightBit: boolean;
+  /** send the SMTPUTF8 parameter (only when the downstream supports it) */
+  smtputf8: boolean;
+}
+
+/** What nodemailer's errors carry (see _formatError in nodemailer/lib/smtp-connection). */
+interface NodemailerFailure {
+  message: string;
+  code?: string;
+  originalCode?: string;
+  response?: string;
+  responseCode?: number;
+  command?: string;
+  recipient?: string;
+  timeoutType?: string;
+  rejectedErrors?: NodemailerFailure[];
+}
+
+/** nodemailer 10.x internals this module relies on (see header). */
+interface NodemailerInternals {
+  _envelope: false | { accepted?: string[]; rejectedErrors?: NodemailerFailure[] };
+  _supportedExtensions: string[];
+  _sendCommand(str: string, logStr?: string): void;
+}
+
+export type OpenResult = { kind: 'open'; connection: DownstreamConnection } | { kind: 'failed'; failure: DownstreamFailure };
+
+/** Connect and set up the session (greeting, EHLO or LHLO). Never throws. */
+export async function openDownstream(options: DownstreamOptions): Promise<OpenResult> {
+  const socket = await connectSocket(options.endpoint, options.timeoutMs);
+  if ('failure' in socket) return { kind: 'failed', failure: socket.failure };
+  const endpoint = options.endpoint;
+  const smtp = new SMTPConnection({
+    connection: socket.socket,
+    host: endpoint.kind === 'tcp' ? endpoint.host : 'localhost',
+    port: endpoint.kind === 'tcp' ? endpoint.port : 0,
+    lmtp: options.lmtp,
+    name: options.clientName,
+    ignoreTLS: true,
+    connectionTimeout: options.timeoutMs,
+    greetingTimeout: options.timeoutMs,
+    socketTimeout: options.timeoutMs,
+    socketCloseTimeout: 0,
+    logger: false,
+  });
+  const connection = new DownstreamConnection(smtp);
+  return new Promise<OpenResult>((resolve) => {
+    let settled = false;
+    const fail = (err: NodemailerFailure): void => {
+      if (settled) return;
+      settled = true;
+      connection.destroy();
+      resolve({ kind: 'failed', failure: classifySetupError(err) });
+    };
+    smtp.once('error', fail);
+    smtp.once('end', () => fail({ message: 'connection closed during the greeting', code: 'ECONNECTION' }));
+    smtp.connect((err) => {
+      if (err) return fail(err);
+      if (settled) return;
+      settled = true;
+      resolve({ kind: 'open', connection });
+    });
+  });
+}
+
+function connectSocket(endpoint: DownstreamEndpoint, timeoutMs: number): Promise<{ socket: net.Socket } | { failure: DownstreamFailure }> {
+  return new Promise((resolve) => {
+    const socket = endpoint.kind === 'tcp' ? net.connect({ host: endpoint.host, port: endpoint.port }) : net.connect({ path: endpoint.path });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ failure: { kind: 'timeout', stage: 'connect' } });
+    }, timeoutMs);
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ failure: { kind: 'unreachable', reason: err.code ?? err.message } });
+    });
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve({ socket });
+    });
+  });
+}
+
+function classifySetupError(err: NodemailerFailure): DownstreamFailure {
+  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };
+  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'session-refused', response: err.response };
+  return { kind: 'unreachable', reason: connectionReason(err) };
+}
+
+function classifySendError(err: NodemailerFailure): DownstreamFailure {
+  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.command ?? 'transaction' };
+  if (err.code === 'ESTREAM') return { kind: 'spool', reason: err.originalCode ?? err.message };
+  if (err.code === 'EENVELOPE' && err.rejectedErrors && err.command === 'RCPT TO') {
+    return { kind: 'recipients-refused', refused: err.rejectedErrors.map(refusedFrom) };
+  }
+  if (err.code === 'EMESSAGE' && !err.response) return { kind: 'too-big' };
+  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'reply', command: err.command ?? 'DATA', response: err.response };
+  return { kind: 'lost', reason: connectionReason(err) };
+}
+
+function connectionReason(err: NodemailerFailure): string {
+  if (err.originalCode) return err.originalCode;
+  if (/closed/i.test(err.message)) return 'connection closed by the downstream';
+  if (/destroyed|half-closed/i.test(err.message)) return 'connection already closed';
+  return err.message.slice(0, 200);
+}
+
+function refusedFrom(err: NodemailerFailure): RefusedRecipient {
+  return { to: err.recipient ?? '', response: err.response ?? err.message };
+}
+
+/** One open session. Not shared between concurrent transactions (the pool hands it out). */
+export class DownstreamConnection {
+  private dead = false;
+  /** messages this session carried (end of data answered) */
+  messagesSent = 0;
+  private forceSmtpUtf8 = false;
+
+  constructor(private readonly smtp: SMTPConnection) {
+    const internals = smtp as unknown as NodemailerInternals;
+    const sendCommand = internals._sendCommand.bind(smtp);
+    internals._sendCommand = (str: string, logStr?: string) => {
+      if (this.forceSmtpUtf8 && str.startsWith('MAIL FROM:') && !/ SMTPUTF8(\s|$)/.test(str)) str += ' SMTPUTF8';
+      sendCommand(str, logStr);
+    };
+    // an 'error' without a listener would throw; errors in a transaction reach send()'s callback too
+    smtp.on('error', () => {
+      this.dead = true;
+    });
+    smtp.on('end', () => {
+      this.dead = true;
+    });
+  }
+
+  get alive(): boolean {
+    return !this.dead && !this.smtp.destroyed;
+  }
+
+  /** EHLO keyword support as nodemailer recorded it (SMTPUTF8, 8BITMIME, PIPELINING, SIZE, DSN) */
+  supports(keyword: string): boolean {
+    return (this.smtp as unknown as NodemailerInternals)._supportedExtensions.includes(keyword);
+  }
+
+  /**
+   * One transaction. `body` is called once, when the downstream is ready for the data;
+   * `decide` sees the recipients accepted and refused so far and may abort before the first byte.
+   * The whole transaction must end within transferTimeoutMs (else: timeout, connection destroyed).
+   */
+  send(
+    envelope: DownstreamEnvelope,
+    body: () => AsyncIterable<Buffer>,
+    decide: (view: { accepted: string[]; refused: RefusedRecipient[] }) => 'send' | 'abort',
+    transferTimeoutMs: number,
+  ): Promise<SendOutcome> {
+    return new Promise<SendOutcome>((resolve) => {
+      let bodyStarted = false;
+      let settled = false;
+      // the whole transaction is bounded too, not only each reply (a downstream reading slowly)
+      const deadline = setTimeout(() => {
+        settle({ kind: 'failed', failure: { kind: 'timeout', stage: 'transfer' }, bodyStarted });
+        this.destroy();
+      }, transferTimeoutMs);
+      const settle = (outcome: SendOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        this.forceSmtpUtf8 = false;
+        if (outcome.kind === 'failed' && bodyStarted && outcome.failure.kind !== 'reply') this.destroy();
+        resolve(outcome);
+      };
+      const view = (): { accepted: string[]; refused: RefusedRecipient[] } => {
+        const env = (this.smtp as unknown as NodemailerInternals)._envelope;
+        return { accepted: [...(env ? env.accepted ?? [] : [])], refused: (env ? env.rejectedErrors ?? [] : []).map(refusedFrom) };
+      };
+      const connection = this;
+      const stream = Readable.from(
+        (async function* () {
+          bodyStarted = true;
+          const soFar = view();
+          if (decide(soFar) === 'abort') {
+            settle({ kind: 'aborted', ...soFar });
+            connection.destroy();
+            throw new Error('transaction aborted before the data');
+          }
+          yield* body();
+        })(),
+        { objectMode: false },
+      );
+      stream.on('error', () => {}); // reported through nodemailer's callback (ESTREAM) or already settled
+      this.forceSmtpUtf8 = envelope.smtputf8 && this.supports('SMTPUTF8');
+      this.smtp.send(
+        { from: envelope.from, to: envelope.to, size: envelope.sizeBytes, use8BitMime: envelope.eightBit },
+        stream,
+        (err, info) => {
+          if (err) return settle({ kind: 'failed', failure: classifySendError(err as NodemailerFailure), bodyStarted });
+          this.messagesSent++;
+          const rejected = (info.rejectedErrors ?? []) as NodemailerFailure[];
+          settle({ kind: 'sent', response: info.response, accepted: [...info.accepted], refused: rejected.map(refusedFrom) });
+        },
+      );
+    });
+  }
+
+  /** RSET; true when the session is clean and may carry another message */
+  reset(): Promise<boolean> {
+    if (!this.alive) return Promise.resolve(false);
+    return new Promise((resolve) => this.smtp.reset((err) => resolve(!err && this.alive)));
+  }
+
+  /** polite close: QUIT, then the socket closes after the 221 */
+  quit(): void {
+    if (!this.alive) return this.destroy();
+    this.dead = true;
+    this.smtp.quit();
+  }
+
+  /** immediate close (in the DATA phase this aborts the transaction) */
+  destroy(): void {
+    this.dead = true;
+    this.smtp.close();
+  }
+
+  /** resolves once the socket is gone */
+  ended(): Promise<void> {
+    if (this.smtp.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.smtp.once('end', () => resolve()));
+  }
+}

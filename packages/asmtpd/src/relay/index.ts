@@ -1,0 +1,96 @@
+/**
+ * relay — delivering accepted mail downstream, never losing it (spec asmtpd.md §1, §3 "Delivery of
+ * accepted mail", §6; seeds.md §C).
+ *
+ * Public:
+ *   createRelay(config, log) → Relay
+ *       RelayHost set      → SMTP (host:port) or LMTP (lmtp:host:port, unix:/path), pooled (smtp-relay.ts)
+ *       else Sendmail set  → the command per message (sendmail-relay.ts)
+ *       else               → the hold queue at HoldQueue (hold-relay.ts), the embedded default
+ *       HoldOnFailure yes (with RelayHost or Sendmail) → a temporary failure is held and accepted.
+ *       (The config loader refuses RelayHost together with Sendmail; RelayHost would win.)
+ *   withDeliveryLog(relay) → Relay    the one log line per delivery (used by createRelay)
+ *   Re-exported: types (OutgoingMessage, DeliveryResult, RecipientResult, Relay), hold-queue helpers
+ *   (writeHeld, readHeld, listHeld), createSmtpRelay, createSendmailRelay, createHoldQueueRelay,
+ *   withHoldOnFailure.
+ *
+ * Logging: exactly one line per delivery, on the logger passed to deliver() (it carries sid/tid):
+ *   relay.done   (id, relay, ms, response, downstreamId?, held?)          accepted
+ *   relay.done   (id, relay, ms, accepted, refused: [{to, reply}])        per-recipient with ≥1 accepted
+ *   relay.failed (id, relay, ms, reply)                                   rejected / deferred / none accepted
+ * plus queue.held from the hold queue, and (debug level only) a relay.failed line with stale: true
+ * when a pooled session turned out dead and the message was retried on a fresh one.
+ * Addresses and replies only, never message content.
+ */
+import type { Config } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { formatReply } from '../smtp/reply.js';
+import { createHoldQueueRelay, withHoldOnFailure } from './hold-relay.js';
+import { localFailure } from './relay-replies.js';
+import { createSendmailRelay } from './sendmail-relay.js';
+import { createSmtpRelay } from './smtp-relay.js';
+import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
+
+export type { DeliveryResult, OutgoingMessage, RecipientResult, Relay } from './types.js';
+export { listHeld, readHeld, writeHeld, type HeldEnvelope, type HeldMessage, type WriteHeldResult } from './hold-queue.js';
+export { createSmtpRelay, type SmtpRelayOptions } from './smtp-relay.js';
+export { createSendmailRelay, sendmailArgv, type SendmailRelayOptions } from './sendmail-relay.js';
+export { createHoldQueueRelay, withHoldOnFailure, type HoldQueueOptions } from './hold-relay.js';
+export { DEFAULT_POOL_LIMITS, type PoolLimits } from './connection-pool.js';
+
+/** `_log` is the daemon's logger: deliveries log on the per-session logger given to deliver(). */
+export function createRelay(config: Config, _log: Logger): Relay {
+  const hold = { dir: config.holdQueue, hostname: config.hostname };
+  let relay: Relay;
+  if (config.relayHost) {
+    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs });
+  } else if (config.sendmail && config.sendmail.length > 0) {
+    relay = createSendmailRelay({ argvTemplate: config.sendmail, timeoutMs: config.relayTimeoutMs });
+  } else {
+    relay = createHoldQueueRelay(hold);
+  }
+  if (config.holdOnFailure && (config.relayHost || config.sendmail)) relay = withHoldOnFailure(relay, hold);
+  return withDeliveryLog(relay);
+}
+
+export function withDeliveryLog(inner: Relay): Relay {
+  const relayName = inner.describe();
+  async function deliver(msg: OutgoingMessage, log: Logger): Promise<DeliveryResult> {
+    const startedMs = Date.now();
+    let result: DeliveryResult;
+    try {
+      result = await inner.deliver(msg, log);
+    } catch (err) {
+      // deliver() never throws by contract; a bug here still must not lose the 4xx
+      result = { kind: 'deferred', reply: localFailure(`relay error: ${(err as Error).message}`), ms: Date.now() - startedMs };
+    }
+    logDelivery(log, msg, result, relayName);
+    return result;
+  }
+  return { deliver, close: () => inner.close(), describe: () => relayName };
+}
+
+function logDelivery(log: Logger, msg: OutgoingMessage, result: DeliveryResult, relay: string): void {
+  const base = { id: msg.id, relay, ms: result.ms, recipients: msg.to.length };
+  switch (result.kind) {
+    case 'accepted':
+      log.info('relay.done', {
+        ...base,
+        response: result.response,
+        ...(result.downstreamId ? { downstreamId: result.downstreamId } : {}),
+        ...(result.held ? { held: result.held } : {}),
+      });
+      return;
+    case 'rejected':
+    case 'deferred':
+      log.warn('relay.failed', { ...base, result: result.kind, reply: formatReply(result.reply) });
+      return;
+    case 'per-recipient': {
+      const accepted = result.results.filter((r) => r.kind === 'accepted').map((r) => r.to);
+      const refused = result.results.flatMap((r) => (r.kind === 'accepted' ? [] : [{ to: r.to, result: r.kind, reply: formatReply(r.reply) }]));
+      if (accepted.length > 0) log.info('relay.done', { ...base, accepted, refused });
+      else log.warn('relay.failed', { ...base, result: 'per-recipient', refused });
+      return;
+    }
+  }
+}
