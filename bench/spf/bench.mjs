@@ -4,11 +4,8 @@
 // 127.0.0.1 in a private mount namespace). Options: --repeat N (default 20).
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { Resolver } from 'node:dns/promises';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { checkMailFrom } from '../../packages/spf/dist/index.js';
-import { makeResolver } from '../../packages/spf/dist/cli.js';
 import { loadSuite } from '../../packages/spf/dist/testing/zone.js';
 import { SUITES } from '../../packages/spf/dist/testing/suites.js';
 
@@ -32,10 +29,28 @@ async function load(i) {
   if (r.value !== 'ok') throw new Error(`zone server: ${r.value}`);
 }
 
-// tangerine (cache off, one try) over a keep-alive node:http pool, exactly as spf-check builds it
-const doh = makeResolver({ servers: [addr.doh], protocol: 'http', timeoutMs: 2000 });
-const udp = new Resolver({ timeout: 2000, tries: 1 });
-udp.setServers([`${addr.udp.host}:${addr.udp.port}`]);
+// Every implementation runs in its own process and times only its own check calls:
+// asmtpd-driver.mjs (ours, one long-lived process per resolver: tangerine with cache off and
+// one try over a keep-alive node:http pool, exactly as spf-check builds it; node's c-ares
+// Resolver over UDP), pyspf-driver.py, libspf2-driver.c. Each gets one unmeasured warm-up pass
+// of the scenario before its measured passes.
+function startOurs(kind, serverAddr) {
+  const p = spawn(process.execPath, [here('./asmtpd-driver.mjs'), kind, serverAddr], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
+  return {
+    async ask(cmd) {
+      p.stdin.write(`${JSON.stringify(cmd)}\n`);
+      const r = await lines.next();
+      if (r.done) throw new Error(`asmtpd-driver ${kind} exited`);
+      return r.value;
+    },
+    end() { p.stdin.end(); },
+  };
+}
+const ourDrivers = {
+  'asmtpd-spf (tangerine DoH)': startOurs('doh', addr.doh),
+  'asmtpd-spf (node c-ares UDP)': startOurs('udp', `${addr.udp.host}:${addr.udp.port}`),
+};
 
 const impls = {
   'asmtpd-spf (tangerine DoH)': { lat: [], ok: 0, n: 0 },
@@ -63,52 +78,38 @@ function runDriver(cmd, args, input) {
   });
 }
 
-async function ours(name, resolver, tests) {
-  for (let r = 0; r < REPEAT; r++) {
-    for (const t of tests) {
-      const t0 = process.hrtime.bigint();
-      const res = await checkMailFrom(t.host, t.mailfrom, t.helo, { resolver, timeoutMs: 5000 });
-      record(name, t, res.result, Number(process.hrtime.bigint() - t0));
-    }
-  }
+async function ours(name, checks, tests) {
+  const d = ourDrivers[name];
+  const out = (await d.ask({ checks, repeat: REPEAT, warmup: 1 })).split(',');
+  out.forEach((l, k) => { const [res, ns] = l.split(' '); record(name, tests[k % tests.length], res, Number(ns)); });
   // throughput with several checks in flight
-  const all = [];
-  for (let r = 0; r < REPEAT; r++) all.push(...tests);
-  const t0 = process.hrtime.bigint();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < all.length) {
-        const t = all[next++];
-        await checkMailFrom(t.host, t.mailfrom, t.helo, { resolver, timeoutMs: 5000 });
-      }
-    }),
-  );
-  concurrent[name].checks += all.length;
-  concurrent[name].ms += Number(process.hrtime.bigint() - t0) / 1e6;
+  const ms = Number(await d.ask({ checks, repeat: REPEAT, concurrency: CONCURRENCY }));
+  concurrent[name].checks += REPEAT * tests.length;
+  concurrent[name].ms += ms;
 }
 
-// warm-up (JIT, connections): one pass of every scenario, not measured
+// warm-up of our long-lived driver processes (JIT, connections): one pass of every scenario,
+// not measured (pyspf and libspf2 have no JIT; every driver also gets a per-scenario warm-up pass)
 for (let i = 0; i < scenarios.length; i++) {
   await load(i);
-  for (const t of scenarios[i].tests) {
-    await checkMailFrom(t.host, t.mailfrom, t.helo, { resolver: doh });
-    await checkMailFrom(t.host, t.mailfrom, t.helo, { resolver: udp });
-  }
+  const checks = scenarios[i].tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
+  for (const d of Object.values(ourDrivers)) await d.ask({ checks, repeat: 0, warmup: 1 });
 }
 
 for (let i = 0; i < scenarios.length; i++) {
   const sc = scenarios[i];
   await load(i);
-  const input = sc.tests.map((t) => `${t.host}\t${t.mailfrom === '' ? '<>' : t.mailfrom}\t${t.helo}\n`).join('');
-  await ours('asmtpd-spf (tangerine DoH)', doh, sc.tests);
-  await ours('asmtpd-spf (node c-ares UDP)', udp, sc.tests);
-  const py = await runDriver(PYTHON, [here('./pyspf-driver.py'), String(REPEAT)], input);
+  const checks = sc.tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
+  const input = checks.map((c) => `${c.join('\t')}\n`).join('');
+  await ours('asmtpd-spf (tangerine DoH)', checks, sc.tests);
+  await ours('asmtpd-spf (node c-ares UDP)', checks, sc.tests);
+  const py = await runDriver(PYTHON, [here('./pyspf-driver.py'), String(REPEAT), '1'], input);
   py.forEach((l, k) => { const [res, ns] = l.split('\t'); record('pyspf 2.0.14 (python3-spf)', sc.tests[k % sc.tests.length], res, Number(ns)); });
-  const c = await runDriver(LIBSPF2, [String(REPEAT)], input);
+  const c = await runDriver(LIBSPF2, [String(REPEAT), '1'], input);
   c.forEach((l, k) => { const [res, ns] = l.split('\t'); record('libspf2 1.2.10 (spfquery library)', sc.tests[k % sc.tests.length], res, Number(ns)); });
   process.stderr.write(`scenario ${i + 1}/${scenarios.length} done\n`);
 }
+for (const d of Object.values(ourDrivers)) d.end();
 server.stdin.write('quit\n');
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];

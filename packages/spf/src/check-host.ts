@@ -25,11 +25,11 @@
  *   §4.6.4 limits allow, and never throws on hostile DNS data (it becomes permerror/temperror).
  */
 import { parseClientIp, parseIp4Network, type ClientIp } from './ip.js';
-import { expandMacroString, parseMacroString, SpfSyntaxError, validDomainName, type MacroString } from './macro.js';
+import { expandDomain, expandMacroString, parseMacroString, SpfSyntaxError, validDomainName, type MacroString } from './macro.js';
 import { isSpfRecord, parseRecord, parseTerms, type Mechanism, type Qualifier, type SpfRecord } from './parse.js';
-import { LookupCache, type SpfResolver } from './resolver.js';
-import { Limits, SpfAbort } from './limits.js';
-import { expandTarget, macroValues, matchMechanism, type EvalContext } from './mechanisms.js';
+import { LookupCache, type Answer, type SpfResolver } from './resolver.js';
+import { Limits, MAX_DNS_TERMS, SpfAbort } from './limits.js';
+import { expandTarget, ignore, macroValues, matchMechanism, prefetchMechanism, type EvalContext } from './mechanisms.js';
 
 /** The result words of RFC 7208 §2.6. */
 export type SpfResultWord = 'none' | 'neutral' | 'pass' | 'fail' | 'softfail' | 'temperror' | 'permerror';
@@ -113,7 +113,11 @@ function stripDot(name: string): string {
 
 /** Fetches and parses the SPF record of a domain; undefined when it has none. */
 async function fetchRecord(ev: Evaluation, domain: string): Promise<SpfRecord | undefined> {
-  const ans = await ev.ctx.lookups.txt(domain);
+  return recordOf(ev.options, await ev.ctx.lookups.txt(domain), domain);
+}
+
+/** The SPF record in a TXT answer (or from hostsRecord); throws SpfAbort like §4.4–4.5 say. */
+function recordOf(options: CheckOptions | null, ans: Answer<string[]>, domain: string): SpfRecord | undefined {
   if (ans.kind === 'error') throw new SpfAbort('temperror', `DNS ${ans.code} for TXT ${domain}`);
   let found: string | undefined;
   if (ans.kind === 'ok') {
@@ -125,7 +129,7 @@ async function fetchRecord(ev: Evaluation, domain: string): Promise<SpfRecord | 
     }
   }
   if (found === undefined) {
-    found = ev.options.hostsRecord?.(domain);
+    found = options?.hostsRecord?.(domain);
     if (found === undefined) return undefined;
     if (!isSpfRecord(found)) found = `v=spf1 ${found}`;
   }
@@ -135,6 +139,51 @@ async function fetchRecord(ev: Evaluation, domain: string): Promise<SpfRecord | 
     if (err instanceof SpfSyntaxError) throw new SpfAbort('permerror', `${err.message} (record of ${domain})`);
     throw err;
   }
+}
+
+const DNS_TERM = new Set(['include', 'a', 'mx', 'ptr', 'exists']);
+
+/**
+ * Prefetch (RFC 7208 semantics unchanged): as soon as a record is parsed, the lookups of its
+ * DNS-querying terms are started together — a/mx/ptr/exists (mechanisms.ts), and the TXT of
+ * include and redirect targets, whose records are prefetched in turn when they arrive.
+ * Evaluation then reads the answers from the per-check LookupCache in record order and does
+ * all the counting and deciding, so the result, the term and void-lookup counts and which
+ * error wins are those of a sequential evaluation; only `queries` can be higher (lookups for
+ * terms after the deciding one). Bounds: only terms the 10-term limit lets evaluation reach at
+ * their position (`budget`), at most MAX_DNS_TERMS prefetched terms per check, nothing that
+ * needs %{p}, no SPFHostsFile call, no SPFLocal terms, nothing once the check is over.
+ */
+function prefetchRecord(ev: Evaluation, record: SpfRecord, domain: string, budget: number): void {
+  const ctx = ev.ctx;
+  for (const m of record.mechanisms) {
+    if (!DNS_TERM.has(m.kind)) continue;
+    if (budget <= 0 || ctx.prefetch.left <= 0) return;
+    budget--;
+    const started = m.kind === 'include' ? prefetchDomain(ev, m.domain, domain, budget) : prefetchMechanism(ctx, m, domain);
+    if (started) ctx.prefetch.left--;
+  }
+  if (record.redirect !== null && budget > 0 && ctx.prefetch.left > 0) {
+    if (prefetchDomain(ev, record.redirect, domain, budget - 1)) ctx.prefetch.left--;
+  }
+}
+
+function prefetchDomain(ev: Evaluation, spec: MacroString | null, domain: string, budget: number): boolean {
+  if (spec === null || spec.usesP) return false;
+  const lookups = ev.ctx.lookups;
+  const target = expandDomain(spec, { ...ev.ctx.values, domain });
+  if (target === undefined || domainProblem(target) !== undefined || lookups.has('TXT', target)) return false;
+  void lookups.txt(target).then((ans) => {
+    if (lookups.closed) return;
+    let record: SpfRecord | undefined;
+    try {
+      record = recordOf(null, ans, target);
+    } catch {
+      return;
+    }
+    if (record !== undefined) prefetchRecord(ev, record, target, budget);
+  }).catch(ignore);
+  return true;
 }
 
 async function evaluateDomain(ev: Evaluation, domain: string, topLevel: boolean): Promise<Outcome | undefined> {
@@ -176,6 +225,7 @@ async function evaluateLocal(ev: Evaluation, domain: string): Promise<Outcome | 
 }
 
 async function evaluateRecord(ev: Evaluation, record: SpfRecord, domain: string, topLevel: boolean): Promise<Outcome> {
+  prefetchRecord(ev, record, domain, ev.ctx.limits.maxTerms - ev.ctx.limits.terms);
   const mechs = record.mechanisms;
   let localAt = -1;
   if (topLevel && ev.local !== null) {
@@ -292,6 +342,7 @@ async function run(ipText: string, domainIn: string, senderIn: string, options: 
       receiver: options.receiver ?? 'unknown',
       nowSeconds: Math.floor((options.now ?? Date.now)() / 1000),
     },
+    prefetch: { left: MAX_DNS_TERMS },
   };
   const ev: Evaluation = { ctx, options, local };
   const base = { domain, sender: s.sender };

@@ -19,7 +19,7 @@
 import { addressEquals, addressMatches, matchIp4 as addressMatchesNet4, matchIp6 as addressMatchesNet6, type ClientIp } from './ip.js';
 import { expandDomain, type MacroString, type MacroValues } from './macro.js';
 import type { Mechanism } from './parse.js';
-import type { AddressType, LookupCache } from './resolver.js';
+import type { AddressType, Answer, LookupCache, MxRecord } from './resolver.js';
 import { Limits, MAX_MX_NAMES, MAX_PTR_NAMES, SpfAbort } from './limits.js';
 
 export interface EvalContext {
@@ -29,6 +29,8 @@ export interface EvalContext {
   readonly limits: Limits;
   /** macro values except d and p */
   readonly values: Omit<MacroValues, 'domain' | 'validatedName'>;
+  /** how many more terms the prefetcher may start lookups for in this check */
+  readonly prefetch: { left: number };
 }
 
 export async function macroValues(ctx: EvalContext, ms: MacroString, domain: string): Promise<MacroValues> {
@@ -58,6 +60,14 @@ async function matchAddresses(ctx: EvalContext, name: string, cidr4: number, cid
   return false;
 }
 
+/** The hosts of an MX answer (at most MAX_MX_NAMES records), by preference. */
+function mxHosts(values: readonly MxRecord[]): string[] {
+  return [...values]
+    .sort((x, y) => x.priority - y.priority)
+    .map((r) => stripDot(r.exchange))
+    .filter((h) => h !== ''); // a null MX (RFC 7505) names no host
+}
+
 async function matchMx(ctx: EvalContext, name: string, cidr4: number, cidr6: number): Promise<boolean> {
   const ans = await ctx.lookups.mx(name);
   if (ans.kind === 'void') { ctx.limits.countVoid(name); return false; }
@@ -65,10 +75,7 @@ async function matchMx(ctx: EvalContext, name: string, cidr4: number, cidr6: num
   if (ans.values.length > MAX_MX_NAMES) {
     throw new SpfAbort('permerror', `more than ${MAX_MX_NAMES} MX names for ${name}`);
   }
-  const hosts = [...ans.values]
-    .sort((x, y) => x.priority - y.priority)
-    .map((r) => stripDot(r.exchange))
-    .filter((h) => h !== ''); // a null MX (RFC 7505) names no host
+  const hosts = mxHosts(ans.values);
   const answers = hosts.map((h) => ctx.lookups.address(ctx.addressType, h));
   for (let i = 0; i < answers.length; i++) {
     const a = await (answers[i] as (typeof answers)[number]);
@@ -85,9 +92,7 @@ async function matchMx(ctx: EvalContext, name: string, cidr4: number, cidr6: num
 
 /** The first 10 PTR names of the client, without trailing dots; [] on any error. */
 async function ptrNames(ctx: EvalContext): Promise<string[]> {
-  const ans = await ctx.lookups.ptr(ctx.ip.text);
-  if (ans.kind !== 'ok') return [];
-  return ans.values.slice(0, MAX_PTR_NAMES).map(stripDot);
+  return ptrNamesOf(await ctx.lookups.ptr(ctx.ip.text));
 }
 
 /** Does this name resolve back to the client? Errors count as no. */
@@ -102,6 +107,10 @@ function isUnder(name: string, target: string): boolean {
   const n = name.toLowerCase();
   const t = target.toLowerCase();
   return n === t || (n.endsWith(t) && n.charCodeAt(n.length - t.length - 1) === 0x2e);
+}
+
+function ptrNamesOf(ans: Answer<string>): string[] {
+  return ans.kind === 'ok' ? ans.values.slice(0, MAX_PTR_NAMES).map(stripDot) : [];
 }
 
 async function matchPtr(ctx: EvalContext, target: string): Promise<boolean> {
@@ -124,6 +133,50 @@ export async function validatedName(ctx: EvalContext, domain: string): Promise<s
     valid[0] ??
     'unknown'
   );
+}
+
+/**
+ * Prefetch: starts, without waiting for them, the lookups that evaluating `m` (an a, mx, ptr
+ * or exists term) would ask, chaining the second step (the MX hosts' addresses, the PTR names'
+ * addresses) as the first answer arrives. Nothing is counted or decided here: the answers land
+ * in the per-check LookupCache, where matchMechanism reads them in record order, so results,
+ * term and void-lookup counts and error precedence are those of a sequential evaluation.
+ * A target that needs %{p} (itself DNS-dependent) is not prefetched. Never throws.
+ * Returns whether it started a lookup not already in the cache.
+ */
+/** a prefetch that goes wrong is simply not there: the evaluation asks (and reports) itself */
+export function ignore(): void {}
+
+export function prefetchMechanism(ctx: EvalContext, m: Mechanism, domain: string): boolean {
+  if (m.kind !== 'a' && m.kind !== 'mx' && m.kind !== 'ptr' && m.kind !== 'exists') return false;
+  if (m.domain !== null && m.domain.usesP) return false;
+  const target = m.domain === null ? domain : expandDomain(m.domain, { ...ctx.values, domain });
+  if (target === undefined) return false;
+  const lookups = ctx.lookups;
+  switch (m.kind) {
+    case 'a':
+      if (lookups.has(ctx.addressType, target)) return false;
+      void lookups.address(ctx.addressType, target);
+      return true;
+    case 'exists':
+      if (lookups.has('A', target)) return false;
+      void lookups.address('A', target);
+      return true;
+    case 'mx':
+      if (lookups.has('MX', target)) return false;
+      void lookups.mx(target).then((ans) => {
+        if (ans.kind !== 'ok' || ans.values.length > MAX_MX_NAMES || lookups.closed) return;
+        for (const h of mxHosts(ans.values)) void lookups.address(ctx.addressType, h);
+      }).catch(ignore);
+      return true;
+    case 'ptr':
+      if (lookups.has('PTR', ctx.ip.text)) return false;
+      void lookups.ptr(ctx.ip.text).then((ans) => {
+        if (lookups.closed) return;
+        for (const n of ptrNamesOf(ans)) if (isUnder(n, target)) void lookups.address(ctx.addressType, n);
+      }).catch(ignore);
+      return true;
+  }
 }
 
 /** Evaluates one non-include mechanism against the client. */

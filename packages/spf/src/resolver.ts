@@ -69,10 +69,19 @@ export class LookupCache {
     }
   }
 
+  /** true once the evaluation is over (the prefetcher starts nothing more) */
+  closed = false;
+
   /** Stops the deadline timer; call when the evaluation is over. */
   close(): void {
+    this.closed = true;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
+  }
+
+  /** Has (type, name) been asked already in this check? (PTR takes the client IP.) */
+  has(type: AddressType | 'MX' | 'TXT' | 'PTR', name: string): boolean {
+    return this.answers.has(`${type} ${type === 'PTR' ? name : name.toLowerCase()}`);
   }
 
   private get<T>(key: string, ask: () => Promise<T[]>): Promise<Answer<T>> {
