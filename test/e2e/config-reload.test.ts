@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASMTPD_BIN, startDaemon } from '../support/daemon.js';
@@ -27,6 +27,7 @@ test('asmtpd --check reports every error as FILE:LINE: message, exit 2; a clean 
   const start = spawnSync(process.execPath, [ASMTPD_BIN, '-d', '-f', bad], { encoding: 'utf8', timeout: 10_000 });
   assert.equal(start.status, 2);
   assert.match(start.stderr, new RegExp(`${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2: `));
+  rmSync(dir, { recursive: true, force: true });
 });
 
 test('SIGHUP: a broken file is refused and the daemon keeps serving on the old config; a good one applies', async () => {

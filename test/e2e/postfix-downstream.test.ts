@@ -45,10 +45,10 @@ test('accepted mail is in Postfix\'s Maildir with Received and X-Avenger added a
   const [file] = await pf.waitForMessages(1, 20_000);
   const stored = readFileSync(file!).toString('latin1');
   // Postfix stores Maildir files with LF line endings and prepends Return-Path, Delivered-To and its Received.
-  const ours = stored.indexOf('Received: from client.test ([127.0.0.1]) by mx.example.test');
+  const ours = stored.indexOf('Received: from client.test ([127.0.0.1])');
   assert.ok(ours > 0, stored);
   const fromOurs = stored.slice(ours);
-  assert.match(fromOurs, new RegExp(`^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\)\\n\\twith ESMTP id ${id} for <someone@example\\.test>;`));
+  assert.match(fromOurs.replace(/\n\t/g, ' '), new RegExp(`^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\) with ESMTP id ${id} for <someone@example\\.test>;`));
   assert.match(fromOurs, /\nX-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+\n/);
   assert.ok(fromOurs.endsWith(BODY.replace(/\r\n/g, '\n')), 'the original message follows, byte for byte');
   assert.match(stored, /^Return-Path: <bob@remote\.test>\n/);

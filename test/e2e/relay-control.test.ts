@@ -5,15 +5,17 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, chmodSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
 let d: Daemon;
+let dir: string;
 before(async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-passwd-'));
+  dir = mkdtempSync(join(tmpdir(), 'asmtpd-passwd-'));
+  chmodSync(dir, 0o755); // the daemon reads PasswdFile after giving up root
   const passwd = join(dir, 'passwd');
   writeFileSync(passwd, 'u:x:1001:1001::/home/u:/bin/sh\nalice:x:1002:1002::/home/alice:/bin/sh\n');
   // 127.0.0.1 may relay; clients from 127.0.0.2 are "outside"
@@ -21,6 +23,7 @@ before(async () => {
 });
 after(async () => {
   await d.stop();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 async function rcpt(address: string, from = '127.0.0.2'): Promise<string> {

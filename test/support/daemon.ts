@@ -3,7 +3,7 @@
  * collect its JSON log lines. Every test gets its own port and DBDir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -35,16 +35,23 @@ export interface DaemonOptions {
   conf?: string;
   hostname?: string;
   verbose?: boolean;
+  /** EtcDir (system scripts); default: the daemon's temp dir */
+  etcDir?: string;
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
+  // the daemon gives up root after start: it must still reach its DBDir and its config
+  chmodSync(dir, 0o755);
   const dbDir = join(dir, 'db');
   const port = await freePort();
   const confPath = join(dir, 'asmtpd.conf');
-  const base = (): string =>
-    [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${dir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`].join('\n') + '\n';
-  const writeConf = (text: string): void => writeFileSync(confPath, base() + text + '\n');
+  const etcDir = opts.etcDir ?? dir;
+  const base = (text: string): string =>
+    [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${etcDir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`,
+      // as root the daemon becomes AvengerUser: `nobody` exists everywhere
+      ...(/^AvengerUser /im.test(text) ? [] : ['AvengerUser nobody'])].join('\n') + '\n';
+  const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
   writeConf(opts.conf ?? '');
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,19 +7,23 @@ export const DEFAULT_CONFIG_FILE = '/etc/avenger/asmtpd.conf';
 export type CliCommand =
   | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean }
   | { mode: 'check'; file: string; fileGiven: boolean }
+  | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
   | { mode: 'help' }
   | { mode: 'version' };
 
 export const USAGE = `usage:
   asmtpd [-d] [--verbose] [-f FILE]   run the daemon (-d: stay in the foreground, log to stderr)
   asmtpd --check [-f FILE]            validate the configuration; prints FILE:LINE: message
+  asmtpd --avenge [-f FILE] RECIPIENT [SENDER [IP]]
+                                      dry run of the RCPT-time policy (runs the scripts, sends no mail)
   asmtpd --version | --help
 Default FILE: ${DEFAULT_CONFIG_FILE}. Without it (and without -f), asmtpd runs on its embedded
 default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
 
 export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-error'; message: string } {
   let file: string | null = null;
-  let mode: 'daemon' | 'check' | 'help' | 'version' = 'daemon';
+  let mode: 'daemon' | 'check' | 'avenge' | 'help' | 'version' = 'daemon';
+  const positional: string[] = [];
   let foreground = false;
   let verbose = false;
   for (let i = 0; i < argv.length; i++) {
@@ -42,6 +46,9 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
       case '--check':
         mode = 'check';
         break;
+      case '--avenge':
+        mode = 'avenge';
+        break;
       case '-h':
       case '--help':
         return { mode: 'help' };
@@ -52,12 +59,21 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
           file = a.slice(2);
           break;
         }
+        if (mode === 'avenge' && !a.startsWith('-')) {
+          positional.push(a);
+          break;
+        }
         return { mode: 'usage-error', message: `unknown argument ${JSON.stringify(a)}` };
     }
   }
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
   if (mode === 'check') return { mode, file: f, fileGiven };
+  if (mode === 'avenge') {
+    if (positional.length < 1 || positional.length > 3) return { mode: 'usage-error', message: '--avenge needs RECIPIENT [SENDER [IP]]' };
+    const sender = positional[1] ?? '';
+    return { mode, file: f, fileGiven, recipient: positional[0]!, sender: sender === '<>' ? '' : sender, ip: positional[2] ?? '127.0.0.1' };
+  }
   if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose };
   return { mode };
 }

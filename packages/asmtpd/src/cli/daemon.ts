@@ -16,6 +16,8 @@ import { createLogger, type Logger } from '../log/logger.js';
 import { createRelay } from '../relay/index.js';
 import type { Relay } from '../relay/types.js';
 import { buildRuntime, type Runtime } from '../daemon/runtime.js';
+import { dropPrivileges } from '../daemon/privileges.js';
+import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
 import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
 import { VERSION } from '../version.js';
@@ -29,7 +31,8 @@ export interface DaemonArgs {
 
 const STOP_GRACE_MS = 30_000;
 
-function load(args: DaemonArgs): { result: ConfigResult; source: string } {
+/** The configuration file, or the embedded default when there is none (and no -f). */
+export function loadForCommand(args: { file: string; fileGiven: boolean }): { result: ConfigResult; source: string } {
   if (!args.fileGiven && !existsSync(args.file)) {
     return { result: parseConfigText(embeddedConfigText(), EMBEDDED_LABEL), source: EMBEDDED_LABEL };
   }
@@ -37,7 +40,7 @@ function load(args: DaemonArgs): { result: ConfigResult; source: string } {
 }
 
 export async function runDaemon(args: DaemonArgs): Promise<number> {
-  const { result, source } = load(args);
+  const { result, source } = loadForCommand(args);
   if (result.kind === 'error') {
     for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
     return 2;
@@ -52,8 +55,24 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   process.on('uncaughtException', (err) => log.error('daemon.error', { error: err.message, stack: err.stack }));
   process.on('unhandledRejection', (err) => log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }));
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
+  let runner: RunnerClient;
+  let stopNow: (why: string) => void = () => process.exit(1);
+  try {
+    runner = await startRunner({
+      onLog: (line) => log.warn('runner.log', { line }),
+      onExit: (code, signal, expected) => {
+        if (expected) return;
+        log.error('runner.exit', { code, signal });
+        stopNow('runner exited');
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`asmtpd: cannot start the script runner: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
   let relay = createRelay(config, log);
-  let runtime: Runtime = buildRuntime(config, relay);
+  let runtime: Runtime = buildRuntime(config, relay, run, log);
   const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
 
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
@@ -64,15 +83,23 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
     return 1;
   }
-  const privileged = process.getuid?.() === 0;
+  const privileges = await dropPrivileges(config);
+  if (privileges.kind === 'error') {
+    log.error('daemon.error', { error: privileges.message });
+    process.stderr.write(`asmtpd: ${privileges.message}\n`);
+    await runner.close();
+    return 2;
+  }
+  log.info('daemon.privileges', privileges.kind === 'dropped'
+    ? { user: privileges.account.name, uid: privileges.account.uid, gid: privileges.account.gid, runner_pid: runner.pid }
+    : { uid: privileges.uid, runner_pid: runner.pid, note: 'not started as root: every script runs as the invoking user' });
   log.info('daemon.start', {
     version: VERSION, pid: process.pid, config: source, port: config.smtpPort, addresses: hosts,
-    relay: relay.describe(), privileged,
-    ...(privileged ? {} : { note: 'not started as root: every script will run as the invoking user' }),
+    relay: relay.describe(), privileged: privileges.kind === 'dropped',
   });
 
   process.on('SIGHUP', () => {
-    const next = load(args);
+    const next = loadForCommand(args);
     if (next.result.kind === 'error') {
       log.error('daemon.reload_failed', { config: next.source, errors: next.result.errors.map(formatIssue) });
       return;
@@ -86,7 +113,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
       // sessions that started on the old relay may still be delivering: close it later
       setTimeout(() => void retired.close(), cfg.dataTimeoutMs + 60_000).unref();
     }
-    runtime = buildRuntime(cfg, relay);
+    runtime = buildRuntime(cfg, relay, run, log);
     frontEnd.applyConfig(cfg);
     const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join();
     log.info('daemon.reload', { config: next.source, relay: relay.describe(), ...(restartNeeded ? { note: 'SMTPPort/BindAddr changes need a restart' } : {}) });
@@ -101,12 +128,14 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
       void frontEnd
         .close(STOP_GRACE_MS)
         .then(() => relay.close())
+        .then(() => runner.close())
         .finally(() => {
           if (!args.foreground) rmSync(join(runtime.config.dbDir, 'asmtpd.pid'), { force: true });
           resolve(0);
           setTimeout(() => process.exit(0), 200).unref();
         });
     };
+    stopNow = stop;
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
@@ -118,6 +147,7 @@ function relaySettings(c: Config): string {
 
 function prepareDirectories(c: Config): void {
   mkdirSync(join(c.dbDir, 'spool'), { recursive: true, mode: 0o700 });
+  mkdirSync(c.holdQueue, { recursive: true, mode: 0o700 });
 }
 
 async function listenWithFallback(fe: FrontEnd, port: number, host: string): Promise<void> {

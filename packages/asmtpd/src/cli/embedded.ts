@@ -4,13 +4,18 @@
  * nothing is ever exposed or lost before the administrator has written /etc/avenger/asmtpd.conf.
  */
 import { homedir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export const EMBEDDED_LABEL = '(embedded default)';
 
 export function embeddedConfigText(): string {
   const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
+  // as root, the SMTP process becomes AvengerUser; on a machine without an `avenger` account yet,
+  // a first run uses `nobody` (the log shows which)
+  const hasAvenger = spawnSync('getent', ['passwd', 'avenger']).status === 0;
   return [
+    ...(hasAvenger ? [] : ['AvengerUser nobody']),
     'SMTPPort 2525',
     'BindAddr 127.0.0.1',
     `DBDir "${dbDir}"`,

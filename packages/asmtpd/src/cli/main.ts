@@ -4,7 +4,9 @@
  */
 import { parseArgs, USAGE } from './args.js';
 import { runCheck } from './check.js';
-import { runDaemon } from './daemon.js';
+import { runDaemon, loadForCommand } from './daemon.js';
+import { runAvenge } from './avenge.js';
+import { formatIssue } from '../config/load.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -23,6 +25,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runCheck(cmd.file, process.stdout);
     case 'daemon':
       return runDaemon(cmd);
+    case 'avenge': {
+      const { result } = loadForCommand(cmd);
+      if (result.kind === 'error') {
+        for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
+        return 2;
+      }
+      return runAvenge(result.config, cmd, process.stdout);
+    }
   }
 }
 

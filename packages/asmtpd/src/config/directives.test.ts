@@ -6,8 +6,8 @@ import { parseConfigText } from './load.js';
 
 const CONFIG_FIELDS = [
   'smtpPort', 'bindAddrs', 'hostname', 'etcDir', 'dbDir', 'maxClients', 'maxClientsPerIp', 'maxMsgSizeBytes',
-  'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'localDomains',
-  'passwdFile', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
+  'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'separator',
+  'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

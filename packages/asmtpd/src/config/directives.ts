@@ -17,8 +17,8 @@ import { checkExecutableFile, checkReadableFile } from './files.js';
 import { parseCidr, parseIpAddress } from './ip.js';
 import type { Cidr } from './types.js';
 import {
-  parseAbsolutePath, parseBoolean, parseChoice, parseCommandLine, parseDomainName, parseDurationMs,
-  parseInteger, parsePort, parseRelayTarget, parseSizeBytes,
+  parseAbsolutePath, parseAccountName, parseBoolean, parseChoice, parseCommandLine, parseDomainName, parseDurationMs,
+  parseInteger, parsePort, parseRelayTarget, parseSeparator, parseSizeBytes, SEPARATOR_CHARACTERS,
 } from './values.js';
 
 const SECOND_MS = 1000;
@@ -127,6 +127,12 @@ export const DIRECTIVES: readonly Directive[] = [
   }),
 
   // ── Recipients and users ─────────────────────────────────────────────────────────────
+  oneValue('separator', {
+    name: 'Separator', section: 'Recipients and users', form: 'character', valueSyntax: SEPARATOR_CHARACTERS.join('|'),
+    defaultText: 'none', sample: '+',
+    doc: 'character between a user name and an address extension (bob+lists: user bob, extension lists), also in script names (rcpt+lists); unset = no extensions',
+    parse: parseSeparator, default: null,
+  }),
   listValue('localDomains', {
     name: 'LocalDomain', section: 'Recipients and users', form: 'domain', valueSyntax: 'domain...',
     defaultText: 'Hostname', sample: 'example.org',
@@ -134,12 +140,38 @@ export const DIRECTIVES: readonly Directive[] = [
     defaultNote: 'the Hostname',
     parseItem: parseDomainName, default: (ctx) => [ctx.resolved('hostname')],
   }),
+  oneValue('domainFile', {
+    name: 'DomainFile', section: 'Recipients and users', form: 'path', valueSyntax: 'path',
+    defaultText: 'none', sample: '/etc/avenger/domains',
+    doc: 'virtual domains, lines `domain user[+prefix]`: anything@domain is user with extension [prefix+]anything, joined by Separator (+ when unset); re-read when it changes',
+    parse: parseAbsolutePath, default: null,
+    checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
+  oneValue('aliasFile', {
+    name: 'AliasFile', section: 'Recipients and users', form: 'path', valueSyntax: 'path',
+    defaultText: 'none', sample: '/etc/aliases',
+    doc: 'aliases(5)-format file; an alias that resolves to one local user is policy-checked as that user; re-read when it changes',
+    parse: parseAbsolutePath, default: null,
+    checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
   oneValue('passwdFile', {
     name: 'PasswdFile', section: 'Recipients and users', form: 'path', valueSyntax: 'path',
     defaultText: 'system (getpwnam)', sample: '/etc/avenger/passwd',
     doc: 'passwd(5)-format file of accounts used instead of the system database (virtual users, tests)',
     parse: parseAbsolutePath, default: null,
     checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
+  oneValue('avengerUser', {
+    name: 'AvengerUser', section: 'Recipients and users', form: 'account', valueSyntax: 'user',
+    defaultText: 'avenger', sample: 'avenger',
+    doc: 'account that runs EtcDir/unknown, EtcDir/relay, EtcDir/default and the policy of root and of redirects to its addresses (checked at start, not by --check)',
+    parse: parseAccountName, default: 'avenger',
+  }),
+  oneValue('avengerTimeoutMs', {
+    name: 'AvengerTimeout', section: 'Recipients and users', form: 'duration', valueSyntax: 'duration 1s-1h',
+    defaultText: '60s', sample: '60s',
+    doc: 'a policy script or body test still running then is killed and the recipient or message deferred (451 4.3.0)',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: HOUR_MS }), default: 60 * SECOND_MS,
   }),
   listValue('relayNets', {
     name: 'RelayNet', section: 'Recipients and users', form: 'network', valueSyntax: 'network...',
@@ -196,7 +228,6 @@ export const DIRECTIVES: readonly Directive[] = [
  * error, but the message says so instead of "unknown". Remove a name when its row is added.
  */
 export const NOT_YET_SUPPORTED: readonly string[] = [
-  'Separator', 'DomainFile', 'AliasFile', 'AvengerUser', 'AvengerTimeout',
   'DNSResolver', 'DNSServer', 'DNSProtocol', 'DNSTimeout', 'AllowDNSFailures',
   'SPFLocal', 'SPFHostsFile', 'SPFRejectFail', 'RBL', 'RBLThreshold',
   'SMTPCB', 'SMTPCBTimeout', 'SMTPCBCacheTTL', 'SynFP', 'SynFPDB', 'NetPath', 'NetPathMaxHops',

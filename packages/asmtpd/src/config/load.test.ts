@@ -32,7 +32,8 @@ test('an empty file gives every default', () => {
       smtpPort: 25, bindAddrs: [], hostname: 'mx.example.org', etcDir: '/etc/avenger', dbDir: '/var/spool/avenger',
       maxClients: 500, maxClientsPerIp: 10, maxMsgSizeBytes: 50 * 1024 * 1024, maxRcpts: 100, maxErrors: 10,
       smtpTimeoutMs: 300_000, dataTimeoutMs: 600_000, greetingDelayMs: 0, bareLineEndings: 'reject',
-      localDomains: ['mx.example.org'], passwdFile: null,
+      separator: null, localDomains: ['mx.example.org'], domainFile: null, aliasFile: null, passwdFile: null,
+      avengerUser: 'avenger', avengerTimeoutMs: 60_000,
       relayNets: [
         { family: 4, address: '127.0.0.0', prefix: 8, text: '127.0.0.0/8' },
         { family: 6, address: '::1', prefix: 128, text: '::1' },
@@ -48,7 +49,8 @@ test('every directive set, names in any case', () => {
     'smtpport 2525', 'BINDADDR 127.0.0.1 ::1', 'bindaddr 192.0.2.1', 'hostname Mail.Example.NET.', 'etcdir /opt/av/etc',
     'DbDir /opt/av/db/', 'maxclients 50', 'maxclientsperip 2', 'maxmsgsize 10m', 'maxrcpts 20', 'maxerrors 3',
     'smtptimeout 60', 'datatimeout 2m', 'greetingdelay 1.5s', 'barelineendings NORMALIZE',
-    'localdomain a.example b.example', 'LocalDomain c.example', 'relaynet 10.0.0.0/8', 'relayhost lmtp:[::1]:24',
+    'localdomain a.example b.example', 'LocalDomain c.example', 'separator -', 'AVENGERUSER Spamd', 'avengertimeout 2m',
+    'relaynet 10.0.0.0/8', 'relayhost lmtp:[::1]:24',
     'holdonfailure on', 'relaytimeout 30s', 'loglevel Debug',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
@@ -61,6 +63,7 @@ test('every directive set, names in any case', () => {
     [20, 3, 60_000, 120_000, 1500, 'normalize'],
   );
   assert.deepEqual(c.localDomains, ['a.example', 'b.example', 'c.example']);
+  assert.deepEqual([c.separator, c.avengerUser, c.avengerTimeoutMs], ['-', 'spamd', 120_000]);
   assert.deepEqual(c.relayNets, [{ family: 4, address: '10.0.0.0', prefix: 8, text: '10.0.0.0/8' }]);
   assert.deepEqual(c.relayHost, { kind: 'lmtp', host: '::1', port: 24 });
   assert.deepEqual([c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel], ['/opt/av/db/queue', true, 30_000, 'debug']);
@@ -151,6 +154,50 @@ test('a bad value in a directive another default depends on reports only that er
     'x.conf:1: DBDir: bad value "relative/dir": expected an absolute path (starting with /)',
     'x.conf:2: Hostname: bad value "-bad-": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
   ]);
+});
+
+test('recipients directives: Separator characters, AvengerUser names, AvengerTimeout range', () => {
+  for (const sep of ['+', '-', '=', '_', '^', '~']) assert.equal(okConfig(parseConfigText(`Separator ${sep}`, 's.conf', HOST)).separator, sep);
+  const bad = ['Separator ++', 'Separator /', 'AvengerUser 1abc', 'AvengerUser "two words"', 'AvengerTimeout 0', 'AvengerTimeout 2h'].join('\n');
+  assert.deepEqual(errorLines(parseConfigText(bad, 's.conf', HOST)), [
+    's.conf:1: Separator: bad value "++": expected one character, one of + - = _ ^ ~',
+    's.conf:2: Separator: given twice (first at line 1); it takes a single value',
+    's.conf:3: AvengerUser: bad value "1abc": expected a user name: letters, digits, _ . -, not starting with a digit, . or -, at most 32 characters',
+    's.conf:4: AvengerUser: given twice (first at line 3); it takes a single value',
+    's.conf:5: AvengerTimeout: bad value "0": must be between 1s and 1h',
+    's.conf:6: AvengerTimeout: given twice (first at line 5); it takes a single value',
+  ]);
+  // as written in the file: quotes and backslashes are the lexer's (\" is a double quote, "" an empty word)
+  for (const value of ['/', '@', '\\"', '.', '%', '!', '*', '|', 'a', '1', '" "', '""', '+-']) {
+    assert.equal(parseConfigText(`Separator ${value}`, 's.conf', HOST).kind, 'error', value);
+  }
+  for (const word of ['"two words"', '.hidden', '-x', 'a/b', 'x'.repeat(33)]) {
+    assert.equal(parseConfigText(`AvengerUser ${word}`, 's.conf', HOST).kind, 'error', word);
+  }
+  // AvengerUser need not exist: the daemon checks it at start
+  assert.equal(okConfig(parseConfigText('AvengerUser no_such_account_here', 's.conf', HOST)).avengerUser, 'no_such_account_here');
+});
+
+test('files named by directives: DomainFile and AliasFile must exist', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-config-'));
+  try {
+    const domains = join(dir, 'domains');
+    const aliases = join(dir, 'aliases');
+    writeFileSync(domains, 'example.net bob\n');
+    writeFileSync(aliases, 'root: bob\n');
+    const good = okConfig(parseConfigText(`DomainFile ${domains}\nAliasFile ${aliases}\n`, 'f.conf', HOST));
+    assert.deepEqual([good.domainFile, good.aliasFile], [domains, aliases]);
+    assert.deepEqual(errorLines(parseConfigText(`DomainFile ${dir}/missing\nAliasFile ${dir}\nDomainFile x\n`, 'f.conf', HOST)), [
+      `f.conf:1: DomainFile: ${dir}/missing: no such file`,
+      `f.conf:2: AliasFile: ${dir}: not a regular file`,
+      'f.conf:3: DomainFile: given twice (first at line 1); it takes a single value',
+    ]);
+    assert.deepEqual(errorLines(parseConfigText('AliasFile aliases\n', 'f.conf', HOST)), [
+      'f.conf:1: AliasFile: bad value "aliases": expected an absolute path (starting with /)',
+    ]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('files named by directives: PasswdFile and the Sendmail program must exist', () => {

@@ -13,9 +13,10 @@
  *
  * Errors: unreadable file (line 0), unterminated quote, unknown directive (with the closest
  * known name), a spec directive not supported yet, missing value, too many values, bad value,
- * a non-repeatable directive given twice, RelayHost together with Sendmail, PasswdFile or
- * Sendmail's program missing (or not executable). DBDir and HoldQueue need not exist: the
- * daemon creates them at start.
+ * a non-repeatable directive given twice, RelayHost together with Sendmail, PasswdFile,
+ * DomainFile, AliasFile or Sendmail's program missing (or not executable). DBDir and HoldQueue
+ * need not exist: the daemon creates them at start; nor need the AvengerUser account (the daemon
+ * checks it at start, so --check works on another machine).
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';

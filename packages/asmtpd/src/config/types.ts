@@ -42,10 +42,20 @@ export interface Config {
   bareLineEndings: 'reject' | 'normalize';
 
   // Recipients and users
+  /** one of values.ts SEPARATOR_CHARACTERS; null = addresses have no extensions */
+  separator: string | null;
   /** lower-case, without trailing dot; defaults to [hostname] */
   localDomains: string[];
+  /** virtual domains (recipients/domains.ts); null = none */
+  domainFile: string | null;
+  /** aliases(5) file (recipients/aliases.ts); null = no aliases */
+  aliasFile: string | null;
   /** null = system account database */
   passwdFile: string | null;
+  /** account of the system scripts, lower-case; its existence is checked by the daemon at start */
+  avengerUser: string;
+  /** a policy script or body test still running then is killed (and the recipient deferred) */
+  avengerTimeoutMs: number;
   relayNets: Cidr[];
 
   // Delivery

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   formatDuration, formatSize, parseAbsolutePath, parseBoolean, parseChoice, parseCommandLine,
-  parseDomainName, parseDurationMs, parseInteger, parsePort, parseRelayTarget, parseSizeBytes, type Parsed,
+  parseAccountName, parseDomainName, parseDurationMs, parseInteger, parsePort, parseRelayTarget, parseSeparator, parseSizeBytes,
+  type Parsed,
 } from './values.js';
 
 /** Table-driven: each good input with its value, each bad input fails. */
@@ -76,6 +77,15 @@ checkParser('relay target', parseRelayTarget,
   ],
   ['', ':25', 'host:', 'host:0', 'host:70000', 'host:smtp', '::1', '::1:25', '[::1', '[::1]25', '[mx.example.org]:25',
     'unix:relative/path', 'unix:', 'lmtp:', 'bad_host:25', 'a:b:c']);
+
+checkParser('separator', parseSeparator,
+  [['+', '+'], ['-', '-'], ['=', '='], ['_', '_'], ['^', '^'], ['~', '~']],
+  ['', '++', '+-', '@', '"', '/', '\\', '.', '%', '!', '#', '$', '*', '?', '|', '{', ' ', '\t', 'a', 'Z', '0', '\u00e9', '\u2010']);
+
+checkParser('account name', parseAccountName,
+  [['avenger', 'avenger'], ['Avenger', 'avenger'], ['_spamd', '_spamd'], ['mail-filter', 'mail-filter'], ['a.b_c-1', 'a.b_c-1'],
+    ['x'.repeat(32), 'x'.repeat(32)]],
+  ['', '1avenger', '-x', '.x', 'a b', 'a/b', 'a:b', 'a@b', 'a+b', 'x'.repeat(33), 'r\u00e9my']);
 
 test('command line: the first word must be an absolute path', () => {
   assert.deepEqual(parseCommandLine(['/usr/sbin/sendmail', '-oi', '-f', '%s', '--']),

@@ -3,7 +3,8 @@
  * a typed value, or an error message saying what was expected.
  *
  * Public: Parsed<T>; parseBoolean, parseDurationMs, parseSizeBytes, parseInteger, parsePort,
- * parseChoice, parseDomainName, parseAbsolutePath, parseRelayTarget, parseCommandLine;
+ * parseChoice, parseDomainName, parseAbsolutePath, parseRelayTarget, parseCommandLine,
+ * parseSeparator, parseAccountName; SEPARATOR_CHARACTERS;
  * formatDuration, formatSize; VALUE_FORMS (the value forms as documented in
  * docs/configuration.md). IP addresses and networks are in ip.ts.
  *
@@ -35,6 +36,8 @@ export const VALUE_FORMS = {
   target: '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
   command: 'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
   choice: 'one of the words listed, in any case',
+  character: 'a single character, one of those listed',
+  account: 'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
 } as const;
 
 export type ValueForm = keyof typeof VALUE_FORMS;
@@ -177,6 +180,32 @@ export function parseCommandLine(words: readonly string[]): Parsed<string[]> {
     return fail('the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)');
   }
   return ok([...words]);
+}
+
+/**
+ * Characters allowed as Separator: those of RFC 5322 atext that are neither routing characters
+ * (`%`, `!`: refused in local parts), nor `/` (the extension names a file in ~/.avenger), nor shell
+ * or glob metacharacters (`# $ & ' * ? \` { | }`, awkward in script file names). `.` is not atext
+ * (it structures dot-atoms) and a leading `.` would hide a script file.
+ */
+export const SEPARATOR_CHARACTERS = ['+', '-', '=', '_', '^', '~'] as const;
+
+/** Separator: exactly one of SEPARATOR_CHARACTERS. */
+export function parseSeparator(text: string): Parsed<string> {
+  if ((SEPARATOR_CHARACTERS as readonly string[]).includes(text)) return ok(text);
+  return fail(`expected one character, one of ${SEPARATOR_CHARACTERS.join(' ')}`);
+}
+
+const ACCOUNT_NAME = /^[a-z_][a-z0-9_.-]*$/;
+const ACCOUNT_NAME_MAX = 32;
+
+/** A local account name (AvengerUser), lower-cased as account lookups are. */
+export function parseAccountName(text: string): Parsed<string> {
+  const name = text.toLowerCase();
+  if (name.length === 0 || name.length > ACCOUNT_NAME_MAX || !ACCOUNT_NAME.test(name)) {
+    return fail(`expected a user name: letters, digits, _ . -, not starting with a digit, . or -, at most ${ACCOUNT_NAME_MAX} characters`);
+  }
+  return ok(name);
 }
 
 /** "500ms", "45s", "5m", "1.5h"… the shortest exact form. */

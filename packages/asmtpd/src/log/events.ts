@@ -21,6 +21,12 @@ export const LOG_EVENTS = {
   'relay.done': 'the downstream accepted the message (downstream id, ms)',
   'relay.failed': 'the downstream refused or could not be reached (reply, ms); at debug level with stale: true when a stale pooled connection is retried',
   'queue.held': 'a message was written to the hold queue (ok: true, path, recipients, reason) or could not be (ok: false, level error)',
+  'policy.failed': 'a policy script failed, timed out or was refused (user, script, reason): the recipient got 451 4.3.0',
+  'bodytest.done': 'a body test ran after DATA (user, argv, verdict: accept, discard or refuse with the reply)',
+  'data.discarded': 'a body test exited 99: the message was answered 250 and not delivered (size, recipients)',
+  'runner.exit': 'the script runner process ended; the daemon stops (it cannot run scripts any more)',
+  'daemon.privileges': 'the SMTP process gave up root (user, uid, gid) or kept the identity of the invoking user',
+  'runner.log': 'a line the script runner wrote to its stderr',
   'config.error': 'a configuration error (file:line)',
 } as const;
 

@@ -1,12 +1,14 @@
 /**
  * fold.ts — fold a header field at whitespace so that no line exceeds 78 columns (RFC 5322 §2.2.3).
- * Items are joined with `sep`; a fold happens only between items or at spaces inside an item.
+ * Items are joined with `sep`; a fold happens between items, and inside an item (at its spaces)
+ * only when the item alone does not fit on a line.
  */
 export function foldHeader(name: string, items: readonly string[], sep = '; ', width = 78): string {
   const words: string[] = [];
   items.forEach((item, i) => {
-    const parts = (item + (i < items.length - 1 ? sep.trimEnd() : '')).split(' ');
-    words.push(...parts.filter((p) => p !== ''));
+    const text = item + (i < items.length - 1 ? sep.trimEnd() : '');
+    if (text.length <= width - 1) words.push(text);
+    else words.push(...text.split(' ').filter((p) => p !== ''));
   });
   const lines: string[] = [];
   let line = `${name}:`;

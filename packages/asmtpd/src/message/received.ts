@@ -40,10 +40,12 @@ export function receivedHeader(i: ReceivedInfo): string {
     from,
     `by ${i.hostname} (asmtpd ${i.version})`,
     `with ${protocolName(i)}${tls}`,
-    `id ${i.id}${i.recipient ? ` for <${clean(i.recipient)}>` : ''};`,
+    `id ${i.id}`,
+    ...(i.recipient ? [`for <${clean(i.recipient)}>;`] : []),
     rfc5322Date(i.date),
   ];
-  return foldHeader('Received', [parts.join(' ')], '');
+  if (!i.recipient) parts[3] += ';';
+  return foldHeader('Received', parts, ' ');
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];

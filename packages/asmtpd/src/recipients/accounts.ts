@@ -21,6 +21,8 @@ export interface Account {
 
 export interface Accounts {
   lookup(name: string): Promise<Account | null>;
+  /** supplementary groups for running as this account (initgroups); PasswdFile accounts: [gid] */
+  groups(account: Account): Promise<number[]>;
 }
 
 const NAME = /^[a-z_][a-z0-9_.-]*\$?$/;
@@ -36,6 +38,19 @@ export function parsePasswdLine(line: string): Account | null {
 
 export function createAccounts(passwdFile: string | null): Accounts {
   return passwdFile ? passwdFileAccounts(passwdFile) : systemAccounts();
+}
+
+/** PasswdFile first, then the system database: for AvengerUser, often a system account. */
+export function withSystemFallback(primary: Accounts): Accounts {
+  const system = systemAccounts();
+  return {
+    async lookup(name) {
+      return (await primary.lookup(name)) ?? (await system.lookup(name));
+    },
+    async groups(account) {
+      return (await primary.lookup(account.name))?.uid === account.uid ? primary.groups(account) : system.groups(account);
+    },
+  };
 }
 
 function passwdFileAccounts(file: string): Accounts {
@@ -57,11 +72,15 @@ function passwdFileAccounts(file: string): Accounts {
       refresh();
       return byName.get(name.toLowerCase()) ?? null;
     },
+    async groups(account) {
+      return [account.gid];
+    },
   };
 }
 
 function systemAccounts(): Accounts {
   const cache = new Map<string, { at: number; account: Account | null }>();
+  const groupCache = new Map<string, { at: number; groups: number[] }>();
   const TTL_MS = 60_000;
   return {
     async lookup(rawName) {
@@ -79,6 +98,18 @@ function systemAccounts(): Accounts {
       });
       cache.set(name, { at: Date.now(), account });
       return account;
+    },
+    async groups(account) {
+      const hit = groupCache.get(account.name);
+      if (hit && Date.now() - hit.at < TTL_MS) return hit.groups;
+      const groups = await new Promise<number[]>((resolve) => {
+        execFile('id', ['-G', account.name], { timeout: 5000 }, (err, stdout) => {
+          const ids = err ? [] : stdout.trim().split(/\s+/).map(Number).filter((n) => Number.isInteger(n));
+          resolve(ids.includes(account.gid) ? ids : [account.gid, ...ids]);
+        });
+      });
+      groupCache.set(account.name, { at: Date.now(), groups });
+      return groups;
     },
   };
 }

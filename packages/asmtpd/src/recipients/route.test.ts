@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { routeRecipient, type RouteContext } from './route.js';
 import { splitAddress, hasRoutingCharacters } from './address.js';
 
-const accounts = { lookup: async (n: string) => (n.toLowerCase() === 'alice' ? { name: 'alice', uid: 1001, gid: 1001, gecos: '', home: '/home/alice', shell: '/bin/sh' } : null) };
-const ctx = (over: Partial<RouteContext> = {}): RouteContext => ({ localDomains: new Set(['local.test']), mayRelay: false, sourceRoute: false, accounts, ...over });
+const accounts = { lookup: async (n: string) => (n.toLowerCase() === 'alice' ? { name: 'alice', uid: 1001, gid: 1001, gecos: '', home: '/home/alice', shell: '/bin/sh' } : null), groups: async () => [1001] };
+const ctx = (over: Partial<RouteContext> = {}): RouteContext => ({ localDomains: new Set(['local.test']), mayRelay: false, sourceRoute: false, accounts, separator: '+', aliases: null, domains: null, ...over });
 
 const CASES: Array<[string, Partial<RouteContext>, string]> = [
   ['alice@local.test', {}, 'user'],
@@ -27,6 +27,12 @@ for (const [addr, over, kind] of CASES) {
     assert.equal((await routeRecipient(addr, ctx(over))).kind, kind);
   });
 }
+
+test('extensions: alice+a+b@local.test is alice with extension a+b', async () => {
+  const r = await routeRecipient('alice+a+b@local.test', ctx());
+  assert.equal(r.kind, 'user');
+  if (r.kind === 'user') assert.equal(r.extension, 'a+b');
+});
 
 test('splitAddress splits at the last @ outside quotes', () => {
   assert.deepEqual(splitAddress('"a@b"@C.Example.'), { local: '"a@b"', domain: 'c.example' });

@@ -187,6 +187,11 @@ export function captureLogger(lines: LogLine[] = []): Logger & { lines: LogLine[
 export function testConfig(overrides: Partial<Config>): Config {
   return {
     file: '/test/asmtpd.conf',
+    separator: null,
+    domainFile: null,
+    aliasFile: null,
+    avengerUser: 'avenger',
+    avengerTimeoutMs: 60_000,
     smtpPort: 25,
     bindAddrs: [],
     hostname: 'relay.test',

@@ -138,6 +138,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         tls: null,
         mayRelay: rt.relayNets.has(session.remoteAddress),
         tx: null,
+        decisions: new Map(),
         counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
         log: log.child({ sid: session.id }),
       };

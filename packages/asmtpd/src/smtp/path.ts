@@ -88,11 +88,10 @@ function isPlausibleMailbox(path: string): boolean {
   const domain = path.slice(at + 1);
   if (!isDomain(domain)) return false;
   if (/^"(?:[^"\\]|\\[\x20-\x7e])*"$/.test(local)) return true;
-  if (/\s/.test(local)) return false;
-  // dot-string: atoms of atext (RFC 5322) or UTF-8 (RFC 6531), separated by single dots
-  const atom = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~\\-\\u0080-\\uffff]+";
-  if (new RegExp(`^${atom}(?:\\.${atom})*$`).test(local)) return true;
-  return local.includes('@') && !local.includes('<') && !local.includes('>');
+  // Lenient like Postfix: an unquoted local part may hold any printable character but space,
+  // quotes, backslash and angle brackets (`a;id`, `$(id)`, `u@other`); the router and the scripts
+  // treat it as data. RFC 5321 dot-atoms are a subset.
+  return /^[^\s"\\<>]+$/.test(local);
 }
 
 function lastAtOutsideQuotes(s: string): number {

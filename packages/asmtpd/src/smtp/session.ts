@@ -4,6 +4,8 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { Route } from '../recipients/route.js';
+import type { Decision } from '../policy/decide.js';
+import type { BodyGroup } from '../policy/body-test.js';
 
 export interface Endpoint {
   ip: string;
@@ -17,8 +19,10 @@ export interface Transaction {
   from: string;
   smtputf8: boolean;
   eightBit: boolean;
-  /** accepted recipients in order, with their routes */
-  rcpts: { address: string; route: Route }[];
+  /** accepted recipients in order, with their routes and policy decisions */
+  rcpts: { address: string; route: Route; decision: Decision }[];
+  /** the body-test group of the accepted recipients (undefined until the first is accepted) */
+  group: BodyGroup | null | undefined;
   log: Logger;
 }
 
@@ -34,6 +38,8 @@ export interface Session {
   /** the client may relay to any domain (RelayNet) */
   mayRelay: boolean;
   tx: Transaction | null;
+  /** RCPT decisions per (sender, recipient), so a repeated RCPT does not re-run the script */
+  decisions: Map<string, Decision>;
   counts: { messages: number; rcpts: number; rejected: number; errors: number };
   log: Logger;
 }

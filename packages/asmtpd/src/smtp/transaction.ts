@@ -11,6 +11,9 @@
  * downstream's 5xx as is, or a 4xx; the spool file is always removed.
  */
 import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
@@ -20,7 +23,9 @@ import { spoolMessage, discard } from './spool.js';
 import { sendReply } from './boundary.js';
 import type { ConnState } from './connections.js';
 import type { Session } from './session.js';
-import { routeRecipient, type Route } from '../recipients/route.js';
+import type { Route } from '../recipients/route.js';
+import { decideRecipient, type Decision, type ScriptRun } from '../policy/decide.js';
+import { bodyGroupOf, bodyTestVerdict, sameGroup, SEND_SEPARATELY, type BodyGroup, type BodyVerdict } from '../policy/body-test.js';
 import { receivedHeader } from '../message/received.js';
 import { xAvengerHeader } from '../message/x-avenger.js';
 import type { Runtime } from '../daemon/runtime.js';
@@ -59,6 +64,7 @@ export function onMailFrom(d: TransactionDeps, address: SMTPServerAddress, sessi
     smtputf8: args.SMTPUTF8 === true,
     eightBit: typeof args.BODY === 'string' && args.BODY.toUpperCase() === '8BITMIME',
     rcpts: [],
+    group: undefined,
     log: s.log.child({ tid: id }),
   };
   const r = REPLIES.senderOk();
@@ -72,23 +78,55 @@ export function onRcptTo(d: TransactionDeps, address: SMTPServerAddress, session
   if (!s || !tx) return cb(new ReplyAsError(REPLIES.localError()));
   const rt = d.runtime();
   const sourceRoute = (address as { sourceRoute?: boolean }).sourceRoute === true;
-  routeRecipient(address.address, { localDomains: rt.localDomains, mayRelay: s.mayRelay, sourceRoute, accounts: rt.accounts })
-    .then((route) => {
-      const r = replyForRoute(route);
-      tx.log.info('rcpt.decision', { from: tx.from, to: address.address, route: route.kind, reply: formatReply(r), ip: s.client.ip, helo: s.helo });
-      if (r.code >= 400) {
-        s.counts.rejected++;
-        return cb(new ReplyAsError(r));
+  const started = Date.now();
+  decide(rt, s, tx.from, address.address, sourceRoute)
+    .then(({ route, decision, cached }) => {
+      let r = decision?.reply ?? replyForRoute(route);
+      const group = decision ? bodyGroupOf(decision) : null;
+      if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) r = SEND_SEPARATELY();
+      const last = decision?.runs.at(-1);
+      tx.log.info('rcpt.decision', {
+        from: tx.from, to: address.address, route: route.kind, reply: formatReply(r), ip: s.client.ip, helo: s.helo,
+        ...(decision ? { outcome: decision.outcome.kind, scripts: decision.runs.map(runSummary) } : {}),
+        ...(decision?.outcome.kind === 'failed' ? { error: decision.outcome.reason } : {}),
+        ...(cached ? { cached: true } : {}), ms: Date.now() - started,
+      });
+      if (last && decision?.outcome.kind === 'failed') tx.log.warn('policy.failed', { to: address.address, user: last.user, script: last.script, reason: decision.outcome.reason });
+      if (r.code >= 400 || !decision) {
+        if (r.code >= 400) s.counts.rejected++;
+        return r.code >= 400 ? cb(new ReplyAsError(r)) : succeed(d, session, r, cb);
       }
-      tx.rcpts.push({ address: address.address, route });
+      tx.group = group;
+      tx.rcpts.push({ address: address.address, route, decision });
       s.counts.rcpts++;
       succeed(d, session, r, cb);
     })
     .catch((err: Error) => {
       const r = REPLIES.localError();
-      tx.log.error('rcpt.decision', { from: tx.from, to: address.address, reply: formatReply(r), error: err.message });
+      tx.log.error('rcpt.decision', { from: tx.from, to: address.address, reply: formatReply(r), error: err.message, stack: err.stack });
       cb(new ReplyAsError(r));
     });
+}
+
+function runSummary(r: ScriptRun): Record<string, unknown> {
+  return { user: r.user, uid: r.uid, script: r.script, outcome: r.outcome, ms: r.ms, ...(r.detail ? { detail: r.detail } : {}) };
+}
+
+/** Route, then (for everything but a refused relay) the recipient's policy; cached per (sender, rcpt). */
+async function decide(rt: Runtime, s: Session, from: string, address: string, sourceRoute: boolean): Promise<{ route: Route; decision: Decision | null; cached: boolean }> {
+  const route = await rt.route(address, s.mayRelay, sourceRoute);
+  if (route.kind === 'denied') return { route, decision: null, cached: false };
+  const key = `${from}\0${address}`;
+  const hit = s.decisions.get(key);
+  if (hit) return { route, decision: hit, cached: true };
+  const decision = await decideRecipient(route, { session: s, sender: from, address, mailError: null }, rt.policy);
+  // a temporary failure is not remembered: the client may try again in this session
+  if (decision.reply.code < 400 || decision.reply.code >= 500) s.decisions.set(key, decision);
+  return { route, decision, cached: false };
+}
+
+function replyForRoute(route: Route): Reply {
+  return route.kind === 'denied' && route.reason === 'routing-characters' ? REPLIES.routingChars() : REPLIES.relayDenied();
 }
 
 /** Answer a command with a 2xx Reply value (smtp-server's callback only carries errors). */
@@ -96,20 +134,6 @@ function succeed(d: TransactionDeps, session: SMTPServerSession, r: Reply, cb: C
   const st = d.connOf(session);
   if (st) st.pendingOk = r;
   cb();
-}
-
-/** Until per-user policy lands: users, postmaster and relayable domains are accepted. */
-function replyForRoute(route: Route): Reply {
-  switch (route.kind) {
-    case 'user':
-    case 'postmaster':
-    case 'relay':
-      return REPLIES.recipientOk();
-    case 'unknown':
-      return REPLIES.noSuchUser();
-    case 'denied':
-      return route.reason === 'relay' ? REPLIES.relayDenied() : REPLIES.routingChars();
-  }
 }
 
 export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session: SMTPServerSession, cb: Callback): void {
@@ -167,6 +191,15 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
       }
       try {
         const headerPrefix = Buffer.from(traceHeaders(d, rt, s, tx.id, tx.rcpts.length === 1 ? tx.rcpts[0]!.address : null, tx.smtputf8));
+        if (tx.group) {
+          const verdict = await runBodyTest(rt, tx.group, headerPrefix, result.path);
+          tx.log.info('bodytest.done', { user: tx.group.account.name, argv: tx.group.argv, verdict: verdict.kind, ...(verdict.kind === 'refuse' ? { detail: verdict.detail, reply: formatReply(verdict.reply) } : {}) });
+          if (verdict.kind === 'refuse') return finish(verdict.reply, { size: result.size, bodytest: 'refuse' });
+          if (verdict.kind === 'discard') {
+            tx.log.info('data.discarded', { size: result.size, rcpts: tx.rcpts.map((r) => r.address) });
+            return finish(REPLIES.accepted(tx.id), { size: result.size, bodytest: 'discard' });
+          }
+        }
         const delivery = await rt.relay.deliver(
           { id: tx.id, from: tx.from, to: tx.rcpts.map((r) => r.address), smtputf8: tx.smtputf8, eightBit: tx.eightBit, headerPrefix, spoolPath: result.path, size: result.size },
           tx.log,
@@ -182,6 +215,23 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
       tx.log.error('session.error', { error: err.message, stack: err.stack });
       finish(REPLIES.localError());
     });
+}
+
+/** The body test reads the message as it will be relayed: added fields, then the spool. */
+async function runBodyTest(rt: Runtime, group: BodyGroup, headerPrefix: Buffer, spoolPath: string): Promise<BodyVerdict> {
+  const full = `${spoolPath}.full`;
+  try {
+    await writeFile(full, headerPrefix, { mode: 0o600 });
+    await pipeline(createReadStream(spoolPath), createWriteStream(full, { flags: 'a' }));
+    const a = group.account;
+    const result = await rt.run({
+      kind: 'command', argv: group.argv, uid: a.uid, gid: a.gid, groups: await rt.policy.groupsOf(a), user: a.name, home: a.home,
+      env: group.env, stdinPath: full, timeoutMs: rt.config.avengerTimeoutMs,
+    });
+    return bodyTestVerdict(result);
+  } finally {
+    await discard(full);
+  }
 }
 
 function traceHeaders(d: TransactionDeps, rt: Runtime, s: Session, id: string, recipient: string | null, smtputf8: boolean): string {

@@ -1,0 +1,78 @@
+/**
+ * `asmtpd --avenge [-f FILE] RECIPIENT [SENDER [IP]]` — dry run of the RCPT-time policy: resolve the
+ * recipient as the daemon would, run the scripts as the right users (in this process's runner),
+ * print the environment passed, the files tried, the outcome and the SMTP reply. Sends no mail.
+ * Exit 0 when the policy ran (whatever it decided), 1 on a local error, 2 on bad usage/config.
+ */
+import { runInProcess } from '@asmtpd/avenger-runner';
+import { isIP } from 'node:net';
+import { buildRuntime } from '../daemon/runtime.js';
+import { decideRecipient, type Decision } from '../policy/decide.js';
+import type { Route } from '../recipients/route.js';
+import { formatReply, reply } from '../smtp/reply.js';
+import type { Session } from '../smtp/session.js';
+import { nullLogger } from '../log/logger.js';
+import type { Config } from '../config/types.js';
+import type { Relay } from '../relay/types.js';
+
+export interface AvengeArgs {
+  recipient: string;
+  sender: string;
+  ip: string;
+}
+
+export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.WritableStream): Promise<number> {
+  if (!isIP(args.ip)) {
+    out.write(`asmtpd: --avenge: ${JSON.stringify(args.ip)} is not an IP address\n`);
+    return 2;
+  }
+  const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: reply(451, '4.3.0', 'no delivery in --avenge'), ms: 0 }), close: async () => {}, describe: () => 'none' };
+  const log = nullLogger();
+  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req), log);
+  const session: Session = {
+    id: 'avenge', client: { ip: args.ip, port: 0 }, local: { ip: '0.0.0.0', port: config.smtpPort }, startedAt: Date.now(),
+    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, decisions: new Map(),
+    counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log,
+  };
+  const route = await rt.route(args.recipient, session.mayRelay, false);
+  out.write(`recipient: ${args.recipient}\nsender: ${args.sender || '<>'}\nclient: ${args.ip}${session.mayRelay ? ' (RelayNet)' : ''}\n`);
+  out.write(`route: ${describeRoute(route)}\n`);
+  if (route.kind === 'denied') {
+    out.write(`reply: ${route.reason === 'relay' ? '550 5.7.1 relaying denied' : '550 5.7.1 relaying denied: source routes and %, ! or @ in local parts are not accepted'}\n`);
+    return 0;
+  }
+  const d = await decideRecipient(route, { session, sender: args.sender, address: args.recipient, mailError: null }, rt.policy);
+  printDecision(d, out);
+  return d.outcome.kind === 'failed' ? 1 : 0;
+}
+
+function describeRoute(r: Route): string {
+  switch (r.kind) {
+    case 'user':
+      return `user ${r.account.name} (uid ${r.account.uid}, home ${r.account.home}), extension ${r.extension === null ? '(none)' : JSON.stringify(r.extension)}, via ${r.via}`;
+    case 'postmaster':
+      return 'postmaster';
+    case 'alias-multiple':
+      return `alias ${r.name} with several targets`;
+    case 'unknown':
+      return `unknown recipient in local domain ${r.domain}`;
+    case 'relay':
+      return `relay to ${r.domain}`;
+    case 'denied':
+      return `denied (${r.reason})`;
+  }
+}
+
+function printDecision(d: Decision, out: NodeJS.WritableStream): void {
+  d.runs.forEach((run, i) => {
+    out.write(`\nrun ${i + 1}: as ${run.user} (uid ${run.uid}) in ${run.dir}\n`);
+    out.write(`  tried: ${run.tried.length ? run.tried.join(' ') : '(none)'}\n`);
+    out.write(`  script: ${run.script ?? '(none found)'}\n`);
+    out.write('  environment:\n');
+    for (const k of Object.keys(run.env).sort()) out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
+    out.write(`  outcome: ${run.outcome}${run.detail ? ` (${run.detail})` : ''}\n`);
+  });
+  const o = d.outcome;
+  const detail = o.kind === 'bodytest' ? ` ${JSON.stringify(o.argv)}` : o.kind === 'redirect' ? ` ${o.address}` : o.kind === 'failed' ? ` (${o.reason})` : '';
+  out.write(`\noutcome: ${o.kind}${detail}\nreply: ${formatReply(d.reply)}\n`);
+}

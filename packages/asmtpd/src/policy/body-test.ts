@@ -1,0 +1,66 @@
+/**
+ * body-test.ts — body tests (avenger.md §3–§4): grouping of recipients, and the verdict of the
+ * command after DATA.
+ *
+ *   bodyGroupOf(decision) -> BodyGroup | null      the (uid, exact command line) a recipient needs
+ *   sameGroup(a, b) -> boolean                     may two recipients share one DATA reply?
+ *   bodyTestVerdict(result) -> BodyVerdict         exit 0 accept, 100 reject 554 5.7.1, 111 defer
+ *                                                  451 4.7.1, 99 discard, anything else 451 4.3.0
+ * One DATA reply serves all recipients, so a transaction holds recipients of one group only: the
+ * first accepted recipient sets it (a recipient without a body test is the group "none"), a later
+ * recipient of another group gets 452 4.5.3 and is sent again by the client in another transaction.
+ */
+import type { RunResult } from '@asmtpd/avenger-runner';
+import type { Account } from '../recipients/accounts.js';
+import { reply, type Reply } from '../smtp/reply.js';
+import type { Decision } from './decide.js';
+
+export interface BodyGroup {
+  account: Account;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+export type BodyVerdict =
+  | { kind: 'accept' }
+  | { kind: 'discard' }
+  | { kind: 'refuse'; reply: Reply; detail: string };
+
+export function bodyGroupOf(d: Decision): BodyGroup | null {
+  if (d.outcome.kind !== 'bodytest' || !d.account) return null;
+  return { account: d.account, argv: d.outcome.argv, env: d.env };
+}
+
+export function sameGroup(a: BodyGroup | null, b: BodyGroup | null): boolean {
+  if (a === null || b === null) return a === b;
+  return a.account.uid === b.account.uid && a.argv.length === b.argv.length && a.argv.every((w, i) => w === b.argv[i]);
+}
+
+export const SEND_SEPARATELY = (): Reply => reply(452, '4.5.3', 'send to this recipient separately');
+
+function firstLine(s: string): string {
+  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+}
+
+export function bodyTestVerdict(r: RunResult): BodyVerdict {
+  if (r.kind !== 'ran') {
+    const why = r.kind === 'refused' ? r.reason : r.kind === 'error' ? r.reason : 'nothing ran';
+    return { kind: 'refuse', reply: reply(451, '4.3.0', 'local error in body test, try again later'), detail: why };
+  }
+  if (r.timedOut) return { kind: 'refuse', reply: reply(451, '4.3.0', 'body test timed out, try again later'), detail: `timeout after ${r.durationMs} ms` };
+  const out = firstLine(r.stdout);
+  switch (r.exitCode) {
+    case 0:
+      return { kind: 'accept' };
+    case 99:
+      return { kind: 'discard' };
+    case 100:
+      return { kind: 'refuse', reply: reply(554, '5.7.1', out || 'message refused by body test'), detail: 'exit 100' };
+    case 111:
+      return { kind: 'refuse', reply: reply(451, '4.7.1', out || 'message deferred by body test, try again later'), detail: 'exit 111' };
+    default: {
+      const why = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
+      return { kind: 'refuse', reply: reply(451, '4.3.0', 'local error in body test, try again later'), detail: why };
+    }
+  }
+}

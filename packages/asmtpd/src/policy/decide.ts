@@ -1,0 +1,192 @@
+/**
+ * decide.ts — the RCPT-time policy for one recipient (avenger.md §1–§2): which script, run as
+ * whom, and what its outcome means.
+ *
+ *   decideRecipient(route, request, deps) -> Decision {outcome, reply, runs}
+ *
+ * user      → ~/.avenger/rcpt… (lookup.ts) as the user; root recipients run as AvengerUser
+ * unknown   → EtcDir/unknown as AvengerUser; no such file → 550 5.1.1 no such user here
+ * relay     → EtcDir/relay as AvengerUser
+ * aliases   → an alias that resolves to several targets has no owner: system default only
+ * postmaster→ accepted (RFC 5321 §4.5.1), no script
+ * A provisional accept (no file, or no decision) goes to the system default: MAIL_ERROR if set,
+ * then EtcDir/default as AvengerUser. redirect re-runs the policy as another extension of the same
+ * user or as an address of AvengerUser (at most MAX_REDIRECTS times). A script that fails, times
+ * out or is refused (unsafe owner or modes) → 451 4.3.0, logged with the reason.
+ */
+import { join } from 'node:path';
+import type { RunRequest, RunResult } from '@asmtpd/avenger-runner';
+import type { Account } from '../recipients/accounts.js';
+import type { Route } from '../recipients/route.js';
+import { reply, type Reply } from '../smtp/reply.js';
+import { scriptCandidates } from './lookup.js';
+import { outcomeFromRun, replyForOutcome, type Outcome } from './outcome.js';
+import { scriptEnvironment, type EnvContext } from './variables.js';
+import type { Session } from '../smtp/session.js';
+
+export const MAX_REDIRECTS = 5;
+
+/** One script run, for logs and --avenge. */
+export interface ScriptRun {
+  user: string;
+  uid: number;
+  dir: string;
+  tried: string[];
+  script: string | null;
+  outcome: Outcome['kind'];
+  ms: number;
+  env: Record<string, string>;
+  detail?: string;
+}
+
+export interface Decision {
+  outcome: Outcome;
+  reply: Reply;
+  /** the account a body test runs as (the one whose script asked for it) */
+  account: Account | null;
+  env: Record<string, string>;
+  runs: ScriptRun[];
+}
+
+export interface PolicyDeps {
+  run(req: RunRequest): Promise<RunResult>;
+  /** the AvengerUser account (null: missing — scripts that need it are a local error) */
+  avengerAccount(): Promise<Account | null>;
+  groupsOf(account: Account): Promise<number[]>;
+  /** route an address named by `redirect` */
+  route(address: string): Promise<Route>;
+  etcDir: string;
+  separator: string | null;
+  timeoutMs: number;
+  avengerUser: string;
+}
+
+export interface RecipientRequest {
+  session: Session;
+  sender: string;
+  address: string;
+  mailError: Reply | null;
+}
+
+const NO_SUCH_USER = (): Reply => reply(550, '5.1.1', 'no such user here');
+
+export async function decideRecipient(route: Route, req: RecipientRequest, deps: PolicyDeps): Promise<Decision> {
+  const runs: ScriptRun[] = [];
+  const finish = (outcome: Outcome, account: Account | null, env: Record<string, string>, r?: Reply): Decision =>
+    ({ outcome, reply: r ?? replyForOutcome(outcome), account, env, runs });
+
+  let current: Route = route;
+  let address = req.address;
+  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+    switch (current.kind) {
+      case 'denied':
+      case 'postmaster':
+        return finish({ kind: 'accept', text: null }, null, {});
+      case 'unknown':
+      case 'relay':
+      case 'alias-multiple': {
+        const avenger = await deps.avengerAccount();
+        if (!avenger) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+        const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
+        let outcome: Outcome = { kind: 'provisional' };
+        let env: Record<string, string> = {};
+        if (file) {
+          ({ outcome, env } = await runScript(deps, req, address, avenger, deps.etcDir, [{ file, default: null }], null, runs));
+          if (outcome.kind === 'provisional' && current.kind === 'unknown' && runs.at(-1)?.script === null) {
+            return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, env);
+          }
+        }
+        if (outcome.kind === 'redirect') {
+          const next = await redirectTarget(deps, outcome.address, null, avenger);
+          if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
+          current = next;
+          address = outcome.address;
+          continue;
+        }
+        if (outcome.kind !== 'provisional') return finish(outcome, avenger, env);
+        return systemDefault(deps, req, address, avenger, env, runs, finish);
+      }
+      case 'user': {
+        const avenger = await deps.avengerAccount();
+        const target = current.account;
+        // scripts never run as root: a root recipient's policy runs as AvengerUser
+        const runAs = target.uid === 0 ? avenger : target;
+        if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+        const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
+        if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {}, NO_SUCH_USER());
+        const { outcome, env } = await runScript(deps, req, address, runAs, join(target.home, '.avenger'), lookup.candidates, current.extension, runs);
+        if (outcome.kind === 'redirect') {
+          const next = await redirectTarget(deps, outcome.address, target, avenger);
+          if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
+          current = next;
+          address = outcome.address;
+          continue;
+        }
+        if (outcome.kind !== 'provisional') return finish(outcome, runAs, env);
+        if (!avenger) return finish({ kind: 'accept', text: null }, runAs, env);
+        return systemDefault(deps, req, address, avenger, env, runs, finish);
+      }
+    }
+  }
+  return finish({ kind: 'failed', reason: `more than ${MAX_REDIRECTS} redirects` }, null, {});
+}
+
+/** A redirect may go to another extension of the same user, or to an address of AvengerUser. */
+async function redirectTarget(deps: PolicyDeps, address: string, from: Account | null, avenger: Account | null): Promise<Route | null> {
+  const r = await deps.route(address);
+  if (r.kind !== 'user') return null;
+  if (from && r.account.uid === from.uid && r.account.name === from.name) return r;
+  if (avenger && r.account.name === avenger.name) return r;
+  return null;
+}
+
+/** MAIL_ERROR first, then EtcDir/default as AvengerUser; still provisional → accept. */
+async function systemDefault(
+  deps: PolicyDeps, req: RecipientRequest, address: string, avenger: Account, env: Record<string, string>, runs: ScriptRun[],
+  finish: (o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => Decision,
+): Promise<Decision> {
+  if (req.mailError) {
+    const r = req.mailError;
+    return finish(r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r }, null, env);
+  }
+  const d = await runScript(deps, req, address, avenger, deps.etcDir, [{ file: 'default', default: null }], null, runs);
+  if (d.outcome.kind === 'provisional') return finish({ kind: 'accept', text: null }, avenger, d.env);
+  if (d.outcome.kind === 'redirect') return finish({ kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' }, null, d.env);
+  return finish(d.outcome, avenger, d.env);
+}
+
+async function runScript(
+  deps: PolicyDeps, req: RecipientRequest, address: string, runAs: Account, dir: string,
+  candidates: { file: string; default: string | null }[], extension: string | null, runs: ScriptRun[],
+): Promise<{ outcome: Outcome; env: Record<string, string> }> {
+  const started = Date.now();
+  const envCtx: EnvContext = {
+    session: req.session,
+    sender: req.sender,
+    rcpt: { address, user: runAs.name, home: runAs.home, extension, default: null },
+    avengerUser: deps.avengerUser,
+    mailError: req.mailError ? `${req.mailError.code} ${req.mailError.enhanced} ${req.mailError.text}` : null,
+    tmpDir: '/tmp',
+  };
+  const env = scriptEnvironment(envCtx);
+  // DEFAULT depends on which candidate the runner finds: it adds the entry of the file it runs
+  const defaults = new Map(candidates.map((c) => [c.file, c.default]));
+  const candidateEnv: Record<string, Record<string, string>> = {};
+  for (const c of candidates) if (c.default !== null) candidateEnv[c.file] = { DEFAULT: c.default };
+  const result = await deps.run({
+    kind: 'rcpt', uid: runAs.uid, gid: runAs.gid, groups: await deps.groupsOf(runAs), user: runAs.name, home: runAs.home,
+    env, candidateEnv, dir, candidates: candidates.map((c) => c.file), timeoutMs: deps.timeoutMs,
+  });
+  const script = result.kind === 'ran' || result.kind === 'refused' ? result.script ?? null : null;
+  const scriptFile = script ? script.slice(script.lastIndexOf('/') + 1) : null;
+  const def = scriptFile ? defaults.get(scriptFile) ?? null : null;
+  if (def !== null) env.DEFAULT = def;
+  const outcome = outcomeFromRun(result);
+  runs.push({
+    user: runAs.name, uid: result.kind === 'ran' ? result.uid : runAs.uid, dir, tried: 'tried' in result ? result.tried : [],
+    script, outcome: outcome.kind, ms: Date.now() - started, env,
+    ...(outcome.kind === 'failed' ? { detail: outcome.reason } : {}),
+  });
+  return { outcome, env };
+}
+
