@@ -38,9 +38,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    // the daemon resolves only when it has stopped; other modes are done
-    process.exitCode = code;
-    if (code !== 0) setTimeout(() => process.exit(code), 100).unref();
+    // every mode is done here (the daemon resolves once it has stopped): exit once stdout is flushed
+    process.stdout.write('', () => process.exit(code));
   },
   (err: unknown) => {
     process.stderr.write(`asmtpd: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
