@@ -1,0 +1,151 @@
+// A minimal SMTP load client with the same shape as Postfix's smtp-source, but
+// timing every message (smtp-source gives no per-message latency).
+//
+//   sessions parallel SMTP sessions, `messages` messages in all, one recipient,
+//   `size` bytes of body (plus a few header lines, like smtp-source -l),
+//   no PIPELINING (smtp-source doesn't pipeline either), plain TCP.
+//   reuse=false: connect, 220, EHLO, MAIL, RCPT, DATA, body, 250, QUIT, close
+//                per message; latency = connect() call .. 250 after the final dot.
+//   reuse=true:  one connection per session (like smtp-source -d); latency =
+//                MAIL sent .. 250 after the final dot.
+// Any reply other than the expected class is an error and counted (the session
+// then starts over with a new connection).
+import { connect } from 'node:net';
+
+/** Makes the message: header lines then `size` bytes of body (76-char lines + CRLF). */
+export function makeMessage(from, to, size) {
+  const head =
+    `From: <${from}>\r\nTo: <${to}>\r\nSubject: bench\r\n` +
+    `Message-Id: <bench.${process.pid}@bench.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\n`;
+  let body = '';
+  const line = 'La La La La La La La La La La La La La La La La La La La La La La La La La'.padEnd(76, ' La').slice(0, 76);
+  while (body.length + 78 <= size) body += line + '\r\n';
+  if (body.length < size) body += 'x'.repeat(Math.max(0, size - body.length - 2)) + '\r\n';
+  return Buffer.from(head + body + '.\r\n', 'latin1');
+}
+
+/** A connection with a reply reader (multi-line replies: 'NNN-' continues, 'NNN ' ends). */
+class Conn {
+  constructor(host, port) {
+    this.sock = connect({ host, port });
+    this.sock.setNoDelay(true);
+    this.buf = '';
+    this.waiter = null;
+    this.closed = null;
+    this.sock.on('data', (d) => {
+      this.buf += d.toString('latin1');
+      this.pump();
+    });
+    const fail = (e) => {
+      this.closed = e ?? new Error('connection closed');
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w.reject(this.closed);
+      }
+    };
+    this.sock.on('error', fail);
+    this.sock.on('close', () => fail(null));
+  }
+  pump() {
+    if (!this.waiter) return;
+    for (;;) {
+      const nl = this.buf.indexOf('\n');
+      if (nl < 0) return;
+      const line = this.buf.slice(0, nl + 1);
+      this.buf = this.buf.slice(nl + 1);
+      if (line[3] === '-') continue;
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve(Number(line.slice(0, 3)));
+      return;
+    }
+  }
+  reply() {
+    return new Promise((resolve, reject) => {
+      if (this.closed && !this.buf.includes('\n')) return reject(this.closed);
+      this.waiter = { resolve, reject };
+      this.pump();
+    });
+  }
+  async cmd(text, expect) {
+    if (text !== null) this.sock.write(text);
+    const code = await this.reply();
+    if (Math.floor(code / 100) !== expect) throw new Error(`${(text ?? 'greeting').trim().slice(0, 20)} -> ${code}`);
+    return code;
+  }
+  close() {
+    this.sock.destroy();
+  }
+}
+
+/**
+ * @returns {Promise<{elapsedMs:number, latenciesMs:Float64Array, sent:number, errors:number, firstError?:string}>}
+ */
+export async function runClient({ host, port, sessions, messages, size, reuse, from, to, helo = 'bench-client.test' }) {
+  const msg = makeMessage(from, to, size);
+  const lat = new Float64Array(messages);
+  let next = 0;
+  let sent = 0;
+  let errors = 0;
+  let firstError;
+  const t0 = performance.now();
+
+  async function open() {
+    const c = new Conn(host, port);
+    await c.cmd(null, 2);
+    await c.cmd(`EHLO ${helo}\r\n`, 2);
+    return c;
+  }
+  async function transaction(c) {
+    await c.cmd(`MAIL FROM:<${from}>\r\n`, 2);
+    await c.cmd(`RCPT TO:<${to}>\r\n`, 2);
+    await c.cmd('DATA\r\n', 3);
+    await c.cmd(msg, 2);
+  }
+  async function session() {
+    let c = null;
+    while (next < messages) {
+      const i = next++;
+      try {
+        if (reuse) {
+          if (!c) c = await open();
+          const t = performance.now();
+          await transaction(c);
+          lat[i] = performance.now() - t;
+        } else {
+          const t = performance.now();
+          c = await open();
+          await transaction(c);
+          lat[i] = performance.now() - t;
+          c.sock.write('QUIT\r\n');
+          await c.reply().catch(() => 0);
+          c.close();
+          c = null;
+        }
+        sent++;
+      } catch (e) {
+        errors++;
+        lat[i] = NaN;
+        firstError ??= String(e?.message ?? e);
+        if (c) c.close();
+        c = null;
+      }
+    }
+    if (c) {
+      c.sock.write('QUIT\r\n');
+      await c.reply().catch(() => 0);
+      c.close();
+    }
+  }
+  await Promise.all(Array.from({ length: sessions }, session));
+  const elapsedMs = performance.now() - t0;
+  const ok = lat.filter((x) => !Number.isNaN(x)).sort();
+  return { elapsedMs, latenciesMs: ok, sent, errors, ...(firstError ? { firstError } : {}) };
+}
+
+export function percentile(sorted, p) {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i];
+}

@@ -1,0 +1,451 @@
+#!/usr/bin/env node
+// SMTP relay throughput benchmark (issue 2). Run by hand, as root, from the repo root:
+//
+//   pnpm build            # or at least: npx tsc -b packages/asmtpd
+//   node bench/smtp/run.mjs [options]
+//
+// One run measures, all against ONE smtp-sink (Postfix's test sink) on 127.0.0.1:
+//   sink     smtp-source -> smtp-sink                          (the ceiling)
+//   postfix  smtp-source -> Postfix smtpd (private instance, relay mode) -> smtp-sink
+//   asmtpd   smtp-source -> asmtpd (RelayHost = the sink) -> smtp-sink
+// twice: a new connection per message, and reused connections (smtp-source -d).
+// Load: 20 parallel sessions, 1 recipient, 4096-byte bodies, 20,000 messages
+// (after a 1,000-message warm-up per target and mode).
+//
+// Throughput comes from smtp-source (wall clock of the whole run). smtp-source
+// gives no latencies, so each target/mode is then driven a second time by
+// latency-client.mjs (same shape: sessions, size, 1 rcpt, no pipelining),
+// timing each message: new connections from connect() to the 250 after the
+// final dot; reused connections from MAIL to that 250.
+// Postfix answers 250 once the message is in its queue (written + fsync'ed) and
+// relays afterwards; asmtpd answers 250 only after the sink accepted. So for
+// Postfix we also report "delivered": until the sink has counted every message.
+//
+// Options (all optional):
+//   --messages N          smtp-source messages per measurement (20000)
+//   --sessions N          parallel sessions (20)
+//   --size BYTES          body size (4096)
+//   --latency-messages N  messages for the latency client per measurement (5000; 0 = skip)
+//   --warmup N            warm-up messages per target and mode (1000)
+//   --targets LIST        comma list of sink,postfix,asmtpd (all three)
+//   --modes LIST          comma list of new,reuse (both)
+//   --rcpt ADDR           recipient (bench@relay.test: relayed by both Postfix and asmtpd since the client is in mynetworks/RelayNet)
+//   --postfix-set K=V     extra main.cf setting for the Postfix target (repeatable; for experiments)
+//   --asmtpd-set 'D V'    extra config line for the asmtpd target (repeatable)
+//   --json FILE           also write the results as JSON
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { percentile, runClient } from './latency-client.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+
+// ---------------------------------------------------------------- options
+const argv = process.argv.slice(2);
+function opt(name, def) {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
+}
+const N = Number(opt('messages', 20000));
+const SESSIONS = Number(opt('sessions', 20));
+const SIZE = Number(opt('size', 4096));
+const LAT_N = Number(opt('latency-messages', 5000));
+const WARMUP = Number(opt('warmup', 1000));
+const TARGETS = opt('targets', 'sink,postfix,asmtpd').split(',');
+const MODES = opt('modes', 'new,reuse').split(',');
+const FROM = 'sender@bench-source.test';
+const RCPT = opt('rcpt', 'bench@relay.test');
+const JSON_OUT = opt('json', '');
+/** --asmtpd-set 'Directive value' (repeatable): extra config lines for the asmtpd target. */
+const ASMTPD_SET = argv.flatMap((a, i) => (a === '--asmtpd-set' && argv[i + 1] ? [argv[i + 1]] : []));
+/** --postfix-set name=value (repeatable): extra main.cf settings for the Postfix target. */
+const POSTFIX_SET = Object.fromEntries(
+  argv.flatMap((a, i) => (a === '--postfix-set' && argv[i + 1] ? [argv[i + 1].split(/=(.*)/s).slice(0, 2).map((x) => x.trim())] : [])),
+);
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+function need(cmd) {
+  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} not found: apt-get install postfix (see .ci/run)`);
+  return r.stdout.trim();
+}
+const SMTP_SOURCE = need('smtp-source');
+const SMTP_SINK = need('smtp-sink');
+if (process.getuid?.() !== 0) throw new Error('run as root (private Postfix instance, smtp-sink -u)');
+
+// ---------------------------------------------------------------- the Postfix harness
+async function loadHarness() {
+  const ts = join(root, 'test', 'support', 'postfix.ts');
+  const built = join(root, 'test', 'dist', 'support', 'postfix.js');
+  if (existsSync(built) && statSync(built).mtimeMs >= statSync(ts).mtimeMs) return import(pathToFileURL(built).href);
+  // Compile just the harness (it only imports node builtins), so the bench does
+  // not depend on the whole workspace building.
+  const out = mkdtempSync(join(tmpdir(), 'bench-harness-'));
+  execFileSync(
+    join(root, 'node_modules', '.bin', 'tsc'),
+    [ts, '--outDir', out, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--skipLibCheck', '--strict'],
+    { stdio: 'inherit' },
+  );
+  return import(pathToFileURL(join(out, 'postfix.js')).href);
+}
+const harness = await loadHarness();
+
+// ---------------------------------------------------------------- processes & CPU accounting
+const CLK_TCK = 100;
+function procTimes(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // fields after ')' start at index 0 = state(3); utime=14 stime=15 cutime=16 cstime=17 (1-based)
+    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+  } catch {
+    return null;
+  }
+}
+/** CPU seconds used so far by pid, its reaped children and its live descendants. */
+function treeCpu(pid) {
+  const me = procTimes(pid);
+  if (!me) return 0;
+  let ticks = me.self + me.children;
+  const all = [];
+  for (const name of readdirSafe('/proc')) if (/^\d+$/.test(name)) all.push(Number(name));
+  const ppid = new Map();
+  for (const p of all) {
+    const t = procTimes(p);
+    if (t) ppid.set(p, t);
+  }
+  const todo = [pid];
+  while (todo.length) {
+    const cur = todo.pop();
+    for (const [p, t] of ppid) {
+      if (t.ppid === cur) {
+        ticks += t.self; // its own reaped children are in its .children, but Postfix daemons fork none
+        todo.push(p);
+      }
+    }
+  }
+  return ticks / CLK_TCK;
+}
+/** CPU seconds of this benchmark: this process, its children (smtp-source, smtp-sink, asmtpd) and the Postfix instance. */
+let postfixMasterPid = 0;
+function oursCpu() {
+  return treeCpu(process.pid) + (postfixMasterPid ? treeCpu(postfixMasterPid) : 0);
+}
+function readdirSafe(d) {
+  try {
+    return readdirSync(d);
+  } catch {
+    return [];
+  }
+}
+
+async function freePort() {
+  return harness.freePort();
+}
+
+function waitGreeting(port, timeoutMs, proc) {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      if (proc && proc.exitCode !== null) return reject(new Error(`exited with ${proc.exitCode} before greeting`));
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('data', (d) => {
+        s.end('QUIT\r\n');
+        if (String(d).startsWith('220')) resolve();
+        else reject(new Error(`greeting: ${String(d).trim()}`));
+      });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`no greeting on port ${port} within ${timeoutMs} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+// ---------------------------------------------------------------- smtp-sink
+async function startSink() {
+  const port = await freePort();
+  // -u postfix: required as root. backlog 1024. -c: running counter "sess=N quit=N mesg=N\r" on stdout.
+  const p = spawn(SMTP_SINK, ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1024'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  let err = '';
+  p.stdout.on('data', (d) => {
+    tail = (tail + d.toString()).slice(-200);
+  });
+  p.stderr.on('data', (d) => (err += d.toString()));
+  await waitGreeting(port, 5000, p).catch((e) => {
+    throw new Error(`smtp-sink: ${e.message}: ${err}`);
+  });
+  const count = () => {
+    const m = [...tail.matchAll(/mesg=(\d+)/g)].pop();
+    return m ? Number(m[1]) : 0;
+  };
+  return { port, pid: p.pid, count, stop: () => p.kill('SIGTERM') };
+}
+
+// ---------------------------------------------------------------- targets
+async function startPostfixTarget(sink) {
+  const pf = await harness.startPostfix({ mode: { relayTo: `127.0.0.1:${sink.port}` }, mainCf: POSTFIX_SET });
+  const masterPid = Number(readFileSync(join(pf.dir, 'spool', 'pid', 'master.pid'), 'utf8').trim());
+  postfixMasterPid = masterPid;
+  return { name: 'postfix', port: pf.port, pid: masterPid, pf, stop: () => pf.stop() };
+}
+
+async function startAsmtpd(sink) {
+  const bin = join(root, 'packages', 'asmtpd', 'bin', 'asmtpd');
+  if (!existsSync(bin)) throw new Error(`${bin} missing`);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-asmtpd-'));
+  chmodSync(dir, 0o755); // the SMTP process drops root (to AvengerUser) and must reach DBDir
+  const port = await freePort();
+  const conf = join(dir, 'asmtpd.conf');
+  writeFileSync(
+    conf,
+    [
+      `SMTPPort ${port}`,
+      'BindAddr 127.0.0.1',
+      'Hostname bench.asmtpd.test',
+      `DBDir ${join(dir, 'db')}`,
+      'LocalDomain example.test',
+      'RelayNet 127.0.0.0/8',
+      `RelayHost 127.0.0.1:${sink.port}`,
+      'MaxClients 1000',
+      'MaxClientsPerIP 1000',
+      // the account per-user avenger scripts run as; must exist (nobody does on Debian)
+      'AvengerUser nobody',
+      ...ASMTPD_SET,
+      '',
+    ].join('\n'),
+  );
+  const logFile = join(tmpdir(), 'bench-smtp-asmtpd.log'); // kept after the run
+  const p = spawn(process.execPath, [bin, '-d', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_ENV: 'production' } });
+  let errTail = '';
+  const chunks = [];
+  p.stderr.on('data', (d) => {
+    chunks.push(d);
+    errTail = (errTail + d.toString()).slice(-4000);
+  });
+  try {
+    await waitGreeting(port, 20000, p);
+  } catch (e) {
+    p.kill('SIGKILL');
+    throw new Error(`asmtpd did not start: ${e.message}\n${errTail}`);
+  }
+  return {
+    name: 'asmtpd',
+    port,
+    pid: p.pid,
+    logTail: () => (p.exitCode !== null ? `(exited with ${p.exitCode}, signal ${p.signalCode})\n` : '') + errTail.slice(-2000),
+    stop: async () => {
+      p.kill('SIGTERM');
+      await Promise.race([new Promise((r) => p.once('exit', r)), sleep(5000)]);
+      if (p.exitCode === null) p.kill('SIGKILL');
+      writeFileSync(logFile, Buffer.concat(chunks));
+      log(`asmtpd log: ${logFile}`);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ---------------------------------------------------------------- one measurement
+function smtpSource(port, count, reuse) {
+  const args = ['-4', '-s', String(SESSIONS), '-m', String(count), '-l', String(SIZE), '-f', FROM, '-t', RCPT, '-M', 'bench-source.test'];
+  if (reuse) args.unshift('-d');
+  args.push(`127.0.0.1:${port}`);
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d.toString()));
+    p.on('exit', (code) => {
+      const ms = performance.now() - t0;
+      if (code !== 0) reject(new Error(`smtp-source exited ${code}: ${err.trim().slice(0, 500)}`));
+      else resolve(ms);
+    });
+  });
+}
+
+async function waitSink(sink, expected, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (sink.count() < expected) {
+    if (Date.now() > deadline) throw new Error(`sink counted ${sink.count()} of ${expected}`);
+    await sleep(5);
+  }
+}
+
+async function measure(target, sink, mode) {
+  const reuse = mode === 'reuse';
+  const port = target.port;
+  // warm-up (not measured); wait until everything reached the sink
+  let base = sink.count();
+  if (WARMUP > 0) {
+    await smtpSource(port, WARMUP, reuse);
+    await waitSink(sink, base + WARMUP, 120_000);
+  }
+  await sleep(500);
+  // throughput with smtp-source
+  base = sink.count();
+  const cpu0 = treeCpu(target.pid);
+  const ours0 = oursCpu();
+  const m0 = cpuBusy();
+  const t0 = performance.now();
+  const acceptMs = await smtpSource(port, N, reuse);
+  const atAccept = sink.count() - base;
+  await waitSink(sink, base + N, 300_000);
+  const deliverMs = performance.now() - t0;
+  const cpu = treeCpu(target.pid) - cpu0;
+  const m1 = cpuBusy();
+  // CPU the machine spent on anything but this benchmark (other people's jobs), in cores
+  const machineBusy = (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK;
+  const otherCores = Math.max(0, machineBusy - (oursCpu() - ours0)) / (deliverMs / 1000);
+  const r = {
+    target: target.name,
+    mode,
+    messages: N,
+    acceptSeconds: acceptMs / 1000,
+    acceptPerSec: N / (acceptMs / 1000),
+    deliveredSeconds: deliverMs / 1000,
+    deliveredPerSec: N / (deliverMs / 1000),
+    sinkCountAtAccept: atAccept,
+    serverCpuSeconds: cpu,
+    serverCpuMsPerMsg: (cpu * 1000) / N,
+    otherCores,
+  };
+  if (otherCores > 0.25) log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
+  log(`${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+  // latency with the companion client
+  if (LAT_N > 0) {
+    base = sink.count();
+    await sleep(500);
+    const c = await runClient({ host: '127.0.0.1', port, sessions: SESSIONS, messages: LAT_N, size: SIZE, reuse, from: FROM, to: RCPT });
+    await waitSink(sink, base + c.sent, 300_000).catch(() => undefined);
+    const l = c.latenciesMs;
+    r.latency = {
+      messages: LAT_N,
+      errors: c.errors,
+      ...(c.firstError ? { firstError: c.firstError } : {}),
+      clientPerSec: c.sent / (c.elapsedMs / 1000),
+      p50: percentile(l, 50),
+      p90: percentile(l, 90),
+      p99: percentile(l, 99),
+      p999: percentile(l, 99.9),
+      max: l.length ? l[l.length - 1] : NaN,
+    };
+    log(`${target.name}/${mode}: latency p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms (${c.errors} errors)`);
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------- machine
+function machine() {
+  const cpu = cpus();
+  const sh = (c) => {
+    try {
+      return execFileSync('sh', ['-c', c], { encoding: 'utf8' }).trim();
+    } catch {
+      return '?';
+    }
+  };
+  return {
+    cpu: `${cpu[0]?.model ?? '?'} x${cpu.length}`,
+    memGiB: Math.round(Number(sh("awk '/MemTotal/{print $2}' /proc/meminfo")) / 1048576),
+    kernel: sh('uname -r'),
+    os: sh('. /etc/os-release; echo $PRETTY_NAME'),
+    node: process.version,
+    postfix: sh('postconf -dh mail_version'),
+    asmtpdCommit: sh(`git -C ${root} rev-parse --short HEAD`) + (sh(`git -C ${root} status --porcelain -- packages/asmtpd | head -1`) ? '+dirty' : ''),
+    tmpdirFs: sh(`df -T ${tmpdir()} | awk 'NR==2{print $2}'`),
+  };
+}
+
+// ---------------------------------------------------------------- is the machine quiet?
+function cpuBusy() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const idle = f[3] + f[4];
+  return { idle, total: f.reduce((a, b) => a + b, 0) };
+}
+async function busyPercent(ms) {
+  const a = cpuBusy();
+  await sleep(ms);
+  const b = cpuBusy();
+  return 100 * (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total));
+}
+const busyBefore = await busyPercent(2000);
+if (busyBefore > 10) log(`WARNING: the machine is already ${busyBefore.toFixed(0)}% busy before the benchmark; figures will be skewed`);
+
+// ---------------------------------------------------------------- main
+const results = [];
+const notes = [];
+const sink = await startSink();
+log(`smtp-sink on 127.0.0.1:${sink.port}`);
+const targets = [];
+try {
+  for (const name of TARGETS) {
+    try {
+      if (name === 'sink') targets.push({ name: 'sink', port: sink.port, pid: sink.pid, stop: async () => undefined });
+      else if (name === 'postfix') targets.push(await startPostfixTarget(sink));
+      else if (name === 'asmtpd') targets.push(await startAsmtpd(sink));
+      else throw new Error(`unknown target ${name}`);
+      log(`${name} on 127.0.0.1:${targets.at(-1).port}`);
+    } catch (e) {
+      notes.push(`${name}: NOT MEASURED: ${e.message.split('\n')[0]}`);
+      log(`${name}: NOT MEASURED:`, e.message);
+    }
+  }
+  for (const mode of MODES) {
+    for (const t of targets) {
+      if (t.failed) continue;
+      try {
+        results.push(await measure(t, sink, mode));
+      } catch (e) {
+        t.failed = true;
+        const tail = t.logTail ? `\n--- ${t.name} log (tail) ---\n${t.logTail()}` : '';
+        notes.push(`${t.name}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
+        log(`${t.name}/${mode}: FAILED: ${e.message}${tail}`);
+      }
+    }
+  }
+} finally {
+  for (const t of targets) await t.stop().catch((e) => log(`stop ${t.name}:`, e.message));
+  sink.stop();
+}
+
+// ---------------------------------------------------------------- report
+const m = machine();
+const get = (t, mode) => results.find((r) => r.target === t && r.mode === mode);
+const f0 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(0));
+const f2 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
+const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
+const lines = [];
+lines.push(`Machine: ${m.cpu}, ${m.memGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}, asmtpd ${m.asmtpdCommit}, tmpdir on ${m.tmpdirFs}`);
+lines.push(`CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`);
+lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape`);
+lines.push('');
+lines.push('| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |');
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+for (const r of results) {
+  const l = r.latency ?? {};
+  lines.push(
+    `| ${r.mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${r.target} | ${f0(r.acceptPerSec)} | ${f0(r.deliveredPerSec)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(l.p50)} | ${f2(l.p90)} | ${f2(l.p99)} | ${f2(l.p999)} | ${f2(l.max)} | ${f0(l.clientPerSec)} | ${f2(r.otherCores)} |`,
+  );
+}
+lines.push('');
+for (const mode of MODES) {
+  const s = get('sink', mode);
+  const p = get('postfix', mode);
+  const a = get('asmtpd', mode);
+  const ratio = (x, y, k) => (x && y ? (x[k] / y[k]).toFixed(2) : '-');
+  lines.push(
+    `Ratios (${mode}): asmtpd/postfix accepted ${ratio(a, p, 'acceptPerSec')}, delivered ${ratio(a, p, 'deliveredPerSec')}; asmtpd/sink ${ratio(a, s, 'acceptPerSec')}; postfix/sink accepted ${ratio(p, s, 'acceptPerSec')}, delivered ${ratio(p, s, 'deliveredPerSec')}`,
+  );
+}
+for (const n of notes) lines.push(`Note: ${n}`);
+console.log(lines.join('\n'));
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT }, results, notes }, null, 2) + '\n');
