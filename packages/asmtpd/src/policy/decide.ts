@@ -78,55 +78,42 @@ export async function decideRecipient(route: Route, req: RecipientRequest, deps:
   let current: Route = route;
   let address = req.address;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    switch (current.kind) {
-      case 'denied':
-      case 'postmaster':
-        return finish({ kind: 'accept', text: null }, null, {});
-      case 'unknown':
-      case 'relay':
-      case 'alias-multiple': {
-        const avenger = await deps.avengerAccount();
-        if (!avenger) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
-        const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
-        let outcome: Outcome = { kind: 'provisional' };
-        let env: Record<string, string> = {};
-        if (file) {
-          ({ outcome, env } = await runScript(deps, req, address, avenger, deps.etcDir, [{ file, default: null }], null, runs));
-          if (outcome.kind === 'provisional' && current.kind === 'unknown' && runs.at(-1)?.script === null) {
-            return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, env);
-          }
+    if (current.kind === 'denied' || current.kind === 'postmaster') return finish({ kind: 'accept', text: null }, null, {});
+    const avenger = await deps.avengerAccount();
+    let step: { outcome: Outcome; env: Record<string, string>; runAs: Account; owner: Account | null };
+    if (current.kind === 'user') {
+      const target = current.account;
+      // scripts never run as root: a root recipient's policy runs as AvengerUser
+      const runAs = target.uid === 0 ? avenger : target;
+      if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+      const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
+      if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {});
+      const ran = await runScript(deps, req, address, runAs, join(target.home, '.avenger'), lookup.candidates, current.extension, runs);
+      step = { ...ran, runAs, owner: target };
+    } else {
+      // unknown, relay and multi-target aliases have no owner: EtcDir scripts as AvengerUser
+      if (!avenger) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+      const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
+      step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };
+      if (file) {
+        const ran = await runScript(deps, req, address, avenger, deps.etcDir, [{ file, default: null }], null, runs);
+        step = { ...step, ...ran };
+        if (ran.outcome.kind === 'provisional' && file === 'unknown' && runs.at(-1)?.script === null) {
+          return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, ran.env);
         }
-        if (outcome.kind === 'redirect') {
-          const next = await redirectTarget(deps, outcome.address, null, avenger);
-          if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
-          current = next;
-          address = outcome.address;
-          continue;
-        }
-        if (outcome.kind !== 'provisional') return finish(outcome, avenger, env);
-        return systemDefault(deps, req, address, avenger, env, runs, finish);
-      }
-      case 'user': {
-        const avenger = await deps.avengerAccount();
-        const target = current.account;
-        // scripts never run as root: a root recipient's policy runs as AvengerUser
-        const runAs = target.uid === 0 ? avenger : target;
-        if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
-        const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
-        if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {}, NO_SUCH_USER());
-        const { outcome, env } = await runScript(deps, req, address, runAs, join(target.home, '.avenger'), lookup.candidates, current.extension, runs);
-        if (outcome.kind === 'redirect') {
-          const next = await redirectTarget(deps, outcome.address, target, avenger);
-          if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
-          current = next;
-          address = outcome.address;
-          continue;
-        }
-        if (outcome.kind !== 'provisional') return finish(outcome, runAs, env);
-        if (!avenger) return finish({ kind: 'accept', text: null }, runAs, env);
-        return systemDefault(deps, req, address, avenger, env, runs, finish);
       }
     }
+    const { outcome, env, runAs } = step;
+    if (outcome.kind === 'redirect') {
+      const next = await redirectTarget(deps, outcome.address, step.owner, avenger);
+      if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
+      current = next;
+      address = outcome.address;
+      continue;
+    }
+    if (outcome.kind !== 'provisional') return finish(outcome, runAs, env);
+    if (!avenger) return finish({ kind: 'accept', text: null }, runAs, env);
+    return systemDefault(deps, req, address, avenger, env, runs, finish);
   }
   return finish({ kind: 'failed', reason: `more than ${MAX_REDIRECTS} redirects` }, null, {});
 }

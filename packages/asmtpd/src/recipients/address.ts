@@ -11,11 +11,12 @@ export interface SplitAddress {
   domain: string;
 }
 
-export function splitAddress(address: string): SplitAddress {
+/** Index of the last `@` outside a quoted string; -1 when none or the quotes are unbalanced. */
+export function lastAtOutsideQuotes(s: string): number {
   let quoted = false;
   let at = -1;
-  for (let i = 0; i < address.length; i++) {
-    const c = address[i];
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
     if (c === '\\') {
       i++;
       continue;
@@ -23,6 +24,11 @@ export function splitAddress(address: string): SplitAddress {
     if (c === '"') quoted = !quoted;
     else if (c === '@' && !quoted) at = i;
   }
+  return quoted ? -1 : at;
+}
+
+export function splitAddress(address: string): SplitAddress {
+  const at = lastAtOutsideQuotes(address);
   if (at < 0) return { local: address, domain: '' };
   return { local: address.slice(0, at), domain: normalizeDomain(address.slice(at + 1)) };
 }

@@ -24,6 +24,8 @@ export interface PathError {
   error: string;
 }
 
+import { lastAtOutsideQuotes } from '../recipients/address.js';
+
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f]/;
 const MAX_PATH_OCTETS = 256;
@@ -92,21 +94,6 @@ function isPlausibleMailbox(path: string): boolean {
   // quotes, backslash and angle brackets (`a;id`, `$(id)`, `u@other`); the router and the scripts
   // treat it as data. RFC 5321 dot-atoms are a subset.
   return /^[^\s"\\<>]+$/.test(local);
-}
-
-function lastAtOutsideQuotes(s: string): number {
-  let quoted = false;
-  let at = -1;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\') {
-      i++;
-      continue;
-    }
-    if (c === '"') quoted = !quoted;
-    else if (c === '@' && !quoted) at = i;
-  }
-  return quoted ? -1 : at;
 }
 
 function isDomain(d: string): boolean {
