@@ -1,0 +1,44 @@
+/**
+ * The README's first command ends in `pnpm exec asmtpd -d`: without /etc/avenger/asmtpd.conf and
+ * without -f, asmtpd runs on its embedded default — 127.0.0.1:2525, no MTA, accepted mail in the
+ * hold-queue Maildir under DBDir (/var/spool/avenger as root, ~/.asmtpd otherwise).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SmtpClient } from '../support/smtp-client.js';
+
+const ROOT = new URL('../../../', import.meta.url).pathname;
+const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
+const reason = existsSync('/etc/avenger/asmtpd.conf')
+  ? 'skipped: /etc/avenger/asmtpd.conf exists on this machine, so the embedded default does not apply'
+  : existsSync(dbDir)
+    ? `skipped: ${dbDir} already exists and belongs to someone's asmtpd`
+    : false;
+
+test('`pnpm exec asmtpd -d` serves 127.0.0.1:2525 and keeps accepted mail in the hold queue', { skip: reason }, async () => {
+  const proc = spawn('pnpm', ['exec', 'asmtpd', '-d'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  try {
+    const deadline = Date.now() + 20_000;
+    while (!log.includes('"event":"daemon.start"')) {
+      if (Date.now() > deadline || proc.exitCode !== null) throw new Error(`asmtpd did not start: ${log}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.match(log, /"config":"\(embedded default\)","port":2525,"addresses":\["127\.0\.0\.1"\]/);
+    const c = await SmtpClient.connect(2525);
+    assert.match((await c.greeting()).last, /^220 /);
+    const r = await c.send('me@here.example', ['someone@elsewhere.example'], 'Subject: first run\r\n\r\nkept\r\n');
+    assert.match(r.last, /^250 2\.0\.0 Ok: queued as /);
+    c.close();
+    assert.equal(readdirSync(join(dbDir, 'queue', 'new')).length, 1);
+  } finally {
+    proc.kill('SIGTERM');
+    await new Promise((r) => proc.once('exit', r));
+    rmSync(dbDir, { recursive: true, force: true });
+  }
+});
