@@ -73,6 +73,14 @@ test('a symlink to a safe file is followed; the target is what gets checked', ()
   symlinkSync(join(base, 'gw-target'), join(dir, 'rcpt+badlink'));
   const r = lookup(['rcpt+badlink']);
   assert.equal(r.kind === 'refused' && r.reason, `${dir}/rcpt+badlink is world-writable`);
+  // a safe file in a world-writable directory (someone else could replace it there)
+  const open = join(base, 'open-dir');
+  mkdirSync(open);
+  chmodSync(open, 0o757);
+  writeFileSync(join(open, 'target'), 'accept\n', { mode: 0o644 });
+  symlinkSync(join(open, 'target'), join(dir, 'rcpt+opendir'));
+  const o = lookup(['rcpt+opendir']);
+  assert.equal(o.kind === 'refused' && o.reason, `${open} is world-writable`);
 });
 
 test('a group-writable directory is refused when a script exists in it', () => {

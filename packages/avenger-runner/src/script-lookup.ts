@@ -12,6 +12,7 @@
  *   Checks (owner = the uid the script will run as, or root):
  *     directory: a directory, owned by owner or root, not group- or world-writable
  *     script:    a regular file, owned by owner or root, not group- or world-writable
+ *     a symlink's target directory: the same checks as the directory
  *
  * PUBLIC
  *   findScript(dir, candidates, uid) → ScriptLookup
@@ -21,7 +22,8 @@
  *   O_PATH descriptors carry no read or write access; they only pin the inode. Opening one
  *   never blocks (a FIFO planted as `rcpt` cannot stall the runner) and needs no read permission.
  */
-import { closeSync, constants, fstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readlinkSync, statSync, type Stats } from 'node:fs';
+import { dirname } from 'node:path';
 import { isValidCandidateName } from './protocol.js';
 
 /** Linux O_PATH (same value on x86-64 and arm64); Node does not export it. */
@@ -57,6 +59,17 @@ export function unsafeReason(path: string, st: Stats, uid: number, want: 'file' 
 }
 
 /**
+ * A symlinked script (rcpt+x -> ../scripts/common) sits in another directory: that one must pass
+ * the directory checks too, or another user could swap the file it points to.
+ */
+function unsafeTargetDirectory(fd: number, script: string, base: string, uid: number): string | null {
+  const target = readlinkSync(`/proc/self/fd/${fd}`);
+  const parent = dirname(target);
+  if (parent === base || target === script) return null;
+  return unsafeReason(parent, statSync(parent), uid, 'directory');
+}
+
+/**
  * Look up candidates in dir for a script to run as uid. Names that contain '/' or NUL, or start
  * with '.', are skipped (never looked up, not listed in tried). The caller must close `fd` of a
  * 'found' result.
@@ -88,7 +101,10 @@ export function findScript(dir: string, candidates: readonly string[], uid: numb
         if (code === 'ENOENT') continue;
         return { kind: 'refused', tried, script, reason: `cannot open ${script}: ${code}` };
       }
-      const reason = unsafeReason(base, fstatSync(dirFd), uid, 'directory') ?? unsafeReason(script, fstatSync(fd), uid, 'file');
+      const reason =
+        unsafeReason(base, fstatSync(dirFd), uid, 'directory') ??
+        unsafeReason(script, fstatSync(fd), uid, 'file') ??
+        unsafeTargetDirectory(fd, `${base}/${name}`, base, uid);
       if (reason !== null) {
         closeQuietly(fd);
         return { kind: 'refused', tried, script, reason };
