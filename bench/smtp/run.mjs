@@ -27,6 +27,7 @@
 //   --size BYTES          body size (4096)
 //   --latency-messages N  messages for the latency client per measurement (5000; 0 = skip)
 //   --warmup N            warm-up messages per target and mode (1000)
+//   --rounds N            repeat everything N times, report medians (1; use 3 on a noisy machine)
 //   --targets LIST        comma list of sink,postfix,asmtpd (all three)
 //   --modes LIST          comma list of new,reuse (both)
 //   --rcpt ADDR           recipient (bench@relay.test: relayed by both Postfix and asmtpd since the client is in mynetworks/RelayNet)
@@ -60,6 +61,7 @@ const MODES = opt('modes', 'new,reuse').split(',');
 const FROM = 'sender@bench-source.test';
 const RCPT = opt('rcpt', 'bench@relay.test');
 const JSON_OUT = opt('json', '');
+const ROUNDS = Number(opt('rounds', 1));
 /** --asmtpd-set 'Directive value' (repeatable): extra config lines for the asmtpd target. */
 const ASMTPD_SET = argv.flatMap((a, i) => (a === '--asmtpd-set' && argv[i + 1] ? [argv[i + 1]] : []));
 /** --postfix-set name=value (repeatable): extra main.cf settings for the Postfix target. */
@@ -399,11 +401,13 @@ try {
       log(`${name}: NOT MEASURED:`, e.message);
     }
   }
-  for (const mode of MODES) {
+  for (let round = 1; round <= ROUNDS; round++) {
+   for (const mode of MODES) {
     for (const t of targets) {
       if (t.failed) continue;
       try {
-        results.push(await measure(t, sink, mode));
+        if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
+        results.push({ round, ...(await measure(t, sink, mode)) });
       } catch (e) {
         t.failed = true;
         const tail = t.logTail ? `\n--- ${t.name} log (tail) ---\n${t.logTail()}` : '';
@@ -411,6 +415,7 @@ try {
         log(`${t.name}/${mode}: FAILED: ${e.message}${tail}`);
       }
     }
+   }
   }
 } finally {
   for (const t of targets) await t.stop().catch((e) => log(`stop ${t.name}:`, e.message));
@@ -419,22 +424,53 @@ try {
 
 // ---------------------------------------------------------------- report
 const m = machine();
-const get = (t, mode) => results.find((r) => r.target === t && r.mode === mode);
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+};
+/** One row per target and mode: the median over rounds of every figure. */
+function summary(t, mode) {
+  const rs = results.filter((r) => r.target === t && r.mode === mode);
+  if (!rs.length) return undefined;
+  const med = (f) => median(rs.map(f));
+  return {
+    target: t,
+    mode,
+    rounds: rs.length,
+    acceptPerSecEach: rs.map((r) => r.acceptPerSec),
+    acceptPerSec: med((r) => r.acceptPerSec),
+    deliveredPerSec: med((r) => r.deliveredPerSec),
+    serverCpuMsPerMsg: med((r) => r.serverCpuMsPerMsg),
+    otherCores: med((r) => r.otherCores),
+    p50: med((r) => r.latency?.p50),
+    p90: med((r) => r.latency?.p90),
+    p99: med((r) => r.latency?.p99),
+    p999: med((r) => r.latency?.p999),
+    max: med((r) => r.latency?.max),
+    clientPerSec: med((r) => r.latency?.clientPerSec),
+  };
+}
+const get = summary;
 const f0 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(0));
 const f2 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
 const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 const lines = [];
 lines.push(`Machine: ${m.cpu}, ${m.memGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}, asmtpd ${m.asmtpdCommit}, tmpdir on ${m.tmpdirFs}`);
 lines.push(`CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`);
-lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape`);
+lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}`);
 lines.push('');
-lines.push('| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |');
-lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-for (const r of results) {
-  const l = r.latency ?? {};
-  lines.push(
-    `| ${r.mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${r.target} | ${f0(r.acceptPerSec)} | ${f0(r.deliveredPerSec)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(l.p50)} | ${f2(l.p90)} | ${f2(l.p99)} | ${f2(l.p999)} | ${f2(l.max)} | ${f0(l.clientPerSec)} | ${f2(r.otherCores)} |`,
-  );
+lines.push('| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |' + (ROUNDS > 1 ? ' accepted msg/s, each round |' : ''));
+lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|' : ''));
+for (const mode of MODES) {
+  for (const t of TARGETS) {
+    const r = summary(t, mode);
+    if (!r) continue;
+    lines.push(
+      `| ${r.mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${r.target} | ${f0(r.acceptPerSec)} | ${f0(r.deliveredPerSec)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.p50)} | ${f2(r.p90)} | ${f2(r.p99)} | ${f2(r.p999)} | ${f2(r.max)} | ${f0(r.clientPerSec)} | ${f2(r.otherCores)} |` +
+        (ROUNDS > 1 ? ` ${r.acceptPerSecEach.map(f0).join(', ')} |` : ''),
+    );
+  }
 }
 lines.push('');
 for (const mode of MODES) {
@@ -443,9 +479,9 @@ for (const mode of MODES) {
   const a = get('asmtpd', mode);
   const ratio = (x, y, k) => (x && y ? (x[k] / y[k]).toFixed(2) : '-');
   lines.push(
-    `Ratios (${mode}): asmtpd/postfix accepted ${ratio(a, p, 'acceptPerSec')}, delivered ${ratio(a, p, 'deliveredPerSec')}; asmtpd/sink ${ratio(a, s, 'acceptPerSec')}; postfix/sink accepted ${ratio(p, s, 'acceptPerSec')}, delivered ${ratio(p, s, 'deliveredPerSec')}`,
+    `Ratios (${mode}): asmtpd/postfix accepted ${ratio(a, p, 'acceptPerSec')}, delivered ${ratio(a, p, 'deliveredPerSec')}, p99 latency ${ratio(a, p, 'p99')} (lower is better); asmtpd/sink ${ratio(a, s, 'acceptPerSec')}; postfix/sink accepted ${ratio(p, s, 'acceptPerSec')}, delivered ${ratio(p, s, 'deliveredPerSec')}`,
   );
 }
 for (const n of notes) lines.push(`Note: ${n}`);
 console.log(lines.join('\n'));
-if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT }, results, notes }, null, 2) + '\n');
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');

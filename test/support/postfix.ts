@@ -355,8 +355,20 @@ process.once('exit', () => {
 export async function startPostfix(opts: StartPostfixOptions): Promise<PostfixInstance> {
   const reason = postfixUnavailableReason();
   if (reason) throw new Error(`startPostfix: ${reason}`);
+  // A port from freePort() may be taken by someone else before master binds it:
+  // then try again with another one (not when the caller chose the port).
+  for (let attempt = 1; ; attempt++) {
+    const port = opts.smtpdPort ?? (await freePort());
+    try {
+      return await startOnce(opts, port);
+    } catch (e) {
+      if (opts.smtpdPort !== undefined || attempt >= 3 || !/address already in use/i.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startOnce(opts: StartPostfixOptions, port: number): Promise<PostfixInstance> {
   const pfUser = userIds('postfix')!;
-  const port = opts.smtpdPort ?? (await freePort());
 
   const dir = await mkdtemp(join(tmpdir(), 'asmtpd-postfix-'));
   await chmod(dir, 0o755); // postfix's unprivileged daemons must traverse it
