@@ -10,6 +10,7 @@ import { createAliasTable, type AliasTable } from '../recipients/aliases.js';
 import { createDomainTable, type DomainTable } from '../recipients/domains.js';
 import { routeRecipient, type Route } from '../recipients/route.js';
 import type { PolicyDeps } from '../policy/decide.js';
+import { createSystemScriptProbe } from '../policy/system-scripts.js';
 import type { Relay } from '../relay/types.js';
 import type { Logger } from '../log/logger.js';
 import { formatIssue } from '../config/load.js';
@@ -47,6 +48,7 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
     groupsOf: (a) => avengerAccounts.groups(a),
     route: (address) => route(address, false, false),
     etcDir: config.etcDir,
+    systemScriptAbsent: createSystemScriptProbe(config.etcDir),
     separator: config.separator,
     timeoutMs: config.avengerTimeoutMs,
     avengerUser: config.avengerUser,

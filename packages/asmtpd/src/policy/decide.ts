@@ -56,6 +56,8 @@ export interface PolicyDeps {
   /** route an address named by `redirect` */
   route(address: string): Promise<Route>;
   etcDir: string;
+  /** true when EtcDir/NAME surely does not exist (saves a runner round trip) */
+  systemScriptAbsent(name: string): boolean;
   separator: string | null;
   timeoutMs: number;
   avengerUser: string;
@@ -156,6 +158,10 @@ async function runScript(
     tmpDir: '/tmp',
   };
   const env = scriptEnvironment(envCtx);
+  if (dir === deps.etcDir && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
+    runs.push({ user: runAs.name, uid: runAs.uid, dir, tried: [join(dir, candidates[0]!.file)], script: null, outcome: 'provisional', ms: 0, env });
+    return { outcome: { kind: 'provisional' }, env };
+  }
   // DEFAULT depends on which candidate the runner finds: it adds the entry of the file it runs
   const defaults = new Map(candidates.map((c) => [c.file, c.default]));
   const candidateEnv: Record<string, Record<string, string>> = {};
