@@ -80,12 +80,14 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     for (const host of hosts) await listenWithFallback(frontEnd, config.smtpPort, host);
   } catch (err) {
     log.error('daemon.error', { error: (err as Error).message, port: config.smtpPort });
+    log.flush();
     process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
     return 1;
   }
   const privileges = await dropPrivileges(config);
   if (privileges.kind === 'error') {
     log.error('daemon.error', { error: privileges.message });
+    log.flush();
     process.stderr.write(`asmtpd: ${privileges.message}\n`);
     await runner.close();
     return 2;
@@ -130,6 +132,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .then(() => relay.close())
         .then(() => runner.close())
         .finally(() => {
+          log.flush();
           if (!args.foreground) rmSync(join(runtime.config.dbDir, 'asmtpd.pid'), { force: true });
           resolve(0);
           setTimeout(() => process.exit(0), 200).unref();

@@ -180,6 +180,7 @@ export function captureLogger(lines: LogLine[] = []): Logger & { lines: LogLine[
     debug(event, fields) { logger.log('debug', event, fields); },
     child() { return logger; },
     setLevel() {},
+    flush() {},
   };
   return logger;
 }
