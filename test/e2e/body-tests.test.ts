@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { SmtpClient } from '../support/smtp-client.js';
-import { canCreateUsers, createUser, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 
 const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
@@ -47,8 +47,7 @@ before(async () => {
   writeScript(alice, 'rcpt+same', 'bodytest "$HOME/.avenger/bt" 0');
   writeScript(alice, 'rcpt', 'accept');
   const passwd = join(etc, 'passwd');
-  const line = (u: TestUser): string => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
-  writeFileSync(passwd, line(alice) + line(av));
+  writeFileSync(passwd, passwdLine(alice) + passwdLine(av));
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,

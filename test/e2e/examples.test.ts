@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { SmtpClient, type SmtpReply } from '../support/smtp-client.js';
-import { canCreateUsers, createUser, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 
 const EXAMPLES = new URL('../../../examples/dot-avenger/', import.meta.url).pathname;
 
@@ -76,8 +76,7 @@ before(async () => {
 
   // PasswdFile replaces the system database: only the test accounts exist for the daemon
   const passwd = join(etc, 'passwd');
-  const line = (u: TestUser): string => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
-  writeFileSync(passwd, [snd, bcc, ext, av].map(line).join(''));
+  writeFileSync(passwd, [snd, bcc, ext, av].map(passwdLine).join(''));
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,

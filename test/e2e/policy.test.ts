@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { SmtpClient } from '../support/smtp-client.js';
-import { canCreateUsers, createUser, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 
 const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
@@ -60,8 +60,7 @@ before(async () => {
   writeScript({ uid: 0, gid: 0, home: rootHome }, 'rcpt', 'accept "root policy ran as $(id -u)"');
   const passwd = join(etc, 'passwd');
   // PasswdFile replaces the system database: list the test accounts and a root account "toor"
-  const line = (u: TestUser): string => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
-  writeFileSync(passwd, line(alice) + line(bob) + line(av) + `toor:x:0:0::${rootHome}:/bin/sh\n`);
+  writeFileSync(passwd, passwdLine(alice) + passwdLine(bob) + passwdLine(av) + `toor:x:0:0::${rootHome}:/bin/sh\n`);
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,

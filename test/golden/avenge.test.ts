@@ -11,7 +11,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASMTPD_BIN } from '../support/daemon.js';
-import { canCreateUsers, createUser, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 
 const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
@@ -34,8 +34,7 @@ before(() => {
   writeScript(alice, 'rcpt+shared', `redirect "${av.name}@g.example"`);
   writeScript(av, 'rcpt', 'bodytest /bin/true');
   const passwd = join(etc, 'passwd');
-  const line = (u: TestUser): string => `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
-  writeFileSync(passwd, line(alice) + line(av));
+  writeFileSync(passwd, passwdLine(alice) + passwdLine(av));
   conf = join(etc, 'asmtpd.conf');
   writeFileSync(conf, [`LocalDomain g.example`, `PasswdFile ${passwd}`, 'Separator +', `AvengerUser ${av.name}`, `EtcDir ${etc}`, `DBDir ${join(etc, 'db')}`, 'Hostname mx.g.example', 'RelayNet 127.0.0.0/8'].join('\n') + '\n');
 });

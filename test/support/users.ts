@@ -61,3 +61,8 @@ export function writeScript(u: { uid: number; gid: number; home: string }, name:
   chmodSync(path, mode);
   return path;
 }
+
+/** A passwd(5) line for a test account (for a PasswdFile listing the test users). */
+export function passwdLine(u: { name: string; uid: number; gid: number; home: string }): string {
+  return `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
+}
