@@ -140,3 +140,14 @@ test('downstream that dies in the middle of DATA -> no 250', async () => {
     await dying.close();
   }
 });
+
+test('a recipient given twice (any case) is relayed once', async () => {
+  const before = sink.messages.length;
+  const c = await SmtpClient.connect(d.port);
+  await c.greeting();
+  const r = await c.send('bob@remote.test', ['alice@example.test', 'ALICE@example.test', 'alice@example.test'], 'Subject: twice\r\n\r\nbody\r\n');
+  assert.match(r.last, /^250 2\.0\.0 /);
+  c.close();
+  assert.equal(sink.messages.length, before + 1);
+  assert.equal(sink.messages.at(-1)!.to.length, 1);
+});

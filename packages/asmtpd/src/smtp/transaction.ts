@@ -92,13 +92,17 @@ export function onRcptTo(d: TransactionDeps, address: SMTPServerAddress, session
         ...(cached ? { cached: true } : {}), ms: Date.now() - started,
       });
       if (last && decision?.outcome.kind === 'failed') tx.log.warn('policy.failed', { to: address.address, user: last.user, script: last.script, reason: decision.outcome.reason });
+      // no decision means a refused relay: always a 5xx
       if (r.code >= 400 || !decision) {
-        if (r.code >= 400) s.counts.rejected++;
-        return r.code >= 400 ? cb(new ReplyAsError(r)) : succeed(d, session, r, cb);
+        s.counts.rejected++;
+        return cb(new ReplyAsError(r));
       }
       tx.group = group;
-      tx.rcpts.push({ address: address.address, route, decision });
-      s.counts.rcpts++;
+      // a repeated RCPT for the same address (smtp-server compares case-insensitively) is one recipient
+      if (!tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase())) {
+        tx.rcpts.push({ address: address.address, route, decision });
+        s.counts.rcpts++;
+      }
       succeed(d, session, r, cb);
     })
     .catch((err: Error) => {
