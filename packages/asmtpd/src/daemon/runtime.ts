@@ -9,6 +9,7 @@ import { createAccounts, withSystemFallback, type Account, type Accounts } from 
 import { createAliasTable, type AliasTable } from '../recipients/aliases.js';
 import { createDomainTable, type DomainTable } from '../recipients/domains.js';
 import { routeRecipient, type Route } from '../recipients/route.js';
+import { normalizeDomain } from '../recipients/address.js';
 import type { PolicyDeps } from '../policy/decide.js';
 import { createSystemScriptProbe } from '../policy/system-scripts.js';
 import type { Relay } from '../relay/types.js';
@@ -39,7 +40,7 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
   const avengerAccounts = config.passwdFile ? withSystemFallback(accounts) : accounts;
   const aliases = config.aliasFile ? createAliasTable(config.aliasFile, { onIssues }) : null;
   const domains = config.domainFile ? createDomainTable(config.domainFile, { onIssues }) : null;
-  const localDomains = new Set(config.localDomains.map((d) => d.toLowerCase().replace(/\.$/, '')));
+  const localDomains = new Set(config.localDomains.map(normalizeDomain));
   const route = (address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route> =>
     routeRecipient(address, { localDomains, mayRelay, sourceRoute, accounts, separator: config.separator, aliases, domains });
   const policy: PolicyDeps = {

@@ -24,6 +24,7 @@
  */
 import { parseAccountName, parseDomainName } from '../config/values.js';
 import type { ConfigIssue } from '../config/issues.js';
+import { normalizeDomain } from './address.js';
 import { createReloadingFile, readDataFile, type FileParse, type ReloadOptions } from '../config/reloading-file.js';
 
 export interface DomainEntry {
@@ -97,10 +98,6 @@ export function loadDomainFile(path: string): DomainFileResult {
 }
 
 /** lower-case, one trailing dot dropped */
-function normalizeDomain(domain: string): string {
-  return domain.toLowerCase().replace(/\.$/, '');
-}
-
 /** The DomainFile as a table kept up to date; null path = no virtual domains. */
 export function createDomainTable(path: string | null, options: ReloadOptions = {}): DomainTable {
   if (path === null) return { lookup: () => null };
