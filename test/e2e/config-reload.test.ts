@@ -30,6 +30,27 @@ test('asmtpd --check reports every error as FILE:LINE: message, exit 2; a clean 
   rmSync(dir, { recursive: true, force: true });
 });
 
+test('asmtpd --check also parses the DomainFile and AliasFile it names: a bad line is FILE:LINE, exit 2', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asmtpd-check-data-'));
+  const domains = join(dir, 'domains');
+  const aliases = join(dir, 'aliases');
+  writeFileSync(domains, 'virtual.example bob+net\nbroken-line-without-user\n');
+  writeFileSync(aliases, 'postmaster: root\nsales alice\n');
+  const conf = join(dir, 'asmtpd.conf');
+  writeFileSync(conf, `DomainFile ${domains}\nAliasFile ${aliases}\n`);
+  const r = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', conf], { encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stdout);
+  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${domains}:2: `)), r.stdout);
+  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${aliases}:2: `)), r.stdout);
+  assert.doesNotMatch(r.stdout, /OK \(/);
+  writeFileSync(domains, 'virtual.example bob+net\n');
+  writeFileSync(aliases, 'postmaster: root\n');
+  const ok = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', conf], { encoding: 'utf8' });
+  assert.equal(ok.status, 0, ok.stdout);
+  assert.match(ok.stdout, /OK \(2 directives\)/);
+  rmSync(dir, { recursive: true, force: true });
+});
+
 test('SIGHUP: a broken file is refused and the daemon keeps serving on the old config; a good one applies', async () => {
   const d = await startDaemon({ conf: 'MaxRcpts 1\nRelayNet 127.0.0.0/8' });
   try {

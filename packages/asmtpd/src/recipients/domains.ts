@@ -97,7 +97,6 @@ export function loadDomainFile(path: string): DomainFileResult {
   return { kind: 'ok', map, issues };
 }
 
-/** lower-case, one trailing dot dropped */
 /** The DomainFile as a table kept up to date; null path = no virtual domains. */
 export function createDomainTable(path: string | null, options: ReloadOptions = {}): DomainTable {
   if (path === null) return { lookup: () => null };
