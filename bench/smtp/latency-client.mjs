@@ -5,7 +5,8 @@
 //   `size` bytes of body (plus a few header lines, like smtp-source -l),
 //   no PIPELINING (smtp-source doesn't pipeline either), plain TCP.
 //   reuse=false: connect, 220, EHLO, MAIL, RCPT, DATA, body, 250, QUIT, close
-//                per message; latency = connect() call .. 250 after the final dot.
+//                per message; latency = connect() call .. 250 after the final dot;
+//                banner = connect() call .. the 220 greeting (bannerMs).
 //   reuse=true:  one connection per session (like smtp-source -d); latency =
 //                MAIL sent .. 250 after the final dot.
 // Any reply other than the expected class is an error and counted (the session
@@ -80,7 +81,9 @@ class Conn {
 }
 
 /**
- * @returns {Promise<{elapsedMs:number, latenciesMs:Float64Array, sent:number, errors:number, firstError?:string}>}
+ * bannerMs: connect() .. 220 of every connection opened (one per message with reuse=false, one
+ * per session with reuse=true), sorted.
+ * @returns {Promise<{elapsedMs:number, latenciesMs:Float64Array, bannerMs:Float64Array, sent:number, errors:number, firstError?:string}>}
  */
 export async function runClient({ host, port, sessions, messages, size, reuse, from, to, helo = 'bench-client.test' }) {
   const msg = makeMessage(from, to, size);
@@ -89,11 +92,14 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
   let sent = 0;
   let errors = 0;
   let firstError;
+  const banners = [];
   const t0 = performance.now();
 
   async function open() {
+    const tc = performance.now();
     const c = new Conn(host, port);
     await c.cmd(null, 2);
+    banners.push(performance.now() - tc);
     await c.cmd(`EHLO ${helo}\r\n`, 2);
     return c;
   }
@@ -141,7 +147,35 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
   await Promise.all(Array.from({ length: sessions }, session));
   const elapsedMs = performance.now() - t0;
   const ok = lat.filter((x) => !Number.isNaN(x)).sort();
-  return { elapsedMs, latenciesMs: ok, sent, errors, ...(firstError ? { firstError } : {}) };
+  const bannerMs = Float64Array.from(banners).sort();
+  return { elapsedMs, latenciesMs: ok, bannerMs, sent, errors, ...(firstError ? { firstError } : {}) };
+}
+
+/**
+ * Time to banner on an otherwise idle server: `count` connections one after another (connect,
+ * 220, QUIT, close), each timed from connect() to the 220. The server still gathers its facts
+ * for each (they start at connect), but nothing else is running.
+ * @returns {Promise<{bannerMs:Float64Array, errors:number, firstError?:string}>}
+ */
+export async function probeBanner({ host, port, count }) {
+  const out = [];
+  let errors = 0;
+  let firstError;
+  for (let i = 0; i < count; i++) {
+    const t = performance.now();
+    const c = new Conn(host, port);
+    try {
+      await c.cmd(null, 2);
+      out.push(performance.now() - t);
+      c.sock.write('QUIT\r\n');
+      await c.reply().catch(() => 0);
+    } catch (e) {
+      errors++;
+      firstError ??= String(e?.message ?? e);
+    }
+    c.close();
+  }
+  return { bannerMs: Float64Array.from(out).sort(), errors, ...(firstError ? { firstError } : {}) };
 }
 
 export function percentile(sorted, p) {

@@ -9,6 +9,19 @@
 //   postfix  smtp-source -> Postfix smtpd (private instance, relay mode) -> smtp-sink
 //   asmtpd   smtp-source -> asmtpd (RelayHost = the sink) -> smtp-sink
 // twice: a new connection per message, and reused connections (smtp-source -d).
+//
+// Client facts (issue 5; docs/facts.md): asmtpd always gathers reverse DNS and SPF, so every
+// asmtpd target is given a loopback DNS server of its own (dns-child.mjs, one child process for
+// all of them) and never asks a public resolver. Variants (all with SMTPCB no):
+//   asmtpd                 tangerine (DoH over http) to a server with NO records: every lookup
+//                          is NXDOMAIN, no RBL lines -- facts as cheap as they can be (baseline)
+//   asmtpd-facts           tangerine; PTR + A (confirmed reverse name), SPF TXT of the sender
+//                          domain and the HELO name, RBL bl1/bl2/bl3.bench.test (bl3 lists the
+//                          client with score 0.5 < RBLThreshold 1); records with --ttl (300 s)
+//   asmtpd-facts-ttl0      the same with TTL 0: nothing is cached, every lookup reaches the server
+//   asmtpd-sys, asmtpd-sys-facts, asmtpd-sys-facts-ttl0
+//                          the same three with DNSResolver system (c-ares over UDP)
+// Per connection that is PTR + A + 3 DNSBL A + 1 TXT (bl3's reason); per message 2 SPF TXT.
 // Load: 20 parallel sessions, 1 recipient, 4096-byte bodies, 20,000 messages
 // (after a 1,000-message warm-up per target and mode).
 //
@@ -28,19 +41,25 @@
 //   --latency-messages N  messages for the latency client per measurement (5000; 0 = skip)
 //   --warmup N            warm-up messages per target and mode (1000)
 //   --rounds N            repeat everything N times, report medians (1; use 3 on a noisy machine)
-//   --targets LIST        comma list of sink,postfix,asmtpd (all three)
+//   --targets LIST        comma list of sink,postfix,asmtpd and the asmtpd-* variants above
+//                         (sink,postfix,asmtpd)
+//   --facts [KIND]        shorthand for --targets asmtpd,asmtpd-facts,asmtpd-facts-ttl0 (KIND
+//                         tangerine, the default), the asmtpd-sys* three (system), or all six (both)
+//   --ttl SECONDS         TTL of the records of the asmtpd-facts targets (300)
+//   --banner-probes N     per asmtpd target, new-connection mode: N connections one at a time,
+//                         timed connect -> 220 on an otherwise idle server (200; 0 = skip)
 //   --modes LIST          comma list of new,reuse (both)
 //   --rcpt ADDR           recipient (bench@relay.test: relayed by both Postfix and asmtpd since the client is in mynetworks/RelayNet)
 //   --postfix-set K=V     extra main.cf setting for the Postfix target (repeatable; for experiments)
 //   --asmtpd-set 'D V'    extra config line for the asmtpd target (repeatable)
 //   --json FILE           also write the results as JSON
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, openSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, closeSync, existsSync, openSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { percentile, runClient } from './latency-client.mjs';
+import { percentile, probeBanner, runClient } from './latency-client.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -56,9 +75,30 @@ const SESSIONS = Number(opt('sessions', 20));
 const SIZE = Number(opt('size', 4096));
 const LAT_N = Number(opt('latency-messages', 5000));
 const WARMUP = Number(opt('warmup', 1000));
-const TARGETS = opt('targets', 'sink,postfix,asmtpd').split(',');
+/** asmtpd variants: resolver kind and the DNS records their server has (docs: header). */
+const TTL = Number(opt('ttl', 300));
+const VARIANTS = {
+  asmtpd: { resolver: 'tangerine', zone: 'empty', baseline: 'asmtpd' },
+  'asmtpd-facts': { resolver: 'tangerine', zone: 'facts', ttl: TTL, baseline: 'asmtpd' },
+  'asmtpd-facts-ttl0': { resolver: 'tangerine', zone: 'facts', ttl: 0, baseline: 'asmtpd' },
+  'asmtpd-sys': { resolver: 'system', zone: 'empty', baseline: 'asmtpd-sys' },
+  'asmtpd-sys-facts': { resolver: 'system', zone: 'facts', ttl: TTL, baseline: 'asmtpd-sys' },
+  'asmtpd-sys-facts-ttl0': { resolver: 'system', zone: 'facts', ttl: 0, baseline: 'asmtpd-sys' },
+};
+const FACT_SETS = {
+  tangerine: ['asmtpd', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
+  system: ['asmtpd-sys', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
+};
+FACT_SETS.both = [...FACT_SETS.tangerine, ...FACT_SETS.system];
+const factsAt = argv.indexOf('--facts');
+const factsKind = factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].startsWith('--') ? argv[factsAt + 1] : 'tangerine';
+if (factsKind !== null && !FACT_SETS[factsKind]) throw new Error(`--facts ${factsKind}: tangerine, system or both`);
+const TARGETS = factsKind !== null ? FACT_SETS[factsKind] : opt('targets', 'sink,postfix,asmtpd').split(',');
+const BANNER_PROBES = Number(opt('banner-probes', 200));
 const MODES = opt('modes', 'new,reuse').split(',');
 const FROM = 'sender@bench-source.test';
+/** HELO name of both clients (smtp-source -M; it also names the default addresses, which -f/-t replace) */
+const HELO = 'bench-client.test';
 const RCPT = opt('rcpt', 'bench@relay.test');
 const JSON_OUT = opt('json', '');
 const ROUNDS = Number(opt('rounds', 1));
@@ -201,7 +241,59 @@ async function startPostfixTarget(sink) {
   return { name: 'postfix', port: pf.port, pid: masterPid, pf, stop: () => pf.stop() };
 }
 
-async function startAsmtpd(sink) {
+// ---------------------------------------------------------------- loopback DNS (dns-child.mjs)
+/** Starts one child process with a DNS server per asmtpd target; null when none is run. */
+async function startDns(names) {
+  if (!names.length) return null;
+  const built = join(root, 'test', 'dist', 'support', 'dns-server.js');
+  if (!existsSync(built)) throw new Error(`${built} missing: run pnpm build`);
+  const spec = names.map((name) => ({ name, zone: VARIANTS[name].zone, ttl: VARIANTS[name].ttl }));
+  const child = fork(join(here, 'dns-child.mjs'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const addrs = await new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve(m.ready));
+    child.once('exit', (code) => reject(new Error(`dns-child exited with ${code}`)));
+  });
+  let nextId = 1;
+  const waiting = new Map();
+  child.on('message', (m) => {
+    const w = waiting.get(m.id);
+    if (w) {
+      waiting.delete(m.id);
+      w(m.stats);
+    }
+  });
+  return {
+    pid: child.pid,
+    addrs,
+    /** queries per server since the previous call (which this clears) */
+    stats: () =>
+      new Promise((resolve) => {
+        const id = nextId++;
+        waiting.set(id, resolve);
+        child.send({ cmd: 'stats', id });
+      }),
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      child.send({ cmd: 'exit' });
+      await Promise.race([new Promise((r) => child.once('exit', r)), sleep(3000)]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+/** The DNS and facts lines of an asmtpd variant's configuration. */
+function factsConfig(name, dns) {
+  const v = VARIANTS[name];
+  const a = dns.addrs[name];
+  return [
+    `DNSResolver ${v.resolver}`,
+    ...(v.resolver === 'tangerine' ? ['DNSProtocol http', `DNSServer ${a.doh}`] : [`DNSServer ${a.udp}`]),
+    'SMTPCB no', // the probe would connect to port 25 of the sender's domain
+    ...(v.zone === 'facts' ? ['RBL bl1.bench.test', 'RBL bl2.bench.test', 'RBL bl3.bench.test 0.5', 'RBLThreshold 1'] : []),
+  ];
+}
+
+async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
   const bin = join(root, 'packages', 'asmtpd', 'bin', 'asmtpd');
   if (!existsSync(bin)) throw new Error(`${bin} missing`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-asmtpd-'));
@@ -222,13 +314,14 @@ async function startAsmtpd(sink) {
       'MaxClientsPerIP 1000',
       // the account per-user avenger scripts run as; must exist (nobody does on Debian)
       'AvengerUser nobody',
+      ...(dns ? factsConfig(name, dns) : []),
       ...ASMTPD_SET,
       '',
     ].join('\n'),
   );
   // Like Postfix's maillog_file: the daemon writes its log lines straight into a file (no pipe
   // into this process, whose CPU would otherwise count against the shared cores).
-  const logFile = join(tmpdir(), 'bench-smtp-asmtpd.log'); // kept after the run
+  const logFile = join(tmpdir(), `bench-smtp-${name}.log`); // kept after the run
   const logFd = openSync(logFile, 'w');
   const p = spawn(process.execPath, [bin, '-d', '-f', conf], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, NODE_ENV: 'production' } });
   closeSync(logFd);
@@ -240,15 +333,16 @@ async function startAsmtpd(sink) {
     throw new Error(`asmtpd did not start: ${e.message}\n${errTailOf()}`);
   }
   return {
-    name: 'asmtpd',
+    name,
     port,
     pid: p.pid,
+    logFile,
     logTail: () => (p.exitCode !== null ? `(exited with ${p.exitCode}, signal ${p.signalCode})\n` : '') + errTailOf().slice(-2000),
     stop: async () => {
       p.kill('SIGTERM');
       await Promise.race([new Promise((r) => p.once('exit', r)), sleep(5000)]);
       if (p.exitCode === null) p.kill('SIGKILL');
-      log(`asmtpd log: ${logFile}`);
+      log(`${name} log: ${logFile}`);
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -256,7 +350,7 @@ async function startAsmtpd(sink) {
 
 // ---------------------------------------------------------------- one measurement
 function smtpSource(port, count, reuse) {
-  const args = ['-4', '-s', String(SESSIONS), '-m', String(count), '-l', String(SIZE), '-f', FROM, '-t', RCPT, '-M', 'bench-source.test'];
+  const args = ['-4', '-s', String(SESSIONS), '-m', String(count), '-l', String(SIZE), '-f', FROM, '-t', RCPT, '-M', HELO];
   if (reuse) args.unshift('-d');
   args.push(`127.0.0.1:${port}`);
   return new Promise((resolve, reject) => {
@@ -280,9 +374,66 @@ async function waitSink(sink, expected, timeoutMs) {
   }
 }
 
+/** Byte length of a file now (0 when missing). */
+function fileSize(f) {
+  try {
+    return statSync(f).size;
+  } catch {
+    return 0;
+  }
+}
+/**
+ * What the daemon logged about facts between two offsets of its log: session.facts (connect:
+ * reverse name and DNSBLs) and mail.facts (MAIL: SPF of sender and HELO), with their `ms`.
+ */
+function factsFromLog(file, from) {
+  const out = { connect: [], mail: [], names: {}, dnsfail: 0, rblScores: {}, spf: {}, spfHelo: {}, rblErrors: 0, temp451: 0 };
+  let text;
+  try {
+    const fd = openSync(file, 'r');
+    const len = fileSize(file) - from;
+    const buf = Buffer.alloc(Math.max(0, len));
+    let off = 0;
+    while (off < len) {
+      const n = readSync(fd, buf, off, len - off, from + off);
+      if (n <= 0) break;
+      off += n;
+    }
+    closeSync(fd);
+    text = buf.toString('utf8', 0, off);
+  } catch {
+    return out;
+  }
+  const bump = (o, k) => (o[String(k)] = (o[String(k)] ?? 0) + 1);
+  for (const line of text.split('\n')) {
+    if (!line.includes('.facts"') && !line.includes('rbl.error') && !line.includes('4.4.3')) continue;
+    let j;
+    try {
+      j = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (j.event === 'session.facts') {
+      out.connect.push(j.ms);
+      bump(out.names, j.name ?? `(none; ptr ${j.ptr ?? 'none'})`);
+      if (j.dnsfail) out.dnsfail++;
+      if (j.rbl_score !== undefined) bump(out.rblScores, j.rbl_score);
+    } else if (j.event === 'mail.facts') {
+      out.mail.push(j.ms);
+      bump(out.spf, j.spf);
+      bump(out.spfHelo, j.spf_helo);
+    } else if (j.event === 'rbl.error') out.rblErrors++;
+    else if (String(j.reply ?? '').includes('4.4.3')) out.temp451++;
+  }
+  out.connect = Float64Array.from(out.connect).sort();
+  out.mail = Float64Array.from(out.mail).sort();
+  return out;
+}
+
 async function measure(target, sink, mode) {
   const reuse = mode === 'reuse';
   const port = target.port;
+  const isAsmtpd = Boolean(VARIANTS[target.name]);
   // warm-up (not measured); wait until everything reached the sink
   let base = sink.count();
   if (WARMUP > 0) {
@@ -292,6 +443,9 @@ async function measure(target, sink, mode) {
   await sleep(500);
   // throughput with smtp-source
   base = sink.count();
+  if (isAsmtpd && dns) await dns.stats(); // clears the query counts
+  const dnsCpu0 = isAsmtpd && dns ? treeCpu(dns.pid) : 0;
+  const log0 = target.logFile ? fileSize(target.logFile) : 0;
   const cpu0 = treeCpu(target.pid);
   const ours0 = oursCpu();
   const m0 = cpuBusy();
@@ -301,6 +455,7 @@ async function measure(target, sink, mode) {
   await waitSink(sink, base + N, 300_000);
   const deliverMs = performance.now() - t0;
   const cpu = treeCpu(target.pid) - cpu0;
+  const dnsCpu = isAsmtpd && dns ? treeCpu(dns.pid) - dnsCpu0 : 0;
   const m1 = cpuBusy();
   // CPU the machine spent on anything but this benchmark (other people's jobs), in cores
   const machineBusy = (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK;
@@ -318,6 +473,29 @@ async function measure(target, sink, mode) {
     serverCpuMsPerMsg: (cpu * 1000) / N,
     otherCores,
   };
+  if (isAsmtpd && dns) {
+    const q = (await dns.stats())[target.name];
+    r.dns = { queries: q.total, byType: q.byType, queriesPerMsg: q.total / N, serverCpuSeconds: dnsCpu, serverCpuMsPerMsg: (dnsCpu * 1000) / N };
+  }
+  if (target.logFile) {
+    await sleep(600); // the daemon writes its log in batches, at least every 200 ms
+    const f = factsFromLog(target.logFile, log0);
+    r.facts = {
+      connectP50: percentile(f.connect, 50),
+      connectP99: percentile(f.connect, 99),
+      mailP50: percentile(f.mail, 50),
+      mailP99: percentile(f.mail, 99),
+      sessions: f.connect.length,
+      mails: f.mail.length,
+      names: f.names,
+      dnsfail: f.dnsfail,
+      rblScores: f.rblScores,
+      spf: f.spf,
+      spfHelo: f.spfHelo,
+      rblErrors: f.rblErrors,
+      temp451: f.temp451,
+    };
+  }
   if (otherCores > 0.25) log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
   log(`${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
   // latency with the companion client
@@ -327,7 +505,12 @@ async function measure(target, sink, mode) {
     const c = await runClient({ host: '127.0.0.1', port, sessions: SESSIONS, messages: LAT_N, size: SIZE, reuse, from: FROM, to: RCPT });
     await waitSink(sink, base + c.sent, 300_000).catch(() => undefined);
     const l = c.latenciesMs;
+    const b = c.bannerMs;
     r.latency = {
+      bannerP50: percentile(b, 50),
+      bannerP90: percentile(b, 90),
+      bannerP99: percentile(b, 99),
+      bannerMax: b.length ? b[b.length - 1] : NaN,
       messages: LAT_N,
       errors: c.errors,
       ...(c.firstError ? { firstError: c.firstError } : {}),
@@ -338,8 +521,17 @@ async function measure(target, sink, mode) {
       p999: percentile(l, 99.9),
       max: l.length ? l[l.length - 1] : NaN,
     };
-    log(`${target.name}/${mode}: latency p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms (${c.errors} errors)`);
+    log(`${target.name}/${mode}: latency p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms (${c.errors} errors); banner p50 ${r.latency.bannerP50.toFixed(2)} ms, p99 ${r.latency.bannerP99.toFixed(2)} ms`);
   }
+  // time to banner on an idle server, one connection at a time
+  if (isAsmtpd && !reuse && BANNER_PROBES > 0) {
+    await sleep(300);
+    const pr = await probeBanner({ host: '127.0.0.1', port, count: BANNER_PROBES });
+    r.idleBanner = { count: BANNER_PROBES, errors: pr.errors, p50: percentile(pr.bannerMs, 50), p90: percentile(pr.bannerMs, 90), p99: percentile(pr.bannerMs, 99), max: pr.bannerMs.length ? pr.bannerMs[pr.bannerMs.length - 1] : NaN };
+    log(`${target.name}/${mode}: idle banner p50 ${r.idleBanner.p50.toFixed(2)} ms, p99 ${r.idleBanner.p99.toFixed(2)} ms (${pr.errors} errors)`);
+  }
+  if (r.dns) log(`${target.name}/${mode}: DNS ${r.dns.queriesPerMsg.toFixed(2)} queries/msg ${JSON.stringify(r.dns.byType)}, DNS server CPU ${r.dns.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+  if (r.facts) log(`${target.name}/${mode}: facts ${JSON.stringify(r.facts)}`);
   return r;
 }
 
@@ -386,13 +578,16 @@ const notes = [];
 const sink = await startSink();
 log(`smtp-sink on 127.0.0.1:${sink.port}`);
 const targets = [];
+for (const name of TARGETS) if (!['sink', 'postfix'].includes(name) && !VARIANTS[name]) throw new Error(`unknown target ${name}`);
+// every asmtpd target gets a loopback DNS server: without DNSServer it would ask public DoH servers
+const dns = await startDns(TARGETS.filter((n) => VARIANTS[n]));
+if (dns) log(`DNS servers (dns-child.mjs, pid ${dns.pid}): ${JSON.stringify(dns.addrs)}`);
 try {
   for (const name of TARGETS) {
     try {
       if (name === 'sink') targets.push({ name: 'sink', port: sink.port, pid: sink.pid, stop: async () => undefined });
       else if (name === 'postfix') targets.push(await startPostfixTarget(sink));
-      else if (name === 'asmtpd') targets.push(await startAsmtpd(sink));
-      else throw new Error(`unknown target ${name}`);
+      else targets.push(await startAsmtpd(sink, name, dns));
       log(`${name} on 127.0.0.1:${targets.at(-1).port}`);
     } catch (e) {
       notes.push(`${name}: NOT MEASURED: ${e.message.split('\n')[0]}`);
@@ -418,6 +613,7 @@ try {
 } finally {
   for (const t of targets) await t.stop().catch((e) => log(`stop ${t.name}:`, e.message));
   sink.stop();
+  await dns?.stop();
 }
 
 // ---------------------------------------------------------------- report
@@ -447,6 +643,25 @@ function summary(t, mode) {
     p999: med((r) => r.latency?.p999),
     max: med((r) => r.latency?.max),
     clientPerSec: med((r) => r.latency?.clientPerSec),
+    bannerP50: med((r) => r.latency?.bannerP50),
+    bannerP99: med((r) => r.latency?.bannerP99),
+    idleBannerP50: med((r) => r.idleBanner?.p50),
+    idleBannerP99: med((r) => r.idleBanner?.p99),
+    dnsQueriesPerMsg: med((r) => r.dns?.queriesPerMsg),
+    dnsCpuMsPerMsg: med((r) => r.dns?.serverCpuMsPerMsg),
+    connectFactsP50: med((r) => r.facts?.connectP50),
+    connectFactsP99: med((r) => r.facts?.connectP99),
+    mailFactsP50: med((r) => r.facts?.mailP50),
+    mailFactsP99: med((r) => r.facts?.mailP99),
+    // accepted msg/s relative to the variant's baseline measured in the same round and mode
+    vsBaselineEach: rs.map((r) => {
+      const b = results.find((x) => x.round === r.round && x.mode === r.mode && x.target === VARIANTS[t]?.baseline);
+      return b ? r.acceptPerSec / b.acceptPerSec : NaN;
+    }),
+    vsBaseline: median(rs.map((r) => {
+      const b = results.find((x) => x.round === r.round && x.mode === r.mode && x.target === VARIANTS[t]?.baseline);
+      return b ? r.acceptPerSec / b.acceptPerSec : NaN;
+    })),
   };
 }
 const get = summary;
@@ -480,6 +695,34 @@ for (const mode of MODES) {
     `Ratios (${mode}): asmtpd/postfix accepted ${ratio(a, p, 'acceptPerSec')}, delivered ${ratio(a, p, 'deliveredPerSec')}, p99 latency ${ratio(a, p, 'p99')} (lower is better); asmtpd/sink ${ratio(a, s, 'acceptPerSec')}; postfix/sink accepted ${ratio(p, s, 'acceptPerSec')}, delivered ${ratio(p, s, 'deliveredPerSec')}`,
   );
 }
+const factTargets = TARGETS.filter((t) => VARIANTS[t]);
+if (factTargets.length) {
+  lines.push('');
+  lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); records TTL ${TTL} s unless -ttl0; "vs baseline" = accepted msg/s / the same resolver's no-records target (asmtpd or asmtpd-sys) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
+  lines.push('');
+  lines.push('| mode | target | resolver | records | accepted msg/s | vs baseline | server CPU ms/msg | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs baseline, each round |' : ''));
+  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|' : ''));
+  for (const mode of MODES) {
+    for (const t of factTargets) {
+      const r = summary(t, mode);
+      if (!r) continue;
+      const v = VARIANTS[t];
+      const recs = v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : `facts, TTL ${v.ttl}`;
+      const pair = (a, b) => `${f2(a)} / ${f2(b)}`;
+      lines.push(
+        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsBaseline)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
+          (ROUNDS > 1 ? ` ${r.vsBaselineEach.map(f2).join(', ')} |` : ''),
+      );
+    }
+  }
+  // what the daemon concluded (from its log), last round: a wrong answer would make the figures meaningless
+  for (const mode of MODES) {
+    for (const t of factTargets) {
+      const r = results.filter((x) => x.target === t && x.mode === mode).at(-1);
+      if (r?.facts) lines.push(`Facts seen (${t}/${mode}, last round): names ${JSON.stringify(r.facts.names)}, dnsfail ${r.facts.dnsfail}, rbl_score ${JSON.stringify(r.facts.rblScores)}, spf ${JSON.stringify(r.facts.spf)}, spf_helo ${JSON.stringify(r.facts.spfHelo)}, rbl.error ${r.facts.rblErrors}, 4.4.3 replies ${r.facts.temp451}; DNS queries by type ${JSON.stringify(r.dns?.byType ?? {})}`);
+    }
+  }
+}
 for (const n of notes) lines.push(`Note: ${n}`);
 console.log(lines.join('\n'));
-if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS, TTL, BANNER_PROBES, HELO, FROM }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');

@@ -2,14 +2,18 @@
  * The README's first command ends in `pnpm exec asmtpd -d`: without /etc/avenger/asmtpd.conf and
  * without -f, asmtpd runs on its embedded default — 127.0.0.1:2525, no MTA, accepted mail in the
  * hold-queue Maildir under DBDir (/var/spool/avenger as root, ~/.asmtpd otherwise).
+ * Its DNS facts use the machine's resolver; this machine's /etc/resolv.conf points off the box, so
+ * the daemon runs in a private mount namespace (unshare -m, root) whose /etc/resolv.conf names a
+ * loopback DNS server of the test instead (port 53 on 127.0.0.53).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SmtpClient } from '../support/smtp-client.js';
+import { startDnsServer } from '../support/dns-server.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
@@ -17,10 +21,17 @@ const reason = existsSync('/etc/avenger/asmtpd.conf')
   ? 'skipped: /etc/avenger/asmtpd.conf exists on this machine, so the embedded default does not apply'
   : existsSync(dbDir)
     ? `skipped: ${dbDir} already exists and belongs to someone's asmtpd`
-    : false;
+    : process.getuid?.() !== 0
+      ? 'skipped: needs root (a private mount namespace for /etc/resolv.conf)'
+      : false;
 
 test('`pnpm exec asmtpd -d` serves 127.0.0.1:2525 and keeps accepted mail in the hold queue', { skip: reason }, async () => {
-  const proc = spawn('pnpm', ['exec', 'asmtpd', '-d'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+  const dns = await startDnsServer({ doh: false, host: '127.0.0.53', port: 53 });
+  const tmp = mkdtempSync(join(tmpdir(), 'asmtpd-resolv-'));
+  const resolvConf = join(tmp, 'resolv.conf');
+  writeFileSync(resolvConf, 'nameserver 127.0.0.53\n');
+  const proc = spawn('unshare', ['-m', 'sh', '-c', 'mount --bind "$1" /etc/resolv.conf && exec pnpm exec asmtpd -d', 'sh', resolvConf],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   proc.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   try {
@@ -36,9 +47,15 @@ test('`pnpm exec asmtpd -d` serves 127.0.0.1:2525 and keeps accepted mail in the
     assert.match(r.last, /^250 2\.0\.0 Ok: queued as /);
     c.close();
     assert.equal(readdirSync(join(dbDir, 'queue', 'new')).length, 1);
+    // the facts were asked of the resolver that resolv.conf names
+    const names = dns.queries.map((q) => `${q.type} ${q.name}`);
+    assert.ok(names.includes('PTR 1.0.0.127.in-addr.arpa'), names.join(', '));
+    assert.ok(names.includes('TXT here.example'), names.join(', '));
   } finally {
     proc.kill('SIGTERM');
     await new Promise((r) => proc.once('exit', r));
     rmSync(dbDir, { recursive: true, force: true });
+    rmSync(tmp, { recursive: true, force: true });
+    await dns.close();
   }
 });

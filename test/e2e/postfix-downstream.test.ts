@@ -49,7 +49,7 @@ test('accepted mail is in Postfix\'s Maildir with Received and X-Avenger added a
   assert.ok(ours > 0, stored);
   const fromOurs = stored.slice(ours);
   assert.match(fromOurs.replace(/\n\t/g, ' '), new RegExp(`^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\) with ESMTP id ${id} for <someone@example\\.test>;`));
-  assert.match(fromOurs, /\nX-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+\n/);
+  assert.match(fromOurs, /\nX-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+;\s+spf=none\n/);
   assert.ok(fromOurs.endsWith(BODY.replace(/\r\n/g, '\n')), 'the original message follows, byte for byte');
   assert.match(stored, /^Return-Path: <bob@remote\.test>\n/);
 });

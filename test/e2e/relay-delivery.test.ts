@@ -55,26 +55,27 @@ test('accepted mail reaches the downstream with Received and X-Avenger added, bo
   assert.deepEqual(m.to, ['alice@example.test']);
   const text = m.data.toString('latin1');
   const id = r.last.split(' ').at(-1)!;
-  const [received, xav] = splitPrefix(text);
+  const [receivedSpf, received, xav] = splitPrefix(text);
+  assert.match(receivedSpf.replace(/\r\n\t/g, ' '), /^Received-SPF: none \(mx\.example\.test: domain of bob@remote\.test does not designate permitted sender hosts\) client-ip=127\.0\.0\.1; envelope-from="bob@remote\.test"; helo=client\.test; receiver=mx\.example\.test; identity=mailfrom;\r\n$/);
   const unfolded = received.replace(/\r\n\t/g, ' ');
   assert.match(unfolded, new RegExp(`^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\) with ESMTP id ${id} for <alice@example\\.test>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\\r\\n$`));
-  assert.match(xav, /^X-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+\r\n$/);
-  assert.equal(text.slice(received.length + xav.length), BODY, 'body byte-identical after the two added fields');
+  assert.match(xav, /^X-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+;\s+spf=none\r\n$/);
+  assert.equal(text.slice(receivedSpf.length + received.length + xav.length), BODY, 'body byte-identical after the three added fields');
   const logLine = await d.waitLog((l) => l.event === 'data.decision' && l.tid === id);
   assert.equal(logLine.relay, 'accepted');
 });
 
-/** Split "Received…(folded)\r\nX-Avenger…(folded)\r\n" from the rest. */
-function splitPrefix(text: string): [string, string] {
+/** Split "Received-SPF…\r\nReceived…(folded)\r\nX-Avenger…(folded)\r\n" from the rest. */
+function splitPrefix(text: string): [string, string, string] {
   const fields: string[] = [];
   let pos = 0;
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 3; i++) {
     let end = text.indexOf('\r\n', pos);
     while (text[end + 2] === '\t' || text[end + 2] === ' ') end = text.indexOf('\r\n', end + 2);
     fields.push(text.slice(pos, end + 2));
     pos = end + 2;
   }
-  return [fields[0]!, fields[1]!];
+  return [fields[0]!, fields[1]!, fields[2]!];
 }
 
 test('pipelined transaction (nodemailer-style) is answered in order', async () => {

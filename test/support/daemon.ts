@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
+import { startDnsServer } from './dns-server.js';
 
 export const ASMTPD_BIN = new URL('../../../packages/asmtpd/bin/asmtpd', import.meta.url).pathname;
 
@@ -41,6 +42,9 @@ export interface DaemonOptions {
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
+  // never let a test daemon ask the machine's resolver (it is not on loopback): unless the test
+  // names its own DNSServer, a quiet loopback server answers NXDOMAIN to everything
+  const quietDns = /^DNSServer /im.test(opts.conf ?? '') ? null : await startDnsServer({ doh: false });
   // the daemon gives up root after start: it must still reach its DBDir and its config
   chmodSync(dir, 0o755);
   const dbDir = join(dir, 'db');
@@ -50,7 +54,10 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const base = (text: string): string =>
     [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${etcDir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`,
       // as root the daemon becomes AvengerUser: `nobody` exists everywhere
-      ...(/^AvengerUser /im.test(text) ? [] : ['AvengerUser nobody'])].join('\n') + '\n';
+      ...(/^AvengerUser /im.test(text) ? [] : ['AvengerUser nobody']),
+      ...(quietDns ? ['DNSResolver system', `DNSServer 127.0.0.1:${quietDns.udp.port}`] : []),
+      // the bounce probe would connect to port 25 of the senders' domains: only where a test asks
+      ...(/^SMTPCB /im.test(text) ? [] : ['SMTPCB no'])].join('\n') + '\n';
   const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
   writeConf(opts.conf ?? '');
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
@@ -94,7 +101,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       });
     }
   };
-  await waitLog((l) => l.event === 'daemon.start');
+  try {
+    await waitLog((l) => l.event === 'daemon.start');
+  } catch (err) {
+    await quietDns?.close();
+    throw err;
+  }
   return {
     port,
     dir,
@@ -120,6 +132,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
           if (exited !== undefined) r();
         });
       }
+      await quietDns?.close();
       rmSync(dir, { recursive: true, force: true });
       return exited ?? null;
     },

@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseDecision, SHELL_PRELUDE } from './prelude.js';
 
 const rec = (...fields: string[]) => Buffer.from(`${fields.length}\0${fields.join('\0')}\0`);
@@ -29,5 +33,42 @@ test('parseDecision reports garbage instead of guessing', () => {
 
 test('the prelude is constant text that sources /dev/fd/4 last', () => {
   assert.match(SHELL_PRELUDE, /\n\. \/dev\/fd\/4\n$/);
-  for (const fn of ['accept', 'reject', 'defer', 'redirect', 'bodytest', 'errcheck']) assert.match(SHELL_PRELUDE, new RegExp(`^${fn}\\(\\)`, 'm'));
+  for (const fn of ['accept', 'reject', 'defer', 'redirect', 'bodytest', 'errcheck', 'spf', 'dns', 'rbl']) assert.match(SHELL_PRELUDE, new RegExp(`^${fn}\\(\\)`, 'm'));
+});
+
+/** Runs a script through the prelude as the runner does (script on fd 4, decisions on fd 3). */
+function runThroughPrelude(script: string, env: Record<string, string>): { stdout: string; stderr: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'prelude-test-'));
+  try {
+    const path = join(dir, 'rcpt');
+    writeFileSync(path, script);
+    const fd = openSync(path, 'r');
+    try {
+      const r = spawnSync('/bin/sh', ['-c', SHELL_PRELUDE, path], { env: { PATH: '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe', 'pipe', fd], encoding: 'utf8' });
+      return { stdout: r.stdout, stderr: r.stderr };
+    } finally {
+      closeSync(fd);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('spf, dns and rbl run "$ASMTPD_NODE" "$ASMTPD_HELPER" NAME with the arguments as data, and return its exit code', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'prelude-helper-'));
+  try {
+    const helper = join(dir, 'helper.sh');
+    writeFileSync(helper, `printf '[%s]' "$@"; exit 3\n`);
+    const script = `spf "a b" '$(id)' '\`id\`'; echo " rc=$?"; dns -t MX 'x;y'; echo " rc=$?"; rbl; echo " rc=$?"\n`;
+    const r = runThroughPrelude(script, { ASMTPD_NODE: '/bin/sh', ASMTPD_HELPER: helper });
+    assert.equal(r.stdout, '[spf][a b][$(id)][`id`] rc=3\n[dns][-t][MX][x;y] rc=3\n[rbl] rc=3\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without ASMTPD_HELPER the helpers say so and return 2', () => {
+  const r = runThroughPrelude('dns -t A example.org; echo "rc=$?"\n', {});
+  assert.equal(r.stdout, 'rc=2\n');
+  assert.match(r.stderr, /dns: not available/);
 });

@@ -20,6 +20,14 @@
  *   A function whose record cannot be written exits 75, so a lost reject never looks like
  *   "no decision".
  *
+ *   The query helpers are asmtpd's (docs/facts.md "Script helpers"); each function runs
+ *       "$ASMTPD_NODE" "$ASMTPD_HELPER" NAME "$@"
+ *   with the script's environment (the daemon puts ASMTPD_NODE, ASMTPD_HELPER and ASMTPD_DNS
+ *   there) and returns its exit code; without ASMTPD_NODE/ASMTPD_HELPER it says so and returns 2.
+ *   spf MECHANISM…           prints the SPF result word; 0 pass, 1 other result, 2 bad usage
+ *   dns [-t TYPE] NAME       prints the answers; 0 answers, 1 none, 2 temporary failure/usage
+ *   rbl ZONE…                prints "ZONE REASON" per listing; 0 listed, 1 not, 2 all failed/usage
+ *
  * PUBLIC
  *   SHELL_PRELUDE, PRELUDE_SCRIPT_FD, DECISION_FD
  *   parseDecision(bytes) → { decision, error }
@@ -27,6 +35,7 @@
  * SECURITY
  *   The prelude is a constant: no request value is ever part of the shell text. The script's
  *   path is $0 (an argument), its contents come from fd 4, everything else is environment.
+ *   The helpers get their arguments as argv ("$@"), never re-parsed by a shell.
  */
 import type { Decision, DecisionVerb } from './protocol.js';
 
@@ -43,6 +52,10 @@ export const SHELL_PRELUDE = [
   `redirect() { if [ $# -ne 1 ] || [ -z "$1" ]; then echo "redirect: usage: redirect ADDRESS" >&2; exit 64; fi; _avenger_decide redirect "$1"; }`,
   `bodytest() { if [ $# -lt 1 ] || [ -z "$1" ]; then echo "bodytest: usage: bodytest COMMAND [ARG...]" >&2; exit 64; fi; _avenger_decide bodytest "$@"; }`,
   `errcheck() { case "\${MAIL_ERROR-}" in '') return 0 ;; 5*) reject "$MAIL_ERROR" ;; *) defer "$MAIL_ERROR" ;; esac; }`,
+  `_asmtpd_helper() { if [ -z "\${ASMTPD_NODE-}" ] || [ -z "\${ASMTPD_HELPER-}" ]; then echo "$1: not available (ASMTPD_HELPER is not set)" >&2; return 2; fi; "$ASMTPD_NODE" "$ASMTPD_HELPER" "$@"; }`,
+  `spf() { _asmtpd_helper spf "$@"; }`,
+  `dns() { _asmtpd_helper dns "$@"; }`,
+  `rbl() { _asmtpd_helper rbl "$@"; }`,
   `. /dev/fd/${PRELUDE_SCRIPT_FD}`,
   '',
 ].join('\n');

@@ -36,3 +36,4 @@ export {
 export { LookupCache, type SpfResolver, type MxRecord, type Answer } from './resolver.js';
 export { MAX_DNS_TERMS, MAX_VOID_LOOKUPS, MAX_MX_NAMES, MAX_PTR_NAMES } from './limits.js';
 export { parseClientIp, type ClientIp } from './ip.js';
+export { createDohRequest, type DohRequest } from './doh-request.js';

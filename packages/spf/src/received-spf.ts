@@ -61,15 +61,19 @@ function comment(r: SpfResult, info: ReceivedSpfInfo): string {
   }
 }
 
+/** Folds at spaces so that each line, with the whitespace `newline` starts it with, fits `width`. */
 function fold(line: string, width: number, newline: string): string {
+  const indent = newline.replace(/^\r?\n/, '').length;
   const words = line.split(' ');
   let out = '';
   let cur = '';
+  let first = true;
   for (const w of words) {
     if (cur === '') { cur = w; continue; }
-    if (cur.length + 1 + w.length > width) {
+    if ((first ? 0 : indent) + cur.length + 1 + w.length > width) {
       out += cur + newline;
       cur = w;
+      first = false;
     } else {
       cur += ` ${w}`;
     }

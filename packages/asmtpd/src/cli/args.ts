@@ -8,6 +8,8 @@ export type CliCommand =
   | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean }
   | { mode: 'check'; file: string; fileGiven: boolean }
   | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
+  | { mode: 'spf'; file: string; fileGiven: boolean }
+  | { mode: 'rbl'; file: string; fileGiven: boolean }
   | { mode: 'help' }
   | { mode: 'version' };
 
@@ -16,13 +18,18 @@ export const USAGE = `usage:
   asmtpd --check [-f FILE]            validate the configuration; prints FILE:LINE: message
   asmtpd --avenge [-f FILE] RECIPIENT [SENDER [IP]]
                                       dry run of the RCPT-time policy (runs the scripts, sends no mail)
+  asmtpd --spf [-f FILE]              SPF workbench: reads lines IP SENDER [HELO] (or
+                                      IP SENDER HELO -- MECHANISMS...) from stdin, prints result,
+                                      explanation and Received-SPF with the configured resolver
+  asmtpd --rbl [-f FILE]              reads IP addresses from stdin, prints the RBL listings,
+                                      their scores and reasons, the total and the verdict
   asmtpd --version | --help
 Default FILE: ${DEFAULT_CONFIG_FILE}. Without it (and without -f), asmtpd runs on its embedded
 default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
 
 export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-error'; message: string } {
   let file: string | null = null;
-  let mode: 'daemon' | 'check' | 'avenge' | 'help' | 'version' = 'daemon';
+  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'help' | 'version' = 'daemon';
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
@@ -44,10 +51,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         verbose = true;
         break;
       case '--check':
-        mode = 'check';
-        break;
       case '--avenge':
-        mode = 'avenge';
+      case '--spf':
+      case '--rbl':
+        if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
+        mode = a.slice(2) as 'check' | 'avenge' | 'spf' | 'rbl';
         break;
       case '-h':
       case '--help':
@@ -68,7 +76,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   }
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
-  if (mode === 'check') return { mode, file: f, fileGiven };
+  if (mode === 'check' || mode === 'spf' || mode === 'rbl') return { mode, file: f, fileGiven };
   if (mode === 'avenge') {
     if (positional.length < 1 || positional.length > 3) return { mode: 'usage-error', message: '--avenge needs RECIPIENT [SENDER [IP]]' };
     const sender = positional[1] ?? '';

@@ -1,7 +1,9 @@
 /**
  * `asmtpd --avenge [-f FILE] RECIPIENT [SENDER [IP]]` — dry run of the RCPT-time policy: resolve the
  * recipient as the daemon would, run the scripts as the right users (in this process's runner),
- * print the environment passed, the files tried, the outcome and the SMTP reply. Sends no mail.
+ * gather the client facts for IP (reverse DNS, DNSBL, SPF of SENDER, bounce probe) with the
+ * configured resolver, print the environment passed, the files tried, the outcome and the SMTP
+ * reply. Sends no mail.
  * Exit 0 when the policy ran (whatever it decided), 1 on a local error, 2 on bad usage/config.
  */
 import { runInProcess } from '@asmtpd/avenger-runner';
@@ -12,6 +14,9 @@ import type { Route } from '../recipients/route.js';
 import { formatReply, reply } from '../smtp/reply.js';
 import type { Session } from '../smtp/session.js';
 import { nullLogger } from '../log/logger.js';
+import { systemDefault } from '../facts/system-default.js';
+import { helperEnvironment } from './script-helper-env.js';
+import { memoryProbers } from '../daemon/probers.js';
 import type { Config } from '../config/types.js';
 import type { Relay } from '../relay/types.js';
 
@@ -28,10 +33,11 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   }
   const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: reply(451, '4.3.0', 'no delivery in --avenge'), ms: 0 }), close: async () => {}, describe: () => 'none' };
   const log = nullLogger();
-  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req), log);
+  const probers = memoryProbers();
+  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req), log, { helperEnv: helperEnvironment, prober: probers.factory });
   const session: Session = {
     id: 'avenge', client: { ip: args.ip, port: 0 }, local: { ip: '0.0.0.0', port: config.smtpPort }, startedAt: Date.now(),
-    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, decisions: new Map(),
+    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, facts: rt.facts(args.ip, log), decisions: new Map(),
     counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log,
   };
   const route = await rt.route(args.recipient, session.mayRelay, false);
@@ -41,8 +47,13 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     out.write(`reply: ${route.reason === 'relay' ? '550 5.7.1 relaying denied' : '550 5.7.1 relaying denied: source routes and %, ! or @ in local parts are not accepted'}\n`);
     return 0;
   }
-  const d = await decideRecipient(route, { session, sender: args.sender, address: args.recipient, mailError: null }, rt.policy);
+  session.facts.connected();
+  session.facts.mailFrom(args.sender, null);
+  const facts = route.kind === 'postmaster' ? null : await session.facts.settle();
+  const mailError = facts ? systemDefault(facts, config, args.sender, args.ip) : null;
+  const d = await decideRecipient(route, { session, sender: args.sender, address: args.recipient, mailError, facts }, rt.policy);
   printDecision(d, out);
+  probers.close();
   return d.outcome.kind === 'failed' ? 1 : 0;
 }
 
@@ -69,7 +80,8 @@ function printDecision(d: Decision, out: NodeJS.WritableStream): void {
     out.write(`  tried: ${run.tried.length ? run.tried.join(' ') : '(none)'}\n`);
     out.write(`  script: ${run.script ?? '(none found)'}\n`);
     out.write('  environment:\n');
-    for (const k of Object.keys(run.env).sort()) out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
+    // ASMTPD_* are the helpers' plumbing (paths of this machine), not facts
+    for (const k of Object.keys(run.env).filter((k) => !k.startsWith('ASMTPD_')).sort()) out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
     out.write(`  outcome: ${run.outcome}${run.detail ? ` (${run.detail})` : ''}\n`);
   });
   const o = d.outcome;

@@ -15,7 +15,9 @@ import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createRelay } from '../relay/index.js';
 import type { Relay } from '../relay/types.js';
-import { buildRuntime, type Runtime } from '../daemon/runtime.js';
+import { buildRuntime, type Runtime, type RuntimeServices } from '../daemon/runtime.js';
+import { helperEnvironment } from './script-helper-env.js';
+import { stateDbProbers } from '../daemon/probers.js';
 import { dropPrivileges } from '../daemon/privileges.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
@@ -72,7 +74,9 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   }
   const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
   let relay = createRelay(config, log);
-  let runtime: Runtime = buildRuntime(config, relay, run, log);
+  const probers = stateDbProbers(config.dbDir);
+  const services: RuntimeServices = { helperEnv: helperEnvironment, prober: probers.factory };
+  let runtime: Runtime = buildRuntime(config, relay, run, log, services);
   const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
 
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
@@ -115,7 +119,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
       // sessions that started on the old relay may still be delivering: close it later
       setTimeout(() => void retired.close(), cfg.dataTimeoutMs + 60_000).unref();
     }
-    runtime = buildRuntime(cfg, relay, run, log);
+    runtime = buildRuntime(cfg, relay, run, log, services);
     frontEnd.applyConfig(cfg);
     const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join();
     log.info('daemon.reload', { config: next.source, relay: relay.describe(), ...(restartNeeded ? { note: 'SMTPPort/BindAddr changes need a restart' } : {}) });
@@ -132,6 +136,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .then(() => relay.close())
         .then(() => runner.close())
         .finally(() => {
+          probers.close();
           log.flush();
           if (!args.foreground) rmSync(join(runtime.config.dbDir, 'asmtpd.pid'), { force: true });
           resolve(0);

@@ -2,6 +2,7 @@
  * embedded.ts — the configuration used when there is no configuration file at all (a first run):
  * loopback only, an unprivileged port, and accepted mail kept in the hold-queue Maildir, so that
  * nothing is ever exposed or lost before the administrator has written /etc/avenger/asmtpd.conf.
+ * DNS facts use the machine's resolver (/etc/resolv.conf), not tangerine's public DoH servers.
  */
 import { homedir } from 'node:os';
 import { spawnSync } from 'node:child_process';
@@ -20,6 +21,8 @@ export function embeddedConfigText(): string {
     'BindAddr 127.0.0.1',
     `DBDir "${dbDir}"`,
     `EtcDir "${dbDir}/etc"`,
+    // the machine's own resolver: a first run sends no lookups to a DoH service nobody chose
+    'DNSResolver system',
     '',
   ].join('\n');
 }

@@ -6,6 +6,9 @@ import { parseArgs, USAGE } from './args.js';
 import { runCheck } from './check.js';
 import { runDaemon, loadForCommand } from './daemon.js';
 import { runAvenge } from './avenge.js';
+import { runSpf } from './spf.js';
+import { runRbl } from './rbl.js';
+import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/load.js';
 import { VERSION } from '../version.js';
 
@@ -25,15 +28,23 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runCheck(cmd.file, process.stdout);
     case 'daemon':
       return runDaemon(cmd);
-    case 'avenge': {
-      const { result } = loadForCommand(cmd);
-      if (result.kind === 'error') {
-        for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
-        return 2;
-      }
-      return runAvenge(result.config, cmd, process.stdout);
-    }
+    case 'avenge':
+      return withConfig(cmd, (config) => runAvenge(config, cmd, process.stdout));
+    case 'spf':
+      return withConfig(cmd, (config) => runSpf(config, process.stdin, process.stdout, process.stderr));
+    case 'rbl':
+      return withConfig(cmd, (config) => runRbl(config, process.stdin, process.stdout, process.stderr));
   }
+}
+
+/** Load the configuration (or the embedded default) for a command; exit 2 when it is broken. */
+function withConfig(cmd: { file: string; fileGiven: boolean }, run: (config: Config) => Promise<number>): Promise<number> {
+  const { result } = loadForCommand(cmd);
+  if (result.kind === 'error') {
+    for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
+    return Promise.resolve(2);
+  }
+  return run(result.config);
 }
 
 main(process.argv.slice(2)).then(

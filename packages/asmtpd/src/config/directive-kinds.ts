@@ -1,7 +1,8 @@
 /**
  * The shape of a directive row, and the three builders the table in directives.ts uses.
  *
- * Public: SECTIONS, Section, Directive, DefaultContext, oneValue(), listValue(), commandValue().
+ * Public: SECTIONS, Section, Directive, DefaultContext, oneValue(), listValue(), lineListValue(),
+ * commandValue().
  *
  * A builder ties a user-visible name to one Config field with type safety (the parser must
  * produce that field's type, the default must be of that type) and returns a plain Directive
@@ -9,6 +10,8 @@
  *   - oneValue:     exactly one word (`SMTPPort 25`); not repeatable;
  *   - listValue:    one or more words per line, and the directive may repeat; every word is one
  *                   item; giving the directive at all replaces the default list;
+ *   - lineListValue: the directive may repeat; each line (all its words) is one item
+ *                   (`RBL zen.example.org 2 listed`);
  *   - commandValue: the rest of the line is a command's argv (`Sendmail /usr/sbin/sendmail -oi`).
  * Defaults that depend on other directives (LocalDomain = Hostname) read them with
  * ctx.resolved(field): the field must come EARLIER in the table (a unit test checks).
@@ -16,7 +19,7 @@
 import type { Config } from './types.js';
 import type { Parsed, ValueForm } from './values.js';
 
-export const SECTIONS = ['Listening and limits', 'Recipients and users', 'Delivery of accepted mail', 'Logging'] as const;
+export const SECTIONS = ['Listening and limits', 'Recipients and users', 'Delivery of accepted mail', 'DNS', 'Facts', 'Logging'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** What a default may look at: fields resolved so far, the machine, a way to warn. */
@@ -140,6 +143,34 @@ export function listValue<K extends ListField>(
       }
       (draft as Record<K, ItemOf<K>[]>)[field] = list;
       return outcome;
+    },
+    applyDefault(draft, ctx) {
+      draft[field] = resolveDefault(defaultValue, ctx);
+    },
+    checkFiles: () => [],
+  };
+}
+
+/** A repeatable directive whose every line is one item of a list field. */
+export function lineListValue<K extends ListField>(
+  field: K,
+  row: Docs & {
+    parseLine(words: readonly string[]): Parsed<ItemOf<K>>;
+    default: DefaultOf<Config[K]>;
+  },
+): Directive {
+  const { parseLine, default: defaultValue, ...docs } = row;
+  return {
+    ...docs,
+    field,
+    repeatable: true,
+    arity: 'command',
+    applyLine(draft, values) {
+      const list = (draft[field] ?? []) as ItemOf<K>[];
+      const parsed = parseLine(values);
+      if (parsed.kind === 'ok') list.push(parsed.value);
+      (draft as Record<K, ItemOf<K>[]>)[field] = list;
+      return outcomeOf(parsed, values.join(' '));
     },
     applyDefault(draft, ctx) {
       draft[field] = resolveDefault(defaultValue, ctx);

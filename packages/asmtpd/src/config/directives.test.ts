@@ -8,6 +8,8 @@ const CONFIG_FIELDS = [
   'smtpPort', 'bindAddrs', 'hostname', 'etcDir', 'dbDir', 'maxClients', 'maxClientsPerIp', 'maxMsgSizeBytes',
   'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'separator',
   'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
+  'dnsResolver', 'dnsServers', 'dnsProtocol', 'dnsTimeoutMs', 'allowDnsFailures', 'spfLocal', 'spfHostsFile', 'spfRejectFail',
+  'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

@@ -12,7 +12,8 @@
  *   npx tsc -b packages/asmtpd && node packages/asmtpd/dist/config/render-cli.js --write
  * The docs-sync test fails until the generated files match.
  */
-import { commandValue, listValue, oneValue, type DefaultContext, type Directive } from './directive-kinds.js';
+import { commandValue, lineListValue, listValue, oneValue, type DefaultContext, type Directive } from './directive-kinds.js';
+import { parseDnsServer, parseRblLine, parseScore, parseSpfLocal } from './fact-values.js';
 import { checkExecutableFile, checkReadableFile } from './files.js';
 import { parseCidr, parseIpAddress } from './ip.js';
 import type { Cidr } from './types.js';
@@ -215,6 +216,85 @@ export const DIRECTIVES: readonly Directive[] = [
     parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: HOUR_MS }), default: 5 * MINUTE_MS,
   }),
 
+  // ── DNS ──────────────────────────────────────────────────────────────────────────────
+  oneValue('dnsResolver', {
+    name: 'DNSResolver', section: 'DNS', form: 'choice', valueSyntax: 'tangerine|system',
+    defaultText: 'tangerine', sample: 'tangerine',
+    doc: 'tangerine (DNS over HTTPS, answers cached for their TTL) or system (node\'s resolver over UDP/TCP, with its own TTL cache)',
+    defaultNote: 'tangerine in a configuration file; the embedded default (no file) uses system, the machine\'s own resolver',
+    parse: (w) => parseChoice(w, ['tangerine', 'system'] as const), default: 'tangerine',
+  }),
+  listValue('dnsServers', {
+    name: 'DNSServer', section: 'DNS', form: 'server', valueSyntax: 'server...',
+    defaultText: "the resolver's defaults", sample: '127.0.0.1:53',
+    doc: 'a DoH server (tangerine) or DNS server (system) to ask instead of the defaults',
+    defaultNote: "tangerine's public DoH servers, or the nameservers of /etc/resolv.conf for system",
+    parseItem: parseDnsServer, default: () => [],
+  }),
+  oneValue('dnsProtocol', {
+    name: 'DNSProtocol', section: 'DNS', form: 'choice', valueSyntax: 'http|https',
+    defaultText: 'https', sample: 'https', doc: 'protocol tangerine speaks to DNSServer',
+    parse: (w) => parseChoice(w, ['http', 'https'] as const), default: 'https',
+  }),
+  oneValue('dnsTimeoutMs', {
+    name: 'DNSTimeout', section: 'DNS', form: 'duration', valueSyntax: 'duration 1s-1m',
+    defaultText: '5s', sample: '5s', doc: 'time limit of each lookup; a lookup that takes longer is a temporary failure',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: MINUTE_MS }), default: 5 * SECOND_MS,
+  }),
+  oneValue('allowDnsFailures', {
+    name: 'AllowDNSFailures', section: 'DNS', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'no', sample: 'no',
+    doc: 'with no, a temporary failure of the client\'s reverse lookup or of the sender\'s SPF check makes the system default 451 4.4.3',
+    parse: parseBoolean, default: false,
+  }),
+
+  // ── Facts ────────────────────────────────────────────────────────────────────────────
+  commandValue('spfLocal', {
+    name: 'SPFLocal', section: 'Facts', form: 'mechanisms', valueSyntax: 'mechanisms...',
+    defaultText: 'none', sample: 'include:spf.trusted-forwarder.org',
+    doc: 'SPF mechanisms evaluated before the sender policy\'s final all or default (trusted forwarders)',
+    parse: parseSpfLocal, default: null,
+  }),
+  oneValue('spfHostsFile', {
+    name: 'SPFHostsFile', section: 'Facts', form: 'path', valueSyntax: 'path',
+    defaultText: 'none', sample: '/etc/avenger/spfhosts',
+    doc: 'lines `domain spf-record` used for domains that publish no SPF record; re-read when it changes',
+    parse: parseAbsolutePath, default: null,
+    checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
+  oneValue('spfRejectFail', {
+    name: 'SPFRejectFail', section: 'Facts', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'no', sample: 'no', doc: 'with yes, SPF fail of MAIL FROM makes the system default 550 5.7.23',
+    parse: parseBoolean, default: false,
+  }),
+  lineListValue('rbls', {
+    name: 'RBL', section: 'Facts', form: 'dnsbl', valueSyntax: 'zone [score [reason]]',
+    defaultText: 'none', sample: 'zen.spamhaus.org 1',
+    doc: 'a DNSBL queried at connect for the client address (reversed-ip.zone); may repeat',
+    parseLine: parseRblLine, default: () => [],
+  }),
+  oneValue('rblThreshold', {
+    name: 'RBLThreshold', section: 'Facts', form: 'number', valueSyntax: 'number 0-1000',
+    defaultText: '1', sample: '1', doc: 'total score of the listing zones at which the system default is 550 5.7.1 with their reasons',
+    parse: parseScore, default: 1,
+  }),
+  oneValue('smtpCallback', {
+    name: 'SMTPCB', section: 'Facts', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'yes', sample: 'yes',
+    doc: 'bounce probe: ask the sender domain\'s MX whether it would take a bounce (MAIL FROM:<> RCPT TO:<sender>) → SENDER_BOUNCERES',
+    parse: parseBoolean, default: true,
+  }),
+  oneValue('smtpCallbackTimeoutMs', {
+    name: 'SMTPCBTimeout', section: 'Facts', form: 'duration', valueSyntax: 'duration 1s-5m',
+    defaultText: '30s', sample: '30s', doc: 'time limit of the whole bounce probe; past it the result is a temporary failure',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: 5 * MINUTE_MS }), default: 30 * SECOND_MS,
+  }),
+  oneValue('smtpCallbackCacheTtlMs', {
+    name: 'SMTPCBCacheTTL', section: 'Facts', form: 'duration', valueSyntax: 'duration 0-30d',
+    defaultText: '1d', sample: '1d', doc: 'how long a probe result is remembered, per sender address and per domain (temporary failures at most 10m)',
+    parse: (w) => parseDurationMs(w, { minMs: 0, maxMs: 30 * DAY_MS }), default: DAY_MS,
+  }),
+
   // ── Logging ──────────────────────────────────────────────────────────────────────────
   oneValue('logLevel', {
     name: 'LogLevel', section: 'Logging', form: 'choice', valueSyntax: 'debug|info|warn|error',
@@ -228,9 +308,7 @@ export const DIRECTIVES: readonly Directive[] = [
  * error, but the message says so instead of "unknown". Remove a name when its row is added.
  */
 export const NOT_YET_SUPPORTED: readonly string[] = [
-  'DNSResolver', 'DNSServer', 'DNSProtocol', 'DNSTimeout', 'AllowDNSFailures',
-  'SPFLocal', 'SPFHostsFile', 'SPFRejectFail', 'RBL', 'RBLThreshold',
-  'SMTPCB', 'SMTPCBTimeout', 'SMTPCBCacheTTL', 'SynFP', 'SynFPDB', 'NetPath', 'NetPathMaxHops',
+  'SynFP', 'SynFPDB', 'NetPath', 'NetPathMaxHops',
   'TLSCert', 'TLSKey', 'TLSMinVersion', 'AuthFile', 'DovecotAuth', 'InsecureAuth',
 ];
 

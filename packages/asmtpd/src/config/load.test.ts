@@ -39,7 +39,11 @@ test('an empty file gives every default', () => {
         { family: 6, address: '::1', prefix: 128, text: '::1' },
       ],
       relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
-      relayTimeoutMs: 300_000, logLevel: 'info',
+      relayTimeoutMs: 300_000,
+      dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
+      spfLocal: null, spfHostsFile: null, spfRejectFail: false, rbls: [], rblThreshold: 1,
+      smtpCallback: true, smtpCallbackTimeoutMs: 30_000, smtpCallbackCacheTtlMs: 86_400_000,
+      logLevel: 'info',
     } satisfies Config,
   });
 });
@@ -52,6 +56,10 @@ test('every directive set, names in any case', () => {
     'localdomain a.example b.example', 'LocalDomain c.example', 'separator -', 'AVENGERUSER Spamd', 'avengertimeout 2m',
     'relaynet 10.0.0.0/8', 'relayhost lmtp:[::1]:24',
     'holdonfailure on', 'relaytimeout 30s', 'loglevel Debug',
+    'dnsresolver SYSTEM', 'dnsserver 127.0.0.1:5353 ::1', 'DNSServer [::1]:53', 'dnsprotocol http', 'dnstimeout 2s',
+    'allowdnsfailures yes', 'spflocal include:fwd.example ip4:192.0.2.0/24', 'spfrejectfail yes',
+    'rbl zen.example.org', 'RBL bl.example.net 0.5 "listed for spam"', 'rblthreshold 1.5',
+    'smtpcb off', 'smtpcbtimeout 10s', 'smtpcbcachettl 2h',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
   assert.deepEqual(
@@ -67,6 +75,35 @@ test('every directive set, names in any case', () => {
   assert.deepEqual(c.relayNets, [{ family: 4, address: '10.0.0.0', prefix: 8, text: '10.0.0.0/8' }]);
   assert.deepEqual(c.relayHost, { kind: 'lmtp', host: '::1', port: 24 });
   assert.deepEqual([c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel], ['/opt/av/db/queue', true, 30_000, 'debug']);
+  assert.deepEqual([c.dnsResolver, c.dnsProtocol, c.dnsTimeoutMs, c.allowDnsFailures], ['system', 'http', 2000, true]);
+  assert.deepEqual(c.dnsServers, [
+    { host: '127.0.0.1', port: 5353, text: '127.0.0.1:5353' },
+    { host: '::1', port: null, text: '::1' },
+    { host: '::1', port: 53, text: '[::1]:53' },
+  ]);
+  assert.deepEqual([c.spfLocal, c.spfRejectFail], ['include:fwd.example ip4:192.0.2.0/24', true]);
+  assert.deepEqual(c.rbls, [
+    { zone: 'zen.example.org', score: 1, reason: null },
+    { zone: 'bl.example.net', score: 0.5, reason: 'listed for spam' },
+  ]);
+  assert.deepEqual([c.rblThreshold, c.smtpCallback, c.smtpCallbackTimeoutMs, c.smtpCallbackCacheTtlMs], [1.5, false, 10_000, 7_200_000]);
+});
+
+test('bad DNS and Facts values name the directive', () => {
+  for (const [line, re] of [
+    ['DNSServer example.org', /DNSServer: bad value "example.org"/],
+    ['DNSServer 127.0.0.1:99999', /DNSServer: bad value/],
+    ['RBL 127.0.0.1', /RBL: bad value/],
+    ['RBL zen.example.org lots', /RBL: bad value "zen.example.org lots": expected a number/],
+    ['SPFLocal ip4:300.1.1.1', /SPFLocal: bad value/],
+    ['SPFLocal redirect=x.example', /SPFLocal: bad value.*mechanisms only/],
+    ['RBLThreshold -1', /RBLThreshold: bad value/],
+    ['DNSResolver bind', /DNSResolver: bad value/],
+  ] as const) {
+    const r = parseConfigText(line, 'x.conf', HOST);
+    assert.equal(r.kind, 'error', line);
+    if (r.kind === 'error') assert.match(r.errors.map((i) => i.message).join('\n'), re, line);
+  }
 });
 
 test('computed defaults follow the directives they depend on', () => {
@@ -89,7 +126,7 @@ test('a file with several errors reports each one at its line', () => {
     '  10.0.0.0/40 fe80::/10', // 8
     'HoldOnFailure maybe', // 9
     'Hostname "two words"', // 10
-    'RBL zen.spamhaus.org', // 11
+    'SynFP yes', // 11
     'Frobnicate yes', // 12
     'MaxMsgSize 50M # fifty megabytes', // 13
     'Sendmail sendmail -oi', // 14
@@ -105,7 +142,7 @@ test('a file with several errors reports each one at its line', () => {
     'bad.conf:7: RelayNet: bad value "10.0.0.0/40": prefix length must be 0 to 32 for IPv4',
     'bad.conf:9: HoldOnFailure: bad value "maybe": expected yes or no (also on/off, true/false, 1/0)',
     'bad.conf:10: Hostname: bad value "two words": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
-    'bad.conf:11: directive RBL is not supported by this version of asmtpd',
+    'bad.conf:11: directive SynFP is not supported by this version of asmtpd',
     'bad.conf:12: unknown directive "Frobnicate"',
     'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
     'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',
@@ -130,7 +167,7 @@ test('unknown directives: near misses get a suggestion, others do not', () => {
     ['Port 25', 'unknown directive "Port" (did you mean SMTPPort?)'],
     ['LocalDomains example.org', 'unknown directive "LocalDomains" (did you mean LocalDomain?)'],
     ['Banner hello', 'unknown directive "Banner"'],
-    ['spflocal include:x', 'directive SPFLocal is not supported by this version of asmtpd'],
+    ['netpath yes', 'directive NetPath is not supported by this version of asmtpd'],
   ];
   for (const [line, message] of cases) {
     assert.deepEqual(errorLines(parseConfigText(line, 'u.conf', HOST)), [`u.conf:1: ${message}`]);

@@ -19,6 +19,23 @@ export type RelayTarget =
   | { kind: 'lmtp'; host: string; port: number }
   | { kind: 'lmtp-unix'; path: string };
 
+/** A DNSServer entry. */
+export interface DnsServer {
+  host: string;
+  /** null = the protocol's port (53, or 80/443 for DoH) */
+  port: number | null;
+  /** as written, for logs */
+  text: string;
+}
+
+/** An RBL line: `RBL zone [score [reason]]`. */
+export interface RblList {
+  zone: string;
+  score: number;
+  /** the reason when the zone publishes no TXT; null = `listed by ZONE` */
+  reason: string | null;
+}
+
 export interface Config {
   /** absolute path of the file this came from */
   file: string;
@@ -67,6 +84,25 @@ export interface Config {
   holdOnFailure: boolean;
   /** seconds a relay attempt may take (connect, each reply, whole transfer) */
   relayTimeoutMs: number;
+
+  // DNS
+  dnsResolver: 'tangerine' | 'system';
+  /** `host:port` texts; empty = the resolver's own defaults */
+  dnsServers: DnsServer[];
+  dnsProtocol: 'http' | 'https';
+  dnsTimeoutMs: number;
+  allowDnsFailures: boolean;
+
+  // Facts
+  /** SPF mechanisms evaluated before the sender policy's final all/default; null = none */
+  spfLocal: string | null;
+  spfHostsFile: string | null;
+  spfRejectFail: boolean;
+  rbls: RblList[];
+  rblThreshold: number;
+  smtpCallback: boolean;
+  smtpCallbackTimeoutMs: number;
+  smtpCallbackCacheTtlMs: number;
 
   // Logging
   logLevel: 'debug' | 'info' | 'warn' | 'error';

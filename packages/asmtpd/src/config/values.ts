@@ -37,6 +37,10 @@ export const VALUE_FORMS = {
   command: 'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
   choice: 'one of the words listed, in any case',
   character: 'a single character, one of those listed',
+  server: 'an IP address with an optional port: `192.0.2.53`, `127.0.0.1:5353`, `[2001:db8::53]:853`',
+  number: 'a number, fractions allowed (`0.5`), within the range the directive states',
+  mechanisms: 'SPF mechanisms as in a record, e.g. `ip4:192.0.2.0/24 include:_spf.example.net` (no redirect= or exp=)',
+  dnsbl: '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
   account: 'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
 } as const;
 

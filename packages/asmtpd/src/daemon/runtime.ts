@@ -15,9 +15,21 @@ import { createSystemScriptProbe } from '../policy/system-scripts.js';
 import type { Relay } from '../relay/types.js';
 import type { Logger } from '../log/logger.js';
 import { formatIssue } from '../config/load.js';
+import { createDnsResolver, type DnsResolver } from '../dns/resolver.js';
+import { createClientFacts, type ClientFacts, type FactDeps } from '../facts/client-facts.js';
+import { loadSpfHosts } from '../facts/spf-hosts.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
 export type ScriptRunner = (req: RunRequest) => Promise<RunResult>;
+
+/** Makes the bounce prober for a configuration (the daemon's uses the SQLite state database). */
+export type ProberFactory = (config: Config, resolver: DnsResolver, log: Logger) => FactDeps['prober'];
+
+export interface RuntimeServices {
+  prober?: ProberFactory;
+  /** variables the script helpers need, for every script */
+  helperEnv?: (config: Config) => Record<string, string>;
+}
 
 export interface Runtime {
   config: Config;
@@ -30,9 +42,12 @@ export interface Runtime {
   policy: PolicyDeps;
   run: ScriptRunner;
   route(address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route>;
+  resolver: DnsResolver;
+  /** the fact gatherer of one client */
+  facts(ip: string, log: Logger): ClientFacts;
 }
 
-export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, log: Logger): Runtime {
+export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, log: Logger, services: RuntimeServices = {}): Runtime {
   const onIssues = (issues: readonly { file: string; line: number; message: string }[]): void => {
     for (const i of issues) log.warn('config.error', { warning: formatIssue(i) });
   };
@@ -53,6 +68,21 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
     separator: config.separator,
     timeoutMs: config.avengerTimeoutMs,
     avengerUser: config.avengerUser,
+    helperEnv: services.helperEnv?.(config) ?? {},
   };
-  return { config, localDomains, relayNets: networkSet(config.relayNets), accounts, aliases, domains, relay, policy, run, route };
+  const resolver = createDnsResolver({
+    kind: config.dnsResolver, servers: config.dnsServers, protocol: config.dnsProtocol, timeoutMs: config.dnsTimeoutMs,
+  });
+  const prober = config.smtpCallback && services.prober ? services.prober(config, resolver, log) : null;
+  const isOwnDomain = (domain: string): boolean => {
+    const d = normalizeDomain(domain);
+    return localDomains.has(d) || domains?.lookup(d) != null;
+  };
+  const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
+  const relayNets = networkSet(config.relayNets);
+  // RelayNet clients are our own: their senders are not probed
+  const facts = (ip: string, sessionLog: Logger): ClientFacts =>
+    createClientFacts(ip, { config, resolver, prober: relayNets.has(ip) ? null : prober, isOwnDomain, log: sessionLog,
+      ...(spfHostsRecord ? { spfHostsRecord } : {}) });
+  return { config, localDomains, relayNets, accounts, aliases, domains, relay, policy, run, route, resolver, facts };
 }

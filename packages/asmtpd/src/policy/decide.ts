@@ -23,6 +23,7 @@ import { scriptCandidates } from './lookup.js';
 import { outcomeFromRun, replyForOutcome, type Outcome } from './outcome.js';
 import { scriptEnvironment, type EnvContext } from './variables.js';
 import type { Session } from '../smtp/session.js';
+import type { FactValues } from '../facts/client-facts.js';
 
 export const MAX_REDIRECTS = 5;
 
@@ -61,6 +62,8 @@ export interface PolicyDeps {
   separator: string | null;
   timeoutMs: number;
   avengerUser: string;
+  /** variables the script helpers need (spf, dns, rbl): not facts, the same for every script */
+  helperEnv: Readonly<Record<string, string>>;
 }
 
 export interface RecipientRequest {
@@ -68,6 +71,7 @@ export interface RecipientRequest {
   sender: string;
   address: string;
   mailError: Reply | null;
+  facts: FactValues | null;
 }
 
 const NO_SUCH_USER = (): Reply => reply(550, '5.1.1', 'no such user here');
@@ -156,8 +160,9 @@ async function runScript(
     avengerUser: deps.avengerUser,
     mailError: req.mailError ? `${req.mailError.code} ${req.mailError.enhanced} ${req.mailError.text}` : null,
     tmpDir: '/tmp',
+    facts: req.facts,
   };
-  const env = scriptEnvironment(envCtx);
+  const env = { ...deps.helperEnv, ...scriptEnvironment(envCtx) };
   if (dir === deps.etcDir && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
     runs.push({ user: runAs.name, uid: runAs.uid, dir, tried: [join(dir, candidates[0]!.file)], script: null, outcome: 'provisional', ms: 0, env });
     return { outcome: { kind: 'provisional' }, env };

@@ -11,6 +11,7 @@
  */
 import type { Session } from '../smtp/session.js';
 import { splitAddress } from '../recipients/address.js';
+import type { FactValues } from '../facts/client-facts.js';
 
 export interface EnvRecipient {
   /** the address as the client wrote it */
@@ -30,6 +31,13 @@ export interface EnvContext {
   avengerUser: string;
   mailError: string | null;
   tmpDir: string;
+  /** the client facts (facts/client-facts.ts); null in contexts that have none */
+  facts: FactValues | null;
+}
+
+/** A score as scripts see it: at most three decimals, no float noise. */
+export function formatScore(score: number): string {
+  return String(Math.round(score * 1000) / 1000);
 }
 
 interface VariableRow {
@@ -43,10 +51,20 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_PORT', doc: 'TCP port of the SMTP client', value: (c) => String(c.session.client.port) },
   { name: 'MY_IP', doc: 'our address the client connected to', value: (c) => c.session.local.ip },
   { name: 'MY_PORT', doc: 'our port the client connected to', value: (c) => String(c.session.local.port) },
+  { name: 'CLIENT_NAME', doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise", value: (c) => c.facts?.reverse?.name },
+  { name: 'CLIENT_PTR', doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none', value: (c) => c.facts?.reverse?.ptr },
+  { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
   { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.session.helo },
   { name: 'SENDER', doc: 'envelope sender as given in MAIL FROM (empty for <>)', value: (c) => c.sender },
   { name: 'SENDER_LOCAL', doc: 'local part of SENDER', value: (c) => splitAddress(c.sender).local },
   { name: 'SENDER_HOST', doc: 'domain of SENDER (lower case)', value: (c) => splitAddress(c.sender).domain },
+  { name: 'SENDER_BOUNCERES', doc: "bounce probe: empty when the sender's domain would accept a bounce, else its reply (550 5.1.1 …; 4xx when the probe could not finish); unset when no probe ran", value: (c) => c.facts?.bounce?.reply },
+  { name: 'SPF', doc: 'SPF result of MAIL FROM: none, neutral, pass, fail, softfail, temperror or permerror', value: (c) => c.facts?.spf?.result },
+  { name: 'SPF_HELO', doc: 'SPF result of the HELO name; unset before HELO', value: (c) => c.facts?.spfHelo?.result },
+  { name: 'SPF_EXPLANATION', doc: 'the explanation of an SPF fail; unset otherwise', value: (c) => (c.facts?.spf?.result === 'fail' ? c.facts.spf.explanation : null) },
+  { name: 'RBL_SCORE', doc: 'total score of the RBL zones that list CLIENT_IP (0 when none); unset without RBL', value: (c) => (c.facts?.rbl ? formatScore(c.facts.rbl.score) : null) },
+  { name: 'RBL_LISTED', doc: 'the zones that list CLIENT_IP, space-separated; unset when none', value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.zone).join(' ') : null) },
+  { name: 'RBL_REASON', doc: "the listings' reasons (TXT text, else the RBL line's reason), joined by \"; \"; unset when none", value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.reason).join('; ') : null) },
   { name: 'RECIPIENT', doc: 'recipient address as given in RCPT TO', value: (c) => c.rcpt.address },
   { name: 'RECIPIENT_LOCAL', doc: 'local part of RECIPIENT', value: (c) => splitAddress(c.rcpt.address).local },
   { name: 'RECIPIENT_HOST', doc: 'domain of RECIPIENT (lower case)', value: (c) => splitAddress(c.rcpt.address).domain },

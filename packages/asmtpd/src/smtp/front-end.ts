@@ -128,6 +128,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
         return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
       }
+      const sessionLog = log.child({ sid: session.id });
       const s: Session = {
         id: session.id,
         client: { ip: session.remoteAddress, port: session.remotePort },
@@ -138,11 +139,13 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         tls: null,
         mayRelay: rt.relayNets.has(session.remoteAddress),
         tx: null,
+        facts: rt.facts(session.remoteAddress, sessionLog),
         decisions: new Map(),
         counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
-        log: log.child({ sid: session.id }),
+        log: sessionLog,
       };
       st.session = s;
+      s.facts.connected();
       s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
       table.armDeadline(st, rt.config.smtpTimeoutMs, () => closeWith(st, REPLIES.timeout()));
       callback();

@@ -6,6 +6,7 @@ import type { Logger } from '../log/logger.js';
 import type { Route } from '../recipients/route.js';
 import type { Decision } from '../policy/decide.js';
 import type { BodyGroup } from '../policy/body-test.js';
+import type { ClientFacts, FactValues } from '../facts/client-facts.js';
 
 export interface Endpoint {
   ip: string;
@@ -23,6 +24,8 @@ export interface Transaction {
   rcpts: { address: string; route: Route; decision: Decision }[];
   /** the body-test group of the accepted recipients (undefined until the first is accepted) */
   group: BodyGroup | null | undefined;
+  /** the facts as the last policy decision saw them (X-Avenger, Received-SPF); null before */
+  facts: FactValues | null;
   log: Logger;
 }
 
@@ -38,6 +41,8 @@ export interface Session {
   /** the client may relay to any domain (RelayNet) */
   mayRelay: boolean;
   tx: Transaction | null;
+  /** reverse DNS, DNSBL, SPF, bounce probe (started at connect and MAIL, awaited at RCPT) */
+  facts: ClientFacts;
   /** RCPT decisions per (sender, recipient), so a repeated RCPT does not re-run the script */
   decisions: Map<string, Decision>;
   counts: { messages: number; rcpts: number; rejected: number; errors: number };

@@ -22,11 +22,13 @@ import { formatReply, type Reply } from './reply.js';
 import { spoolMessage, discard } from './spool.js';
 import { sendReply } from './boundary.js';
 import type { ConnState } from './connections.js';
-import type { Session } from './session.js';
+import type { Session, Transaction } from './session.js';
 import type { Route } from '../recipients/route.js';
 import { decideRecipient, type Decision, type ScriptRun } from '../policy/decide.js';
 import { bodyGroupOf, bodyTestVerdict, sameGroup, SEND_SEPARATELY, type BodyGroup, type BodyVerdict } from '../policy/body-test.js';
 import { receivedHeader } from '../message/received.js';
+import { systemDefault } from '../facts/system-default.js';
+import { receivedSpf } from '@asmtpd/spf';
 import { xAvengerHeader } from '../message/x-avenger.js';
 import type { Runtime } from '../daemon/runtime.js';
 import type { DeliveryResult } from '../relay/types.js';
@@ -65,8 +67,10 @@ export function onMailFrom(d: TransactionDeps, address: SMTPServerAddress, sessi
     eightBit: typeof args.BODY === 'string' && args.BODY.toUpperCase() === '8BITMIME',
     rcpts: [],
     group: undefined,
+    facts: null,
     log: s.log.child({ tid: id }),
   };
+  s.facts.mailFrom(address.address, s.helo);
   const r = REPLIES.senderOk();
   s.tx.log.info('mail.decision', { from: address.address, helo: s.helo, reply: formatReply(r) });
   succeed(d, session, r, cb);
@@ -123,7 +127,10 @@ async function decide(rt: Runtime, s: Session, from: string, address: string, so
   const key = `${from}\0${address}`;
   const hit = s.decisions.get(key);
   if (hit) return { route, decision: hit, cached: true };
-  const decision = await decideRecipient(route, { session: s, sender: from, address, mailError: null }, rt.policy);
+  const facts = route.kind === 'postmaster' ? null : await s.facts.settle();
+  if (facts && s.tx) s.tx.facts = facts;
+  const mailError = facts ? systemDefault(facts, rt.config, from, s.client.ip) : null;
+  const decision = await decideRecipient(route, { session: s, sender: from, address, mailError, facts }, rt.policy);
   // a temporary failure is not remembered: the client may try again in this session
   if (decision.reply.code < 400 || decision.reply.code >= 500) s.decisions.set(key, decision);
   return { route, decision, cached: false };
@@ -194,7 +201,7 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
           break;
       }
       try {
-        const headerPrefix = Buffer.from(traceHeaders(d, rt, s, tx.id, tx.rcpts.length === 1 ? tx.rcpts[0]!.address : null, tx.smtputf8));
+        const headerPrefix = Buffer.from(traceHeaders(d, rt, s, tx, tx.rcpts.length === 1 ? tx.rcpts[0]!.address : null));
         if (tx.group) {
           const verdict = await runBodyTest(rt, tx.group, headerPrefix, result.path);
           tx.log.info('bodytest.done', { user: tx.group.account.name, argv: tx.group.argv, verdict: verdict.kind, ...(verdict.kind === 'refuse' ? { detail: verdict.detail, reply: formatReply(verdict.reply) } : {}) });
@@ -238,23 +245,34 @@ async function runBodyTest(rt: Runtime, group: BodyGroup, headerPrefix: Buffer, 
   }
 }
 
-function traceHeaders(d: TransactionDeps, rt: Runtime, s: Session, id: string, recipient: string | null, smtputf8: boolean): string {
+function traceHeaders(d: TransactionDeps, rt: Runtime, s: Session, tx: Transaction, recipient: string | null): string {
+  const f = tx.facts;
+  const clientName = f?.reverse?.name ?? null;
+  const spfField = f?.spf
+    ? `${receivedSpf(f.spf, { ip: s.client.ip, envelopeFrom: tx.from, ...(s.helo ? { helo: s.helo } : {}), receiver: rt.config.hostname }, { foldWidth: 78 })}\r\n`
+    : '';
   const received = receivedHeader({
     helo: s.helo,
-    clientName: null,
+    clientName,
     clientIp: s.client.ip,
     hostname: rt.config.hostname,
     version: d.version,
     proto: s.proto ?? 'ESMTP',
     tls: s.tls,
     authenticated: false,
-    smtputf8,
-    id,
+    smtputf8: tx.smtputf8,
+    id: tx.id,
     recipient,
     date: new Date(),
   });
-  const xav = xAvengerHeader({ version: d.version, receiver: rt.config.hostname, clientIp: s.client.ip, clientPort: s.client.port });
-  return received + xav;
+  const xav = xAvengerHeader({
+    version: d.version, receiver: rt.config.hostname, clientIp: s.client.ip, clientPort: s.client.port,
+    ...(clientName ? { clientDns: clientName } : {}),
+    ...(f?.bounce && f.bounce.kind !== 'accepted' ? { bounceRes: f.bounce.reply } : {}),
+    ...(f?.spf ? { spf: f.spf.result } : {}),
+    ...(f?.rbl?.listed.length ? { rbl: f.rbl.listed.map((l) => l.zone) } : {}),
+  });
+  return spfField + received + xav;
 }
 
 /**

@@ -1,0 +1,30 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DEFAULT_CONFIG_FILE, parseArgs, USAGE } from './args.js';
+
+test('--spf and --rbl take an optional -f FILE and nothing else', () => {
+  assert.deepEqual(parseArgs(['--spf']), { mode: 'spf', file: DEFAULT_CONFIG_FILE, fileGiven: false });
+  assert.deepEqual(parseArgs(['--rbl', '-f', '/x.conf']), { mode: 'rbl', file: '/x.conf', fileGiven: true });
+  assert.deepEqual(parseArgs(['-f/y.conf', '--spf']), { mode: 'spf', file: '/y.conf', fileGiven: true });
+  assert.equal(parseArgs(['--spf', '1.2.3.4']).mode, 'usage-error');
+  assert.equal(parseArgs(['--rbl', '-f']).mode, 'usage-error');
+});
+
+test('two modes cannot be combined', () => {
+  for (const argv of [['--spf', '--rbl'], ['--check', '--spf'], ['--rbl', '--avenge', 'a@b'], ['--avenge', 'a@b', '--check']]) {
+    const r = parseArgs(argv);
+    assert.equal(r.mode, 'usage-error', argv.join(' '));
+  }
+});
+
+test('the other modes are unchanged', () => {
+  assert.deepEqual(parseArgs([]), { mode: 'daemon', file: DEFAULT_CONFIG_FILE, fileGiven: false, foreground: false, verbose: false });
+  assert.deepEqual(parseArgs(['--check', '-f', '/c']), { mode: 'check', file: '/c', fileGiven: true });
+  assert.deepEqual(parseArgs(['--avenge', 'bob@x', '<>', '192.0.2.1']), { mode: 'avenge', file: DEFAULT_CONFIG_FILE, fileGiven: false, recipient: 'bob@x', sender: '', ip: '192.0.2.1' });
+  assert.deepEqual(parseArgs(['--help']), { mode: 'help' });
+  assert.deepEqual(parseArgs(['--version']), { mode: 'version' });
+});
+
+test('USAGE names every mode', () => {
+  for (const flag of ['--check', '--avenge', '--spf', '--rbl', '--version']) assert.match(USAGE, new RegExp(flag));
+});

@@ -1,0 +1,125 @@
+/**
+ * resolver.ts — the daemon's one DNS resolver (spec asmtpd.md §3 "DNS"). The only module that
+ * imports DNS libraries.
+ *
+ *   createDnsResolver(options) -> DnsResolver   resolveTxt, resolveMx, resolve4, resolve6, reverse
+ *                                               (node dns.promises shapes and error codes), stats()
+ *   isTemporaryDnsError(err) / dnsErrorCode(err) / arpaName(ip)
+ *
+ * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
+ *   DNSTimeout each, answers cached for their TTL in a bounded map (ttl-cache.ts).
+ * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; c-ares caches
+ *   answers for their TTL itself.
+ * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
+ *   are answers; every other code (ETIMEOUT, ESERVFAIL, ECONNREFUSED…) is a temporary failure.
+ */
+import { promises as dnsPromises } from 'node:dns';
+import { isIPv4, isIPv6 } from 'node:net';
+import { createRequire } from 'node:module';
+import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
+import type { DnsServer } from '../config/types.js';
+import { TtlCache } from './ttl-cache.js';
+
+export interface DnsOptions {
+  kind: 'tangerine' | 'system';
+  servers: readonly DnsServer[];
+  protocol: 'http' | 'https';
+  timeoutMs: number;
+  /** answers kept by the tangerine cache; default 10,000 */
+  cacheEntries?: number;
+}
+
+export interface DnsStats {
+  lookups: number;
+  failures: number;
+}
+
+export interface DnsResolver extends SpfResolver {
+  stats(): DnsStats;
+}
+
+type ResolverClass = new (options: Record<string, unknown>, request?: unknown) => SpfResolver;
+
+/** tangerine (CommonJS: module.exports = class), loaded only when chosen: it takes ~0.2 s. */
+function loadTangerine(): ResolverClass {
+  const mod = createRequire(import.meta.url)('tangerine') as { default?: unknown };
+  return (mod.default ?? mod) as ResolverClass;
+}
+
+const ANSWER_CODES = new Set(['ENOTFOUND', 'ENODATA', 'EBADNAME']);
+
+export function dnsErrorCode(err: unknown): string {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'EUNKNOWN';
+}
+
+/** A failure worth retrying later (not "no such name" or "no such record"). */
+export function isTemporaryDnsError(err: unknown): boolean {
+  return !ANSWER_CODES.has(dnsErrorCode(err));
+}
+
+function serverText(s: DnsServer, defaultPort: number | null): string {
+  const port = s.port ?? defaultPort;
+  if (port === null) return s.host;
+  return s.host.includes(':') ? `[${s.host}]:${port}` : `${s.host}:${port}`;
+}
+
+/** The PTR owner name of an address (in-addr.arpa / ip6.arpa); null if not an address. */
+export function arpaName(ip: string): string | null {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  const v4 = mapped?.[1] ?? ip;
+  if (isIPv4(v4)) return `${v4.split('.').reverse().join('.')}.in-addr.arpa`;
+  if (!isIPv6(ip)) return null;
+  const [head = '', tail = ''] = ip.toLowerCase().split('::', 2);
+  const parts = (x: string): string[] => (x === '' ? [] : x.split(':'));
+  const h = parts(head);
+  const t = parts(tail);
+  const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
+  return `${groups.map((g) => g.padStart(4, '0')).join('').split('').reverse().join('.')}.ip6.arpa`;
+}
+
+type Backend = Omit<SpfResolver, 'reverse'> & { resolvePtr(name: string): Promise<string[]> };
+
+function backend(o: DnsOptions): Backend {
+  if (o.kind === 'system') {
+    const r = new dnsPromises.Resolver({ timeout: o.timeoutMs, tries: 1 });
+    if (o.servers.length > 0) r.setServers(o.servers.map((s) => serverText(s, 53)));
+    return r;
+  }
+  const Tangerine = loadTangerine();
+  return new Tangerine({
+    ...(o.servers.length > 0 ? { servers: o.servers.map((s) => serverText(s, null)) } : {}),
+    protocol: o.protocol,
+    timeout: o.timeoutMs,
+    tries: 1,
+    cache: new TtlCache(o.cacheEntries ?? 10_000),
+  }, createDohRequest()) as unknown as Backend;
+}
+
+/**
+ * reverse() as a PTR query: node's (c-ares gethostbyaddr) and tangerine's reverse() answer from
+ * /etc/hosts first, and c-ares reports a SERVFAIL as "not found"; a mail server wants what DNS says.
+ */
+function reverseByPtr(b: Backend, ip: string): Promise<string[]> {
+  const name = arpaName(ip);
+  return name === null ? Promise.reject(Object.assign(new Error(`not an address: ${ip}`), { code: 'EBADNAME' })) : b.resolvePtr(name);
+}
+
+export function createDnsResolver(o: DnsOptions): DnsResolver {
+  const inner = backend(o);
+  const stats: DnsStats = { lookups: 0, failures: 0 };
+  const counted = <T>(p: Promise<T>): Promise<T> => {
+    stats.lookups++;
+    return p.catch((err: unknown) => {
+      if (isTemporaryDnsError(err)) stats.failures++;
+      throw err;
+    });
+  };
+  return {
+    resolveTxt: (name) => counted(inner.resolveTxt(name)),
+    resolveMx: (name) => counted(inner.resolveMx(name)),
+    resolve4: (name) => counted(inner.resolve4(name)),
+    resolve6: (name) => counted(inner.resolve6(name)),
+    reverse: (ip) => counted(reverseByPtr(inner, ip)),
+    stats: () => ({ ...stats }),
+  };
+}

@@ -1,0 +1,114 @@
+/**
+ * client-facts.ts — what asmtpd learns about one client while the SMTP dialogue runs
+ * (spec asmtpd.md §4; docs/facts.md). Facts start as soon as their input is known and are
+ * awaited only when a recipient's policy needs them.
+ *
+ *   createClientFacts(ip, deps) -> ClientFacts
+ *     .connected()             start reverse DNS and every DNSBL (at connect)
+ *     .mailFrom(sender, helo)  start SPF of MAIL FROM and of HELO, and the bounce probe
+ *     .settle() -> FactValues  await what was started, each within its own bound; never rejects
+ *
+ * Bounds: reverse DNS, each DNSBL and each SPF check within DNSTimeout as a whole (a late one
+ * counts as a temporary failure); the bounce probe within SMTPCBTimeout (the prober's own).
+ */
+import { checkHelo, checkMailFrom, type CheckOptions, type SpfResult, type SpfResolver } from '@asmtpd/spf';
+import type { Config } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
+import { splitAddress } from '../recipients/address.js';
+import { queryRbls, type RblResult } from './dnsbl.js';
+import { reverseName, type ReverseName } from './reverse-dns.js';
+import { withDeadline } from './deadline.js';
+
+export interface ProbeResult {
+  kind: 'accepted' | 'refused' | 'tempfail';
+  /** '' when accepted, else the reply with its code */
+  reply: string;
+}
+
+export interface FactDeps {
+  config: Config;
+  resolver: SpfResolver;
+  /** null: SMTPCB off */
+  prober: { probe(sender: string): Promise<ProbeResult> } | null;
+  /** a domain of ours (LocalDomain, DomainFile): no bounce probe */
+  isOwnDomain(domain: string): boolean;
+  /** SPFHostsFile lookup */
+  spfHostsRecord?: (domain: string) => string | undefined;
+  log: Logger;
+}
+
+export interface FactValues {
+  reverse: ReverseName | null;
+  /** null when no RBL is configured */
+  rbl: RblResult | null;
+  /** MAIL FROM; null before MAIL */
+  spf: SpfResult | null;
+  /** null without HELO */
+  spfHelo: SpfResult | null;
+  /** null when no probe ran (SMTPCB off, null sender, our own domain) */
+  bounce: ProbeResult | null;
+}
+
+export interface ClientFacts {
+  connected(): void;
+  mailFrom(sender: string, helo: string | null): void;
+  settle(): Promise<FactValues>;
+}
+
+const LATE_REVERSE: ReverseName = { name: null, ptr: null, tempfail: true };
+
+export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
+  const { config, resolver, log } = deps;
+  const timeoutMs = config.dnsTimeoutMs;
+  let reverse: Promise<ReverseName> | null = null;
+  let rbl: Promise<RblResult> | null = null;
+  let spf: Promise<SpfResult> | null = null;
+  let spfHelo: { helo: string; result: Promise<SpfResult> } | null = null;
+  let bounce: Promise<ProbeResult> | null = null;
+
+  const spfOptions = (helo: string | null): CheckOptions => ({
+    resolver,
+    receiver: config.hostname,
+    timeoutMs,
+    ...(helo !== null ? { helo } : {}),
+    ...(config.spfLocal !== null ? { local: config.spfLocal } : {}),
+    ...(deps.spfHostsRecord ? { hostsRecord: deps.spfHostsRecord } : {}),
+  });
+
+  return {
+    connected() {
+      const started = Date.now();
+      reverse = withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE);
+      rbl = config.rbls.length > 0 ? queryRbls(ip, config.rbls, resolver, timeoutMs) : null;
+      void Promise.all([reverse, rbl]).then(([rev, bl]) => {
+        log.info('session.facts', {
+          ptr: rev.ptr, name: rev.name, ...(rev.tempfail ? { dnsfail: true } : {}),
+          ...(bl ? { rbl_score: bl.score, rbl_listed: bl.listed.map((l) => l.zone) } : {}), ms: Date.now() - started,
+        });
+        for (const p of bl?.problems ?? []) log.warn('rbl.error', { zone: p.zone, kind: p.kind, detail: p.detail });
+      });
+    },
+    mailFrom(sender, helo) {
+      spf = checkMailFrom(ip, sender, helo ?? '', spfOptions(helo));
+      if (helo !== null && spfHelo?.helo !== helo) spfHelo = { helo, result: checkHelo(ip, helo, spfOptions(helo)) };
+      if (helo === null) spfHelo = null;
+      const domain = splitAddress(sender).domain;
+      const probe = deps.prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
+      bounce = probe && deps.prober ? deps.prober.probe(sender).catch((err: Error): ProbeResult => {
+        log.error('session.error', { error: `bounce probe: ${err.message}` });
+        return { kind: 'tempfail', reply: '451 4.3.0 bounce probe failed' };
+      }) : null;
+      const started = Date.now();
+      void Promise.all([spf, spfHelo?.result ?? null, bounce]).then(([s, sh, b]) => {
+        log.info('mail.facts', {
+          from: sender, spf: s?.result, ...(sh ? { spf_helo: sh.result } : {}),
+          ...(b ? { bounce: b.kind, ...(b.reply !== '' ? { bounce_reply: b.reply } : {}) } : {}), ms: Date.now() - started,
+        });
+      });
+    },
+    async settle() {
+      const [rev, bl, s, sh, b] = await Promise.all([reverse, rbl, spf, spfHelo?.result ?? null, bounce]);
+      return { reverse: rev, rbl: bl, spf: s, spfHelo: sh, bounce: b };
+    },
+  };
+}

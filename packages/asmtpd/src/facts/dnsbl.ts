@@ -1,0 +1,97 @@
+/**
+ * dnsbl.ts — DNSBL lookups of one client address (spec asmtpd.md §3 `RBL`, §4; docs/facts.md).
+ *
+ *   rblQueryName(ip, zone) -> "d.c.b.a.zone" (IPv6: 32 reversed nibbles)
+ *   queryRbls(ip, lists, resolver, timeoutMs?) -> RblResult   every zone at once; never rejects;
+ *     a zone still unanswered after timeoutMs is a lookup problem (ETIMEOUT)
+ *
+ * A zone lists the client when it answers an A record in 127.0.0.0/8, except 127.255.255.0/24:
+ * lists answer that to refuse a resolver (Spamhaus' 127.255.255.254 for public resolvers), which
+ * is an error, never a listing. Answers outside 127.0.0.0/8 are ignored (and reported). The
+ * reason is the TXT record at the same name, else the RBL line's reason, else `listed by ZONE`.
+ * NXDOMAIN/NODATA = not listed; a failed lookup is an error entry (counts as not listed).
+ */
+import type { RblList } from '../config/types.js';
+import type { SpfResolver } from '@asmtpd/spf';
+import { arpaName, dnsErrorCode, isTemporaryDnsError } from '../dns/resolver.js';
+import { withDeadline } from './deadline.js';
+
+export interface RblListing {
+  zone: string;
+  score: number;
+  reason: string;
+  /** the A records that listed the client */
+  codes: string[];
+}
+
+export interface RblProblem {
+  zone: string;
+  /** `timeout`/`servfail`… (lookup failed), `refused` (127.255.255.x), `ignored` (answer outside 127/8) */
+  kind: 'lookup' | 'refused' | 'ignored';
+  detail: string;
+}
+
+export interface RblResult {
+  score: number;
+  listed: RblListing[];
+  problems: RblProblem[];
+}
+
+type Resolver = Pick<SpfResolver, 'resolve4' | 'resolveTxt'>;
+
+/** The name to look up for `ip` in `zone`; null for something that is not an address. */
+export function rblQueryName(ip: string, zone: string): string | null {
+  const arpa = arpaName(ip);
+  return arpa === null ? null : `${arpa.replace(/\.(in-addr|ip6)\.arpa$/, '')}.${zone}`;
+}
+
+const isLoopback8 = (a: string): boolean => a.startsWith('127.');
+const isRefusal = (a: string): boolean => a.startsWith('127.255.255.');
+
+async function queryOne(ip: string, list: RblList, resolver: Resolver): Promise<RblListing | RblProblem | null> {
+  const name = rblQueryName(ip, list.zone);
+  if (name === null) return null;
+  let answers: string[];
+  try {
+    answers = await resolver.resolve4(name);
+  } catch (err) {
+    if (!isTemporaryDnsError(err)) return null;
+    return { zone: list.zone, kind: 'lookup', detail: dnsErrorCode(err) };
+  }
+  const refused = answers.filter(isRefusal);
+  const codes = answers.filter((a) => isLoopback8(a) && !isRefusal(a));
+  if (codes.length === 0) {
+    if (refused.length > 0) return { zone: list.zone, kind: 'refused', detail: refused.join(' ') };
+    if (answers.length > 0) return { zone: list.zone, kind: 'ignored', detail: answers.join(' ') };
+    return null;
+  }
+  let reason = list.reason ?? `listed by ${list.zone}`;
+  try {
+    const txt = await resolver.resolveTxt(name);
+    const text = txt.map((strings) => strings.join('')).find((t) => t.trim() !== '');
+    if (text !== undefined) reason = text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+  } catch {
+    // no TXT (or it failed): the configured reason stands
+  }
+  return { zone: list.zone, score: list.score, reason, codes };
+}
+
+function bounded<T>(p: Promise<T>, ms: number | undefined, late: () => T): Promise<T> {
+  return ms === undefined ? p : withDeadline(p, ms, late);
+}
+
+export async function queryRbls(ip: string, lists: readonly RblList[], resolver: Resolver, timeoutMs?: number): Promise<RblResult> {
+  const results = await Promise.all(lists.map((l) =>
+    bounded(queryOne(ip, l, resolver), timeoutMs, (): RblProblem => ({ zone: l.zone, kind: 'lookup', detail: 'ETIMEOUT' }))));
+  const result: RblResult = { score: 0, listed: [], problems: [] };
+  for (const r of results) {
+    if (r === null) continue;
+    if ('score' in r) {
+      result.listed.push(r);
+      result.score += r.score;
+    } else {
+      result.problems.push(r);
+    }
+  }
+  return result;
+}

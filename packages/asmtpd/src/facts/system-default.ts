@@ -1,0 +1,33 @@
+/**
+ * system-default.ts — the reply asmtpd would give by itself (MAIL_ERROR; spec asmtpd.md §4
+ * "System-default verdict", docs/facts.md). The first that applies:
+ *
+ *   1. DNSBL score ≥ RBLThreshold            550 5.7.1 listed by ZONES: REASONS
+ *   2. SPF fail with SPFRejectFail            550 5.7.23 SPF: EXPLANATION
+ *   3. the bounce probe was refused           550 5.1.8 bounces to SENDER are refused: REPLY
+ *   4. temporary DNS failure, AllowDNSFailures no
+ *                                             451 4.4.3 temporary DNS failure: WHAT
+ *
+ *   systemDefault(facts, config, sender) -> Reply | null
+ */
+import type { Config } from '../config/types.js';
+import { reply, type Reply } from '../smtp/reply.js';
+import type { FactValues } from './client-facts.js';
+import { rblMailError } from './rbl-verdict.js';
+import { parseReply } from '../smtp/reply.js';
+
+type Settings = Pick<Config, 'rblThreshold' | 'spfRejectFail' | 'allowDnsFailures'>;
+
+export function systemDefault(f: FactValues, config: Settings, sender: string, clientIp: string): Reply | null {
+  const listed = f.rbl ? rblMailError(f.rbl, config.rblThreshold) : null;
+  if (listed !== null) return parseReply(listed, 550, '5.7.1');
+  if (config.spfRejectFail && f.spf?.result === 'fail') {
+    return reply(550, '5.7.23', `SPF: ${f.spf.explanation ?? `${f.spf.domain} does not designate ${clientIp} as permitted sender`}`);
+  }
+  if (f.bounce?.kind === 'refused') return reply(550, '5.1.8', `bounces to <${sender}> are refused: ${f.bounce.reply}`);
+  if (!config.allowDnsFailures) {
+    if (f.reverse?.tempfail) return reply(451, '4.4.3', `temporary DNS failure: reverse lookup of ${clientIp}`);
+    if (f.spf?.result === 'temperror') return reply(451, '4.4.3', `temporary DNS failure: SPF check of ${f.spf.domain}`);
+  }
+  return null;
+}

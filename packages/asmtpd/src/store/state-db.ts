@@ -1,0 +1,151 @@
+/**
+ * store/state-db — the daemon's SQLite state database (DBDir/state.sqlite, spec asmtpd.md §3
+ * `DBDir`; docs/facts.md "Bounce probe"). The only module that imports better-sqlite3.
+ *
+ *   openStateDb(path) -> StateDb     open or create the file, WAL journal, busy timeout, schema
+ *                                    migrations; throws StateDbError naming the path
+ *   StateDb.bounceCache.get(key, now) -> CachedBounce | undefined   an entry not yet expired
+ *   StateDb.bounceCache.put(key, value, expiresAt)                  insert or replace
+ *   StateDb.bounceCache.purgeExpired(now) -> number                 entries removed
+ *   StateDb.schemaVersion / path / close()
+ *
+ * Times are milliseconds since the epoch; an entry lives while `now < expires`. Statements are
+ * prepared once per connection. The version of the schema is the one row of `schema_version`;
+ * each migration runs in its own IMMEDIATE transaction with the version bump, and a file from a
+ * newer asmtpd (a version this one does not know) is refused rather than written to.
+ * The daemon opens the file after giving up root, so the database, its -wal and -shm files
+ * belong to the daemon's user.
+ */
+import Database from 'better-sqlite3';
+
+/** How long a writer waits for another connection's lock before SQLITE_BUSY. */
+export const BUSY_TIMEOUT_MS = 5000;
+
+export type BounceCacheKind = 'accepted' | 'refused' | 'tempfail';
+
+export interface CachedBounce {
+  kind: BounceCacheKind;
+  /** '' when accepted, else the reply with its code */
+  reply: string;
+}
+
+export interface BounceCache {
+  get(key: string, now: number): CachedBounce | undefined;
+  put(key: string, value: CachedBounce, expiresAt: number): void;
+  purgeExpired(now: number): number;
+}
+
+export interface StateDb {
+  readonly path: string;
+  readonly schemaVersion: number;
+  readonly bounceCache: BounceCache;
+  /** idempotent; any later use throws */
+  close(): void;
+}
+
+export class StateDbError extends Error {
+  constructor(
+    readonly path: string,
+    reason: string,
+  ) {
+    super(`state database ${path}: ${reason}`);
+    this.name = 'StateDbError';
+  }
+}
+
+/** Schema migrations: MIGRATIONS[i] brings the schema from version i to i + 1. Append only. */
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE bounce_cache (
+     key TEXT PRIMARY KEY,
+     kind TEXT NOT NULL CHECK (kind IN ('accepted', 'refused', 'tempfail')),
+     reply TEXT NOT NULL,
+     expires INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX bounce_cache_expires ON bounce_cache (expires);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+const KINDS: ReadonlySet<string> = new Set<BounceCacheKind>(['accepted', 'refused', 'tempfail']);
+
+export function openStateDb(path: string): StateDb {
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
+  } catch (err) {
+    throw new StateDbError(path, errorText(err));
+  }
+  try {
+    configure(db);
+    const schemaVersion = migrate(db, path);
+    return {
+      path,
+      schemaVersion,
+      bounceCache: bounceCacheOn(db),
+      close: () => {
+        if (db.open) db.close();
+      },
+    };
+  } catch (err) {
+    db.close();
+    throw err instanceof StateDbError ? err : new StateDbError(path, errorText(err));
+  }
+}
+
+function configure(db: Database.Database): void {
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma('journal_mode = WAL');
+  // with WAL, NORMAL loses at most the last transactions on a power failure, never consistency
+  db.pragma('synchronous = NORMAL');
+}
+
+function migrate(db: Database.Database, path: string): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+  const read = db.prepare<[], { version: number }>('SELECT version FROM schema_version');
+  const update = db.prepare<[number]>('UPDATE schema_version SET version = ?');
+  const insert = db.prepare<[number]>('INSERT INTO schema_version (version) VALUES (?)');
+  const step = db.transaction((): boolean => {
+    const row = read.get();
+    const current = row?.version ?? 0;
+    if (current > MIGRATIONS.length) {
+      throw new StateDbError(path, `schema version ${current} is newer than this asmtpd knows (${MIGRATIONS.length})`);
+    }
+    const migration = MIGRATIONS[current];
+    if (migration === undefined) return false;
+    db.exec(migration);
+    (row ? update : insert).run(current + 1);
+    return true;
+  });
+  while (step.immediate()) {
+    /* one migration per transaction */
+  }
+  return read.get()?.version ?? 0;
+}
+
+function bounceCacheOn(db: Database.Database): BounceCache {
+  const select = db.prepare<[string, number], { kind: string; reply: string }>(
+    'SELECT kind, reply FROM bounce_cache WHERE key = ? AND expires > ?',
+  );
+  const upsert = db.prepare<[string, string, string, number]>(
+    `INSERT INTO bounce_cache (key, kind, reply, expires) VALUES (?, ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, reply = excluded.reply, expires = excluded.expires`,
+  );
+  const purge = db.prepare<[number]>('DELETE FROM bounce_cache WHERE expires <= ?');
+  return {
+    get(key, now) {
+      const row = select.get(key, now);
+      if (!row || !KINDS.has(row.kind)) return undefined;
+      return { kind: row.kind as BounceCacheKind, reply: row.reply };
+    },
+    put(key, value, expiresAt) {
+      upsert.run(key, value.kind, value.reply, Math.floor(expiresAt));
+    },
+    purgeExpired(now) {
+      return purge.run(now).changes;
+    },
+  };
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,168 @@
+/**
+ * Client facts end to end (issue 5): the reverse name as a script sees it — CLIENT_NAME,
+ * CLIENT_PTR, CLIENT_DNSFAIL and the MAIL_ERROR a temporary failure gives — for confirmed,
+ * unconfirmed, absent and failing reverse DNS, over both resolvers: `system` (c-ares over UDP)
+ * and `tangerine` (DNS over HTTP), against one loopback DNS server (dns2).
+ *
+ * Each client case connects from its own 127.0.0.x address; the recipient's script writes its
+ * environment to a file (test/support/facts.ts) and accepts. Needs root (test accounts).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDnsServer, reverseName, type DnsServer } from '../support/dns-server.js';
+import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { ENV_SCRIPT, dialogue, factVars, readEnv } from '../support/facts.js';
+
+const unavailable = canCreateUsers();
+if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
+const skip = unavailable ? `skipped: ${unavailable}` : false;
+
+let u: TestUser;
+let etc: string;
+let dns: DnsServer;
+let system: Daemon;
+let doh: Daemon;
+
+const TIMEOUT_MS = 1000;
+
+before(async () => {
+  if (unavailable) return;
+  u = createUser('rdns');
+  writeScript(u, 'rcpt+default', ENV_SCRIPT);
+  etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
+  chmodSync(etc, 0o755);
+  const passwd = join(etc, 'passwd');
+  writeFileSync(passwd, passwdLine(u));
+  chmodSync(passwd, 0o644);
+  dns = await startDnsServer({
+    records: {
+      // confirmed: the PTR name's A record is the client
+      [reverseName('127.0.0.10')]: [{ type: 'PTR', domain: 'host10.example.test' }],
+      'host10.example.test': [{ type: 'A', address: '127.0.0.10' }],
+      // unconfirmed: the PTR name points elsewhere
+      [reverseName('127.0.0.11')]: [{ type: 'PTR', domain: 'host11.example.test' }],
+      'host11.example.test': [{ type: 'A', address: '192.0.2.11' }],
+      // the PTR lookup fails (SERVFAIL, REFUSED)
+      [reverseName('127.0.0.12')]: [{ type: 'SERVFAIL' }],
+      [reverseName('127.0.0.19')]: [{ type: 'REFUSED' }],
+      // 127.0.0.13: no PTR at all (NXDOMAIN)
+      // a PTR whose confirming A lookup fails
+      [reverseName('127.0.0.14')]: [{ type: 'PTR', domain: 'host14.example.test' }],
+      'host14.example.test': [{ type: 'SERVFAIL' }],
+      // two PTR names: the first does not confirm, the second does
+      [reverseName('127.0.0.15')]: [{ type: 'PTR', domain: 'alias15.example.test' }, { type: 'PTR', domain: 'host15.example.test' }],
+      'alias15.example.test': [{ type: 'A', address: '192.0.2.15' }],
+      'host15.example.test': [{ type: 'A', address: '127.0.0.15' }],
+      // the PTR lookup never answers
+      [reverseName('127.0.0.16')]: [{ type: 'HANG' }],
+      // a PTR name without any address record (NODATA for A)
+      [reverseName('127.0.0.17')]: [{ type: 'PTR', domain: 'host17.example.test' }],
+      'host17.example.test': [{ type: 'TXT', data: 'no address here' }],
+    },
+  });
+  const common = [`LocalDomain a.example`, `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24', 'DNSTimeout 1s', 'AllowDNSFailures no'];
+  [system, doh] = await Promise.all([
+    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n') }),
+    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`].join('\n') }),
+  ]);
+});
+
+after(async () => {
+  if (unavailable) return;
+  await system?.stop();
+  await doh?.stop();
+  await dns?.close();
+  if (u) removeUser(u);
+  if (etc) rmSync(etc, { recursive: true, force: true });
+});
+
+interface Case {
+  ip: string;
+  what: string;
+  facts: Record<string, string>;
+}
+
+/** SPF of remote.example and of the HELO client.example: no records → none. */
+const SPF_NONE = { SPF: 'none', SPF_HELO: 'none' };
+const dnsFail = (ip: string): Record<string, string> => ({ MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${ip}` });
+
+/** A PTR lookup answered with an error code: a temporary failure (kept apart: see the test). */
+const PTR_ERROR_CASES: Case[] = [
+  { ip: '127.0.0.12', what: 'PTR SERVFAIL', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.12') } },
+  { ip: '127.0.0.19', what: 'PTR REFUSED', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.19') } },
+];
+
+const CASES: Case[] = [
+  { ip: '127.0.0.10', what: 'confirmed', facts: { CLIENT_NAME: 'host10.example.test', CLIENT_PTR: 'host10.example.test', ...SPF_NONE } },
+  { ip: '127.0.0.11', what: 'unconfirmed (A elsewhere)', facts: { CLIENT_PTR: 'host11.example.test', ...SPF_NONE } },
+  { ip: '127.0.0.17', what: 'unconfirmed (no A record)', facts: { CLIENT_PTR: 'host17.example.test', ...SPF_NONE } },
+  { ip: '127.0.0.13', what: 'no PTR', facts: { ...SPF_NONE } },
+  { ip: '127.0.0.15', what: 'second PTR name confirmed', facts: { CLIENT_NAME: 'host15.example.test', CLIENT_PTR: 'alias15.example.test', ...SPF_NONE } },
+  { ip: '127.0.0.14', what: 'confirming A SERVFAIL', facts: { CLIENT_PTR: 'host14.example.test', CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.14') } },
+  { ip: '127.0.0.16', what: 'PTR never answers', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.16') } },
+];
+
+let seq = 0;
+
+/**
+ * Runs every case at once (each is its own client address; the hanging one bounds the time) and
+ * compares all of them in one deepEqual, so a failure shows every case that differs.
+ */
+async function runCases(d: Daemon, label: string, cases = CASES): Promise<void> {
+  const got: Record<string, unknown> = {};
+  const want: Record<string, unknown> = {};
+  for (const c of cases) got[`${c.ip} ${c.what}`] = null;
+  await Promise.all(cases.map(async (c) => {
+    const tag = `${label}${++seq}`;
+    const r = await dialogue(d.port, { local: c.ip, from: 'someone@remote.example', to: `${u.name}+${tag}@a.example` });
+    const env = readEnv(u.home, tag);
+    const key = `${c.ip} ${c.what}`;
+    got[key] = { rcpt: r.rcpt, CLIENT_IP: env.CLIENT_IP, facts: factVars(env), bannerFast: r.ms.banner < 500, rcptBounded: r.ms.rcpt < TIMEOUT_MS + 1500 };
+    want[key] = { rcpt: '250 2.1.5 recipient ok', CLIENT_IP: c.ip, facts: c.facts, bannerFast: true, rcptBounded: true };
+  }));
+  assert.deepEqual(got, want, label);
+}
+
+test('system resolver (UDP): confirmed, unconfirmed, absent, hanging and failing confirmation', { skip }, async () => {
+  await runCases(system, 'sys');
+  const l = await system.waitLog((x) => x.event === 'session.facts' && x.dnsfail === true);
+  assert.equal(l.name, null);
+});
+
+test('tangerine over DoH (http): the same values', { skip }, async () => {
+  await runCases(doh, 'doh');
+});
+
+// docs/facts.md: CLIENT_DNSFAIL is 1 "when the PTR lookup ... failed temporarily". With
+// `DNSResolver system` this fails at the time of writing: node's Resolver#reverse (c-ares
+// getHostByAddr) reports SERVFAIL and REFUSED as ENOTFOUND, which dns/resolver.ts counts as an
+// answer ("no PTR"), so the failure is lost (CLIENT_DNSFAIL and MAIL_ERROR unset).
+test('system resolver: a PTR lookup answered SERVFAIL or REFUSED is a temporary failure', { skip }, async () => {
+  await runCases(system, 'sysptr', PTR_ERROR_CASES);
+});
+
+test('tangerine: a PTR lookup answered SERVFAIL or REFUSED is a temporary failure', { skip }, async () => {
+  await runCases(doh, 'dohptr', PTR_ERROR_CASES);
+});
+
+test('the PTR and confirming lookups went to the loopback server, as PTR and A queries', { skip }, async () => {
+  const asked = new Set(dns.queries.map((q) => `${q.type} ${q.name}`));
+  for (const name of ['host10.example.test', 'host11.example.test', 'alias15.example.test', 'host15.example.test']) assert.ok(asked.has(`A ${name}`), name);
+  assert.ok(asked.has(`PTR ${reverseName('127.0.0.10')}`));
+  assert.ok(!asked.has('AAAA host10.example.test'), 'an IPv4 client is confirmed with A records only');
+});
+
+test('records changed between sessions: a name confirmed now, after the PTR changed', { skip }, async () => {
+  dns.add(reverseName('127.0.0.18'), { type: 'PTR', domain: 'Old18.Example.Test' });
+  const tag1 = `chg${++seq}`;
+  await dialogue(system.port, { local: '127.0.0.18', from: 'someone@remote.example', to: `${u.name}+${tag1}@a.example` });
+  assert.deepEqual(factVars(readEnv(u.home, tag1)), { CLIENT_PTR: 'old18.example.test', ...SPF_NONE });
+  dns.add('old18.example.test', { type: 'A', address: '127.0.0.18' });
+  const tag2 = `chg${++seq}`;
+  await dialogue(system.port, { local: '127.0.0.18', from: 'someone@remote.example', to: `${u.name}+${tag2}@a.example` });
+  assert.deepEqual(factVars(readEnv(u.home, tag2)), { CLIENT_NAME: 'old18.example.test', CLIENT_PTR: 'old18.example.test', ...SPF_NONE });
+});
