@@ -30,24 +30,28 @@ test('asmtpd --check reports every error as FILE:LINE: message, exit 2; a clean 
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('asmtpd --check also parses the DomainFile and AliasFile it names: a bad line is FILE:LINE, exit 2', () => {
+test('asmtpd --check also parses the DomainFile, AliasFile and SPFHostsFile it names: a bad line is FILE:LINE, exit 2', () => {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-check-data-'));
   const domains = join(dir, 'domains');
   const aliases = join(dir, 'aliases');
+  const spfHosts = join(dir, 'spfhosts');
   writeFileSync(domains, 'virtual.example bob+net\nbroken-line-without-user\n');
   writeFileSync(aliases, 'postmaster: root\nsales alice\n');
+  writeFileSync(spfHosts, 'good.example v=spf1 mx -all\nbad.example v=spf1 ip4:300.0.0.1 -all\n');
   const conf = join(dir, 'asmtpd.conf');
-  writeFileSync(conf, `DomainFile ${domains}\nAliasFile ${aliases}\n`);
+  writeFileSync(conf, `DomainFile ${domains}\nAliasFile ${aliases}\nSPFHostsFile ${spfHosts}\n`);
   const r = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', conf], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stdout);
   assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${domains}:2: `)), r.stdout);
   assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${aliases}:2: `)), r.stdout);
+  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${spfHosts}:2: `)), r.stdout);
   assert.doesNotMatch(r.stdout, /OK \(/);
   writeFileSync(domains, 'virtual.example bob+net\n');
   writeFileSync(aliases, 'postmaster: root\n');
+  writeFileSync(spfHosts, 'good.example v=spf1 mx -all\n');
   const ok = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', conf], { encoding: 'utf8' });
   assert.equal(ok.status, 0, ok.stdout);
-  assert.match(ok.stdout, /OK \(2 directives\)/);
+  assert.match(ok.stdout, /OK \(3 directives\)/);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,20 +1,23 @@
 /**
  * `asmtpd --check [-f FILE]`: print every problem as FILE:LINE: message; exit 0 only if clean.
  * Besides asmtpd.conf itself, the data files it names are parsed as the daemon would: a line of
- * the DomainFile or AliasFile that the daemon would skip is an error here.
+ * the DomainFile, AliasFile or SPFHostsFile that the daemon would skip is an error here.
  */
 import { checkConfig } from '../config/check.js';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
 import { loadAliasFile } from '../recipients/aliases.js';
 import { loadDomainFile } from '../recipients/domains.js';
+import { parseSpfHosts } from '../facts/spf-hosts.js';
+import { readFileSync } from 'node:fs';
 
 export function runCheck(file: string, out: NodeJS.WritableStream): number {
   const report = checkConfig(file);
   const dataIssues: ConfigIssue[] = [];
   if (report.result.kind === 'ok') {
-    const { domainFile, aliasFile } = report.result.config;
+    const { domainFile, aliasFile, spfHostsFile } = report.result.config;
     if (domainFile) dataIssues.push(...loadDomainFile(domainFile).issues);
     if (aliasFile) dataIssues.push(...loadAliasFile(aliasFile).issues);
+    if (spfHostsFile) dataIssues.push(...parseSpfHosts(readFileSync(spfHostsFile, 'utf8'), spfHostsFile).issues);
   }
   // when clean, checkConfig's last line is the "FILE: OK (N directives)" summary: not if a data file is bad
   const lines = report.ok && dataIssues.length > 0 ? report.lines.slice(0, -1) : report.lines;

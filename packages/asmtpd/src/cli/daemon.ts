@@ -18,6 +18,7 @@ import type { Relay } from '../relay/types.js';
 import { buildRuntime, type Runtime, type RuntimeServices } from '../daemon/runtime.js';
 import { helperEnvironment } from './script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
+import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges } from '../daemon/privileges.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
@@ -75,7 +76,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
-  const services: RuntimeServices = { helperEnv: helperEnvironment, prober: probers.factory };
+  const services: RuntimeServices = { helperEnv: helperEnvironment, prober: probers.factory, resolver: sharedResolvers() };
   let runtime: Runtime = buildRuntime(config, relay, run, log, services);
   const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
 

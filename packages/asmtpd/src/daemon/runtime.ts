@@ -15,7 +15,7 @@ import { createSystemScriptProbe } from '../policy/system-scripts.js';
 import type { Relay } from '../relay/types.js';
 import type { Logger } from '../log/logger.js';
 import { formatIssue } from '../config/load.js';
-import { createDnsResolver, type DnsResolver } from '../dns/resolver.js';
+import { createDnsResolver, type DnsOptions, type DnsResolver } from '../dns/resolver.js';
 import { createClientFacts, type ClientFacts, type FactDeps } from '../facts/client-facts.js';
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 
@@ -29,6 +29,8 @@ export interface RuntimeServices {
   prober?: ProberFactory;
   /** variables the script helpers need, for every script */
   helperEnv?: (config: Config) => Record<string, string>;
+  /** the daemon's resolver for these settings (default: a new one) */
+  resolver?: (options: DnsOptions) => DnsResolver;
 }
 
 export interface Runtime {
@@ -70,7 +72,7 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
     avengerUser: config.avengerUser,
     helperEnv: services.helperEnv?.(config) ?? {},
   };
-  const resolver = createDnsResolver({
+  const resolver = (services.resolver ?? createDnsResolver)({
     kind: config.dnsResolver, servers: config.dnsServers, protocol: config.dnsProtocol, timeoutMs: config.dnsTimeoutMs,
   });
   const prober = config.smtpCallback && services.prober ? services.prober(config, resolver, log) : null;

@@ -4,6 +4,8 @@
  *
  *   createDnsResolver(options) -> DnsResolver   resolveTxt, resolveMx, resolve4, resolve6, reverse
  *                                               (node dns.promises shapes and error codes), stats()
+ *   sharedResolvers() -> (options) => DnsResolver   the same instance (and cache) while the
+ *                                               settings stay the same, e.g. across SIGHUP
  *   isTemporaryDnsError(err) / dnsErrorCode(err) / arpaName(ip)
  *
  * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
@@ -121,5 +123,15 @@ export function createDnsResolver(o: DnsOptions): DnsResolver {
     resolve6: (name) => counted(inner.resolve6(name)),
     reverse: (ip) => counted(reverseByPtr(inner, ip)),
     stats: () => ({ ...stats }),
+  };
+}
+
+/** One resolver per daemon: a reload with the same DNS settings keeps it and its cache. */
+export function sharedResolvers(): (o: DnsOptions) => DnsResolver {
+  let current: { key: string; resolver: DnsResolver } | null = null;
+  return (o) => {
+    const key = JSON.stringify([o.kind, o.servers.map((s) => s.text), o.protocol, o.timeoutMs, o.cacheEntries]);
+    if (current?.key !== key) current = { key, resolver: createDnsResolver(o) };
+    return current.resolver;
   };
 }
