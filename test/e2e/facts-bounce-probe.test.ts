@@ -100,10 +100,10 @@ after(async () => {
 
 let seq = 0;
 
-async function probeFacts(from: string, local = '127.0.0.1'): Promise<{ rcpt: string; ms: number; facts: Record<string, string> }> {
+async function probeFacts(from: string, local = '127.0.0.1'): Promise<{ rcpt: string; ms: number; mailMs: number; facts: Record<string, string> }> {
   const tag = `p${++seq}`;
   const r = await dialogue(d.port, { local, from, to: `${u.name}+${tag}@a.example` });
-  return { rcpt: r.rcpt, ms: r.ms.rcpt, facts: factVars(readEnv(u.home, tag)) };
+  return { rcpt: r.rcpt, ms: r.ms.rcpt, mailMs: r.ms.mail, facts: factVars(readEnv(u.home, tag)) };
 }
 
 test('accepted: SENDER_BOUNCERES is set and empty; the probe said EHLO Hostname, MAIL FROM:<>, RCPT TO:<sender>', { skip }, async () => {
@@ -132,6 +132,7 @@ test('refused (550): SENDER_BOUNCERES is the reply, MAIL_ERROR 550 5.1.8', { ski
 test('timing out: a 4xx within SMTPCBTimeout, never a MAIL_ERROR (even with AllowDNSFailures no)', { skip }, async () => {
   const before = stall.connections;
   const r = await probeFacts('x@stall.example');
+  assert.ok(r.mailMs < 300, `the MAIL reply does not wait for the probe (${r.mailMs} ms)`);
   assert.ok(r.ms < PROBE_TIMEOUT_MS + 1500, `RCPT after ${r.ms} ms`);
   assert.equal(stall.connections, before + 1);
   assert.match(r.facts.SENDER_BOUNCERES ?? '(unset)', /^451 4\.4\.2 bounce probe timed out/);

@@ -141,10 +141,8 @@ test('softfail and temperror (with its problem); the null sender is checked as p
   ]);
 });
 
-// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters; a continuation line's leading TAB is one
-// of them. At the time of writing Received-SPF (packages/spf received-spf.ts fold(), called with
-// foldWidth 78 from smtp/transaction.ts) does not count the TAB it adds, so continuation lines can
-// be 79 characters long, e.g. "\tenvelope-from=\"s@pass.example\"; helo=client.example; receiver=mx.example.test;".
+// RFC 5322 §2.1.1: lines SHOULD be at most 78 characters; a continuation line's leading TAB is
+// one of them (Received-SPF's folding once forgot it and wrote 79-character lines)
 test('the added fields are folded to lines of at most 78 characters', async () => {
   const long: string[] = [];
   for (const [ip, from] of [['127.0.0.60', 's@pass.example'], ['127.0.0.61', 'x@fail.example'], ['127.0.0.62', 'y@softfail.example']] as const) {

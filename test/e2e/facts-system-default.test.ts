@@ -65,6 +65,7 @@ before(async () => {
       'fail.example': [{ type: 'TXT', data: 'v=spf1 -all' }, ...mx('mx.accept.example')],
       'temperror.example': [{ type: 'SERVFAIL', only: 'TXT' }, ...mx('mx.accept.example')],
       'refuse.example': [{ type: 'TXT', data: 'v=spf1 ip4:127.0.0.0/16 -all' }, ...mx('mx.refuse.example')],
+      'refusefail.example': [{ type: 'TXT', data: 'v=spf1 -all' }, ...mx('mx.refuse.example')],
       'mx.accept.example': [{ type: 'A', address: '127.0.0.8' }],
       'mx.refuse.example': [{ type: 'A', address: '127.0.0.7' }],
     },
@@ -191,8 +192,11 @@ test('a refused bounce probe: MAIL_ERROR 550 5.1.8 and errcheck; before a DNS fa
   assert.equal(refused.env.SENDER_BOUNCERES, '550 5.1.1 no such mailbox');
   const withDnsFail = await check(probing, 'ec', DNSFAIL, 'who@refuse.example');
   assert.equal(withDnsFail.mailError, e, 'the refused probe comes before the DNS failure');
+  const spfFail = await check(probing, 'ec', CLEAN, 'who@refusefail.example');
+  assert.equal(spfFail.env.SENDER_BOUNCERES, '550 5.1.1 no such mailbox');
+  assert.equal(spfFail.mailError, `550 5.7.23 SPF: refusefail.example does not designate ${CLEAN} as permitted sender`, 'SPF fail comes first');
   const listed = await check(probing, 'ec', LISTED, 'who@refuse.example');
-  assert.equal(listed.mailError, '550 5.7.1 listed by bl.test: blocked for spam');
+  assert.equal(listed.mailError, '550 5.7.1 listed by bl.test: blocked for spam', 'a listing comes first');
   const accepted = await check(probing, 'ec', CLEAN, 'ok@pass.example');
   assert.deepEqual({ MAIL_ERROR: accepted.mailError, reply: accepted.reply, bounce: accepted.env.SENDER_BOUNCERES }, { MAIL_ERROR: undefined, reply: '250 2.1.5 passed errcheck', bounce: '' });
   assert.ok(refuser.connections >= 1 && acceptor.connections >= 1);

@@ -37,7 +37,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   const rt = buildRuntime(config, noRelay, (req) => runInProcess(req), log, { helperEnv: helperEnvironment, prober: probers.factory });
   const session: Session = {
     id: 'avenge', client: { ip: args.ip, port: 0 }, local: { ip: '0.0.0.0', port: config.smtpPort }, startedAt: Date.now(),
-    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, facts: rt.facts(args.ip, log), decisions: new Map(),
+    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, pipelining: null, post: false, facts: rt.facts(args.ip, log), decisions: new Map(),
     counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log,
   };
   const route = await rt.route(args.recipient, session.mayRelay, false);
@@ -47,7 +47,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     out.write(`reply: ${route.reason === 'relay' ? '550 5.7.1 relaying denied' : '550 5.7.1 relaying denied: source routes and %, ! or @ in local parts are not accepted'}\n`);
     return 0;
   }
-  session.facts.connected();
+  session.facts.connected(0);
   session.facts.mailFrom(args.sender, null);
   const facts = route.kind === 'postmaster' ? null : await session.facts.settle();
   const mailError = facts ? systemDefault(facts, config, args.sender, args.ip) : null;

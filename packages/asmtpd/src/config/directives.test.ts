@@ -9,7 +9,7 @@ const CONFIG_FIELDS = [
   'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'separator',
   'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
   'dnsResolver', 'dnsServers', 'dnsProtocol', 'dnsTimeoutMs', 'allowDnsFailures', 'spfLocal', 'spfHostsFile', 'spfRejectFail',
-  'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs',
+  'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs', 'synFp', 'synFpDb', 'netPath', 'netPathMaxHops',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

@@ -294,6 +294,32 @@ export const DIRECTIVES: readonly Directive[] = [
     defaultText: '1d', sample: '1d', doc: 'how long a probe result is remembered, per sender address and per domain (temporary failures at most 10m)',
     parse: (w) => parseDurationMs(w, { minMs: 0, maxMs: 30 * DAY_MS }), default: DAY_MS,
   }),
+  oneValue('synFp', {
+    name: 'SynFP', section: 'Facts', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'yes with CAP_NET_RAW', sample: 'yes',
+    doc: 'capture each client\'s TCP SYN (a small privileged capture process) → CLIENT_SYNFP, CLIENT_SYNOS, CLIENT_NETHOPS',
+    defaultNote: 'on when asmtpd starts as root (or with CAP_NET_RAW), else off with one log line',
+    parse: parseBoolean, default: null,
+  }),
+  oneValue('synFpDb', {
+    name: 'SynFPDB', section: 'Facts', form: 'path', valueSyntax: 'path',
+    defaultText: 'the shipped pf.os', sample: '/etc/avenger/pf.os',
+    doc: 'SYN fingerprint database in pf.os format',
+    defaultNote: 'share/pf.os of the asmtpd package (OpenBSD pf.os 1.25)',
+    parse: parseAbsolutePath, default: null,
+    checkFiles: (path) => (path === null ? [] : checkReadableFile(path)),
+  }),
+  oneValue('netPath', {
+    name: 'NetPath', section: 'Facts', form: 'boolean', valueSyntax: 'boolean',
+    defaultText: 'no', sample: 'no',
+    doc: 'trace the route to each client with TTL-limited probes → CLIENT_NETHOPS, CLIENT_NETPATH (cached per /24, /48)',
+    parse: parseBoolean, default: false,
+  }),
+  oneValue('netPathMaxHops', {
+    name: 'NetPathMaxHops', section: 'Facts', form: 'integer', valueSyntax: 'integer 1-64',
+    defaultText: '30', sample: '30', doc: 'longest route NetPath traces',
+    parse: (w) => parseInteger(w, { min: 1, max: 64 }), default: 30,
+  }),
 
   // ── Logging ──────────────────────────────────────────────────────────────────────────
   oneValue('logLevel', {
@@ -308,7 +334,6 @@ export const DIRECTIVES: readonly Directive[] = [
  * error, but the message says so instead of "unknown". Remove a name when its row is added.
  */
 export const NOT_YET_SUPPORTED: readonly string[] = [
-  'SynFP', 'SynFPDB', 'NetPath', 'NetPathMaxHops',
   'TLSCert', 'TLSKey', 'TLSMinVersion', 'AuthFile', 'DovecotAuth', 'InsecureAuth',
 ];
 

@@ -43,6 +43,7 @@ test('an empty file gives every default', () => {
       dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
       spfLocal: null, spfHostsFile: null, spfRejectFail: false, rbls: [], rblThreshold: 1,
       smtpCallback: true, smtpCallbackTimeoutMs: 30_000, smtpCallbackCacheTtlMs: 86_400_000,
+      synFp: null, synFpDb: null, netPath: false, netPathMaxHops: 30,
       logLevel: 'info',
     } satisfies Config,
   });
@@ -59,7 +60,7 @@ test('every directive set, names in any case', () => {
     'dnsresolver SYSTEM', 'dnsserver 127.0.0.1:5353 ::1', 'DNSServer [::1]:53', 'dnsprotocol http', 'dnstimeout 2s',
     'allowdnsfailures yes', 'spflocal include:fwd.example ip4:192.0.2.0/24', 'spfrejectfail yes',
     'rbl zen.example.org', 'RBL bl.example.net 0.5 "listed for spam"', 'rblthreshold 1.5',
-    'smtpcb off', 'smtpcbtimeout 10s', 'smtpcbcachettl 2h',
+    'smtpcb off', 'smtpcbtimeout 10s', 'smtpcbcachettl 2h', 'synfp no', 'netpath yes', 'netpathmaxhops 12',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
   assert.deepEqual(
@@ -87,6 +88,7 @@ test('every directive set, names in any case', () => {
     { zone: 'bl.example.net', score: 0.5, reason: 'listed for spam' },
   ]);
   assert.deepEqual([c.rblThreshold, c.smtpCallback, c.smtpCallbackTimeoutMs, c.smtpCallbackCacheTtlMs], [1.5, false, 10_000, 7_200_000]);
+  assert.deepEqual([c.synFp, c.synFpDb, c.netPath, c.netPathMaxHops], [false, null, true, 12]);
 });
 
 test('bad DNS and Facts values name the directive', () => {
@@ -126,7 +128,7 @@ test('a file with several errors reports each one at its line', () => {
     '  10.0.0.0/40 fe80::/10', // 8
     'HoldOnFailure maybe', // 9
     'Hostname "two words"', // 10
-    'SynFP yes', // 11
+    'TLSCert /x.pem', // 11
     'Frobnicate yes', // 12
     'MaxMsgSize 50M # fifty megabytes', // 13
     'Sendmail sendmail -oi', // 14
@@ -142,7 +144,7 @@ test('a file with several errors reports each one at its line', () => {
     'bad.conf:7: RelayNet: bad value "10.0.0.0/40": prefix length must be 0 to 32 for IPv4',
     'bad.conf:9: HoldOnFailure: bad value "maybe": expected yes or no (also on/off, true/false, 1/0)',
     'bad.conf:10: Hostname: bad value "two words": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
-    'bad.conf:11: directive SynFP is not supported by this version of asmtpd',
+    'bad.conf:11: directive TLSCert is not supported by this version of asmtpd',
     'bad.conf:12: unknown directive "Frobnicate"',
     'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
     'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',
@@ -167,7 +169,7 @@ test('unknown directives: near misses get a suggestion, others do not', () => {
     ['Port 25', 'unknown directive "Port" (did you mean SMTPPort?)'],
     ['LocalDomains example.org', 'unknown directive "LocalDomains" (did you mean LocalDomain?)'],
     ['Banner hello', 'unknown directive "Banner"'],
-    ['netpath yes', 'directive NetPath is not supported by this version of asmtpd'],
+    ['dovecotauth /run/x', 'directive DovecotAuth is not supported by this version of asmtpd'],
   ];
   for (const [line, message] of cases) {
     assert.deepEqual(errorLines(parseConfigText(line, 'u.conf', HOST)), [`u.conf:1: ${message}`]);

@@ -103,6 +103,12 @@ export interface Config {
   smtpCallback: boolean;
   smtpCallbackTimeoutMs: number;
   smtpCallbackCacheTtlMs: number;
+  /** capture SYN fingerprints; null = when the daemon has CAP_NET_RAW */
+  synFp: boolean | null;
+  /** pf.os file; null = the one shipped with asmtpd (share/pf.os) */
+  synFpDb: string | null;
+  netPath: boolean;
+  netPathMaxHops: number;
 
   // Logging
   logLevel: 'debug' | 'info' | 'warn' | 'error';

@@ -4,7 +4,7 @@
  * awaited only when a recipient's policy needs them.
  *
  *   createClientFacts(ip, deps) -> ClientFacts
- *     .connected()             start reverse DNS and every DNSBL (at connect)
+ *     .connected(port)         start reverse DNS, every DNSBL, the SYN lookup and the route trace
  *     .mailFrom(sender, helo)  start SPF of MAIL FROM and of HELO, and the bounce probe
  *     .settle() -> FactValues  await what was started, each within its own bound; never rejects
  *
@@ -25,6 +25,27 @@ export interface ProbeResult {
   reply: string;
 }
 
+/** The client's SYN as captured (synfp/): CLIENT_SYNFP, CLIENT_SYNOS, and hops from its TTL. */
+export interface SynFact {
+  fp: string;
+  os: string | null;
+  hops: number;
+}
+
+/** The route to the client (NetPath): CLIENT_NETHOPS, CLIENT_NETPATH. */
+export interface RouteFact {
+  hops: number;
+  /** router addresses in order; '*' for a hop that did not answer */
+  path: string[];
+}
+
+/** Facts from the privileged network process; each call is bounded by its implementation. */
+export interface NetFactSource {
+  syn(clientIp: string, clientPort: number): Promise<SynFact | null>;
+  /** null when NetPath is off */
+  route: ((clientIp: string) => Promise<RouteFact | null>) | null;
+}
+
 export interface FactDeps {
   config: Config;
   resolver: SpfResolver;
@@ -32,6 +53,8 @@ export interface FactDeps {
   prober: { probe(sender: string): Promise<ProbeResult> } | null;
   /** a domain of ours (LocalDomain, DomainFile): no bounce probe */
   isOwnDomain(domain: string): boolean;
+  /** SYN capture and route tracing; null when off */
+  net?: NetFactSource | null;
   /** SPFHostsFile lookup */
   spfHostsRecord?: (domain: string) => string | undefined;
   log: Logger;
@@ -47,10 +70,14 @@ export interface FactValues {
   spfHelo: SpfResult | null;
   /** null when no probe ran (SMTPCB off, null sender, our own domain) */
   bounce: ProbeResult | null;
+  /** null when SynFP is off or the SYN was not seen */
+  syn: SynFact | null;
+  /** null when NetPath is off or the trace failed */
+  route: RouteFact | null;
 }
 
 export interface ClientFacts {
-  connected(): void;
+  connected(port: number): void;
   mailFrom(sender: string, helo: string | null): void;
   settle(): Promise<FactValues>;
 }
@@ -65,6 +92,8 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
   let spf: Promise<SpfResult> | null = null;
   let spfHelo: { helo: string; result: Promise<SpfResult> } | null = null;
   let bounce: Promise<ProbeResult> | null = null;
+  let syn: Promise<SynFact | null> | null = null;
+  let route: Promise<RouteFact | null> | null = null;
 
   const spfOptions = (helo: string | null): CheckOptions => ({
     resolver,
@@ -76,8 +105,11 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
   });
 
   return {
-    connected() {
+    connected(port) {
       const started = Date.now();
+      const net = deps.net ?? null;
+      syn = net ? net.syn(ip, port).catch(() => null) : null;
+      route = net?.route ? net.route(ip).catch(() => null) : null;
       reverse = withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE);
       rbl = config.rbls.length > 0 ? queryRbls(ip, config.rbls, resolver, timeoutMs) : null;
       void Promise.all([reverse, rbl]).then(([rev, bl]) => {
@@ -107,8 +139,8 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       });
     },
     async settle() {
-      const [rev, bl, s, sh, b] = await Promise.all([reverse, rbl, spf, spfHelo?.result ?? null, bounce]);
-      return { reverse: rev, rbl: bl, spf: s, spfHelo: sh, bounce: b };
+      const [rev, bl, s, sh, b, sy, ro] = await Promise.all([reverse, rbl, spf, spfHelo?.result ?? null, bounce, syn, route]);
+      return { reverse: rev, rbl: bl, spf: s, spfHelo: sh, bounce: b, syn: sy, route: ro };
     },
   };
 }

@@ -4,7 +4,7 @@ import { systemDefault } from './system-default.js';
 import type { FactValues } from './client-facts.js';
 import { formatReply } from '../smtp/reply.js';
 
-const none: FactValues = { reverse: { name: 'ok.example', ptr: 'ok.example', tempfail: false }, rbl: { score: 0, listed: [], problems: [] }, spf: null, spfHelo: null, bounce: null };
+const none: FactValues = { reverse: { name: 'ok.example', ptr: 'ok.example', tempfail: false }, rbl: { score: 0, listed: [], problems: [] }, spf: null, spfHelo: null, bounce: null, syn: null, route: null };
 const spf = (result: string, explanation?: string) => ({ result, domain: 's.example', sender: 'a@s.example', dnsTerms: 0, voidLookups: 0, queries: 0, ...(explanation ? { explanation } : {}) }) as NonNullable<FactValues['spf']>;
 const cfg = { rblThreshold: 1, spfRejectFail: true, allowDnsFailures: false };
 const text = (f: Partial<FactValues>, c = cfg): string | null => {

@@ -16,7 +16,7 @@ test('scriptEnvironment: values byte-exact, unknown facts absent', () => {
   const ctx: EnvContext = {
     session: {
       id: 's', client: { ip: '192.0.2.1', port: 4000 }, local: { ip: '192.0.2.2', port: 25 }, startedAt: 0, helo: null, proto: null,
-      tls: null, mayRelay: false, tx: null, facts: { connected() {}, mailFrom() {}, settle: async () => ({ reverse: null, rbl: null, spf: null, spfHelo: null, bounce: null }) }, decisions: new Map(), counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log: nullLogger(),
+      tls: null, mayRelay: false, tx: null, pipelining: null, post: false, facts: { connected() {}, mailFrom() {}, settle: async () => ({ reverse: null, rbl: null, spf: null, spfHelo: null, bounce: null, syn: null, route: null }) }, decisions: new Map(), counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log: nullLogger(),
     },
     sender: '"$(id)"@evil.example',
     rcpt: { address: 'bob+x@ex.example', user: 'bob', home: '/home/bob', extension: 'x', default: null },

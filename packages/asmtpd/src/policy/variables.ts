@@ -35,6 +35,11 @@ export interface EnvContext {
   facts: FactValues | null;
 }
 
+function hopsOf(c: EnvContext): string | null {
+  const hops = c.facts?.route?.hops ?? c.facts?.syn?.hops;
+  return hops === undefined ? null : String(hops);
+}
+
 /** A score as scripts see it: at most three decimals, no float noise. */
 export function formatScore(score: number): string {
   return String(Math.round(score * 1000) / 1000);
@@ -54,6 +59,12 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_NAME', doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise", value: (c) => c.facts?.reverse?.name },
   { name: 'CLIENT_PTR', doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none', value: (c) => c.facts?.reverse?.ptr },
   { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
+  { name: 'CLIENT_SYNFP', doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP", value: (c) => c.facts?.syn?.fp },
+  { name: 'CLIENT_SYNOS', doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches', value: (c) => c.facts?.syn?.os },
+  { name: 'CLIENT_NETHOPS', doc: 'network distance in hops: from the route trace with NetPath, else from the SYN\'s TTL', value: (c) => hopsOf(c) },
+  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? c.facts.route.path.join(' ') : null) },
+  { name: 'CLIENT_PIPELINING', doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved', value: (c) => c.session.pipelining },
+  { name: 'CLIENT_POST', doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command', value: (c) => (c.session.post ? '1' : null) },
   { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.session.helo },
   { name: 'SENDER', doc: 'envelope sender as given in MAIL FROM (empty for <>)', value: (c) => c.sender },
   { name: 'SENDER_LOCAL', doc: 'local part of SENDER', value: (c) => splitAddress(c.sender).local },

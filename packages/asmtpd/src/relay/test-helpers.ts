@@ -228,6 +228,10 @@ export function testConfig(overrides: Partial<Config>): Config {
     smtpCallback: false,
     smtpCallbackTimeoutMs: 30_000,
     smtpCallbackCacheTtlMs: 86_400_000,
+    synFp: false,
+    synFpDb: null,
+    netPath: false,
+    netPathMaxHops: 30,
     logLevel: 'info',
     ...overrides,
   };

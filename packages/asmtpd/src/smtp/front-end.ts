@@ -139,13 +139,15 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         tls: null,
         mayRelay: rt.relayNets.has(session.remoteAddress),
         tx: null,
+        pipelining: null,
+        post: false,
         facts: rt.facts(session.remoteAddress, sessionLog),
         decisions: new Map(),
         counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
         log: sessionLog,
       };
       st.session = s;
-      s.facts.connected();
+      s.facts.connected(session.remotePort);
       s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
       table.armDeadline(st, rt.config.smtpTimeoutMs, () => closeWith(st, REPLIES.timeout()));
       callback();

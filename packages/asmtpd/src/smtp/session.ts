@@ -41,6 +41,10 @@ export interface Session {
   /** the client may relay to any domain (RelayNet) */
   mayRelay: boolean;
   tx: Transaction | null;
+  /** protocol abuse seen so far: data before the banner, or pipelining where it was not offered */
+  pipelining: 'pre-greeting' | 'unadvertised' | null;
+  /** the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command */
+  post: boolean;
   /** reverse DNS, DNSBL, SPF, bounce probe (started at connect and MAIL, awaited at RCPT) */
   facts: ClientFacts;
   /** RCPT decisions per (sender, recipient), so a repeated RCPT does not re-run the script */

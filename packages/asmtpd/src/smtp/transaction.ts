@@ -269,6 +269,10 @@ function traceHeaders(d: TransactionDeps, rt: Runtime, s: Session, tx: Transacti
     version: d.version, receiver: rt.config.hostname, clientIp: s.client.ip, clientPort: s.client.port,
     ...(clientName ? { clientDns: clientName } : {}),
     ...(f?.bounce && f.bounce.kind !== 'accepted' ? { bounceRes: f.bounce.reply } : {}),
+    ...(f?.syn ? { synFp: f.syn.fp, ...(f.syn.os ? { synOs: f.syn.os } : {}) } : {}),
+    ...(s.pipelining ? { pipelining: s.pipelining } : {}),
+    ...(s.post ? { post: true } : {}),
+    ...(f?.route ? { hops: f.route.hops, path: f.route.path } : f?.syn ? { hops: f.syn.hops } : {}),
     ...(f?.spf ? { spf: f.spf.result } : {}),
     ...(f?.rbl?.listed.length ? { rbl: f.rbl.listed.map((l) => l.zone) } : {}),
   });
