@@ -16,7 +16,7 @@ import type { Relay } from '../relay/types.js';
 import type { Logger } from '../log/logger.js';
 import { formatIssue } from '../config/load.js';
 import { createDnsResolver, type DnsOptions, type DnsResolver } from '../dns/resolver.js';
-import { createClientFacts, type ClientFacts, type FactDeps } from '../facts/client-facts.js';
+import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource } from '../facts/client-facts.js';
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
@@ -29,6 +29,8 @@ export interface RuntimeServices {
   prober?: ProberFactory;
   /** variables the script helpers need, for every script */
   helperEnv?: (config: Config) => Record<string, string>;
+  /** SYN capture and route tracing (the privileged network process); absent or null: off */
+  net?: (config: Config) => NetFactSource | null;
   /** the daemon's resolver for these settings (default: a new one) */
   resolver?: (options: DnsOptions) => DnsResolver;
 }
@@ -81,10 +83,11 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
     return localDomains.has(d) || domains?.lookup(d) != null;
   };
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
+  const net = services.net?.(config) ?? null;
   const relayNets = networkSet(config.relayNets);
   // RelayNet clients are our own: their senders are not probed
   const facts = (ip: string, sessionLog: Logger): ClientFacts =>
-    createClientFacts(ip, { config, resolver, prober: relayNets.has(ip) ? null : prober, isOwnDomain, log: sessionLog,
+    createClientFacts(ip, { config, resolver, prober: relayNets.has(ip) ? null : prober, isOwnDomain, net, log: sessionLog,
       ...(spfHostsRecord ? { spfHostsRecord } : {}) });
   return { config, localDomains, relayNets, accounts, aliases, domains, relay, policy, run, route, resolver, facts };
 }
