@@ -2,11 +2,13 @@
 // of their own: the benchmark process runs the latency client and spawnSync's, and a DNS server
 // sharing its event loop would be slowed (or stalled) by them. Started by run.mjs with fork():
 //
-//   fork('dns-child.mjs', [JSON.stringify([{ name, zone: 'empty' | 'facts', ttl }...])])
+//   fork('dns-child.mjs', [JSON.stringify([{ name, zone: 'empty' | 'cached' | 'facts', ttl }...])])
 //
 // One dns2 server (UDP + DNS over HTTP, test/support/dns-server.ts, built into test/dist by
 // `pnpm build`) per entry, so every asmtpd target has its own records and query count.
 //   zone 'empty': no records at all (NXDOMAIN for every name): facts as cheap as they can be.
+//   zone 'cached': the PTR, A and SPF records below, no DNSBL names (with TTL 300 s the daemon's
+//     cache answers everything after the first connection)
 //   zone 'facts': what a well-set-up client has (records with the given TTL in seconds):
 //     PTR 1.0.0.127.in-addr.arpa -> client.bench.test, A client.bench.test -> 127.0.0.1
 //       (a forward-confirmed reverse name)
@@ -27,13 +29,19 @@ const CLIENT_IP = '127.0.0.1';
 const CLIENT_NAME = 'client.bench.test';
 const RBL_ZONES = ['bl1.bench.test', 'bl2.bench.test', 'bl3.bench.test'];
 
-function factsZone(ttl) {
+function cachedZone(ttl) {
   const spf = [{ type: 'TXT', data: 'v=spf1 ip4:127.0.0.0/8 -all', ttl }];
   return {
     [reverseName(CLIENT_IP)]: [{ type: 'PTR', domain: CLIENT_NAME, ttl }],
     [CLIENT_NAME]: [{ type: 'A', address: CLIENT_IP, ttl }],
     'bench-source.test': spf,
     'bench-client.test': spf,
+  };
+}
+
+function factsZone(ttl) {
+  return {
+    ...cachedZone(ttl),
     [rblName(CLIENT_IP, 'bl3.bench.test')]: [
       { type: 'A', address: '127.0.0.2', ttl },
       { type: 'TXT', data: 'bench: listed by bl3 (score below RBLThreshold)', ttl },
@@ -44,7 +52,8 @@ function factsZone(ttl) {
 const spec = JSON.parse(process.argv[2] ?? '[]');
 const servers = new Map();
 for (const s of spec) {
-  const srv = await startDnsServer({ records: s.zone === 'facts' ? factsZone(s.ttl ?? 300) : {}, udp: true, doh: true });
+  const records = s.zone === 'facts' ? factsZone(s.ttl ?? 300) : s.zone === 'cached' ? cachedZone(s.ttl ?? 300) : {};
+  const srv = await startDnsServer({ records, udp: true, doh: true });
   servers.set(s.name, srv);
 }
 process.send({ ready: Object.fromEntries([...servers].map(([n, s]) => [n, { udp: `${s.udp.host}:${s.udp.port}`, doh: s.doh }])) });

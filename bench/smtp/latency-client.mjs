@@ -153,11 +153,12 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
 
 /**
  * Time to banner on an otherwise idle server: `count` connections one after another (connect,
- * 220, QUIT, close), each timed from connect() to the 220. The server still gathers its facts
- * for each (they start at connect), but nothing else is running.
+ * 220, QUIT, close, then gapMs of nothing), each timed from connect() to the 220. The server
+ * still gathers its facts for each (they start at connect), but with a gap longer than they take
+ * nothing else is running when the next connection comes.
  * @returns {Promise<{bannerMs:Float64Array, errors:number, firstError?:string}>}
  */
-export async function probeBanner({ host, port, count }) {
+export async function probeBanner({ host, port, count, gapMs = 0 }) {
   const out = [];
   let errors = 0;
   let firstError;
@@ -174,6 +175,7 @@ export async function probeBanner({ host, port, count }) {
       firstError ??= String(e?.message ?? e);
     }
     c.close();
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
   }
   return { bannerMs: Float64Array.from(out).sort(), errors, ...(firstError ? { firstError } : {}) };
 }

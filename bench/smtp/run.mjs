@@ -12,15 +12,20 @@
 //
 // Client facts (issue 5; docs/facts.md): asmtpd always gathers reverse DNS and SPF, so every
 // asmtpd target is given a loopback DNS server of its own (dns-child.mjs, one child process for
-// all of them) and never asks a public resolver. Variants (all with SMTPCB no):
+// all of them) and never asks a public resolver. Variants:
 //   asmtpd                 tangerine (DoH over http) to a server with NO records: every lookup
-//                          is NXDOMAIN, no RBL lines -- facts as cheap as they can be (baseline)
+//                          is NXDOMAIN, no RBL lines -- facts as cheap as they can be
+//   asmtpd-cached          tangerine; PTR + A and both SPF TXT records with --ttl (300 s), no
+//                          RBL: after the warm-up every lookup is a cache hit (no DNS traffic)
 //   asmtpd-facts           tangerine; PTR + A (confirmed reverse name), SPF TXT of the sender
 //                          domain and the HELO name, RBL bl1/bl2/bl3.bench.test (bl3 lists the
 //                          client with score 0.5 < RBLThreshold 1); records with --ttl (300 s)
 //   asmtpd-facts-ttl0      the same with TTL 0: nothing is cached, every lookup reaches the server
-//   asmtpd-sys, asmtpd-sys-facts, asmtpd-sys-facts-ttl0
-//                          the same three with DNSResolver system (c-ares over UDP)
+//   asmtpd-sys, asmtpd-sys-cached, asmtpd-sys-facts, asmtpd-sys-facts-ttl0
+//                          the same four with DNSResolver system (c-ares over UDP; node gives
+//                          c-ares no answer cache, so -sys-cached still asks the server)
+// The first two stand in for "without facts" (reverse DNS and SPF have no switch). All with
+// SMTPCB no and SynFP no (unless --asmtpd-set gives SynFP).
 // Per connection that is PTR + A + 3 DNSBL A + 1 TXT (bl3's reason); per message 2 SPF TXT.
 // Load: 20 parallel sessions, 1 recipient, 4096-byte bodies, 20,000 messages
 // (after a 1,000-message warm-up per target and mode).
@@ -43,11 +48,13 @@
 //   --rounds N            repeat everything N times, report medians (1; use 3 on a noisy machine)
 //   --targets LIST        comma list of sink,postfix,asmtpd and the asmtpd-* variants above
 //                         (sink,postfix,asmtpd)
-//   --facts [KIND]        shorthand for --targets asmtpd,asmtpd-facts,asmtpd-facts-ttl0 (KIND
-//                         tangerine, the default), the asmtpd-sys* three (system), or all six (both)
-//   --ttl SECONDS         TTL of the records of the asmtpd-facts targets (300)
+//   --facts [KIND]        shorthand for --targets asmtpd,asmtpd-cached,asmtpd-facts,asmtpd-facts-ttl0
+//                         (KIND tangerine, the default), the asmtpd-sys* four (system), or all (both)
+//   --ttl SECONDS         TTL of the records of the -cached and -facts targets (300)
 //   --banner-probes N     per asmtpd target, new-connection mode: N connections one at a time,
 //                         timed connect -> 220 on an otherwise idle server (200; 0 = skip)
+//   --banner-gap MS       pause between those connections, so the previous one's lookups are
+//                         over (10)
 //   --modes LIST          comma list of new,reuse (both)
 //   --rcpt ADDR           recipient (bench@relay.test: relayed by both Postfix and asmtpd since the client is in mynetworks/RelayNet)
 //   --postfix-set K=V     extra main.cf setting for the Postfix target (repeatable; for experiments)
@@ -78,16 +85,20 @@ const WARMUP = Number(opt('warmup', 1000));
 /** asmtpd variants: resolver kind and the DNS records their server has (docs: header). */
 const TTL = Number(opt('ttl', 300));
 const VARIANTS = {
-  asmtpd: { resolver: 'tangerine', zone: 'empty', baseline: 'asmtpd' },
-  'asmtpd-facts': { resolver: 'tangerine', zone: 'facts', ttl: TTL, baseline: 'asmtpd' },
-  'asmtpd-facts-ttl0': { resolver: 'tangerine', zone: 'facts', ttl: 0, baseline: 'asmtpd' },
-  'asmtpd-sys': { resolver: 'system', zone: 'empty', baseline: 'asmtpd-sys' },
-  'asmtpd-sys-facts': { resolver: 'system', zone: 'facts', ttl: TTL, baseline: 'asmtpd-sys' },
-  'asmtpd-sys-facts-ttl0': { resolver: 'system', zone: 'facts', ttl: 0, baseline: 'asmtpd-sys' },
+  asmtpd: { resolver: 'tangerine', zone: 'empty' },
+  'asmtpd-cached': { resolver: 'tangerine', zone: 'cached', ttl: TTL },
+  'asmtpd-facts': { resolver: 'tangerine', zone: 'facts', ttl: TTL },
+  'asmtpd-facts-ttl0': { resolver: 'tangerine', zone: 'facts', ttl: 0 },
+  'asmtpd-sys': { resolver: 'system', zone: 'empty' },
+  'asmtpd-sys-cached': { resolver: 'system', zone: 'cached', ttl: TTL },
+  'asmtpd-sys-facts': { resolver: 'system', zone: 'facts', ttl: TTL },
+  'asmtpd-sys-facts-ttl0': { resolver: 'system', zone: 'facts', ttl: 0 },
 };
+/** the two stand-ins for "without facts" of a resolver kind (there is no switch for reverse DNS and SPF) */
+const baselineOf = (t, zone) => Object.keys(VARIANTS).find((n) => VARIANTS[n].resolver === VARIANTS[t]?.resolver && VARIANTS[n].zone === zone);
 const FACT_SETS = {
-  tangerine: ['asmtpd', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
-  system: ['asmtpd-sys', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
+  tangerine: ['asmtpd', 'asmtpd-cached', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
+  system: ['asmtpd-sys', 'asmtpd-sys-cached', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
 };
 FACT_SETS.both = [...FACT_SETS.tangerine, ...FACT_SETS.system];
 const factsAt = argv.indexOf('--facts');
@@ -95,6 +106,7 @@ const factsKind = factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].s
 if (factsKind !== null && !FACT_SETS[factsKind]) throw new Error(`--facts ${factsKind}: tangerine, system or both`);
 const TARGETS = factsKind !== null ? FACT_SETS[factsKind] : opt('targets', 'sink,postfix,asmtpd').split(',');
 const BANNER_PROBES = Number(opt('banner-probes', 200));
+const BANNER_GAP = Number(opt('banner-gap', 10));
 const MODES = opt('modes', 'new,reuse').split(',');
 const FROM = 'sender@bench-source.test';
 /** HELO name of both clients (smtp-source -M; it also names the default addresses, which -f/-t replace) */
@@ -289,6 +301,8 @@ function factsConfig(name, dns) {
     `DNSResolver ${v.resolver}`,
     ...(v.resolver === 'tangerine' ? ['DNSProtocol http', `DNSServer ${a.doh}`] : [`DNSServer ${a.udp}`]),
     'SMTPCB no', // the probe would connect to port 25 of the sender's domain
+    // SYN fingerprinting (issue 6) is on by default as root; not part of these measurements
+    ...(ASMTPD_SET.some((l) => /^SynFP\s/i.test(l)) ? [] : ['SynFP no']),
     ...(v.zone === 'facts' ? ['RBL bl1.bench.test', 'RBL bl2.bench.test', 'RBL bl3.bench.test 0.5', 'RBLThreshold 1'] : []),
   ];
 }
@@ -526,7 +540,7 @@ async function measure(target, sink, mode) {
   // time to banner on an idle server, one connection at a time
   if (isAsmtpd && !reuse && BANNER_PROBES > 0) {
     await sleep(300);
-    const pr = await probeBanner({ host: '127.0.0.1', port, count: BANNER_PROBES });
+    const pr = await probeBanner({ host: '127.0.0.1', port, count: BANNER_PROBES, gapMs: BANNER_GAP });
     r.idleBanner = { count: BANNER_PROBES, errors: pr.errors, p50: percentile(pr.bannerMs, 50), p90: percentile(pr.bannerMs, 90), p99: percentile(pr.bannerMs, 99), max: pr.bannerMs.length ? pr.bannerMs[pr.bannerMs.length - 1] : NaN };
     log(`${target.name}/${mode}: idle banner p50 ${r.idleBanner.p50.toFixed(2)} ms, p99 ${r.idleBanner.p99.toFixed(2)} ms (${pr.errors} errors)`);
   }
@@ -623,6 +637,11 @@ const median = (xs) => {
   if (!v.length) return NaN;
   return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
 };
+/** accepted msg/s of result r over that of target b in the same round and mode */
+function vs(r, b) {
+  const x = results.find((y) => y.round === r.round && y.mode === r.mode && y.target === b);
+  return x ? r.acceptPerSec / x.acceptPerSec : NaN;
+}
 /** One row per target and mode: the median over rounds of every figure. */
 function summary(t, mode) {
   const rs = results.filter((r) => r.target === t && r.mode === mode);
@@ -653,15 +672,11 @@ function summary(t, mode) {
     connectFactsP99: med((r) => r.facts?.connectP99),
     mailFactsP50: med((r) => r.facts?.mailP50),
     mailFactsP99: med((r) => r.facts?.mailP99),
-    // accepted msg/s relative to the variant's baseline measured in the same round and mode
-    vsBaselineEach: rs.map((r) => {
-      const b = results.find((x) => x.round === r.round && x.mode === r.mode && x.target === VARIANTS[t]?.baseline);
-      return b ? r.acceptPerSec / b.acceptPerSec : NaN;
-    }),
-    vsBaseline: median(rs.map((r) => {
-      const b = results.find((x) => x.round === r.round && x.mode === r.mode && x.target === VARIANTS[t]?.baseline);
-      return b ? r.acceptPerSec / b.acceptPerSec : NaN;
-    })),
+    // accepted msg/s relative to a baseline measured in the same round and mode
+    vsEmptyEach: rs.map((r) => vs(r, baselineOf(t, 'empty'))),
+    vsEmpty: median(rs.map((r) => vs(r, baselineOf(t, 'empty')))),
+    vsCachedEach: rs.map((r) => vs(r, baselineOf(t, 'cached'))),
+    vsCached: median(rs.map((r) => vs(r, baselineOf(t, 'cached')))),
   };
 }
 const get = summary;
@@ -698,20 +713,20 @@ for (const mode of MODES) {
 const factTargets = TARGETS.filter((t) => VARIANTS[t]);
 if (factTargets.length) {
   lines.push('');
-  lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); records TTL ${TTL} s unless -ttl0; "vs baseline" = accepted msg/s / the same resolver's no-records target (asmtpd or asmtpd-sys) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
+  lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); "vs NX" / "vs cached" = accepted msg/s over that of the same resolver's no-records target (asmtpd, asmtpd-sys: every lookup NXDOMAIN, no RBL) / cached target (asmtpd-cached, asmtpd-sys-cached: PTR, A and SPF records with TTL ${TTL} s, no RBL) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time, ${BANNER_GAP} ms apart); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
   lines.push('');
-  lines.push('| mode | target | resolver | records | accepted msg/s | vs baseline | server CPU ms/msg | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs baseline, each round |' : ''));
-  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|' : ''));
+  lines.push('| mode | target | resolver | records | accepted msg/s | vs NX | vs cached | server CPU ms/msg | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs NX, each round | vs cached, each round |' : ''));
+  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|---|' : ''));
   for (const mode of MODES) {
     for (const t of factTargets) {
       const r = summary(t, mode);
       if (!r) continue;
       const v = VARIANTS[t];
-      const recs = v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : `facts, TTL ${v.ttl}`;
+      const recs = v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : v.zone === 'cached' ? `PTR, A, SPF; TTL ${v.ttl}; no RBL` : `all, 3 RBL; TTL ${v.ttl}`;
       const pair = (a, b) => `${f2(a)} / ${f2(b)}`;
       lines.push(
-        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsBaseline)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
-          (ROUNDS > 1 ? ` ${r.vsBaselineEach.map(f2).join(', ')} |` : ''),
+        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
+          (ROUNDS > 1 ? ` ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |` : ''),
       );
     }
   }
@@ -725,4 +740,4 @@ if (factTargets.length) {
 }
 for (const n of notes) lines.push(`Note: ${n}`);
 console.log(lines.join('\n'));
-if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS, TTL, BANNER_PROBES, HELO, FROM }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS, TTL, BANNER_PROBES, BANNER_GAP, HELO, FROM }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');

@@ -2,6 +2,8 @@
  * args.ts — the command line (spec asmtpd.md §2): which mode, which config file, which flags.
  * Pure: argv in, a CliCommand or a usage error out.
  */
+import { isIP } from 'node:net';
+
 export const DEFAULT_CONFIG_FILE = '/etc/avenger/asmtpd.conf';
 
 export type CliCommand =
@@ -10,6 +12,8 @@ export type CliCommand =
   | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
   | { mode: 'spf'; file: string; fileGiven: boolean }
   | { mode: 'rbl'; file: string; fileGiven: boolean }
+  | { mode: 'netpath'; ip: string; maxHops: number }
+  | { mode: 'synfp'; file: string; fileGiven: boolean; port: number; ip: string | null; interfaces: string[] }
   | { mode: 'help' }
   | { mode: 'version' };
 
@@ -23,13 +27,20 @@ export const USAGE = `usage:
                                       explanation and Received-SPF with the configured resolver
   asmtpd --rbl [-f FILE]              reads IP addresses from stdin, prints the RBL listings,
                                       their scores and reasons, the total and the verdict
+  asmtpd --netpath IP [HOPS]          trace the route to IP (HOPS 1-64, default 30): prints the hop
+                                      count and the routers seen (CLIENT_NETHOPS, CLIENT_NETPATH);
+                                      needs CAP_NET_RAW
+  asmtpd --synfp [-f FILE] [PORT [IP [IFACE...]]]
+                                      print one line per TCP SYN to PORT (default 25; IP: to that
+                                      address only, "any" for all; IFACE: on those interfaces):
+                                      SOURCE CLIENT_SYNFP OS distance N; needs CAP_NET_RAW
   asmtpd --version | --help
 Default FILE: ${DEFAULT_CONFIG_FILE}. Without it (and without -f), asmtpd runs on its embedded
 default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
 
 export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-error'; message: string } {
   let file: string | null = null;
-  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'help' | 'version' = 'daemon';
+  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'netpath' | 'synfp' | 'help' | 'version' = 'daemon';
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
@@ -57,6 +68,14 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
         mode = a.slice(2) as 'check' | 'avenge' | 'spf' | 'rbl';
         break;
+      case '--netpath':
+        if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
+        mode = 'netpath';
+        break;
+      case '--synfp':
+        if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
+        mode = 'synfp';
+        break;
       case '-h':
       case '--help':
         return { mode: 'help' };
@@ -67,7 +86,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
           file = a.slice(2);
           break;
         }
-        if (mode === 'avenge' && !a.startsWith('-')) {
+        if ((mode === 'avenge' || mode === 'netpath' || mode === 'synfp') && !a.startsWith('-')) {
           positional.push(a);
           break;
         }
@@ -82,6 +101,40 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
     const sender = positional[1] ?? '';
     return { mode, file: f, fileGiven, recipient: positional[0]!, sender: sender === '<>' ? '' : sender, ip: positional[2] ?? '127.0.0.1' };
   }
+  if (mode === 'netpath') return netpathCommand(positional, fileGiven || foreground || verbose);
+  if (mode === 'synfp') return synfpCommand(positional, f, fileGiven, foreground || verbose);
   if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose };
   return { mode };
+}
+
+/** `--netpath IP [HOPS]`: reads no configuration, so -f, -d and --verbose are refused. */
+function netpathCommand(positional: readonly string[], otherFlags: boolean): CliCommand | { mode: 'usage-error'; message: string } {
+  if (otherFlags) return { mode: 'usage-error', message: '--netpath takes only IP [HOPS] (it reads no configuration)' };
+  if (positional.length < 1 || positional.length > 2) return { mode: 'usage-error', message: '--netpath needs IP [HOPS]' };
+  const ip = positional[0]!;
+  if (isIP(ip) === 0) return { mode: 'usage-error', message: `--netpath: not an IP address: ${JSON.stringify(ip)}` };
+  const hopsText = positional[1] ?? '30';
+  if (!/^\d{1,2}$/.test(hopsText) || Number(hopsText) < 1 || Number(hopsText) > 64) {
+    return { mode: 'usage-error', message: `--netpath: HOPS must be 1 to 64, not ${JSON.stringify(hopsText)}` };
+  }
+  return { mode: 'netpath', ip, maxHops: Number(hopsText) };
+}
+
+/**
+ * `--synfp [-f FILE] [PORT [IP [IFACE…]]]`: the configuration only gives SynFPDB. IP `any` (or `*`)
+ * keeps every destination address, so that interfaces can follow without one.
+ */
+function synfpCommand(positional: readonly string[], file: string, fileGiven: boolean, otherFlags: boolean): CliCommand | { mode: 'usage-error'; message: string } {
+  if (otherFlags) return { mode: 'usage-error', message: '--synfp takes only [-f FILE] [PORT [IP [IFACE...]]]' };
+  const portText = positional[0] ?? '25';
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
+    return { mode: 'usage-error', message: `--synfp: PORT must be 1 to 65535, not ${JSON.stringify(portText)}` };
+  }
+  const ipText = positional[1];
+  const ip = ipText === undefined || ipText === 'any' || ipText === '*' ? null : ipText;
+  if (ip !== null && isIP(ip) === 0) return { mode: 'usage-error', message: `--synfp: not an IP address: ${JSON.stringify(ip)} (any for every address)` };
+  const interfaces = positional.slice(2);
+  const bad = interfaces.find((i) => !/^[A-Za-z0-9_.:@-]{1,15}$/.test(i));
+  if (bad !== undefined) return { mode: 'usage-error', message: `--synfp: not an interface name: ${JSON.stringify(bad)}` };
+  return { mode: 'synfp', file, fileGiven, port: Number(portText), ip, interfaces };
 }

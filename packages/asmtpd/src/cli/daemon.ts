@@ -6,6 +6,8 @@
  * Signals: SIGHUP re-reads the configuration (a broken file is refused and logged, the running one
  * stays; listening addresses need a restart); SIGTERM/SIGINT stop accepting, let sessions in DATA
  * finish (30 s at most), then exit 0.
+ * Started as root, it starts the script runner and (SynFP/NetPath) the network facts process
+ * (netfacts/), both keeping their privileges, then listens and gives up root (daemon/privileges.ts).
  */
 import { existsSync, mkdirSync, openSync, writeFileSync, rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -21,6 +23,7 @@ import { stateDbProbers } from '../daemon/probers.js';
 import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges } from '../daemon/privileges.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
+import { openNetFacts } from '../netfacts/client.js';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
 import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
 import { VERSION } from '../version.js';
@@ -74,9 +77,15 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     return 1;
   }
   const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
+  // SYN capture and route tracing need CAP_NET_RAW: a separate process, started while we are root
+  // (netfacts/process.ts); this process gives the capability up with root below
+  const netFacts = await openNetFacts(config, log);
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
-  const services: RuntimeServices = { helperEnv: helperEnvironment, prober: probers.factory, resolver: sharedResolvers() };
+  const services: RuntimeServices = {
+    helperEnv: helperEnvironment, prober: probers.factory, resolver: sharedResolvers(),
+    ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
+  };
   let runtime: Runtime = buildRuntime(config, relay, run, log, services);
   const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
 
@@ -87,6 +96,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     log.error('daemon.error', { error: (err as Error).message, port: config.smtpPort });
     log.flush();
     process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
+    await netFacts?.close();
     return 1;
   }
   const privileges = await dropPrivileges(config);
@@ -95,6 +105,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     log.flush();
     process.stderr.write(`asmtpd: ${privileges.message}\n`);
     await runner.close();
+    await netFacts?.close();
     return 2;
   }
   log.info('daemon.privileges', privileges.kind === 'dropped'
@@ -136,6 +147,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .close(STOP_GRACE_MS)
         .then(() => relay.close())
         .then(() => runner.close())
+        .then(() => netFacts?.close())
         .finally(() => {
           probers.close();
           log.flush();

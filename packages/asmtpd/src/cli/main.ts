@@ -8,6 +8,8 @@ import { runDaemon, loadForCommand } from './daemon.js';
 import { runAvenge } from './avenge.js';
 import { runSpf } from './spf.js';
 import { runRbl } from './rbl.js';
+import { runNetpath } from './netpath.js';
+import { runSynfp } from './synfp.js';
 import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/load.js';
 import { VERSION } from '../version.js';
@@ -34,6 +36,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return withConfig(cmd, (config) => runSpf(config, process.stdin, process.stdout, process.stderr));
     case 'rbl':
       return withConfig(cmd, (config) => runRbl(config, process.stdin, process.stdout, process.stderr));
+    case 'netpath':
+      return runNetpath(cmd, process.stdout, process.stderr);
+    case 'synfp':
+      return withConfig(cmd, (config) => runSynfp(cmd, config, process.stdout, process.stderr));
   }
 }
 

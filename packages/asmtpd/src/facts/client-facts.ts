@@ -39,6 +39,15 @@ export interface RouteFact {
   path: string[];
 }
 
+/**
+ * What scripts and X-Avenger see of a route: the routers between us and the client (the client's
+ * own address, which ends a trace that reached it, is not a router), and their count — the same
+ * distance the SYN's TTL gives (initial TTL − observed: the routers that decremented it).
+ */
+export function routersOf(route: RouteFact, clientIp: string): string[] {
+  return route.path.at(-1) === clientIp ? route.path.slice(0, -1) : route.path;
+}
+
 /** Facts from the privileged network process; each call is bounded by its implementation. */
 export interface NetFactSource {
   syn(clientIp: string, clientPort: number): Promise<SynFact | null>;

@@ -14,6 +14,7 @@ export const LOG_EVENTS = {
   'session.helo': 'HELO/EHLO received (helo, proto)',
   'session.error': 'a session ended by an error (bug or socket error): 451 4.3.0',
   'session.end': 'the client disconnected (counts of messages, recipients, errors, duration)',
+  'session.abuse': 'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, rbl_score, rbl_listed, ms)',
   'rbl.error': 'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind, detail): not a listing',
   'mail.facts': 'the MAIL-time facts are in (spf, spf_helo, bounce, ms)',
@@ -32,6 +33,12 @@ export const LOG_EVENTS = {
   'runner.exit': 'the script runner process ended; the daemon stops (it cannot run scripts any more)',
   'daemon.privileges': 'the SMTP process gave up root (user, uid, gid) or kept the identity of the invoking user',
   'runner.log': 'a line the script runner wrote to its stderr',
+  'netfacts.start': 'the network facts process (SYN capture, NetPath; keeps CAP_NET_RAW) started (pid, syn_fp, net_path, capture: on, off or why not, ports); warn when SynFP yes could not capture',
+  'netfacts.off': 'SynFP/NetPath are off: no CAP_NET_RAW, or the network facts process could not start (reason, syn_fp, net_path); info when SynFP is automatic, warn when SynFP yes or NetPath yes asked for them',
+  'netfacts.capture': 'SYN capture was turned on or off (SIGHUP changed SynFP), or failed or ended (capture: the reason; warn)',
+  'netfacts.exit': 'the network facts process ended unexpectedly (pid, code, signal): SYN fingerprints and routes are off; the daemon keeps serving',
+  'netfacts.log': 'a line the network facts process wrote to its stderr, or a protocol problem with it',
+  'synfp.db_error': 'SynFPDB could not be read (no OS guesses) or has a bad line, which is skipped (file, line, error)',
   'config.error': 'a configuration error (file:line)',
 } as const;
 

@@ -11,7 +11,7 @@
  */
 import type { Session } from '../smtp/session.js';
 import { splitAddress } from '../recipients/address.js';
-import type { FactValues } from '../facts/client-facts.js';
+import { routersOf, type FactValues } from '../facts/client-facts.js';
 
 export interface EnvRecipient {
   /** the address as the client wrote it */
@@ -36,7 +36,8 @@ export interface EnvContext {
 }
 
 function hopsOf(c: EnvContext): string | null {
-  const hops = c.facts?.route?.hops ?? c.facts?.syn?.hops;
+  const route = c.facts?.route;
+  const hops = route ? routersOf(route, c.session.client.ip).length : c.facts?.syn?.hops;
   return hops === undefined ? null : String(hops);
 }
 
@@ -61,8 +62,8 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
   { name: 'CLIENT_SYNFP', doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP", value: (c) => c.facts?.syn?.fp },
   { name: 'CLIENT_SYNOS', doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches', value: (c) => c.facts?.syn?.os },
-  { name: 'CLIENT_NETHOPS', doc: 'network distance in hops: from the route trace with NetPath, else from the SYN\'s TTL', value: (c) => hopsOf(c) },
-  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? c.facts.route.path.join(' ') : null) },
+  { name: 'CLIENT_NETHOPS', doc: 'routers between us and the client: counted by the route trace with NetPath, else initial minus observed TTL of the SYN', value: (c) => hopsOf(c) },
+  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? routersOf(c.facts.route, c.session.client.ip).join(' ') : null) },
   { name: 'CLIENT_PIPELINING', doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved', value: (c) => c.session.pipelining },
   { name: 'CLIENT_POST', doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command', value: (c) => (c.session.post ? '1' : null) },
   { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.session.helo },

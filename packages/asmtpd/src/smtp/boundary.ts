@@ -11,13 +11,21 @@
  *    relay tricks left for the router to refuse with 550 5.7.1 instead of a 501.
  *  - init(): the library waits a fixed 100 ms before the banner and refuses early talkers with
  *    421; asmtpd uses its own GreetingDelay (default 0) and does connection limits in onConnect.
+ *    An early talker is not refused: its input waits until the banner is out and is then
+ *    answered as usual (the fact CLIENT_PIPELINING=pre-greeting lets the policy decide).
  *  - _onCommand(): lines over 512 octets, NUL or bare CR in a command → 500 5.5.2 (the library
- *    only has a hard limit that closes the connection); hooks.onCommand sees each command.
+ *    only has a hard limit that closes the connection); an HTTP request line → 554 5.7.0 and the
+ *    connection is closed at once (CLIENT_POST); hooks.onCommand sees each command.
+ *  - _createParser(): each command parser (one per connection, a new one after STARTTLS) reports
+ *    the bytes it is given, before it reads them, and the end of each message, to the connection's
+ *    AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send() reports replies.
+ *    Detected abuse goes to hooks.onAbuse, once per kind.
  * The hooks receive the connection id, which is smtp-server's session.id.
  */
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parsePathCommand } from './path.js';
 import { REPLIES } from './replies.js';
+import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
 
 export interface BoundaryHooks {
   /** a new connection object exists (before onConnect) */
@@ -33,6 +41,8 @@ export interface BoundaryHooks {
   successText(connId: string, context: string): string | undefined;
   /** the GreetingDelay for new connections, in ms */
   greetingDelayMs(): number;
+  /** protocol abuse seen on a connection (abuse.ts), once per kind; may come before onConnect */
+  onAbuse(connId: string, kind: AbuseKind, detail: Record<string, unknown>): void;
 }
 
 /** What the rest of asmtpd may do with a raw connection. */
@@ -46,6 +56,12 @@ export interface SmtpConnectionHandle {
 export const MAX_COMMAND_OCTETS = 510;
 
 // smtp-server's private members we rely on (pinned version; tests cover each override).
+interface ParserInternals {
+  _dataMode: boolean;
+  isClosed: boolean;
+  write(chunk: unknown, ...rest: unknown[]): boolean;
+  _endDataMode(chunk: Buffer | false, remainder: Buffer, callback: unknown): void;
+}
 interface ConnectionInternals {
   id: string;
   _server: { options: Record<string, unknown> };
@@ -54,13 +70,29 @@ interface ConnectionInternals {
   send(code: number, data?: string | string[], context?: string | false): void;
   _onCommand(command: Buffer, callback?: () => void): void;
   _parseAddressCommand(name: string, command: Buffer | string): unknown;
+  _createParser(): ParserInternals;
   _unrecognizedCommands: number;
-  _parser: { _dataMode: boolean } | null;
+  _nextHandler: unknown;
   _ready: boolean;
+  _closing: boolean;
+  _closed: boolean;
+  close(): void;
 }
 
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
 let installed: BoundaryHooks | null = null;
+
+const detectors = new WeakMap<ConnectionInternals, AbuseDetector>();
+function detectorOf(conn: ConnectionInternals): AbuseDetector {
+  let d = detectors.get(conn);
+  if (!d) {
+    d = new AbuseDetector((kind, detail) => installed?.onAbuse(conn.id, kind, detail));
+    detectors.set(conn, d);
+  }
+  return d;
+}
+/** The line an early talker sent before the banner, held with the parser's continuation. */
+const heldLines = new WeakMap<ConnectionInternals, { command: Buffer; callback: (() => void) | undefined }>();
 
 export function installBoundary(hooks: BoundaryHooks): void {
   installed = hooks;
@@ -71,6 +103,7 @@ export function installBoundary(hooks: BoundaryHooks): void {
   const originalSend = proto.send;
   proto.send = function (this: ConnectionInternals, code, data, context) {
     let sent: string;
+    detectorOf(this).replied(code, Array.isArray(data) ? data : [data ?? '']);
     if (code === 250 && typeof context === 'string' && context.endsWith('_OK')) {
       data = installed?.successText(this.id, context) ?? data;
     }
@@ -95,16 +128,60 @@ export function installBoundary(hooks: BoundaryHooks): void {
     installed?.onInit(this.id, this as unknown as SmtpConnectionHandle);
     this._setListeners(() => {
       const delay = installed?.greetingDelayMs() ?? 0;
-      if (delay > 0) setTimeout(() => this.connectionReady(), delay).unref();
-      else this.connectionReady();
+      // after the banner: answer what an early talker sent meanwhile, in order
+      const ready = (): void =>
+        this.connectionReady(() => {
+          const held = heldLines.get(this);
+          if (!held) return;
+          heldLines.delete(this);
+          this._onCommand(held.command, held.callback);
+        });
+      if (delay > 0) setTimeout(ready, delay).unref();
+      else ready();
     });
+  };
+
+  const originalCreateParser = proto._createParser;
+  proto._createParser = function (this: ConnectionInternals) {
+    const parser = originalCreateParser.call(this);
+    const conn = this;
+    const write = parser.write;
+    parser.write = function (this: ParserInternals, chunk: unknown, ...rest: unknown[]) {
+      if (Buffer.isBuffer(chunk) && !parser.isClosed && !conn._closing && !conn._closed) {
+        detectorOf(conn).input(chunk, parser._dataMode);
+      }
+      return write.call(this, chunk, ...rest);
+    };
+    const endDataMode = parser._endDataMode;
+    parser._endDataMode = function (this: ParserInternals, chunk, remainder, callback) {
+      if (!parser.isClosed) detectorOf(conn).messageEnded(remainder);
+      endDataMode.call(this, chunk, remainder, callback);
+    };
+    return parser;
   };
 
   const originalOnCommand = proto._onCommand;
   proto._onCommand = function (this: ConnectionInternals, command, callback) {
+    // an early talker (GreetingDelay): hold the line, and the parser with it, until the banner
+    if (!this._ready && !this._closing && !this._closed) {
+      heldLines.set(this, { command, callback });
+      return;
+    }
     // asmtpd counts bad commands itself (MaxErrors); disable the library's fixed limit of 10.
     this._unrecognizedCommands = 0;
     installed?.onCommand(this.id, command);
+    if (this._ready) {
+      const text = command.toString('latin1');
+      detectorOf(this).dispatched(this._nextHandler ? 'AUTH' : commandVerb(text));
+      if (!this._nextHandler && isHttpRequestLine(text)) {
+        detectorOf(this).post(text);
+        const r = REPLIES.httpRequest();
+        this.send(r.code, `${r.enhanced} ${r.text}`);
+        this.close();
+        setImmediate(() => callback?.());
+        return;
+      }
+    }
     if (this._ready && command.length > MAX_COMMAND_OCTETS) {
       const r = REPLIES.lineTooLong();
       this.send(r.code, `${r.enhanced} ${r.text}`);

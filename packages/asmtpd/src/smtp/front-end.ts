@@ -10,6 +10,7 @@
  */
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { installBoundary, sendReply } from './boundary.js';
+import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
 import { REPLIES, ReplyAsError } from './replies.js';
 import type { Session } from './session.js';
@@ -39,6 +40,15 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const { log } = deps;
   let shuttingDown = false;
 
+  // protocol abuse (abuse.ts): the Session's facts and one session.abuse line per kind; what
+  // comes before the Session exists (an early talker during GreetingDelay) waits for onConnect
+  const earlyAbuse = new WeakMap<ConnState, Array<[AbuseKind, Record<string, unknown>]>>();
+  const noteAbuse = (s: Session, kind: AbuseKind, detail: Record<string, unknown>): void => {
+    if (kind === 'post') s.post = true;
+    else if (s.pipelining !== 'pre-greeting') s.pipelining = kind;
+    s.log.info('session.abuse', { kind, ...detail });
+  };
+
   const closeWith = (st: ConnState, r: ReturnType<typeof REPLIES.timeout>): void => {
     if (st.closing) return;
     st.closing = true;
@@ -51,6 +61,13 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       table.add(connId, conn);
     },
     greetingDelayMs: () => deps.runtime().config.greetingDelayMs,
+    onAbuse(connId, kind, detail) {
+      const st = table.get(connId);
+      if (!st) return;
+      if (kind === 'post') st.closing = true; // boundary.ts answers 554 and closes
+      if (st.session) noteAbuse(st.session, kind, detail);
+      else earlyAbuse.set(st, [...(earlyAbuse.get(st) ?? []), [kind, detail]]);
+    },
     successText(connId) {
       const st = table.get(connId);
       const r = st?.pendingOk;
@@ -149,6 +166,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       st.session = s;
       s.facts.connected(session.remotePort);
       s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
+      for (const [kind, detail] of earlyAbuse.get(st) ?? []) noteAbuse(s, kind, detail);
+      earlyAbuse.delete(st);
       table.armDeadline(st, rt.config.smtpTimeoutMs, () => closeWith(st, REPLIES.timeout()));
       callback();
     },

@@ -28,6 +28,7 @@ import { decideRecipient, type Decision, type ScriptRun } from '../policy/decide
 import { bodyGroupOf, bodyTestVerdict, sameGroup, SEND_SEPARATELY, type BodyGroup, type BodyVerdict } from '../policy/body-test.js';
 import { receivedHeader } from '../message/received.js';
 import { systemDefault } from '../facts/system-default.js';
+import { routersOf } from '../facts/client-facts.js';
 import { receivedSpf } from '@asmtpd/spf';
 import { xAvengerHeader } from '../message/x-avenger.js';
 import type { Runtime } from '../daemon/runtime.js';
@@ -272,11 +273,15 @@ function traceHeaders(d: TransactionDeps, rt: Runtime, s: Session, tx: Transacti
     ...(f?.syn ? { synFp: f.syn.fp, ...(f.syn.os ? { synOs: f.syn.os } : {}) } : {}),
     ...(s.pipelining ? { pipelining: s.pipelining } : {}),
     ...(s.post ? { post: true } : {}),
-    ...(f?.route ? { hops: f.route.hops, path: f.route.path } : f?.syn ? { hops: f.syn.hops } : {}),
+    ...(f?.route ? routeTokens(routersOf(f.route, s.client.ip)) : f?.syn ? { hops: f.syn.hops } : {}),
     ...(f?.spf ? { spf: f.spf.result } : {}),
     ...(f?.rbl?.listed.length ? { rbl: f.rbl.listed.map((l) => l.zone) } : {}),
   });
   return spfField + received + xav;
+}
+
+function routeTokens(routers: string[]): { hops: number; path: string[] } {
+  return { hops: routers.length, path: routers };
 }
 
 /**
