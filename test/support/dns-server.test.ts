@@ -40,7 +40,7 @@ let doh: Resolver;
 
 before(async () => {
   dns = await startDnsServer({ records: RECORDS });
-  udp = new Resolver({ timeout: 300, tries: 1 });
+  udp = new Resolver({ timeout: 2000, tries: 1 });
   udp.setServers([`127.0.0.1:${dns.udp.port}`]);
   doh = new Tangerine(
     { servers: [dns.doh], protocol: 'http', cache: false, timeout: 1000, tries: 1 },

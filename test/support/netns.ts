@@ -23,6 +23,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 
 export interface Link {
   /** interface names: in a (root or namespace) and in b */
@@ -138,6 +139,9 @@ export function createNetLab(): NetLab {
       // deletes the pair
       ipCmd(['-n', b, 'link', 'add', bDev, 'type', 'veth', 'peer', 'name', aDev, 'netns', a ?? String(process.pid)]);
       const at = (ns: string | null): string[] => (ns ? ['-n', ns] : []);
+      // no duplicate address detection on a's end either (a tentative link-local address delays
+      // neighbour discovery by a second): our namespaces have it off by default, the root does not
+      if (!a) writeFileSync(`/proc/sys/net/ipv6/conf/${aDev}/accept_dad`, '0');
       ipCmd([...at(a), 'addr', 'add', `${v4.a}/24`, 'dev', aDev]);
       ipCmd([...at(a), 'addr', 'add', `${v6.a}/64`, 'dev', aDev, 'nodad']);
       ipCmd([...at(a), 'link', 'set', aDev, 'up']);

@@ -581,6 +581,8 @@ export interface Tally {
   events: Record<string, number>;
   /** queue ids the daemon answered 250 at the end of DATA */
   acceptedTids: Set<string>;
+  /** queue ids the daemon refused at the end of DATA, with the reply */
+  refusedTids: Map<string, string>;
   /** queue ids seen at the downstream */
   deliveredTids: Map<string, number>;
   sinkMessages: number;
@@ -625,7 +627,7 @@ export async function startFuzzTarget(extraConf = ''): Promise<FuzzTarget> {
     else process.env.NODE_OPTIONS = saved;
   }
   const tally: Tally = {
-    events: {}, acceptedTids: new Set(), deliveredTids: new Map(), sinkMessages: 0, errors: new Map(), socketErrors: 0,
+    events: {}, acceptedTids: new Set(), refusedTids: new Map(), deliveredTids: new Map(), sinkMessages: 0, errors: new Map(), socketErrors: 0,
     sinkProblems: [], nonJsonStderr: [],
   };
   let partial = '';
@@ -671,8 +673,9 @@ export function drain(t: FuzzTarget): void {
   const logs = t.daemon.logs.splice(0);
   for (const l of logs) {
     t.tally.events[l.event] = (t.tally.events[l.event] ?? 0) + 1;
-    if (l.event === 'data.decision' && typeof l.reply === 'string' && l.reply.startsWith('250') && typeof l.tid === 'string') {
-      t.tally.acceptedTids.add(l.tid);
+    if (l.event === 'data.decision' && typeof l.tid === 'string') {
+      if (typeof l.reply === 'string' && l.reply.startsWith('250')) t.tally.acceptedTids.add(l.tid);
+      else t.tally.refusedTids.set(l.tid, String(l.reply));
     }
     if (l.event === 'fuzz.memory') continue;
     const msg = String(l.error ?? l.reason ?? '');
@@ -730,6 +733,8 @@ export interface MemorySample {
   /** VmRSS of /proc/PID/status, bytes, after the forced GC */
   rss: number;
   heapUsed: number;
+  /** V8's heap reservation: what the GC keeps from the system after a peak */
+  heapTotal: number;
   external: number;
   arrayBuffers: number;
   fds: number;
@@ -753,18 +758,22 @@ export async function daemonMemory(t: FuzzTarget, settleMs = 2000): Promise<Memo
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
   return {
-    rss: kb * 1024, heapUsed: Number(rep.heapUsed), external: Number(rep.external), arrayBuffers: Number(rep.arrayBuffers),
+    rss: kb * 1024, heapUsed: Number(rep.heapUsed), heapTotal: Number(rep.heapTotal), external: Number(rep.external), arrayBuffers: Number(rep.arrayBuffers),
     fds: readdirSync(`/proc/${pid}/fd`).length,
   };
 }
 
-/** Until every session.connect has its session.end (and the sink has had a moment). */
+/**
+ * Until every session.connect has its session.end and every message at the downstream has its
+ * data.decision line (a delivery can finish after its client has gone).
+ */
 export async function idle(t: FuzzTarget, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     drain(t);
     const open = (t.tally.events['session.connect'] ?? 0) - (t.tally.events['session.end'] ?? 0);
-    if (open <= 0) return true;
+    const undecided = [...t.tally.deliveredTids.keys()].some((tid) => !t.tally.acceptedTids.has(tid) && !t.tally.refusedTids.has(tid));
+    if (open <= 0 && !undecided) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -864,7 +873,10 @@ export function checkTarget(t: FuzzTarget): string[] {
   problems.push(...t.tally.sinkProblems);
   for (const [tid, n] of t.tally.deliveredTids) {
     if (n > 1) problems.push(`${tid} reached the downstream ${n} times`);
-    if (!t.tally.acceptedTids.has(tid)) problems.push(`${tid} reached the downstream without a 250 data.decision`);
+    if (!t.tally.acceptedTids.has(tid)) {
+      const refused = t.tally.refusedTids.get(tid);
+      problems.push(`${tid} reached the downstream without a 250 data.decision${refused ? ` (the client got: ${refused})` : ' (none logged)'}`);
+    }
   }
   for (const tid of t.tally.acceptedTids) {
     if (!t.tally.deliveredTids.has(tid)) problems.push(`${tid} was answered 250 but is not at the downstream`);

@@ -34,8 +34,9 @@ import { SynTable } from './syn-table.js';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
 
 export const netFactsMainPath: string = fileURLToPath(new URL('./process.js', import.meta.url));
-/** how long syn() waits for a SYN that has not arrived yet */
-export const SYN_WAIT_MS = 200;
+/** how long syn() waits for a SYN that has not come through yet (it is asked for at connect, so this
+ *  delays nothing unless the SYN was missed; generous for a loaded machine) */
+export const SYN_WAIT_MS = 500;
 const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin';
 /** SynFPDB lines reported one by one; the rest are counted */
 const MAX_DB_ERRORS_LOGGED = 10;

@@ -64,6 +64,7 @@ interface ParserInternals {
 }
 interface ConnectionInternals {
   id: string;
+  session?: { envelope?: { mailFrom?: { args?: Record<string, unknown> } | false } };
   _server: { options: Record<string, unknown> };
   _setListeners(cb: () => void): void;
   connectionReady(next?: () => void): void;
@@ -120,8 +121,18 @@ export function installBoundary(hooks: BoundaryHooks): void {
 
   proto._parseAddressCommand = function (this: ConnectionInternals, name, command) {
     const verb = name.trim().toUpperCase() === 'MAIL FROM' ? 'MAIL FROM' : 'RCPT TO';
-    const parsed = parsePathCommand(verb, command.toString());
-    return 'error' in parsed ? false : parsed;
+    const text = command.toString();
+    // bytes that are not UTF-8 would be rewritten to U+FFFD: never pass on a changed address
+    if (Buffer.isBuffer(command) && !Buffer.from(text, 'utf8').equals(command)) return false;
+    const parsed = parsePathCommand(verb, text);
+    if ('error' in parsed) return false;
+    // RFC 6531: a non-ASCII address only in a transaction that MAIL FROM opened with SMTPUTF8
+    const mailFrom = this.session?.envelope?.mailFrom;
+    const smtputf8 = verb === 'MAIL FROM'
+      ? parsed.args !== false && parsed.args.SMTPUTF8 !== undefined
+      : mailFrom !== undefined && mailFrom !== false && mailFrom.args?.SMTPUTF8 !== undefined;
+    if (/[^\x00-\x7f]/.test(parsed.address) && !smtputf8) return false;
+    return parsed;
   };
 
   (proto as unknown as { init(): void }).init = function (this: ConnectionInternals) {
