@@ -67,7 +67,7 @@ try {
   result.before = before;
   log(`before: RSS ${MiB(before.rss)} MiB, heap ${MiB(before.heapUsed)} MiB, fds ${before.fds}`);
 
-  const total = { sessions: 0, ms: 0, kinds: {}, replies: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], slowest: { ms: 0 } };
+  const total = { sessions: 0, ms: 0, kinds: {}, replies: {}, transient: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], slowest: { ms: 0 } };
   const chunk = opts['sample-every'] > 0 ? opts['sample-every'] : opts.sessions;
   for (let first = 0; first < opts.sessions; first += chunk) {
     const n = Math.min(chunk, opts.sessions - first);
@@ -81,6 +81,7 @@ try {
     total.ms += s.ms;
     for (const [k, v] of Object.entries(s.kinds)) total.kinds[k] = (total.kinds[k] ?? 0) + v;
     for (const [k, v] of Object.entries(s.replies)) total.replies[k] = (total.replies[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.transient)) total.transient[k] = (total.transient[k] ?? 0) + v;
     total.closedByServer += s.closedByServer;
     total.gaveUp += s.gaveUp;
     total.connectErrors += s.connectErrors;
@@ -110,6 +111,7 @@ try {
   log(`done: ${total.sessions} sessions in ${(total.ms / 1000).toFixed(0)} s (${Math.round(total.sessions / (total.ms / 1000))}/s)`);
   log(`kinds ${JSON.stringify(total.kinds)}`);
   log(`replies ${JSON.stringify(total.replies)}; closed by the daemon ${total.closedByServer}; driver gave up ${total.gaveUp}; connect errors ${total.connectErrors}; slowest ${JSON.stringify(total.slowest)}`);
+  log(`4xx replies other than 421: ${JSON.stringify(total.transient)}`);
   log(`downstream: ${tally.sinkMessages} messages, ${tally.acceptedTids.size} accepted by the daemon; socket resets logged (session.error) ${tally.socketErrors}`);
   log(`RSS ${MiB(before.rss)} → ${MiB(after.rss)} MiB (${pct(before.rss, after.rss)} %), heap ${MiB(before.heapUsed)} → ${MiB(after.heapUsed)} MiB, fds ${before.fds} → ${after.fds}`);
   log(`final transaction: ${final ?? 'delivered'}`);

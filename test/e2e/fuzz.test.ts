@@ -19,14 +19,15 @@ const SESSIONS = Number(process.env.FUZZ_SESSIONS ?? 5000);
 // The daemon's heap keeps growing for a while after start with compiled code (a heap-snapshot
 // diff shows code and feedback metadata, no objects): warm up long enough that "before" is past it.
 const WARMUP = 2000;
+const CONCURRENCY = 200;
 const MiB = (n: number): string => (n / 1048576).toFixed(1);
 
 test(`fuzz: ${SESSIONS} generated SMTP sessions (seed ${SEED}): no crash, no error, memory flat`, { timeout: 180_000 }, async (t) => {
   const target = await startFuzzTarget();
   try {
-    await runFuzz(target, { seed: SEED, first: 10_000_000, sessions: WARMUP, concurrency: 100 });
+    await runFuzz(target, { seed: SEED, first: 10_000_000, sessions: WARMUP, concurrency: CONCURRENCY });
     const before = await daemonMemory(target);
-    const stats = await runFuzz(target, { seed: SEED, sessions: SESSIONS, concurrency: 100 });
+    const stats = await runFuzz(target, { seed: SEED, sessions: SESSIONS, concurrency: CONCURRENCY });
     const after = await daemonMemory(target);
     const final = await normalTransaction(target);
     assert.ok(await idle(target, 10_000), 'every session ended');
@@ -34,6 +35,7 @@ test(`fuzz: ${SESSIONS} generated SMTP sessions (seed ${SEED}): no crash, no err
     const tally = target.tally;
     t.diagnostic(`${stats.sessions} sessions in ${stats.ms} ms; kinds ${JSON.stringify(stats.kinds)}`);
     t.diagnostic(`replies ${JSON.stringify(stats.replies)}; closed by the daemon ${stats.closedByServer}; driver gave up ${stats.gaveUp}; slowest ${JSON.stringify(stats.slowest)}`);
+    t.diagnostic(`4xx replies other than 421: ${JSON.stringify(stats.transient)}`);
     t.diagnostic(`downstream got ${tally.sinkMessages} messages (${tally.acceptedTids.size} accepted); socket resets logged ${tally.socketErrors}`);
     t.diagnostic(`RSS ${MiB(before.rss)} → ${MiB(after.rss)} MiB (${((after.rss / before.rss - 1) * 100).toFixed(1)} %), heap ${MiB(before.heapUsed)} → ${MiB(after.heapUsed)} MiB, fds ${before.fds} → ${after.fds}`);
     assert.equal(stats.sessions, SESSIONS);

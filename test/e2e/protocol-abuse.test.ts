@@ -5,11 +5,17 @@
  * and none of them for well-behaved clients (a raw one, RFC 2920 pipelining after EHLO, nodemailer,
  * swaks with and without --pipeline).
  *
+ * An HTTP request line gets 502 5.7.0 (a bad command) and the session goes on: a client that goes
+ * on with SMTP reaches a policy that sees CLIENT_POST=1, and its message carries `post`; a proxied
+ * request (request line, header lines, blank line, body) is a run of bad commands, cut by
+ * MaxErrors with 421 before its body is read as commands.
+ *
  * What a session's abuse is, is read three ways: the rcpt script's environment (its accept text
  * shows CLIENT_PIPELINING and CLIENT_POST, and it records its whole environment per client
  * port), the X-Avenger field of the relayed message (the sink is RelayHost), and the
  * session.abuse log lines of the session (found by the client's port in session.connect).
- * Daemons: `slow` (GreetingDelay 1s) and `prompt` (GreetingDelay 0, the default).
+ * Daemons: `slow` (GreetingDelay 1s), `prompt` (GreetingDelay 0, the default) and `strict`
+ * (GreetingDelay 0, MaxErrors 5).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -35,11 +41,15 @@ let etc: string;
 let sink: Sink;
 let slow: Daemon;
 let prompt: Daemon;
+let strict: Daemon;
 let rcpt: string;
 
 const FROM = 's@remote.example';
 const MESSAGE = 'Subject: abuse\r\n\r\nbody\r\n';
-const HTTP_REPLY = '554 5.7.0 HTTP requests are not accepted: this is an SMTP server, closing connection';
+const HTTP_REPLY = '502 5.7.0 HTTP requests are not accepted: this is an SMTP server';
+/** smtp-server's answer to a line that is no SMTP command (an HTTP header line, a blank line) */
+const UNKNOWN = /^500 5\.5\.2 Error: command not recognized$/;
+const TOO_MANY_ERRORS = '421 4.7.0 too many errors, closing connection';
 const CLEAN = 'pipelining=unset post=unset';
 
 before(async () => {
@@ -55,15 +65,17 @@ before(async () => {
   chmodSync(passwd, 0o644);
   sink = await startSink();
   const common = ['LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24', `RelayHost 127.0.0.1:${sink.port}`];
-  [slow, prompt] = await Promise.all([
+  [slow, prompt, strict] = await Promise.all([
     startDaemon({ etcDir: etc, conf: [...common, 'GreetingDelay 1s'].join('\n') }),
     startDaemon({ etcDir: etc, conf: common.join('\n') }),
+    startDaemon({ etcDir: etc, conf: [...common, 'MaxErrors 5'].join('\n') }),
   ]);
 });
 
 after(async () => {
   await slow?.stop();
   await prompt?.stop();
+  await strict?.stop();
   await sink?.close();
   if (u) removeUser(u);
   if (etc) rmSync(etc, { recursive: true, force: true });
@@ -193,14 +205,23 @@ test('GreetingDelay 0: no window, bytes sent at connect come after the banner an
   assert.deepEqual(await abuseOf(m, port), []);
 });
 
-test('an HTTP client that talks first: pre-greeting and post, 554 after the banner, closed', { skip }, async () => {
+test('an HTTP client that talks first: pre-greeting and post; 502 after the banner, its header lines 500; then SMTP: both facts reach the script and X-Avenger', { skip }, async () => {
   const m = mark(slow);
   const c = await SmtpClient.connect(slow.port);
   const port = c.socket.localPort!;
   c.write('GET / HTTP/1.1\r\nHost: mx.example.test\r\n\r\n');
   assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
   assert.equal((await c.reply()).last, HTTP_REPLY);
-  await assert.rejects(c.reply(5000), /^Error: connection closed; buffered: ""$/);
+  assert.match((await c.reply()).last, UNKNOWN, 'Host: is a bad command');
+  assert.match((await c.reply()).last, UNKNOWN, 'the blank line is a bad command');
+  // three bad commands, under MaxErrors (10): the session goes on
+  assert.equal((await c.cmd('EHLO client.example')).code, 250);
+  const r = await transaction(c);
+  await c.cmd('QUIT');
+  c.close();
+  assert.equal(r.last, '250 2.1.5 pipelining=pre-greeting post=1');
+  assert.deepEqual(envAbuse(port), { CLIENT_PIPELINING: 'pre-greeting', CLIENT_POST: '1' });
+  assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=pre-greeting', 'post']);
   assert.deepEqual(await abuseOf(m, port), [
     { kind: 'pre-greeting', bytes: 41, sample: 'GET / HTTP/1.1\\r\\nHost: mx.example.test\\r\\n\\r\\n' },
     { kind: 'post', command: 'GET / HTTP/1.1' },
@@ -300,28 +321,46 @@ test('RFC 2920: MAIL, RCPT, DATA in one write after the EHLO reply, then the mes
   assert.deepEqual(await abuseOf(m, port), []);
 });
 
+/**
+ * A proxied request: the request line, header lines, a blank line, then a body that is an SMTP
+ * dialogue (what an open-proxy abuser relays); `CONNECT` sends its SMTP after the blank line too.
+ */
+function proxiedRequest(line: string): string {
+  const body = [`HELO proxy.example`, `MAIL FROM:<${FROM}>`, `RCPT TO:<${rcpt}>`, 'DATA', 'Subject: proxied', '', 'body', '.', 'QUIT', ''].join('\r\n');
+  return `${line}\r\nHost: mx.example.test\r\nUser-Agent: probe/1.0\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+}
+
 for (const line of ['POST / HTTP/1.1', 'get http://www.example.org/ HTTP/1.0', 'CONNECT mx.example.test:25 HTTP/1.1', 'HEAD / HTTP/1.0']) {
-  test(`HTTP request line as a command: ${line} -> 554 5.7.0, closed, CLIENT_POST logged`, { skip }, async () => {
-    const m = mark(prompt);
-    const c = await SmtpClient.connect(prompt.port);
+  test(`a proxied request: ${line} -> 502 5.7.0, its header lines and blank line 500, 421 at MaxErrors (5); its body never runs`, { skip }, async () => {
+    const m = mark(strict);
+    const c = await SmtpClient.connect(strict.port);
     const port = c.socket.localPort!;
     await c.greeting();
-    c.write(`${line}\r\nHost: mx.example.test\r\nUser-Agent: probe/1.0\r\nContent-Length: 0\r\n\r\n`);
+    c.write(proxiedRequest(line));
     assert.equal((await c.reply()).last, HTTP_REPLY);
-    // nothing else: the header lines that followed are not answered
+    for (const what of ['Host:', 'User-Agent:', 'Content-Length:', 'the blank line']) assert.match((await c.reply()).last, UNKNOWN, what);
+    assert.equal((await c.reply()).last, TOO_MANY_ERRORS);
+    // nothing else: the body's SMTP commands are not answered
     await assert.rejects(c.reply(5000), /^Error: connection closed; buffered: ""$/);
     assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: line }]);
+    assert.equal(sink.messages.length, m.sink, 'nothing was relayed');
+    assert.equal(existsSync(join(u.home, `env.${port}`)), false, 'no policy ran');
   });
 }
 
-test('an HTTP verb after a normal start of session is refused the same way', { skip }, async () => {
+test('an HTTP verb after EHLO: 502, the session goes on; the RCPT script sees CLIENT_POST=1, X-Avenger carries post', { skip }, async () => {
   const m = mark(prompt);
   const c = await SmtpClient.connect(prompt.port);
   const port = c.socket.localPort!;
   await c.greeting();
   await c.cmd('EHLO client.example');
   assert.equal((await c.cmd('POST /cgi-bin/mail HTTP/1.0')).last, HTTP_REPLY);
-  assert.equal(await c.waitClosed(), true);
+  const r = await transaction(c);
+  await c.cmd('QUIT');
+  c.close();
+  assert.equal(r.last, '250 2.1.5 pipelining=unset post=1');
+  assert.deepEqual(envAbuse(port), { CLIENT_POST: '1' });
+  assert.deepEqual(xAvengerAbuse(m, port), ['post']);
   assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: 'POST /cgi-bin/mail HTTP/1.0' }]);
 });
 

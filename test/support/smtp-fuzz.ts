@@ -439,6 +439,8 @@ export interface SessionOutcome {
   codes: number[];
   /** replies that suggest a bug in the daemon (451 4.3.0, smtp-server's internal error) */
   suspicious: string[];
+  /** the 4xx replies (other than 421), as text */
+  transient: string[];
   closedByServer: boolean;
   /** the driver had to give up waiting and destroyed the socket */
   gaveUp: boolean;
@@ -456,13 +458,14 @@ export interface DriverOptions {
 export function runSession(port: number, s: FuzzSession, opts: DriverOptions = {}): Promise<SessionOutcome> {
   const readTimeout = opts.readTimeoutMs ?? 400;
   const started = Date.now();
-  const out: SessionOutcome = { codes: [], suspicious: [], closedByServer: false, gaveUp: false, connectError: null, ms: 0 };
+  const out: SessionOutcome = { codes: [], suspicious: [], transient: [], closedByServer: false, gaveUp: false, connectError: null, ms: 0 };
   return new Promise((resolve) => {
     let socket: Socket;
     let text = '';
     let scanned = 0;
     let lines = 0;
     let closed = false;
+    let connected = false;
     let wake: (() => void) | null = null;
     let done = false;
     const finish = (): void => {
@@ -506,6 +509,7 @@ export function runSession(port: number, s: FuzzSession, opts: DriverOptions = {
           lines++;
           out.codes.push(Number(l.slice(0, 3)));
           if (/^451 4\.3\.0|internal server error/i.test(l)) out.suspicious.push(l);
+          else if (/^4(?!21)/.test(l)) out.transient.push(l.slice(0, 80));
         } else if (!/^\d{3}-/.test(l)) {
           lines++;
           out.suspicious.push(`not a reply: ${JSON.stringify(l.slice(0, 100))}`);
@@ -519,6 +523,7 @@ export function runSession(port: number, s: FuzzSession, opts: DriverOptions = {
       wake?.();
     });
     socket.once('connect', async () => {
+      connected = true;
       try {
         for (const st of s.steps) {
           if (closed) break;
@@ -555,13 +560,9 @@ export function runSession(port: number, s: FuzzSession, opts: DriverOptions = {
         finish();
       }
     });
-    socket.once('error', () => {
-      if (!socket.connecting) return;
-      finish();
-    });
     socket.once('close', () => {
-      // closed before 'connect' (refused): nothing else will finish it
-      if (!socket.remoteAddress) finish();
+      // closed before 'connect' (refused): the step loop never ran, nothing else will finish it
+      if (!connected) finish();
     });
   });
 }
@@ -792,6 +793,8 @@ export interface FuzzStats {
   gaveUp: number;
   connectErrors: number;
   suspicious: Array<{ index: number; kind: string; reply: string }>;
+  /** 4xx replies other than 421, counted by text (queue ids and numbers masked) */
+  transient: Record<string, number>;
   slowest: { index: number; kind: string; ms: number };
 }
 
@@ -808,7 +811,7 @@ export interface RunOptions {
 
 export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> {
   const stats: FuzzStats = {
-    seed: o.seed, sessions: 0, ms: 0, kinds: {}, replies: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [],
+    seed: o.seed, sessions: 0, ms: 0, kinds: {}, replies: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], transient: {},
     slowest: { index: -1, kind: '', ms: 0 },
   };
   const started = Date.now();
@@ -830,6 +833,10 @@ export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> 
       if (r.closedByServer) stats.closedByServer++;
       if (r.gaveUp) stats.gaveUp++;
       if (r.connectError) stats.connectErrors++;
+      for (const x of r.transient) {
+        const k = x.replace(/\d{2,}/g, 'N');
+        stats.transient[k] = (stats.transient[k] ?? 0) + 1;
+      }
       for (const x of r.suspicious) if (stats.suspicious.length < 50) stats.suspicious.push({ index: i, kind: s.kind, reply: x });
       if (r.ms > stats.slowest.ms) stats.slowest = { index: i, kind: s.kind, ms: r.ms };
       if (stats.sessions % every === 0) {

@@ -14,8 +14,11 @@
  *    An early talker is not refused: its input waits until the banner is out and is then
  *    answered as usual (the fact CLIENT_PIPELINING=pre-greeting lets the policy decide).
  *  - _onCommand(): lines over 512 octets, NUL or bare CR in a command → 500 5.5.2 (the library
- *    only has a hard limit that closes the connection); an HTTP request line → 554 5.7.0 and the
- *    connection is closed at once (CLIENT_POST); hooks.onCommand sees each command.
+ *    only has a hard limit that closes the connection); an HTTP request line → 502 5.7.0, reported
+ *    as abuse `post` (CLIENT_POST=1), and the session goes on: the 502 is a bad command like the
+ *    header lines that follow it, so MaxErrors (front-end.ts) closes a proxied request with 421,
+ *    and a client that goes on with SMTP reaches a policy that sees CLIENT_POST (the library's
+ *    own HTTP check, a 421, is not reached for such a line); hooks.onCommand sees each command.
  *  - _createParser(): each command parser (one per connection, a new one after STARTTLS) reports
  *    the bytes it is given, before it reads them, and the end of each message, to the connection's
  *    AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send() reports replies.
@@ -185,10 +188,10 @@ export function installBoundary(hooks: BoundaryHooks): void {
       const text = command.toString('latin1');
       detectorOf(this).dispatched(this._nextHandler ? 'AUTH' : commandVerb(text));
       if (!this._nextHandler && isHttpRequestLine(text)) {
+        // the fact first (session.post), then the 502, which counts toward MaxErrors
         detectorOf(this).post(text);
         const r = REPLIES.httpRequest();
         this.send(r.code, `${r.enhanced} ${r.text}`);
-        this.close();
         setImmediate(() => callback?.());
         return;
       }

@@ -64,7 +64,6 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     onAbuse(connId, kind, detail) {
       const st = table.get(connId);
       if (!st) return;
-      if (kind === 'post') st.closing = true; // boundary.ts answers 554 and closes
       if (st.session) noteAbuse(st.session, kind, detail);
       else earlyAbuse.set(st, [...(earlyAbuse.get(st) ?? []), [kind, detail]]);
     },

@@ -11,7 +11,8 @@ export const REPLIES = {
   timeout: () => reply(421, '4.4.2', 'timeout exceeded, closing connection'),
   lineTooLong: () => reply(500, '5.5.2', 'line too long (more than 512 octets)'),
   badCommandBytes: () => reply(500, '5.5.2', 'command contains NUL or bare CR characters'),
-  httpRequest: () => reply(554, '5.7.0', 'HTTP requests are not accepted: this is an SMTP server, closing connection'),
+  // a 50x: a bad command, counted toward MaxErrors (the header lines that follow are bad commands too)
+  httpRequest: () => reply(502, '5.7.0', 'HTTP requests are not accepted: this is an SMTP server'),
   senderOk: () => reply(250, '2.1.0', 'sender ok'),
   relayDenied: () => reply(550, '5.7.1', 'relaying denied'),
   routingChars: () => reply(550, '5.7.1', 'relaying denied: source routes and %, ! or @ in local parts are not accepted'),
