@@ -12,6 +12,8 @@ export { startRunner, runnerMainPath, type RunnerClient, type StartRunnerOptions
 export { runInProcess, detectRunnerContext, type RunnerContext, type RunnerContextOptions } from './runner.js';
 export { SHELL_PRELUDE, parseDecision } from './prelude.js';
 export {
+  readLines,
+  LineSplitter,
   validateRequest,
   isValidCandidateName,
   SAFE_PATH,

@@ -24,7 +24,7 @@
 import { spawnSync } from 'node:child_process';
 import { killGroup } from './child-run.js';
 import { closeInheritedDescriptors } from './descriptors.js';
-import { LineSplitter, PROTOCOL_VERSION, validateRequest, type ReadyMessage, type ResultMessage, type RunResult } from './protocol.js';
+import { readLines, PROTOCOL_VERSION, validateRequest, type ReadyMessage, type ResultMessage, type RunResult } from './protocol.js';
 import { detectRunnerContext, runRequest } from './runner.js';
 
 const DEFAULT_MAX_USER_PROCESSES = 512;
@@ -107,21 +107,16 @@ function main(): void {
     void pending.then((result) => send({ id, result }));
   };
 
-  const splitter = new LineSplitter();
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (chunk: string) => {
-    let lines: string[];
-    try {
-      lines = splitter.push(chunk);
-    } catch (err) {
-      log(`fatal: ${(err as Error).message}`);
+  readLines(process.stdin, {
+    onLine: handleLine,
+    onFatal(err) {
+      log(`fatal: ${err.message}`);
       process.exit(1);
-    }
-    for (const line of lines) handleLine(line);
-  });
-  process.stdin.on('end', () => {
-    for (const pid of context.liveGroups) killGroup(pid);
-    process.exit(0);
+    },
+    onEnd() {
+      for (const pid of context.liveGroups) killGroup(pid);
+      process.exit(0);
+    },
   });
 
   send({ kind: 'ready', version: PROTOCOL_VERSION, pid: process.pid, privileged: context.privileged, uid: context.selfUid });

@@ -187,6 +187,29 @@ export function validateRequest(value: unknown): { ok: true; request: RunRequest
   return { ok: true, request: value as RunRequest };
 }
 
+/**
+ * Reads a child process's stdin as lines: onLine for each complete line, onFatal when a line grows
+ * beyond maxLineBytes (the peer is broken), onEnd at end of input. The runner and asmtpd's
+ * network-facts process share it.
+ */
+export function readLines(
+  input: NodeJS.ReadableStream, handlers: { onLine(line: string): void; onFatal(err: Error): void; onEnd(): void }, maxLineBytes?: number,
+): void {
+  const splitter = new LineSplitter(maxLineBytes);
+  input.setEncoding('utf8');
+  input.on('data', (chunk: string) => {
+    let lines: string[];
+    try {
+      lines = splitter.push(chunk);
+    } catch (err) {
+      handlers.onFatal(err as Error);
+      return;
+    }
+    for (const line of lines) handlers.onLine(line);
+  });
+  input.on('end', () => handlers.onEnd());
+}
+
 /** Splits incoming chunks into complete lines (without the '\n'). */
 export class LineSplitter {
   private partial = '';

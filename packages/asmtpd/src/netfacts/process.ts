@@ -18,8 +18,9 @@
  *   headers (syn-packet.ts), and checks every request from the daemon (validateRequest). It starts
  *   with an environment of PATH only (client.ts), umask 077, in /.
  */
+import { readLines } from '@asmtpd/avenger-runner';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
-import { LineSplitter, NETFACTS_PROTOCOL_VERSION, validateRequest, type CaptureState, type ProcessMessage, type Request } from './protocol.js';
+import { MAX_LINE_BYTES, NETFACTS_PROTOCOL_VERSION, validateRequest, type CaptureState, type ProcessMessage, type Request } from './protocol.js';
 import { startSynCapture, type SynCapture } from '../synfp/capture.js';
 import { traceRoute } from '../netpath/trace.js';
 import { createRouteCache } from '../netpath/route-cache.js';
@@ -133,22 +134,17 @@ async function main(): Promise<void> {
   };
 
   if (args.capture) await setCapture(true);
-  const splitter = new LineSplitter();
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', (chunk: string) => {
-    let lines: string[];
-    try {
-      lines = splitter.push(chunk);
-    } catch (err) {
-      log(`fatal: ${(err as Error).message}`);
+  readLines(process.stdin, {
+    onLine: handleLine,
+    onFatal(err) {
+      log(`fatal: ${err.message}`);
       process.exit(1);
-    }
-    for (const line of lines) handleLine(line);
-  });
-  process.stdin.on('end', () => {
-    capture?.close();
-    process.exit(0);
-  });
+    },
+    onEnd() {
+      capture?.close();
+      process.exit(0);
+    },
+  }, MAX_LINE_BYTES);
   send({ kind: 'ready', version: NETFACTS_PROTOCOL_VERSION, pid: process.pid, uid: process.getuid?.() ?? -1, netRaw: hasCapability(CAP_NET_RAW), capture: state });
 }
 

@@ -18,6 +18,7 @@
  * The process checks every request (validateRequest) and answers a bad one with an error result
  * (id null when the id itself is bad); it never trusts anything but its stdin.
  */
+import { LineSplitter as RunnerLineSplitter } from '@asmtpd/avenger-runner';
 import { isIP } from 'node:net';
 import type { RouteFact } from '../facts/client-facts.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
@@ -63,14 +64,9 @@ export function validateRequest(value: unknown): { ok: true; request: Request } 
 }
 
 /** Splits a stream into lines; a line longer than MAX_LINE_BYTES is an error (the peer is broken). */
-export class LineSplitter {
-  private partial = '';
-  push(chunk: string): string[] {
-    this.partial += chunk;
-    const lines = this.partial.split('\n');
-    this.partial = lines.pop()!;
-    if (this.partial.length > MAX_LINE_BYTES) throw new Error(`a line longer than ${MAX_LINE_BYTES} bytes`);
-    return lines;
+export class LineSplitter extends RunnerLineSplitter {
+  constructor() {
+    super(MAX_LINE_BYTES);
   }
 }
 
