@@ -15,8 +15,8 @@
 //   --sessions N       sessions after the warm-up (100000)
 //   --seed N           PRNG seed (20231218); session i of a seed is always the same bytes
 //   --concurrency N    sessions at a time (100)
-//   --warmup N         warm-up sessions before the "before" figure (2000; the figure after the
-//                      first 500 is reported too)
+//   --warmup N         warm-up sessions (3000), in three parts with a memory sample after each;
+//                      "before" is the highest of the three
 //   --sample-every N   memory sample every N sessions (10000; 0 = only before/after)
 //   --read-timeout MS  how long the driver waits for a reply (400)
 //   --json FILE        write every figure as JSON
@@ -32,7 +32,7 @@ const fuzz = await import(new URL('../../test/dist/support/smtp-fuzz.js', here).
   process.exit(2);
 });
 
-const opts = { sessions: 100_000, seed: 20231218, concurrency: 100, warmup: 2000, 'sample-every': 10_000, 'read-timeout': 400, json: '' };
+const opts = { sessions: 100_000, seed: 20231218, concurrency: 100, warmup: 3000, 'sample-every': 10_000, 'read-timeout': 400, json: '' };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i].replace(/^--/, '');
@@ -54,18 +54,14 @@ const result = { options: opts, node: process.version, cpus: cpus().length, cpu:
 try {
   log(`daemon pid ${target.daemon.proc.pid} on port ${target.daemon.port}; warm-up ${opts.warmup} sessions`);
   const driver = { readTimeoutMs: opts['read-timeout'] };
-  // the first few hundred sessions move RSS a lot (allocator arenas, compiled code): the figure
-  // after 500 is kept for the record, "before" is taken after the whole warm-up
-  const early = Math.min(500, opts.warmup);
-  await fuzz.runFuzz(target, { seed: opts.seed, first: 1e9, sessions: early, concurrency: opts.concurrency, driver });
-  if (opts.warmup > early) {
-    result.afterWarmup500 = await fuzz.daemonMemory(target);
-    log(`after ${early} warm-up sessions: RSS ${MiB(result.afterWarmup500.rss)} MiB, heap ${MiB(result.afterWarmup500.heapUsed)} MiB`);
-    await fuzz.runFuzz(target, { seed: opts.seed, first: 1e9 + early, sessions: opts.warmup - early, concurrency: opts.concurrency, driver });
-  }
-  const before = await fuzz.daemonMemory(target);
+  // "before": the highest of three samples during the warm-up (RSS at idle wanders by a few MiB
+  // between measurements; see warmUp() in test/support/smtp-fuzz.ts and docs/reliability.md)
+  const warm = await fuzz.warmUp(target, { seed: opts.seed, sessions: opts.warmup, concurrency: opts.concurrency, driver });
+  result.warmup = warm.samples;
+  for (const w of warm.samples) log(`warm-up ${w.sessions}: RSS ${MiB(w.rss)} MiB, heap ${MiB(w.heapUsed)} of ${MiB(w.heapTotal)} MiB, fds ${w.fds}`);
+  const before = warm.before;
   result.before = before;
-  log(`before: RSS ${MiB(before.rss)} MiB, heap ${MiB(before.heapUsed)} MiB, fds ${before.fds}`);
+  log(`before: RSS ${MiB(before.rss)} MiB, heap ${MiB(before.heapUsed)} of ${MiB(before.heapTotal)} MiB, external ${MiB(before.external)} MiB, fds ${before.fds}`);
 
   const total = { sessions: 0, ms: 0, kinds: {}, replies: {}, transient: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], slowest: { ms: 0 } };
   const chunk = opts['sample-every'] > 0 ? opts['sample-every'] : opts.sessions;
@@ -90,7 +86,7 @@ try {
     if (first + n < opts.sessions) {
       const m = await fuzz.daemonMemory(target);
       result.samples.push({ sessions: first + n, ...m });
-      log(`sample after ${first + n}: RSS ${MiB(m.rss)} MiB (${pct(before.rss, m.rss)} %), heap ${MiB(m.heapUsed)} MiB, fds ${m.fds}`);
+      log(`sample after ${first + n}: RSS ${MiB(m.rss)} MiB (${pct(before.rss, m.rss)} %), heap ${MiB(m.heapUsed)} of ${MiB(m.heapTotal)} MiB, external ${MiB(m.external)} MiB, fds ${m.fds}`);
     }
   }
   const after = await fuzz.daemonMemory(target);

@@ -332,9 +332,11 @@ function ending(rng: Rng, steps: Step[]): void {
   else steps.push({ op: 'reset' });
 }
 
-export function generateSession(seed: number, index: number): FuzzSession {
+/** Session `index` of `seed`; `only` forces the kind (the rest is drawn as usual). */
+export function generateSession(seed: number, index: number, only?: SessionKind): FuzzSession {
   const rng = new Rng(sessionSeed(seed, index));
-  const kind = rng.weighted(KINDS);
+  const drawn = rng.weighted(KINDS);
+  const kind = only ?? drawn;
   const localAddress = rng.pick(CLIENTS);
   const steps: Step[] = [];
   switch (kind) {
@@ -660,7 +662,8 @@ const gc = vm.runInNewContext('gc');
 process.on('SIGUSR2', () => {
   gc(); gc();
   setTimeout(() => {
-    gc();
+    // the strongest GC V8 offers: compacts and gives freed pages back to the system
+    try { gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }); } catch { gc(); }
     if (process.env.ASMTPD_FUZZ_HEAPSNAP) require('node:v8').writeHeapSnapshot(process.env.ASMTPD_FUZZ_HEAPSNAP + '-' + Date.now() + '.heapsnapshot');
     const m = process.memoryUsage();
     process.stderr.write(JSON.stringify({ level: 'info', event: 'fuzz.memory', pid: process.pid, rss: m.rss,
@@ -739,10 +742,30 @@ export interface MemorySample {
   external: number;
   arrayBuffers: number;
   fds: number;
+  /** VmRSS split by mapping (/proc/PID/smaps): glibc's main arena, other anonymous memory (V8's heap, thread arenas), files (node's code) */
+  rssBrk: number;
+  rssAnon: number;
+  rssFile: number;
+}
+
+function rssByMapping(pid: number): { rssBrk: number; rssAnon: number; rssFile: number } {
+  const out = { rssBrk: 0, rssAnon: 0, rssFile: 0 };
+  let kind: keyof typeof out = 'rssAnon';
+  for (const l of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(l);
+    if (m) {
+      const name = m[1] ?? '';
+      kind = name === '[heap]' ? 'rssBrk' : name.startsWith('/') ? 'rssFile' : 'rssAnon';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(l);
+    if (r) out[kind] += Number(r[1]) * 1024;
+  }
+  return out;
 }
 
 /** Wait until the daemon has no session left, force two GCs, read VmRSS and the open fds. */
-export async function daemonMemory(t: FuzzTarget, settleMs = 2000): Promise<MemorySample> {
+export async function daemonMemory(t: FuzzTarget, settleMs = 1000): Promise<MemorySample> {
   const pid = t.daemon.proc.pid!;
   await idle(t, 30_000);
   await new Promise((r) => setTimeout(r, settleMs));
@@ -761,6 +784,7 @@ export async function daemonMemory(t: FuzzTarget, settleMs = 2000): Promise<Memo
   return {
     rss: kb * 1024, heapUsed: Number(rep.heapUsed), heapTotal: Number(rep.heapTotal), external: Number(rep.external), arrayBuffers: Number(rep.arrayBuffers),
     fds: readdirSync(`/proc/${pid}/fd`).length,
+    ...rssByMapping(pid),
   };
 }
 
@@ -807,6 +831,8 @@ export interface RunOptions {
   driver?: DriverOptions;
   onProgress?: (done: number, stats: FuzzStats) => void;
   progressEvery?: number;
+  /** only sessions of this kind (e.g. a burst of `huge` ones) */
+  only?: SessionKind;
 }
 
 export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> {
@@ -822,7 +848,7 @@ export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> 
   const worker = async (): Promise<void> => {
     while (next < end) {
       const i = next++;
-      const s = generateSession(o.seed, i);
+      const s = generateSession(o.seed, i, o.only);
       const r = await runSession(t.daemon.port, s, o.driver);
       stats.sessions++;
       stats.kinds[s.kind] = (stats.kinds[s.kind] ?? 0) + 1;
@@ -849,6 +875,32 @@ export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> 
   stats.ms = Date.now() - started;
   drain(t);
   return stats;
+}
+
+export interface WarmUp {
+  /** one sample after each part of the warm-up */
+  samples: Array<MemorySample & { sessions: number }>;
+  /** the sample with the highest RSS: the figure the run is compared with */
+  before: MemorySample;
+}
+
+/**
+ * Warm the daemon up with `sessions` sessions (indexes from 2^31, so they never repeat the run's)
+ * in `parts` parts, measuring after each. At idle, after a forced GC, the daemon's RSS still
+ * wanders by a few MiB from one measurement to the next under the same load (glibc's main arena,
+ * 10-20 MiB of ~105, is fragmented by the read buffers of many short connections): "before" is the
+ * highest of the samples, so an "after" above it by 10 % is growth, not the wandering.
+ */
+export async function warmUp(t: FuzzTarget, o: { seed: number; sessions: number; parts?: number; concurrency?: number; driver?: DriverOptions }): Promise<WarmUp> {
+  const parts = o.parts ?? 3;
+  const per = Math.ceil(o.sessions / parts);
+  const samples: WarmUp['samples'] = [];
+  for (let k = 0; k < parts; k++) {
+    await runFuzz(t, { seed: o.seed, first: 2 ** 31 + k * per, sessions: per, concurrency: o.concurrency ?? 100, ...(o.driver ? { driver: o.driver } : {}) });
+    samples.push({ sessions: (k + 1) * per, ...(await daemonMemory(t)) });
+  }
+  const before = samples.reduce((a, b) => (b.rss > a.rss ? b : a));
+  return { samples, before };
 }
 
 /** A normal transaction still works: EHLO, MAIL, RCPT alice@local.test, DATA → 250, and it arrives. */

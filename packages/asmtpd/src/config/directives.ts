@@ -220,7 +220,7 @@ export const DIRECTIVES: readonly Directive[] = [
   oneValue('dnsResolver', {
     name: 'DNSResolver', section: 'DNS', form: 'choice', valueSyntax: 'tangerine|system',
     defaultText: 'tangerine', sample: 'tangerine',
-    doc: 'tangerine (DNS over HTTPS, answers cached for their TTL) or system (node\'s resolver over UDP/TCP, with its own TTL cache)',
+    doc: 'tangerine (DNS over HTTPS, answers cached for their TTL) or system (node\'s resolver over UDP/TCP to the machine\'s resolver, which caches: e.g. a local unbound)',
     defaultNote: 'tangerine in a configuration file; the embedded default (no file) uses system, the machine\'s own resolver',
     parse: (w) => parseChoice(w, ['tangerine', 'system'] as const), default: 'tangerine',
   }),
@@ -270,7 +270,7 @@ export const DIRECTIVES: readonly Directive[] = [
   lineListValue('rbls', {
     name: 'RBL', section: 'Facts', form: 'dnsbl', valueSyntax: 'zone [score [reason]]',
     defaultText: 'none', sample: 'zen.spamhaus.org 1',
-    doc: 'a DNSBL queried at connect for the client address (reversed-ip.zone); may repeat',
+    doc: 'a DNSBL queried at connect for the client address (reversed-ip.zone)',
     parseLine: parseRblLine, default: () => [],
   }),
   oneValue('rblThreshold', {

@@ -10,8 +10,8 @@
  *
  * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
  *   DNSTimeout each, answers cached for their TTL in a bounded map (ttl-cache.ts).
- * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; c-ares caches
- *   answers for their TTL itself.
+ * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no cache here
+ *   (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's resolver caches.
  * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
  *   are answers; every other code (ETIMEOUT, ESERVFAIL, ECONNREFUSED…) is a temporary failure.
  */

@@ -125,11 +125,12 @@ function runSummary(r: ScriptRun): Record<string, unknown> {
 async function decide(rt: Runtime, s: Session, from: string, address: string, sourceRoute: boolean): Promise<{ route: Route; decision: Decision | null; cached: boolean }> {
   const route = await rt.route(address, s.mayRelay, sourceRoute);
   if (route.kind === 'denied') return { route, decision: null, cached: false };
+  // every transaction's added fields need the facts, also when the decision is remembered
+  const facts = route.kind === 'postmaster' ? null : await s.facts.settle();
+  if (facts && s.tx) s.tx.facts = facts;
   const key = `${from}\0${address}`;
   const hit = s.decisions.get(key);
   if (hit) return { route, decision: hit, cached: true };
-  const facts = route.kind === 'postmaster' ? null : await s.facts.settle();
-  if (facts && s.tx) s.tx.facts = facts;
   const mailError = facts ? systemDefault(facts, rt.config, from, s.client.ip) : null;
   const decision = await decideRecipient(route, { session: s, sender: from, address, mailError, facts }, rt.policy);
   // a temporary failure is not remembered: the client may try again in this session
