@@ -142,7 +142,7 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       const started = Date.now();
       void Promise.all([spf, spfHelo?.result ?? null, bounce]).then(([s, sh, b]) => {
         log.info('mail.facts', {
-          from: sender, spf: s?.result, ...(sh ? { spf_helo: sh.result } : {}),
+          from: sender, spf: s?.result, ...(s?.problem ? { spf_problem: s.problem } : {}), ...(sh ? { spf_helo: sh.result } : {}),
           ...(b ? { bounce: b.kind, ...(b.reply !== '' ? { bounce_reply: b.reply } : {}) } : {}), ms: Date.now() - started,
         });
       });

@@ -17,7 +17,7 @@ export const LOG_EVENTS = {
   'session.abuse': 'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, rbl_score, rbl_listed, ms)',
   'rbl.error': 'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind, detail): not a listing',
-  'mail.facts': 'the MAIL-time facts are in (spf, spf_helo, bounce, ms)',
+  'mail.facts': 'the MAIL-time facts are in (spf, spf_problem, spf_helo, bounce, ms)',
   'probe.done': 'a bounce probe of the sender finished (sender, result: accepted, refused or tempfail, reply, scope: address or domain, cached, ms, mx, ip); warn for a temporary failure',
   'store.error': 'the state database failed (op, error); the caller went on without it',
   'mail.decision': 'MAIL FROM answered (from, reply)',
