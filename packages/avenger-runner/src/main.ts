@@ -73,8 +73,10 @@ function main(): void {
     log(`warning: cannot check inherited descriptors: ${(err as Error).message}`);
   }
   const context = options.launcher !== undefined ? detectRunnerContext({ launcher: options.launcher }) : detectRunnerContext();
-  context.spawner?.warmUp();
+  // the limit first: the perl spawner forks every child and must inherit it (started before, it
+  // kept the old limit and no script was limited)
   if (context.privileged && options.maxUserProcesses > 0) limitUserProcesses(options.maxUserProcesses);
+  context.spawner?.warmUp();
   if (!context.privileged) log(`not running as root: every child runs as uid ${context.selfUid}`);
 
   const send = (message: ResultMessage | ReadyMessage): void => {

@@ -98,6 +98,9 @@ export function spoolMessage(stream: Readable, opts: SpoolOptions): Promise<Spoo
       failure = r;
       out?.destroy();
       out = null;
+      // a write waiting for 'drain' (which a destroyed file stream never emits) paused the client's
+      // stream: keep draining it, the reply comes at its end (else: a hang until DataTimeout)
+      stream.resume();
     };
     out.on('error', (error) => {
       fail({ kind: 'write-error', error });
