@@ -6,7 +6,8 @@
 //
 // One dns2 server (UDP + DNS over HTTP, test/support/dns-server.ts, built into test/dist by
 // `pnpm build`) per entry, so every asmtpd target has its own records and query count.
-//   zone 'empty': no records at all (NXDOMAIN for every name): facts as cheap as they can be.
+//   zone 'empty': no records at all (NXDOMAIN for every name, without an SOA, so no resolver may
+//     cache it: every lookup reaches the server): facts as cheap as they can be by content.
 //   zone 'cached': the PTR, A and SPF records below, no DNSBL names (with TTL 300 s the daemon's
 //     cache answers everything after the first connection)
 //   zone 'facts': what a well-set-up client has (records with the given TTL in seconds):
@@ -16,6 +17,10 @@
 //       "v=spf1 ip4:127.0.0.0/8 -all" (pass, one TXT lookup each)
 //     DNSBLs bl1.bench.test, bl2.bench.test: 127.0.0.1 not listed (NXDOMAIN);
 //       bl3.bench.test lists it (A 127.0.0.2 + TXT reason; the daemon then asks the TXT).
+//   'cached' and 'facts': NXDOMAIN and NODATA answers carry the SOA of their zone (bench.test,
+//     each DNSBL zone, bench-source.test, bench-client.test, in-addr.arpa) with TTL and MINIMUM
+//     equal to the records' TTL, so a resolver may cache them for that long (RFC 2308); with TTL 0
+//     nothing is cached.
 // Messages (IPC): the child sends {ready: {name: {udp: 'HOST:PORT', doh: 'HOST:PORT'}}};
 // the parent sends {cmd: 'stats', id} and gets {id, stats: {name: {total, byType}}} (queries
 // since the previous 'stats', which clears the count), or {cmd: 'exit'}.
@@ -49,11 +54,15 @@ function factsZone(ttl) {
   };
 }
 
+const SOA_ZONES = ['bench.test', ...RBL_ZONES, 'bench-source.test', 'bench-client.test', 'in-addr.arpa'];
+const soaOf = (ttl) => SOA_ZONES.map((zone) => ({ zone, ttl, minimum: ttl }));
+
 const spec = JSON.parse(process.argv[2] ?? '[]');
 const servers = new Map();
 for (const s of spec) {
-  const records = s.zone === 'facts' ? factsZone(s.ttl ?? 300) : s.zone === 'cached' ? cachedZone(s.ttl ?? 300) : {};
-  const srv = await startDnsServer({ records, udp: true, doh: true });
+  const ttl = s.ttl ?? 300;
+  const records = s.zone === 'facts' ? factsZone(ttl) : s.zone === 'cached' ? cachedZone(ttl) : {};
+  const srv = await startDnsServer({ records, udp: true, doh: true, ...(s.zone === 'empty' ? {} : { soa: soaOf(ttl) }) });
   servers.set(s.name, srv);
 }
 process.send({ ready: Object.fromEntries([...servers].map(([n, s]) => [n, { udp: `${s.udp.host}:${s.udp.port}`, doh: s.doh }])) });

@@ -3,8 +3,12 @@
  * object over UDP (node's resolver, c-ares) and DNS over HTTP (tangerine, DNSProtocol http).
  *
  * Public:
- *   startDnsServer({records?, udp? = true, doh? = true, host? = '127.0.0.1', port? = 0}) -> DnsServer
+ *   startDnsServer({records?, udp? = true, doh? = true, host? = '127.0.0.1', port? = 0, soa?}) -> DnsServer
  *     port is the UDP port (0 = any; 53 works when root); the DoH port is always chosen freely.
+ *     soa: {zone, ttl, minimum} or a list of them: an NXDOMAIN or NODATA answer for a name at or
+ *     under a zone ('.' = every name; the longest matching zone wins) carries that zone's SOA in
+ *     the authority section (RR TTL `ttl`, MINIMUM `minimum`), so a resolver can cache it (RFC
+ *     2308); without soa (the default) negative answers have no authority section.
  *   DnsServer { udp: {host, port}; doh: "HOST:PORT"; set(records) (replace); add(name, rr);
  *     queries: {name, type, at}[] (every query received, names lower case, no trailing dot);
  *     clearQueries(); close() }
@@ -37,8 +41,16 @@ export type BehaviourRR =
 export type RR = DataRR | BehaviourRR;
 export type Records = Record<string, RR[]>;
 
+/** The SOA put in the authority section of negative answers for names at or under `zone`. */
+export interface SoaOption {
+  zone: string;
+  ttl: number;
+  minimum: number;
+}
+
 export interface DnsServerOptions {
   records?: Records;
+  soa?: SoaOption | readonly SoaOption[];
   udp?: boolean;
   doh?: boolean;
   host?: string;
@@ -101,6 +113,21 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
     zone.set(key, [...(zone.get(key) ?? []), rr]);
   };
 
+  const soas = (options.soa === undefined ? [] : Array.isArray(options.soa) ? options.soa : [options.soa as SoaOption])
+    .map((o) => ({ ...o, zone: o.zone === '.' ? '' : norm(o.zone) }))
+    .sort((a, b) => b.zone.length - a.zone.length);
+  /** The authority SOA of a negative answer for `name` (the longest zone it is at or under). */
+  function negative(response: Message, name: string): void {
+    const n = norm(name);
+    const soa = soas.find((o) => o.zone === '' || n === o.zone || n.endsWith(`.${o.zone}`));
+    if (soa === undefined) return;
+    response.authorities.push({
+      name: soa.zone, type: Packet.TYPE.SOA, class: Packet.CLASS.IN, ttl: soa.ttl,
+      primary: `ns.${soa.zone || 'root'}`, admin: `hostmaster.${soa.zone || 'root'}`,
+      serial: 1, refresh: 3600, retry: 600, expiration: 86400, minimum: soa.minimum,
+    } as never);
+  }
+
   /** Fills the response from the zone (follows CNAMEs, at most 8). */
   function answer(response: Message, qname: string, qtype: string): void {
     let owner = qname;
@@ -108,6 +135,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
       const data = (zone.get(norm(owner)) ?? []).filter(isData);
       if (data.length === 0) {
         if (hops === 0) response.header.rcode = Packet.RCODE.NXDOMAIN;
+        negative(response, owner);
         return;
       }
       const matching = data.filter((rr) => rr.type === qtype);
@@ -118,6 +146,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
         continue;
       }
       for (const rr of matching) response.answers.push(resource(owner, rr) as never);
+      if (matching.length === 0) negative(response, owner);
       return;
     }
   }

@@ -37,7 +37,7 @@ export function createDohRequest(options: DohRequestOptions = {}): DohRequest {
   const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
   const httpAgent = new http.Agent(agentOptions);
   const httpsAgent = new https.Agent(agentOptions);
-  return (url, o) =>
+  const once = (url: string, o: RequestOptions): Promise<DohResponse> =>
     new Promise<DohResponse>((resolve, reject) => {
       const u = new URL(url);
       const secure = u.protocol === 'https:';
@@ -68,10 +68,19 @@ export function createDohRequest(options: DohRequestOptions = {}): DohRequest {
         req.destroy(Object.assign(new Error('aborted'), { name: 'AbortError', code: 'ABORT_ERR' }));
       };
       o.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => {
+      req.on('error', (err: Error & { reusedSocket?: boolean }) => {
+        err.reusedSocket = req.reusedSocket;
         o.signal?.removeEventListener('abort', onAbort);
         reject(err);
       });
       req.end(o.body);
+    });
+  // A kept-alive connection the server closed while idle fails the next request on it before any
+  // answer (ECONNRESET/EPIPE on a reused socket): send it once more on a new connection (a DNS
+  // query is idempotent), instead of failing the lookup as a temporary DNS error.
+  return (url, o) =>
+    once(url, o).catch((err: Error & { code?: string; reusedSocket?: boolean }) => {
+      if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !o.signal?.aborted) return once(url, o);
+      throw err;
     });
 }

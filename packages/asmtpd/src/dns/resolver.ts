@@ -9,7 +9,9 @@
  *   isTemporaryDnsError(err) / dnsErrorCode(err) / arpaName(ip)
  *
  * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
- *   DNSTimeout each, answers cached for their TTL in a bounded map (ttl-cache.ts).
+ *   DNSTimeout each, answers cached for their TTL in a bounded map (ttl-cache.ts), NXDOMAIN and
+ *   NODATA for min(SOA TTL, SOA MINIMUM) in another (negative-cache.ts, RFC 2308; none without an
+ *   SOA), answered with tangerine's own ENOTFOUND / ENODATA error without a query.
  * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no cache here
  *   (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's resolver caches.
  * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
@@ -21,13 +23,14 @@ import { createRequire } from 'node:module';
 import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
 import type { DnsServer } from '../config/types.js';
 import { TtlCache } from './ttl-cache.js';
+import { NegativeCache, recordNegativeAnswers, withNegativeCache, type LookupBackend, type NegativeCode } from './negative-cache.js';
 
 export interface DnsOptions {
   kind: 'tangerine' | 'system';
   servers: readonly DnsServer[];
   protocol: 'http' | 'https';
   timeoutMs: number;
-  /** answers kept by the tangerine cache; default 10,000 */
+  /** answers kept by the tangerine cache, and negative answers by its negative cache; default 10,000 each */
   cacheEntries?: number;
 }
 
@@ -40,7 +43,10 @@ export interface DnsResolver extends SpfResolver {
   stats(): DnsStats;
 }
 
-type ResolverClass = new (options: Record<string, unknown>, request?: unknown) => SpfResolver;
+type ResolverClass = (new (options: Record<string, unknown>, request?: unknown) => SpfResolver) & {
+  /** tangerine's error for a failed query: `${syscall} ${code} ${name}` with hostname, syscall, code */
+  createError(name: string, rrtype: string, code: string): Error;
+};
 
 /** tangerine (CommonJS: module.exports = class), loaded only when chosen: it takes ~0.2 s. */
 function loadTangerine(): ResolverClass {
@@ -79,7 +85,7 @@ export function arpaName(ip: string): string | null {
   return `${groups.map((g) => g.padStart(4, '0')).join('').split('').reverse().join('.')}.ip6.arpa`;
 }
 
-type Backend = Omit<SpfResolver, 'reverse'> & { resolvePtr(name: string): Promise<string[]> };
+type Backend = LookupBackend;
 
 function backend(o: DnsOptions): Backend {
   if (o.kind === 'system') {
@@ -88,13 +94,15 @@ function backend(o: DnsOptions): Backend {
     return r;
   }
   const Tangerine = loadTangerine();
-  return new Tangerine({
+  const negative = new NegativeCache(o.cacheEntries ?? 10_000);
+  const tangerine = new Tangerine({
     ...(o.servers.length > 0 ? { servers: o.servers.map((s) => serverText(s, null)) } : {}),
     protocol: o.protocol,
     timeout: o.timeoutMs,
     tries: 1,
     cache: new TtlCache(o.cacheEntries ?? 10_000),
-  }, createDohRequest()) as unknown as Backend;
+  }, recordNegativeAnswers(createDohRequest(), negative)) as unknown as Backend;
+  return withNegativeCache(tangerine, negative, (name: string, type: string, code: NegativeCode) => Tangerine.createError(name, type, code));
 }
 
 /**
