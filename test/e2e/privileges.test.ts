@@ -191,6 +191,8 @@ test('the process tree: the SMTP process is AvengerUser with no capabilities; ru
   for (const p of [netfacts, capture]) {
     assert.equal(p.uid[1], 0);
     assert.ok(has(p.cap.eff, CAP.NET_RAW), `${role(p, daemonPid)} has CAP_NET_RAW`);
+    // and nothing else of root's powers: the bounding set was emptied but for it (setpriv)
+    for (const set of [p.cap.eff, p.cap.prm, p.cap.bnd]) assert.equal(set, 1n << BigInt(CAP.NET_RAW), `${role(p, daemonPid)}: CAP_NET_RAW only`);
   }
   assert.equal(capture.ppid, netfacts.pid);
   assert.equal(netfacts.ppid, daemonPid);

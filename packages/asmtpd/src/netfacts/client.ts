@@ -21,6 +21,7 @@
  * then on: the daemon keeps serving, without SYN fingerprints or routes. It is not restarted (the
  * daemon is no longer root; see the avenger runner for the same reasoning).
  */
+import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config/types.js';
@@ -203,9 +204,17 @@ class Connection implements NetFactsClient {
   }
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
 export function startNetFacts(o: NetFactsOptions): Promise<NetFactsClient> {
   const args = [netFactsMainPath, `--ports=${[...new Set(o.ports)].join(',')}`, ...(o.capture ? ['--capture'] : [])];
-  const child = spawn(o.nodePath ?? process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SAFE_PATH } });
+  const node = o.nodePath ?? process.execPath;
+  // as root, keep nothing but CAP_NET_RAW: setpriv (util-linux) empties the capability bounding
+  // set but for it before exec, so the process and its capture helper get no other power of root
+  const [cmd, argv] = process.getuid?.() === 0 && existsSync(SETPRIV)
+    ? [SETPRIV, ['--bounding-set', '-all,+net_raw', '--', node, ...args]]
+    : [node, args];
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SAFE_PATH } });
   const connection = new Connection(child, o);
   const errLines = new LineSplitter();
   child.stderr?.setEncoding('utf8');
