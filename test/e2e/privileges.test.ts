@@ -25,7 +25,7 @@ const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
 const skip = unavailable ? `skipped: ${unavailable}` : false;
 
-const CAP = { KILL: 5, SETGID: 6, SETUID: 7, NET_RAW: 13 } as const;
+const CAP = { DAC_READ_SEARCH: 2, KILL: 5, SETGID: 6, SETUID: 7, NET_RAW: 13 } as const;
 const NPROC = 512;
 const MARK = join(tmpdir(), `asmtpd-priv-pwned-${process.pid}`);
 
@@ -178,7 +178,9 @@ test('the process tree: the SMTP process is AvengerUser with no capabilities; ru
   const spawner = byRole('spawner')[0]!;
   for (const p of [runner, spawner]) {
     assert.equal(p.uid[1], 0, `${role(p, daemonPid)} is root`);
-    for (const c of [CAP.SETUID, CAP.SETGID, CAP.KILL]) assert.ok(has(p.cap.eff, c), `${role(p, daemonPid)} has capability ${c}`);
+    // exactly what it uses (setpriv bounding set): setuid, setgid, kill, dac_read_search
+    const want = [CAP.SETUID, CAP.SETGID, CAP.KILL, CAP.DAC_READ_SEARCH].reduce((m, c) => m | (1n << BigInt(c)), 0n);
+    for (const set of [p.cap.eff, p.cap.prm, p.cap.bnd]) assert.equal(set, want, `${role(p, daemonPid)}: only the capabilities it uses`);
   }
   // the per-user process limit: set by the runner before it starts the spawner, which forks every script
   assert.equal(runner.nproc, `${NPROC}/${NPROC}`);

@@ -21,6 +21,7 @@
  *   (NODE_OPTIONS and the like of the caller do not reach a root process); children's
  *   environments come from the requests.
  */
+import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { LineSplitter, SAFE_PATH, type ReadyMessage, type ResultMessage, type RunRequest, type RunResult } from './protocol.js';
@@ -115,11 +116,23 @@ class RunnerConnection implements RunnerClient {
   }
 }
 
+const SETPRIV = '/usr/bin/setpriv';
+
+/** The capabilities the runner keeps when started as root. */
+export const RUNNER_CAPABILITIES = ['setuid', 'setgid', 'kill', 'dac_read_search'] as const;
+
 export function startRunner(options: StartRunnerOptions = {}): Promise<RunnerClient> {
   const args = [runnerMainPath];
   if (options.maxUserProcesses !== undefined) args.push(`--max-user-processes=${options.maxUserProcesses}`);
   if (options.launcher !== undefined) args.push(`--launcher=${options.launcher}`);
-  const child = spawn(options.nodePath ?? process.execPath, args, {
+  const node = options.nodePath ?? process.execPath;
+  // as root, keep only the powers the runner uses: become users (setuid, setgid), signal their
+  // process groups (kill), find and read scripts and spool files in private directories
+  // (dac_read_search); setpriv (util-linux) empties the capability bounding set but for them
+  const [cmd, argv] = process.getuid?.() === 0 && existsSync(SETPRIV)
+    ? [SETPRIV, ['--bounding-set', `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`, '--', node, ...args]]
+    : [node, args];
+  const child = spawn(cmd, argv, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: SAFE_PATH },
   });
