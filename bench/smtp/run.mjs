@@ -59,6 +59,7 @@
 //   --rcpt ADDR           recipient (bench@relay.test: relayed by both Postfix and asmtpd since the client is in mynetworks/RelayNet)
 //   --postfix-set K=V     extra main.cf setting for the Postfix target (repeatable; for experiments)
 //   --asmtpd-set 'D V'    extra config line for the asmtpd target (repeatable)
+//   --asmtpd-node-args 'A' node options for every asmtpd daemon (profiling: '--cpu-prof --cpu-prof-dir=DIR')
 //   --json FILE           also write the results as JSON
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, openSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -84,7 +85,10 @@ const LAT_N = Number(opt('latency-messages', 5000));
 const WARMUP = Number(opt('warmup', 1000));
 /** asmtpd variants: resolver kind and the DNS records their server has (docs: header). */
 const TTL = Number(opt('ttl', 300));
+/** --nofacts-build DIR: a built checkout of the last commit before client facts (302b9ae) */
+const NOFACTS_BUILD = opt('nofacts-build', '');
 const VARIANTS = {
+  ...(NOFACTS_BUILD ? { 'asmtpd-nofacts': { resolver: 'none', zone: null, build: NOFACTS_BUILD } } : {}),
   asmtpd: { resolver: 'tangerine', zone: 'empty' },
   'asmtpd-cached': { resolver: 'tangerine', zone: 'cached', ttl: TTL },
   'asmtpd-facts': { resolver: 'tangerine', zone: 'facts', ttl: TTL },
@@ -96,11 +100,12 @@ const VARIANTS = {
 };
 /** the two stand-ins for "without facts" of a resolver kind (there is no switch for reverse DNS and SPF) */
 const baselineOf = (t, zone) => Object.keys(VARIANTS).find((n) => VARIANTS[n].resolver === VARIANTS[t]?.resolver && VARIANTS[n].zone === zone);
+const NOFACTS = NOFACTS_BUILD ? ['asmtpd-nofacts'] : [];
 const FACT_SETS = {
-  tangerine: ['asmtpd', 'asmtpd-cached', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
-  system: ['asmtpd-sys', 'asmtpd-sys-cached', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
+  tangerine: [...NOFACTS, 'asmtpd', 'asmtpd-cached', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
+  system: [...NOFACTS, 'asmtpd-sys', 'asmtpd-sys-cached', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
 };
-FACT_SETS.both = [...FACT_SETS.tangerine, ...FACT_SETS.system];
+FACT_SETS.both = [...NOFACTS, ...FACT_SETS.tangerine.filter((t) => !NOFACTS.includes(t)), ...FACT_SETS.system.filter((t) => !NOFACTS.includes(t))];
 const factsAt = argv.indexOf('--facts');
 const factsKind = factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].startsWith('--') ? argv[factsAt + 1] : 'tangerine';
 if (factsKind !== null && !FACT_SETS[factsKind]) throw new Error(`--facts ${factsKind}: tangerine, system or both`);
@@ -114,8 +119,19 @@ const HELO = 'bench-client.test';
 const RCPT = opt('rcpt', 'bench@relay.test');
 const JSON_OUT = opt('json', '');
 const ROUNDS = Number(opt('rounds', 1));
+/**
+ * --together: the asmtpd targets are measured at the same time, each by its own smtp-source (the
+ * same --sessions each) into its own smtp-sink, instead of one after the other. The rate of each
+ * is what its sink counted until the first smtp-source finished, over that time. On a machine
+ * whose speed drifts (a shared VM: ±30 % within minutes) this compares targets under the same
+ * conditions; they share the two cores, so the ratio of their rates is the ratio of what a
+ * message costs each whole pipeline. No latency client, no banner probes in this mode.
+ */
+const TOGETHER = argv.includes('--together');
 /** --asmtpd-set 'Directive value' (repeatable): extra config lines for the asmtpd target. */
 const ASMTPD_SET = argv.flatMap((a, i) => (a === '--asmtpd-set' && argv[i + 1] ? [argv[i + 1]] : []));
+/** --asmtpd-node-args 'ARGS': node options for the asmtpd daemons, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const ASMTPD_NODE_ARGS = opt('asmtpd-node-args', '').split(' ').filter(Boolean);
 /** --postfix-set name=value (repeatable): extra main.cf settings for the Postfix target. */
 const POSTFIX_SET = Object.fromEntries(
   argv.flatMap((a, i) => (a === '--postfix-set' && argv[i + 1] ? [argv[i + 1].split(/=(.*)/s).slice(0, 2).map((x) => x.trim())] : [])),
@@ -296,6 +312,7 @@ async function startDns(names) {
 /** The DNS and facts lines of an asmtpd variant's configuration. */
 function factsConfig(name, dns) {
   const v = VARIANTS[name];
+  if (v.resolver === 'none') return []; // the pre-facts build knows none of these directives
   const a = dns.addrs[name];
   return [
     `DNSResolver ${v.resolver}`,
@@ -308,7 +325,7 @@ function factsConfig(name, dns) {
 }
 
 async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
-  const bin = join(root, 'packages', 'asmtpd', 'bin', 'asmtpd');
+  const bin = join(VARIANTS[name]?.build ?? root, 'packages', 'asmtpd', 'bin', 'asmtpd');
   if (!existsSync(bin)) throw new Error(`${bin} missing`);
   const dir = mkdtempSync(join(tmpdir(), 'bench-asmtpd-'));
   chmodSync(dir, 0o755); // the SMTP process drops root (to AvengerUser) and must reach DBDir
@@ -337,7 +354,7 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
   // into this process, whose CPU would otherwise count against the shared cores).
   const logFile = join(tmpdir(), `bench-smtp-${name}.log`); // kept after the run
   const logFd = openSync(logFile, 'w');
-  const p = spawn(process.execPath, [bin, '-d', '-f', conf], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, NODE_ENV: 'production' } });
+  const p = spawn(process.execPath, [...ASMTPD_NODE_ARGS, bin, '-d', '-f', conf], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, NODE_ENV: 'production' } });
   closeSync(logFd);
   const errTailOf = () => readFileSync(logFile, 'utf8').slice(-4000);
   try {
@@ -444,10 +461,30 @@ function factsFromLog(file, from) {
   return out;
 }
 
+/** What the run reports of factsFromLog(): percentiles of the facts times and the counts. */
+function factsSummary(f) {
+  return {
+    connectP50: percentile(f.connect, 50),
+    connectP99: percentile(f.connect, 99),
+    mailP50: percentile(f.mail, 50),
+    mailP99: percentile(f.mail, 99),
+    sessions: f.connect.length,
+    mails: f.mail.length,
+    names: f.names,
+    dnsfail: f.dnsfail,
+    rblScores: f.rblScores,
+    spf: f.spf,
+    spfHelo: f.spfHelo,
+    rblErrors: f.rblErrors,
+    temp451: f.temp451,
+  };
+}
+
 async function measure(target, sink, mode) {
   const reuse = mode === 'reuse';
   const port = target.port;
   const isAsmtpd = Boolean(VARIANTS[target.name]);
+  const hasDns = Boolean(isAsmtpd && dns && VARIANTS[target.name].zone);
   // warm-up (not measured); wait until everything reached the sink
   let base = sink.count();
   if (WARMUP > 0) {
@@ -457,8 +494,8 @@ async function measure(target, sink, mode) {
   await sleep(500);
   // throughput with smtp-source
   base = sink.count();
-  if (isAsmtpd && dns) await dns.stats(); // clears the query counts
-  const dnsCpu0 = isAsmtpd && dns ? treeCpu(dns.pid) : 0;
+  if (hasDns) await dns.stats(); // clears the query counts
+  const dnsCpu0 = hasDns ? treeCpu(dns.pid) : 0;
   const log0 = target.logFile ? fileSize(target.logFile) : 0;
   const cpu0 = treeCpu(target.pid);
   const ours0 = oursCpu();
@@ -469,7 +506,7 @@ async function measure(target, sink, mode) {
   await waitSink(sink, base + N, 300_000);
   const deliverMs = performance.now() - t0;
   const cpu = treeCpu(target.pid) - cpu0;
-  const dnsCpu = isAsmtpd && dns ? treeCpu(dns.pid) - dnsCpu0 : 0;
+  const dnsCpu = hasDns ? treeCpu(dns.pid) - dnsCpu0 : 0;
   const m1 = cpuBusy();
   // CPU the machine spent on anything but this benchmark (other people's jobs), in cores
   const machineBusy = (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK;
@@ -487,28 +524,13 @@ async function measure(target, sink, mode) {
     serverCpuMsPerMsg: (cpu * 1000) / N,
     otherCores,
   };
-  if (isAsmtpd && dns) {
+  if (hasDns) {
     const q = (await dns.stats())[target.name];
     r.dns = { queries: q.total, byType: q.byType, queriesPerMsg: q.total / N, serverCpuSeconds: dnsCpu, serverCpuMsPerMsg: (dnsCpu * 1000) / N };
   }
   if (target.logFile) {
     await sleep(600); // the daemon writes its log in batches, at least every 200 ms
-    const f = factsFromLog(target.logFile, log0);
-    r.facts = {
-      connectP50: percentile(f.connect, 50),
-      connectP99: percentile(f.connect, 99),
-      mailP50: percentile(f.mail, 50),
-      mailP99: percentile(f.mail, 99),
-      sessions: f.connect.length,
-      mails: f.mail.length,
-      names: f.names,
-      dnsfail: f.dnsfail,
-      rblScores: f.rblScores,
-      spf: f.spf,
-      spfHelo: f.spfHelo,
-      rblErrors: f.rblErrors,
-      temp451: f.temp451,
-    };
+    r.facts = factsSummary(factsFromLog(target.logFile, log0));
   }
   if (otherCores > 0.25) log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
   log(`${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
@@ -547,6 +569,46 @@ async function measure(target, sink, mode) {
   if (r.dns) log(`${target.name}/${mode}: DNS ${r.dns.queriesPerMsg.toFixed(2)} queries/msg ${JSON.stringify(r.dns.byType)}, DNS server CPU ${r.dns.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
   if (r.facts) log(`${target.name}/${mode}: facts ${JSON.stringify(r.facts)}`);
   return r;
+}
+
+/** --together: every target at once, each with its own smtp-source and smtp-sink. */
+async function measureTogether(ts, mode) {
+  const reuse = mode === 'reuse';
+  if (ts.some((t) => !t.sink)) throw new Error('--together measures asmtpd targets only');
+  for (const t of ts) {
+    const base = t.sink.count();
+    if (WARMUP > 0) {
+      await smtpSource(t.port, WARMUP, reuse);
+      await waitSink(t.sink, base + WARMUP, 120_000);
+    }
+  }
+  await sleep(500);
+  const before = ts.map((t) => ({ count: t.sink.count(), cpu: treeCpu(t.pid), log: t.logFile ? fileSize(t.logFile) : 0 }));
+  const ours0 = oursCpu();
+  const m0 = cpuBusy();
+  const t0 = performance.now();
+  const runs = ts.map((t) => smtpSource(t.port, N, reuse));
+  await Promise.race(runs);
+  const windowMs = performance.now() - t0;
+  const at = ts.map((t, i) => ({ count: t.sink.count() - before[i].count, cpu: treeCpu(t.pid) - before[i].cpu }));
+  const m1 = cpuBusy();
+  const otherCores = Math.max(0, (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK - (oursCpu() - ours0)) / (windowMs / 1000);
+  await Promise.all(runs);
+  for (const [i, t] of ts.entries()) await waitSink(t.sink, before[i].count + N, 300_000);
+  await sleep(600); // log batches
+  return ts.map((t, i) => {
+    const rate = at[i].count / (windowMs / 1000);
+    const r = {
+      target: t.name, mode, messages: at[i].count, together: ts.map((x) => x.name), windowSeconds: windowMs / 1000,
+      acceptPerSec: rate, deliveredPerSec: rate, serverCpuSeconds: at[i].cpu, serverCpuMsPerMsg: (at[i].cpu * 1000) / Math.max(1, at[i].count), otherCores,
+    };
+    if (t.logFile) {
+      const f = factsFromLog(t.logFile, before[i].log);
+      r.facts = factsSummary(f);
+    }
+    log(`${t.name}/${mode} (together, ${(windowMs / 1000).toFixed(1)} s): ${rate.toFixed(0)} msg/s, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+    return r;
+  });
 }
 
 // ---------------------------------------------------------------- machine
@@ -594,14 +656,18 @@ log(`smtp-sink on 127.0.0.1:${sink.port}`);
 const targets = [];
 for (const name of TARGETS) if (!['sink', 'postfix'].includes(name) && !VARIANTS[name]) throw new Error(`unknown target ${name}`);
 // every asmtpd target gets a loopback DNS server: without DNSServer it would ask public DoH servers
-const dns = await startDns(TARGETS.filter((n) => VARIANTS[n]));
+const dns = await startDns(TARGETS.filter((n) => VARIANTS[n]?.zone));
 if (dns) log(`DNS servers (dns-child.mjs, pid ${dns.pid}): ${JSON.stringify(dns.addrs)}`);
 try {
   for (const name of TARGETS) {
     try {
       if (name === 'sink') targets.push({ name: 'sink', port: sink.port, pid: sink.pid, stop: async () => undefined });
       else if (name === 'postfix') targets.push(await startPostfixTarget(sink));
-      else targets.push(await startAsmtpd(sink, name, dns));
+      else if (TOGETHER) {
+        const own = await startSink();
+        const t = await startAsmtpd(own, name, dns);
+        targets.push({ ...t, sink: own, stop: async () => { await t.stop(); own.stop(); } });
+      } else targets.push(await startAsmtpd(sink, name, dns));
       log(`${name} on 127.0.0.1:${targets.at(-1).port}`);
     } catch (e) {
       notes.push(`${name}: NOT MEASURED: ${e.message.split('\n')[0]}`);
@@ -610,7 +676,19 @@ try {
   }
   for (let round = 1; round <= ROUNDS; round++) {
    for (const mode of MODES) {
-    for (const t of targets) {
+    if (TOGETHER) {
+      if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
+      try {
+        for (const r of await measureTogether(targets.filter((t) => !t.failed), mode)) results.push({ round, ...r });
+      } catch (e) {
+        notes.push(`round ${round}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
+        log(`round ${round}/${mode}: FAILED: ${e.message}`);
+      }
+      continue;
+    }
+    // each round starts one target later, so no target is always measured first or last
+    const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]);
+    for (const t of order) {
       if (t.failed) continue;
       try {
         if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
@@ -677,6 +755,13 @@ function summary(t, mode) {
     vsEmpty: median(rs.map((r) => vs(r, baselineOf(t, 'empty')))),
     vsCachedEach: rs.map((r) => vs(r, baselineOf(t, 'cached'))),
     vsCached: median(rs.map((r) => vs(r, baselineOf(t, 'cached')))),
+    vsNoFactsEach: rs.map((r) => vs(r, 'asmtpd-nofacts')),
+    vsNoFacts: median(rs.map((r) => vs(r, 'asmtpd-nofacts'))),
+    /** daemon CPU per message relative to the pre-facts build's, same round and mode */
+    cpuVsNoFacts: median(rs.map((r) => {
+      const x = results.find((y) => y.round === r.round && y.mode === r.mode && y.target === 'asmtpd-nofacts');
+      return x ? r.serverCpuMsPerMsg / x.serverCpuMsPerMsg : NaN;
+    })),
   };
 }
 const get = summary;
@@ -686,7 +771,7 @@ const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 const lines = [];
 lines.push(`Machine: ${m.cpu}, ${m.memGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}, asmtpd ${m.asmtpdCommit}, tmpdir on ${m.tmpdirFs}`);
 lines.push(`CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`);
-lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}`);
+lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}${TOGETHER ? `; --together: the targets measured at the same time, each with its own smtp-source (${SESSIONS} sessions) and smtp-sink, rate = its sink's count when the first smtp-source finished / that time` : ''}`);
 lines.push('');
 lines.push('| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |' + (ROUNDS > 1 ? ' accepted msg/s, each round |' : ''));
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|' : ''));
@@ -715,18 +800,18 @@ if (factTargets.length) {
   lines.push('');
   lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); "vs NX" / "vs cached" = accepted msg/s over that of the same resolver's no-records target (asmtpd, asmtpd-sys: every lookup NXDOMAIN, no RBL) / cached target (asmtpd-cached, asmtpd-sys-cached: PTR, A and SPF records with TTL ${TTL} s, no RBL) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time, ${BANNER_GAP} ms apart); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
   lines.push('');
-  lines.push('| mode | target | resolver | records | accepted msg/s | vs NX | vs cached | server CPU ms/msg | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs NX, each round | vs cached, each round |' : ''));
-  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|---|' : ''));
+  lines.push('| mode | target | resolver | records | accepted msg/s | vs no facts | vs NX | vs cached | server CPU ms/msg | CPU vs no facts | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs no facts, each round | vs NX, each round | vs cached, each round |' : ''));
+  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|---|---|' : ''));
   for (const mode of MODES) {
     for (const t of factTargets) {
       const r = summary(t, mode);
       if (!r) continue;
       const v = VARIANTS[t];
-      const recs = v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : v.zone === 'cached' ? `PTR, A, SPF; TTL ${v.ttl}; no RBL` : `all, 3 RBL; TTL ${v.ttl}`;
+      const recs = v.resolver === 'none' ? `pre-facts build (${NOFACTS_BUILD})` : v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : v.zone === 'cached' ? `PTR, A, SPF; TTL ${v.ttl}; no RBL` : `all, 3 RBL; TTL ${v.ttl}`;
       const pair = (a, b) => `${f2(a)} / ${f2(b)}`;
       lines.push(
-        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
-          (ROUNDS > 1 ? ` ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |` : ''),
+        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsNoFacts)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.cpuVsNoFacts)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
+          (ROUNDS > 1 ? ` ${r.vsNoFactsEach.map(f2).join(', ')} | ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |` : ''),
       );
     }
   }

@@ -9,7 +9,8 @@
  *       wraps the DoH request function given to tangerine: every 2xx response whose question is the
  *       one asked and that is a negative answer is stored in the cache (the response goes on as is)
  *   withNegativeCache(backend, cache, makeError) -> backend
- *       answers a cached negative with makeError(name, type, code) without asking
+ *       answers a cached negative with makeError(name, type, code) without asking (one error
+ *       object per name, type and code, shared by every caller: treat it as read-only)
  *
  * Why here: tangerine throws ENOTFOUND for NXDOMAIN before its cache sees the answer, and its cache
  *   (ttl-cache.ts) cannot keep an answer without records; the authority section with the SOA is
@@ -214,9 +215,21 @@ export function withNegativeCache(
   cache: NegativeCache,
   makeError: (name: string, type: string, code: NegativeCode) => Error,
 ): LookupBackend {
+  // one error per cached negative answer, made when first needed (most DNSBL lookups end here)
+  const errors = new Map<string, Error>();
+  const errorFor = (name: string, type: string, code: NegativeCode): Error => {
+    const key = `${code} ${type} ${name}`;
+    let err = errors.get(key);
+    if (err === undefined) {
+      err = makeError(name, type, code);
+      if (errors.size >= 1000) errors.clear();
+      errors.set(key, err);
+    }
+    return err;
+  };
   const ask = <T>(name: string, type: string, lookup: () => Promise<T>): Promise<T> => {
     const code = cache.get(name, type);
-    return code === undefined ? lookup() : Promise.reject(makeError(name, type, code));
+    return code === undefined ? lookup() : Promise.reject(errorFor(name, type, code));
   };
   return {
     resolveTxt: (name) => ask(name, 'TXT', () => b.resolveTxt(name)),

@@ -11,7 +11,8 @@
  * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
  *   DNSTimeout each, answers cached for their TTL in a bounded map (ttl-cache.ts), NXDOMAIN and
  *   NODATA for min(SOA TTL, SOA MINIMUM) in another (negative-cache.ts, RFC 2308; none without an
- *   SOA), answered with tangerine's own ENOTFOUND / ENODATA error without a query.
+ *   SOA), answered with tangerine's own ENOTFOUND / ENODATA error without a query; the final
+ *   value of a cached answer is kept in front of tangerine until the same expiry (answer-memo.ts).
  * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no cache here
  *   (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's resolver caches.
  * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
@@ -23,6 +24,7 @@ import { createRequire } from 'node:module';
 import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
 import type { DnsServer } from '../config/types.js';
 import { TtlCache } from './ttl-cache.js';
+import { withAnswerMemo } from './answer-memo.js';
 import { NegativeCache, recordNegativeAnswers, withNegativeCache, type LookupBackend, type NegativeCode } from './negative-cache.js';
 
 export interface DnsOptions {
@@ -87,6 +89,20 @@ export function arpaName(ip: string): string | null {
 
 type Backend = LookupBackend;
 
+/**
+ * An error made without capturing a stack: a cached "no such name" is an answer, not a fault
+ * (most DNSBL lookups end so), and the stack V8 captures costs more than the whole lookup.
+ */
+function withoutStack(make: () => Error): Error {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 function backend(o: DnsOptions): Backend {
   if (o.kind === 'system') {
     const r = new dnsPromises.Resolver({ timeout: o.timeoutMs, tries: 1 });
@@ -94,15 +110,18 @@ function backend(o: DnsOptions): Backend {
     return r;
   }
   const Tangerine = loadTangerine();
-  const negative = new NegativeCache(o.cacheEntries ?? 10_000);
+  const entries = o.cacheEntries ?? 10_000;
+  const negative = new NegativeCache(entries);
+  const answers = new TtlCache(entries);
   const tangerine = new Tangerine({
     ...(o.servers.length > 0 ? { servers: o.servers.map((s) => serverText(s, null)) } : {}),
     protocol: o.protocol,
     timeout: o.timeoutMs,
     tries: 1,
-    cache: new TtlCache(o.cacheEntries ?? 10_000),
+    cache: answers,
   }, recordNegativeAnswers(createDohRequest(), negative)) as unknown as Backend;
-  return withNegativeCache(tangerine, negative, (name: string, type: string, code: NegativeCode) => Tangerine.createError(name, type, code));
+  const asked = withNegativeCache(tangerine, negative, (name: string, type: string, code: NegativeCode) => withoutStack(() => Tangerine.createError(name, type, code)));
+  return withAnswerMemo(asked, (key) => answers.expiresAt(key), entries);
 }
 
 /**
@@ -117,12 +136,14 @@ function reverseByPtr(b: Backend, ip: string): Promise<string[]> {
 export function createDnsResolver(o: DnsOptions): DnsResolver {
   const inner = backend(o);
   const stats: DnsStats = { lookups: 0, failures: 0 };
+  const countFailure = (err: unknown): void => {
+    if (isTemporaryDnsError(err)) stats.failures++;
+  };
+  // the caller gets the lookup's own promise (no extra hop); failures are counted on the side
   const counted = <T>(p: Promise<T>): Promise<T> => {
     stats.lookups++;
-    return p.catch((err: unknown) => {
-      if (isTemporaryDnsError(err)) stats.failures++;
-      throw err;
-    });
+    p.then(undefined, countFailure);
+    return p;
   };
   return {
     resolveTxt: (name) => counted(inner.resolveTxt(name)),

@@ -2,7 +2,7 @@
  * ttl-cache.ts — the bounded answer cache given to tangerine (its `cache` option takes any
  * object with get/set).
  *
- *   new TtlCache(maxEntries, now?)   get(key) / set(key, result) / size
+ *   new TtlCache(maxEntries, now?)   get(key) / set(key, result) / expiresAt(key) / size
  *
  * tangerine stores a result with `answers[].ttl`; it would keep a TTL-0 or NODATA answer for its
  * default 300 s. Here an answer is kept for its smallest TTL and not at all when that is below
@@ -33,6 +33,12 @@ export class TtlCache {
     this.map.delete(key);
     this.map.set(key, entry);
     return entry;
+  }
+
+  /** Until when `key` is kept (ms since the epoch), without touching its recency; undefined when absent or expired. */
+  expiresAt(key: string): number | undefined {
+    const expires = this.map.get(key)?.expires;
+    return expires !== undefined && expires > this.now() ? expires : undefined;
   }
 
   set(key: string, result: Cached): void {

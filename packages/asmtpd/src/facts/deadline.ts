@@ -1,6 +1,10 @@
 /**
- * deadline.ts — bound a promise by a time limit: after `ms` it settles with `late()` instead.
- * The timer is cleared when the promise settles first, so nothing is left pending.
+ * deadline.ts — time limits for facts.
+ *
+ *   withDeadline(p, ms, late) -> p, or late() once ms have passed; the timer is cleared when p
+ *     settles first, so nothing is left pending
+ *   deadline(ms) -> {passed, cancel}   one timer several lookups can race against (`passed`
+ *     resolves after ms); cancel() clears it
  */
 export function withDeadline<T>(p: Promise<T>, ms: number, late: () => T): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -8,4 +12,17 @@ export function withDeadline<T>(p: Promise<T>, ms: number, late: () => T): Promi
     timer = setTimeout(() => resolve(late()), ms);
   });
   return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+}
+
+export interface Deadline {
+  passed: Promise<void>;
+  cancel(): void;
+}
+
+export function deadline(ms: number): Deadline {
+  let timer: NodeJS.Timeout | undefined;
+  const passed = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return { passed, cancel: () => clearTimeout(timer) };
 }

@@ -14,7 +14,7 @@
 import type { RblList } from '../config/types.js';
 import type { SpfResolver } from '@asmtpd/spf';
 import { arpaName, dnsErrorCode, isTemporaryDnsError } from '../dns/resolver.js';
-import { withDeadline } from './deadline.js';
+import { deadline } from './deadline.js';
 
 export interface RblListing {
   zone: string;
@@ -39,25 +39,32 @@ export interface RblResult {
 
 type Resolver = Pick<SpfResolver, 'resolve4' | 'resolveTxt'>;
 
+/** The address's labels as DNSBLs use them ("d.c.b.a"; IPv6: 32 nibbles); null for a non-address. */
+function reversedLabels(ip: string): string | null {
+  const arpa = arpaName(ip);
+  return arpa === null ? null : arpa.replace(/\.(in-addr|ip6)\.arpa$/, '');
+}
+
 /** The name to look up for `ip` in `zone`; null for something that is not an address. */
 export function rblQueryName(ip: string, zone: string): string | null {
-  const arpa = arpaName(ip);
-  return arpa === null ? null : `${arpa.replace(/\.(in-addr|ip6)\.arpa$/, '')}.${zone}`;
+  const labels = reversedLabels(ip);
+  return labels === null ? null : `${labels}.${zone}`;
 }
 
 const isLoopback8 = (a: string): boolean => a.startsWith('127.');
 const isRefusal = (a: string): boolean => a.startsWith('127.255.255.');
 
-async function queryOne(ip: string, list: RblList, resolver: Resolver): Promise<RblListing | RblProblem | null> {
-  const name = rblQueryName(ip, list.zone);
-  if (name === null) return null;
-  let answers: string[];
-  try {
-    answers = await resolver.resolve4(name);
-  } catch (err) {
-    if (!isTemporaryDnsError(err)) return null;
-    return { zone: list.zone, kind: 'lookup', detail: dnsErrorCode(err) };
-  }
+/** A failed A lookup: NXDOMAIN/NODATA is "not listed" (null), anything else a lookup problem. */
+const lookupFailed = (zone: string) => (err: unknown): RblProblem | null =>
+  isTemporaryDnsError(err) ? { zone, kind: 'lookup', detail: dnsErrorCode(err) } : null;
+
+function queryOne(labels: string, list: RblList, resolver: Resolver): Promise<RblListing | RblProblem | null> {
+  const name = `${labels}.${list.zone}`;
+  // most zones answer NXDOMAIN: handled as a rejection, not thrown through an async frame
+  return resolver.resolve4(name).then((answers) => listingOf(name, list, answers, resolver), lookupFailed(list.zone));
+}
+
+async function listingOf(name: string, list: RblList, answers: string[], resolver: Resolver): Promise<RblListing | RblProblem | null> {
   const refused = answers.filter(isRefusal);
   const codes = answers.filter((a) => isLoopback8(a) && !isRefusal(a));
   if (codes.length === 0) {
@@ -76,13 +83,15 @@ async function queryOne(ip: string, list: RblList, resolver: Resolver): Promise<
   return { zone: list.zone, score: list.score, reason, codes };
 }
 
-function bounded<T>(p: Promise<T>, ms: number | undefined, late: () => T): Promise<T> {
-  return ms === undefined ? p : withDeadline(p, ms, late);
-}
-
 export async function queryRbls(ip: string, lists: readonly RblList[], resolver: Resolver, timeoutMs?: number): Promise<RblResult> {
-  const results = await Promise.all(lists.map((l) =>
-    bounded(queryOne(ip, l, resolver), timeoutMs, (): RblProblem => ({ zone: l.zone, kind: 'lookup', detail: 'ETIMEOUT' }))));
+  const labels = reversedLabels(ip);
+  if (labels === null) return { score: 0, listed: [], problems: [] };
+  // one timer for every zone: each still unanswered when it fires is a timed-out lookup
+  const late = timeoutMs === undefined ? null : deadline(timeoutMs);
+  const results = await Promise.all(lists.map((l) => {
+    const answer = queryOne(labels, l, resolver);
+    return late === null ? answer : Promise.race([answer, late.passed.then((): RblProblem => ({ zone: l.zone, kind: 'lookup', detail: 'ETIMEOUT' }))]);
+  })).finally(() => late?.cancel());
   const result: RblResult = { score: 0, listed: [], problems: [] };
   for (const r of results) {
     if (r === null) continue;

@@ -162,7 +162,7 @@ async function runScript(
     tmpDir: '/tmp',
     facts: req.facts,
   };
-  const env = { ...deps.helperEnv, ...scriptEnvironment(envCtx) };
+  const env = scriptEnvironment(envCtx, deps.helperEnv);
   if (dir === deps.etcDir && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
     runs.push({ user: runAs.name, uid: runAs.uid, dir, tried: [join(dir, candidates[0]!.file)], script: null, outcome: 'provisional', ms: 0, env });
     return { outcome: { kind: 'provisional' }, env };
