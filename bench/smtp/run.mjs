@@ -354,7 +354,7 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
   // into this process, whose CPU would otherwise count against the shared cores).
   const logFile = join(tmpdir(), `bench-smtp-${name}.log`); // kept after the run
   const logFd = openSync(logFile, 'w');
-  const p = spawn(process.execPath, [...ASMTPD_NODE_ARGS, bin, '-d', '-f', conf], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, NODE_ENV: 'production' } });
+  const p = spawn(process.execPath, [...ASMTPD_NODE_ARGS, bin, '-d', '-f', conf], { stdio: ['ignore', logFd, logFd], env: { ...process.env, NODE_ENV: 'production' } });
   closeSync(logFd);
   const errTailOf = () => readFileSync(logFile, 'utf8').slice(-4000);
   try {

@@ -22,6 +22,7 @@ import { helperEnvironment } from './script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
 import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges } from '../daemon/privileges.js';
+import { tuneHeapForServer } from '../daemon/heap.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { openNetFacts } from '../netfacts/client.js';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
@@ -55,6 +56,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   prepareDirectories(config);
   if (!args.foreground) return detach(config);
 
+  tuneHeapForServer();
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
   // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
   // never the listener on port 25: log anything that escapes and keep serving.

@@ -117,10 +117,13 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
     connected(port) {
       const started = Date.now();
       const net = deps.net ?? null;
-      syn = net ? net.syn(ip, port).catch(() => null) : null;
-      route = net?.route ? net.route(ip).catch(() => null) : null;
-      reverse = withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE);
-      rbl = config.rbls.length > 0 ? queryRbls(ip, config.rbls, resolver, timeoutMs) : null;
+      // started in a microtask: the caller's banner goes out first (its write is synchronous),
+      // and the lookups' synchronous part (cache reads, timers) does not delay it
+      const now = Promise.resolve();
+      syn = net ? now.then(() => net.syn(ip, port)).catch(() => null) : null;
+      route = net?.route ? now.then(() => net.route?.(ip) ?? null).catch(() => null) : null;
+      reverse = now.then(() => withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE));
+      rbl = config.rbls.length > 0 ? now.then(() => queryRbls(ip, config.rbls, resolver, timeoutMs)) : null;
       void Promise.all([reverse, rbl]).then(([rev, bl]) => {
         log.info('session.facts', {
           ptr: rev.ptr, name: rev.name, ...(rev.tempfail ? { dnsfail: true } : {}),
