@@ -4,18 +4,19 @@
  *   tuneHeapForServer()   called once by the daemon (not the diagnostic modes) before it serves
  *
  * After each full GC V8 sets the next old-generation limit to live size × a factor it derives
- * from how cheap GC looked, as low as 1.1. A daemon that was quiet for a while (V8's memory
- * reducer shrinks the heap then) and gets busy again sits at that limit: its per-session objects
- * that outlive a scavenge fill the ~1.5 MB of headroom within ~100 messages, and every filling
- * starts a full (incremental) mark-compact. Measured on the facts benchmark: 83–86 full GCs and
- * 36 scavenges for 5,500 messages instead of ~4 and ~80, ~0.3 s of pauses plus the helper
- * threads' marking, 15–25 % of the throughput (docs/performance.md, run G). A factor of 2 (the
- * limit at twice the live heap: ~30 MB for the ~15 MB a busy daemon keeps) ends that; V8 reads
- * the flag at every full GC, so setting it at startup is enough.
+ * from how cheap GC looked, as low as 1.1, and it starts a full (incremental) mark-compact when
+ * the whole heap, young generation included, reaches that limit. A busy daemon keeps ~14 MB of
+ * live objects and a young generation that grows to 16–32 MB, so with a small factor the limit is
+ * reached before the young generation ever fills: full GCs take the place of scavenges. Measured
+ * on the facts benchmark (docs/performance.md, run G): 43–86 full GCs for 5,500 messages instead
+ * of ~5, up to 0.35 s of pauses plus the helper threads' marking, 15–25 % of the throughput; a
+ * factor of 2 still let it happen (43 in one run), a factor of 4 did not (6 and 7 in 11,000).
+ * So the limit is four times the live heap: ~55 MB for a busy daemon, ~40 MB more than V8's
+ * default at most. V8 reads the flag at every full GC, so setting it at startup is enough.
  */
 import { setFlagsFromString } from 'node:v8';
 
-export const HEAP_GROWING_PERCENT = 100;
+export const HEAP_GROWING_PERCENT = 300;
 
 export function tuneHeapForServer(): void {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
