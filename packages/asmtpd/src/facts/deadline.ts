@@ -7,11 +7,8 @@
  *     resolves after ms); cancel() clears it
  */
 export function withDeadline<T>(p: Promise<T>, ms: number, late: () => T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<T>((resolve) => {
-    timer = setTimeout(() => resolve(late()), ms);
-  });
-  return Promise.race([p, deadline]).finally(() => clearTimeout(timer));
+  const d = deadline(ms);
+  return Promise.race([p, d.passed.then(late)]).finally(d.cancel);
 }
 
 export interface Deadline {
