@@ -5,9 +5,10 @@
 // A long-lived process (a daemon's checks run in a warm process): it reads one JSON command per
 // stdin line and answers one line per command:
 //   {"checks":[[IP,SENDER,HELO],…],"repeat":N,"warmup":W}  → W unmeasured passes, then N passes,
-//     one check at a time; answers "RESULT NS,RESULT NS,…" (per check, in order).
+//     one check at a time; answers {"results":"RESULT NS,RESULT NS,…" (per check, in order),
+//     "cpuNs": user+system time of the N passes}.
 //   {"checks":…,"repeat":N,"concurrency":C}  → the N passes with up to C checks in flight;
-//     answers the elapsed milliseconds.
+//     answers {"ms": elapsed milliseconds, "cpuNs": …}.
 import { Resolver } from 'node:dns/promises';
 import { createInterface } from 'node:readline';
 import { checkMailFrom } from '../../packages/spf/dist/index.js';
@@ -24,6 +25,10 @@ if (kind === 'udp') {
   throw new Error('usage: asmtpd-driver.mjs udp|doh SERVER');
 }
 const options = { resolver, timeoutMs: 5000 };
+const cpuNs = (since) => {
+  const d = process.cpuUsage(since);
+  return (d.user + d.system) * 1000;
+};
 
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === '') continue;
@@ -33,6 +38,7 @@ for await (const line of createInterface({ input: process.stdin })) {
     const all = [];
     for (let r = 0; r < cmd.repeat; r++) all.push(...checks);
     let next = 0;
+    const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     await Promise.all(
       Array.from({ length: cmd.concurrency }, async () => {
@@ -42,7 +48,8 @@ for await (const line of createInterface({ input: process.stdin })) {
         }
       }),
     );
-    process.stdout.write(`${Number(process.hrtime.bigint() - t0) / 1e6}\n`);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    process.stdout.write(`${JSON.stringify({ ms, cpuNs: cpuNs(cpu0) })}\n`);
     continue;
   }
   for (let r = 0; r < (cmd.warmup ?? 0); r++) {
@@ -50,6 +57,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   }
   const out = new Array(cmd.repeat * checks.length);
   let k = 0;
+  const cpu0 = process.cpuUsage();
   for (let r = 0; r < cmd.repeat; r++) {
     for (const [ip, sender, helo] of checks) {
       const t0 = process.hrtime.bigint();
@@ -57,5 +65,5 @@ for await (const line of createInterface({ input: process.stdin })) {
       out[k++] = `${res.result} ${Number(process.hrtime.bigint() - t0)}`;
     }
   }
-  process.stdout.write(`${out.join(',')}\n`);
+  process.stdout.write(`${JSON.stringify({ results: out.join(','), cpuNs: cpuNs(cpu0) })}\n`);
 }

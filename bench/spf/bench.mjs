@@ -1,8 +1,15 @@
-// bench.mjs — SPF checks/second and latency for @asmtpd/spf, pyspf and libspf2 on the
-// rfc7208 suite's checks, against the same loopback DNS server in the same run.
-// Run through bench/spf/run.sh (it gives pyspf and libspf2 a resolv.conf pointing at
-// 127.0.0.1 in a private mount namespace). Options: --repeat N (default 20).
+// bench.mjs — SPF checks/second, latency, CPU and DNS queries per check for @asmtpd/spf, pyspf and
+// libspf2 on the rfc7208 suite's checks, against the same loopback DNS server in the same run.
+// Run through bench/spf/run.sh (it gives pyspf and libspf2 a resolv.conf pointing at 127.0.0.1
+// in a private mount namespace). Options:
+//   --repeat N       passes over each scenario's checks per measurement (default 20)
+//   --rounds N       whole measurements, implementations in rotating order (default 3); the
+//                    summary gives the median of the rounds (this VM drifts ±30 % in minutes)
+//   --concurrency N  checks in flight in our one process, throughput mode (default 32)
+//   --parallel N     pyspf / libspf2 processes side by side, throughput mode (default 4)
+//   --json FILE      also write every round's figures as JSON
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +22,10 @@ const arg = (name, def) => {
   return i > 0 ? process.argv[i + 1] : def;
 };
 const REPEAT = Number(arg('--repeat', '20'));
+const ROUNDS = Number(arg('--rounds', '3'));
 const CONCURRENCY = Number(arg('--concurrency', '32'));
+const PARALLEL = Number(arg('--parallel', '4'));
+const JSON_OUT = arg('--json', undefined);
 const LIBSPF2 = arg('--libspf2-driver', '/tmp/asmtpd-bench-libspf2');
 const PYTHON = arg('--python', '/usr/bin/python3');
 
@@ -23,17 +33,23 @@ const scenarios = loadSuite(SUITES.rfc7208);
 const server = spawn(process.execPath, [here('./zone-server.mjs'), SUITES.rfc7208], { stdio: ['pipe', 'pipe', 'inherit'] });
 const serverLines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
 const addr = JSON.parse((await serverLines.next()).value);
-async function load(i) {
-  server.stdin.write(`load ${i}\n`);
+async function serverCommand(cmd) {
+  server.stdin.write(`${cmd}\n`);
   const r = await serverLines.next();
-  if (r.value !== 'ok') throw new Error(`zone server: ${r.value}`);
+  if (r.done) throw new Error('zone server exited');
+  return r.value;
 }
+const load = async (i) => {
+  const r = await serverCommand(`load ${i}`);
+  if (r !== 'ok') throw new Error(`zone server: ${r}`);
+};
+/** questions the server received since the last call */
+const queriesSinceLast = async () => Number(await serverCommand('count'));
 
-// Every implementation runs in its own process and times only its own check calls:
-// asmtpd-driver.mjs (ours, one long-lived process per resolver: tangerine with cache off and
-// one try over a keep-alive node:http pool, exactly as spf-check builds it; node's c-ares
-// Resolver over UDP), pyspf-driver.py, libspf2-driver.c. Each gets one unmeasured warm-up pass
-// of the scenario before its measured passes.
+// Ours: asmtpd-driver.mjs, one long-lived process per resolver (tangerine with cache off and one
+// try over a keep-alive node:http pool, exactly as spf-check builds it; node's c-ares Resolver
+// over UDP). Theirs: pyspf-driver.py, libspf2-driver.c, one process per measurement. Every
+// driver times only its own check calls and gets one unmeasured warm-up pass first.
 function startOurs(kind, serverAddr) {
   const p = spawn(process.execPath, [here('./asmtpd-driver.mjs'), kind, serverAddr], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
@@ -42,29 +58,10 @@ function startOurs(kind, serverAddr) {
       p.stdin.write(`${JSON.stringify(cmd)}\n`);
       const r = await lines.next();
       if (r.done) throw new Error(`asmtpd-driver ${kind} exited`);
-      return r.value;
+      return JSON.parse(r.value);
     },
     end() { p.stdin.end(); },
   };
-}
-const ourDrivers = {
-  'asmtpd-spf (tangerine DoH)': startOurs('doh', addr.doh),
-  'asmtpd-spf (node c-ares UDP)': startOurs('udp', `${addr.udp.host}:${addr.udp.port}`),
-};
-
-const impls = {
-  'asmtpd-spf (tangerine DoH)': { lat: [], ok: 0, n: 0 },
-  'asmtpd-spf (node c-ares UDP)': { lat: [], ok: 0, n: 0 },
-  'pyspf 2.0.14 (python3-spf)': { lat: [], ok: 0, n: 0 },
-  'libspf2 1.2.10 (spfquery library)': { lat: [], ok: 0, n: 0 },
-};
-const concurrent = { 'asmtpd-spf (tangerine DoH)': { checks: 0, ms: 0 }, 'asmtpd-spf (node c-ares UDP)': { checks: 0, ms: 0 } };
-
-function record(name, t, result, ns) {
-  const s = impls[name];
-  s.lat.push(ns);
-  s.n++;
-  if (t.results.includes(String(result).toLowerCase())) s.ok++;
 }
 
 function runDriver(cmd, args, input) {
@@ -73,19 +70,74 @@ function runDriver(cmd, args, input) {
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n')) : reject(new Error(`${cmd} exited ${code}`))));
+    c.on('close', (code) => (code === 0 ? resolve(parseDriverOutput(out)) : reject(new Error(`${cmd} exited ${code}`))));
     c.stdin.end(input);
   });
 }
 
-async function ours(name, checks, tests) {
-  const d = ourDrivers[name];
-  const out = (await d.ask({ checks, repeat: REPEAT, warmup: 1 })).split(',');
-  out.forEach((l, k) => { const [res, ns] = l.split(' '); record(name, tests[k % tests.length], res, Number(ns)); });
-  // throughput with several checks in flight
-  const ms = Number(await d.ask({ checks, repeat: REPEAT, concurrency: CONCURRENCY }));
-  concurrent[name].checks += REPEAT * tests.length;
-  concurrent[name].ms += ms;
+/** RESULT<TAB>NS lines, then #cpu, #span (and #late) */
+function parseDriverOutput(out) {
+  const r = { results: [], cpuNs: 0, span: [0, 0], late: false };
+  for (const line of out.trim().split('\n')) {
+    const f = line.split('\t');
+    if (f[0] === '#cpu') r.cpuNs = Number(f[1]);
+    else if (f[0] === '#span') r.span = [Number(f[1]), Number(f[2])];
+    else if (f[0] === '#late') r.late = true;
+    else r.results.push([f[0], Number(f[1])]);
+  }
+  return r;
+}
+
+const external = (file, args) => ({
+  sequential: (input) => runDriver(file, [...args, String(REPEAT), '1'], input),
+  // PARALLEL processes measure the same window: each waits after its warm-up until startAt
+  async parallel(input, marginMs) {
+    const startAt = process.hrtime.bigint() + BigInt(marginMs) * 1_000_000n;
+    const runs = await Promise.all(Array.from({ length: PARALLEL }, () => runDriver(file, [...args, String(REPEAT), '1', String(startAt)], input)));
+    const start = Math.min(...runs.map((r) => r.span[0]));
+    const end = Math.max(...runs.map((r) => r.span[1]));
+    return { ns: end - start, cpuNs: runs.reduce((a, r) => a + r.cpuNs, 0), late: runs.some((r) => r.late) };
+  },
+});
+
+const impls = [
+  { key: 'tangerine', label: '@asmtpd/spf, tangerine (DoH over http)', ours: startOurs('doh', addr.doh) },
+  { key: 'cares', label: '@asmtpd/spf, node c-ares resolver (UDP)', ours: startOurs('udp', `${addr.udp.host}:${addr.udp.port}`) },
+  { key: 'pyspf', label: 'pyspf 2.0.14', theirs: external(PYTHON, [here('./pyspf-driver.py')]), marginMs: 400 },
+  { key: 'libspf2', label: 'libspf2 1.2.10', theirs: external(LIBSPF2, []), marginMs: 150 },
+];
+
+const emptyStats = () => ({ lat: [], ok: 0, n: 0, cpuNs: 0, queries: 0, asked: 0, tputChecks: 0, tputNs: 0, tputCpuNs: 0, late: 0 });
+
+async function measure(impl, sc, st) {
+  const checks = sc.tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
+  const input = checks.map((c) => `${c.join('\t')}\n`).join('');
+  const n = checks.length;
+  // one at a time (the warm-up pass included in the query count: every pass asks the same)
+  const seq = impl.ours ? await impl.ours.ask({ checks, repeat: REPEAT, warmup: 1 }) : await impl.theirs.sequential(input);
+  const results = impl.ours ? seq.results.split(',').map((l) => l.split(' ')) : seq.results;
+  results.forEach(([res, ns], k) => {
+    st.lat.push(Number(ns));
+    st.n++;
+    if (sc.tests[k % n].results.includes(String(res).toLowerCase())) st.ok++;
+  });
+  st.cpuNs += seq.cpuNs;
+  st.queries += await queriesSinceLast();
+  st.asked += (REPEAT + 1) * n;
+  // throughput: ours with CONCURRENCY checks in flight in one process, theirs in PARALLEL processes
+  if (impl.ours) {
+    const t = await impl.ours.ask({ checks, repeat: REPEAT, concurrency: CONCURRENCY });
+    st.tputChecks += REPEAT * n;
+    st.tputNs += t.ms * 1e6;
+    st.tputCpuNs += t.cpuNs;
+  } else {
+    const t = await impl.theirs.parallel(input, impl.marginMs);
+    st.tputChecks += PARALLEL * REPEAT * n;
+    st.tputNs += t.ns;
+    st.tputCpuNs += t.cpuNs;
+    if (t.late) st.late++;
+  }
+  await queriesSinceLast();
 }
 
 // warm-up of our long-lived driver processes (JIT, connections): one pass of every scenario,
@@ -93,34 +145,62 @@ async function ours(name, checks, tests) {
 for (let i = 0; i < scenarios.length; i++) {
   await load(i);
   const checks = scenarios[i].tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
-  for (const d of Object.values(ourDrivers)) await d.ask({ checks, repeat: 0, warmup: 1 });
+  for (const impl of impls) if (impl.ours) await impl.ours.ask({ checks, repeat: 0, warmup: 1 });
 }
-
-for (let i = 0; i < scenarios.length; i++) {
-  const sc = scenarios[i];
-  await load(i);
-  const checks = sc.tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
-  const input = checks.map((c) => `${c.join('\t')}\n`).join('');
-  await ours('asmtpd-spf (tangerine DoH)', checks, sc.tests);
-  await ours('asmtpd-spf (node c-ares UDP)', checks, sc.tests);
-  const py = await runDriver(PYTHON, [here('./pyspf-driver.py'), String(REPEAT), '1'], input);
-  py.forEach((l, k) => { const [res, ns] = l.split('\t'); record('pyspf 2.0.14 (python3-spf)', sc.tests[k % sc.tests.length], res, Number(ns)); });
-  const c = await runDriver(LIBSPF2, [String(REPEAT), '1'], input);
-  c.forEach((l, k) => { const [res, ns] = l.split('\t'); record('libspf2 1.2.10 (spfquery library)', sc.tests[k % sc.tests.length], res, Number(ns)); });
-  process.stderr.write(`scenario ${i + 1}/${scenarios.length} done\n`);
-}
-for (const d of Object.values(ourDrivers)) d.end();
-server.stdin.write('quit\n');
+await queriesSinceLast();
 
 const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-console.log(`machine: ${cpus().length} CPUs, ${cpus()[0]?.model}; node ${process.version}; ${REPEAT} passes over ${scenarios.reduce((n, s) => n + s.tests.length, 0)} rfc7208 checks`);
-console.log('implementation | checks/s (one at a time) | p50 ms | p99 ms | agrees with suite');
-for (const [name, s] of Object.entries(impls)) {
-  const sorted = [...s.lat].sort((a, b) => a - b);
+function summarize(st) {
+  const sorted = [...st.lat].sort((a, b) => a - b);
   const total = sorted.reduce((a, b) => a + b, 0);
-  console.log(`${name} | ${(s.n / (total / 1e9)).toFixed(0)} | ${(pct(sorted, 50) / 1e6).toFixed(3)} | ${(pct(sorted, 99) / 1e6).toFixed(3)} | ${s.ok}/${s.n}`);
+  return {
+    perSecond: st.n / (total / 1e9),
+    p50ms: pct(sorted, 50) / 1e6,
+    p99ms: pct(sorted, 99) / 1e6,
+    cpuUsPerCheck: st.cpuNs / 1e3 / st.n,
+    queriesPerCheck: st.queries / st.asked,
+    agrees: `${st.ok}/${st.n}`,
+    throughput: st.tputChecks / (st.tputNs / 1e9),
+    throughputCpuUsPerCheck: st.tputCpuNs / 1e3 / st.tputChecks,
+    late: st.late,
+  };
 }
-for (const [name, c] of Object.entries(concurrent)) {
-  console.log(`${name}, ${CONCURRENCY} checks in flight | ${(c.checks / (c.ms / 1000)).toFixed(0)} checks/s`);
+
+const f = (x, d = 0) => x.toFixed(d);
+const rounds = [];
+for (let round = 0; round < ROUNDS; round++) {
+  const stats = Object.fromEntries(impls.map((i) => [i.key, emptyStats()]));
+  const order = impls.map((_, k) => impls[(k + round) % impls.length]);
+  for (let i = 0; i < scenarios.length; i++) {
+    await load(i);
+    for (const impl of order) await measure(impl, scenarios[i], stats[impl.key]);
+  }
+  const r = Object.fromEntries(impls.map((i) => [i.key, summarize(stats[i.key])]));
+  rounds.push(r);
+  console.log(`round ${round + 1}/${ROUNDS} (order ${order.map((i) => i.key).join(', ')})`);
+  console.log('implementation | one at a time checks/s | p50 ms | p99 ms | CPU µs/check | queries/check | agrees | throughput checks/s | CPU µs/check');
+  for (const impl of impls) {
+    const s = r[impl.key];
+    const mode = impl.ours ? `${CONCURRENCY} in flight` : `${PARALLEL} processes${s.late ? `, ${s.late} late starts` : ''}`;
+    console.log(`${impl.label} | ${f(s.perSecond)} | ${f(s.p50ms, 3)} | ${f(s.p99ms, 3)} | ${f(s.cpuUsPerCheck, 1)} | ${f(s.queriesPerCheck, 2)} | ${s.agrees} | ${f(s.throughput)} (${mode}) | ${f(s.throughputCpuUsPerCheck, 1)}`);
+  }
 }
+for (const impl of impls) impl.ours?.end();
+server.stdin.write('quit\n');
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+console.log(`\nmachine: ${cpus().length} CPUs, ${cpus()[0]?.model}; node ${process.version}; ${ROUNDS} rounds of ${REPEAT} passes over ${scenarios.reduce((n, s) => n + s.tests.length, 0)} rfc7208 checks`);
+console.log('median of the rounds | one at a time checks/s | CPU µs/check | throughput checks/s | its CPU µs/check');
+for (const impl of impls) {
+  const m = (k) => median(rounds.map((r) => r[impl.key][k]));
+  console.log(`${impl.label} | ${f(m('perSecond'))} | ${f(m('cpuUsPerCheck'), 1)} | ${f(m('throughput'))} | ${f(m('throughputCpuUsPerCheck'), 1)}`);
+}
+for (const ref of ['libspf2', 'pyspf']) {
+  const ratio = (k) => rounds.map((r) => r.cares[k] / r[ref][k]);
+  console.log(`c-ares / ${ref}, per round: one at a time ${ratio('perSecond').map((x) => f(x, 2)).join(' ')} (median ${f(median(ratio('perSecond')), 2)}); throughput ${ratio('throughput').map((x) => f(x, 2)).join(' ')} (median ${f(median(ratio('throughput')), 2)})`);
+}
+if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ repeat: REPEAT, concurrency: CONCURRENCY, parallel: PARALLEL, rounds }, null, 1));
 process.exit(0);

@@ -44,6 +44,7 @@ test('single check and batch through a loopback DoH server', async () => {
     const lines = one.out.split('\n');
     assert.equal(lines[0], 'fail');
     assert.equal(lines[1], "198.51.100.1 is not one of example.com's");
+    assert.equal(server.queries(), 2, 'the record, then the explanation');
     assert.match(lines[2] ?? '', /^Received-SPF: fail \(mx\.example\.net: domain of user@example\.com does not designate 198\.51\.100\.1 as permitted sender\) client-ip=198\.51\.100\.1;/);
     const batch = await capture(dns, '192.0.2.5\tuser name@example.com\thelo with space\n198.51.100.1\t<>\texample.com\n\n192.0.2.6\tx@nowhere.example\th\n');
     assert.equal(batch.code, 0, batch.err);

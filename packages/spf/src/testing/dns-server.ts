@@ -3,7 +3,7 @@
  *   (http) and/or UDP. For the tests (spf-check through tangerine) and bench/spf.
  *
  * Public: startZoneServer(zone, options) -> ZoneServer {doh?: "127.0.0.1:PORT", udp?: {...},
- *   setZone(zone), close()}.
+ *   setZone(zone), queries() (questions received so far, over either transport), close()}.
  * TIMEOUT names: with timeouts "hang" the query is never answered (the client's own timeout
  *   fires, as in the suite), with "servfail" they get SERVFAIL at once (the benchmark, which
  *   measures SPF work, not waiting).
@@ -28,6 +28,8 @@ export interface ZoneServer {
   readonly doh?: string;
   readonly udp?: { host: string; port: number };
   setZone(zone: Zone): void;
+  /** questions received so far (over DoH and UDP) */
+  queries(): number;
   close(): Promise<void>;
 }
 
@@ -63,10 +65,12 @@ export async function startZoneServer(initial: Zone, options: ZoneServerOptions 
   let zone = initial;
   const host = options.host ?? '127.0.0.1';
   const hang = (options.timeouts ?? 'hang') === 'hang';
+  let received = 0;
   const server = dns2.createServer({
     ...(options.doh ? { doh: {} } : {}),
     ...(options.udp ? { udp: { type: host.includes(':') ? 'udp6' : 'udp4' } } : {}),
     handle(request: InstanceType<typeof Packet>, send: (p: InstanceType<typeof Packet>) => void) {
+      received++;
       const response = Packet.createResponseFromRequest(request);
       response.header.aa = 1;
       response.header.ra = 1;
@@ -110,6 +114,7 @@ export async function startZoneServer(initial: Zone, options: ZoneServerOptions 
     ...(addrs.doh ? { doh: hostPort(addrs.doh.port) } : {}),
     ...(addrs.udp ? { udp: { host, port: addrs.udp.port } } : {}),
     setZone(z: Zone) { zone = z; },
+    queries: () => received,
     async close() {
       const doh = (server as unknown as { servers: { doh?: { server: import('node:http').Server } } }).servers.doh;
       doh?.server.closeAllConnections();
