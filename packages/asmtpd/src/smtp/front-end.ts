@@ -35,6 +35,9 @@ export interface FrontEnd {
   applyConfig(config: Config): void;
 }
 
+/** socket errors that mean the client (or the path to it) is gone; nothing was acknowledged */
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
+
 export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const table = new ConnectionTable();
   const { log } = deps;
@@ -181,7 +184,13 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       }
     },
   });
-  server.on('error', (err: Error) => log.error('session.error', { error: err.message }));
+  // smtp-server reports a socket error of a session here (and drops quiet ones outside a
+  // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
+  server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
+    const fields = { ip: err.remoteAddress, code: err.code, error: err.message };
+    if (err.code !== undefined && CLIENT_GONE.has(err.code)) log.info('session.reset', fields);
+    else log.error('session.error', fields);
+  });
   return server;
   };
   const servers: SMTPServer[] = [];
