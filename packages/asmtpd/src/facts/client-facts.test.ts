@@ -50,3 +50,18 @@ test('settle() called at once after connected() still sees the connect facts', a
   assert.equal(v.spf?.result, 'none', 'no TXT record: SPF none');
   assert.equal(v.spfHelo?.result, 'none');
 });
+
+test('MAIL-time facts start right after mailFrom() returns (the MAIL reply is written first), and settle() sees them', async () => {
+  const resolver = recordingResolver();
+  const facts = createClientFacts('192.0.2.7', { config: config(), resolver, prober: null, isOwnDomain: () => false, log: nullLogger() });
+  facts.connected(40000);
+  await facts.settle();
+  const before = resolver.calls.length;
+  facts.mailFrom('s@sender.test', 'helo.test');
+  assert.deepEqual(resolver.calls.slice(before), [], 'no lookup during the call');
+  const v = await facts.settle();
+  assert.ok(resolver.calls.includes('TXT sender.test'), `MAIL FROM SPF checked: ${resolver.calls.join(', ')}`);
+  assert.ok(resolver.calls.includes('TXT helo.test'), `HELO SPF checked: ${resolver.calls.join(', ')}`);
+  assert.equal(v.spf?.result, 'none');
+  assert.equal(v.spfHelo?.result, 'none');
+});

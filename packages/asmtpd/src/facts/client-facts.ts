@@ -133,12 +133,15 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       });
     },
     mailFrom(sender, helo) {
-      spf = checkMailFrom(ip, sender, helo ?? '', spfOptions(helo));
-      if (helo !== null && spfHelo?.helo !== helo) spfHelo = { helo, result: checkHelo(ip, helo, spfOptions(helo)) };
+      // started in a microtask, like the connect facts: the caller's MAIL reply goes out first
+      const now = Promise.resolve();
+      spf = now.then(() => checkMailFrom(ip, sender, helo ?? '', spfOptions(helo)));
+      if (helo !== null && spfHelo?.helo !== helo) spfHelo = { helo, result: now.then(() => checkHelo(ip, helo, spfOptions(helo))) };
       if (helo === null) spfHelo = null;
       const domain = splitAddress(sender).domain;
-      const probe = deps.prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
-      bounce = probe && deps.prober ? deps.prober.probe(sender).catch((err: Error): ProbeResult => {
+      const prober = deps.prober;
+      const probe = prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
+      bounce = probe && prober ? now.then(() => prober.probe(sender)).catch((err: Error): ProbeResult => {
         log.error('session.error', { error: `bounce probe: ${err.message}` });
         return { kind: 'tempfail', reply: '451 4.3.0 bounce probe failed' };
       }) : null;
