@@ -147,9 +147,16 @@ const byClass = (rcpt: Record<string, number>): Record<string, number> => {
   return out;
 };
 
+/**
+ * The banner and the MAIL reply never wait for a lookup: one that did would take DNSTimeout
+ * (silent) or longer. Half of it leaves room for a loaded machine (40 sessions at once on 2 cores
+ * under other load reached 750 ms once in servfail mode, where every answer is immediate).
+ */
+const PROMPT_MS = TIMEOUT_MS / 2;
+
 function assertBounded(label: string, maxMs: { banner: number; mail: number; rcpt: number }): void {
-  assert.ok(maxMs.banner < 700, `${label}: slowest banner ${maxMs.banner} ms`);
-  assert.ok(maxMs.mail < 700, `${label}: slowest MAIL reply ${maxMs.mail} ms`);
+  assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
+  assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms`);
   assert.ok(maxMs.rcpt < TIMEOUT_MS + 1500, `${label}: slowest RCPT reply ${maxMs.rcpt} ms (DNSTimeout ${TIMEOUT_MS} ms)`);
 }
 
