@@ -12,15 +12,10 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { loadSuite } from '../../packages/spf/dist/testing/zone.js';
 import { SUITES } from '../../packages/spf/dist/testing/suites.js';
+import { arg, here, median, runDriver, startZoneServerChild } from './common.mjs';
 
-const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const REPEAT = Number(arg('--repeat', '20'));
 const ROUNDS = Number(arg('--rounds', '3'));
 const CONCURRENCY = Number(arg('--concurrency', '32'));
@@ -30,21 +25,14 @@ const LIBSPF2 = arg('--libspf2-driver', '/tmp/asmtpd-bench-libspf2');
 const PYTHON = arg('--python', '/usr/bin/python3');
 
 const scenarios = loadSuite(SUITES.rfc7208);
-const server = spawn(process.execPath, [here('./zone-server.mjs'), SUITES.rfc7208], { stdio: ['pipe', 'pipe', 'inherit'] });
-const serverLines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
-const addr = JSON.parse((await serverLines.next()).value);
-async function serverCommand(cmd) {
-  server.stdin.write(`${cmd}\n`);
-  const r = await serverLines.next();
-  if (r.done) throw new Error('zone server exited');
-  return r.value;
-}
+const server = await startZoneServerChild();
+const { addr } = server;
 const load = async (i) => {
-  const r = await serverCommand(`load ${i}`);
+  const r = await server.command(`load ${i}`);
   if (r !== 'ok') throw new Error(`zone server: ${r}`);
 };
 /** questions the server received since the last call */
-const queriesSinceLast = async () => Number(await serverCommand('count'));
+const queriesSinceLast = async () => Number(await server.command('count'));
 
 // Ours: asmtpd-driver.mjs, one long-lived process per resolver (tangerine with cache off and one
 // try over a keep-alive node:http pool, exactly as spf-check builds it; node's c-ares Resolver
@@ -62,30 +50,6 @@ function startOurs(kind, serverAddr) {
     },
     end() { p.stdin.end(); },
   };
-}
-
-function runDriver(cmd, args, input) {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'inherit'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve(parseDriverOutput(out)) : reject(new Error(`${cmd} exited ${code}`))));
-    c.stdin.end(input);
-  });
-}
-
-/** RESULT<TAB>NS lines, then #cpu, #span (and #late) */
-function parseDriverOutput(out) {
-  const r = { results: [], cpuNs: 0, span: [0, 0], late: false };
-  for (const line of out.trim().split('\n')) {
-    const f = line.split('\t');
-    if (f[0] === '#cpu') r.cpuNs = Number(f[1]);
-    else if (f[0] === '#span') r.span = [Number(f[1]), Number(f[2])];
-    else if (f[0] === '#late') r.late = true;
-    else r.results.push([f[0], Number(f[1])]);
-  }
-  return r;
 }
 
 const external = (file, args) => ({
@@ -186,12 +150,7 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 for (const impl of impls) impl.ours?.end();
-server.stdin.write('quit\n');
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
+server.quit();
 console.log(`\nmachine: ${cpus().length} CPUs, ${cpus()[0]?.model}; node ${process.version}; ${ROUNDS} rounds of ${REPEAT} passes over ${scenarios.reduce((n, s) => n + s.tests.length, 0)} rfc7208 checks`);
 console.log('median of the rounds | one at a time checks/s | CPU µs/check | throughput checks/s | its CPU µs/check');
 for (const impl of impls) {

@@ -12,21 +12,13 @@
 //                           than c-ares without HTTP?)
 //   c-ares / tangerine DoH  the resolvers asmtpd offers (system, tangerine), resolveTxt
 //   checks                  @asmtpd/spf through c-ares; pyspf; libspf2 (their drivers)
-import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
 import { Resolver } from 'node:dns/promises';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { checkMailFrom } from '../../packages/spf/dist/index.js';
 import { makeResolver } from '../../packages/spf/dist/cli.js';
-import { SUITES } from '../../packages/spf/dist/testing/suites.js';
+import { arg, here, median, runDriver, startZoneServerChild } from './common.mjs';
 
-const here = (p) => fileURLToPath(new URL(p, import.meta.url));
-const arg = (name, def) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : def;
-};
 const COUNT = Number(arg('--count', '5000'));
 const ROUNDS = Number(arg('--rounds', '3'));
 const LIBSPF2 = arg('--libspf2-driver', '/tmp/asmtpd-bench-libspf2');
@@ -38,9 +30,8 @@ const require = createRequire(new URL('../../packages/spf/package.json', import.
 const Tangerine = require('tangerine');
 const dnsPacket = createRequire(require.resolve('tangerine'))('dns-packet'); // tangerine's own
 
-const server = spawn(process.execPath, [here('./zone-server.mjs'), SUITES.rfc7208], { stdio: ['pipe', 'pipe', 'inherit'] });
-const serverLines = createInterface({ input: server.stdout })[Symbol.asyncIterator]();
-const addr = JSON.parse((await serverLines.next()).value);
+const server = await startZoneServerChild();
+const { addr } = server;
 const udpServer = `${addr.udp.host}:${addr.udp.port}`;
 const keepAlive = setInterval(() => {}, 1 << 30); // the measured sockets are unref'd
 
@@ -91,24 +82,10 @@ async function inProcess(op) {
   return { wall, cpu: (c.user + c.system) / COUNT, sys: c.system / COUNT };
 }
 
-function driver(cmd, args) {
-  return new Promise((resolve, reject) => {
-    const c = spawn(cmd, [...args, String(COUNT), '1'], { stdio: ['pipe', 'pipe', 'ignore'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('error', reject);
-    c.on('close', () => {
-      let ns = 0;
-      let cpu = 0;
-      for (const line of out.trim().split('\n')) {
-        const f = line.split('\t');
-        if (f[0] === '#cpu') cpu = Number(f[1]);
-        else if (!f[0].startsWith('#')) ns += Number(f[1]);
-      }
-      resolve({ wall: ns / 1e3 / COUNT, cpu: cpu / 1e3 / COUNT, sys: NaN });
-    });
-    c.stdin.end(`192.0.2.1\t${SENDER}\thelo.example\n`);
-  });
+async function driver(cmd, args) {
+  const r = await runDriver(cmd, [...args, String(COUNT), '1'], `192.0.2.1\t${SENDER}\thelo.example\n`);
+  const ns = r.results.reduce((a, [, t]) => a + t, 0);
+  return { wall: ns / 1e3 / COUNT, cpu: r.cpuNs / 1e3 / COUNT, sys: NaN };
 }
 
 const measured = (op) => () => inProcess(op);
@@ -129,7 +106,6 @@ for (let r = 0; r < ROUNDS; r++) {
     results[name].push(await rows[name]());
   }
 }
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 console.log(`${ROUNDS} rounds × ${COUNT} operations, one at a time; median of the rounds (µs per operation)`);
 console.log('operation | wall | CPU | of which system');
 for (const [name, rs] of Object.entries(results)) {
@@ -137,5 +113,5 @@ for (const [name, rs] of Object.entries(results)) {
   console.log(`${name} | ${m('wall').toFixed(1)} | ${m('cpu').toFixed(1)} | ${Number.isNaN(m('sys')) ? '' : m('sys').toFixed(1)}`);
 }
 clearInterval(keepAlive);
-server.stdin.write('quit\n');
+server.quit();
 process.exit(0);
