@@ -45,10 +45,12 @@ function reversedLabels(ip: string): string | null {
   return arpa === null ? null : arpa.replace(/\.(in-addr|ip6)\.arpa$/, '');
 }
 
+const inZone = (labels: string, zone: string): string => `${labels}.${zone}`;
+
 /** The name to look up for `ip` in `zone`; null for something that is not an address. */
 export function rblQueryName(ip: string, zone: string): string | null {
   const labels = reversedLabels(ip);
-  return labels === null ? null : `${labels}.${zone}`;
+  return labels === null ? null : inZone(labels, zone);
 }
 
 const isLoopback8 = (a: string): boolean => a.startsWith('127.');
@@ -59,7 +61,7 @@ const lookupFailed = (zone: string) => (err: unknown): RblProblem | null =>
   isTemporaryDnsError(err) ? { zone, kind: 'lookup', detail: dnsErrorCode(err) } : null;
 
 function queryOne(labels: string, list: RblList, resolver: Resolver): Promise<RblListing | RblProblem | null> {
-  const name = `${labels}.${list.zone}`;
+  const name = inZone(labels, list.zone);
   // most zones answer NXDOMAIN: handled as a rejection, not thrown through an async frame
   return resolver.resolve4(name).then((answers) => listingOf(name, list, answers, resolver), lookupFailed(list.zone));
 }
