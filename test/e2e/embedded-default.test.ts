@@ -5,6 +5,12 @@
  * Its DNS facts use the machine's resolver; this machine's /etc/resolv.conf points off the box, so
  * the daemon runs in a private mount namespace (unshare -m, root) whose /etc/resolv.conf names a
  * loopback DNS server of the test instead (port 53 on 127.0.0.53).
+ *
+ * Attack 7 of issue 13 (docs/security.md): at df3c8d8 the embedded default ran the SMTP process
+ * and the system scripts as `nobody`, a uid shared with other services: any of them could signal
+ * the daemon (SIGUSR1: the inspector) and reach everything the daemon could. Now the daemon runs
+ * as its own account (asmtpd, created on first run), nothing of it runs as nobody, and a process
+ * running as nobody cannot signal it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,8 +18,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { SmtpClient } from '../support/smtp-client.js';
 import { startDnsServer } from '../support/dns-server.js';
+import { accountIds, processTree, runAs } from '../support/procs.js';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
@@ -47,6 +55,16 @@ test('`pnpm exec asmtpd -d` serves 127.0.0.1:2525 and keeps accepted mail in the
     assert.match(r.last, /^250 2\.0\.0 Ok: queued as /);
     c.close();
     assert.equal(readdirSync(join(dbDir, 'queue', 'new')).length, 1);
+    // who runs it: the process listening on 2525 is the SMTP process
+    const smtpPid = Number(/pid=(\d+),/.exec(execFileSync('ss', ['-ltnpH', 'sport = :2525'], { encoding: 'utf8' }))?.[1]);
+    const tree = processTree(smtpPid);
+    const nobody = accountIds('nobody');
+    const asmtpd = accountIds('asmtpd');
+    assert.deepEqual(tree[0]?.uid, [asmtpd.uid, asmtpd.uid, asmtpd.uid, asmtpd.uid], 'the SMTP process is asmtpd');
+    assert.deepEqual(tree.filter((p) => p.uid.includes(nobody.uid)).map((p) => p.cmd), [], 'nothing runs as nobody');
+    const kill = runAs(nobody.uid, nobody.gid, ['kill', '-USR1', String(smtpPid)]);
+    assert.notEqual(kill.status, 0, 'a process of nobody cannot signal the SMTP process');
+    assert.match(kill.stderr, /Operation not permitted/);
     // the facts were asked of the resolver that resolv.conf names
     const names = dns.queries.map((q) => `${q.type} ${q.name}`);
     assert.ok(names.includes('PTR 1.0.0.127.in-addr.arpa'), names.join(', '));

@@ -6,10 +6,14 @@
  *
  * Each client case connects from its own 127.0.0.x address; the recipient's script writes its
  * environment to a file (test/support/facts.ts) and accepts. Needs root (test accounts).
+ *
+ * A hostile PTR (issue 13): CR/LF, a NUL, `$(touch …)` and backticks in the name served by the
+ * loopback server are dropped (only host names are taken; CLIENT_PTR_INVALID=1), nothing runs, and
+ * a script's reject stays a 550 (the NUL used to make the runner refuse the request: a 451).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
@@ -28,11 +32,14 @@ let system: Daemon;
 let doh: Daemon;
 
 const TIMEOUT_MS = 1000;
+const MARK = join(tmpdir(), `asmtpd-ptr-pwned-${process.pid}`);
+const HOSTILE_PTR = `evil\r\nX-Injected: yes.$(touch ${MARK}).\`touch ${MARK}\`.nul\0byte.example`;
 
 before(async () => {
   if (unavailable) return;
   u = createUser('rdns');
   writeScript(u, 'rcpt+default', ENV_SCRIPT);
+  writeScript(u, 'rcpt+no', 'reject "550 5.7.1 not from you, ${CLIENT_PTR-no name}"');
   etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
   chmodSync(etc, 0o755);
   const passwd = join(etc, 'passwd');
@@ -59,6 +66,10 @@ before(async () => {
       'host15.example.test': [{ type: 'A', address: '127.0.0.15' }],
       // the PTR lookup never answers
       [reverseName('127.0.0.16')]: [{ type: 'HANG' }],
+      // hostile PTR names: alone, and before a valid name that confirms
+      [reverseName('127.0.0.20')]: [{ type: 'PTR', domain: HOSTILE_PTR }],
+      [reverseName('127.0.0.21')]: [{ type: 'PTR', domain: HOSTILE_PTR }, { type: 'PTR', domain: 'host21.example.test' }],
+      'host21.example.test': [{ type: 'A', address: '127.0.0.21' }],
       // a PTR name without any address record (NODATA for A)
       [reverseName('127.0.0.17')]: [{ type: 'PTR', domain: 'host17.example.test' }],
       'host17.example.test': [{ type: 'TXT', data: 'no address here' }],
@@ -78,6 +89,7 @@ after(async () => {
   await dns?.close();
   if (u) removeUser(u);
   if (etc) rmSync(etc, { recursive: true, force: true });
+  rmSync(MARK, { force: true });
 });
 
 interface Case {
@@ -102,6 +114,8 @@ const CASES: Case[] = [
   { ip: '127.0.0.19', what: 'PTR REFUSED', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.19') } },
   { ip: '127.0.0.14', what: 'confirming A SERVFAIL', facts: { CLIENT_PTR: 'host14.example.test', CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.14') } },
   { ip: '127.0.0.16', what: 'PTR never answers', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.16') } },
+  { ip: '127.0.0.20', what: 'hostile PTR (CR, LF, NUL, $(…), backticks)', facts: { CLIENT_PTR_INVALID: '1', ...SPF_NONE } },
+  { ip: '127.0.0.21', what: 'hostile PTR, then a confirmed name', facts: { CLIENT_NAME: 'host21.example.test', CLIENT_PTR: 'host21.example.test', CLIENT_PTR_INVALID: '1', ...SPF_NONE } },
 ];
 
 let seq = 0;
@@ -133,6 +147,15 @@ test('system resolver (UDP): confirmed, unconfirmed, absent, failing (SERVFAIL, 
 
 test('tangerine over DoH (http): the same values', { skip }, async () => {
   await runCases(doh, 'doh');
+});
+
+test('a hostile PTR executes nothing and leaves a script\'s reject a 550, over both resolvers; the log says ptr_invalid', { skip }, async () => {
+  for (const d of [system, doh]) {
+    const r = await dialogue(d.port, { local: '127.0.0.20', from: 'someone@remote.example', to: `${u.name}+no@a.example` });
+    assert.equal(r.rcpt, '550 5.7.1 not from you, no name');
+    await d.waitLog((l) => l.event === 'session.facts' && l.ptr_invalid === true);
+  }
+  assert.equal(existsSync(MARK), false, 'nothing was executed');
 });
 
 test('the PTR and confirming lookups went to the loopback server, as PTR and A queries', { skip }, async () => {

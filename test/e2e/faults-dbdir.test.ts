@@ -1,6 +1,6 @@
 /**
  * Faults (issue 7, item 4): DBDir on a full filesystem. A 2 MiB tmpfs is mounted on the DBDir of
- * a running daemon (owned by AvengerUser, as the daemon leaves its DBDir), SIGHUP recreates the
+ * a running daemon (owned by DaemonUser, as the daemon takes its DBDir over), SIGHUP recreates the
  * directories in it, then the test fills it:
  *   - relay daemon (RelayHost = a sink): the spool write fails → `452 4.3.1`, for a small message
  *     and for a 1 MiB one (the reply comes at the end of the data, at once — not at DataTimeout),
@@ -30,8 +30,8 @@ const mounted: string[] = [];
 
 /** Mount a small tmpfs on the daemon's DBDir, owned by the daemon's account, and let it make its directories. */
 async function mountSmall(d: Daemon): Promise<void> {
-  const nobody = { uid: Number(execFileSync('id', ['-u', 'nobody']).toString()), gid: Number(execFileSync('id', ['-g', 'nobody']).toString()) };
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=2m,mode=0700,uid=${nobody.uid},gid=${nobody.gid}`, 'asmtpd-faults', d.dbDir]);
+  const owner = { uid: Number(execFileSync('id', ['-u', 'asmtpd']).toString()), gid: Number(execFileSync('id', ['-g', 'asmtpd']).toString()) };
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=2m,mode=0700,uid=${owner.uid},gid=${owner.gid}`, 'asmtpd-faults', d.dbDir]);
   mounted.push(d.dbDir);
   const reloads = d.logs.filter((l) => l.event === 'daemon.reload').length;
   d.signal('SIGHUP');

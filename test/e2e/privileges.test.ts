@@ -1,32 +1,35 @@
 /**
- * Privileges (issue 7, item 6): after start-up the SMTP-facing process runs unprivileged; only the
- * script runner (and its perl spawner) and the network-facts process (and its SYN capture helper)
- * keep root, for what they need; scripts never run as root; environment values never execute.
+ * Privileges (issue 7, item 6; issue 13): after start-up the SMTP-facing process runs as
+ * DaemonUser with no capability; the script runner and its perl spawner keep root with setuid,
+ * setgid, kill and dac_read_search only; the network-facts process and its capture helper run as
+ * NetFactsUser with CAP_NET_RAW alone; scripts and body tests run as their user.
  *
- * The daemon is started as root with SynFP yes (so the capture process exists) and AvengerUser a
- * test account. The test walks the daemon's process tree (/proc/PID/stat: ppid), names each
- * process by its command line, and reads /proc/PID/status (Uid, Gid, Groups, CapInh, CapPrm,
- * CapEff, CapBnd, CapAmb) and /proc/PID/limits. Scripts report their own credentials in their
- * reply text (`id`, /proc/self/status).
- * Hostile senders and recipients executing nothing is in policy.test.ts; here: a hostile HELO,
- * and values expanded unquoted by the script. Needs root.
+ * The expected values are the table "Every process, from /proc" of docs/security.md: the test
+ * reads it and compares every cell with /proc/PID/status of a daemon started as root (SynFP and
+ * NetPath on), and with what a user's rcpt script, an EtcDir script and a body test report about
+ * themselves. Also: the exact groups of a script's user, a hostile HELO expanded by a careless
+ * script, and the accounts refused at start. Needs root.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
 import { SmtpClient } from '../support/smtp-client.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { accountIds, dumpable, processTree, readProc, roleOf, type Proc } from '../support/procs.js';
+import { startSink, type Sink } from '../support/sink.js';
 
 const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
 const skip = unavailable ? `skipped: ${unavailable}` : false;
 
-const CAP = { DAC_READ_SEARCH: 2, KILL: 5, SETGID: 6, SETUID: 7, NET_RAW: 13 } as const;
 const NPROC = 512;
+const CAPS: Record<string, number> = { dac_read_search: 2, kill: 5, setgid: 6, setuid: 7, net_raw: 13 };
+/** A script's or body test's report of itself: its /proc status lines and the owner of its /proc dir. */
+const SELF_REPORT = 'grep -E "^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):" /proc/$$/status; echo "Owner: $(stat -c %u /proc/$$)"';
 const MARK = join(tmpdir(), `asmtpd-priv-pwned-${process.pid}`);
 
 let u: TestUser;
@@ -54,10 +57,13 @@ before(async () => {
   groupGid = Number(execFileSync('getent', ['group', group]).toString().split(':')[2]);
   execFileSync('usermod', ['-aG', group, u.name]);
   writeScript(u, 'rcpt+id', ID_SCRIPT);
+  writeScript(u, 'rcpt+self', `(${SELF_REPORT}) > "$HOME/proc.rcpt"; accept`);
+  writeScript(u, 'rcpt+bt', `bodytest sh -c '(${SELF_REPORT.replace(/'/g, `'\\''`)}) > "$HOME/proc.bodytest"; cat > /dev/null'`);
   // every value, unquoted as careless scripts do: word splitting and globbing, never execution
   writeScript(u, 'rcpt+careless', 'echo $CLIENT_HELO $SENDER $SENDER_LOCAL $RECIPIENT $EXTENSION > "$HOME/careless.out"; accept "helo=$CLIENT_HELO"');
   etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
   chmodSync(etc, 0o755);
+  writeFileSync(join(etc, 'unknown'), `(${SELF_REPORT}) > "$HOME/proc.system"; accept\n`, { mode: 0o755 });
   rootHome = mkdtempSync(join(tmpdir(), 'asmtpd-roothome-'));
   chmodSync(rootHome, 0o755);
   writeScript({ uid: 0, gid: 0, home: rootHome }, 'rcpt', ID_SCRIPT);
@@ -67,7 +73,7 @@ before(async () => {
   [d, sys] = await Promise.all([
     startDaemon({
       etcDir: etc,
-      conf: ['LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', `AvengerUser ${av.name}`, 'SynFP yes', 'RelayNet 192.0.2.0/24'].join('\n'),
+      conf: ['LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', `AvengerUser ${av.name}`, 'SynFP yes', 'NetPath yes', 'RelayNet 192.0.2.0/24'].join('\n'),
     }),
     startDaemon({ etcDir: etc, conf: ['LocalDomain a.example', 'Separator +', `AvengerUser ${av.name}`, 'RelayNet 192.0.2.0/24'].join('\n') }),
   ]);
@@ -84,64 +90,6 @@ after(async () => {
   rmSync(MARK, { force: true });
 });
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  cmd: string;
-  uid: number[];
-  gid: number[];
-  groups: number[];
-  cap: { inh: bigint; prm: bigint; eff: bigint; bnd: bigint; amb: bigint };
-  nproc: string;
-}
-
-function readProc(pid: number): Proc | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const field = (name: string): string => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '';
-    const nums = (name: string): number[] => field(name).split(/\s+/).filter(Boolean).map(Number);
-    const cap = (name: string): bigint => BigInt(`0x${field(name) || '0'}`);
-    const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
-    return {
-      pid, ppid,
-      cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '),
-      uid: nums('Uid'), gid: nums('Gid'), groups: nums('Groups'),
-      cap: { inh: cap('CapInh'), prm: cap('CapPrm'), eff: cap('CapEff'), bnd: cap('CapBnd'), amb: cap('CapAmb') },
-      nproc: /^Max processes\s+(\S+)\s+(\S+)/m.exec(limits)?.slice(1).join('/') ?? '',
-    };
-  } catch {
-    return null;
-  }
-}
-
-/** The daemon and every process below it. */
-function tree(root: number): Proc[] {
-  const all = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map((n) => readProc(Number(n))).filter((p): p is Proc => p !== null);
-  const out: Proc[] = [];
-  const add = (pid: number): void => {
-    const p = all.find((x) => x.pid === pid);
-    if (!p) return;
-    out.push(p);
-    for (const c of all.filter((x) => x.ppid === pid)) add(c.pid);
-  };
-  add(root);
-  return out;
-}
-
-function role(p: Proc, daemonPid: number): string {
-  if (p.pid === daemonPid) return 'smtp';
-  if (/avenger-runner\/dist\/main\.js/.test(p.cmd)) return 'runner';
-  if (/spawner\.pl/.test(p.cmd)) return 'spawner';
-  if (/netfacts\/process\.js/.test(p.cmd)) return 'netfacts';
-  if (/syn-capture\.pl/.test(p.cmd)) return 'capture';
-  return `other: ${p.cmd}`;
-}
-
-const has = (caps: bigint, n: number): boolean => (caps >> BigInt(n)) % 2n === 1n;
-const hex = (c: bigint): string => c.toString(16).padStart(16, '0');
-
 async function rcpt(to: string, o: { helo?: string; from?: string; daemon?: Daemon } = {}): Promise<string> {
   const c = await SmtpClient.connect((o.daemon ?? d).port);
   try {
@@ -154,50 +102,125 @@ async function rcpt(to: string, o: { helo?: string; from?: string; daemon?: Daem
   }
 }
 
-test('the process tree: the SMTP process is AvengerUser with no capabilities; runner, spawner, netfacts, capture keep root for what they need', { skip }, async (t) => {
-  // a script run first, so the spawner surely exists
-  assert.match(await rcpt(`${u.name}+id@a.example`), /^250 /);
+/** The table "Every process, from /proc" of docs/security.md: process name → column → cell. */
+function documentedTable(): Map<string, Record<string, string>> {
+  const lines = readFileSync(new URL('../../../docs/security.md', import.meta.url), 'utf8').split('\n');
+  const start = lines.findIndex((l) => l.startsWith('| process | uid |'));
+  assert.ok(start >= 0, 'docs/security.md has the process table');
+  const cells = (l: string): string[] => l.split('|').slice(1, -1).map((c) => c.trim());
+  const header = cells(lines[start]!);
+  const rows = new Map<string, Record<string, string>>();
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    const c = cells(line);
+    rows.set(c[0]!, Object.fromEntries(header.map((h, i) => [h, c[i]!])));
+  }
+  return rows;
+}
+
+interface Seen {
+  uid: number[];
+  gid: number[];
+  groups: number[];
+  caps: Record<'CapEff' | 'CapPrm' | 'CapInh' | 'CapAmb' | 'CapBnd', bigint>;
+  noNewPrivs: number;
+  dumpable: boolean | null;
+}
+
+function seenOf(p: Proc): Seen {
+  return {
+    uid: p.uid, gid: p.gid, groups: p.groups, noNewPrivs: p.noNewPrivs, dumpable: dumpable(p),
+    caps: { CapEff: p.cap.eff, CapPrm: p.cap.prm, CapInh: p.cap.inh, CapAmb: p.cap.amb, CapBnd: p.cap.bnd },
+  };
+}
+
+/** What a script or body test wrote about itself (SELF_REPORT). */
+function reported(path: string): Seen {
+  const text = readFileSync(path, 'utf8');
+  const field = (name: string): string => new RegExp(`^${name}:[ \\t]*(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+  const nums = (name: string): number[] => field(name).split(/\s+/).filter(Boolean).map(Number);
+  const cap = (name: string): bigint => BigInt(`0x${field(name) || '0'}`);
+  const uid = nums('Uid');
+  return {
+    uid, gid: nums('Gid'), groups: nums('Groups'), noNewPrivs: Number(field('NoNewPrivs')),
+    dumpable: uid[1] === 0 ? null : Number(field('Owner')) === uid[1],
+    caps: { CapEff: cap('CapEff'), CapPrm: cap('CapPrm'), CapInh: cap('CapInh'), CapAmb: cap('CapAmb'), CapBnd: cap('CapBnd') },
+  };
+}
+
+test('every process holds exactly what docs/security.md says (/proc: ids, groups, capabilities, no_new_privs, dumpable)', { skip }, async (t) => {
+  // a script, an EtcDir script and a body test run first (the spawner exists from then on)
+  assert.match(await rcpt(`${u.name}+self@a.example`), /^250 /);
+  assert.match(await rcpt('nobody-here@a.example'), /^250 /);
+  const c = await SmtpClient.connect(d.port);
+  await c.greeting();
+  const sent = await c.send('s@remote.example', [`${u.name}+bt@a.example`], 'Subject: body test\r\n\r\nbody\r\n');
+  c.close();
+  assert.match(sent.last, /^250 /);
+
   const daemonPid = d.proc.pid!;
-  const procs = tree(daemonPid);
-  for (const p of procs) {
-    t.diagnostic(`${role(p, daemonPid).padEnd(8)} pid ${p.pid} uid ${p.uid.join('/')} gid ${p.gid.join('/')} groups [${p.groups.join(',')}] ` +
-      `CapEff ${hex(p.cap.eff)} CapPrm ${hex(p.cap.prm)} CapInh ${hex(p.cap.inh)} CapAmb ${hex(p.cap.amb)} CapBnd ${hex(p.cap.bnd)} nproc ${p.nproc}`);
-  }
-  const byRole = (r: string): Proc[] => procs.filter((p) => role(p, daemonPid) === r);
-  assert.deepEqual(procs.map((p) => role(p, daemonPid)).filter((r) => r.startsWith('other')), [], 'no process of another kind');
-  for (const r of ['smtp', 'runner', 'spawner', 'netfacts', 'capture']) assert.equal(byRole(r).length, 1, `one ${r} process`);
+  const procs = processTree(daemonPid);
+  const one = (role: string): Seen => {
+    const found = procs.filter((p) => roleOf(p, daemonPid) === role);
+    assert.equal(found.length, 1, `one ${role} process`);
+    return seenOf(found[0]!);
+  };
+  assert.deepEqual(procs.map((p) => roleOf(p, daemonPid)).filter((r) => r.startsWith('other')), [], 'no process of another kind');
+  const seen: Record<string, Seen> = {
+    'SMTP process': one('smtp'), 'script runner': one('runner'), 'perl spawner': one('spawner'),
+    'network facts': one('netfacts'), 'SYN capture helper': one('capture'),
+    "a user's rcpt script": reported(join(u.home, 'proc.rcpt')), 'an EtcDir script': reported(join(av.home, 'proc.system')),
+    'a body test': reported(join(u.home, 'proc.bodytest')),
+  };
 
-  const smtp = byRole('smtp')[0]!;
-  assert.deepEqual(smtp.uid, [av.uid, av.uid, av.uid, av.uid], 'real, effective, saved and filesystem uid: AvengerUser');
-  assert.deepEqual(smtp.gid, [av.gid, av.gid, av.gid, av.gid]);
-  assert.deepEqual(smtp.groups, [av.gid], 'no supplementary group of root');
-  assert.deepEqual([smtp.cap.eff, smtp.cap.prm, smtp.cap.inh, smtp.cap.amb], [0n, 0n, 0n, 0n], 'no capability at all');
-  assert.equal(statSync(d.dbDir).uid, av.uid, 'DBDir belongs to AvengerUser');
+  const daemonUser = accountIds('asmtpd');
+  const netUser = accountIds('asmtpd-net');
+  const accounts: Record<string, { uid: number; gid: number; groups: number[] }> = {
+    root: { uid: 0, gid: 0, groups: [] }, DaemonUser: { ...daemonUser, groups: [daemonUser.gid] }, NetFactsUser: { ...netUser, groups: [] },
+    // the daemon d has a PasswdFile: its accounts have their gid as their only group
+    'the user': { uid: u.uid, gid: u.gid, groups: [u.gid] }, AvengerUser: { uid: av.uid, gid: av.gid, groups: [av.gid] },
+  };
+  const all = readProc(process.pid)!.cap.bnd;
+  const caps = (cell: string): bigint => cell === 'none' ? 0n : cell === 'all' ? all
+    : cell.split(' ').reduce((m, name) => m | (1n << BigInt(CAPS[name] ?? Number.NaN)), 0n);
+  const groups = (cell: string): number[] | 'root' => {
+    if (cell === "root's") return 'root';
+    if (cell === 'none') return [];
+    return accounts[cell.replace(/'s$/, '')]!.groups;
+  };
 
-  const runner = byRole('runner')[0]!;
-  const spawner = byRole('spawner')[0]!;
-  for (const p of [runner, spawner]) {
-    assert.equal(p.uid[1], 0, `${role(p, daemonPid)} is root`);
-    // exactly what it uses (setpriv bounding set): setuid, setgid, kill, dac_read_search
-    const want = [CAP.SETUID, CAP.SETGID, CAP.KILL, CAP.DAC_READ_SEARCH].reduce((m, c) => m | (1n << BigInt(c)), 0n);
-    for (const set of [p.cap.eff, p.cap.prm, p.cap.bnd]) assert.equal(set, want, `${role(p, daemonPid)}: only the capabilities it uses`);
+  const table = documentedTable();
+  assert.deepEqual([...table.keys()].sort(), Object.keys(seen).sort(), 'the table has a row for every process, and no other');
+  for (const [name, want] of table) {
+    const got = seen[name]!;
+    t.diagnostic(`${name}: uid ${got.uid.join('/')} gid ${got.gid.join('/')} groups [${got.groups.join(',')}] ` +
+      `eff ${got.caps.CapEff.toString(16)} prm ${got.caps.CapPrm.toString(16)} inh ${got.caps.CapInh.toString(16)} amb ${got.caps.CapAmb.toString(16)} ` +
+      `bnd ${got.caps.CapBnd.toString(16)} nnp ${got.noNewPrivs} dumpable ${got.dumpable}`);
+    const uid = accounts[want.uid!]!.uid;
+    const gid = accounts[want.gid!]!.gid;
+    assert.deepEqual(got.uid, [uid, uid, uid, uid], `${name}: real, effective, saved and filesystem uid ${want.uid}`);
+    assert.deepEqual(got.gid, [gid, gid, gid, gid], `${name}: gid ${want.gid}`);
+    const g = groups(want.groups!);
+    if (g === 'root') assert.ok(got.groups.every((x) => x === 0), `${name}: root's groups only`);
+    else assert.deepEqual([...got.groups].sort(), [...g].sort(), `${name}: groups ${want.groups}`);
+    for (const set of ['CapEff', 'CapPrm', 'CapInh', 'CapAmb', 'CapBnd'] as const) {
+      assert.equal(got.caps[set].toString(16), caps(want[set]!).toString(16), `${name}: ${set} ${want[set]}`);
+    }
+    assert.equal(got.noNewPrivs, Number(want.NoNewPrivs), `${name}: NoNewPrivs`);
+    assert.equal(got.dumpable, want.dumpable === 'yes' ? true : want.dumpable === 'no' ? false : null, `${name}: dumpable ${want.dumpable}`);
   }
-  // the per-user process limit: set by the runner before it starts the spawner, which forks every script
-  assert.equal(runner.nproc, `${NPROC}/${NPROC}`);
-  assert.equal(spawner.nproc, `${NPROC}/${NPROC}`, 'the spawner (and so every script) has RLIMIT_NPROC');
-  assert.equal(spawner.ppid, runner.pid);
-  assert.equal(runner.ppid, daemonPid);
+});
 
-  const netfacts = byRole('netfacts')[0]!;
-  const capture = byRole('capture')[0]!;
-  for (const p of [netfacts, capture]) {
-    assert.equal(p.uid[1], 0);
-    assert.ok(has(p.cap.eff, CAP.NET_RAW), `${role(p, daemonPid)} has CAP_NET_RAW`);
-    // and nothing else of root's powers: the bounding set was emptied but for it (setpriv)
-    for (const set of [p.cap.eff, p.cap.prm, p.cap.bnd]) assert.equal(set, 1n << BigInt(CAP.NET_RAW), `${role(p, daemonPid)}: CAP_NET_RAW only`);
-  }
-  assert.equal(capture.ppid, netfacts.pid);
-  assert.equal(netfacts.ppid, daemonPid);
+test('scripts get the per-user process limit; the runner is the daemon\'s child, the spawner the runner\'s', { skip }, async () => {
+  const mine = await rcpt(`${u.name}+id@a.example`);
+  assert.match(mine, new RegExp(` nproc=${NPROC} `));
+  const daemonPid = d.proc.pid!;
+  const procs = processTree(daemonPid);
+  const byRole = (r: string): Proc => procs.find((p) => roleOf(p, daemonPid) === r)!;
+  assert.equal(byRole('runner').ppid, daemonPid);
+  assert.equal(byRole('spawner').ppid, byRole('runner').pid);
+  assert.equal(byRole('capture').ppid, byRole('netfacts').pid);
+  assert.equal(byRole('netfacts').ppid, daemonPid);
 });
 
 test('scripts run as their user with exactly the user\'s groups and no capabilities; a root recipient\'s script runs as AvengerUser', { skip }, async () => {
@@ -239,15 +262,25 @@ test('a hostile HELO and values a careless script expands unquoted execute nothi
   assert.ok(!existsSync(join(u.home, `touch`)), 'nothing was executed in the home either');
 });
 
-test('AvengerUser root (or any uid 0 account) is refused at start, exit 2', { skip }, () => {
+test('accounts that must not run the daemon or its scripts are refused at start, exit 2', { skip }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-priv-conf-'));
+  chmodSync(dir, 0o755);
   try {
-    const conf = join(dir, 'asmtpd.conf');
-    writeFileSync(conf, ['SMTPPort 1', 'BindAddr 127.0.0.1', `DBDir ${join(dir, 'db')}`, 'AvengerUser root', 'SynFP no', 'SMTPCB no'].join('\n') + '\n');
-    // port 1 as root binds; the refusal comes after, before any session
-    const r = spawnSync(process.execPath, [ASMTPD_BIN, '-d', '-f', conf], { encoding: 'utf8', timeout: 15_000 });
-    assert.equal(r.status, 2, r.stderr);
-    assert.match(r.stderr, /AvengerUser root must not be root/);
+    const cases: Array<[string[], RegExp]> = [
+      [['AvengerUser root'], /AvengerUser root must not be root/],
+      [['AvengerUser nobody'], /AvengerUser nobody must not be nobody/],
+      [['DaemonUser nobody'], /DaemonUser nobody must not be nobody/],
+      [['DaemonUser root'], /DaemonUser root must not be root/],
+      [[`DaemonUser ${av.name}`, `AvengerUser ${av.name}`], /DaemonUser and AvengerUser must be different accounts/],
+      [['DaemonUser no-such-account'], /DaemonUser no-such-account does not exist \(create it/],
+    ];
+    for (const [lines, message] of cases) {
+      const conf = join(dir, 'asmtpd.conf');
+      writeFileSync(conf, ['SMTPPort 1', 'BindAddr 127.0.0.1', `DBDir ${join(dir, 'db')}`, 'SynFP no', 'SMTPCB no', ...lines].join('\n') + '\n');
+      const r = spawnSync(process.execPath, [ASMTPD_BIN, '-d', '-f', conf], { encoding: 'utf8', timeout: 15_000 });
+      assert.equal(r.status, 2, `${lines.join(', ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

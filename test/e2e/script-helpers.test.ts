@@ -166,10 +166,17 @@ const noUsers = canCreateUsers();
 test('a real rcpt script uses spf, dns and rbl through the prelude, as its user', { skip: noUsers ?? false }, async () => {
   // the runner package is not a dependency of the test workspace: load its build by path
   const runnerModule = (await import(new URL('../../../packages/avenger-runner/dist/index.js', import.meta.url).href)) as {
-    startRunner(o: { onLog?: (l: string) => void }): Promise<RunnerLike>;
+    startRunner(o: { settings: unknown; onLog?: (l: string) => void }): Promise<RunnerLike>;
+    DEFAULT_LIMITS: unknown;
   };
   const user: TestUser = createUser('helper');
-  const runner = await runnerModule.startRunner({ onLog: () => {} });
+  // the helpers' program paths are the runner's own (fixedEnv); ASMTPD_DNS and the facts come with the request
+  const settings = {
+    etcDir: user.home, avengerUser: user.name, passwdFile: null, spoolDir: null, daemonUid: null, deniedUids: [],
+    envNames: ['ASMTPD_DNS', ...Object.keys(CLIENT)], limits: runnerModule.DEFAULT_LIMITS,
+    fixedEnv: { ASMTPD_NODE: udpEnv.ASMTPD_NODE!, ASMTPD_HELPER: udpEnv.ASMTPD_HELPER! },
+  };
+  const runner = await runnerModule.startRunner({ settings, onLog: () => {} });
   try {
     writeScript(user, 'rcpt', [
       'mx=$(dns -t MX a.example | tr "\\n" " ")',
@@ -180,9 +187,7 @@ test('a real rcpt script uses spf, dns and rbl through the prelude, as its user'
       'reject "550 5.7.1 mx=[$mx] nx=$nxc spf=$s/$sc rbl=$r/$rc clean=$c uid=$(id -u)"',
     ].join('\n'));
     const result = await runner.run({
-      kind: 'rcpt', uid: user.uid, gid: user.gid, groups: [user.gid], user: user.name, home: user.home,
-      dir: `${user.home}/.avenger`, candidates: ['rcpt'], timeoutMs: 30_000,
-      env: { ...udpEnv, ...CLIENT, USER: user.name, HOME: user.home },
+      kind: 'rcpt', scope: 'user', account: user.name, candidates: ['rcpt'], timeoutMs: 30_000, env: { ...udpEnv, ...CLIENT },
     });
     assert.equal(result.kind, 'ran', JSON.stringify(result));
     assert.deepEqual(result.decision, {

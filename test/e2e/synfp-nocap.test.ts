@@ -44,7 +44,7 @@ async function startWithoutNetRaw(tag: string, extra: string[]): Promise<Started
   const confPath = join(dir, `${tag}.conf`);
   writeFileSync(confPath, [
     `SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${join(dir, `db-${tag}`)}`, `EtcDir ${dir}`, 'Hostname mx.example.test',
-    'AvengerUser nobody', 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'SMTPCB no',
+    'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'SMTPCB no',
     'LocalDomain a.example', `PasswdFile ${join(dir, 'passwd')}`, 'Separator +', ...extra,
   ].join('\n') + '\n');
   const proc = spawn('setpriv', ['--bounding-set', '-net_raw', '--', process.execPath, ASMTPD_BIN, '-d', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });

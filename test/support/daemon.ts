@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import { freePort } from './ports.js';
 import { startDnsServer } from './dns-server.js';
 
-export const ASMTPD_BIN = new URL('../../../packages/asmtpd/bin/asmtpd', import.meta.url).pathname;
+/**
+ * The daemon under test: this checkout's, or (ASMTPD_UNDER_TEST=/path/to/another/checkout, built)
+ * another build's — how docs/security.md shows each attack test failing on an older version.
+ */
+export const ASMTPD_BIN = process.env.ASMTPD_UNDER_TEST
+  ? join(process.env.ASMTPD_UNDER_TEST, 'packages/asmtpd/bin/asmtpd')
+  : new URL('../../../packages/asmtpd/bin/asmtpd', import.meta.url).pathname;
 
 export interface LogLine {
   event: string;
@@ -53,8 +59,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const etcDir = opts.etcDir ?? dir;
   const base = (text: string): string =>
     [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${etcDir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`,
-      // as root the daemon becomes AvengerUser: `nobody` exists everywhere
-      ...(/^AvengerUser /im.test(text) ? [] : ['AvengerUser nobody']),
+      // as root the daemon becomes DaemonUser (asmtpd) and runs system scripts as AvengerUser
+      // (avenger): the default accounts, created by the first daemon that needs them
       ...(quietDns ? ['DNSResolver system', `DNSServer 127.0.0.1:${quietDns.udp.port}`] : []),
       // the bounce probe would connect to port 25 of the senders' domains: only where a test asks
       ...(/^SMTPCB /im.test(text) ? [] : ['SMTPCB no']),

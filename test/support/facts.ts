@@ -16,7 +16,7 @@ import { SmtpClient } from './smtp-client.js';
 export const ENV_SCRIPT = 'env -0 > "$HOME/env.$EXTENSION"; accept';
 
 export const FACT_VARIABLES = [
-  'CLIENT_NAME', 'CLIENT_PTR', 'CLIENT_DNSFAIL', 'SPF', 'SPF_HELO', 'SPF_EXPLANATION',
+  'CLIENT_NAME', 'CLIENT_PTR', 'CLIENT_DNSFAIL', 'CLIENT_PTR_INVALID', 'SPF', 'SPF_HELO', 'SPF_EXPLANATION',
   'RBL_SCORE', 'RBL_LISTED', 'RBL_REASON', 'SENDER_BOUNCERES', 'MAIL_ERROR',
 ] as const;
 

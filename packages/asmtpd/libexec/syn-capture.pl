@@ -31,6 +31,7 @@ use IO::Select;
 
 $| = 1;
 $SIG{PIPE} = sub { exit 0 };
+$SIG{$_} = 'IGNORE' for qw(USR1 USR2);    # a stray signal must not end the capture
 
 my $AF_PACKET  = 17;
 my $SOCK_DGRAM = 2;

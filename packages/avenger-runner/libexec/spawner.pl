@@ -1,39 +1,67 @@
 # spawner.pl — the avenger runner's forker: fork, become the user, exec; relay output and status.
 #
 # SUMMARY
-#   Started once by the runner (root) as `perl spawner.pl` with an empty environment. A small
-#   perl process forks much faster than Node, and in the forked child it can do what Node's
-#   spawn cannot: setgroups(LIST) + setgid + setuid, then exec the program directly (no extra
-#   exec of setpriv). Timing (timeouts, grace periods) is the runner's job, not this one's.
+#   Started once by the runner as `perl spawner.pl --limits=NPROC,CPU,DATA,FSIZE,NOFILE` with an
+#   empty environment. A small perl process forks much faster than Node, and in the forked child
+#   it can do what Node's spawn cannot: setgroups(LIST) + setgid + setuid, then exec the program
+#   directly (no extra exec of setpriv). Timing (timeouts, grace periods) is the runner's job.
 #
 #   runner → spawner, on stdin:  LENGTH "\n" PAYLOAD, PAYLOAD = NUL-separated fields:
-#     "run", TOKEN, UID, GID, GROUPS ("g1 g2…", may be empty), CWD, STDIN ("" = /dev/null),
-#     SCRIPT ("" = none; a /proc/PID/fd/N path, opened O_PATH and put on fd 4),
-#     DECISION ("1" = a pipe on fd 3), MAXBYTES, ARGC, ARGV…, then "NAME=VALUE" environment
+#     "run", TOKEN, UID, GID, GROUPS ("g1 g2…", may be empty), CWD, STDIN ("" = /dev/null, else a
+#     /proc/RUNNER/fd/N path), DECISION ("1" = a pipe on fd 3), MAXBYTES,
+#     NLOOKUP, LOOKUP… (NLOOKUP fields; none for a body test), ARGC, ARGV…, "NAME=VALUE" environment
+#       LOOKUP = AS ("1": look with the child's uid, gid and groups; "0": as root), DIR, then per
+#       candidate file: NAME, NEXTRA, NEXTRA × "NAME=VALUE" added to the environment if it is found
 #     "abandon", TOKEN   — stop waiting for the child's pipes (it is reported once reaped)
+#   With a LOOKUP, the first candidate that exists in DIR is checked (see find_script) and, if
+#   safe, opened O_PATH on fd 4 of the child and its path appended to ARGV.
 #   When the program exits, the rest of its process group is killed; pipes still held open
 #   (by something that left the group) are given up 1-2 s later.
 #   spawner → runner, on stdout:
-#     "S TOKEN PID\n"                          started (the runner may close its descriptors)
+#     "S TOKEN PID FOUND\n"                    started; FOUND = index of the script among the candidates (-1: none asked)
+#     "X TOKEN KIND TRIED REASON\n"            no script to run: KIND none|refused|error; TRIED = candidates looked at
 #     "E TOKEN MESSAGE\n"                      nothing was started
 #     "R TOKEN STATUS TRUNC OUTLEN ERRLEN DECLEN\n" OUT ERR DEC    finished; STATUS = raw wait status
 #
+#   The child, in this order: new session; descriptors 0-4; signal dispositions and mask back to
+#   the defaults (this process ignores SIGPIPE: a child must not inherit that); groups, gid, uid
+#   (only when root; otherwise the ids must already be the requested ones); a check of real,
+#   effective, saved and filesystem uid and gid and of the supplementary groups, read back from
+#   /proc/self/status; resource limits (RLIMIT_NPROC, CPU, DATA, FSIZE, NOFILE as given at start,
+#   0 = left as inherited; RLIMIT_CORE 0); chdir to CWD as the user; environment; exec.
+#   A failure at any step ends the child with 126 and a line on its stderr; nothing runs.
+#
 # SECURITY
-#   Uses only perl-base (POSIX, IO::Select). Refuses uid 0. The child gets fds 0-2, the
-#   decision pipe on 3 and the script's O_PATH handle on 4; everything else perl opened is
-#   close-on-exec ($^F = 2) and fds 3..9 are parked on /dev/null in the parent, so the child's
-#   dup2 targets never collide with a live pipe. The child checks its real, effective and saved
-#   ids after switching and dies (126) rather than exec with the wrong ones.
+#   The script lookup runs with the user's effective ids and groups (seteuid in this process, back
+#   to root before anything else happens): a directory the user points anywhere is opened with the
+#   user's rights, and refusals tell the runner nothing the user could not see. Checks, on the
+#   descriptors: DIR is a directory, the script a regular file, both owned by UID or root and
+#   neither group- nor world-writable; a symlinked script's real directory must pass the same.
+#   The first candidate that exists decides: an unsafe one is refused, never skipped.
+#   Uses only perl-base (POSIX, Fcntl, Errno, IO::Select; setrlimit through syscall(), whose number is known
+#   for x86_64 and aarch64: elsewhere the spawner refuses to start). Refuses uid 0. The child gets
+#   fds 0-2, the decision pipe on 3 and the script's O_PATH handle on 4; everything else perl
+#   opened is close-on-exec ($^F = 2) and fds 3..9 are parked on /dev/null in the parent, so the
+#   child's dup2 targets never collide with a live pipe. The working directory is entered after
+#   the switch, with the user's own rights.
 use strict;
 use warnings;
 use POSIX ();
+use Fcntl qw(O_DIRECTORY S_ISREG S_ISDIR);
+use Errno ();
 use IO::Select;
 
 my $O_PATH = 010000000;
+my %SYS_SETRLIMIT = (x86_64 => 160, aarch64 => 164);
+my ($RLIMIT_CPU, $RLIMIT_FSIZE, $RLIMIT_DATA, $RLIMIT_CORE, $RLIMIT_NPROC, $RLIMIT_NOFILE) = (0, 1, 2, 4, 6, 7);
+my $setrlimit = $SYS_SETRLIMIT{ (POSIX::uname())[4] } // die "spawner: no setrlimit syscall number for this machine\n";
+my @limits = (@ARGV == 1 && $ARGV[0] =~ /^--limits=(\d+),(\d+),(\d+),(\d+),(\d+)$/) ? ($1, $2, $3, $4, $5)
+    : die "spawner: usage: spawner.pl --limits=NPROC,CPU,DATA,FSIZE,NOFILE\n";
 $| = 1;
 binmode STDIN;
 binmode STDOUT;
 $SIG{PIPE} = 'IGNORE';
+$SIG{$_} = 'IGNORE' for qw(USR1 USR2);    # a stray signal must not end it (children get the defaults back)
 $SIG{CHLD} = sub { };    # only to interrupt select()
 
 # Park fds 3..9 so every pipe we create is >= 10.
@@ -59,40 +87,147 @@ sub open_pipes {
     return \%p;
 }
 
+sub child_fail { print STDERR "spawner: $_[0]\n"; POSIX::_exit(126); }
+
+# Why the process does not have exactly these ids and groups (from the kernel's own view), or ''.
+sub credentials_problem {
+    my ($uid, $gid, $groups) = @_;
+    open(my $st, '<', '/proc/self/status') or return "/proc/self/status: $!";
+    my %f;
+    while (<$st>) { $f{$1} = $2 if /^(Uid|Gid|Groups):\s*(.*?)\s*$/; }
+    close($st);
+    my @u = split /\s+/, $f{Uid} // '';
+    my @g = split /\s+/, $f{Gid} // '';
+    return "uids @u" unless @u == 4 && !grep { $_ != $uid } @u;
+    return "gids @g" unless @g == 4 && !grep { $_ != $gid } @g;
+    my %want = map { $_ => 1 } @$groups;
+    my %have = map { $_ => 1 } split /\s+/, $f{Groups} // '';
+    my $w = join(' ', sort { $a <=> $b } keys %want);
+    my $h = join(' ', sort { $a <=> $b } keys %have);
+    return "groups $h, not $w" unless $w eq $h;
+    return '';
+}
+
+sub errname { my $e = $_[0] + 0; local $! = $e; my ($n) = grep { $!{$_} } keys %!; return $n // "errno $e"; }
+
+# Why PATH (with stat list ST) is unsafe to run as UID, or undef.
+sub unsafe {
+    my ($path, $st, $uid, $want) = @_;
+    my ($mode, $owner) = ($st->[2], $st->[4]);
+    return "$path is not a regular file" if $want eq 'file' && !S_ISREG($mode);
+    return "$path is not a directory"    if $want eq 'directory' && !S_ISDIR($mode);
+    return "$path is owned by uid $owner, not $uid or root" if $owner != $uid && $owner != 0;
+    return "$path is group-writable" if $mode & 020;
+    return "$path is world-writable" if $mode & 002;
+    return undef;
+}
+
+# The first of NAMES that exists in DIR, checked for UID: ('found', TRIED, FH, INDEX) or (KIND, TRIED, REASON).
+sub find_script {
+    my ($dir, $uid, @names) = @_;
+    $dir =~ s{/+$}{} if length($dir) > 1;
+    my $dh;
+    unless (sysopen($dh, $dir, $O_PATH | O_DIRECTORY)) {
+        return ('none', scalar(@names), '') if $!{ENOENT} || $!{ENOTDIR};
+        return ('error', 0, "cannot open $dir: " . errname($!));
+    }
+    my $dfd = fileno($dh);
+    for my $i (0 .. $#names) {
+        my $script = "$dir/$names[$i]";
+        my $fh;
+        unless (sysopen($fh, "/proc/self/fd/$dfd/$names[$i]", $O_PATH)) {
+            next if $!{ENOENT};
+            return ('refused', $i + 1, "cannot open $script: " . errname($!));
+        }
+        my $why = unsafe($dir, [stat $dh], $uid, 'directory') // unsafe($script, [stat $fh], $uid, 'file');
+        if (!defined $why) {
+            # a symlinked script sits in another directory: that one must be safe too
+            my $target = readlink('/proc/self/fd/' . fileno($fh)) // '';
+            (my $parent = $target) =~ s{/[^/]*$}{};
+            $parent = '/' if $parent eq '';
+            if ($target ne $script && $parent ne $dir) {
+                my @st = stat($parent);
+                $why = @st ? unsafe($parent, \@st, $uid, 'directory') : "cannot stat $parent: " . errname($!);
+            }
+        }
+        return ('refused', $i + 1, $why) if defined $why;
+        return ('found', $i + 1, $fh, $i);
+    }
+    return ('none', scalar(@names), '');
+}
+
+# Run WORK with the effective ids of UID, GID and GROUPS (when root), then return to root.
+sub as_user {
+    my ($uid, $gid, $groups, $work) = @_;
+    return $work->() if $> != 0 || $uid == 0;
+    $) = join(' ', $gid, @$groups);
+    $> = $uid;
+    my @r = $> == $uid ? $work->() : ('error', 0, "cannot take the ids of uid $uid");
+    $> = 0;
+    $) = '0 0';
+    die "spawner: cannot return to root ids\n" if $> != 0 || (split / /, $))[0] != 0;
+    return @r;
+}
+
 sub start {
-    my ($token, $uid, $gid, $groups, $cwd, $stdin, $script, $decision, $max, $argc, @rest) = @_;
+    my ($token, $uid, $gid, $groups, $cwd, $stdin, $decision, $max, $nlookup, @rest) = @_;
+    my @lookup = splice(@rest, 0, $nlookup);
+    my $argc = shift @rest;
     my @argv = splice(@rest, 0, $argc);
     my @env  = @rest;
     return reply("E $token refusing uid 0\n") if $uid == 0;
     return reply("E $token no program\n") unless @argv;
-    my ($in, $scriptfh);
+    my @groups = split / /, $groups;
+    @groups = ($gid) if !@groups && $> == 0;    # as root, an empty list means just the gid
+    my ($scriptfh, $found) = (undef, -1);
+    if (@lookup) {
+        my ($as, $dir, @cands) = @lookup;
+        my (@names, @extra);
+        while (@cands) {
+            my ($name, $n) = splice(@cands, 0, 2);
+            push @names, $name;
+            push @extra, [splice(@cands, 0, $n)];
+        }
+        my @r = $as eq '1' ? as_user($uid, $gid, \@groups, sub { find_script($dir, $uid, @names) }) : find_script($dir, $uid, @names);
+        if ($r[0] ne 'found') {
+            (my $reason = $r[2] // '') =~ s/[\r\n]/ /g;
+            return reply("X $token $r[0] $r[1] $reason\n");
+        }
+        ($scriptfh, $found) = ($r[2], $r[3]);
+        push @argv, "$dir/$names[$found]" =~ s{//+}{/}gr;
+        push @env, @{ $extra[$found] };
+    }
+    my $in;
     if ($stdin ne '') { open($in, '<', $stdin) or return reply("E $token cannot open stdin: $!\n"); }
     else              { open($in, '<', '/dev/null') or return reply("E $token /dev/null: $!\n"); }
-    if ($script ne '') { sysopen($scriptfh, $script, $O_PATH) or return reply("E $token cannot open script: $!\n"); }
     my $p = open_pipes($decision eq '1') or return reply("E $token pipe: $!\n");
-    my @groups = split / /, $groups;
-    @groups = ($gid) unless @groups;
 
     my $pid = fork();
     return reply("E $token fork: $!\n") unless defined $pid;
     if ($pid == 0) {
-        # Child: new session, descriptors, credentials, exec. Errors go to the stderr pipe.
+        # Child: new session, descriptors, signals, credentials, limits, cwd, exec. Errors go to the stderr pipe.
         POSIX::setsid();
         POSIX::dup2(fileno($in), 0);
         POSIX::dup2(fileno($p->{out}[1]), 1);
         POSIX::dup2(fileno($p->{err}[1]), 2);
         POSIX::dup2(fileno($p->{dec}[1]), 3) if $p->{dec};
         POSIX::dup2(fileno($scriptfh), 4) if $scriptfh;
-        chdir($cwd) or do { print STDERR "spawner: cannot chdir to $cwd: $!\n"; POSIX::_exit(126); };
-        $) = join(' ', $gid, @groups);
-        POSIX::setgid($gid);
-        POSIX::setuid($uid);
-        my @rgids = split / /, "$(";
-        my @egids = split / /, "$)";
-        if ($< != $uid || $> != $uid || $rgids[0] != $gid || $egids[0] != $gid || POSIX::getuid() == 0) {
-            print STDERR "spawner: cannot switch to uid $uid gid $gid\n";
-            POSIX::_exit(126);
+        $SIG{$_} = 'DEFAULT' for qw(PIPE CHLD HUP INT QUIT TERM USR1 USR2 ALRM);
+        POSIX::sigprocmask(POSIX::SIG_SETMASK(), POSIX::SigSet->new());
+        if ($> == 0) {
+            $) = join(' ', $gid, @groups);
+            POSIX::setgid($gid);
+            POSIX::setuid($uid);
         }
+        my $who = credentials_problem($uid, $gid, \@groups);
+        child_fail("cannot switch to uid $uid gid $gid: $who") if $who;
+        my @rlimits = ([$RLIMIT_NPROC, $limits[0]], [$RLIMIT_CPU, $limits[1]], [$RLIMIT_DATA, $limits[2]], [$RLIMIT_FSIZE, $limits[3]], [$RLIMIT_NOFILE, $limits[4]]);
+        for my $l (@rlimits, [$RLIMIT_CORE, -1]) {
+            next if $l->[1] == 0;
+            my $v = $l->[1] < 0 ? 0 : $l->[1];
+            syscall($setrlimit, $l->[0], pack('QQ', $v, $v)) == 0 or child_fail("cannot set resource limit $l->[0]: $!");
+        }
+        chdir($cwd) or child_fail("cannot chdir to $cwd: $!");
         %ENV = ();
         for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v; }
         { no warnings 'exec'; exec { $argv[0] } @argv; }
@@ -111,7 +246,7 @@ sub start {
     }
     $kids{$token} = { pid => $pid, status => undef, pipes => \%pipes, buf => { out => '', err => '', dec => '' }, trunc => 0, max => $max };
     $by_pid{$pid} = $token;
-    reply("S $token $pid\n");
+    reply("S $token $pid $found\n");
 }
 
 sub drop_pipe {

@@ -2,9 +2,10 @@
  * client — start the runner process and talk to it.
  *
  * SUMMARY
- *   startRunner() spawns `node dist/main.js` (as whoever calls it: the daemon calls it while
- *   still root, then drops root) and resolves once the runner said it is ready. run() sends one
- *   request and resolves with its result; any number may be in flight, matched by id.
+ *   startRunner({settings}) spawns `node dist/main.js --settings=JSON` (as whoever calls it: the
+ *   daemon calls it while still root, then drops root) and resolves once the runner said it is
+ *   ready. run() sends one request and resolves with its result; any number may be in flight,
+ *   matched by id.
  *
  *   If the runner dies, every pending request resolves to {kind:'error'} and so does every later
  *   run(): the client does NOT restart it, because a daemon that has dropped root could only
@@ -18,23 +19,27 @@
  *
  * SECURITY
  *   The runner inherits nothing but its three stdio pipes and an environment of PATH only
- *   (NODE_OPTIONS and the like of the caller do not reach a root process); children's
- *   environments come from the requests.
+ *   (NODE_OPTIONS and the like of the caller do not reach a root process). As root it starts
+ *   through setpriv(1) with a bounding set of RUNNER_CAPABILITIES and no inheritable
+ *   capabilities. Its settings are fixed for its lifetime.
  */
 import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LineSplitter, SAFE_PATH, type ReadyMessage, type ResultMessage, type RunRequest, type RunResult } from './protocol.js';
+import { LineSplitter, SAFE_PATH, type ReadyMessage, type ResultMessage, type RunnerSettings, type RunRequest, type RunResult } from './protocol.js';
 
 export const runnerMainPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
 export interface StartRunnerOptions {
+  /**
+   * what the runner runs, for whom, with which limits: on its command line, fixed for its
+   * lifetime (dist/main.js); or `entry`, a program of the caller's that finds its settings itself
+   * (asmtpd's reads the configuration file, and re-reads it on reload())
+   */
+  settings?: RunnerSettings;
+  entry?: { main: string; args: string[] };
   /** Node binary (default: this process's). */
   nodePath?: string;
-  /** RLIMIT_NPROC for the target users when root (default 512, 0 = none); see main.ts. */
-  maxUserProcesses?: number;
-  /** How children become the user when root (default: the perl spawner); see runner.ts. */
-  launcher?: 'spawner' | 'setpriv';
   /** Each line the runner writes to stderr (default: copied to this process's stderr). */
   onLog?: (line: string) => void;
   /** Called once when the runner process ends, expectedly (close) or not. */
@@ -45,6 +50,8 @@ export interface StartRunnerOptions {
 
 export interface RunnerClient {
   run(request: RunRequest): Promise<RunResult>;
+  /** ask the runner to fetch its settings again from its own source */
+  reload(): Promise<RunResult>;
   /** Waits for pending requests, then ends the runner's stdin and waits for it to exit. */
   close(): Promise<void>;
   readonly pid: number;
@@ -108,6 +115,10 @@ class RunnerConnection implements RunnerClient {
     });
   }
 
+  reload(): Promise<RunResult> {
+    return this.run({ kind: 'reload' });
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     if (this.pending.size > 0) await new Promise<void>((wake) => this.drainWaiters.push(wake));
@@ -121,16 +132,14 @@ const SETPRIV = '/usr/bin/setpriv';
 /** The capabilities the runner keeps when started as root. */
 export const RUNNER_CAPABILITIES = ['setuid', 'setgid', 'kill', 'dac_read_search'] as const;
 
-export function startRunner(options: StartRunnerOptions = {}): Promise<RunnerClient> {
-  const args = [runnerMainPath];
-  if (options.maxUserProcesses !== undefined) args.push(`--max-user-processes=${options.maxUserProcesses}`);
-  if (options.launcher !== undefined) args.push(`--launcher=${options.launcher}`);
+export function startRunner(options: StartRunnerOptions): Promise<RunnerClient> {
+  const args = options.entry ? [options.entry.main, ...options.entry.args] : [runnerMainPath, `--settings=${JSON.stringify(options.settings ?? null)}`];
   const node = options.nodePath ?? process.execPath;
   // as root, keep only the powers the runner uses: become users (setuid, setgid), signal their
-  // process groups (kill), find and read scripts and spool files in private directories
-  // (dac_read_search); setpriv (util-linux) empties the capability bounding set but for them
+  // process groups (kill), read spool files of the SMTP process (dac_read_search); setpriv
+  // (util-linux) empties the capability bounding set but for them, and the inheritable set
   const [cmd, argv] = process.getuid?.() === 0 && existsSync(SETPRIV)
-    ? [SETPRIV, ['--bounding-set', `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`, '--', node, ...args]]
+    ? [SETPRIV, ['--bounding-set', `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`, '--inh-caps', '-all', '--', node, ...args]]
     : [node, args];
   const child = spawn(cmd, argv, {
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -2,27 +2,39 @@
  * @asmtpd/avenger-runner — the privileged script runner (see README.md, SECURITY first).
  *
  * PUBLIC
- *   startRunner(options) → RunnerClient        start the runner process and talk to it
- *   runInProcess(request) → Promise<RunResult> the same work in the calling process
+ *   startRunner({settings} | {entry}) → RunnerClient   start the runner process and talk to it
+ *   serveRunner({initial, reload})             the runner's request loop, for an entry of one's own
+ *   runInProcess(request, settings)             the same work in the calling process
+ *   createAccounts, withSystemFallback, parsePasswdLine, runnableProblem   accounts, shared with asmtpd
  *   SHELL_PRELUDE, parseDecision               the rcpt shell prelude and its record parser
- *   validateRequest, isValidCandidateName      request checks shared by both sides
- *   types: RunRequest (RcptRequest | CommandRequest), RunResult, Decision, DecisionVerb
+ *   validateRequest, validateSettings, isValidCandidateName, isValidSpoolName
+ *   types: RunRequest (RcptRequest | BodyTestRequest), RunResult, RunnerSettings, ScriptLimits, …
  */
-export { startRunner, runnerMainPath, type RunnerClient, type StartRunnerOptions } from './client.js';
-export { runInProcess, detectRunnerContext, type RunnerContext, type RunnerContextOptions } from './runner.js';
+export { startRunner, runnerMainPath, RUNNER_CAPABILITIES, type RunnerClient, type StartRunnerOptions } from './client.js';
+export { runInProcess, createRunnerContext, reloadRunnerContext, type RunnerContext, type RunnerContextOptions } from './runner.js';
+export { serveRunner, type SettingsSource } from './serve.js';
+export { createAccounts, withSystemFallback, parsePasswdLine, runnableProblem, readUidMin, NOBODY_UID, type Account, type Accounts } from './accounts.js';
 export { SHELL_PRELUDE, parseDecision } from './prelude.js';
+export { INSPECTOR_DISABLED } from './no-inspector.js';
 export {
   readLines,
   LineSplitter,
   validateRequest,
+  validateSettings,
   isValidCandidateName,
+  isValidSpoolName,
   SAFE_PATH,
   MAX_OUTPUT_BYTES,
   PROTOCOL_VERSION,
+  DEFAULT_LIMITS,
+  SYSTEM_SCRIPTS,
   type RunRequest,
   type RcptRequest,
-  type CommandRequest,
+  type BodyTestRequest,
+  type ReloadRequest,
   type RunResult,
+  type RunnerSettings,
+  type ScriptLimits,
   type Decision,
   type DecisionVerb,
   type ReadyMessage,

@@ -1,28 +1,36 @@
 /*
- * protocol — the runner's request and result types, and their wire form.
+ * protocol — the runner's settings, request and result types, and their wire form.
  *
  * SUMMARY
- *   The daemon and the runner speak JSON lines over the runner's stdin/stdout:
- *     runner → daemon, once at start:  {"kind":"ready","version":1,"pid":N,"privileged":true,"uid":0}
+ *   Settings come once, from root, on the runner's command line (--settings=JSON): where system
+ *   scripts live, who AvengerUser is, the accounts file, the spool directory of body tests, the
+ *   uids that never run anything, the variable names requests may set, and the scripts' limits.
+ *   The daemon and the runner then speak JSON lines over the runner's stdin/stdout:
+ *     runner → daemon, once at start:  {"kind":"ready","version":2,"pid":N,"privileged":true,"uid":0}
  *     daemon → runner, per request:    {"id":7, ...RunRequest}
  *     runner → daemon, per result:     {"id":7,"result":RunResult}
  *   Requests are independent and may be in flight concurrently; results come back in
  *   completion order, matched by id. Anything the runner wants to say otherwise goes to stderr.
  *
+ *   A request names WHAT to run, never as whom or where: an rcpt request names an account (or
+ *   the system scripts) and the file names to try; a body-test request names a token the runner
+ *   issued with the rcpt decision that asked for the test, and a file name in the spool
+ *   directory. The runner resolves uid, gid, groups, home and the script directory itself.
+ *
  * PUBLIC
- *   RunRequest, RunResult, Decision, DecisionVerb, ReadyMessage, ResultMessage
- *   validateRequest(value) — shape and range checks on an untrusted-in-form request
- *   isValidCandidateName(name) — false for names with '/', NUL, or a leading '.'
- *   SAFE_PATH, MAX_OUTPUT_BYTES, PROTOCOL_VERSION
- *   LineSplitter — splits a byte stream into lines without holding more than one partial line
+ *   RunRequest (RcptRequest | BodyTestRequest), RunResult, Decision, DecisionVerb, ReadyMessage,
+ *   ResultMessage, RunnerSettings, ScriptLimits, DEFAULT_LIMITS
+ *   validateRequest(value), validateSettings(value) — strict checks on untrusted-in-form input
+ *   isValidCandidateName(name), isValidSpoolName(name)
+ *   SAFE_PATH, MAX_OUTPUT_BYTES, PROTOCOL_VERSION, readLines, LineSplitter
  *
  * SECURITY
- *   The runner trusts the daemon's pipe for *what* to run (which uid, which directory), but it
- *   still checks every field's type and range, refuses uid 0 (see runner.ts), and never lets a
- *   field reach shell text: values travel as environment variables and argv elements only.
+ *   The runner trusts nothing on the pipe: every field is checked for type and range, a field it
+ *   does not know makes the request a bad one, and no field ever reaches shell text (values
+ *   travel as environment variables and argv elements only).
  */
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The PATH every child gets, whatever the request says. */
 export const SAFE_PATH = '/usr/local/bin:/usr/bin:/bin';
@@ -38,53 +46,91 @@ export interface Decision {
   args: string[];
 }
 
-interface RunRequestBase {
+/** Resource limits of every script and body test (setrlimit in the child, before exec). */
+export interface ScriptLimits {
+  /** RLIMIT_NPROC of the target user (all its processes), 0 = none */
+  processes: number;
+  /** RLIMIT_CPU, seconds of CPU per process */
+  cpuSeconds: number;
+  /** RLIMIT_DATA, bytes of heap and private writable memory per process */
+  dataBytes: number;
+  /** RLIMIT_FSIZE, largest file a process may write */
+  fileBytes: number;
+  /** RLIMIT_NOFILE, open descriptors per process */
+  openFiles: number;
+}
+
+export const DEFAULT_LIMITS: ScriptLimits = {
+  processes: 512, cpuSeconds: 60, dataBytes: 1024 ** 3, fileBytes: 512 * 1024 ** 2, openFiles: 1024,
+};
+
+/** What root tells the runner at start; nothing on the pipe can change it. */
+export interface RunnerSettings {
+  /** system scripts (unknown, relay, default), run as AvengerUser */
+  etcDir: string;
+  avengerUser: string;
+  /** passwd(5)-format accounts used instead of the system database (AvengerUser: falls back to it) */
+  passwdFile: string | null;
+  /** where body tests' message files are; opened once at start */
+  spoolDir: string | null;
+  /** the SMTP process's uid: never runs anything, owns the spool files (null: not root, no checks) */
+  daemonUid: number | null;
+  /** further uids that never run anything (the network-facts process) */
+  deniedUids: number[];
+  /** variable names a request may set; others are dropped */
+  envNames: string[];
+  /** variables set by the runner for every child (the helpers' node and script paths) */
+  fixedEnv: Record<string, string>;
+  limits: ScriptLimits;
+}
+
+/** Find the first existing candidate in the script directory, check it, run it with the prelude. */
+export interface RcptRequest {
   /** Set by the client; echoed in the result message. */
   id?: number;
-  uid: number;
-  gid: number;
-  /** Supplementary groups (usually including gid, as initgroups(3) would give). */
-  groups: number[];
-  /** For logs and diagnostics only: the runner does not look the user up. */
-  user: string;
-  /** Absolute path; the child's working directory. */
-  home: string;
-  /** The child's whole environment, except PATH, which the runner sets to SAFE_PATH. */
+  kind: 'rcpt';
+  /** 'user': ~ACCOUNT/.avenger, run as ACCOUNT (uid 0: as AvengerUser); 'system': EtcDir as AvengerUser */
+  scope: 'user' | 'system';
+  /** the account whose policy this is (scope 'user' only) */
+  account?: string;
+  /** File names in lookup order: 'rcpt…' for a user, 'unknown', 'relay' or 'default' for the system. */
+  candidates: string[];
+  /**
+   * Extra variables for the candidate that is found, by file name, added over env: e.g.
+   * {'rcpt+a+default': {DEFAULT: 'b'}}, since only the runner knows which one runs.
+   */
+  candidateEnv?: Record<string, Record<string, string>>;
+  /** the facts, as variables (names from the settings' envNames; USER, HOME… are the runner's) */
   env: Record<string, string>;
-  /** A file the runner opens read-only (as root) and gives the child as stdin; else /dev/null. */
-  stdinPath?: string;
   /** The whole process group is killed with SIGKILL after this long. */
   timeoutMs: number;
 }
 
-/** Find the first existing candidate in dir, check it, and run it through /bin/sh with the prelude. */
-export interface RcptRequest extends RunRequestBase {
-  kind: 'rcpt';
-  /** Absolute path of the script directory, e.g. /home/bob/.avenger. */
-  dir: string;
-  /** File names in lookup order, e.g. ['rcpt+a+b', 'rcpt+a+default', 'rcpt+default']. */
-  candidates: string[];
-  /**
-   * Extra variables for the candidate that is found, by file name, added over env (PATH still
-   * forced): e.g. {'rcpt+a+default': {DEFAULT: 'b'}}, since only the runner knows which one runs.
-   */
-  candidateEnv?: Record<string, Record<string, string>>;
+/** Run the body test an rcpt decision asked for, with a spool file on stdin. */
+export interface BodyTestRequest {
+  id?: number;
+  kind: 'bodytest';
+  /** the token of the `ran` result whose decision was bodytest */
+  token: string;
+  /** a file name (no directory) in the spool directory: the message, given as a seekable stdin */
+  spool: string;
+  timeoutMs: number;
 }
 
-/** Run argv directly (no shell); argv[0] is looked up in SAFE_PATH. Used for body tests. */
-export interface CommandRequest extends RunRequestBase {
-  kind: 'command';
-  argv: string[];
+/** Fetch the settings again from where the runner got them at start (not from the pipe). */
+export interface ReloadRequest {
+  id?: number;
+  kind: 'reload';
 }
 
-export type RunRequest = RcptRequest | CommandRequest;
+export type RunRequest = RcptRequest | BodyTestRequest | ReloadRequest;
 
 export type RunResult =
   /** No candidate file exists (or the directory does not). */
   | { kind: 'none'; tried: string[] }
-  /** A safety check failed; nothing ran. script is null when the request itself was refused (uid 0). */
+  /** A safety check failed; nothing ran. script is null when the request itself was refused. */
   | { kind: 'refused'; tried: string[]; script: string | null; reason: string }
-  /** A child ran (for 'command', tried is [] and script absent). */
+  /** A child ran (for a body test, tried is [] and script absent). */
   | {
       kind: 'ran';
       tried: string[];
@@ -93,6 +139,8 @@ export type RunResult =
       decision: Decision | null;
       /** Set when the decision channel held something that is not a valid decision. */
       decisionError: string | null;
+      /** with a bodytest decision: what a BodyTestRequest names to run it */
+      bodyTest?: string;
       exitCode: number | null;
       signal: string | null;
       timedOut: boolean;
@@ -101,9 +149,12 @@ export type RunResult =
       /** True if stdout or stderr was longer than MAX_OUTPUT_BYTES and was cut. */
       outputTruncated: boolean;
       durationMs: number;
-      /** The uid the child actually ran as (the invoking user's when the runner is not root). */
+      /** The account and uid the child actually ran as (the invoking user's when the runner is not root). */
+      user: string;
       uid: number;
     }
+  /** A reload was done: the settings that changed, and those that need a restart (kept as they were). */
+  | { kind: 'reloaded'; changes: string[]; needRestart: string[] }
   /** The runner could not do what was asked (bad request, spawn failure, runner gone). */
   | { kind: 'error'; reason: string };
 
@@ -111,7 +162,7 @@ export interface ReadyMessage {
   kind: 'ready';
   version: number;
   pid: number;
-  /** True when the runner is root and switches to the requested users. */
+  /** True when running as root: children switch to the accounts the runner resolves. */
   privileged: boolean;
   /** The runner's own uid. */
   uid: number;
@@ -124,67 +175,121 @@ export interface ResultMessage {
 
 /** A candidate file name the runner is willing to look up. */
 export function isValidCandidateName(name: string): boolean {
-  return name.length > 0 && !name.includes('/') && !name.includes('\0') && !name.startsWith('.');
+  return name.length > 0 && name.length <= 255 && !name.includes('/') && !name.includes('\0') && !name.startsWith('.');
+}
+
+/** A user's policy file: rcpt, or rcpt followed by a separator and the extension. */
+const USER_CANDIDATE = /^rcpt(?:[^A-Za-z0-9][^/\0]*)?$/;
+export const SYSTEM_SCRIPTS = ['unknown', 'relay', 'default'] as const;
+
+/** A spool file name: letters, digits, '.', '_' and '-', not starting with '.'. */
+export function isValidSpoolName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(name);
 }
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_ID = 0xfffffffe;
+const MAX_TIMEOUT_MS = 86_400_000;
 
 function isId(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= MAX_ID;
 }
 
-function isCleanString(value: unknown): value is string {
-  return typeof value === 'string' && !value.includes('\0');
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isAbsolutePath(value: unknown): value is string {
-  return isCleanString(value) && value.startsWith('/');
+  return typeof value === 'string' && value.startsWith('/') && !value.includes('\0');
 }
 
-/** Why env (a parsed object) is not a valid environment, or null. */
+/** Why env is not a map of variable names to strings, or null. Values are cleaned later, not refused. */
 function envProblem(env: unknown, what: string): string | null {
-  if (typeof env !== 'object' || env === null || Array.isArray(env)) return what;
-  for (const [name, val] of Object.entries(env as Record<string, unknown>)) {
-    if (!ENV_NAME.test(name)) return `${what} name ${JSON.stringify(name)}`;
-    if (!isCleanString(val)) return `${what} value of ${name}`;
+  if (!isObject(env)) return what;
+  for (const [name, val] of Object.entries(env)) {
+    if (!ENV_NAME.test(name)) return `${what} name ${JSON.stringify(name.slice(0, 64))}`;
+    if (typeof val !== 'string') return `${what} value of ${name}`;
   }
   return null;
 }
 
-function isStringArray(value: unknown): value is string[] {
-  return Array.isArray(value) && value.every(isCleanString);
+function unknownField(r: Record<string, unknown>, allowed: readonly string[]): string | null {
+  return Object.keys(r).find((k) => !allowed.includes(k)) ?? null;
 }
+
+function isTimeout(value: unknown): boolean {
+  return typeof value === 'number' && value > 0 && value <= MAX_TIMEOUT_MS;
+}
+
+const RCPT_FIELDS = ['id', 'kind', 'scope', 'account', 'candidates', 'candidateEnv', 'env', 'timeoutMs'] as const;
+const BODYTEST_FIELDS = ['id', 'kind', 'token', 'spool', 'timeoutMs'] as const;
 
 /** Check a parsed request; returns the typed request or the first problem found. */
 export function validateRequest(value: unknown): { ok: true; request: RunRequest } | { ok: false; reason: string } {
   const fail = (reason: string) => ({ ok: false as const, reason: `bad request: ${reason}` });
-  if (typeof value !== 'object' || value === null) return fail('not an object');
-  const r = value as Record<string, unknown>;
-  if (r.kind !== 'rcpt' && r.kind !== 'command') return fail('kind must be "rcpt" or "command"');
-  if (!isId(r.uid)) return fail('uid');
-  if (!isId(r.gid)) return fail('gid');
-  if (!Array.isArray(r.groups) || r.groups.length > 65536 || !r.groups.every(isId)) return fail('groups');
-  if (typeof r.user !== 'string') return fail('user');
-  if (!isAbsolutePath(r.home)) return fail('home must be an absolute path');
+  if (!isObject(value)) return fail('not an object');
+  const r = value;
+  if (r.id !== undefined && !isId(r.id)) return fail('id');
+  if (r.kind === 'reload') {
+    const extra = unknownField(r, ['id', 'kind']);
+    return extra === null ? { ok: true, request: value as unknown as ReloadRequest } : fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
+  }
+  if (r.kind === 'bodytest') {
+    const extra = unknownField(r, BODYTEST_FIELDS);
+    if (extra !== null) return fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
+    if (typeof r.token !== 'string' || !/^[0-9a-f]{32}$/.test(r.token)) return fail('token');
+    if (typeof r.spool !== 'string' || !isValidSpoolName(r.spool)) return fail('spool must be a file name');
+    if (!isTimeout(r.timeoutMs)) return fail('timeoutMs');
+    return { ok: true, request: value as unknown as BodyTestRequest };
+  }
+  if (r.kind !== 'rcpt') return fail('kind must be "rcpt", "bodytest" or "reload"');
+  const extra = unknownField(r, RCPT_FIELDS);
+  if (extra !== null) return fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
+  if (r.scope !== 'user' && r.scope !== 'system') return fail('scope must be "user" or "system"');
+  if (r.scope === 'user' && (typeof r.account !== 'string' || r.account === '' || r.account.length > 256)) return fail('account');
+  if (r.scope === 'system' && r.account !== undefined) return fail('account is for scope "user" only');
+  if (!Array.isArray(r.candidates) || r.candidates.length === 0 || r.candidates.length > 64) return fail('candidates');
+  const fits = r.scope === 'user'
+    ? (c: unknown) => typeof c === 'string' && isValidCandidateName(c) && USER_CANDIDATE.test(c)
+    : (c: unknown) => typeof c === 'string' && (SYSTEM_SCRIPTS as readonly string[]).includes(c);
+  if (!r.candidates.every(fits)) return fail(r.scope === 'user' ? 'candidates must be rcpt file names' : 'candidates must be unknown, relay or default');
   const badEnv = envProblem(r.env, 'env');
   if (badEnv !== null) return fail(badEnv);
-  if (r.stdinPath !== undefined && !isAbsolutePath(r.stdinPath)) return fail('stdinPath must be an absolute path');
-  if (typeof r.timeoutMs !== 'number' || !(r.timeoutMs > 0) || r.timeoutMs > 86_400_000) return fail('timeoutMs');
-  if (r.kind === 'rcpt') {
-    if (!isAbsolutePath(r.dir)) return fail('dir must be an absolute path');
-    if (!isStringArray(r.candidates)) return fail('candidates');
-    if (r.candidateEnv !== undefined) {
-      if (typeof r.candidateEnv !== 'object' || r.candidateEnv === null || Array.isArray(r.candidateEnv)) return fail('candidateEnv');
-      for (const [name, env] of Object.entries(r.candidateEnv as Record<string, unknown>)) {
-        const bad = envProblem(env, `candidateEnv[${JSON.stringify(name)}]`);
-        if (bad !== null) return fail(bad);
-      }
+  if (r.candidateEnv !== undefined) {
+    if (!isObject(r.candidateEnv)) return fail('candidateEnv');
+    for (const [name, env] of Object.entries(r.candidateEnv)) {
+      const bad = envProblem(env, `candidateEnv[${JSON.stringify(name.slice(0, 64))}]`);
+      if (bad !== null) return fail(bad);
     }
-  } else {
-    if (!isStringArray(r.argv) || r.argv.length === 0 || r.argv[0] === '') return fail('argv');
   }
-  return { ok: true, request: value as RunRequest };
+  if (!isTimeout(r.timeoutMs)) return fail('timeoutMs');
+  return { ok: true, request: value as unknown as RcptRequest };
+}
+
+const SETTINGS_FIELDS = ['etcDir', 'avengerUser', 'passwdFile', 'spoolDir', 'daemonUid', 'deniedUids', 'envNames', 'fixedEnv', 'limits'] as const;
+
+function isCount(value: unknown): value is number {
+  return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
+}
+
+/** Check the settings given at start; a problem is fatal (the runner does not start). */
+export function validateSettings(value: unknown): { ok: true; settings: RunnerSettings } | { ok: false; reason: string } {
+  const fail = (reason: string) => ({ ok: false as const, reason: `bad settings: ${reason}` });
+  if (!isObject(value)) return fail('not an object');
+  const s = value;
+  const extra = unknownField(s, SETTINGS_FIELDS);
+  if (extra !== null) return fail(`unknown field ${extra}`);
+  if (!isAbsolutePath(s.etcDir)) return fail('etcDir');
+  if (typeof s.avengerUser !== 'string' || s.avengerUser === '') return fail('avengerUser');
+  if (s.passwdFile !== null && !isAbsolutePath(s.passwdFile)) return fail('passwdFile');
+  if (s.spoolDir !== null && !isAbsolutePath(s.spoolDir)) return fail('spoolDir');
+  if (s.daemonUid !== null && !isId(s.daemonUid)) return fail('daemonUid');
+  if (!Array.isArray(s.deniedUids) || !s.deniedUids.every(isId)) return fail('deniedUids');
+  if (!Array.isArray(s.envNames) || !s.envNames.every((n) => typeof n === 'string' && ENV_NAME.test(n))) return fail('envNames');
+  if (envProblem(s.fixedEnv, 'fixedEnv') !== null) return fail('fixedEnv');
+  const l = s.limits;
+  if (!isObject(l) || !['processes', 'cpuSeconds', 'dataBytes', 'fileBytes', 'openFiles'].every((k) => isCount(l[k]))) return fail('limits');
+  return { ok: true, settings: value as unknown as RunnerSettings };
 }
 
 /**

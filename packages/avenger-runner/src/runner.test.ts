@@ -1,46 +1,77 @@
-// End-to-end tests of the runner process as root: real temporary users, real scripts.
+// End-to-end tests of the runner process as root: real temporary users, real scripts, a spool
+// directory owned by a stand-in for the SMTP process's account.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRunner, type RunnerClient } from './client.js';
-import type { RcptRequest, RunResult } from './protocol.js';
-import { createTempUser, isRoot, waitForEmptyGroup, type TempUser } from './test-support.js';
+import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
+import { createSpoolDirectory, createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './test-support.js';
 
 type Ran = Extract<RunResult, { kind: 'ran' }>;
 
 describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users)' }, () => {
   let user: TempUser;
+  let av: TempUser;
+  let smtp: TempUser;
+  let spool: string;
+  let etc: string;
+  let settings: RunnerSettings;
   let runner: RunnerClient;
+  const runnerLog: string[] = [];
 
   before(async () => {
-    user = createTempUser();
-    runner = await startRunner({ onLog: () => {} });
+    [user, av, smtp] = [createTempUser(), createTempUser(), createTempUser()];
+    spool = createSpoolDirectory(smtp);
+    etc = join(av.base, 'etc');
+    mkdirSync(etc, { mode: 0o755 });
+    chmodSync(etc, 0o755);
+    settings = {
+      etcDir: etc, avengerUser: av.name, passwdFile: null, spoolDir: spool, daemonUid: smtp.uid, deniedUids: [],
+      envNames: TEST_ENV_NAMES, fixedEnv: { ASMTPD_NODE: '/fixed/node' }, limits: DEFAULT_LIMITS,
+    };
+    runner = await startRunner({ settings, onLog: (line) => runnerLog.push(line) });
   });
   after(async () => {
     await runner?.close();
-    user?.remove();
+    for (const u of [user, av, smtp]) u?.remove();
   });
 
-  function writeScript(name: string, body: string, mode = 0o644): string {
-    const path = join(user.avengerDir, name);
+  function writeScript(name: string, body: string, mode = 0o644, owner: { uid: number; gid: number; avengerDir: string } = user): string {
+    const path = join(owner.avengerDir, name);
     writeFileSync(path, body);
-    chownSync(path, user.uid, user.gid);
+    chownSync(path, owner.uid, owner.gid);
     chmodSync(path, mode);
     return path;
   }
 
-  function rcpt(candidates: string[], env: Record<string, string> = {}, timeoutMs = 10_000): RcptRequest {
-    return {
-      kind: 'rcpt', uid: user.uid, gid: user.gid, groups: user.groups, user: user.name, home: user.home,
-      dir: user.avengerDir, candidates, env: { USER: user.name, HOME: user.home, ...env }, timeoutMs,
-    };
+  function rcpt(candidates: string[], env: Record<string, string> = {}, timeoutMs = 10_000, account = user.name): RcptRequest {
+    return { kind: 'rcpt', scope: 'user', account, candidates, env, timeoutMs };
   }
 
   async function ran(request: Parameters<RunnerClient['run']>[0]): Promise<Ran> {
     const r = await runner.run(request);
     assert.equal(r.kind, 'ran', JSON.stringify(r));
     return r as Ran;
+  }
+
+  /** A message file in the spool directory, owned by the SMTP account (as the daemon writes it). */
+  function writeSpool(name: string, content: string, owner: { uid: number; gid: number } = smtp): string {
+    const path = join(spool, name);
+    writeFileSync(path, content, { mode: 0o600 });
+    chownSync(path, owner.uid, owner.gid);
+    return path;
+  }
+
+  /** The token of a bodytest decision for `argv` (run through a script of the user's). */
+  async function grant(argv: string[]): Promise<string> {
+    const name = `rcpt+bt${Math.random().toString(16).slice(2, 8)}`;
+    writeScript(name, `bodytest ${argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ')}\n`);
+    const r = await ran(rcpt([name], { SENDER: 'from@rcpt.example' }));
+    assert.deepEqual(r.decision, { verb: 'bodytest', args: argv });
+    assert.match(r.bodyTest ?? '', /^[0-9a-f]{32}$/);
+    return r.bodyTest!;
   }
 
   test('runner reports itself privileged', () => assert.equal(runner.privileged, true));
@@ -66,6 +97,7 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       assert.deepEqual(r.decision, decision, name);
       assert.equal(r.exitCode, 0, name);
       assert.equal(r.stderr, '', name);
+      assert.equal(r.bodyTest !== undefined, name === 'bodytest', name);
     }));
   });
 
@@ -89,8 +121,8 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(r.decision, null);
   });
 
-  test('hostile values arrive byte-exact in the environment and execute nothing', async () => {
-    const marker = join(user.home, 'pwned');
+  test('hostile values execute nothing; control characters (CR, LF, NUL) arrive as ?, the rest byte-exact', async () => {
+    const marker = join(user.base, 'pwned');
     const hostile = [
       `$(touch ${marker})@a.example`,
       `\`touch ${marker}\`@a.example`,
@@ -98,20 +130,22 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       `a|touch ${marker}`,
       `"quoted" 'single' and  spaces@a.example`,
       `new\nline\r\n@a.example`,
+      `nul\0byte@a.example`,
       `\${HOME}\\n%s*?[a]@a.example`,
       `-n`,
       `ünïcødé@ä.example`,
     ];
     writeScript('rcpt+echo', 'printf "%s\\0" "$SENDER" "$RECIPIENT"\naccept "$SENDER"\n');
     for (const value of hostile) {
+      const clean = value.replace(/[\x00-\x1f]/g, '?');
       const r = await ran(rcpt(['rcpt+echo'], { SENDER: value, RECIPIENT: value }));
-      assert.equal(r.stdout, `${value}\0${value}\0`);
-      assert.deepEqual(r.decision, { verb: 'accept', args: [value] });
+      assert.equal(r.stdout, `${clean}\0${clean}\0`);
+      assert.deepEqual(r.decision, { verb: 'accept', args: [clean] });
     }
     assert.equal(existsSync(marker), false, 'nothing was executed');
   });
 
-  test("the script runs as the user: uid, gid, supplementary groups, umask 077, cwd home, clean env, only fds 0-4", async () => {
+  test('the script runs as the user: uid, gid, supplementary groups, umask 077, cwd home, the runner\'s environment, only fds 0-4', async () => {
     writeScript(
       'rcpt+whoami',
       [
@@ -134,23 +168,101 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(lines[4], 'CapEff: 0000000000000000');
     assert.equal(lines[5], `umask=0077 cwd=${user.home} zero=${user.avengerDir}/rcpt+whoami`);
     const env = (lines[6] ?? '').trim().split(' ').filter((v) => !v.startsWith('PWD=') && !v.startsWith('OLDPWD='));
-    assert.deepEqual(env, [`HOME=${user.home}`, 'PATH=/usr/local/bin:/usr/bin:/bin', 'SENDER=s@x', `USER=${user.name}`]);
+    assert.deepEqual(env, [
+      'ASMTPD_NODE=/fixed/node', `AVENGER_USER=${av.name}`, `HOME=${user.home}`, 'PATH=/usr/local/bin:/usr/bin:/bin', 'SENDER=s@x', 'TMPDIR=/tmp', `USER=${user.name}`,
+    ]);
     // ls itself adds one descriptor for the directory it reads.
     assert.match(lines[7] ?? '', /^0 1 2 3 4 \d+ $/);
-    assert.equal(r.uid, user.uid);
+    assert.deepEqual([r.uid, r.user], [user.uid, user.name]);
   });
 
-  test('PATH cannot be overridden by the request', async () => {
-    writeScript('rcpt+path', 'echo "$PATH"; accept\n');
-    const r = await ran(rcpt(['rcpt+path'], { PATH: `${user.home}:/tmp` }));
-    assert.equal(r.stdout, '/usr/local/bin:/usr/bin:/bin\n');
+  test('a request cannot set PATH, USER, HOME, LD_PRELOAD, BASH_ENV or the helpers\' program: only listed fact names pass', async () => {
+    writeScript('rcpt+env', 'echo "$PATH|$USER|$HOME|${LD_PRELOAD-unset}|${BASH_ENV-unset}|$ASMTPD_NODE|${ASMTPD_DNS-unset}"; accept\n');
+    const r = await ran(rcpt(['rcpt+env'], {
+      PATH: `${user.home}:/tmp`, USER: 'root', HOME: '/root', LD_PRELOAD: '/tmp/evil.so', BASH_ENV: '/tmp/evil.sh', ASMTPD_NODE: '/tmp/evil', ASMTPD_DNS: '{"kind":"system"}',
+    }));
+    assert.equal(r.stdout, `/usr/local/bin:/usr/bin:/bin|${user.name}|${user.home}|unset|unset|/fixed/node|{"kind":"system"}\n`);
   });
 
-  test('uid 0 is refused', async () => {
-    const r = await runner.run({ ...rcpt(['rcpt']), uid: 0 });
-    assert.deepEqual(r, { kind: 'refused', tried: [], script: null, reason: 'refusing to run anything as uid 0' });
-    const c = await runner.run({ kind: 'command', uid: 0, gid: 0, groups: [], user: 'root', home: '/', argv: ['id'], env: {}, timeoutMs: 1000 });
-    assert.equal(c.kind, 'refused');
+  test('children get default signal dispositions, no blocked signals, and the resource limits', async () => {
+    writeScript('rcpt+limits', [
+      'grep -E "^(SigBlk|SigIgn):" /proc/self/status | tr -s "\\t " " "',
+      'grep -E "^Max (cpu time|data size|file size|open files|processes|core file size)" /proc/self/limits',
+      'accept',
+    ].join('\n'));
+    const r = await ran(rcpt(['rcpt+limits']));
+    const lines = r.stdout.trim().split('\n');
+    assert.deepEqual(lines.slice(0, 2), ['SigBlk: 0000000000000000', 'SigIgn: 0000000000000000'], 'SIGPIPE is not ignored in scripts');
+    const l = DEFAULT_LIMITS;
+    const limits = Object.fromEntries(lines.slice(2).map((line) => {
+      const [, name = '', soft, hard] = /^Max (.+?)\s{2,}(\S+)\s+(\S+)/.exec(line) ?? [];
+      return [name, `${soft}/${hard}`];
+    }));
+    assert.deepEqual(limits, {
+      'core file size': '0/0', 'cpu time': `${l.cpuSeconds}/${l.cpuSeconds}`, 'data size': `${l.dataBytes}/${l.dataBytes}`,
+      'file size': `${l.fileBytes}/${l.fileBytes}`, 'open files': `${l.openFiles}/${l.openFiles}`, processes: `${l.processes}/${l.processes}`,
+    });
+  });
+
+  test('the runner resolves accounts itself: unknown, system, nobody, the SMTP account and group-0 accounts run nothing', async () => {
+    const marker = join(user.base, 'ran-as-someone');
+    const refusedFor = async (account: string): Promise<string> => {
+      const r = await runner.run(rcpt(['rcpt'], {}, 5000, account));
+      assert.equal(r.kind, 'refused', `${account}: ${JSON.stringify(r)}`);
+      return r.kind === 'refused' ? r.reason : '';
+    };
+    assert.match(await refusedFor('no-such-account-x'), /no account/);
+    assert.match(await refusedFor('daemon'), /system account/);
+    assert.match(await refusedFor('nobody'), /nobody/);
+    assert.match(await refusedFor(smtp.name), /asmtpd's own/);
+    const wheel = createTempUser();
+    try {
+      execFileSync('usermod', ['-aG', 'root', wheel.name]);
+      writeScript('rcpt', `touch ${marker}; accept\n`, 0o644, wheel);
+      assert.match(await refusedFor(wheel.name), /group 0/);
+    } finally {
+      wheel.remove();
+    }
+    assert.equal(existsSync(marker), false);
+    assert.ok(runnerLog.some((l) => /refused rcpt request: account nobody/.test(l)), 'the runner logs request-level refusals itself');
+  });
+
+  test('system scripts: EtcDir as AvengerUser; only unknown, relay and default', async () => {
+    writeFileSync(join(etc, 'unknown'), 'accept "$(id -u) $USER $HOME"\n', { mode: 0o644 });
+    const r = await ran({ kind: 'rcpt', scope: 'system', candidates: ['unknown'], env: {}, timeoutMs: 5000 });
+    assert.deepEqual(r.decision?.args, [`${av.uid} ${av.name} ${av.home}`]);
+    assert.equal(r.script, join(etc, 'unknown'));
+    for (const candidates of [['rcpt'], ['../unknown'], ['unknown', 'passwd']]) {
+      const bad = await runner.run({ kind: 'rcpt', scope: 'system', candidates, env: {}, timeoutMs: 5000 });
+      assert.equal(bad.kind === 'error' && /candidates must be unknown, relay or default/.test(bad.reason), true, JSON.stringify(bad));
+    }
+  });
+
+  test('~/.avenger is looked at with the user\'s rights: a link into a root-only directory reveals nothing and runs nothing', async () => {
+    const marker = join(user.base, 'root-script-ran');
+    const secret = join(user.base, 'secret');
+    const empty = join(user.base, 'secret-empty');
+    for (const d of [secret, empty]) {
+      mkdirSync(d, { mode: 0o700 });
+      chmodSync(d, 0o700);
+    }
+    writeFileSync(join(secret, 'rcpt'), `touch ${marker}; accept\n`, { mode: 0o755 });
+    const saved = `${user.avengerDir}.saved`;
+    renameSync(user.avengerDir, saved);
+    try {
+      const answers: RunResult[] = [];
+      for (const target of [secret, empty]) {
+        symlinkSync(target, user.avengerDir);
+        answers.push(await runner.run(rcpt(['rcpt'])));
+        rmSync(user.avengerDir);
+      }
+      assert.equal(answers[0]?.kind, 'refused', JSON.stringify(answers[0]));
+      assert.deepEqual(answers[0], answers[1], 'the same answer whether the root-only file exists or not');
+      assert.match(JSON.stringify(answers[0]), /EACCES/);
+    } finally {
+      renameSync(saved, user.avengerDir);
+    }
+    assert.equal(existsSync(marker), false);
   });
 
   test('unsafe scripts and directories are refused with a reason; nothing runs', async () => {
@@ -175,7 +287,29 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(existsSync(marker), false);
   });
 
-  test('lookup order over candidates; absent → none', async () => {
+  test('a symlinked script is followed when its real directory is safe; a FIFO is refused without blocking', async () => {
+    const shared = join(user.home, 'shared');
+    mkdirSync(shared, { mode: 0o755 });
+    chownSync(shared, user.uid, user.gid);
+    writeFileSync(join(shared, 'common'), 'accept common\n', { mode: 0o644 });
+    chownSync(join(shared, 'common'), user.uid, user.gid);
+    symlinkSync('../shared/common', join(user.avengerDir, 'rcpt+linked'));
+    const r = await ran(rcpt(['rcpt+linked']));
+    assert.deepEqual(r.decision?.args, ['common']);
+    chmodSync(shared, 0o777);
+    try {
+      const unsafe = await runner.run(rcpt(['rcpt+linked']));
+      assert.equal(unsafe.kind === 'refused' && unsafe.reason, `${shared} is group-writable`);
+    } finally {
+      chmodSync(shared, 0o755);
+    }
+    execFileSync('mkfifo', [join(user.avengerDir, 'rcpt+fifo')]);
+    chownSync(join(user.avengerDir, 'rcpt+fifo'), user.uid, user.gid);
+    const fifo = await runner.run(rcpt(['rcpt+fifo'], {}, 3000));
+    assert.equal(fifo.kind === 'refused' && fifo.reason, `${user.avengerDir}/rcpt+fifo is not a regular file`);
+  });
+
+  test('lookup order over candidates; absent → none; only rcpt file names', async () => {
     writeScript('rcpt+a+default', 'accept a-default\n');
     writeScript('rcpt+default', 'accept default\n');
     let r = await ran(rcpt(['rcpt+a+b', 'rcpt+a+default', 'rcpt+default']));
@@ -188,8 +322,12 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     const withEnv = { ...rcpt(['rcpt+dflt+x', 'rcpt+dflt']), candidateEnv: { 'rcpt+dflt+x': { DEFAULT: 'no' }, 'rcpt+dflt': { DEFAULT: 'x', PATH: '/evil' } } };
     r = await ran(withEnv);
     assert.deepEqual(r.decision?.args, ['DEFAULT=x PATH=/usr/local/bin:/usr/bin:/bin'], 'candidateEnv of the file found, PATH still fixed');
-    const none = await runner.run(rcpt(['rcpt+q', '../rcpt+default', '.rcpt']));
+    const none = await runner.run(rcpt(['rcpt+q']));
     assert.deepEqual(none, { kind: 'none', tried: [`${user.avengerDir}/rcpt+q`] });
+    for (const name of ['../rcpt+default', '.rcpt', 'local', 'rcptx', '.macpass']) {
+      const bad = await runner.run(rcpt([name]));
+      assert.equal(bad.kind === 'error' && /candidates must be rcpt file names/.test(bad.reason), true, name);
+    }
   });
 
   test('timeout kills the whole process group', async () => {
@@ -212,29 +350,66 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.deepEqual(await waitForEmptyGroup(pgid), []);
   });
 
-  test('command kind: argv without a shell, seekable stdin the user cannot open by path, exit codes passed through', async () => {
-    const message = join(user.base, 'message.eml');
-    writeFileSync(message, 'Subject: hi\r\n\r\nbody\r\n', { mode: 0o600 });
-    const command = (argv: string[], stdinPath?: string) => ({
-      kind: 'command' as const, uid: user.uid, gid: user.gid, groups: user.groups, user: user.name, home: user.home,
-      argv, env: { HOME: user.home }, timeoutMs: 10_000, ...(stdinPath ? { stdinPath } : {}),
-    });
-    const twice = await ran(command(['perl', '-e', 'my $a = join "", <STDIN>; seek(STDIN, 0, 0) or die "seek: $!"; my $b = join "", <STDIN>; print length($a), " ", length($b), "\\n"'], message));
-    assert.equal(twice.stdout, '21 21\n');
-    const byPath = await ran(command(['cat', message]));
+  test('body test: the granted argv, as the user, with the rcpt environment and a seekable stdin the user cannot open by path', async () => {
+    writeSpool('MSG1', 'Subject: hi\r\n\r\nbody\r\n');
+    const seek = await grant(['perl', '-e', 'my $a = join "", <STDIN>; seek(STDIN, 0, 0) or die "seek: $!"; my $b = join "", <STDIN>; print length($a), " ", length($b), " $< $ENV{SENDER} $ENV{USER}\\n"']);
+    const twice = await ran({ kind: 'bodytest', token: seek, spool: 'MSG1', timeoutMs: 10_000 });
+    assert.equal(twice.stdout, `21 21 ${user.uid} from@rcpt.example ${user.name}\n`);
+    assert.deepEqual([twice.uid, twice.user], [user.uid, user.name]);
+    const byPath = await ran({ kind: 'bodytest', token: await grant(['cat', join(spool, 'MSG1')]), spool: 'MSG1', timeoutMs: 10_000 });
     assert.equal(byPath.exitCode, 1);
     assert.match(byPath.stderr, /Permission denied/);
     for (const code of [0, 99, 100, 111, 2]) {
-      const r = await ran(command(['sh', '-c', `head -n1; exit ${code}`], message));
+      const r = await ran({ kind: 'bodytest', token: await grant(['sh', '-c', `head -n1; exit ${code}`]), spool: 'MSG1', timeoutMs: 10_000 });
       assert.equal(r.exitCode, code);
       assert.equal(r.stdout, 'Subject: hi\r\n');
     }
-    const literal = await ran(command(['printf', '%s|', '$(id)', '`id`', 'a;b']));
+    const literal = await ran({ kind: 'bodytest', token: await grant(['printf', '%s|', '$(id)', '`id`', 'a;b']), spool: 'MSG1', timeoutMs: 10_000 });
     assert.equal(literal.stdout, '$(id)|`id`|a;b|');
-    const missing = await ran(command(['no-such-command-here']));
+    const missing = await ran({ kind: 'bodytest', token: await grant(['no-such-command-here']), spool: 'MSG1', timeoutMs: 10_000 });
     assert.equal(missing.exitCode, 127);
-    const noStdin = await ran(command(['wc', '-c']));
-    assert.equal(noStdin.stdout.trim(), '0');
+  });
+
+  test('body test: a token the runner did not issue, and spool files that are links, someone else\'s, FIFOs or missing, are refused without a path', async () => {
+    const marker = join(user.base, 'bodytest-ran');
+    const token = await grant(['sh', '-c', `cat > ${marker}.out; touch ${marker}`]);
+    const forged = await runner.run({ kind: 'bodytest', token: 'f'.repeat(32), spool: 'MSG2', timeoutMs: 5000 });
+    assert.deepEqual(forged, { kind: 'refused', tried: [], script: null, reason: 'unknown or expired body-test token' });
+    const secret = join(user.base, 'root-only');
+    writeFileSync(secret, 'root:secret\n', { mode: 0o600 });
+    // what a process running as the SMTP account can plant in its spool directory
+    const asSmtp = (cmd: string): void => void execFileSync('setpriv', [`--reuid=${smtp.uid}`, `--regid=${smtp.gid}`, '--clear-groups', 'sh', '-c', cmd], { cwd: '/' });
+    asSmtp(`ln -s ${secret} ${spool}/LINK && mkfifo ${spool}/FIFO && echo mine > ${spool}/OWN && ln ${spool}/OWN ${spool}/HARD`);
+    writeSpool('USERS', 'not the daemon\'s\n', user);
+    const cases: Array<[string, RegExp]> = [
+      ['LINK', /cannot be opened \(ELOOP\)/], ['FIFO', /not a regular file/], ['OWN', /one link/], ['USERS', /owned by the SMTP process/], ['NOPE', /cannot be opened \(ENOENT\)/],
+    ];
+    for (const [name, reason] of cases) {
+      const r = await runner.run({ kind: 'bodytest', token, spool: name, timeoutMs: 5000 });
+      assert.equal(r.kind, 'refused', name);
+      if (r.kind === 'refused') {
+        assert.match(r.reason, reason, name);
+        assert.doesNotMatch(r.reason, /\//, `${name}: the reason names no path`);
+      }
+    }
+    for (const spoolName of ['../root-only', '/etc/shadow', '.hidden']) {
+      const r = await runner.run({ kind: 'bodytest', token, spool: spoolName, timeoutMs: 5000 });
+      assert.equal(r.kind === 'error' && /spool must be a file name/.test(r.reason), true, spoolName);
+    }
+    assert.equal(existsSync(marker), false, 'no refused body test ran');
+  });
+
+  test('the working directory is entered with the user\'s rights, after the switch', async () => {
+    writeFileSync(join(etc, 'relay'), 'accept "$(pwd)"\n', { mode: 0o644 });
+    chownSync(av.home, 0, 0);
+    try {
+      const r = await ran({ kind: 'rcpt', scope: 'system', candidates: ['relay'], env: {}, timeoutMs: 5000 });
+      assert.equal(r.exitCode, 126);
+      assert.match(r.stderr, /cannot chdir to .*Permission denied/);
+      assert.equal(r.decision, null);
+    } finally {
+      chownSync(av.home, av.uid, av.gid);
+    }
   });
 
   test('huge output is capped without hanging', async () => {
@@ -252,10 +427,52 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     results.forEach((r, i) => assert.deepEqual(r.decision, { verb: 'accept', args: [String(i)] }));
   });
 
-  test('bad requests get an error result, not a crash', async () => {
-    const r = await runner.run({ ...rcpt(['rcpt']), env: { 'BAD NAME': 'x' } });
-    assert.equal(r.kind, 'error');
-    const missingHome = await runner.run({ ...rcpt(['rcpt+n']), home: join(user.base, 'nowhere') });
-    assert.equal(missingHome.kind === 'ran' ? missingHome.exitCode : missingHome.kind, 126);
+  test('requests in the old form (uid, gid, groups, dir, stdinPath, command) and other bad requests get an error, not a crash', async () => {
+    const old = [
+      { ...rcpt(['rcpt']), uid: 65534, gid: 0, groups: [0, 6, 42] },
+      { ...rcpt(['rcpt']), dir: '/root/.avenger' },
+      { kind: 'command', argv: ['id'], uid: 65534, gid: 0, groups: [0], user: 'nobody', home: '/', env: {}, timeoutMs: 1000, stdinPath: '/etc/shadow' },
+      { ...rcpt(['rcpt']), env: { 'BAD NAME': 'x' } },
+      { kind: 'rcpt', scope: 'user', candidates: ['rcpt'], env: {}, timeoutMs: 1000 },
+    ];
+    for (const request of old) {
+      const r = await runner.run(request as unknown as RcptRequest);
+      assert.equal(r.kind, 'error', JSON.stringify(request));
+    }
+    assert.equal(runner.alive, true);
+  });
+});
+
+describe('a uid-0 account', { skip: !isRoot && 'needs root (creates users)' }, () => {
+  test('its scripts run as AvengerUser, in its own home, looked up by root', async () => {
+    const av = createTempUser();
+    const smtp = createTempUser();
+    const rootHome = join(av.base, 'toor');
+    mkdirSync(join(rootHome, '.avenger'), { recursive: true, mode: 0o755 });
+    chmodSync(rootHome, 0o755);
+    writeFileSync(join(rootHome, '.avenger', 'rcpt'), 'accept "$(id -u) $USER $HOME"\n', { mode: 0o644 });
+    const passwd = join(av.base, 'passwd');
+    writeFileSync(passwd, `toor:x:0:0::${rootHome}:/bin/sh\n`);
+    const runner = await startRunner({
+      settings: {
+        etcDir: av.base, avengerUser: av.name, passwdFile: passwd, spoolDir: null, daemonUid: smtp.uid, deniedUids: [],
+        envNames: TEST_ENV_NAMES, fixedEnv: {}, limits: DEFAULT_LIMITS,
+      },
+      onLog: () => {},
+    });
+    try {
+      const r = await runner.run({ kind: 'rcpt', scope: 'user', account: 'toor', candidates: ['rcpt'], env: {}, timeoutMs: 5000 });
+      assert.equal(r.kind, 'ran', JSON.stringify(r));
+      if (r.kind === 'ran') {
+        assert.deepEqual(r.decision?.args, [`${av.uid} ${av.name} ${av.home}`], 'AvengerUser runs it (from the system database behind PasswdFile)');
+        assert.equal(r.uid, av.uid);
+      }
+      const bodyTests = await runner.run({ kind: 'bodytest', token: '0'.repeat(32), spool: 'X', timeoutMs: 5000 });
+      assert.equal(bodyTests.kind, 'refused');
+    } finally {
+      await runner.close();
+      av.remove();
+      smtp.remove();
+    }
   });
 });

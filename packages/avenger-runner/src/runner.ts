@@ -1,54 +1,64 @@
 /*
- * runner — turn one RunRequest into one RunResult: refuse, look up and check, switch user, run.
+ * runner — turn one RunRequest into one RunResult: resolve the account, refuse, look up and
+ * check, run.
  *
  * SUMMARY
- *   kind 'rcpt':    findScript(dir, candidates) → /bin/sh -c SHELL_PRELUDE SCRIPT with the
- *                   script's O_PATH descriptor on fd 4 and the decision pipe on fd 3.
- *   kind 'command': argv directly (no shell), argv[0] searched in SAFE_PATH.
- *   Both: stdin = stdinPath opened read-only by the runner (seekable) or /dev/null; cwd = home;
- *   environment = request env with PATH forced to SAFE_PATH; own process group; SIGKILL of the
- *   group at timeoutMs; output capped at MAX_OUTPUT_BYTES per stream.
- *
- *   Privileged (the runner is root): the perl spawner (spawner.ts) forks, switches groups, gid
- *   and uid, and execs PROGRAM; or, with launcher 'setpriv', the child is
- *     setpriv --reuid=UID --regid=GID --groups=G1,G2… --inh-caps=-all -- PROGRAM…
- *   (Node's own spawn({uid, gid}) would clear the supplementary groups.) The umask of the
- *   runner process is 077 and children inherit it.
- *   Unprivileged (a developer, a first run): the child runs as the invoking user; uid, gid and
- *   groups of the request are ignored and the result says which uid was used.
- *
- * PUBLIC
- *   detectRunnerContext(options?) → RunnerContext
+ *   createRunnerContext(settings, options?) → Promise<RunnerContext>   once, at start
+ *   reloadRunnerContext(context, settings) → {context, changes, refused}   after a reload: the
+ *     accounts, EtcDir, AvengerUser, variable names, fixed variables and limits take effect for
+ *     new requests (a new spawner for new limits; the old one finishes its children first);
+ *     the spool directory and the uids that never run anything need a restart (kept as they were)
  *   runRequest(request, context) → Promise<RunResult>
- *   runInProcess(request) → Promise<RunResult>   (same, in the calling process: tests, diagnostics)
+ *   runInProcess(request, settings) → Promise<RunResult>   the same in the calling process (tests,
+ *                                                           asmtpd --avenge)
+ *
+ *   kind 'rcpt':  the runner resolves the account itself (settings.passwdFile, else the system
+ *     database; AvengerUser falls back to the system database). scope 'user': the scripts are in
+ *     HOME/.avenger of that account and run as it — an account with uid 0 has its scripts run as
+ *     AvengerUser; scope 'system': EtcDir, as AvengerUser. The lookup of the candidates
+ *     (script-lookup.ts) runs with the rights of the directory's owner (effective-ids.ts), then
+ *     /bin/sh -c SHELL_PRELUDE SCRIPT runs with the script's O_PATH descriptor on fd 4 and the
+ *     decision pipe on fd 3. A `bodytest` decision comes back with a token (grants.ts).
+ *   kind 'bodytest': the granted argv (no shell; argv[0] searched in SAFE_PATH) as the granted
+ *     account, with the spool file (spool-file.ts) as a seekable stdin.
+ *   Both: environment from child-env.ts; cwd = the account's home (entered as the user); own
+ *   process group; SIGKILL of the group at timeoutMs; output capped at MAX_OUTPUT_BYTES per
+ *   stream; resource limits of the settings (spawner.pl).
+ *   Not root (a developer, a first run): every child runs as the invoking user; accounts are
+ *   still resolved (for the directory), nothing is refused for being a system account, and the
+ *   result says which uid was used.
  *
  * SECURITY
- *   A request for uid 0 is refused, privileged or not. Nothing from the request is ever shell
- *   text. Descriptors the runner opens are close-on-exec; the child gets 0, 1, 2, 3 and (rcpt
- *   only) the O_PATH handle of its own script on 4.
+ *   As root, an account runs nothing if runnableProblem() objects (uid 0 after the AvengerUser
+ *   mapping, group 0, nobody, asmtpd's own uids, system accounts other than AvengerUser). Nothing
+ *   from the request is ever shell text. Descriptors the runner opens are close-on-exec; the
+ *   child gets 0, 1, 2, 3 and (rcpt only) the O_PATH handle of its own script on 4.
  */
-import { constants, existsSync, openSync, readFileSync } from 'node:fs';
-import { runChild, type ChildOutcome, type ChildSpec } from './child-run.js';
-import { PerlSpawner } from './spawner.js';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
+import {
+  createAccounts, readUidMin, runnableProblem, withSystemFallback, type Account, type Accounts, type RunnableRule,
+} from './accounts.js';
+import type { ChildOutcome } from './child.js';
+import { childEnvironment, requestedVariables } from './child-env.js';
+import { BodyTestGrants } from './grants.js';
 import { parseDecision, SHELL_PRELUDE } from './prelude.js';
-import { MAX_OUTPUT_BYTES, SAFE_PATH, type RunRequest, type RunResult } from './protocol.js';
-import { closeQuietly, findScript } from './script-lookup.js';
-
-/**
- * How a child becomes the user: 'spawner' (perl forker, the default as root), 'setpriv'
- * (exec setpriv(1) first: slower, used when perl is missing or the runner has inheritable
- * capabilities, which setpriv --inh-caps=-all clears), 'direct' (not root: no switch).
- */
-export type Launcher = 'spawner' | 'setpriv' | 'direct';
+import { MAX_OUTPUT_BYTES, type BodyTestRequest, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
+import { PerlSpawner, type ChildCredentials } from './spawner.js';
+import { openSpoolDirectory, openSpoolFile } from './spool-file.js';
 
 export interface RunnerContext {
-  /** True when running as root: children switch to the requested uid/gid/groups. */
+  /** True when running as root: children switch to the accounts the runner resolves. */
   privileged: boolean;
-  launcher: Launcher;
-  spawner: PerlSpawner | null;
-  /** The runner's own uid (used for children when not privileged). */
   selfUid: number;
-  setprivPath: string;
+  settings: RunnerSettings;
+  accounts: Accounts;
+  /** the same, with the system database behind a PasswdFile: for AvengerUser */
+  avengerAccounts: Accounts;
+  /** null when not root: nothing is refused for who it is */
+  rule: RunnableRule | null;
+  spawner: PerlSpawner;
+  spoolDirFd: number | null;
+  grants: BodyTestGrants;
   shellPath: string;
   maxOutputBytes: number;
   /** Process groups of children still running (killed when the runner shuts down). */
@@ -56,152 +66,200 @@ export interface RunnerContext {
 }
 
 export interface RunnerContextOptions {
-  launcher?: Launcher;
   perlPath?: string;
-  setprivPath?: string;
   shellPath?: string;
   maxOutputBytes?: number;
+  /** a reload: keep this context's spool directory, grants and live process groups */
+  reuse?: RunnerContext;
 }
 
-function hasInheritableCapabilities(): boolean {
-  try {
-    const capInh = /^CapInh:\s*([0-9a-f]+)/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
-    return capInh !== undefined && /[1-9a-f]/.test(capInh);
-  } catch {
-    return true;
-  }
+interface RunAs {
+  account: Account;
+  credentials: ChildCredentials;
 }
 
-export function detectRunnerContext(options: RunnerContextOptions = {}): RunnerContext {
+export async function createRunnerContext(settings: RunnerSettings, options: RunnerContextOptions = {}): Promise<RunnerContext> {
   const selfUid = process.getuid?.() ?? -1;
   const privileged = selfUid === 0;
   const perlPath = options.perlPath ?? '/usr/bin/perl';
-  let launcher: Launcher = 'direct';
+  if (!existsSync(perlPath)) throw new Error(`${perlPath} is missing: the runner starts every child through it`);
+  const accounts = createAccounts(settings.passwdFile);
+  const avengerAccounts = settings.passwdFile ? withSystemFallback(accounts) : accounts;
+  let rule: RunnableRule | null = null;
   if (privileged) {
-    // Never 'direct' as root: that would run scripts as root.
-    if (options.launcher === 'spawner' || options.launcher === 'setpriv') launcher = options.launcher;
-    else launcher = existsSync(perlPath) && !hasInheritableCapabilities() ? 'spawner' : 'setpriv';
+    const avenger = await avengerAccounts.lookup(settings.avengerUser);
+    if (!avenger) throw new Error(`AvengerUser ${settings.avengerUser} does not exist`);
+    const deniedUids = [...settings.deniedUids, ...(settings.daemonUid === null ? [] : [settings.daemonUid])];
+    rule = { uidMin: readUidMin(), avengerUid: avenger.uid, deniedUids };
+    const problem = runnableProblem(avenger, await avengerAccounts.groups(avenger), rule);
+    if (problem !== null) throw new Error(`AvengerUser cannot run scripts: ${problem}`);
   }
+  const reuse = options.reuse;
+  const spoolDirFd = reuse ? reuse.spoolDirFd : settings.spoolDir === null ? null : openSpoolDirectory(settings.spoolDir, privileged ? settings.daemonUid : null);
   return {
-    privileged,
-    launcher,
-    spawner: launcher === 'spawner' ? new PerlSpawner(perlPath) : null,
-    selfUid,
-    setprivPath: options.setprivPath ?? '/usr/bin/setpriv',
-    shellPath: options.shellPath ?? '/bin/sh',
-    maxOutputBytes: options.maxOutputBytes ?? MAX_OUTPUT_BYTES,
-    liveGroups: new Set(),
+    privileged, selfUid, settings, accounts, avengerAccounts, rule, spoolDirFd,
+    spawner: new PerlSpawner(perlPath, settings.limits),
+    grants: reuse?.grants ?? new BodyTestGrants(),
+    shellPath: options.shellPath ?? reuse?.shellPath ?? '/bin/sh',
+    maxOutputBytes: options.maxOutputBytes ?? reuse?.maxOutputBytes ?? MAX_OUTPUT_BYTES,
+    liveGroups: reuse?.liveGroups ?? new Set(),
   };
 }
 
-/** The program and arguments that run `command` as the request's user. */
-function launchAs(request: RunRequest, command: string[], context: RunnerContext): { file: string; args: string[] } {
-  if (context.launcher !== 'setpriv') return { file: command[0] ?? '', args: command.slice(1) };
-  const groups = [...new Set(request.groups)];
-  return {
-    file: context.setprivPath,
-    args: [
-      `--reuid=${request.uid}`,
-      `--regid=${request.gid}`,
-      groups.length > 0 ? `--groups=${groups.join(',')}` : '--clear-groups',
-      '--inh-caps=-all',
-      '--',
-      ...command,
-    ],
-  };
+/** Settings a reload cannot change: fixed by root at start, with the descriptors opened then. */
+const FIXED_SETTINGS = ['spoolDir', 'daemonUid', 'deniedUids'] as const;
+
+export async function reloadRunnerContext(
+  context: RunnerContext, wanted: RunnerSettings,
+): Promise<{ context: RunnerContext; changes: string[]; refused: string[] }> {
+  const old = context.settings;
+  const refused = FIXED_SETTINGS.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(wanted[k]));
+  const settings: RunnerSettings = { ...wanted, spoolDir: old.spoolDir, daemonUid: old.daemonUid, deniedUids: old.deniedUids };
+  const changes = (Object.keys(settings) as Array<keyof RunnerSettings>).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(settings[k]));
+  if (changes.length === 0) return { context, changes, refused: [...refused] };
+  const fresh = await createRunnerContext(settings, { reuse: context });
+  if (changes.includes('limits')) context.spawner.closeWhenIdle();
+  else fresh.spawner = context.spawner;
+  return { context: fresh, changes, refused: [...refused] };
 }
 
-function describeSpawnError(reason: string, request: RunRequest): string {
-  return existsSync(request.home) ? reason : `${reason} (home ${request.home} does not exist)`;
+export function runRequest(request: RcptRequest | BodyTestRequest, context: RunnerContext): Promise<RunResult> {
+  return request.kind === 'rcpt' ? runRcpt(request, context) : runBodyTest(request, context);
 }
 
-export async function runRequest(request: RunRequest, context: RunnerContext): Promise<RunResult> {
-  if (request.uid === 0) {
-    return { kind: 'refused', tried: [], script: null, reason: 'refusing to run anything as uid 0' };
-  }
-  if (context.launcher === 'setpriv' && !existsSync(context.setprivPath)) {
-    return { kind: 'error', reason: `${context.setprivPath} is missing: cannot switch users` };
-  }
-  const runUid = context.privileged ? request.uid : context.selfUid;
+const refused = (reason: string): RunResult => ({ kind: 'refused', tried: [], script: null, reason });
 
-  let tried: string[] = [];
-  let script: string | undefined;
-  let scriptFd: number | undefined;
-  let stdinFd: number | undefined;
-  let command: string[];
-  let env: Record<string, string> = request.env;
-  if (request.kind === 'rcpt') {
-    const found = findScript(request.dir, request.candidates, runUid);
-    if (found.kind !== 'found') return found;
-    ({ tried, script, fd: scriptFd } = found);
-    const extra = request.candidateEnv !== undefined && Object.hasOwn(request.candidateEnv, found.name) ? request.candidateEnv[found.name] : undefined;
-    if (extra !== undefined) env = { ...env, ...extra };
-    command = [context.shellPath, '-c', SHELL_PRELUDE, script];
-  } else {
-    command = request.argv;
-  }
+/** The account's credentials as the child will have them (the runner's own when not root). */
+async function credentialsOf(account: Account, accounts: Accounts, context: RunnerContext): Promise<ChildCredentials> {
+  if (!context.privileged) return ownCredentials();
+  return { uid: account.uid, gid: account.gid, groups: await accounts.groups(account) };
+}
 
-  try {
-    if (request.stdinPath !== undefined) {
-      try {
-        stdinFd = openSync(request.stdinPath, constants.O_RDONLY | constants.O_NOCTTY);
-      } catch (err) {
-        return { kind: 'error', reason: `cannot open stdin ${request.stdinPath}: ${(err as NodeJS.ErrnoException).code}` };
+/** Who runs a script of `account`, or why nobody may. */
+async function runAsFor(account: Account, context: RunnerContext): Promise<RunAs | string> {
+  const { settings } = context;
+  let runAs = account;
+  let source = account.name === settings.avengerUser ? context.avengerAccounts : context.accounts;
+  if (account.uid === 0) {
+    const avenger = await context.avengerAccounts.lookup(settings.avengerUser);
+    if (!avenger) return `AvengerUser ${settings.avengerUser} does not exist`;
+    runAs = avenger;
+    source = context.avengerAccounts;
+  }
+  const credentials = await credentialsOf(runAs, source, context);
+  if (context.rule !== null) {
+    const problem = runnableProblem(runAs, credentials.groups, context.rule);
+    if (problem !== null) return problem;
+  }
+  return { account: runAs, credentials };
+}
+
+async function runRcpt(request: RcptRequest, context: RunnerContext): Promise<RunResult> {
+  const { settings } = context;
+  const name = request.scope === 'system' ? settings.avengerUser : request.account ?? '';
+  const source = name === settings.avengerUser ? context.avengerAccounts : context.accounts;
+  const owner = await source.lookup(name);
+  if (!owner) return refused(`no account ${JSON.stringify(name.slice(0, 64))}`);
+  if (request.scope === 'user' && !owner.home.startsWith('/')) return refused(`account ${owner.name} has no absolute home directory`);
+  const runAs = await runAsFor(owner, context);
+  if (typeof runAs === 'string') return refused(runAs);
+  const dir = (request.scope === 'system' ? settings.etcDir : `${owner.home.replace(/\/+$/, '')}/.avenger`).replace(/\/+$/, '') || '/';
+  const tried = (n: number): string[] => request.candidates.slice(0, n).map((c) => `${dir === '/' ? '' : dir}/${c}`);
+  const env = childEnvironment(request.env, settings, runAs.account);
+  const candidates = request.candidates.map((c) => {
+    const extra = request.candidateEnv !== undefined && Object.hasOwn(request.candidateEnv, c) ? requestedVariables(request.candidateEnv[c], settings) : {};
+    return { name: c, extraEnv: Object.entries(extra).map(([k, v]) => `${k}=${v}`) };
+  });
+  const outcome = await context.spawner.run({
+    file: context.shellPath, args: ['-c', SHELL_PRELUDE], env, cwd: runAs.account.home, decisionChannel: true,
+    // the directory is looked at with the rights of the account that runs the script (the user
+    // for ~/.avenger, AvengerUser for EtcDir); only root's own home is looked at by root
+    lookup: { asUser: context.privileged && owner.uid !== 0, dir, candidates },
+    timeoutMs: request.timeoutMs, maxOutputBytes: context.maxOutputBytes, liveGroups: context.liveGroups, ...runAs.credentials,
+  });
+  switch (outcome.kind) {
+    case 'spawn-error':
+      return { kind: 'error', reason: outcome.reason };
+    case 'no-script':
+      if (outcome.result === 'none') return { kind: 'none', tried: tried(outcome.tried) };
+      if (outcome.result === 'error') return { kind: 'error', reason: outcome.reason };
+      return { kind: 'refused', tried: tried(outcome.tried), script: tried(outcome.tried).at(-1) ?? null, reason: outcome.reason };
+    case 'exited': {
+      const { decision, error } = parseDecision(outcome.decisionBytes);
+      const found = request.candidates[outcome.found];
+      const result = ranResult(outcome, runAs.account.name, runAs.credentials.uid, tried(outcome.found + 1), decision, error);
+      if (found !== undefined) result.script = `${dir === '/' ? '' : dir}/${found}`;
+      if (decision?.verb === 'bodytest') {
+        const extra = Object.fromEntries((candidates[outcome.found]?.extraEnv ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+        result.bodyTest = context.grants.issue({
+          user: runAs.account.name, credentials: runAs.credentials, home: runAs.account.home, argv: decision.args, env: { ...env, ...extra },
+        });
       }
+      return result;
     }
-    const { file, args } = launchAs(request, command, context);
-    const spec: ChildSpec = {
-      file,
-      args,
-      env: { ...env, PATH: SAFE_PATH },
-      cwd: request.home,
-      decisionChannel: request.kind === 'rcpt',
-      timeoutMs: request.timeoutMs,
-      maxOutputBytes: context.maxOutputBytes,
-      liveGroups: context.liveGroups,
-    };
-    if (stdinFd !== undefined) spec.stdinFd = stdinFd;
-    if (scriptFd !== undefined) spec.scriptFd = scriptFd;
-    // stdinFd and scriptFd stay open until the end: the spawner re-opens them via /proc.
-    const outcome: ChildOutcome =
-      context.spawner !== null
-        ? await context.spawner.run({ ...spec, uid: request.uid, gid: request.gid, groups: [...new Set(request.groups)] })
-        : await runChild(spec);
-    if (outcome.kind === 'spawn-error') return { kind: 'error', reason: describeSpawnError(outcome.reason, request) };
-
-    const { decision, error } = request.kind === 'rcpt' ? parseDecision(outcome.decisionBytes) : { decision: null, error: null };
-    const result: RunResult = {
-      kind: 'ran',
-      tried,
-      decision,
-      decisionError: error,
-      exitCode: outcome.exitCode,
-      signal: outcome.signal,
-      timedOut: outcome.timedOut,
-      stdout: outcome.stdout.toString('utf8'),
-      stderr: outcome.stderr.toString('utf8'),
-      outputTruncated: outcome.outputTruncated,
-      durationMs: outcome.durationMs,
-      uid: runUid,
-    };
-    if (script !== undefined) result.script = script;
-    return result;
-  } finally {
-    closeQuietly(stdinFd);
-    closeQuietly(scriptFd);
   }
 }
 
-let inProcessContext: RunnerContext | undefined;
+async function runBodyTest(request: BodyTestRequest, context: RunnerContext): Promise<RunResult> {
+  const grant = context.grants.find(request.token);
+  if (grant === null) return refused('unknown or expired body-test token');
+  if (context.spoolDirFd === null) return refused('no spool directory');
+  const opened = openSpoolFile(context.spoolDirFd, request.spool, context.privileged ? context.settings.daemonUid : null);
+  if ('refused' in opened) return refused(opened.refused);
+  try {
+    const outcome = await context.spawner.run({
+      file: grant.argv[0] ?? '', args: grant.argv.slice(1), env: grant.env, cwd: grant.home, decisionChannel: false,
+      stdinFd: opened.fd, timeoutMs: request.timeoutMs, maxOutputBytes: context.maxOutputBytes, liveGroups: context.liveGroups,
+      ...grant.credentials,
+    });
+    if (outcome.kind !== 'exited') return { kind: 'error', reason: outcome.kind === 'spawn-error' ? outcome.reason : 'no program' };
+    return ranResult(outcome, grant.user, grant.credentials.uid, [], null, null);
+  } finally {
+    closeSync(opened.fd);
+  }
+}
+
+/** This process's ids as the kernel has them (Node's getgroups() adds the egid, the kernel's list may not have it). */
+function ownCredentials(): ChildCredentials {
+  const groups = /^Groups:[ \t]*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]?.trim() ?? '';
+  return { uid: process.getuid!(), gid: process.getgid!(), groups: groups === '' ? [] : groups.split(/\s+/).map(Number) };
+}
+
+type Ran = Extract<RunResult, { kind: 'ran' }>;
+
+function ranResult(
+  outcome: Extract<ChildOutcome, { kind: 'exited' }>, user: string, uid: number, tried: string[], decision: Ran['decision'], decisionError: string | null,
+): Ran {
+  return {
+    kind: 'ran',
+    tried,
+    decision,
+    decisionError,
+    exitCode: outcome.exitCode,
+    signal: outcome.signal,
+    timedOut: outcome.timedOut,
+    stdout: outcome.stdout.toString('utf8'),
+    stderr: outcome.stderr.toString('utf8'),
+    outputTruncated: outcome.outputTruncated,
+    durationMs: outcome.durationMs,
+    user,
+    uid,
+  };
+}
+
+const inProcessContexts = new Map<string, Promise<RunnerContext>>();
 
 /**
  * Run one request in the calling process (no runner process, no pipe). Sets the process umask
- * to 077 the first time, since children inherit it. For tests and diagnostic modes.
+ * to 077, since children inherit it. For tests and diagnostic modes.
  */
-export function runInProcess(request: RunRequest, options?: RunnerContextOptions): Promise<RunResult> {
-  if (inProcessContext === undefined || options !== undefined) {
+export async function runInProcess(request: RcptRequest | BodyTestRequest, settings: RunnerSettings): Promise<RunResult> {
+  const key = JSON.stringify(settings);
+  let context = inProcessContexts.get(key);
+  if (context === undefined) {
     process.umask(0o077);
-    inProcessContext = detectRunnerContext(options);
+    context = createRunnerContext(settings);
+    inProcessContexts.set(key, context);
   }
-  return runRequest(request, inProcessContext);
+  return runRequest(request, await context);
 }

@@ -1,42 +1,48 @@
 /*
- * spawner — the runner's side of libexec/spawner.pl, the small perl forker used when root.
+ * spawner — the runner's side of libexec/spawner.pl, the small perl forker that starts every child.
  *
  * SUMMARY
- *   Node's spawn({uid, gid}) clears supplementary groups, and exec'ing setpriv(1) first costs a
- *   whole extra exec on every RCPT (measured: ~40% of the rate). So the privileged runner keeps
- *   one perl process (perl-base, present on every Debian) that forks, calls setgroups, setgid
- *   and setuid in the child, and execs the program directly; it relays the child's output and
- *   wait status back. Descriptors the runner opened (the script's O_PATH handle, stdin) reach
+ *   Node's spawn({uid, gid}) clears supplementary groups and cannot set resource limits, and
+ *   exec'ing setpriv(1) first costs a whole extra exec on every RCPT (measured: ~40% of the
+ *   rate). So the runner keeps one perl process (perl-base, Essential on Debian) that forks, sets
+ *   groups, gid and uid (when root), checks them, sets the scripts' resource limits, enters the
+ *   working directory as the user and execs the program directly; it relays the child's output
+ *   and wait status back. Descriptors the runner opened (the script's O_PATH handle, stdin) reach
  *   perl as /proc/RUNNER/fd/N paths, which re-open the very same inodes.
  *   The runner keeps the clock: at timeoutMs it SIGKILLs the child's process group itself.
  *   Frame formats: see libexec/spawner.pl.
  *
  * PUBLIC
- *   class PerlSpawner: run(spec) → Promise<ChildOutcome>, close()
- *   spawnerScriptPath
+ *   class PerlSpawner(perlPath, limits): run(spec) → Promise<ChildOutcome>, warmUp(), close()
+ *   spawnerScriptPath, ChildCredentials
  *
  * SECURITY
- *   perl runs as root with an EMPTY environment (no PERL5LIB/PERL5OPT) and no arguments but
- *   the script path. If it dies, pending runs fail with a spawn error and the next run starts
+ *   perl runs with an EMPTY environment (no PERL5LIB/PERL5OPT) and no arguments but the script
+ *   path and the limits. If it dies, pending runs fail with a spawn error and the next run starts
  *   a new one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { killGroup, type ChildOutcome, type ChildSpec } from './child-run.js';
+import { killGroup, type ChildOutcome, type ChildSpec, type ScriptLookupSpec } from './child.js';
+import type { ScriptLimits } from './protocol.js';
 
 export const spawnerScriptPath = fileURLToPath(new URL('../libexec/spawner.pl', import.meta.url));
 
-export interface PrivilegedChildSpec extends ChildSpec {
+/** Who the child runs as: when the runner is not root, its own ids (perl then only checks them). */
+export interface ChildCredentials {
   uid: number;
   gid: number;
   groups: number[];
 }
 
+export type PrivilegedChildSpec = ChildSpec & ChildCredentials;
+
 interface PendingRun {
   spec: PrivilegedChildSpec;
   startedMs: number;
   pid?: number;
+  found?: number;
   timedOut: boolean;
   timers: NodeJS.Timeout[];
   resolve: (outcome: ChildOutcome) => void;
@@ -51,6 +57,11 @@ function frame(fields: string[]): string {
   return `${Buffer.byteLength(payload)}\n${payload}`;
 }
 
+function lookupFields(lookup: ScriptLookupSpec | undefined): string[] {
+  if (lookup === undefined) return [];
+  return [lookup.asUser ? '1' : '0', lookup.dir, ...lookup.candidates.flatMap((c) => [c.name, String(c.extraEnv.length), ...c.extraEnv])];
+}
+
 function procPath(fd: number | undefined): string {
   return fd === undefined ? '' : `/proc/${process.pid}/fd/${fd}`;
 }
@@ -60,12 +71,15 @@ export class PerlSpawner {
   private readonly pending = new Map<string, PendingRun>();
   private nextToken = 1;
   private inbox: Buffer = Buffer.alloc(0);
+  private onIdle: (() => void) | null = null;
 
-  constructor(private readonly perlPath = '/usr/bin/perl') {}
+  constructor(private readonly perlPath: string, private readonly limits: ScriptLimits) {}
 
   private ensureStarted(): ChildProcess {
     if (this.child !== null) return this.child;
-    const child = spawn(this.perlPath, [spawnerScriptPath], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+    const l = this.limits;
+    const limits = `--limits=${[l.processes, l.cpuSeconds, l.dataBytes, l.fileBytes, l.openFiles].join(',')}`;
+    const child = spawn(this.perlPath, [spawnerScriptPath, limits], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     this.inbox = Buffer.alloc(0);
     child.stdout?.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -77,7 +91,18 @@ export class PerlSpawner {
     };
     child.on('error', (err) => gone(`failed: ${err.message}`));
     child.on('exit', (code, signal) => gone(`exited (${signal ?? `code ${code}`})`));
+    this.holdOpen(this.pending.size > 0);
     return child;
+  }
+
+  /** An idle spawner must not keep the process alive (runInProcess in a command-line mode). */
+  private holdOpen(busy: boolean): void {
+    const child = this.child;
+    if (child === null) return;
+    for (const handle of [child, child.stdin, child.stdout] as Array<{ ref(): void; unref(): void } | null>) {
+      if (busy) handle?.ref();
+      else handle?.unref();
+    }
   }
 
   /** Start perl now rather than on the first run. */
@@ -89,14 +114,16 @@ export class PerlSpawner {
     const child = this.ensureStarted();
     const token = String(this.nextToken++);
     const env = Object.entries(spec.env).map(([name, value]) => `${name}=${value}`);
+    const lookup = lookupFields(spec.lookup);
     const fields = [
       'run', token, String(spec.uid), String(spec.gid), spec.groups.join(' '), spec.cwd,
-      procPath(spec.stdinFd), procPath(spec.scriptFd), spec.decisionChannel ? '1' : '0',
-      String(spec.maxOutputBytes), String(1 + spec.args.length), spec.file, ...spec.args, ...env,
+      procPath(spec.stdinFd), spec.decisionChannel ? '1' : '0', String(spec.maxOutputBytes),
+      String(lookup.length), ...lookup, String(1 + spec.args.length), spec.file, ...spec.args, ...env,
     ];
     return new Promise((resolve) => {
       const run: PendingRun = { spec, startedMs: performance.now(), timedOut: false, timers: [], resolve };
       this.pending.set(token, run);
+      this.holdOpen(true);
       run.timers.push(setTimeout(() => this.timeOut(token), spec.timeoutMs));
       child.stdin?.write(frame(fields));
     });
@@ -112,6 +139,10 @@ export class PerlSpawner {
 
   private settle(token: string, run: PendingRun, outcome: ChildOutcome): void {
     this.pending.delete(token);
+    if (this.pending.size === 0) {
+      this.holdOpen(false);
+      this.onIdle?.();
+    }
     run.timers.forEach(clearTimeout);
     if (run.pid !== undefined) run.spec.liveGroups?.delete(run.pid);
     run.resolve(outcome);
@@ -135,6 +166,7 @@ export class PerlSpawner {
         this.settle(token, run, {
           kind: 'exited',
           pid: run.pid,
+          found: run.found ?? -1,
           exitCode: signalNumber === 0 ? status >> 8 : null,
           signal: signalNumber === 0 ? null : (SIGNAL_NAMES.get(signalNumber) ?? `signal ${signalNumber}`),
           timedOut: run.timedOut,
@@ -151,10 +183,16 @@ export class PerlSpawner {
       if (run === undefined) continue;
       if (type === 'S') {
         run.pid = Number(rest[0]);
+        run.found = Number(rest[1]);
         run.spec.liveGroups?.add(run.pid);
         if (run.timedOut) killGroup(run.pid);
       } else if (type === 'E') {
         this.settle(token, run, { kind: 'spawn-error', reason: text.slice(3 + token.length) });
+      } else if (type === 'X') {
+        const [result, tried] = rest;
+        const reason = text.split(' ').slice(4).join(' ');
+        if (result === 'none' || result === 'refused' || result === 'error') this.settle(token, run, { kind: 'no-script', result, tried: Number(tried), reason });
+        else this.settle(token, run, { kind: 'spawn-error', reason: `spawner: ${text.slice(0, 200)}` });
       }
     }
   }
@@ -162,5 +200,11 @@ export class PerlSpawner {
   close(): void {
     this.child?.stdin?.end();
     this.child = null;
+  }
+
+  /** End perl once its children are done (ending its stdin earlier would kill them). */
+  closeWhenIdle(): void {
+    if (this.pending.size === 0) return this.close();
+    this.onIdle = () => this.close();
   }
 }

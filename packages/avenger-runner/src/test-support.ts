@@ -7,7 +7,8 @@
  *   TempUser.remove()             userdel/groupdel and remove the directory
  *   findProcessesInGroup(pgid)    live pids (from /proc) whose process group is pgid
  *   waitForEmptyGroup(pgid)       the same after up to 2 s for SIGKILLed processes to finish dying
- *   isRoot
+ *   createSpoolDirectory(owner)   a spool directory owned by the SMTP process's stand-in
+ *   TEST_ENV_NAMES, isRoot
  *
  * Names are random (art + 8 hex digits) so that suites can run in parallel; useradd and
  * groupadd are retried while another suite holds the passwd/group lock.
@@ -111,3 +112,15 @@ export async function waitForEmptyGroup(pgid: number, timeoutMs = 2000): Promise
   }
   return left;
 }
+
+/** A spool directory owned by `owner` (the SMTP process's account), mode 0700, in a root-owned 0755 base. */
+export function createSpoolDirectory(owner: TempUser): string {
+  const spool = join(owner.base, 'spool');
+  mkdirSync(spool, { mode: 0o700 });
+  chownSync(spool, owner.uid, owner.gid);
+  chmodSync(spool, 0o700);
+  return spool;
+}
+
+/** Variable names the runner tests let requests set. */
+export const TEST_ENV_NAMES = ['SENDER', 'RECIPIENT', 'MAIL_ERROR', 'DEFAULT', 'N', 'CLIENT_PTR', 'CLIENT_HELO', 'ASMTPD_DNS'];

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 export const DEFAULT_CONFIG_FILE = '/etc/avenger/asmtpd.conf';
 
 export type CliCommand =
-  | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean }
+  | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean; detached: boolean }
   | { mode: 'check'; file: string; fileGiven: boolean }
   | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
   | { mode: 'spf'; file: string; fileGiven: boolean }
@@ -44,6 +44,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
+  let detached = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     switch (a) {
@@ -60,6 +61,10 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         break;
       case '--verbose':
         verbose = true;
+        break;
+      case '--detached':
+        // internal: the background daemon a detaching `asmtpd` starts (writes and removes the pid file)
+        detached = true;
         break;
       case '--check':
       case '--avenge':
@@ -93,6 +98,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         return { mode: 'usage-error', message: `unknown argument ${JSON.stringify(a)}` };
     }
   }
+  if (detached && (mode !== 'daemon' || !foreground)) return { mode: 'usage-error', message: '--detached is internal (asmtpd without -d uses it)' };
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
   if (mode === 'check' || mode === 'spf' || mode === 'rbl') return { mode, file: f, fileGiven };
@@ -103,7 +109,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   }
   if (mode === 'netpath') return netpathCommand(positional, fileGiven || foreground || verbose);
   if (mode === 'synfp') return synfpCommand(positional, f, fileGiven, foreground || verbose);
-  if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose };
+  if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose, detached };
   return { mode };
 }
 

@@ -19,6 +19,12 @@ import { helperEnvironment } from './script-helper-env.js';
 import { memoryProbers } from '../daemon/probers.js';
 import type { Config } from '../config/types.js';
 import type { Relay } from '../relay/types.js';
+import { serviceAccounts } from '../daemon/service-accounts.js';
+import { runnerIds, runnerSettings } from '../daemon/runner-settings.js';
+
+async function refuseToCreate(): Promise<void> {
+  throw new Error('--avenge creates no accounts');
+}
 
 export interface AvengeArgs {
   recipient: string;
@@ -34,7 +40,11 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: reply(451, '4.3.0', 'no delivery in --avenge'), ms: 0 }), close: async () => {}, describe: () => 'none' };
   const log = nullLogger();
   const probers = memoryProbers();
-  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req), log, { helperEnv: helperEnvironment, prober: probers.factory });
+  // as root, the same rule as the daemon's runner: scripts never run as asmtpd's own accounts
+  // (looked up, never created, by a diagnostic run)
+  const found = process.getuid?.() === 0 ? await serviceAccounts(config, { create: refuseToCreate }) : null;
+  const settings = runnerSettings(config, runnerIds(found?.kind === 'ok' ? found.accounts : null), { bodyTests: false });
+  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req, settings), log, { helperEnv: helperEnvironment, prober: probers.factory });
   const session: Session = {
     id: 'avenge', client: { ip: args.ip, port: 0 }, local: { ip: '0.0.0.0', port: config.smtpPort }, startedAt: Date.now(),
     helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, pipelining: null, post: false, facts: rt.facts(args.ip, log), decisions: new Map(),

@@ -1,18 +1,20 @@
 /**
  * daemon.ts — `asmtpd [-d] [--verbose] [-f FILE]`: load the configuration, listen, serve.
  *
- * Without -d the daemon detaches: it re-runs itself with -d in the background, its log appended
- * to DBDir/asmtpd.log and its pid in DBDir/asmtpd.pid, and the command returns once it listens.
+ * Without -d the daemon detaches: it re-runs itself with -d --detached in the background, its log
+ * appended to DBDir/asmtpd.log (opened here, daemon/state-dirs.ts), and the command returns once
+ * it listens; the detached daemon writes DBDir/asmtpd.pid and removes it when it stops.
  * Signals: SIGHUP re-reads the configuration (a broken file is refused and logged, the running one
- * stays; listening addresses need a restart); SIGTERM/SIGINT stop accepting, let sessions in DATA
- * finish (30 s at most), then exit 0.
- * Started as root, it starts the script runner and (SynFP/NetPath) the network facts process
- * (netfacts/), both keeping their privileges, then listens and gives up root (daemon/privileges.ts).
+ * stays; listening addresses, accounts, DBDir and the script limits need a restart);
+ * SIGTERM/SIGINT stop accepting, let sessions in DATA finish (30 s at most), then exit 0.
+ * Started as root (docs/security.md): it checks (or creates) its accounts, takes over DBDir,
+ * starts the script runner (root, to become users) and, for SynFP/NetPath, the network facts
+ * process (NetFactsUser with CAP_NET_RAW), listens, and becomes DaemonUser for good.
  */
-import { existsSync, mkdirSync, openSync, writeFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { loadConfig, formatIssue, parseConfigText, type ConfigResult } from '../config/load.js';
+import { formatIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createRelay } from '../relay/index.js';
@@ -21,12 +23,16 @@ import { buildRuntime, type Runtime, type RuntimeServices } from '../daemon/runt
 import { helperEnvironment } from './script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
 import { sharedResolvers } from '../dns/resolver.js';
-import { dropPrivileges } from '../daemon/privileges.js';
+import { dropPrivileges, type PrivilegeResult } from '../daemon/privileges.js';
+import { serviceAccounts, type ServiceAccounts } from '../daemon/service-accounts.js';
+import { openLogFile, prepareStateDirectories, removePidFile, writePidFile, LOG_FILE } from '../daemon/state-dirs.js';
+import { runnerIds } from '../daemon/runner-settings.js';
+import { runnerProcessPath } from '../daemon/runner-entry.js';
 import { tuneHeapForServer } from '../daemon/heap.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { openNetFacts } from '../netfacts/client.js';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
-import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
+import { loadForCommand } from './config-source.js';
 import { VERSION } from '../version.js';
 
 export interface DaemonArgs {
@@ -34,17 +40,13 @@ export interface DaemonArgs {
   fileGiven: boolean;
   foreground: boolean;
   verbose: boolean;
+  /** started by a detaching `asmtpd` (internal): writes and removes DBDir/asmtpd.pid */
+  detached?: boolean;
 }
 
 const STOP_GRACE_MS = 30_000;
 
-/** The configuration file, or the embedded default when there is none (and no -f). */
-export function loadForCommand(args: { file: string; fileGiven: boolean }): { result: ConfigResult; source: string } {
-  if (!args.fileGiven && !existsSync(args.file)) {
-    return { result: parseConfigText(embeddedConfigText(), EMBEDDED_LABEL), source: EMBEDDED_LABEL };
-  }
-  return { result: loadConfig(args.file), source: args.file };
-}
+export { loadForCommand } from './config-source.js';
 
 export async function runDaemon(args: DaemonArgs): Promise<number> {
   const { result, source } = loadForCommand(args);
@@ -53,8 +55,30 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     return 2;
   }
   const config = result.config;
-  prepareDirectories(config);
-  if (!args.foreground) return detach(config);
+  let accounts: ServiceAccounts | null = null;
+  let created: string[] = [];
+  if (process.getuid?.() === 0) {
+    const found = await serviceAccounts(config);
+    if (found.kind === 'error') {
+      process.stderr.write(`asmtpd: ${found.message}\n`);
+      return 2;
+    }
+    ({ accounts, created } = found);
+  }
+  const dirs = prepareStateDirectories(config, accounts?.daemon ?? null);
+  if (dirs.kind === 'error') {
+    process.stderr.write(`asmtpd: ${dirs.message}\n`);
+    return 2;
+  }
+  if (!args.foreground) return detach(config, dirs.dbDirFd, accounts);
+  try {
+    if (args.detached) writePidFile(dirs.dbDirFd);
+  } catch (err) {
+    process.stderr.write(`asmtpd: cannot write ${join(config.dbDir, 'asmtpd.pid')}: ${(err as Error).message}\n`);
+    return 1;
+  } finally {
+    closeSync(dirs.dbDirFd);
+  }
 
   tuneHeapForServer();
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
@@ -63,10 +87,18 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   process.on('uncaughtException', (err) => log.error('daemon.error', { error: err.message, stack: err.stack }));
   process.on('unhandledRejection', (err) => log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }));
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
+  for (const name of created) log.info('daemon.account_created', { user: name });
   let runner: RunnerClient;
   let stopNow: (why: string) => void = () => process.exit(1);
   try {
+    const ids = runnerIds(accounts);
     runner = await startRunner({
+      // the runner reads the configuration itself (and again on reload): root's file, never the pipe
+      entry: {
+        main: runnerProcessPath,
+        args: [`--config=${args.file}`, `--file-given=${args.fileGiven ? 1 : 0}`,
+          ...(ids.daemonUid === null ? [] : [`--daemon-uid=${ids.daemonUid}`]), ...ids.deniedUids.map((u) => `--denied-uid=${u}`)],
+      },
       onLog: (line) => log.warn('runner.log', { line }),
       onExit: (code, signal, expected) => {
         if (expected) return;
@@ -81,7 +113,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
   // SYN capture and route tracing need CAP_NET_RAW: a separate process, started while we are root
   // (netfacts/process.ts); this process gives the capability up with root below
-  const netFacts = await openNetFacts(config, log);
+  const netFacts = await openNetFacts(config, log, accounts ? { account: accounts.netFacts } : {});
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
   const services: RuntimeServices = {
@@ -101,8 +133,8 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     await netFacts?.close();
     return 1;
   }
-  const privileges = await dropPrivileges(config);
-  if (privileges.kind === 'error') {
+  const privileges: PrivilegeResult | null = accounts ? dropPrivileges(accounts.daemon) : null;
+  if (privileges?.kind === 'error') {
     log.error('daemon.error', { error: privileges.message });
     log.flush();
     process.stderr.write(`asmtpd: ${privileges.message}\n`);
@@ -110,12 +142,12 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     await netFacts?.close();
     return 2;
   }
-  log.info('daemon.privileges', privileges.kind === 'dropped'
-    ? { user: privileges.account.name, uid: privileges.account.uid, gid: privileges.account.gid, runner_pid: runner.pid }
-    : { uid: privileges.uid, runner_pid: runner.pid, note: 'not started as root: every script runs as the invoking user' });
+  log.info('daemon.privileges', privileges?.kind === 'dropped' && accounts
+    ? { user: privileges.account.name, uid: privileges.account.uid, gid: privileges.account.gid, runner_pid: runner.pid, avenger_user: accounts.avenger.name, netfacts_user: accounts.netFacts.name }
+    : { uid: process.getuid?.() ?? -1, runner_pid: runner.pid, note: 'not started as root: every script runs as the invoking user' });
   log.info('daemon.start', {
     version: VERSION, pid: process.pid, config: source, port: config.smtpPort, addresses: hosts,
-    relay: relay.describe(), privileged: privileges.kind === 'dropped',
+    relay: relay.describe(), privileged: privileges?.kind === 'dropped',
   });
 
   process.on('SIGHUP', () => {
@@ -126,7 +158,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     }
     const old = runtime;
     const cfg = next.result.config;
-    prepareDirectories(cfg);
+    prepareOwnDirectories(cfg, log);
     if (relaySettings(cfg) !== relaySettings(old.config)) {
       const retired = relay;
       relay = createRelay(cfg, log);
@@ -135,8 +167,18 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     }
     runtime = buildRuntime(cfg, relay, run, log, services);
     frontEnd.applyConfig(cfg);
-    const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join();
-    log.info('daemon.reload', { config: next.source, relay: relay.describe(), ...(restartNeeded ? { note: 'SMTPPort/BindAddr changes need a restart' } : {}) });
+    const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join()
+      || cfg.dbDir !== old.config.dbDir || cfg.daemonUser !== old.config.daemonUser || cfg.netFactsUser !== old.config.netFactsUser;
+    log.info('daemon.reload', {
+      config: next.source, relay: relay.describe(),
+      ...(restartNeeded ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser and NetFactsUser need a restart' } : {}),
+    });
+    // the runner re-reads the configuration itself
+    void runner.reload().then((r) => {
+      if (r.kind === 'reloaded') {
+        if (r.changes.length > 0 || r.needRestart.length > 0) log.info('runner.reload', { changes: r.changes, need_restart: r.needRestart });
+      } else log.error('runner.reload', { error: r.kind === 'error' ? r.reason : r.kind });
+    });
   });
 
   return new Promise<number>((resolve) => {
@@ -153,7 +195,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .finally(() => {
           probers.close();
           log.flush();
-          if (!args.foreground) rmSync(join(runtime.config.dbDir, 'asmtpd.pid'), { force: true });
+          if (args.detached) removePidFile(config.dbDir);
           resolve(0);
           setTimeout(() => process.exit(0), 200).unref();
         });
@@ -168,9 +210,14 @@ function relaySettings(c: Config): string {
   return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.hostname]);
 }
 
-function prepareDirectories(c: Config): void {
-  mkdirSync(join(c.dbDir, 'spool'), { recursive: true, mode: 0o700 });
-  mkdirSync(c.holdQueue, { recursive: true, mode: 0o700 });
+/** After SIGHUP, as DaemonUser: what the SMTP process itself keeps in DBDir. */
+function prepareOwnDirectories(c: Config, log: Logger): void {
+  try {
+    mkdirSync(join(c.dbDir, 'spool'), { recursive: true, mode: 0o700 });
+    mkdirSync(c.holdQueue, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    log.error('daemon.error', { error: `cannot prepare ${c.dbDir}: ${(err as Error).message}` });
+  }
 }
 
 async function listenWithFallback(fe: FrontEnd, port: number, host: string): Promise<void> {
@@ -186,14 +233,21 @@ async function listenWithFallback(fe: FrontEnd, port: number, host: string): Pro
   }
 }
 
-/** Re-run in the background with -d; return once the child listens (or failed). */
-function detach(config: Config): Promise<number> {
-  const logFile = join(config.dbDir, 'asmtpd.log');
-  const pidFile = join(config.dbDir, 'asmtpd.pid');
-  const fd = openSync(logFile, 'a', 0o600);
-  const argv = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d'];
+/** Re-run in the background with -d --detached; return once the child listens (or failed). */
+function detach(config: Config, dbDirFd: number, accounts: ServiceAccounts | null): Promise<number> {
+  const logFile = join(config.dbDir, LOG_FILE);
+  let fd: number;
+  try {
+    fd = openLogFile(dbDirFd, accounts?.daemon.uid ?? null);
+  } catch (err) {
+    process.stderr.write(`asmtpd: cannot open ${logFile}: ${(err as Error).message}\n`);
+    return Promise.resolve(1);
+  } finally {
+    closeSync(dbDirFd);
+  }
+  const argv = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d', '--detached'];
   const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', fd, fd] });
-  writeFileSync(pidFile, `${child.pid}\n`);
+  closeSync(fd);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
       child.unref();

@@ -3,24 +3,24 @@
  * loopback only, an unprivileged port, and accepted mail kept in the hold-queue Maildir, so that
  * nothing is ever exposed or lost before the administrator has written /etc/avenger/asmtpd.conf.
  * DNS facts use the machine's resolver (/etc/resolv.conf), not tangerine's public DoH servers.
+ * As root the accounts are the defaults (asmtpd, avenger, asmtpd-net: created when missing, see
+ * daemon/service-accounts.ts) — never a shared account such as nobody — and EtcDir is the usual
+ * /etc/avenger (root's), not a directory inside DBDir (the SMTP process's). Not root: everything
+ * lives in ~/.asmtpd and runs as the invoking user.
  */
 import { homedir } from 'node:os';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 export const EMBEDDED_LABEL = '(embedded default)';
 
 export function embeddedConfigText(): string {
-  const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
-  // as root, the SMTP process becomes AvengerUser; on a machine without an `avenger` account yet,
-  // a first run uses `nobody` (the log shows which)
-  const hasAvenger = spawnSync('getent', ['passwd', 'avenger']).status === 0;
+  const root = process.getuid?.() === 0;
+  const dbDir = root ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
   return [
-    ...(hasAvenger ? [] : ['AvengerUser nobody']),
     'SMTPPort 2525',
     'BindAddr 127.0.0.1',
     `DBDir "${dbDir}"`,
-    `EtcDir "${dbDir}/etc"`,
+    ...(root ? [] : [`EtcDir "${dbDir}/etc"`]),
     // the machine's own resolver: a first run sends no lookups to a DoH service nobody chose
     'DNSResolver system',
     '',

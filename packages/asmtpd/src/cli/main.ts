@@ -1,7 +1,9 @@
 /**
  * main.ts — entry point of bin/asmtpd: dispatch to the mode's run(). The only place that calls
  * process.exit. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+ * Its first import neutralises SIGUSR1 (Node's inspector), before anything else is loaded.
  */
+import '@asmtpd/avenger-runner/no-inspector';
 import { parseArgs, USAGE } from './args.js';
 import { runCheck } from './check.js';
 import { runDaemon, loadForCommand } from './daemon.js';

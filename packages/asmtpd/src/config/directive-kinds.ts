@@ -19,7 +19,7 @@
 import type { Config } from './types.js';
 import type { Parsed, ValueForm } from './values.js';
 
-export const SECTIONS = ['Listening and limits', 'Recipients and users', 'Delivery of accepted mail', 'DNS', 'Facts', 'Logging'] as const;
+export const SECTIONS = ['Listening and limits', 'Recipients and users', 'Privileges and script limits', 'Delivery of accepted mail', 'DNS', 'Facts', 'Logging'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** What a default may look at: fields resolved so far, the machine, a way to warn. */

@@ -10,6 +10,7 @@ const CONFIG_FIELDS = [
   'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
   'dnsResolver', 'dnsServers', 'dnsProtocol', 'dnsTimeoutMs', 'allowDnsFailures', 'spfLocal', 'spfHostsFile', 'spfRejectFail',
   'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs', 'synFp', 'synFpDb', 'netPath', 'netPathMaxHops',
+  'daemonUser', 'netFactsUser', 'avengerProcessLimit', 'avengerCpuLimitMs', 'avengerMemoryLimitBytes', 'avengerFileSizeLimitBytes', 'avengerOpenFilesLimit',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

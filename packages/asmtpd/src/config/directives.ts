@@ -182,6 +182,50 @@ export const DIRECTIVES: readonly Directive[] = [
     parseItem: parseCidr, default: () => LOOPBACK_NETS.map((net) => ({ ...net })),
   }),
 
+  // ── Privileges and script limits ───────────────────────────────────────────────────
+  oneValue('daemonUser', {
+    name: 'DaemonUser', section: 'Privileges and script limits', form: 'account', valueSyntax: 'user',
+    defaultText: 'asmtpd', sample: 'asmtpd',
+    doc: 'account the SMTP process runs as after start (as root); owns DBDir and HoldQueue, runs no script; a missing default-named account is created (see docs/security.md)',
+    parse: parseAccountName, default: 'asmtpd',
+  }),
+  oneValue('netFactsUser', {
+    name: 'NetFactsUser', section: 'Privileges and script limits', form: 'account', valueSyntax: 'user',
+    defaultText: 'asmtpd-net', sample: 'asmtpd-net',
+    doc: 'account of the network-facts process (SYN capture, NetPath), which keeps CAP_NET_RAW and nothing else; a missing default-named account is created',
+    parse: parseAccountName, default: 'asmtpd-net',
+  }),
+  oneValue('avengerProcessLimit', {
+    name: 'AvengerProcessLimit', section: 'Privileges and script limits', form: 'integer', valueSyntax: 'integer 0-100000',
+    defaultText: '512', sample: '512',
+    doc: "processes a script's user may have at once while a script of theirs forks (RLIMIT_NPROC); 0 = no limit",
+    parse: (w) => parseInteger(w, { min: 0, max: 100_000 }), default: 512,
+  }),
+  oneValue('avengerCpuLimitMs', {
+    name: 'AvengerCPULimit', section: 'Privileges and script limits', form: 'duration', valueSyntax: 'duration 1s-1h',
+    defaultText: '60s', sample: '60s',
+    doc: 'CPU time of each script or body-test process (RLIMIT_CPU); past it the process is killed',
+    parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: HOUR_MS }), default: 60 * SECOND_MS,
+  }),
+  oneValue('avengerMemoryLimitBytes', {
+    name: 'AvengerMemoryLimit', section: 'Privileges and script limits', form: 'size', valueSyntax: 'size 64M-1024G',
+    defaultText: '1G', sample: '1G',
+    doc: 'heap and private writable memory of each script or body-test process (RLIMIT_DATA)',
+    parse: (w) => parseSizeBytes(w, { minBytes: 64 * 1024 ** 2, maxBytes: 1024 ** 4 }), default: 1024 ** 3,
+  }),
+  oneValue('avengerFileSizeLimitBytes', {
+    name: 'AvengerFileSizeLimit', section: 'Privileges and script limits', form: 'size', valueSyntax: 'size 1M-1024G',
+    defaultText: '512M', sample: '512M',
+    doc: 'largest file a script or body test may write (RLIMIT_FSIZE)',
+    parse: (w) => parseSizeBytes(w, { minBytes: 1024 ** 2, maxBytes: 1024 ** 4 }), default: 512 * 1024 ** 2,
+  }),
+  oneValue('avengerOpenFilesLimit', {
+    name: 'AvengerOpenFilesLimit', section: 'Privileges and script limits', form: 'integer', valueSyntax: 'integer 16-1048576',
+    defaultText: '1024', sample: '1024',
+    doc: 'open descriptors of each script or body-test process (RLIMIT_NOFILE)',
+    parse: (w) => parseInteger(w, { min: 16, max: 1_048_576 }), default: 1024,
+  }),
+
   // ── Delivery of accepted mail ────────────────────────────────────────────────────────
   oneValue('relayHost', {
     name: 'RelayHost', section: 'Delivery of accepted mail', form: 'target', valueSyntax: 'target',

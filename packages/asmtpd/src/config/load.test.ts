@@ -38,6 +38,8 @@ test('an empty file gives every default', () => {
         { family: 4, address: '127.0.0.0', prefix: 8, text: '127.0.0.0/8' },
         { family: 6, address: '::1', prefix: 128, text: '::1' },
       ],
+      daemonUser: 'asmtpd', netFactsUser: 'asmtpd-net', avengerProcessLimit: 512, avengerCpuLimitMs: 60_000,
+      avengerMemoryLimitBytes: 1024 ** 3, avengerFileSizeLimitBytes: 512 * 1024 ** 2, avengerOpenFilesLimit: 1024,
       relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
       relayTimeoutMs: 300_000,
       dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
@@ -61,6 +63,8 @@ test('every directive set, names in any case', () => {
     'allowdnsfailures yes', 'spflocal include:fwd.example ip4:192.0.2.0/24', 'spfrejectfail yes',
     'rbl zen.example.org', 'RBL bl.example.net 0.5 "listed for spam"', 'rblthreshold 1.5',
     'smtpcb off', 'smtpcbtimeout 10s', 'smtpcbcachettl 2h', 'synfp no', 'netpath yes', 'netpathmaxhops 12',
+    'daemonuser Smtpd', 'netfactsuser netwatch', 'avengerprocesslimit 0', 'avengercpulimit 2m', 'avengermemorylimit 256M',
+    'avengerfilesizelimit 1g', 'avengeropenfileslimit 64',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
   assert.deepEqual(
@@ -73,6 +77,10 @@ test('every directive set, names in any case', () => {
   );
   assert.deepEqual(c.localDomains, ['a.example', 'b.example', 'c.example']);
   assert.deepEqual([c.separator, c.avengerUser, c.avengerTimeoutMs], ['-', 'spamd', 120_000]);
+  assert.deepEqual(
+    [c.daemonUser, c.netFactsUser, c.avengerProcessLimit, c.avengerCpuLimitMs, c.avengerMemoryLimitBytes, c.avengerFileSizeLimitBytes, c.avengerOpenFilesLimit],
+    ['smtpd', 'netwatch', 0, 120_000, 256 * 1024 ** 2, 1024 ** 3, 64],
+  );
   assert.deepEqual(c.relayNets, [{ family: 4, address: '10.0.0.0', prefix: 8, text: '10.0.0.0/8' }]);
   assert.deepEqual(c.relayHost, { kind: 'lmtp', host: '::1', port: 24 });
   assert.deepEqual([c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel], ['/opt/av/db/queue', true, 30_000, 'debug']);

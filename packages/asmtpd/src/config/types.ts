@@ -75,6 +75,22 @@ export interface Config {
   avengerTimeoutMs: number;
   relayNets: Cidr[];
 
+  // Privileges and script limits (fixed at start: the runner's settings)
+  /** account of the SMTP process (owns DBDir and HoldQueue), lower-case */
+  daemonUser: string;
+  /** account of the network-facts process (holds CAP_NET_RAW only), lower-case */
+  netFactsUser: string;
+  /** RLIMIT_NPROC of a script's user; 0 = none */
+  avengerProcessLimit: number;
+  /** RLIMIT_CPU of every script and body test process */
+  avengerCpuLimitMs: number;
+  /** RLIMIT_DATA of every script and body test process */
+  avengerMemoryLimitBytes: number;
+  /** RLIMIT_FSIZE of every script and body test process */
+  avengerFileSizeLimitBytes: number;
+  /** RLIMIT_NOFILE of every script and body test process */
+  avengerOpenFilesLimit: number;
+
   // Delivery
   relayHost: RelayTarget | null;
   /** argv template of the Sendmail directive, e.g. ["/usr/sbin/sendmail","-oi","-f","%s","--"] */

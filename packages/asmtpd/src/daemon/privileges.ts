@@ -1,53 +1,28 @@
 /**
  * privileges.ts — the SMTP-facing process gives up root for good (STYLE.md, Postfix's lesson).
  *
- *   dropPrivileges(config) -> PrivilegeResult
+ *   dropPrivileges(account) -> {kind: 'dropped', account} | {kind: 'error', message}
  *
- * Started as root, the daemon binds its ports and starts the script runner (which keeps root
- * only to become users), then becomes AvengerUser: DBDir is given to that account, supplementary
- * groups are cleared, then setgid, setuid. AvengerUser is looked up in PasswdFile first, then in
- * the system database; a missing account or one with uid 0 is a startup error.
- * Started as a user, nothing changes: scripts run as that user (the log says so once).
+ * Called once the daemon (root) has checked its accounts (service-accounts.ts), made its
+ * directories ready (state-dirs.ts), started the script runner and the network-facts process and
+ * bound its ports: supplementary groups become [gid], then setgid, setuid to DaemonUser. Nothing
+ * is chowned here. After it the kernel marks the process non-dumpable, so not even another
+ * process of DaemonUser can read its memory or descriptors.
  */
-import { chownSync, readdirSync, lstatSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Config } from '../config/types.js';
-import { createAccounts, withSystemFallback, type Account } from '../recipients/accounts.js';
+import type { Account } from '../recipients/accounts.js';
 
-export type PrivilegeResult =
-  | { kind: 'dropped'; account: Account }
-  | { kind: 'unprivileged'; uid: number }
-  | { kind: 'error'; message: string };
+export type PrivilegeResult = { kind: 'dropped'; account: Account } | { kind: 'error'; message: string };
 
-export async function dropPrivileges(config: Config): Promise<PrivilegeResult> {
-  const uid = process.getuid?.() ?? -1;
-  if (uid !== 0) return { kind: 'unprivileged', uid };
-  const base = createAccounts(config.passwdFile);
-  const accounts = config.passwdFile ? withSystemFallback(base) : base;
-  const account = await accounts.lookup(config.avengerUser);
-  if (!account) return { kind: 'error', message: `AvengerUser ${config.avengerUser} does not exist (create it, e.g. useradd --system --home-dir /var/spool/avenger avenger, or set AvengerUser)` };
-  if (account.uid === 0 || account.gid === 0) return { kind: 'error', message: `AvengerUser ${config.avengerUser} must not be root` };
+export function dropPrivileges(account: Account): PrivilegeResult {
   try {
-    chownTree(config.dbDir, account.uid, account.gid);
-    if (!config.holdQueue.startsWith(config.dbDir + '/')) chownTree(config.holdQueue, account.uid, account.gid);
     process.setgroups!([account.gid]);
     process.setgid!(account.gid);
     process.setuid!(account.uid);
   } catch (err) {
-    return { kind: 'error', message: `cannot become ${config.avengerUser}: ${(err as Error).message}` };
+    return { kind: 'error', message: `cannot become ${account.name}: ${(err as Error).message}` };
+  }
+  if (process.getuid!() !== account.uid || process.geteuid!() !== account.uid || process.getegid!() !== account.gid) {
+    return { kind: 'error', message: `still not ${account.name} after setuid` };
   }
   return { kind: 'dropped', account };
-}
-
-/** chown a directory tree (our own state: small), never following symlinks. */
-function chownTree(path: string, uid: number, gid: number): void {
-  let st;
-  try {
-    st = lstatSync(path);
-  } catch {
-    return;
-  }
-  if (st.isSymbolicLink()) return;
-  chownSync(path, uid, gid);
-  if (st.isDirectory()) for (const name of readdirSync(path)) chownTree(join(path, name), uid, gid);
 }

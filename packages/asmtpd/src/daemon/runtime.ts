@@ -2,7 +2,7 @@
  * runtime.ts — everything a session needs that comes from the configuration, built once per
  * (re)load and swapped whole on SIGHUP: sessions already running keep the Runtime they started with.
  */
-import type { RunRequest, RunResult } from '@asmtpd/avenger-runner';
+import type { BodyTestRequest, RcptRequest, RunResult } from '@asmtpd/avenger-runner';
 import type { Config } from '../config/types.js';
 import { networkSet, type NetworkSet } from '../net/cidr.js';
 import { createAccounts, withSystemFallback, type Account, type Accounts } from '../recipients/accounts.js';
@@ -20,7 +20,7 @@ import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource 
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
-export type ScriptRunner = (req: RunRequest) => Promise<RunResult>;
+export type ScriptRunner = (req: RcptRequest | BodyTestRequest) => Promise<RunResult>;
 
 /** Makes the bounce prober for a configuration (the daemon's uses the SQLite state database). */
 export type ProberFactory = (config: Config, resolver: DnsResolver, log: Logger) => FactDeps['prober'];
@@ -65,7 +65,6 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
   const policy: PolicyDeps = {
     run,
     avengerAccount: (): Promise<Account | null> => avengerAccounts.lookup(config.avengerUser),
-    groupsOf: (a) => avengerAccounts.groups(a),
     route: (address) => route(address, false, false),
     etcDir: config.etcDir,
     systemScriptAbsent: createSystemScriptProbe(config.etcDir),

@@ -33,20 +33,8 @@ export interface SynFact {
 }
 
 /** The route to the client (NetPath): CLIENT_NETHOPS, CLIENT_NETPATH. */
-export interface RouteFact {
-  hops: number;
-  /** router addresses in order; '*' for a hop that did not answer */
-  path: string[];
-}
-
-/**
- * What scripts and X-Avenger see of a route: the routers between us and the client (the client's
- * own address, which ends a trace that reached it, is not a router), and their count — the same
- * distance the SYN's TTL gives (initial TTL − observed: the routers that decremented it).
- */
-export function routersOf(route: RouteFact, clientIp: string): string[] {
-  return route.path.at(-1) === clientIp ? route.path.slice(0, -1) : route.path;
-}
+export { routersOf, type RouteFact } from './route-fact.js';
+import type { RouteFact } from './route-fact.js';
 
 /** Facts from the privileged network process; each call is bounded by its implementation. */
 export interface NetFactSource {
@@ -126,7 +114,7 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       rbl = config.rbls.length > 0 ? now.then(() => queryRbls(ip, config.rbls, resolver, timeoutMs)) : null;
       void Promise.all([reverse, rbl]).then(([rev, bl]) => {
         log.info('session.facts', {
-          ptr: rev.ptr, name: rev.name, ...(rev.tempfail ? { dnsfail: true } : {}),
+          ptr: rev.ptr, name: rev.name, ...(rev.tempfail ? { dnsfail: true } : {}), ...(rev.invalid ? { ptr_invalid: true } : {}),
           ...(bl ? { rbl_score: bl.score, rbl_listed: bl.listed.map((l) => l.zone) } : {}), ms: Date.now() - started,
         });
         for (const p of bl?.problems ?? []) log.warn('rbl.error', { zone: p.zone, kind: p.kind, detail: p.detail });

@@ -7,6 +7,11 @@
  * (IPv6) records: the first name whose records include the client address is `name`. `ptr` is
  * the first PTR name as received. `tempfail` is true when the PTR lookup, or a forward lookup
  * that could have confirmed a name, failed temporarily (and no name was confirmed).
+ *
+ * SECURITY: a PTR answer is whatever the client's DNS owner wants it to be (CR, LF, NUL, `$(…)`).
+ * Only host names — letters, digits and hyphens in dot-separated labels of 1–63 characters
+ * (RFC 1123), 253 at most — are taken; any other answer is dropped and `invalid` says so
+ * (CLIENT_PTR_INVALID), so CLIENT_PTR, CLIENT_NAME and the headers only ever carry host names.
  */
 import { isIPv4 } from 'node:net';
 import type { SpfResolver } from '@asmtpd/spf';
@@ -18,6 +23,15 @@ export interface ReverseName {
   /** first PTR name as received, no trailing dot */
   ptr: string | null;
   tempfail: boolean;
+  /** a PTR answer was not a host name and was dropped */
+  invalid?: boolean;
+}
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** Letters, digits and hyphens in labels, as RFC 1123 host names (no trailing dot). */
+export function isHostName(name: string): boolean {
+  return HOST_NAME.test(name);
 }
 
 /** like SPF's limit on PTR names (RFC 7208 §4.6.4) */
@@ -52,7 +66,9 @@ export async function reverseName(clientIp: string, resolver: Resolver): Promise
   } catch (err) {
     return { name: null, ptr: null, tempfail: isTemporaryDnsError(err) };
   }
-  const names = ptrs.map((n) => n.replace(/\.$/, '')).filter((n) => n !== '');
+  const answers = ptrs.map((n) => n.replace(/\.$/, '')).filter((n) => n !== '');
+  const names = answers.filter(isHostName);
+  const invalid = names.length < answers.length ? { invalid: true } : {};
   const ptr = names[0] ?? null;
   let tempfail = false;
   const checks = names.slice(0, MAX_NAMES).map(async (n) => {
@@ -66,6 +82,6 @@ export async function reverseName(clientIp: string, resolver: Resolver): Promise
   });
   const confirmed = await Promise.all(checks);
   const i = confirmed.indexOf(true);
-  if (i >= 0) return { name: (names[i] as string).toLowerCase(), ptr, tempfail: false };
-  return { name: null, ptr, tempfail };
+  if (i >= 0) return { name: (names[i] as string).toLowerCase(), ptr, tempfail: false, ...invalid };
+  return { name: null, ptr, tempfail, ...invalid };
 }

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { CAP_NET_RAW, hasCapability } from './capability.js';
 import { parsePfos } from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 import { captureLogger, testConfig } from '../relay/test-helpers.js';
+import type { Account } from '../recipients/accounts.js';
 
 const SYN: SynInfo = {
   family: 4, srcIp: '192.0.2.7', srcPort: 40000, dstIp: '192.0.2.1', dstPort: 25, ttl: 60, df: 1, totalLength: 60,
@@ -66,13 +69,36 @@ test('openNetFacts: a process that cannot start, or cannot capture, is one line 
 
 const root = hasCapability(CAP_NET_RAW) ? false : 'needs CAP_NET_RAW (root)';
 
+/** As root the process runs as its own account (NetFactsUser): a throwaway system account here. */
+function netFactsAccount(): { account: Account; remove(): void } {
+  const name = `atnf${randomBytes(3).toString('hex')}`;
+  execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--home-dir', '/nonexistent', '--shell', '/usr/sbin/nologin', name]);
+  const [, , uid, gid] = execFileSync('getent', ['passwd', name]).toString().split(':');
+  return {
+    account: { name, uid: Number(uid), gid: Number(gid), gecos: '', home: '/nonexistent', shell: '/usr/sbin/nologin' },
+    remove: () => void execFileSync('userdel', [name]),
+  };
+}
+
 test('the real process: SYNs of loopback connections, routes, capture off by SynFP no, and its death', { skip: root }, async () => {
   const server = createServer((s) => s.destroy());
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const log = captureLogger();
-  const net = await startNetFacts({ ports: [port], capture: true, log });
+  const user = process.getuid?.() === 0 ? netFactsAccount() : null;
+  const net = await startNetFacts({ ports: [port], capture: true, log, ...(user ? { account: user.account } : {}) }).catch((err: unknown) => {
+    server.close();
+    user?.remove();
+    throw err;
+  });
   try {
+    if (user) {
+      const status = readFileSync(`/proc/${net.pid}/status`, 'utf8');
+      assert.match(status, new RegExp(`^Uid:\\s+${user.account.uid}\\s+${user.account.uid}\\s+${user.account.uid}\\s+${user.account.uid}$`, 'm'), 'its own account, not root');
+      assert.match(status, /^CapEff:\s+0000000000002000$/m, 'CAP_NET_RAW and nothing else');
+      assert.match(status, /^CapAmb:\s+0000000000002000$/m);
+      assert.match(status, /^NoNewPrivs:\s+1$/m);
+    }
     assert.equal(net.captureState, 'on');
     assert.equal(net.netRaw, true);
     const source = net.source(testConfig({ synFp: true, netPath: true, netPathMaxHops: 5, dnsTimeoutMs: 2000 }))!;
@@ -105,5 +131,10 @@ test('the real process: SYNs of loopback connections, routes, capture off by Syn
   } finally {
     await net.close();
     server.close();
+    user?.remove();
   }
+});
+
+test('as root, the process does not start without its account', { skip: process.getuid?.() === 0 ? false : 'root only' }, async () => {
+  await assert.rejects(startNetFacts({ ports: [25], capture: false, log: captureLogger() }), /needs NetFactsUser/);
 });

@@ -3,9 +3,10 @@
  * keep the SYNs it sends, and serve CLIENT_SYNFP / CLIENT_SYNOS / CLIENT_NETHOPS / CLIENT_NETPATH
  * to the sessions (NetFactSource, facts/client-facts.ts).
  *
- *   startNetFacts({ports, capture, log}) -> Promise<NetFactsClient>
- *       spawns `node dist/netfacts/process.js` as whoever calls it: the daemon calls it while
- *       still root, before it drops privileges; resolves once the process said it is ready
+ *   startNetFacts({ports, capture, log, account}) -> Promise<NetFactsClient>
+ *       spawns `node dist/netfacts/process.js`: as root (the daemon, before it drops privileges)
+ *       through setpriv as `account` (NetFactsUser) with the ambient capability CAP_NET_RAW and
+ *       nothing else; otherwise as the caller. Resolves once the process said it is ready
  *   client.source(config) -> NetFactSource | null        per configuration (re)load: reads SynFPDB
  *       once, turns capture on or off as SynFP says; null when neither SynFP nor NetPath is on
  *   client.close()          ends the process (its stdin); resolves when it has exited
@@ -33,6 +34,7 @@ import type { SynInfo } from '../synfp/syn-packet.js';
 import { isSynInfo, LineSplitter, type CaptureState, type ProcessMessage } from './protocol.js';
 import { SynTable } from './syn-table.js';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
+import type { Account } from '../recipients/accounts.js';
 
 export const netFactsMainPath: string = fileURLToPath(new URL('./process.js', import.meta.url));
 /** how long syn() waits for a SYN that has not come through yet (it is asked for at connect, so this
@@ -45,6 +47,8 @@ const MAX_DB_ERRORS_LOGGED = 10;
 export interface NetFactsOptions {
   /** the daemon's listening ports (SYNs to these are captured) */
   ports: number[];
+  /** as root: the account it runs as (NetFactsUser), with CAP_NET_RAW only */
+  account?: Account;
   /** capture from the start (SynFP on) */
   capture: boolean;
   log: Logger;
@@ -206,15 +210,32 @@ class Connection implements NetFactsClient {
 
 const SETPRIV = '/usr/bin/setpriv';
 
+/**
+ * As root: become the account and keep CAP_NET_RAW alone, as an ambient capability (so that it
+ * survives the exec of node and of the capture helper), with an empty bounding set but for it,
+ * no_new_privs, and only the account's own group. Not root: run as we are.
+ */
+function launcher(account: Account | undefined): string[] {
+  if (process.getuid?.() !== 0) return [];
+  if (!account) throw new Error('the network facts process needs NetFactsUser when started as root');
+  if (!existsSync(SETPRIV)) throw new Error(`${SETPRIV} is missing: cannot start the network facts process without root`);
+  return [
+    SETPRIV, `--reuid=${account.uid}`, `--regid=${account.gid}`, '--clear-groups',
+    '--inh-caps=-all,+net_raw', '--ambient-caps=-all,+net_raw', '--bounding-set=-all,+net_raw', '--no-new-privs', '--',
+  ];
+}
+
 export function startNetFacts(o: NetFactsOptions): Promise<NetFactsClient> {
   const args = [netFactsMainPath, `--ports=${[...new Set(o.ports)].join(',')}`, ...(o.capture ? ['--capture'] : [])];
   const node = o.nodePath ?? process.execPath;
-  // as root, keep nothing but CAP_NET_RAW: setpriv (util-linux) empties the capability bounding
-  // set but for it before exec, so the process and its capture helper get no other power of root
-  const [cmd, argv] = process.getuid?.() === 0 && existsSync(SETPRIV)
-    ? [SETPRIV, ['--bounding-set', '-all,+net_raw', '--', node, ...args]]
-    : [node, args];
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SAFE_PATH } });
+  let prefix: string[];
+  try {
+    prefix = launcher(o.account);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+  const [cmd, ...argv] = [...prefix, node, ...args] as [string, ...string[]];
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SAFE_PATH }, cwd: '/' });
   const connection = new Connection(child, o);
   const errLines = new LineSplitter();
   child.stderr?.setEncoding('utf8');
@@ -284,7 +305,7 @@ export function startNetFacts(o: NetFactsOptions): Promise<NetFactsClient> {
 export async function openNetFacts(
   config: Config,
   log: Logger,
-  o: { netRaw?: boolean; start?: (options: NetFactsOptions) => Promise<NetFactsClient> } = {},
+  o: { netRaw?: boolean; account?: Account; start?: (options: NetFactsOptions) => Promise<NetFactsClient> } = {},
 ): Promise<NetFactsClient | null> {
   const synOn = config.synFp !== false;
   if (!synOn && !config.netPath) return null;
@@ -298,7 +319,7 @@ export async function openNetFacts(
   }
   let client: NetFactsClient;
   try {
-    client = await (o.start ?? startNetFacts)({ ports: [config.smtpPort], capture: synOn, log });
+    client = await (o.start ?? startNetFacts)({ ports: [config.smtpPort], capture: synOn, log, ...(o.account ? { account: o.account } : {}) });
   } catch (err) {
     log.log(asked ? 'warn' : 'info', 'netfacts.off', { ...settings, reason: (err as Error).message });
     return null;

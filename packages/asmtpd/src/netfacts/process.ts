@@ -11,13 +11,16 @@
  * (the daemon stopped or died) ends it.
  *
  * SECURITY
- *   It stays root: route probes open raw ICMP sockets per trace, long after start, so it cannot
- *   drop the capability after opening its sockets (and Node cannot keep one capability across
- *   setuid). It listens on nothing, reads no file (but /proc/self/status and, in the helper,
- *   /sys/class/net), runs no program but the capture helper, parses packets only as fixed binary
- *   headers (syn-packet.ts), and checks every request from the daemon (validateRequest). It starts
- *   with an environment of PATH only (client.ts), umask 077, in /.
+ *   As root, the daemon starts it as NetFactsUser (its own account, not root) holding CAP_NET_RAW
+ *   as an ambient capability and nothing else, with no_new_privs (client.ts): route probes open
+ *   raw ICMP sockets per trace, long after start, so the capability must stay. It listens on
+ *   nothing, reads no file (but /proc/self/status and, in the helper, /sys/class/net), runs no
+ *   program but the capture helper, parses packets only as fixed binary headers (syn-packet.ts),
+ *   checks every request from the daemon (validateRequest), and traces at most MAX_TRACES routes
+ *   at once (more are answered with an error at once). It starts with an environment of PATH
+ *   only, umask 077, in /; SIGUSR1 is neutralised first.
  */
+import '@asmtpd/avenger-runner/no-inspector';
 import { readLines } from '@asmtpd/avenger-runner';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
 import { MAX_LINE_BYTES, NETFACTS_PROTOCOL_VERSION, validateRequest, type CaptureState, type ProcessMessage, type Request } from './protocol.js';
@@ -28,6 +31,8 @@ import type { RouteFact } from '../facts/client-facts.js';
 
 /** how long a traced route serves the clients of its /24 (/48) */
 export const ROUTE_CACHE_TTL_MS = 10 * 60_000;
+/** route traces in flight at once (each holds a raw socket and up to NetPathMaxHops probes) */
+export const MAX_TRACES = 16;
 
 function log(message: string): void {
   process.stderr.write(`netfacts[${process.pid}]: ${message}\n`);
@@ -98,11 +103,21 @@ async function main(): Promise<void> {
   };
 
   const caches = new Map<string, (ip: string) => Promise<RouteFact>>();
+  let tracing = 0;
+  const boundedTrace = async (ip: string, maxHops: number, timeoutMs: number): Promise<RouteFact> => {
+    if (tracing >= MAX_TRACES) throw new Error(`${MAX_TRACES} route traces already running`);
+    tracing++;
+    try {
+      return await traceRoute(ip, { maxHops, timeoutMs });
+    } finally {
+      tracing--;
+    }
+  };
   const route = (r: Extract<Request, { op: 'route' }>): Promise<RouteFact> => {
     const key = `${r.maxHops}/${r.timeoutMs}`;
     let cached = caches.get(key);
     if (!cached) {
-      cached = createRouteCache((ip) => traceRoute(ip, { maxHops: r.maxHops, timeoutMs: r.timeoutMs }), ROUTE_CACHE_TTL_MS);
+      cached = createRouteCache((ip) => boundedTrace(ip, r.maxHops, r.timeoutMs), ROUTE_CACHE_TTL_MS);
       caches.set(key, cached);
     }
     return cached(r.ip);

@@ -16,9 +16,11 @@ import { reply, type Reply } from '../smtp/reply.js';
 import type { Decision } from './decide.js';
 
 export interface BodyGroup {
+  /** who runs it (the account whose script asked for it) */
   account: Account;
   argv: string[];
-  env: Record<string, string>;
+  /** what the runner issued with the decision: the body-test request names this, not a command */
+  token: string;
 }
 
 export type BodyVerdict =
@@ -28,7 +30,7 @@ export type BodyVerdict =
 
 export function bodyGroupOf(d: Decision): BodyGroup | null {
   if (d.outcome.kind !== 'bodytest' || !d.account) return null;
-  return { account: d.account, argv: d.outcome.argv, env: d.env };
+  return { account: d.account, argv: d.outcome.argv, token: d.outcome.token };
 }
 
 export function sameGroup(a: BodyGroup | null, b: BodyGroup | null): boolean {

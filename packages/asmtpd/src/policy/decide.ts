@@ -15,7 +15,7 @@
  * out or is refused (unsafe owner or modes) → 451 4.3.0, logged with the reason.
  */
 import { join } from 'node:path';
-import type { RunRequest, RunResult } from '@asmtpd/avenger-runner';
+import type { BodyTestRequest, RcptRequest, RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
 import type { Route } from '../recipients/route.js';
 import { reply, type Reply } from '../smtp/reply.js';
@@ -50,10 +50,9 @@ export interface Decision {
 }
 
 export interface PolicyDeps {
-  run(req: RunRequest): Promise<RunResult>;
+  run(req: RcptRequest | BodyTestRequest): Promise<RunResult>;
   /** the AvengerUser account (null: missing — scripts that need it are a local error) */
   avengerAccount(): Promise<Account | null>;
-  groupsOf(account: Account): Promise<number[]>;
   /** route an address named by `redirect` */
   route(address: string): Promise<Route>;
   etcDir: string;
@@ -89,12 +88,13 @@ export async function decideRecipient(route: Route, req: RecipientRequest, deps:
     let step: { outcome: Outcome; env: Record<string, string>; runAs: Account; owner: Account | null };
     if (current.kind === 'user') {
       const target = current.account;
-      // scripts never run as root: a root recipient's policy runs as AvengerUser
+      // scripts never run as root: a root recipient's policy runs as AvengerUser (the runner
+      // decides that itself; this is for the logs and the environment shown by --avenge)
       const runAs = target.uid === 0 ? avenger : target;
       if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
       const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
       if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {});
-      const ran = await runScript(deps, req, address, runAs, join(target.home, '.avenger'), lookup.candidates, current.extension, runs);
+      const ran = await runScript(deps, req, address, { scope: 'user', owner: target, runAs }, lookup.candidates, current.extension, runs);
       step = { ...ran, runAs, owner: target };
     } else {
       // unknown, relay and multi-target aliases have no owner: EtcDir scripts as AvengerUser
@@ -102,7 +102,7 @@ export async function decideRecipient(route: Route, req: RecipientRequest, deps:
       const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
       step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };
       if (file) {
-        const ran = await runScript(deps, req, address, avenger, deps.etcDir, [{ file, default: null }], null, runs);
+        const ran = await runScript(deps, req, address, { scope: 'system', runAs: avenger }, [{ file, default: null }], null, runs);
         step = { ...step, ...ran };
         if (ran.outcome.kind === 'provisional' && file === 'unknown' && runs.at(-1)?.script === null) {
           return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, ran.env);
@@ -142,17 +142,22 @@ async function systemDefault(
     const r = req.mailError;
     return finish(r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r }, null, env);
   }
-  const d = await runScript(deps, req, address, avenger, deps.etcDir, [{ file: 'default', default: null }], null, runs);
+  const d = await runScript(deps, req, address, { scope: 'system', runAs: avenger }, [{ file: 'default', default: null }], null, runs);
   if (d.outcome.kind === 'provisional') return finish({ kind: 'accept', text: null }, avenger, d.env);
   if (d.outcome.kind === 'redirect') return finish({ kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' }, null, d.env);
   return finish(d.outcome, avenger, d.env);
 }
 
+/** Whose scripts: a user's ~/.avenger (owner; runs as runAs) or EtcDir's (as AvengerUser). */
+type ScriptOwner = { scope: 'user'; owner: Account; runAs: Account } | { scope: 'system'; runAs: Account };
+
 async function runScript(
-  deps: PolicyDeps, req: RecipientRequest, address: string, runAs: Account, dir: string,
+  deps: PolicyDeps, req: RecipientRequest, address: string, who: ScriptOwner,
   candidates: { file: string; default: string | null }[], extension: string | null, runs: ScriptRun[],
 ): Promise<{ outcome: Outcome; env: Record<string, string> }> {
   const started = Date.now();
+  const { runAs } = who;
+  const dir = who.scope === 'user' ? join(who.owner.home, '.avenger') : deps.etcDir;
   const envCtx: EnvContext = {
     session: req.session,
     sender: req.sender,
@@ -163,7 +168,7 @@ async function runScript(
     facts: req.facts,
   };
   const env = scriptEnvironment(envCtx, deps.helperEnv);
-  if (dir === deps.etcDir && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
+  if (who.scope === 'system' && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
     runs.push({ user: runAs.name, uid: runAs.uid, dir, tried: [join(dir, candidates[0]!.file)], script: null, outcome: 'provisional', ms: 0, env });
     return { outcome: { kind: 'provisional' }, env };
   }
@@ -171,20 +176,17 @@ async function runScript(
   const defaults = new Map(candidates.map((c) => [c.file, c.default]));
   const candidateEnv: Record<string, Record<string, string>> = {};
   for (const c of candidates) if (c.default !== null) candidateEnv[c.file] = { DEFAULT: c.default };
-  const result = await deps.run({
-    kind: 'rcpt', uid: runAs.uid, gid: runAs.gid, groups: await deps.groupsOf(runAs), user: runAs.name, home: runAs.home,
-    env, candidateEnv, dir, candidates: candidates.map((c) => c.file), timeoutMs: deps.timeoutMs,
-  });
+  const target = who.scope === 'user' ? { scope: 'user' as const, account: who.owner.name } : { scope: 'system' as const };
+  const result = await deps.run({ kind: 'rcpt', ...target, env, candidateEnv, candidates: candidates.map((c) => c.file), timeoutMs: deps.timeoutMs });
   const script = result.kind === 'ran' || result.kind === 'refused' ? result.script ?? null : null;
   const scriptFile = script ? script.slice(script.lastIndexOf('/') + 1) : null;
   const def = scriptFile ? defaults.get(scriptFile) ?? null : null;
   if (def !== null) env.DEFAULT = def;
   const outcome = outcomeFromRun(result);
   runs.push({
-    user: runAs.name, uid: result.kind === 'ran' ? result.uid : runAs.uid, dir, tried: 'tried' in result ? result.tried : [],
-    script, outcome: outcome.kind, ms: Date.now() - started, env,
+    user: result.kind === 'ran' ? result.user : runAs.name, uid: result.kind === 'ran' ? result.uid : runAs.uid, dir,
+    tried: 'tried' in result ? result.tried : [], script, outcome: outcome.kind, ms: Date.now() - started, env,
     ...(outcome.kind === 'failed' ? { detail: outcome.reason } : {}),
   });
   return { outcome, env };
 }
-

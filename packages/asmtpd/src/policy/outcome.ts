@@ -17,7 +17,8 @@ export type Outcome =
   | { kind: 'reject'; reply: Reply }
   | { kind: 'defer'; reply: Reply }
   | { kind: 'redirect'; address: string }
-  | { kind: 'bodytest'; argv: string[] }
+  /** token: what the runner issued with the decision, to run exactly this test as that user after DATA */
+  | { kind: 'bodytest'; argv: string[]; token: string }
   /** no file, or a script that ended without deciding: the system default decides */
   | { kind: 'provisional' }
   | { kind: 'failed'; reason: string };
@@ -30,6 +31,8 @@ export function outcomeFromRun(r: RunResult): Outcome {
       return { kind: 'failed', reason: `refused to run ${r.script ?? 'script'}: ${r.reason}` };
     case 'error':
       return { kind: 'failed', reason: `runner error: ${r.reason}` };
+    case 'reloaded':
+      return { kind: 'failed', reason: 'runner answered a reload' };
     case 'ran': {
       if (r.timedOut) return { kind: 'failed', reason: `${r.script ?? 'command'} timed out after ${r.durationMs} ms` };
       const d = r.decision;
@@ -49,7 +52,8 @@ export function outcomeFromRun(r: RunResult): Outcome {
         case 'redirect':
           return d.args[0] ? { kind: 'redirect', address: d.args[0] } : { kind: 'failed', reason: 'redirect without an address' };
         case 'bodytest':
-          return d.args.length ? { kind: 'bodytest', argv: d.args } : { kind: 'failed', reason: 'bodytest without a command' };
+          if (!d.args.length) return { kind: 'failed', reason: 'bodytest without a command' };
+          return r.bodyTest ? { kind: 'bodytest', argv: d.args, token: r.bodyTest } : { kind: 'failed', reason: 'bodytest without a token from the runner' };
       }
     }
   }

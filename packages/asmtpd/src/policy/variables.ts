@@ -11,7 +11,8 @@
  */
 import type { Session } from '../smtp/session.js';
 import { splitAddress } from '../recipients/address.js';
-import { routersOf, type FactValues } from '../facts/client-facts.js';
+import type { FactValues } from '../facts/client-facts.js';
+import { routersOf } from '../facts/route-fact.js';
 
 export interface EnvRecipient {
   /** the address as the client wrote it */
@@ -60,6 +61,7 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_NAME', doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise", value: (c) => c.facts?.reverse?.name },
   { name: 'CLIENT_PTR', doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none', value: (c) => c.facts?.reverse?.ptr },
   { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
+  { name: 'CLIENT_PTR_INVALID', doc: 'the PTR answer was not a host name (letters, digits, hyphens and dots) and was dropped: CLIENT_PTR and CLIENT_NAME come only from valid names; unset otherwise', value: (c) => (c.facts?.reverse?.invalid ? '1' : null) },
   { name: 'CLIENT_SYNFP', doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP", value: (c) => c.facts?.syn?.fp },
   { name: 'CLIENT_SYNOS', doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches', value: (c) => c.facts?.syn?.os },
   { name: 'CLIENT_NETHOPS', doc: 'routers between us and the client: counted by the route trace with NetPath, else initial minus observed TTL of the SYN', value: (c) => hopsOf(c) },

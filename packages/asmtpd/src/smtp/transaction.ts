@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession, SMTPServerDataStream } from 'smtp-server';
 import { REPLIES, ReplyAsError } from './replies.js';
@@ -230,17 +230,17 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
     });
 }
 
-/** The body test reads the message as it will be relayed: added fields, then the spool. */
+/**
+ * The body test reads the message as it will be relayed: added fields, then the spool. The runner
+ * opens SPOOL/ID.full itself (by name in the directory it opened at start) and runs the command
+ * its token stands for.
+ */
 async function runBodyTest(rt: Runtime, group: BodyGroup, headerPrefix: Buffer, spoolPath: string): Promise<BodyVerdict> {
   const full = `${spoolPath}.full`;
   try {
     await writeFile(full, headerPrefix, { mode: 0o600 });
     await pipeline(createReadStream(spoolPath), createWriteStream(full, { flags: 'a' }));
-    const a = group.account;
-    const result = await rt.run({
-      kind: 'command', argv: group.argv, uid: a.uid, gid: a.gid, groups: await rt.policy.groupsOf(a), user: a.name, home: a.home,
-      env: group.env, stdinPath: full, timeoutMs: rt.config.avengerTimeoutMs,
-    });
+    const result = await rt.run({ kind: 'bodytest', token: group.token, spool: basename(full), timeoutMs: rt.config.avengerTimeoutMs });
     return bodyTestVerdict(result);
   } finally {
     await discard(full);
