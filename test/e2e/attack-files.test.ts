@@ -6,8 +6,9 @@
  *    and appends its log to DBDir/asmtpd.log. The account owning DBDir plants symlinks there to
  *    root-only files; at df3c8d8 root overwrote one with the pid and appended the JSON log (with a
  *    client's HELO in it) to the other. Also: the pid file is gone after the daemon stopped.
- * 4. The recursive chown of DBDir at start. A racer of the owning account swaps a subdirectory
- *    for a symlink to a root-only directory while the daemon starts, again and again; and a
+ * 4. The recursive chown of DBDir at start. A racer of the owning account swaps each of its
+ *    subdirectories for a symlink to a root-only directory as soon as root has chowned it (while
+ *    the walk is inside it), over five starts; and a
  *    mistaken DBDir (a directory of root's with files in it, as /var/spool). Nothing of root's may
  *    change owner.
  * Needs root.
@@ -167,7 +168,7 @@ test('a mistaken DBDir that is root\'s and not empty is refused; nothing in it c
   }
 });
 
-test('a racer swapping a DBDir subdirectory for a link to a root-only directory gets nothing chowned, over ten starts', { skip }, async () => {
+test('a racer swapping DBDir subdirectories for links to a root-only directory gets nothing chowned, over five starts', { skip }, async () => {
   const db = join(base, 'db4');
   const c = await conf('four', db);
   const first = spawnSync(process.execPath, [ASMTPD_BIN, '-f', c.path], { encoding: 'utf8', timeout: 30_000 });
@@ -178,20 +179,29 @@ test('a racer swapping a DBDir subdirectory for a link to a root-only directory 
   mkdirSync(target, { mode: 0o700 });
   const victim = join(target, 'root-file');
   writeFileSync(victim, ROOT_ONLY, { mode: 0o600 });
-  // the owner's subdirectory, with enough entries that a walk over it takes a while
-  const made = runAs(owner.uid, owner.gid, ['sh', '-c', `mkdir ${db}/sub && cd ${db}/sub && for i in $(seq 1 300); do : > f$i; done`]);
+  // the owner's subdirectories, each with many files and then one named as root's; the racer
+  // waits until root touches one of them (its ctime changes: the chown of a recursive walk), then
+  // swaps it for a link to root's directory while the walk is inside it
+  const made = runAs(owner.uid, owner.gid, ['sh', '-c',
+    `cd ${db} && for d in $(seq 10 29); do mkdir s$d && (cd s$d && for i in $(seq 1000 1500); do : > a$i; done && : > root-file); done`]);
   assert.equal(made.status, 0, made.stderr);
-  const racer = spawn('setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'perl', '-e',
-    `chdir '${db}' or die; while (1) { rename 'sub', 'sub.real'; symlink '${target}', 'sub'; unlink 'sub'; rename 'sub.real', 'sub'; }`], { stdio: 'ignore' });
+  const racer = spawn('setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'perl', '-e', [
+    'use Time::HiRes qw(stat lstat);',
+    `chdir '${db}' or die; my @d = map { "s$_" } 10 .. 29; my %seen = map { $_ => (stat $_)[10] } @d;`,
+    'while (1) { for my $d (@d) { my $c = (lstat $d)[10] // next; next if $c == $seen{$d};',
+    `  rename $d, "$d.real"; symlink '${target}', $d; select(undef, undef, undef, 0.05); unlink $d; rename "$d.real", $d; $seen{$d} = (stat $d)[10]; } }`,
+  ].join('\n')], { stdio: 'ignore' });
   try {
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 5; i++) {
       const d = spawn(process.execPath, [ASMTPD_BIN, '-d', '-f', c.path], { stdio: ['ignore', 'ignore', 'pipe'] });
       let log = '';
       d.stderr!.on('data', (b: Buffer) => (log += b.toString()));
       const deadline = Date.now() + 20_000;
       while (!log.includes('"event":"daemon.start"') && d.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      d.kill('SIGTERM');
-      await new Promise((r) => d.once('exit', r));
+      if (d.exitCode === null && d.signalCode === null) {
+        d.kill('SIGTERM');
+        await new Promise((r) => d.once('exit', r));
+      }
       if (statSync(victim).uid !== 0) break;
     }
   } finally {

@@ -6,6 +6,7 @@ import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, re
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRunner, type RunnerClient } from './client.js';
+import { surelyMissing } from './runner.js';
 import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
 import { createSpoolDirectory, createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './test-support.js';
 
@@ -263,6 +264,32 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       renameSync(saved, user.avengerDir);
     }
     assert.equal(existsSync(marker), false);
+  });
+
+  test('no ~/.avenger: none at once when the way to the home is root\'s; otherwise the spawner looks (same answer)', async () => {
+    const bare = createTempUser();
+    try {
+      rmSync(bare.avengerDir, { recursive: true });
+      const r = await runner.run(rcpt(['rcpt+x', 'rcpt+default'], {}, 5000, bare.name));
+      assert.deepEqual(r, { kind: 'none', tried: [`${bare.avengerDir}/rcpt+x`, `${bare.avengerDir}/rcpt+default`] });
+      assert.equal(surelyMissing(bare.avengerDir), true, 'answered without the spawner');
+      // a home whose parent anyone may write (not sticky): its name could be swapped — not sure;
+      // sticky like /tmp with a home of root's: sure (answers are cached per home: fresh names)
+      for (const d of ['h1', 'h2', 'h3']) mkdirSync(join(bare.base, d), { mode: 0o755 });
+      chmodSync(bare.base, 0o777);
+      assert.equal(surelyMissing(join(bare.base, 'h1', '.avenger')), false);
+      chmodSync(bare.base, 0o1777);
+      assert.equal(surelyMissing(join(bare.base, 'h2', '.avenger')), true);
+      chmodSync(bare.base, 0o755);
+      assert.equal(surelyMissing(join(bare.base, 'h3', '.avenger')), true);
+      mkdirSync(bare.avengerDir);
+      assert.equal(surelyMissing(bare.avengerDir), false, 'an existing ~/.avenger is for the spawner');
+      rmSync(bare.avengerDir, { recursive: true });
+      symlinkSync('/root', bare.avengerDir);
+      assert.equal(surelyMissing(bare.avengerDir), false, 'a link is never followed by root: the spawner looks');
+    } finally {
+      bare.remove();
+    }
   });
 
   test('unsafe scripts and directories are refused with a reason; nothing runs', async () => {

@@ -34,7 +34,8 @@
  *   from the request is ever shell text. Descriptors the runner opens are close-on-exec; the
  *   child gets 0, 1, 2, 3 and (rcpt only) the O_PATH handle of its own script on 4.
  */
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import {
   createAccounts, readUidMin, runnableProblem, withSystemFallback, type Account, type Accounts, type RunnableRule,
 } from './accounts.js';
@@ -165,6 +166,8 @@ async function runRcpt(request: RcptRequest, context: RunnerContext): Promise<Ru
   if (typeof runAs === 'string') return refused(runAs);
   const dir = (request.scope === 'system' ? settings.etcDir : `${owner.home.replace(/\/+$/, '')}/.avenger`).replace(/\/+$/, '') || '/';
   const tried = (n: number): string[] => request.candidates.slice(0, n).map((c) => `${dir === '/' ? '' : dir}/${c}`);
+  // the common case (no ~/.avenger at all) is answered here, without a round trip to the spawner
+  if (surelyMissing(dir)) return { kind: 'none', tried: tried(request.candidates.length) };
   const env = childEnvironment(request.env, settings, runAs.account);
   const candidates = request.candidates.map((c) => {
     const extra = request.candidateEnv !== undefined && Object.hasOwn(request.candidateEnv, c) ? requestedVariables(request.candidateEnv[c], settings) : {};
@@ -216,6 +219,54 @@ async function runBodyTest(request: BodyTestRequest, context: RunnerContext): Pr
     return ranResult(outcome, grant.user, grant.credentials.uid, [], null, null);
   } finally {
     closeSync(opened.fd);
+  }
+}
+
+/** How long a directory's ancestors stay known to be root's (a home does not move often). */
+const ANCESTRY_TTL_MS = 10_000;
+const rootAncestry = new Map<string, { at: number; ok: boolean }>();
+
+/**
+ * base and every directory above it are real directories (no symbolic link), and every one above
+ * base belongs to root and lets no one else swap the next name on the way: writable by root only,
+ * or sticky (as /tmp) with that next directory root's. So a path through base leads where it says.
+ */
+function rootControlledPath(base: string): boolean {
+  const hit = rootAncestry.get(base);
+  const now = Date.now();
+  if (hit && now - hit.at < ANCESTRY_TTL_MS) return hit.ok;
+  let ok = true;
+  try {
+    const parts = base.split('/').filter((p) => p !== '');
+    const paths = ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
+    const stats = paths.map((p) => lstatSync(p));
+    ok = stats.every((st) => st.isDirectory()) && paths.every((p, i) => {
+      if (i === paths.length - 1) return true;
+      const st = stats[i]!;
+      if (st.uid !== 0) return false;
+      return (st.mode & 0o022) === 0 || ((st.mode & 0o1000) !== 0 && stats[i + 1]!.uid === 0);
+    });
+  } catch {
+    ok = false;
+  }
+  rootAncestry.set(base, { at: now, ok });
+  if (rootAncestry.size > 10_000) rootAncestry.delete(rootAncestry.keys().next().value as string);
+  return ok;
+}
+
+/**
+ * True when dir surely does not exist, known without the spawner: its parent (the home) is on a
+ * path only root can change (rootControlledPath), and lstat — which follows no link at the end —
+ * finds nothing. Root learns only what is in the user's own home; anything else — it exists, or
+ * the way to it is not root's — is "not sure": the spawner looks, with the user's rights.
+ */
+export function surelyMissing(dir: string): boolean {
+  if (!rootControlledPath(dirname(dir))) return false;
+  try {
+    lstatSync(dir);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
 
