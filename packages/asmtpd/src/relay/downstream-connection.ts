@@ -33,6 +33,9 @@ import net from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
+/** thrown by the body when `beforeDot` refuses: the connection is dropped before the final dot */
+class AbortBeforeDot extends Error {}
+
 export type DownstreamEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
 export interface DownstreamOptions {
@@ -99,10 +102,26 @@ interface NodemailerFailure {
 
 /** nodemailer 10.x internals this module relies on (see header). */
 interface NodemailerInternals {
-  _envelope: false | { accepted?: string[]; rejectedErrors?: NodemailerFailure[] };
+  _envelope: false | { accepted?: string[]; rejected?: string[]; rejectedErrors?: NodemailerFailure[] };
   _supportedExtensions: string[];
+  _maxAllowedSize: number;
+  _responseActions: ((line: string) => void)[];
   _sendCommand(str: string, logStr?: string): void;
+  _createSendStream(callback: (err: NodemailerFailure | null, line?: string) => void): NodeJS.WritableStream;
 }
+
+/** A reply to one step of a step-by-step transaction, or why there was none. */
+export type StepResult = { kind: 'reply'; line: string } | { kind: 'failed'; failure: DownstreamFailure };
+
+/** The end of a step-by-step transaction's data. */
+export type DataOutcome =
+  /** SMTP: the one reply to the final dot; LMTP: one reply per recipient (RFC 2033 §4.2) */
+  | { kind: 'replied'; line: string; refused: RefusedRecipient[] }
+  /** the DATA command itself was refused (no body was sent) */
+  | { kind: 'refused'; line: string }
+  /** `beforeDot` said no: the connection was dropped before the final dot (nothing delivered) */
+  | { kind: 'aborted' }
+  | { kind: 'failed'; failure: DownstreamFailure; bodyStarted: boolean; dotSent: boolean };
 
 export type OpenResult = { kind: 'open'; connection: DownstreamConnection } | { kind: 'failed'; failure: DownstreamFailure };
 
@@ -198,6 +217,8 @@ export class DownstreamConnection {
   /** messages this session carried (end of data answered) */
   messagesSent = 0;
   private forceSmtpUtf8 = false;
+  /** pending step-by-step commands, told when the connection breaks */
+  private readonly onBroken = new Set<(failure: DownstreamFailure) => void>();
 
   constructor(private readonly smtp: SMTPConnection) {
     const internals = smtp as unknown as NodemailerInternals;
@@ -207,12 +228,18 @@ export class DownstreamConnection {
       sendCommand(str, logStr);
     };
     // an 'error' without a listener would throw; errors in a transaction reach send()'s callback too
-    smtp.on('error', () => {
+    smtp.on('error', (err: NodemailerFailure) => {
       this.dead = true;
+      this.broke(err.code === 'ETIMEDOUT' ? { kind: 'timeout', stage: err.command ?? 'reply' } : { kind: 'lost', reason: connectionReason(err) });
     });
     smtp.on('end', () => {
       this.dead = true;
+      this.broke({ kind: 'lost', reason: 'connection closed by the downstream' });
     });
+  }
+
+  private broke(failure: DownstreamFailure): void {
+    for (const f of [...this.onBroken]) f(failure);
   }
 
   get alive(): boolean {
@@ -284,6 +311,97 @@ export class DownstreamConnection {
     });
   }
 
+  /** The SIZE limit the downstream announced (0: none or not announced). */
+  get sizeLimit(): number {
+    return (this.smtp as unknown as NodemailerInternals)._maxAllowedSize || 0;
+  }
+
+  /**
+   * Step-by-step transaction (the before-queue proxy, relay/proxy-transaction.ts): one command
+   * and its reply. nodemailer has no public API for a transaction whose recipients arrive one by
+   * one, so this uses its command primitive (_sendCommand + _responseActions: reply parsing,
+   * multi-line replies, timeouts stay nodemailer's). A broken connection resolves as `failed`.
+   */
+  command(line: string): Promise<StepResult> {
+    if (!this.alive) return Promise.resolve({ kind: 'failed', failure: { kind: 'lost', reason: 'connection already closed' } });
+    const internals = this.smtp as unknown as NodemailerInternals;
+    return new Promise<StepResult>((resolve) => {
+      let done = false;
+      const finish = (r: StepResult): void => {
+        if (done) return;
+        done = true;
+        this.onBroken.delete(broken);
+        resolve(r);
+      };
+      const broken = (failure: DownstreamFailure): void => finish({ kind: 'failed', failure });
+      this.onBroken.add(broken);
+      internals._responseActions.push((reply) => finish({ kind: 'reply', line: reply }));
+      internals._sendCommand(line);
+    });
+  }
+
+  /**
+   * DATA, then the body (nodemailer dot-stuffs it and adds the final dot), then the reply or
+   * replies. `beforeDot` is asked once the whole body was read and before the final dot goes out:
+   * false drops the connection instead (the downstream discards a transaction without its dot).
+   * `accepted` are the recipients the downstream took at RCPT (LMTP answers once for each).
+   */
+  data(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+    return this.command('DATA').then((dataReply) => {
+      if (dataReply.kind === 'failed') return { kind: 'failed', failure: dataReply.failure, bodyStarted: false, dotSent: false };
+      if (!/^3/.test(dataReply.line)) return { kind: 'refused', line: dataReply.line };
+      return this.streamBody(body, accepted, beforeDot, transferTimeoutMs);
+    });
+  }
+
+  private streamBody(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+    const internals = this.smtp as unknown as NodemailerInternals;
+    return new Promise<DataOutcome>((resolve) => {
+      let settled = false;
+      let dotSent = false;
+      const settle = (o: DataOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        this.onBroken.delete(broken);
+        resolve(o);
+      };
+      const deadline = setTimeout(() => {
+        settle({ kind: 'failed', failure: { kind: 'timeout', stage: 'transfer' }, bodyStarted: true, dotSent });
+        this.destroy();
+      }, transferTimeoutMs);
+      const broken = (failure: DownstreamFailure): void => settle({ kind: 'failed', failure, bodyStarted: true, dotSent });
+      this.onBroken.add(broken);
+      // the LMTP replies are matched to the accepted recipients through nodemailer's envelope
+      internals._envelope = { accepted: [...accepted], rejected: [], rejectedErrors: [] };
+      const sink = internals._createSendStream((err, line) => {
+        if (err) {
+          if (err.response && /^[45]\d\d/.test(err.response)) return settle({ kind: 'replied', line: err.response, refused: [] });
+          return settle({ kind: 'failed', failure: classifySendError(err), bodyStarted: true, dotSent });
+        }
+        this.messagesSent++;
+        const env = internals._envelope;
+        const refused = (env ? env.rejectedErrors ?? [] : []).map(refusedFrom);
+        settle({ kind: 'replied', line: line ?? '', refused });
+      });
+      const source = Readable.from(
+        (async function* () {
+          yield* body();
+          if (!beforeDot()) throw new AbortBeforeDot();
+          dotSent = true;
+        })(),
+        { objectMode: false },
+      );
+      source.on('error', (err) => {
+        // no final dot went out: dropping the connection makes the downstream discard the message
+        this.destroy();
+        if (err instanceof AbortBeforeDot) settle({ kind: 'aborted' });
+        else settle({ kind: 'failed', failure: { kind: 'spool', reason: (err as NodeJS.ErrnoException).code ?? err.message }, bodyStarted: true, dotSent: false });
+      });
+      source.pipe(sink as unknown as NodeJS.WritableStream);
+    });
+  }
+
   /** RSET; true when the session is clean and may carry another message */
   reset(): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
@@ -301,6 +419,7 @@ export class DownstreamConnection {
   destroy(): void {
     this.dead = true;
     this.smtp.close();
+    this.broke({ kind: 'lost', reason: 'connection closed' });
   }
 
   /** resolves once the socket is gone */
