@@ -165,7 +165,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
 }
 
 function relaySettings(c: Config): string {
-  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.hostname]);
+  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.relayConnections, c.hostname]);
 }
 
 function prepareDirectories(c: Config): void {

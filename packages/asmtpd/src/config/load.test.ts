@@ -39,7 +39,7 @@ test('an empty file gives every default', () => {
         { family: 6, address: '::1', prefix: 128, text: '::1' },
       ],
       relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
-      relayTimeoutMs: 300_000,
+      relayTimeoutMs: 300_000, relayConnections: 20,
       dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
       spfLocal: null, spfHostsFile: null, spfRejectFail: false, rbls: [], rblThreshold: 1,
       smtpCallback: true, smtpCallbackTimeoutMs: 30_000, smtpCallbackCacheTtlMs: 86_400_000,

@@ -394,9 +394,9 @@ export class DownstreamConnection {
       );
       source.on('error', (err) => {
         // no final dot went out: dropping the connection makes the downstream discard the message
-        this.destroy();
         if (err instanceof AbortBeforeDot) settle({ kind: 'aborted' });
         else settle({ kind: 'failed', failure: { kind: 'spool', reason: (err as NodeJS.ErrnoException).code ?? err.message }, bodyStarted: true, dotSent: false });
+        this.destroy();
       });
       source.pipe(sink as unknown as NodeJS.WritableStream);
     });

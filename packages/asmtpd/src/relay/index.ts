@@ -47,7 +47,7 @@ export function createRelay(config: Config, _log: Logger): Relay {
   const hold = { dir: config.holdQueue, hostname: config.hostname };
   let relay: Relay;
   if (config.relayHost) {
-    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs });
+    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs, pool: { maxConnections: config.relayConnections } });
   } else if (config.sendmail && config.sendmail.length > 0) {
     relay = createSendmailRelay({ argvTemplate: config.sendmail, timeoutMs: config.relayTimeoutMs });
   } else {

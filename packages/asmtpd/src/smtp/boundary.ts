@@ -12,6 +12,8 @@
  *    parameter is reported as `duplicate`, which smtp-server answers with 501 (not "bad address").
  *  - init(): the library waits a fixed 100 ms before the banner and refuses early talkers with
  *    421; asmtpd uses its own GreetingDelay (default 0) and does connection limits in onConnect.
+ *    Each connection's socket reports readyState 'open' while half-closed by the client, so the
+ *    library's send() still writes the reply to a client that shut down its sending side.
  *    An early talker is not refused: its input waits until the banner is out and is then
  *    answered as usual (the fact CLIENT_PIPELINING=pre-greeting lets the policy decide).
  *  - _onCommand(): lines over 512 octets, NUL or bare CR in a command → 500 5.5.2 (the library
@@ -28,7 +30,7 @@
  *    hooks.onInputEnd once everything the client sent was answered.
  * The hooks receive the connection id, which is smtp-server's session.id.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parsePathCommand } from './path.js';
 import { REPLIES } from './replies.js';
@@ -152,6 +154,7 @@ export function installBoundary(hooks: BoundaryHooks): void {
   };
 
   (proto as unknown as { init(): void }).init = function (this: ConnectionInternals) {
+    replyToHalfClosed(this._socket);
     installed?.onInit(this.id, this as unknown as SmtpConnectionHandle, this._socket);
     this._setListeners(() => {
       const delay = installed?.greetingDelayMs() ?? 0;
@@ -226,6 +229,23 @@ export function installBoundary(hooks: BoundaryHooks): void {
     }
     originalOnCommand.call(this, command, callback);
   };
+}
+
+/**
+ * smtp-server writes a reply only while the socket's readyState is 'open'; a client that shut
+ * down its sending side (readyState 'writeOnly', the server runs with allowHalfOpen) must still
+ * get the reply to its message and to its QUIT (RFC 5321 §3.8; Exim does this after every
+ * message). This socket, and only it, reports 'open' while it can still be written to.
+ */
+const READY_STATE = Object.getOwnPropertyDescriptor(Socket.prototype, 'readyState')!.get!;
+function replyToHalfClosed(socket: Socket): void {
+  Object.defineProperty(socket, 'readyState', {
+    configurable: true,
+    get(this: Socket): string {
+      const state = READY_STATE.call(this) as string;
+      return state === 'writeOnly' ? 'open' : state;
+    },
+  });
 }
 
 /** Send a Reply value on a raw connection (for replies outside a hook's callback). */

@@ -114,8 +114,10 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       if (!st) return;
       table.clearDeadline(st);
       const verb = line.subarray(0, 5).toString('latin1').trim().toUpperCase();
-      // RSET, a new HELO/EHLO and QUIT end the transaction: its downstream side too
-      if (st.session?.tx && ['RSET', 'HELO', 'EHLO', 'QUIT'].includes(verb)) {
+      // RSET and QUIT always end the transaction (smtp-server resets it): its downstream side too.
+      // A HELO/EHLO resets it only when it succeeds: the next MAIL (or the close) aborts it then.
+      const whole = line.toString('latin1').trim().toUpperCase();
+      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT')) {
         abortDownstream(st.session.tx);
         st.session.tx = null;
       }

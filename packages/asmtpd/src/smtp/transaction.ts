@@ -72,7 +72,7 @@ export function onMailFrom(d: TransactionDeps, address: SMTPServerAddress, sessi
   heloOf(session, s);
   if (s.tx) abortDownstream(s.tx);
   const args = (address.args || {}) as Record<string, string | true>;
-  const paramError = (address as { paramError?: Reply }).paramError ?? mailParamProblem(address.args, d.runtime());
+  const paramError = mailParamProblem(address.args, d.runtime());
   if (paramError) {
     s.log.info('mail.decision', { from: address.address, helo: s.helo, reply: formatReply(paramError) });
     return cb(new ReplyAsError(paramError));
@@ -100,11 +100,8 @@ export function onRcptTo(d: TransactionDeps, address: SMTPServerAddress, session
   const tx = s?.tx;
   if (!s || !tx) return cb(new ReplyAsError(REPLIES.localError()));
   const rt = d.runtime();
-  const paramError = (address as { paramError?: Reply }).paramError ?? rcptParamProblem(address.args);
-  if (paramError) {
-    tx.log.info('rcpt.decision', { from: tx.from, to: address.address, reply: formatReply(paramError), ip: s.client.ip, helo: s.helo });
-    return cb(new ReplyAsError(paramError));
-  }
+  // a parameter we do not take (555) refuses a recipient the policy would accept; a refusal wins
+  const paramError = rcptParamProblem(address.args);
   const sourceRoute = (address as { sourceRoute?: boolean }).sourceRoute === true;
   const started = Date.now();
   decide(rt, s, tx.from, address.address, sourceRoute)
@@ -112,6 +109,7 @@ export function onRcptTo(d: TransactionDeps, address: SMTPServerAddress, session
       let r = decision?.reply ?? replyForRoute(route);
       const group = decision ? bodyGroupOf(decision) : null;
       if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) r = SEND_SEPARATELY();
+      if (r.code < 400 && paramError) r = paramError;
       // the policy said yes: the downstream has its say (once per address)
       const repeated = tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase());
       const downstream = r.code < 400 && decision && !repeated ? await askDownstream(rt, tx, address.address) : null;
