@@ -7,7 +7,9 @@
  *                                  with our hostname → { kind: 'open', connection } | { kind: 'failed', failure }
  *   DownstreamConnection.send(envelope, body, decide)
  *                                  one transaction (MAIL, RCPT…, DATA, body, end of data) → SendOutcome
- *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / alive / messagesSent
+ *   DownstreamConnection.command(line) / data(body, accepted, beforeDot, timeout)
+ *                                  the same one step at a time (relay/proxy-transaction.ts)
+ *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / sizeLimit / alive / messagesSent
  *   DownstreamFailure              what went wrong, classified for the relay (unreachable, timeout, lost,
  *                                  reply, recipients-refused, …)
  *
@@ -24,9 +26,16 @@
  *   destroys the connection in the DATA phase, which makes the downstream discard the transaction
  *   (RFC 5321 §3.3: no final "." was sent).
  * - nodemailer internals used (nodemailer 10.x, covered by the tests): `_envelope` (accepted /
- *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords) and `_sendCommand` (wrapped to
- *   add the SMTPUTF8 parameter when the client used it but the addresses are ASCII: nodemailer only
- *   adds it for non-ASCII addresses, and RFC 6531 headers need it too).
+ *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords), `_maxAllowedSize` (its SIZE)
+ *   and `_sendCommand` (wrapped to add the SMTPUTF8 parameter when the client used it but the
+ *   addresses are ASCII: nodemailer only adds it for non-ASCII addresses, and RFC 6531 headers
+ *   need it too).
+ * - The step-by-step transaction of the before-queue proxy (command(), data()): nodemailer's
+ *   send() needs every recipient up front, so one command at a time goes through its command
+ *   primitive (`_sendCommand` + `_responseActions`, which keep its reply parsing and timeouts),
+ *   and the data through `_createSendStream` (its dot-stuffing and final dot; the LMTP replies
+ *   matched to the recipients through `_envelope`). data() asks `beforeDot` after the last body
+ *   byte: false drops the connection before the final dot.
  * - nodemailer dot-stuffs outward and ends the data with CRLF.CRLF; the body must already be CRLF.
  */
 import net from 'node:net';
