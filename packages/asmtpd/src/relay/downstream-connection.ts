@@ -41,6 +41,7 @@
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { classifySendError, classifySetupError, connectionReason, refusedFrom, type NodemailerFailure } from './downstream-failures.js';
 
 /** thrown by the body when `beforeDot` refuses: the connection is dropped before the final dot */
 class AbortBeforeDot extends Error {}
@@ -96,18 +97,6 @@ export interface DownstreamEnvelope {
   smtputf8: boolean;
 }
 
-/** What nodemailer's errors carry (see _formatError in nodemailer/lib/smtp-connection). */
-interface NodemailerFailure {
-  message: string;
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  timeoutType?: string;
-  rejectedErrors?: NodemailerFailure[];
-}
 
 /** nodemailer 10.x internals this module relies on (see header). */
 interface NodemailerInternals {
@@ -190,34 +179,6 @@ function connectSocket(endpoint: DownstreamEndpoint, timeoutMs: number): Promise
       resolve({ socket });
     });
   });
-}
-
-function classifySetupError(err: NodemailerFailure): DownstreamFailure {
-  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };
-  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'session-refused', response: err.response };
-  return { kind: 'unreachable', reason: connectionReason(err) };
-}
-
-function classifySendError(err: NodemailerFailure): DownstreamFailure {
-  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.command ?? 'transaction' };
-  if (err.code === 'ESTREAM') return { kind: 'spool', reason: err.originalCode ?? err.message };
-  if (err.code === 'EENVELOPE' && err.rejectedErrors && err.command === 'RCPT TO') {
-    return { kind: 'recipients-refused', refused: err.rejectedErrors.map(refusedFrom) };
-  }
-  if (err.code === 'EMESSAGE' && !err.response) return { kind: 'too-big' };
-  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'reply', command: err.command ?? 'DATA', response: err.response };
-  return { kind: 'lost', reason: connectionReason(err) };
-}
-
-function connectionReason(err: NodemailerFailure): string {
-  if (err.originalCode) return err.originalCode;
-  if (/closed/i.test(err.message)) return 'connection closed by the downstream';
-  if (/destroyed|half-closed/i.test(err.message)) return 'connection already closed';
-  return err.message.slice(0, 200);
-}
-
-function refusedFrom(err: NodemailerFailure): RefusedRecipient {
-  return { to: err.recipient ?? '', response: err.response ?? err.message };
 }
 
 /** One open session. Not shared between concurrent transactions (the pool hands it out). */
