@@ -28,7 +28,7 @@ export const LOG_EVENTS = {
   'dsn.sent': 'a DSN (RFC 3464) for recipients the downstream refused after the client got 250 (id, dsn_id, to, recipients, result: delivered, held, failed, or none for a null sender)',
   'data.unanswered': 'warn: the client was gone (socket closed or reset) when the downstream\'s verdict on the final dot came: the message was delivered but the client never heard it and may send it again (reply, count: how many since start)',
   'data.abandoned': 'the client went away after its final dot and before the downstream\'s final dot: the downstream transaction was dropped (nothing delivered, nothing acknowledged)',
-  'session.half_closed': 'the client shut down its sending side (TCP half-close); what it sent is still answered, then the connection is closed (pending: replies still owed)',
+  'session.half_closed': 'the client shut down its sending side (TCP half-close); what it sent is still answered, then the connection is closed (ip, in_transaction); not logged after our 221 or 421',
   'relay.capabilities': 'the downstream\'s SMTPUTF8, 8BITMIME and SIZE as learned from its EHLO/LHLO changed; EHLO advertises them from now on (smtputf8, eightbitmime, size)',
   'relay.done': 'the downstream accepted the message (downstream id, ms)',
   'relay.failed': 'the downstream refused or could not be reached (reply, ms); at debug level with stale: true when a stale pooled connection is retried',

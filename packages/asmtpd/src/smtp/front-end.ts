@@ -79,7 +79,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       });
       socket.once('end', () => {
         st.halfClosed = true;
-        st.session?.log.info('session.half_closed', { ip: st.session.client.ip, in_transaction: st.session.tx !== null });
+        if (!st.closing) st.session?.log.info('session.half_closed', { ip: st.session.client.ip, in_transaction: st.session.tx !== null });
       });
     },
     onInputEnd(connId, inData) {
@@ -136,7 +136,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
           return;
         }
       }
-      if (code === 421) {
+      // 421 and the 221 to QUIT end the session: no more deadline (and the client's FIN is no half-close)
+      if (code === 421 || code === 221) {
         st.closing = true;
         table.clearDeadline(st);
         return;
