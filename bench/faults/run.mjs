@@ -23,7 +23,7 @@
 // Options: --phases kill,hup,both,term  --concurrency N (20)  --kill-messages N (5000)
 //   --hup-messages N (2000) --both-messages N (2000) --term-sessions N (100)
 //   --kill-up-min MS (100) --kill-up-max MS (500) --kill-down MS (150) --jitter MS (15)
-//   --hup-every MS (100) --hup-pause MS (50) --json FILE
+//   --hup-every MS (100) --hup-pause MS (50) --relay-connections N (the daemon's default: 20) --json FILE
 // Exit status 0 when every check passed.
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -41,6 +41,7 @@ const { SmtpClient, dotStuff } = await load('smtp-client');
 const opts = {
   phases: 'kill,hup,both,term', concurrency: 20, 'kill-messages': 5000, 'hup-messages': 2000, 'both-messages': 2000, 'term-sessions': 100,
   'kill-up-min': 100, 'kill-up-max': 500, 'kill-down': 150, jitter: 15, 'hup-every': 100, 'hup-pause': 50, json: '',
+  'relay-connections': 0,
 };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
@@ -79,7 +80,8 @@ async function usageAfterIdle(pid) {
 }
 
 const conf = (port, reloadNo = 0) => [`RelayHost 127.0.0.1:${port}`, 'RelayNet 127.0.0.1/32', 'RelayTimeout 20s',
-  'MaxClientsPerIP 1000', 'MaxClients 2000', `MaxRcpts ${100 + (reloadNo % 50)}`].join('\n');
+  'MaxClientsPerIP 1000', 'MaxClients 2000', `MaxRcpts ${100 + (reloadNo % 50)}`,
+  ...(opts['relay-connections'] > 0 ? [`RelayConnections ${opts['relay-connections']}`] : [])].join('\n');
 
 function daemonChecks(phase, d) {
   check(phase, d.proc.exitCode === null, 'the daemon died');

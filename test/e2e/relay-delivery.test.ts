@@ -116,10 +116,14 @@ test('downstream down -> 451 4.4.1, nothing counted as delivered', async () => {
     const c = await SmtpClient.connect(d2.port);
     await c.greeting();
     const r = await c.send('bob@remote.test', ['someone@elsewhere.test'], 'Subject: x\r\n\r\nbody\r\n');
-    assert.match(r.last, /^451 4\.4\.1 /);
+    // issue 14: the downstream is asked at RCPT (was: after DATA); the client's text is generic
+    assert.equal(r.last, '451 4.4.1 mail system temporarily unavailable, try again later');
     c.close();
-    const line = await d2.waitLog((l) => l.event === 'data.decision');
-    assert.equal(line.relay, 'deferred');
+    const line = await d2.waitLog((l) => l.event === 'rcpt.decision');
+    assert.equal(line['downstream'], 'unreachable');
+    assert.match(String(line['detail']), new RegExp(`^downstream 127\\.0\\.0\\.1:${deadPort} unavailable: ECONNREFUSED$`));
+    const end = await d2.waitLog((l) => l.event === 'session.end');
+    assert.equal(end['messages'], 0);
   } finally {
     await d2.stop();
   }

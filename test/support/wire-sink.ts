@@ -30,14 +30,25 @@ export interface WireSink {
   /** every command line received (latin1), in order, over all connections */
   commands: string[];
   connections: number;
+  /** DATA commands answered 354 */
+  dataCommands: number;
   close(): Promise<void>;
+}
+
+export interface WireSinkOptions {
+  delay354Ms?: number;
+  finalReplyDelayMs?: number;
+  /** the reply line for a recipient, or null to accept it */
+  rcptReply?: (to: string) => string | null;
+  extensions?: string[];
 }
 
 const END = Buffer.from('\r\n.\r\n');
 
-export async function startWireSink(): Promise<WireSink> {
+export async function startWireSink(opts: WireSinkOptions = {}): Promise<WireSink> {
   const sockets = new Set<Socket>();
-  const sink: WireSink = { port: 0, messages: [], commands: [], connections: 0, close: async () => undefined };
+  const sink: WireSink = { port: 0, messages: [], commands: [], connections: 0, dataCommands: 0, close: async () => undefined };
+  const extensions = opts.extensions ?? ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'SIZE 104857600'];
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     sink.connections++;
@@ -55,7 +66,7 @@ export async function startWireSink(): Promise<WireSink> {
     const onLine = (line: string): void => {
       sink.commands.push(line);
       const verb = line.slice(0, 4).toUpperCase();
-      if (verb === 'EHLO') return send('250-wire-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 104857600');
+      if (verb === 'EHLO') return send(['wire-sink', ...extensions].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}`).join('\r\n'));
       if (verb === 'HELO') return send('250 wire-sink');
       if (verb === 'MAIL') {
         const m = /^MAIL FROM:<(.*?)>/i.exec(line);
@@ -68,12 +79,19 @@ export async function startWireSink(): Promise<WireSink> {
       if (verb === 'RCPT') {
         const m = /^RCPT TO:<(.*)>/i.exec(line);
         if (!m || mailLine === '') return send('503 5.5.1 need MAIL');
+        const refusal = opts.rcptReply?.(m[1]!) ?? null;
+        if (refusal) return send(refusal);
         to.push(m[1]!);
         return send('250 2.1.5 ok');
       }
       if (verb === 'DATA') {
         if (to.length === 0) return send('503 5.5.1 need RCPT');
         inData = true;
+        sink.dataCommands++;
+        if (opts.delay354Ms) {
+          setTimeout(() => send('354 go ahead'), opts.delay354Ms);
+          return;
+        }
         return send('354 go ahead');
       }
       if (verb === 'RSET') {
@@ -115,7 +133,8 @@ export async function startWireSink(): Promise<WireSink> {
           from = '';
           mailLine = '';
           to = [];
-          send('250 2.0.0 Ok: queued as WIRE');
+          if (opts.finalReplyDelayMs) setTimeout(() => send('250 2.0.0 Ok: queued as WIRE'), opts.finalReplyDelayMs);
+          else send('250 2.0.0 Ok: queued as WIRE');
           continue;
         }
         const nl = buf.indexOf('\r\n');

@@ -3,15 +3,21 @@
  * Besides asmtpd.conf itself, the data files it names are parsed as the daemon would: a line of
  * the DomainFile, AliasFile or SPFHostsFile that the daemon would skip is an error here.
  */
-import { checkConfig } from '../config/check.js';
+import { existsSync } from 'node:fs';
+import { checkConfig, checkConfigText } from '../config/check.js';
+import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
 import { loadAliasFile } from '../recipients/aliases.js';
 import { loadDomainFile } from '../recipients/domains.js';
 import { parseSpfHosts } from '../facts/spf-hosts.js';
 import { readFileSync } from 'node:fs';
 
-export function runCheck(file: string, out: NodeJS.WritableStream): number {
-  const report = checkConfig(file);
+/**
+ * Without -f and without the default file the daemon runs on its embedded default: that is what
+ * is checked then (exit 0 when it is fine), as the daemon would load it.
+ */
+export function runCheck(file: string, out: NodeJS.WritableStream, fileGiven = true): number {
+  const report = !fileGiven && !existsSync(file) ? checkConfigText(embeddedConfigText(), EMBEDDED_LABEL) : checkConfig(file);
   const dataIssues: ConfigIssue[] = [];
   if (report.result.kind === 'ok') {
     const { domainFile, aliasFile, spfHostsFile } = report.result.config;

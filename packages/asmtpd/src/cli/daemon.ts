@@ -207,7 +207,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
 }
 
 function relaySettings(c: Config): string {
-  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.hostname]);
+  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.relayConnections, c.hostname]);
 }
 
 /** After SIGHUP, as DaemonUser: what the SMTP process itself keeps in DBDir. */

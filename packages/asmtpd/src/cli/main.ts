@@ -29,7 +29,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(`asmtpd ${VERSION}\n`);
       return 0;
     case 'check':
-      return runCheck(cmd.file, process.stdout);
+      return runCheck(cmd.file, process.stdout, cmd.fileGiven);
     case 'daemon':
       return runDaemon(cmd);
     case 'avenge':

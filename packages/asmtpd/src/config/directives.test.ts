@@ -7,7 +7,7 @@ import { parseConfigText } from './load.js';
 const CONFIG_FIELDS = [
   'smtpPort', 'bindAddrs', 'hostname', 'etcDir', 'dbDir', 'maxClients', 'maxClientsPerIp', 'maxMsgSizeBytes',
   'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'separator',
-  'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'logLevel',
+  'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'relayConnections', 'logLevel',
   'dnsResolver', 'dnsServers', 'dnsProtocol', 'dnsTimeoutMs', 'allowDnsFailures', 'spfLocal', 'spfHostsFile', 'spfRejectFail',
   'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs', 'synFp', 'synFpDb', 'netPath', 'netPathMaxHops',
   'daemonUser', 'netFactsUser', 'avengerProcessLimit', 'avengerCpuLimitMs', 'avengerMemoryLimitBytes', 'avengerFileSizeLimitBytes', 'avengerOpenFilesLimit',

@@ -259,6 +259,12 @@ export const DIRECTIVES: readonly Directive[] = [
     doc: 'time limit for the downstream: to connect, for each reply, for the whole transfer',
     parse: (w) => parseDurationMs(w, { minMs: SECOND_MS, maxMs: HOUR_MS }), default: 5 * MINUTE_MS,
   }),
+  oneValue('relayConnections', {
+    name: 'RelayConnections', section: 'Delivery of accepted mail', form: 'integer', valueSyntax: 'integer 1-1000',
+    defaultText: '20', sample: '20',
+    doc: 'downstream sessions at most (RelayHost); a transaction holds one from its first accepted RCPT (the downstream answers each RCPT) to its end; when all are held, RCPT takes the policy\'s word alone and the message is delivered after DATA',
+    parse: (w) => parseInteger(w, { min: 1, max: 1000 }), default: 20,
+  }),
 
   // ── DNS ──────────────────────────────────────────────────────────────────────────────
   oneValue('dnsResolver', {

@@ -41,7 +41,7 @@ test('an empty file gives every default', () => {
       daemonUser: 'asmtpd', netFactsUser: 'asmtpd-net', avengerProcessLimit: 512, avengerCpuLimitMs: 60_000,
       avengerMemoryLimitBytes: 1024 ** 3, avengerFileSizeLimitBytes: 512 * 1024 ** 2, avengerOpenFilesLimit: 1024,
       relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
-      relayTimeoutMs: 300_000,
+      relayTimeoutMs: 300_000, relayConnections: 20,
       dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
       spfLocal: null, spfHostsFile: null, spfRejectFail: false, rbls: [], rblThreshold: 1,
       smtpCallback: true, smtpCallbackTimeoutMs: 30_000, smtpCallbackCacheTtlMs: 86_400_000,

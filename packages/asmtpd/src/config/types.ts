@@ -100,6 +100,8 @@ export interface Config {
   holdOnFailure: boolean;
   /** seconds a relay attempt may take (connect, each reply, whole transfer) */
   relayTimeoutMs: number;
+  /** downstream sessions at most (each client transaction holds one from its first RCPT to its end) */
+  relayConnections: number;
 
   // DNS
   dnsResolver: 'tangerine' | 'system';

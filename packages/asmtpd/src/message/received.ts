@@ -4,7 +4,8 @@
  *   receivedHeader(info) -> "Received: from HELO (NAME [IP]) by HOST (asmtpd V) with PROTO id ID for <RCPT>; DATE\r\n"
  *
  * Protocol: SMTP (HELO), ESMTP (EHLO), +S with TLS, +A when authenticated; UTF8SMTP* with SMTPUTF8
- * (RFC 6531 §3.7.3). Client-supplied HELO is sanitised (no CR/LF, parentheses or controls).
+ * (RFC 6531 §3.7.3). Client-supplied HELO is sanitised (no CR/LF, parentheses or controls; no
+ * non-ASCII character unless the transaction used SMTPUTF8).
  */
 import { foldHeader } from './fold.js';
 
@@ -32,7 +33,9 @@ export function protocolName(i: Pick<ReceivedInfo, 'proto' | 'tls' | 'authentica
 
 export function receivedHeader(i: ReceivedInfo): string {
   // eslint-disable-next-line no-control-regex
-  const clean = (s: string): string => s.replace(/[\x00-\x20\x7f()\\;]/g, '?').slice(0, 255);
+  // without SMTPUTF8 the field must be ASCII (RFC 5321 §4.4, RFC 6531 §3.7.3): other bytes become '?'
+  const clean = (s: string): string =>
+    (i.smtputf8 ? s : s.replace(/[^\x00-\x7f]/g, '?')).replace(/[\x00-\x20\x7f()\\;]/g, '?').slice(0, 255);
   const ipLiteral = i.clientIp.includes(':') ? `IPv6:${i.clientIp}` : i.clientIp;
   const from = `from ${i.helo ? clean(i.helo) : 'unknown'} (${i.clientName ? clean(i.clientName) + ' ' : ''}[${ipLiteral}])`;
   const tls = i.tls ? ` (${clean(i.tls.version)}:${clean(i.tls.cipher)})` : '';

@@ -3,13 +3,16 @@
  *
  * Public:
  *   ConnectionPool(open, limits)   open: () => Promise<{kind:'open', connection} | {kind:'failed', failure}>
- *   pool.acquire({ fresh })        an idle session (reused: true), or a new one while fewer than
- *                                  maxConnections are open, or wait for one to be released.
+ *   pool.acquire({ fresh, waitMs }) an idle session (reused: true), or a new one while fewer than
+ *                                  maxConnections are open, or wait for one to be released (at most
+ *                                  waitMs, then the `busy` failure given to the constructor).
  *                                  fresh: true never hands out an idle session (the retry after a stale one)
+ *   pool.tryAcquire()              the same without waiting: { kind: 'busy' } when all are in use
+ *                                  (a proxy transaction then goes on without a RCPT-time verdict)
  *   pool.release(conn, reusable)   back to the idle list (closed after idleMs, or after
  *                                  maxMessagesPerConnection messages), or closed
  *   pool.close()                   QUIT the idle sessions and wait for their sockets to close
- *   DEFAULT_POOL_LIMITS            maxConnections 5, maxMessagesPerConnection 100, idleMs 5000
+ *   DEFAULT_POOL_LIMITS            maxConnections 20 (RelayConnections), maxMessagesPerConnection 100, idleMs 5000
  *
  * Notes: a session the downstream closed while idle is noticed (alive = false) and dropped when it
  * would be handed out; the race where it closes just as we use it is the relay's stale-retry.
@@ -31,7 +34,7 @@ export interface PoolLimits {
   idleMs: number;
 }
 
-export const DEFAULT_POOL_LIMITS: PoolLimits = { maxConnections: 5, maxMessagesPerConnection: 100, idleMs: 5000 };
+export const DEFAULT_POOL_LIMITS: PoolLimits = { maxConnections: 20, maxMessagesPerConnection: 100, idleMs: 5000 };
 
 export type Acquired<C, F> = { kind: 'open'; connection: C; reused: boolean } | { kind: 'failed'; failure: F };
 
@@ -51,14 +54,24 @@ export class ConnectionPool<C extends Poolable, F> {
     private readonly open: () => Promise<{ kind: 'open'; connection: C } | { kind: 'failed'; failure: F }>,
     private readonly limits: PoolLimits,
     private readonly closedFailure: F,
+    private readonly busyFailure: F = closedFailure,
   ) {}
+
+  /** An idle or new session without waiting; busy when maxConnections are in use. */
+  async tryAcquire(): Promise<Acquired<C, F> | { kind: 'busy' }> {
+    if (this.closed) return { kind: 'failed', failure: this.closedFailure };
+    this.dropDeadIdle();
+    if (this.idle.length === 0 && this.openCount >= this.limits.maxConnections) return { kind: 'busy' };
+    return this.acquire({ fresh: false });
+  }
 
   /** sessions open or being opened (idle + busy) */
   get size(): number {
     return this.openCount;
   }
 
-  async acquire(opts: { fresh: boolean } = { fresh: false }): Promise<Acquired<C, F>> {
+  async acquire(opts: { fresh: boolean; waitMs?: number } = { fresh: false }): Promise<Acquired<C, F>> {
+    const deadline = opts.waitMs === undefined ? Infinity : Date.now() + opts.waitMs;
     for (;;) {
       if (this.closed) return { kind: 'failed', failure: this.closedFailure };
       this.dropDeadIdle();
@@ -81,7 +94,20 @@ export class ConnectionPool<C extends Poolable, F> {
         }
         return { kind: 'open', connection: opened.connection, reused: false };
       }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      const left = deadline - Date.now();
+      if (left <= 0) return { kind: 'failed', failure: this.busyFailure };
+      await new Promise<void>((resolve) => {
+        const timer = Number.isFinite(left) ? setTimeout(() => {
+          const i = this.waiters.indexOf(wake);
+          if (i >= 0) this.waiters.splice(i, 1);
+          resolve();
+        }, left) : null;
+        const wake = (): void => {
+          if (timer) clearTimeout(timer);
+          resolve();
+        };
+        this.waiters.push(wake);
+      });
     }
   }
 

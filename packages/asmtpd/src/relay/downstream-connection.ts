@@ -7,7 +7,9 @@
  *                                  with our hostname → { kind: 'open', connection } | { kind: 'failed', failure }
  *   DownstreamConnection.send(envelope, body, decide)
  *                                  one transaction (MAIL, RCPT…, DATA, body, end of data) → SendOutcome
- *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / alive / messagesSent
+ *   DownstreamConnection.command(line) / data(body, accepted, beforeDot, timeout)
+ *                                  the same one step at a time (relay/proxy-transaction.ts)
+ *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / sizeLimit / alive / messagesSent
  *   DownstreamFailure              what went wrong, classified for the relay (unreachable, timeout, lost,
  *                                  reply, recipients-refused, …)
  *
@@ -24,14 +26,25 @@
  *   destroys the connection in the DATA phase, which makes the downstream discard the transaction
  *   (RFC 5321 §3.3: no final "." was sent).
  * - nodemailer internals used (nodemailer 10.x, covered by the tests): `_envelope` (accepted /
- *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords) and `_sendCommand` (wrapped to
- *   add the SMTPUTF8 parameter when the client used it but the addresses are ASCII: nodemailer only
- *   adds it for non-ASCII addresses, and RFC 6531 headers need it too).
+ *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords), `_maxAllowedSize` (its SIZE)
+ *   and `_sendCommand` (wrapped to add the SMTPUTF8 parameter when the client used it but the
+ *   addresses are ASCII: nodemailer only adds it for non-ASCII addresses, and RFC 6531 headers
+ *   need it too).
+ * - The step-by-step transaction of the before-queue proxy (command(), data()): nodemailer's
+ *   send() needs every recipient up front, so one command at a time goes through its command
+ *   primitive (`_sendCommand` + `_responseActions`, which keep its reply parsing and timeouts),
+ *   and the data through `_createSendStream` (its dot-stuffing and final dot; the LMTP replies
+ *   matched to the recipients through `_envelope`). data() asks `beforeDot` after the last body
+ *   byte: false drops the connection before the final dot.
  * - nodemailer dot-stuffs outward and ends the data with CRLF.CRLF; the body must already be CRLF.
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { classifySendError, classifySetupError, connectionReason, refusedFrom, type NodemailerFailure } from './downstream-failures.js';
+
+/** thrown by the body when `beforeDot` refuses: the connection is dropped before the final dot */
+class AbortBeforeDot extends Error {}
 
 export type DownstreamEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
 
@@ -84,25 +97,29 @@ export interface DownstreamEnvelope {
   smtputf8: boolean;
 }
 
-/** What nodemailer's errors carry (see _formatError in nodemailer/lib/smtp-connection). */
-interface NodemailerFailure {
-  message: string;
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  timeoutType?: string;
-  rejectedErrors?: NodemailerFailure[];
-}
 
 /** nodemailer 10.x internals this module relies on (see header). */
 interface NodemailerInternals {
-  _envelope: false | { accepted?: string[]; rejectedErrors?: NodemailerFailure[] };
+  _envelope: false | { accepted?: string[]; rejected?: string[]; rejectedErrors?: NodemailerFailure[] };
   _supportedExtensions: string[];
+  _maxAllowedSize: number;
+  _responseActions: ((line: string) => void)[];
   _sendCommand(str: string, logStr?: string): void;
+  _createSendStream(callback: (err: NodemailerFailure | null, line?: string) => void): NodeJS.WritableStream;
 }
+
+/** A reply to one step of a step-by-step transaction, or why there was none. */
+export type StepResult = { kind: 'reply'; line: string } | { kind: 'failed'; failure: DownstreamFailure };
+
+/** The end of a step-by-step transaction's data. */
+export type DataOutcome =
+  /** SMTP: the one reply to the final dot; LMTP: one reply per recipient (RFC 2033 §4.2) */
+  | { kind: 'replied'; line: string; refused: RefusedRecipient[] }
+  /** the DATA command itself was refused (no body was sent) */
+  | { kind: 'refused'; line: string }
+  /** `beforeDot` said no: the connection was dropped before the final dot (nothing delivered) */
+  | { kind: 'aborted' }
+  | { kind: 'failed'; failure: DownstreamFailure; bodyStarted: boolean; dotSent: boolean };
 
 export type OpenResult = { kind: 'open'; connection: DownstreamConnection } | { kind: 'failed'; failure: DownstreamFailure };
 
@@ -164,40 +181,14 @@ function connectSocket(endpoint: DownstreamEndpoint, timeoutMs: number): Promise
   });
 }
 
-function classifySetupError(err: NodemailerFailure): DownstreamFailure {
-  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };
-  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'session-refused', response: err.response };
-  return { kind: 'unreachable', reason: connectionReason(err) };
-}
-
-function classifySendError(err: NodemailerFailure): DownstreamFailure {
-  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.command ?? 'transaction' };
-  if (err.code === 'ESTREAM') return { kind: 'spool', reason: err.originalCode ?? err.message };
-  if (err.code === 'EENVELOPE' && err.rejectedErrors && err.command === 'RCPT TO') {
-    return { kind: 'recipients-refused', refused: err.rejectedErrors.map(refusedFrom) };
-  }
-  if (err.code === 'EMESSAGE' && !err.response) return { kind: 'too-big' };
-  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'reply', command: err.command ?? 'DATA', response: err.response };
-  return { kind: 'lost', reason: connectionReason(err) };
-}
-
-function connectionReason(err: NodemailerFailure): string {
-  if (err.originalCode) return err.originalCode;
-  if (/closed/i.test(err.message)) return 'connection closed by the downstream';
-  if (/destroyed|half-closed/i.test(err.message)) return 'connection already closed';
-  return err.message.slice(0, 200);
-}
-
-function refusedFrom(err: NodemailerFailure): RefusedRecipient {
-  return { to: err.recipient ?? '', response: err.response ?? err.message };
-}
-
 /** One open session. Not shared between concurrent transactions (the pool hands it out). */
 export class DownstreamConnection {
   private dead = false;
   /** messages this session carried (end of data answered) */
   messagesSent = 0;
   private forceSmtpUtf8 = false;
+  /** pending step-by-step commands, told when the connection breaks */
+  private readonly onBroken = new Set<(failure: DownstreamFailure) => void>();
 
   constructor(private readonly smtp: SMTPConnection) {
     const internals = smtp as unknown as NodemailerInternals;
@@ -207,12 +198,18 @@ export class DownstreamConnection {
       sendCommand(str, logStr);
     };
     // an 'error' without a listener would throw; errors in a transaction reach send()'s callback too
-    smtp.on('error', () => {
+    smtp.on('error', (err: NodemailerFailure) => {
       this.dead = true;
+      this.broke(err.code === 'ETIMEDOUT' ? { kind: 'timeout', stage: err.command ?? 'reply' } : { kind: 'lost', reason: connectionReason(err) });
     });
     smtp.on('end', () => {
       this.dead = true;
+      this.broke({ kind: 'lost', reason: 'connection closed by the downstream' });
     });
+  }
+
+  private broke(failure: DownstreamFailure): void {
+    for (const f of [...this.onBroken]) f(failure);
   }
 
   get alive(): boolean {
@@ -284,6 +281,97 @@ export class DownstreamConnection {
     });
   }
 
+  /** The SIZE limit the downstream announced (0: none or not announced). */
+  get sizeLimit(): number {
+    return (this.smtp as unknown as NodemailerInternals)._maxAllowedSize || 0;
+  }
+
+  /**
+   * Step-by-step transaction (the before-queue proxy, relay/proxy-transaction.ts): one command
+   * and its reply. nodemailer has no public API for a transaction whose recipients arrive one by
+   * one, so this uses its command primitive (_sendCommand + _responseActions: reply parsing,
+   * multi-line replies, timeouts stay nodemailer's). A broken connection resolves as `failed`.
+   */
+  command(line: string): Promise<StepResult> {
+    if (!this.alive) return Promise.resolve({ kind: 'failed', failure: { kind: 'lost', reason: 'connection already closed' } });
+    const internals = this.smtp as unknown as NodemailerInternals;
+    return new Promise<StepResult>((resolve) => {
+      let done = false;
+      const finish = (r: StepResult): void => {
+        if (done) return;
+        done = true;
+        this.onBroken.delete(broken);
+        resolve(r);
+      };
+      const broken = (failure: DownstreamFailure): void => finish({ kind: 'failed', failure });
+      this.onBroken.add(broken);
+      internals._responseActions.push((reply) => finish({ kind: 'reply', line: reply }));
+      internals._sendCommand(line);
+    });
+  }
+
+  /**
+   * DATA, then the body (nodemailer dot-stuffs it and adds the final dot), then the reply or
+   * replies. `beforeDot` is asked once the whole body was read and before the final dot goes out:
+   * false drops the connection instead (the downstream discards a transaction without its dot).
+   * `accepted` are the recipients the downstream took at RCPT (LMTP answers once for each).
+   */
+  data(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+    return this.command('DATA').then((dataReply) => {
+      if (dataReply.kind === 'failed') return { kind: 'failed', failure: dataReply.failure, bodyStarted: false, dotSent: false };
+      if (!/^3/.test(dataReply.line)) return { kind: 'refused', line: dataReply.line };
+      return this.streamBody(body, accepted, beforeDot, transferTimeoutMs);
+    });
+  }
+
+  private streamBody(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+    const internals = this.smtp as unknown as NodemailerInternals;
+    return new Promise<DataOutcome>((resolve) => {
+      let settled = false;
+      let dotSent = false;
+      const settle = (o: DataOutcome): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        this.onBroken.delete(broken);
+        resolve(o);
+      };
+      const deadline = setTimeout(() => {
+        settle({ kind: 'failed', failure: { kind: 'timeout', stage: 'transfer' }, bodyStarted: true, dotSent });
+        this.destroy();
+      }, transferTimeoutMs);
+      const broken = (failure: DownstreamFailure): void => settle({ kind: 'failed', failure, bodyStarted: true, dotSent });
+      this.onBroken.add(broken);
+      // the LMTP replies are matched to the accepted recipients through nodemailer's envelope
+      internals._envelope = { accepted: [...accepted], rejected: [], rejectedErrors: [] };
+      const sink = internals._createSendStream((err, line) => {
+        if (err) {
+          if (err.response && /^[45]\d\d/.test(err.response)) return settle({ kind: 'replied', line: err.response, refused: [] });
+          return settle({ kind: 'failed', failure: classifySendError(err), bodyStarted: true, dotSent });
+        }
+        this.messagesSent++;
+        const env = internals._envelope;
+        const refused = (env ? env.rejectedErrors ?? [] : []).map(refusedFrom);
+        settle({ kind: 'replied', line: line ?? '', refused });
+      });
+      const source = Readable.from(
+        (async function* () {
+          yield* body();
+          if (!beforeDot()) throw new AbortBeforeDot();
+          dotSent = true;
+        })(),
+        { objectMode: false },
+      );
+      source.on('error', (err) => {
+        // no final dot went out: dropping the connection makes the downstream discard the message
+        if (err instanceof AbortBeforeDot) settle({ kind: 'aborted' });
+        else settle({ kind: 'failed', failure: { kind: 'spool', reason: (err as NodeJS.ErrnoException).code ?? err.message }, bodyStarted: true, dotSent: false });
+        this.destroy();
+      });
+      source.pipe(sink as unknown as NodeJS.WritableStream);
+    });
+  }
+
   /** RSET; true when the session is clean and may carry another message */
   reset(): Promise<boolean> {
     if (!this.alive) return Promise.resolve(false);
@@ -301,6 +389,7 @@ export class DownstreamConnection {
   destroy(): void {
     this.dead = true;
     this.smtp.close();
+    this.broke({ kind: 'lost', reason: 'connection closed' });
   }
 
   /** resolves once the socket is gone */

@@ -30,9 +30,9 @@
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { reply, formatReply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../smtp/reply.js';
 import { messageChunks } from './message-body.js';
-import { insufficientStorage, localFailure } from './relay-replies.js';
+import { insufficientStorage, localFailure, replyForLog } from './relay-replies.js';
 import type { OutgoingMessage } from './types.js';
 
 const PREFIX = 'X-Asmtpd-';
@@ -82,7 +82,7 @@ function envelopeBlock(msg: OutgoingMessage, reason: Reply | undefined, now: Dat
   lines.push(`${PREFIX}Queue-Id: ${msg.id}`, `${PREFIX}Queued: ${rfc5322Date(now)}`);
   const params = [msg.smtputf8 ? 'SMTPUTF8' : '', msg.eightBit ? 'BODY=8BITMIME' : ''].filter(Boolean);
   if (params.length > 0) lines.push(`${PREFIX}Mail-Params: ${params.join(' ')}`);
-  if (reason) lines.push(`${PREFIX}Held-Reason: ${formatReply(reason)}`);
+  if (reason) lines.push(`${PREFIX}Held-Reason: ${replyForLog(reason).replace(/[\r\n]/g, ' ')}`);
   lines.push(END_LINE);
   return Buffer.from(lines.join('\r\n') + '\r\n', 'utf8');
 }

@@ -7,10 +7,10 @@
  *       to the Maildir (hold-queue.ts) and `accepted` with held: path once fsynced.
  *   withHoldOnFailure(inner, { dir, hostname }) → Relay          (HoldOnFailure yes)
  *       a `deferred` from the downstream puts the message in the hold queue and answers
- *       `accepted` (held: path); an LMTP `per-recipient` result holds a copy for the deferred
- *       recipients only and marks them accepted. `rejected` passes through (a permanent refusal is
- *       not ours to keep). If the hold queue cannot be written, the downstream's own deferral is
- *       returned (the client retries).
+ *       `accepted` (held: path); a `per-recipient` result was already settled by
+ *       recipient-split.ts (which holds the deferred recipients' copy). `rejected` passes through
+ *       (a permanent refusal is not ours to keep). If the hold queue cannot be written, the
+ *       downstream's own deferral is returned (the client retries).
  *
  * Logs `queue.held` (id, ok: true, path, recipients, reason) for every message written, and
  * `queue.held` (id, ok: false, dir, error) at level error when the write failed; never message content.
@@ -19,7 +19,9 @@ import type { Logger } from '../log/logger.js';
 import type { Reply } from '../smtp/reply.js';
 import { formatReply } from '../smtp/reply.js';
 import { writeHeld } from './hold-queue.js';
-import type { DeliveryResult, OutgoingMessage, RecipientResult, Relay } from './types.js';
+import { replyForLog } from './relay-replies.js';
+import { passOn } from './relay-wrap.js';
+import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 
 export interface HoldQueueOptions {
   /** the Maildir (config.holdQueue) */
@@ -31,9 +33,9 @@ export interface HoldQueueOptions {
 async function hold(opts: HoldQueueOptions, msg: OutgoingMessage, log: Logger, reason?: Reply): Promise<{ kind: 'held'; path: string } | { kind: 'failed'; reply: Reply }> {
   const written = await writeHeld(opts.dir, msg, { hostname: opts.hostname, ...(reason ? { reason } : {}) });
   if (written.kind === 'held') {
-    log.info('queue.held', { id: msg.id, ok: true, path: written.path, recipients: msg.to.length, ...(reason ? { reason: formatReply(reason) } : {}) });
+    log.info('queue.held', { id: msg.id, ok: true, path: written.path, recipients: msg.to.length, ...(reason ? { reason: replyForLog(reason) } : {}) });
   } else {
-    log.error('queue.held', { id: msg.id, ok: false, dir: opts.dir, error: formatReply(written.reply) });
+    log.error('queue.held', { id: msg.id, ok: false, dir: opts.dir, error: replyForLog(written.reply) });
   }
   return written;
 }
@@ -53,31 +55,18 @@ export function createHoldQueueRelay(opts: HoldQueueOptions): Relay {
 }
 
 export function withHoldOnFailure(inner: Relay, opts: HoldQueueOptions): Relay {
-  async function deliver(msg: OutgoingMessage, log: Logger): Promise<DeliveryResult> {
-    const startedMs = Date.now();
-    const result = await inner.deliver(msg, log);
-    if (result.kind === 'deferred') {
-      const written = await hold(opts, msg, log, result.reply);
-      if (written.kind === 'failed') return result;
-      return { kind: 'accepted', response: `held in the hold queue after: ${formatReply(result.reply)}`, held: written.path, ms: Date.now() - startedMs };
-    }
-    if (result.kind === 'per-recipient') {
-      const deferred = result.results.filter((r) => r.kind === 'deferred');
-      if (deferred.length === 0) return result;
-      const firstReason = deferred[0]!.kind === 'deferred' ? deferred[0]!.reply : undefined;
-      const written = await hold(opts, { ...msg, to: deferred.map((r) => r.to) }, log, firstReason);
-      if (written.kind === 'failed') return result;
-      const results: RecipientResult[] = result.results.map((r) => (r.kind === 'deferred' ? { to: r.to, kind: 'accepted' } : r));
-      const ms = Date.now() - startedMs;
-      if (results.every((r) => r.kind === 'accepted')) {
-        return { kind: 'accepted', response: `delivered, and held for ${deferred.length} deferred recipient(s)`, held: written.path, ms };
-      }
-      return { kind: 'per-recipient', results, ms };
-    }
-    return result;
+  async function holdIfDeferred(msg: OutgoingMessage, result: DeliveryResult, log: Logger, startedMs: number): Promise<DeliveryResult> {
+    if (result.kind !== 'deferred') return result;
+    const written = await hold(opts, msg, log, result.reply);
+    if (written.kind === 'failed') return result;
+    return { kind: 'accepted', response: `held in the hold queue after: ${formatReply(result.reply)}`, held: written.path, ms: Date.now() - startedMs };
   }
   return {
-    deliver,
+    async deliver(msg, log) {
+      const startedMs = Date.now();
+      return holdIfDeferred(msg, await inner.deliver(msg, log), log, startedMs);
+    },
+    ...passOn(inner, holdIfDeferred),
     close: () => inner.close(),
     describe: () => `${inner.describe()}, hold on failure in ${opts.dir}`,
   };

@@ -38,7 +38,8 @@ test('createRelay: HoldOnFailure yes and the downstream down → held (with the 
   if (r.kind !== 'accepted' || !r.held) return assert.fail('not held');
   const env = await readHeld(r.held);
   assert.deepEqual(env.to, ['a@example.net', 'b@example.net']);
-  assert.equal(env.heldReason, `451 4.4.1 downstream 127.0.0.1:${port} unavailable: ECONNREFUSED`);
+  // issue 14: the held reason keeps the detail the client does not see
+  assert.equal(env.heldReason, `451 4.4.1 mail system temporarily unavailable, try again later (downstream 127.0.0.1:${port} unavailable: ECONNREFUSED)`);
   assert.ok((await readFile(r.held)).subarray(env.headerOffset).equals(Buffer.concat([msg.headerPrefix, await readFile(msg.spoolPath)])));
   assert.deepEqual(log.lines.filter((l) => l.event !== 'queue.held').map((l) => l.event), ['relay.done']);
   await relay.close();

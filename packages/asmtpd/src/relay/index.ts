@@ -7,6 +7,8 @@
  *       RelayHost set      → SMTP (host:port) or LMTP (lmtp:host:port, unix:/path), pooled (smtp-relay.ts)
  *       else Sendmail set  → the command per message (sendmail-relay.ts)
  *       else               → the hold queue at HoldQueue (hold-relay.ts), the embedded default
+ *       With RelayHost or Sendmail, recipient-split.ts settles mixed per-recipient results (hold the
+ *       deferred, DSN the refused, 250 to the client).
  *       HoldOnFailure yes (with RelayHost or Sendmail) → a temporary failure is held and accepted.
  *       (The config loader refuses RelayHost together with Sendmail; RelayHost would win.)
  *   withDeliveryLog(relay) → Relay    the one log line per delivery (used by createRelay)
@@ -16,7 +18,7 @@
  *
  * Logging: exactly one line per delivery, on the logger passed to deliver() (it carries sid/tid):
  *   relay.done   (id, relay, ms, response, downstreamId?, held?)          accepted
- *   relay.done   (id, relay, ms, accepted, refused: [{to, reply}])        per-recipient with ≥1 accepted
+ *   relay.done   (id, relay, ms, response: "1 delivered, 1 held after …, 1 refused (DSN …)")  mixed results, settled
  *   relay.failed (id, relay, ms, reply)                                   rejected / deferred / none accepted
  * plus queue.held from the hold queue, and (debug level only) a relay.failed line with stale: true
  * when a pooled session turned out dead and the message was retried on a fresh one.
@@ -26,7 +28,9 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { formatReply } from '../smtp/reply.js';
 import { createHoldQueueRelay, withHoldOnFailure } from './hold-relay.js';
-import { localFailure } from './relay-replies.js';
+import { detailOf, localFailure } from './relay-replies.js';
+import { withRecipientSplit } from './recipient-split.js';
+import { passOn } from './relay-wrap.js';
 import { createSendmailRelay } from './sendmail-relay.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
@@ -43,13 +47,15 @@ export function createRelay(config: Config, _log: Logger): Relay {
   const hold = { dir: config.holdQueue, hostname: config.hostname };
   let relay: Relay;
   if (config.relayHost) {
-    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs });
+    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs, pool: { maxConnections: config.relayConnections } });
   } else if (config.sendmail && config.sendmail.length > 0) {
     relay = createSendmailRelay({ argvTemplate: config.sendmail, timeoutMs: config.relayTimeoutMs });
   } else {
     relay = createHoldQueueRelay(hold);
   }
-  if (config.holdOnFailure && (config.relayHost || config.sendmail)) relay = withHoldOnFailure(relay, hold);
+  const holdOnFailure = config.holdOnFailure && Boolean(config.relayHost || config.sendmail);
+  if (config.relayHost || config.sendmail) relay = withRecipientSplit(relay, { ...hold, holdOnFailure });
+  if (holdOnFailure) relay = withHoldOnFailure(relay, hold);
   return withDeliveryLog(relay);
 }
 
@@ -67,7 +73,11 @@ export function withDeliveryLog(inner: Relay): Relay {
     logDelivery(log, msg, result, relayName);
     return result;
   }
-  return { deliver, close: () => inner.close(), describe: () => relayName };
+  const logged = async (msg: OutgoingMessage, result: DeliveryResult, log: Logger): Promise<DeliveryResult> => {
+    logDelivery(log, msg, result, relayName);
+    return result;
+  };
+  return { deliver, ...passOn(inner, logged), close: () => inner.close(), describe: () => relayName };
 }
 
 function logDelivery(log: Logger, msg: OutgoingMessage, result: DeliveryResult, relay: string): void {
@@ -83,7 +93,7 @@ function logDelivery(log: Logger, msg: OutgoingMessage, result: DeliveryResult, 
       return;
     case 'rejected':
     case 'deferred':
-      log.warn('relay.failed', { ...base, result: result.kind, reply: formatReply(result.reply) });
+      log.warn('relay.failed', { ...base, result: result.kind, reply: formatReply(result.reply), ...detailOf(result.reply) });
       return;
     case 'per-recipient': {
       const accepted = result.results.filter((r) => r.kind === 'accepted').map((r) => r.to);

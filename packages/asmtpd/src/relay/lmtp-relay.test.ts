@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import { nullLogger } from '../log/logger.js';
 import { createSmtpRelay } from './smtp-relay.js';
+import { replyForLog } from './relay-replies.js';
 import { makeTempDir, smtpError, startDownstream, writeMessage } from './test-helpers.js';
 
 const log = nullLogger();
@@ -62,6 +63,7 @@ test('LMTP over a unix socket (RelayHost unix:/path)', async () => {
   }
   const gone = createSmtpRelay({ target: { kind: 'lmtp-unix', path: join(dir, 'nobody.sock') }, clientName: 'relay.test', timeoutMs: 3000 });
   const r = await gone.deliver(await writeMessage(dir, { body: 'Subject: x\r\n\r\nx\r\n' }), log);
-  assert.equal(r.kind === 'deferred' ? `${r.reply.code} ${r.reply.enhanced} ${r.reply.text}` : r.kind, `451 4.4.1 downstream unix:${join(dir, 'nobody.sock')} unavailable: ENOENT`);
+  // issue 14: generic text for the client, the cause in the log detail
+  assert.equal(r.kind === 'deferred' ? replyForLog(r.reply) : r.kind, `451 4.4.1 mail system temporarily unavailable, try again later (downstream unix:${join(dir, 'nobody.sock')} unavailable: ENOENT)`);
   await gone.close();
 });

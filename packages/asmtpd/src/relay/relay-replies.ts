@@ -5,18 +5,22 @@
  *   downstreamFailureReply(line)  a downstream's 4xx/5xx line as a Reply, as is (code, enhanced status,
  *                                 text); an enhanced status of the right class (x.0.0) is supplied when
  *                                 the downstream gave none (RFC 3463)
- *   mostSevere(replies)           the reply that answers a whole transaction (spec §6): any 5xx wins
- *                                 over 4xx, the first of its class otherwise
+ *   leastFinal(replies)           the reply for a transaction in which nothing was delivered: the first
+ *                                 4xx (the client retries, nobody is bounced), else the first 5xx
+ *   perRecipientResult(to, refused, ms)  `per-recipient`: accepted unless named in `refused` (their lines as Replies)
  *   resultFromReply(reply, ms)    a 4xx/5xx Reply as a deferred/rejected DeliveryResult
  *   downstreamIdFrom(response)    the downstream's queue id in its 250 reply ("queued as X", "id=X")
  *   unavailable / noAnswer / connectionLost / localFailure / insufficientStorage
  *                                 the canned temporary failures (451 4.4.1, 451 4.4.2, 451 4.3.0, 452 4.3.1)
+ *   detailOf(reply)               the log detail of a canned failure ({} for a downstream's own reply)
  *
  * Notes: a temporary doubt never turns into a permanent reject. Anything that is not a clear
  * 5xx from the downstream to MAIL, RCPT, DATA or the end of data is a 4xx.
+ * The canned failures tell the client a generic text; what went wrong (the downstream's address,
+ * the errno, the path) is in their `detail`, which only the log shows (relay.failed, queue.held).
  */
 import { parseReply, reply, type Reply } from '../smtp/reply.js';
-import type { DeliveryResult } from './types.js';
+import type { DeliveryResult, RecipientResult } from './types.js';
 
 /** A downstream's failure line ("550 5.1.1 <x@y>: unknown user", "451 try later") as a Reply. */
 export function downstreamFailureReply(line: string): Reply {
@@ -25,9 +29,9 @@ export function downstreamFailureReply(line: string): Reply {
   return parsed;
 }
 
-/** The most severe reply: the first 5xx, otherwise the first 4xx. */
-export function mostSevere(replies: Reply[]): Reply | undefined {
-  return replies.find((r) => r.code >= 500) ?? replies[0];
+/** Nothing was delivered: the first 4xx (a retry reaches everybody), otherwise the first 5xx. */
+export function leastFinal(replies: Reply[]): Reply | undefined {
+  return replies.find((r) => r.code < 500) ?? replies[0];
 }
 
 export function resultFromReply(r: Reply, ms: number): DeliveryResult {
@@ -40,24 +44,56 @@ export function downstreamIdFrom(response: string): string | undefined {
   return m?.[1];
 }
 
-/** could not connect, or the session could not be set up: 451 4.4.1 (RFC 3463: no answer from host) */
-export function unavailable(downstream: string, reason: string): Reply {
-  return reply(451, '4.4.1', `downstream ${downstream} unavailable: ${reason}`);
+/** A reply of ours with a generic text for the client and the particulars for the log. */
+export interface DetailedReply extends Reply {
+  detail: string;
 }
 
-export function noAnswer(downstream: string, timeoutMs: number): Reply {
-  return reply(451, '4.4.1', `no answer from downstream ${downstream} within ${timeoutMs} ms`);
+function detailed(code: number, enhanced: string, text: string, detail: string): DetailedReply {
+  return { ...reply(code, enhanced, text), detail };
+}
+
+/** could not connect, or the session could not be set up: 451 4.4.1 (RFC 3463: no answer from host) */
+export function unavailable(downstream: string, reason: string): DetailedReply {
+  return detailed(451, '4.4.1', 'mail system temporarily unavailable, try again later', `downstream ${downstream} unavailable: ${reason}`);
+}
+
+export function noAnswer(downstream: string, timeoutMs: number): DetailedReply {
+  return detailed(451, '4.4.1', 'mail system temporarily unavailable, try again later', `no answer from downstream ${downstream} within ${timeoutMs} ms`);
 }
 
 /** the connection broke after it was set up: 451 4.4.2 (RFC 3463: bad connection) */
-export function connectionLost(downstream: string, reason: string): Reply {
-  return reply(451, '4.4.2', `connection to downstream ${downstream} lost: ${reason}`);
+export function connectionLost(downstream: string, reason: string): DetailedReply {
+  return detailed(451, '4.4.2', 'connection to the mail system lost, try again later', `connection to downstream ${downstream} lost: ${reason}`);
 }
 
-export function localFailure(text: string): Reply {
-  return reply(451, '4.3.0', text);
+export function localFailure(detail: string): DetailedReply {
+  return detailed(451, '4.3.0', 'local error in processing, try again later', detail);
 }
 
-export function insufficientStorage(reason: string): Reply {
-  return reply(452, '4.3.1', `insufficient system storage: ${reason}`);
+export function insufficientStorage(reason: string): DetailedReply {
+  return detailed(452, '4.3.1', 'insufficient system storage, try again later', `insufficient system storage: ${reason}`);
+}
+
+/** "451 4.4.1 text (detail)": a reply with its detail, for the log and the hold queue */
+export function replyForLog(r: Reply): string {
+  const d = detailOf(r).detail;
+  return `${r.code} ${r.enhanced} ${r.text}${d ? ` (${d})` : ''}`;
+}
+
+/** { detail } of a canned failure, for a log line; {} for a downstream's own reply */
+export function detailOf(r: Reply): { detail?: string } {
+  const d = (r as Partial<DetailedReply>).detail;
+  return typeof d === 'string' ? { detail: d } : {};
+}
+
+/** The recipients' results when some were refused: accepted unless named in `refused`. */
+export function perRecipientResult(to: string[], refused: { to: string; response: string }[], ms: number): DeliveryResult {
+  const results: RecipientResult[] = to.map((address) => {
+    const hit = refused.find((r) => r.to === address);
+    if (!hit) return { to: address, kind: 'accepted' };
+    const r = downstreamFailureReply(hit.response);
+    return { to: address, kind: r.code >= 500 ? 'rejected' : 'deferred', reply: r };
+  });
+  return { kind: 'per-recipient', results, ms };
 }

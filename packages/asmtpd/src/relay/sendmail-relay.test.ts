@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { nullLogger } from '../log/logger.js';
 import { createSendmailRelay, sendmailArgv } from './sendmail-relay.js';
 import { makeTempDir, writeMessage } from './test-helpers.js';
+import { detailOf } from './relay-replies.js';
 import type { DeliveryResult } from './types.js';
 
 const log = nullLogger();
@@ -66,12 +67,16 @@ test('Sendmail: timeout kills it → deferred; a missing command → deferred; a
   const slow = await fakeSendmail(dir, 'exec sleep 10');
   const started = Date.now();
   const r = await createSendmailRelay({ argvTemplate: [slow], timeoutMs: 300 }).deliver(await writeMessage(dir, { body: 'x\r\n' }), log);
-  assert.equal(replyOf(r), `deferred 451 4.3.0 ${slow} did not finish within 300 ms`);
+  // issue 14: generic text for the client, the command and the cause in the log detail
+  assert.equal(replyOf(r), `deferred 451 4.3.0 local error in processing, try again later`);
+  if (r.kind === 'deferred') assert.equal(detailOf(r.reply).detail, `${slow} did not finish within 300 ms`);
   assert.ok(Date.now() - started < 3000);
   const missing = await createSendmailRelay({ argvTemplate: [join(dir, 'nope')], timeoutMs: 1000 }).deliver(await writeMessage(dir, { body: 'x\r\n' }), log);
-  assert.equal(replyOf(missing), `deferred 451 4.3.0 cannot run ${join(dir, 'nope')}: ENOENT`);
+  if (missing.kind === 'deferred') assert.equal(detailOf(missing.reply).detail, `cannot run ${join(dir, 'nope')}: ENOENT`);
+  else assert.fail(replyOf(missing));
   const ok = await fakeSendmail(dir, 'exit 0');
   const msg = await writeMessage(dir, { body: 'x\r\n' });
   const noSpool = await createSendmailRelay({ argvTemplate: [ok], timeoutMs: 3000 }).deliver({ ...msg, spoolPath: join(dir, 'gone') }, log);
-  assert.equal(replyOf(noSpool), 'deferred 451 4.3.0 could not read the spooled message: ENOENT');
+  assert.equal(replyOf(noSpool), 'deferred 451 4.3.0 local error in processing, try again later');
+  if (noSpool.kind === 'deferred') assert.equal(detailOf(noSpool.reply).detail, 'could not read the spooled message: ENOENT');
 });

@@ -19,14 +19,21 @@
  * - per-recipient LMTP, when the recipients did not all succeed (RCPT refusals and the per-recipient
  *                 replies after the data, RFC 2033 §4.2). All accepted → `accepted`.
  *
- * Policy when an SMTP downstream refuses SOME recipients and accepts others: the front end answers
- * the whole transaction with one reply (spec §6), so delivering to the accepted ones would either
- * lose the refused ones (if we answered 250) or duplicate the accepted ones (if we answered 4xx and
- * the client retried everybody) or bounce mail already delivered (5xx). So nothing is delivered:
- * the transaction is aborted before the first body byte (the connection is dropped in the DATA
- * phase, which makes the downstream discard it) and the client gets the most severe refusal — a 5xx
- * if any recipient was refused permanently, else the 4xx. No loss, no duplicate; the client
- * bounces or retries the whole message. All recipients refused: the same rule.
+ * Recipients the downstream refuses while others are accepted (SMTP at RCPT, LMTP after the data):
+ * the message goes to the accepted ones and the result is `per-recipient`; relay/recipient-split.ts
+ * then holds a copy for the deferred ones and sends a DSN for the refused ones, and the client gets
+ * 250 (docs/decisions.md "Per-recipient results"). All refused: the first 4xx if any (nothing was
+ * delivered, a retry duplicates nothing), else the first 5xx.
+ *
+ * begin(): the before-queue proxy. At the client's first accepted RCPT a pooled session gets MAIL
+ * FROM, and each accepted RCPT is asked of the downstream at once (relay/proxy-transaction.ts), so
+ * the downstream's refusal reaches the client's RCPT. At most maxConnections (RelayConnections)
+ * sessions are open; when all are held, begin() answers `busy` at once and the transaction goes on
+ * without RCPT-time verdicts (delivered after its DATA, waiting up to timeoutMs for a session).
+ *
+ * Capabilities: SMTPUTF8, 8BITMIME and SIZE as the last session that was opened announced them
+ * (refreshed at each new session); ready() makes the first connection (once) and resolves when
+ * that attempt is over; the front end calls it before it listens.
  *
  * Stale sessions: a pooled session that fails before any body byte was sent with a broken
  * connection (or a 421) is retried once on a fresh session; after the first body byte there is no
@@ -53,12 +60,14 @@ import {
   downstreamFailureReply,
   downstreamIdFrom,
   localFailure,
-  mostSevere,
+  leastFinal,
+  perRecipientResult,
   noAnswer,
   resultFromReply,
   unavailable,
 } from './relay-replies.js';
-import type { DeliveryResult, OutgoingMessage, RecipientResult, Relay } from './types.js';
+import { createProxyTransaction } from './proxy-transaction.js';
+import type { BeginResult, DeliveryResult, DownstreamCapabilities, OutgoingMessage, Relay, TransactionEnvelope } from './types.js';
 
 export interface SmtpRelayOptions {
   target: RelayTarget;
@@ -76,11 +85,28 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
     options.target.kind === 'lmtp-unix' ? { kind: 'unix', path: options.target.path } : { kind: 'tcp', host: options.target.host, port: options.target.port };
   const name = endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${formatHost(endpoint.host)}:${endpoint.port}`;
   const limits = { ...DEFAULT_POOL_LIMITS, ...options.pool };
+  let caps: DownstreamCapabilities | null = null;
+  const open = async (): Promise<Awaited<ReturnType<typeof openDownstream>>> => {
+    const opened = await openDownstream({ endpoint, lmtp, clientName: options.clientName, timeoutMs: options.timeoutMs });
+    if (opened.kind === 'open') {
+      const c = opened.connection;
+      caps = { smtputf8: c.supports('SMTPUTF8'), eightBitMime: c.supports('8BITMIME'), sizeLimit: c.sizeLimit };
+    }
+    return opened;
+  };
   const pool = new ConnectionPool<DownstreamConnection, DownstreamFailure>(
-    () => openDownstream({ endpoint, lmtp, clientName: options.clientName, timeoutMs: options.timeoutMs }),
+    open,
     limits,
     { kind: 'unreachable', reason: 'relay is shutting down' },
+    { kind: 'unreachable', reason: `all ${limits.maxConnections} connections busy for ${options.timeoutMs} ms` },
   );
+  // learn the capabilities before the first client asks (the session stays in the pool): ready()
+  // makes the first connection, once
+  let readyPromise: Promise<void> | null = null;
+  const ready = (): Promise<void> =>
+    (readyPromise ??= pool.acquire({ fresh: false, waitMs: options.timeoutMs }).then((a) => {
+      if (a.kind === 'open') pool.release(a.connection, true);
+    }));
 
   function failureReply(failure: DownstreamFailure): Reply {
     switch (failure.kind) {
@@ -97,7 +123,8 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
       case 'reply':
         return downstreamFailureReply(failure.response);
       case 'recipients-refused':
-        return mostSevere(failure.refused.map((r) => downstreamFailureReply(r.response))) ?? localFailure('no recipient');
+        // nothing was delivered: a temporary refusal first, so the client's retry can still reach everybody
+        return leastFinal(failure.refused.map((r) => downstreamFailureReply(r.response))) ?? localFailure('no recipient');
       case 'too-big':
         return reply(552, '5.3.4', `message size exceeds the limit of downstream ${name}`);
       case 'spool':
@@ -106,13 +133,7 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   }
 
   function perRecipient(msg: OutgoingMessage, refused: RefusedRecipient[], ms: number): DeliveryResult {
-    const results: RecipientResult[] = msg.to.map((to) => {
-      const hit = refused.find((r) => r.to === to);
-      if (!hit) return { to, kind: 'accepted' };
-      const r = downstreamFailureReply(hit.response);
-      return { to, kind: r.code >= 500 ? 'rejected' : 'deferred', reply: r };
-    });
-    return { kind: 'per-recipient', results, ms };
+    return perRecipientResult(msg.to, refused, ms);
   }
 
   function toResult(msg: OutgoingMessage, attempt: Attempt, ms: number): DeliveryResult {
@@ -120,11 +141,12 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
       case 'smtputf8-unsupported':
         return { kind: 'rejected', reply: reply(550, '5.6.7', `downstream ${name} does not support SMTPUTF8, which this message needs (RFC 6531)`), ms };
       case 'sent':
-        if (lmtp && attempt.refused.length > 0) return perRecipient(msg, attempt.refused, ms);
+        if (attempt.refused.length > 0) return perRecipient(msg, attempt.refused, ms);
         return { kind: 'accepted', downstreamId: downstreamIdFrom(attempt.response), response: attempt.response, ms };
       case 'aborted':
         return resultFromReply(failureReply({ kind: 'recipients-refused', refused: attempt.refused }), ms);
       case 'failed':
+        // every recipient refused: nothing was delivered (LMTP reports each, as RFC 2033 does)
         if (lmtp && attempt.failure.kind === 'recipients-refused') return perRecipient(msg, attempt.failure.refused, ms);
         return resultFromReply(failureReply(attempt.failure), ms);
     }
@@ -135,8 +157,8 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
     return connection.send(
       { from: msg.from, to: msg.to, sizeBytes: outgoingSizeBytes(msg), eightBit: msg.eightBit, smtputf8: msg.smtputf8 },
       () => messageChunks(msg),
-      // SMTP: one refused recipient aborts the whole transaction (see header); LMTP reports each
-      (view) => (!lmtp && view.refused.length > 0 ? 'abort' : 'send'),
+      // the accepted recipients get it; the refused ones are reported per recipient (see header)
+      () => 'send',
       options.timeoutMs,
     );
   }
@@ -161,7 +183,7 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
     const startedMs = Date.now();
     const elapsed = (): number => Date.now() - startedMs;
     try {
-      let acquired = await pool.acquire({ fresh: false });
+      let acquired = await pool.acquire({ fresh: false, waitMs: options.timeoutMs });
       for (let tries = 1; ; tries++) {
         if (acquired.kind === 'failed') return resultFromReply(failureReply(acquired.failure), elapsed());
         const { connection, reused } = acquired;
@@ -169,7 +191,7 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
         await releaseAfter(connection, attempt);
         if (tries === 1 && reused && isStaleSymptom(attempt)) {
           log.debug('relay.failed', { id: msg.id, stale: true, relay: describe(), retry: 'fresh connection' });
-          acquired = await pool.acquire({ fresh: true });
+          acquired = await pool.acquire({ fresh: true, waitMs: options.timeoutMs });
           continue;
         }
         return toResult(msg, attempt, elapsed());
@@ -183,7 +205,29 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
     return `${lmtp ? 'lmtp' : 'smtp'} ${name} (pooled)`;
   }
 
-  return { deliver, close: () => pool.close(), describe };
+  async function begin(envelope: TransactionEnvelope, log: Logger): Promise<BeginResult> {
+    const acquired = await pool.tryAcquire();
+    if (acquired.kind === 'busy') return { kind: 'busy' };
+    if (acquired.kind === 'failed') return { kind: 'failed', reply: failureReply(acquired.failure) };
+    return createProxyTransaction({
+      connection: acquired.connection, reused: acquired.reused, envelope, lmtp, timeoutMs: options.timeoutMs, log,
+      release: (c, reusable) => pool.release(c, reusable),
+      failureReply,
+      reopen: async () => {
+        const again = await pool.acquire({ fresh: true, waitMs: options.timeoutMs });
+        return again.kind === 'open' ? again.connection : again.failure;
+      },
+      redeliver: (msg) => deliver(msg, log),
+      smtputf8Unsupported: (ms) => toResult({} as OutgoingMessage, { kind: 'smtputf8-unsupported' }, ms),
+    });
+  }
+
+  return {
+    deliver, begin, describe,
+    close: () => pool.close(),
+    capabilities: () => caps,
+    ready,
+  };
 }
 
 function formatHost(host: string): string {

@@ -222,6 +222,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     holdQueue: '/test/db/queue',
     holdOnFailure: false,
     relayTimeoutMs: 5000,
+    relayConnections: 20,
     dnsResolver: 'system',
     dnsServers: [],
     dnsProtocol: 'http',

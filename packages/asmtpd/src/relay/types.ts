@@ -43,12 +43,60 @@ export type DeliveryResult =
   | { kind: 'rejected'; reply: Reply; ms: number }
   /** down, timeout, died mid-transfer, 4xx: 451 4.4.1 / 4.4.2 (or the downstream's own 4xx) */
   | { kind: 'deferred'; reply: Reply; ms: number }
-  /** LMTP only, when the recipients did not all get the same answer (see smtp-relay.ts) */
-  | { kind: 'per-recipient'; results: RecipientResult[]; ms: number };
+  /** the recipients did not all get the same answer (LMTP after the data; SMTP RCPT refusals at delivery) */
+  | { kind: 'per-recipient'; results: RecipientResult[]; ms: number; held?: string; dsn?: string };
+
+/** What the downstream's EHLO/LHLO offered (RFC 6531, 6152, 1870), kept per pool. */
+export interface DownstreamCapabilities {
+  smtputf8: boolean;
+  eightBitMime: boolean;
+  /** the SIZE it announced; 0: no limit announced */
+  sizeLimit: number;
+}
+
+/** The sender side of a transaction that the downstream sees while the client's goes on. */
+export interface TransactionEnvelope {
+  id: string;
+  from: string;
+  smtputf8: boolean;
+  eightBit: boolean;
+  /** SIZE= the client declared, if any */
+  size?: number;
+}
+
+export type BeginResult =
+  /** MAIL FROM accepted by the downstream: RCPTs go there as the client sends them */
+  | { kind: 'open'; tx: RelayTransaction }
+  /** every allowed downstream connection is held by another transaction: no RCPT-time verdict */
+  | { kind: 'busy' }
+  /** the downstream refused MAIL FROM (its reply), or cannot be reached (a 4xx with detail) */
+  | { kind: 'failed'; reply: Reply };
+
+/** A downstream transaction opened alongside the client's (relay/proxy-transaction.ts). */
+export interface RelayTransaction {
+  /** RCPT TO at the downstream: null when it accepted, else its refusal (4xx/5xx) */
+  rcpt(to: string): Promise<Reply | null>;
+  /**
+   * DATA, the message, the final dot → the downstream's verdict. `clientGone` is asked before the
+   * final dot: true drops the downstream transaction instead. Never throws; releases the connection.
+   */
+  data(msg: OutgoingMessage, clientGone: () => boolean, log: Logger): Promise<DeliveryResult | { kind: 'abandoned' }>;
+  /** RSET the downstream transaction and release its connection; idempotent */
+  abort(): void;
+}
 
 export interface Relay {
   /** deliver one message; never throws */
   deliver(msg: OutgoingMessage, log: Logger): Promise<DeliveryResult>;
+  /**
+   * Relays that can give a verdict per recipient at RCPT time (SMTP/LMTP downstream): open the
+   * downstream transaction at the client's first accepted RCPT. Absent: no RCPT-time verdict.
+   */
+  begin?(envelope: TransactionEnvelope, log: Logger): Promise<BeginResult>;
+  /** what the downstream offers; null when the relay takes anything (Sendmail, hold queue) or it is not known yet */
+  capabilities?(): DownstreamCapabilities | null;
+  /** resolves once the first connection attempt is over (capabilities known or not) */
+  ready?(): Promise<void>;
   /** close pooled connections; pending deliveries finish first */
   close(): Promise<void>;
   /** e.g. "smtp 127.0.0.1:10025 (pooled)" */

@@ -8,9 +8,12 @@
  *    (which labels every 550 as 5.1.1). Every reply passes through hooks.onReply (MaxErrors,
  *    timers, --verbose transcript).
  *  - _parseAddressCommand(): our RFC 5321 path parser (path.ts) — quoted local parts with spaces,
- *    relay tricks left for the router to refuse with 550 5.7.1 instead of a 501.
+ *    relay tricks left for the router to refuse with 550 5.7.1 instead of a 501; a duplicate
+ *    parameter is reported as `duplicate`, which smtp-server answers with 501 (not "bad address").
  *  - init(): the library waits a fixed 100 ms before the banner and refuses early talkers with
  *    421; asmtpd uses its own GreetingDelay (default 0) and does connection limits in onConnect.
+ *    Each connection's socket reports readyState 'open' while half-closed by the client, so the
+ *    library's send() still writes the reply to a client that shut down its sending side.
  *    An early talker is not refused: its input waits until the banner is out and is then
  *    answered as usual (the fact CLIENT_PIPELINING=pre-greeting lets the policy decide).
  *  - _onCommand(): lines over 512 octets, NUL or bare CR in a command → 500 5.5.2 (the library
@@ -22,17 +25,25 @@
  *  - _createParser(): each command parser (one per connection, a new one after STARTTLS) reports
  *    the bytes it is given, before it reads them, and the end of each message, to the connection's
  *    AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send() reports replies.
- *    Detected abuse goes to hooks.onAbuse, once per kind.
+ *    Detected abuse goes to hooks.onAbuse, once per kind. The parser's end (the server runs with
+ *    allowHalfOpen, so a client's half-close ends the input but not the connection) goes to
+ *    hooks.onInputEnd once everything the client sent was answered.
  * The hooks receive the connection id, which is smtp-server's session.id.
  */
+import { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parsePathCommand } from './path.js';
 import { REPLIES } from './replies.js';
 import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
 
 export interface BoundaryHooks {
-  /** a new connection object exists (before onConnect) */
-  onInit(connId: string, conn: SmtpConnectionHandle): void;
+  /** a new connection object exists (before onConnect), with its socket */
+  onInit(connId: string, conn: SmtpConnectionHandle, socket: Socket): void;
+  /**
+   * the client's input ended (it closed its sending side) and every command it sent was answered;
+   * inData: it ended inside a message, before the final dot
+   */
+  onInputEnd(connId: string, inData: boolean): void;
   /** after a reply line was written (code, full text as sent) */
   onReply(connId: string, code: number, line: string): void;
   /** before a command is handled; return false to swallow it (a reply was already sent) */
@@ -61,12 +72,14 @@ export const MAX_COMMAND_OCTETS = 510;
 // smtp-server's private members we rely on (pinned version; tests cover each override).
 interface ParserInternals {
   _dataMode: boolean;
+  once(event: 'finish', listener: () => void): void;
   isClosed: boolean;
   write(chunk: unknown, ...rest: unknown[]): boolean;
   _endDataMode(chunk: Buffer | false, remainder: Buffer, callback: unknown): void;
 }
 interface ConnectionInternals {
   id: string;
+  _socket: Socket;
   session?: { envelope?: { mailFrom?: { args?: Record<string, unknown> } | false } };
   _server: { options: Record<string, unknown> };
   _setListeners(cb: () => void): void;
@@ -122,6 +135,7 @@ export function installBoundary(hooks: BoundaryHooks): void {
     installed?.onReply(this.id, code, sent);
   };
 
+
   proto._parseAddressCommand = function (this: ConnectionInternals, name, command) {
     const verb = name.trim().toUpperCase() === 'MAIL FROM' ? 'MAIL FROM' : 'RCPT TO';
     const text = command.toString();
@@ -135,11 +149,13 @@ export function installBoundary(hooks: BoundaryHooks): void {
       ? parsed.args !== false && parsed.args.SMTPUTF8 !== undefined
       : mailFrom !== undefined && mailFrom !== false && mailFrom.args?.SMTPUTF8 !== undefined;
     if (/[^\x00-\x7f]/.test(parsed.address) && !smtputf8) return false;
+    // a parameter given twice (parsed.duplicate): smtp-server answers 501 5.5.4 itself
     return parsed;
   };
 
   (proto as unknown as { init(): void }).init = function (this: ConnectionInternals) {
-    installed?.onInit(this.id, this as unknown as SmtpConnectionHandle);
+    replyToHalfClosed(this._socket);
+    installed?.onInit(this.id, this as unknown as SmtpConnectionHandle, this._socket);
     this._setListeners(() => {
       const delay = installed?.greetingDelayMs() ?? 0;
       // after the banner: answer what an early talker sent meanwhile, in order
@@ -166,6 +182,9 @@ export function installBoundary(hooks: BoundaryHooks): void {
       }
       return write.call(this, chunk, ...rest);
     };
+    // with allowHalfOpen the parser ends when the client's input does, once every command it sent
+    // (and the message, if the dot came) was answered: the front end closes the connection then
+    parser.once('finish', () => installed?.onInputEnd(conn.id, parser._dataMode));
     const endDataMode = parser._endDataMode;
     parser._endDataMode = function (this: ParserInternals, chunk, remainder, callback) {
       if (!parser.isClosed) detectorOf(conn).messageEnded(remainder);
@@ -210,6 +229,23 @@ export function installBoundary(hooks: BoundaryHooks): void {
     }
     originalOnCommand.call(this, command, callback);
   };
+}
+
+/**
+ * smtp-server writes a reply only while the socket's readyState is 'open'; a client that shut
+ * down its sending side (readyState 'writeOnly', the server runs with allowHalfOpen) must still
+ * get the reply to its message and to its QUIT (RFC 5321 §3.8; Exim does this after every
+ * message). This socket, and only it, reports 'open' while it can still be written to.
+ */
+const READY_STATE = Object.getOwnPropertyDescriptor(Socket.prototype, 'readyState')!.get!;
+function replyToHalfClosed(socket: Socket): void {
+  Object.defineProperty(socket, 'readyState', {
+    configurable: true,
+    get(this: Socket): string {
+      const state = READY_STATE.call(this) as string;
+      return state === 'writeOnly' ? 'open' : state;
+    },
+  });
 }
 
 /** Send a Reply value on a raw connection (for replies outside a hook's callback). */

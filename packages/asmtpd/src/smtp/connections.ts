@@ -3,12 +3,18 @@
  * MaxClientsPerIP), the command deadline (SMTPTimeout between a reply and the next command,
  * DataTimeout for the whole DATA transfer), and the MaxErrors counter.
  */
+import type { Socket } from 'node:net';
 import type { SmtpConnectionHandle } from './boundary.js';
 import type { Session } from './session.js';
 import type { Reply } from './reply.js';
 
 export interface ConnState {
   conn: SmtpConnectionHandle;
+  socket: Socket | null;
+  /** the client shut down its sending side (TCP half-close): replies still go out */
+  halfClosed: boolean;
+  /** the client's socket is closed or reset: nothing we write reaches it */
+  gone: boolean;
   session: Session | null;
   ip: string;
   counted: boolean;
@@ -25,7 +31,7 @@ export class ConnectionTable {
   private active = 0;
 
   add(id: string, conn: SmtpConnectionHandle): ConnState {
-    const st: ConnState = { conn, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false, pendingOk: null };
+    const st: ConnState = { conn, socket: null, halfClosed: false, gone: false, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false, pendingOk: null };
     this.byId.set(id, st);
     return st;
   }

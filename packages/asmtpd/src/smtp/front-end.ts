@@ -5,8 +5,17 @@
  *
  * Lifecycle of a connection: accept → onInit (bookkeeping) → GreetingDelay → onConnect (limits,
  * Session) → banner → commands (boundary.ts checks, MaxErrors, SMTPTimeout) → MAIL/RCPT/DATA
- * (transaction.ts) → onClose (one session.end line). EHLO advertises PIPELINING, 8BITMIME, SIZE,
- * ENHANCEDSTATUSCODES, SMTPUTF8 (DSN, STARTTLS and AUTH are hidden until they are implemented).
+ * (transaction.ts) → onClose (one session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES,
+ * and 8BITMIME, SMTPUTF8, SIZE as far as the downstream offers them (extensions.ts; DSN, STARTTLS
+ * and AUTH are hidden until they are implemented).
+ *
+ * Half-close (RFC 5321 §3.8, as Postfix and Exim do it): the server runs with allowHalfOpen, so a
+ * client that shuts down its sending side after ".\r\nQUIT\r\n" (Exim) still gets the reply to its
+ * message and the 221. Once its input ended and every command was answered the connection is
+ * closed; input that ends inside a message (no final dot) ends the connection at once, the
+ * message is dropped. A client whose socket is really gone (closed, reset) is `gone`: the
+ * transaction's downstream side is aborted where it still can be (transaction.ts).
+ * --verbose: smtp-server's own logger hooks give the exact wire text (session.smtp).
  */
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { installBoundary, sendReply } from './boundary.js';
@@ -14,7 +23,9 @@ import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
 import { REPLIES, ReplyAsError } from './replies.js';
 import type { Session } from './session.js';
-import { onMailFrom, onRcptTo, onData, type TransactionDeps } from './transaction.js';
+import { onMailFrom, onRcptTo, onData, abortDownstream, type TransactionDeps } from './transaction.js';
+import { applyAdvertised } from './extensions.js';
+import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
 import type { Runtime } from '../daemon/runtime.js';
 import type { Config } from '../config/types.js';
@@ -60,8 +71,29 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   installBoundary({
-    onInit(connId, conn) {
-      table.add(connId, conn);
+    onInit(connId, conn, socket) {
+      const st = table.add(connId, conn);
+      st.socket = socket;
+      socket.once('close', () => {
+        st.gone = true;
+      });
+      socket.once('end', () => {
+        st.halfClosed = true;
+        if (!st.closing) st.session?.log.info('session.half_closed', { ip: st.session.client.ip, in_transaction: st.session.tx !== null });
+      });
+    },
+    onInputEnd(connId, inData) {
+      const st = table.get(connId);
+      if (!st) return;
+      // a message without its final dot is not a message: drop the connection (and the message)
+      if (inData) {
+        st.gone = true;
+        st.socket?.destroy();
+        return;
+      }
+      st.closing = true;
+      table.clearDeadline(st);
+      st.conn.close();
     },
     greetingDelayMs: () => deps.runtime().config.greetingDelayMs,
     onAbuse(connId, kind, detail) {
@@ -81,16 +113,21 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       const st = table.get(connId);
       if (!st) return;
       table.clearDeadline(st);
-      if (deps.verbose && st.session) {
-        const text = line.toString('latin1');
-        st.session.log.debug('session.smtp', { command: text.length > 600 ? text.slice(0, 600) + '...' : text });
+      const verb = line.subarray(0, 5).toString('latin1').trim().toUpperCase();
+      // RSET and QUIT always end the transaction (smtp-server resets it): its downstream side too.
+      // A HELO/EHLO resets it only when it succeeds: the next MAIL (or the close) aborts it then.
+      const whole = line.toString('latin1').trim().toUpperCase();
+      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT')) {
+        abortDownstream(st.session.tx);
+        st.session.tx = null;
       }
+      // the EHLO reply lists what the downstream offers now (smtp-server reads its options)
+      if (verb === 'EHLO') advertiseNow();
     },
-    onReply(connId, code, line) {
+    onReply(connId, code) {
       const st = table.get(connId);
       if (!st) return;
       const cfg = deps.runtime().config;
-      if (deps.verbose && st.session) st.session.log.debug('session.smtp', { reply: line });
       if (code >= 500 && code <= 504) {
         st.errors++;
         if (st.session) st.session.counts.errors++;
@@ -99,7 +136,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
           return;
         }
       }
-      if (code === 421) {
+      // 421 and the 221 to QUIT end the session: no more deadline (and the client's FIN is no half-close)
+      if (code === 421 || code === 221) {
         st.closing = true;
         table.clearDeadline(st);
         return;
@@ -136,7 +174,9 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     hideREQUIRETLS: true,
     disabledCommands: ['AUTH', 'STARTTLS'],
     maxCommandLength: 64 * 1024,
-    logger: false,
+    // a half-closed client still gets its replies (see the header)
+    allowHalfOpen: true,
+    logger: deps.verbose ? wireLogger((cid) => table.get(cid)?.session?.log ?? null) : false,
     onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
       const st = table.get(session.id);
       const rt = deps.runtime();
@@ -179,6 +219,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     onClose(session: SMTPServerSession) {
       const st = table.remove(session.id);
       const s = st?.session;
+      if (st) st.gone = true;
+      if (s?.tx) abortDownstream(s.tx);
       if (s) {
         s.log.info('session.end', { ip: s.client.ip, ms: Date.now() - s.startedAt, ...s.counts });
       }
@@ -194,11 +236,25 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   return server;
   };
   const servers: SMTPServer[] = [];
+  let lastAdvertised = '';
+  const advertiseNow = (): void => {
+    let a: ReturnType<typeof applyAdvertised> | null = null;
+    for (const server of servers) a = applyAdvertised(server.options as unknown as Record<string, unknown>, deps.runtime());
+    const text = a ? JSON.stringify(a) : '';
+    if (a && text !== lastAdvertised) {
+      if (lastAdvertised !== '') log.info('relay.capabilities', { smtputf8: a.smtputf8, eightbitmime: a.eightBitMime, size: a.size });
+      lastAdvertised = text;
+    }
+  };
 
   return {
-    listen(port, host) {
+    async listen(port, host) {
+      // the EHLO reply depends on what the downstream offers: learn it first (bounded)
+      const ready = deps.runtime().relay.ready?.();
+      if (ready) await Promise.race([ready, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
       const server = makeServer();
       servers.push(server);
+      advertiseNow();
       return new Promise((resolve, reject) => {
         const onError = (err: Error): void => reject(err);
         server.server.once('error', onError);
@@ -221,9 +277,9 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       for (const server of servers) {
         const o = server.options as unknown as Record<string, unknown>;
         o.name = config.hostname;
-        o.size = config.maxMsgSizeBytes;
         o.maxRecipients = config.maxRcpts;
       }
+      advertiseNow();
     },
     stats: () => ({ connections: table.size }),
   };

@@ -18,6 +18,8 @@ export interface ParsedPath {
   args: Record<string, string | true> | false;
   /** the client used an RFC 5321 source route (`@a,@b:u@d`), which was dropped */
   sourceRoute: boolean;
+  /** a parameter given twice (the first value is kept in args): smtp-server refuses the command (501) */
+  duplicate?: string;
 }
 
 export interface PathError {
@@ -57,7 +59,7 @@ export function parsePathCommand(verb: 'MAIL FROM' | 'RCPT TO', line: string): P
   if (params !== '' && !/^ /.test(params)) return { error: 'syntax: parameters must follow a space' };
   const args = parseParams(params.trim());
   if ('error' in args) return args;
-  return { address: path, args: args.value, sourceRoute };
+  return { address: path, args: args.value, sourceRoute, ...(args.duplicate ? { duplicate: args.duplicate } : {}) };
 }
 
 /** Index of the `>` closing the path, honouring quoted strings and backslash escapes. */
@@ -102,14 +104,18 @@ function isDomain(d: string): boolean {
   return d.length <= 255 && new RegExp(`^${label}(?:\\.${label})*\\.?$`).test(d);
 }
 
-function parseParams(s: string): { value: Record<string, string | true> | false } | PathError {
+function parseParams(s: string): { value: Record<string, string | true> | false; duplicate?: string } | PathError {
   if (s === '') return { value: false };
   const out: Record<string, string | true> = {};
+  let duplicate: string | undefined;
   for (const word of s.split(/ +/)) {
     const eq = word.indexOf('=');
     const key = (eq < 0 ? word : word.slice(0, eq)).toUpperCase();
     if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) return { error: `bad parameter ${JSON.stringify(word)}` };
-    if (key in out) return { error: `duplicate parameter ${key}` };
+    if (key in out) {
+      duplicate ??= key;
+      continue;
+    }
     if (eq < 0) {
       out[key] = true;
       continue;
@@ -118,5 +124,5 @@ function parseParams(s: string): { value: Record<string, string | true> | false 
     if (CONTROL.test(value)) return { error: `control characters in parameter ${key}` };
     out[key] = value;
   }
-  return { value: out };
+  return duplicate ? { value: out, duplicate } : { value: out };
 }

@@ -7,6 +7,7 @@ import type { Route } from '../recipients/route.js';
 import type { Decision } from '../policy/decide.js';
 import type { BodyGroup } from '../policy/body-test.js';
 import type { ClientFacts, FactValues } from '../facts/client-facts.js';
+import type { RelayTransaction } from '../relay/types.js';
 
 export interface Endpoint {
   ip: string;
@@ -26,6 +27,14 @@ export interface Transaction {
   group: BodyGroup | null | undefined;
   /** the facts as the last policy decision saw them (X-Avenger, Received-SPF); null before */
   facts: FactValues | null;
+  /** SIZE= the client declared at MAIL */
+  declaredSize?: number;
+  /**
+   * the downstream side (the before-queue proxy, relay/proxy-transaction.ts): opened at the first
+   * accepted RCPT; 'unverified' when the relay has no RCPT-time verdict for this transaction (no
+   * proxy: Sendmail, hold queue; all RelayConnections busy; downstream down with HoldOnFailure)
+   */
+  downstream?: RelayTransaction | 'unverified';
   log: Logger;
 }
 

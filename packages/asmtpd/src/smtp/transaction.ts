@@ -5,10 +5,17 @@
  *   Reply value (ReplyAsError) and logs one decision line (mail.decision, rcpt.decision,
  *   data.decision).
  *
+ * MAIL: parameters are checked (extensions.ts: 555 for what is not offered or unknown).
+ * RCPT: after the policy accepted, the downstream is asked too (relay begin(): the before-queue
+ * proxy opens the downstream transaction at the first accepted RCPT, downstream.ts): its refusal
+ * refuses this recipient only, with its own reply.
  * DATA: the message is spooled to DBDir/spool/<id> with every byte checked (spool.ts); then the
- * Received and X-Avenger fields are prepended and the relay delivers it. 250 is sent only after
- * the relay reports the downstream accepted (or the hold queue fsynced it). Anything else: the
- * downstream's 5xx as is, or a 4xx; the spool file is always removed.
+ * Received and X-Avenger fields are prepended and the message goes to the downstream transaction
+ * (or, without one, the relay delivers it). 250 is sent only after the downstream accepted (or the
+ * hold queue fsynced it; mixed per-recipient results: relay/recipient-split.ts). Anything else: the
+ * downstream's reply as is, or a 4xx; the spool file is always removed. A client that is gone
+ * before the final dot went downstream abandons the message there (data.abandoned); one that is
+ * gone when the downstream's verdict arrives is counted (data.unanswered).
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -32,7 +39,11 @@ import { routersOf } from '../facts/client-facts.js';
 import { receivedSpf } from '@asmtpd/spf';
 import { xAvengerHeader } from '../message/x-avenger.js';
 import type { Runtime } from '../daemon/runtime.js';
-import type { DeliveryResult } from '../relay/types.js';
+import type { DeliveryResult, OutgoingMessage } from '../relay/types.js';
+import { mailParamProblem, rcptParamProblem } from './extensions.js';
+import { askDownstream, abortDownstream, deliverMessage } from './downstream.js';
+
+export { abortDownstream } from './downstream.js';
 
 export interface TransactionDeps {
   runtime(): Runtime;
@@ -59,7 +70,13 @@ export function onMailFrom(d: TransactionDeps, address: SMTPServerAddress, sessi
   const s = d.sessionOf(session);
   if (!s) return cb(new ReplyAsError(REPLIES.localError()));
   heloOf(session, s);
+  if (s.tx) abortDownstream(s.tx);
   const args = (address.args || {}) as Record<string, string | true>;
+  const paramError = mailParamProblem(address.args, d.runtime());
+  if (paramError) {
+    s.log.info('mail.decision', { from: address.address, helo: s.helo, reply: formatReply(paramError) });
+    return cb(new ReplyAsError(paramError));
+  }
   const id = newQueueId();
   s.tx = {
     id,
@@ -69,6 +86,7 @@ export function onMailFrom(d: TransactionDeps, address: SMTPServerAddress, sessi
     rcpts: [],
     group: undefined,
     facts: null,
+    ...(typeof args.SIZE === 'string' ? { declaredSize: Number(args.SIZE) } : {}),
     log: s.log.child({ tid: id }),
   };
   s.facts.mailFrom(address.address, s.helo);
@@ -82,19 +100,26 @@ export function onRcptTo(d: TransactionDeps, address: SMTPServerAddress, session
   const tx = s?.tx;
   if (!s || !tx) return cb(new ReplyAsError(REPLIES.localError()));
   const rt = d.runtime();
+  // a parameter we do not take (555) refuses a recipient the policy would accept; a refusal wins
+  const paramError = rcptParamProblem(address.args);
   const sourceRoute = (address as { sourceRoute?: boolean }).sourceRoute === true;
   const started = Date.now();
   decide(rt, s, tx.from, address.address, sourceRoute)
-    .then(({ route, decision, cached }) => {
+    .then(async ({ route, decision, cached }) => {
       let r = decision?.reply ?? replyForRoute(route);
       const group = decision ? bodyGroupOf(decision) : null;
       if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) r = SEND_SEPARATELY();
+      if (r.code < 400 && paramError) r = paramError;
+      // the policy said yes: the downstream has its say (once per address)
+      const repeated = tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase());
+      const downstream = r.code < 400 && decision && !repeated ? await askDownstream(rt, tx, address.address) : null;
+      if (downstream?.reply) r = downstream.reply;
       const last = decision?.runs.at(-1);
       tx.log.info('rcpt.decision', {
         from: tx.from, to: address.address, route: route.kind, reply: formatReply(r), ip: s.client.ip, helo: s.helo,
         ...(decision ? { outcome: decision.outcome.kind, scripts: decision.runs.map(runSummary) } : {}),
         ...(decision?.outcome.kind === 'failed' ? { error: decision.outcome.reason } : {}),
-        ...(cached ? { cached: true } : {}), ms: Date.now() - started,
+        ...(cached ? { cached: true } : {}), ...(downstream ? { downstream: downstream.source, ...downstream.detail } : {}), ms: Date.now() - started,
       });
       if (last && decision?.outcome.kind === 'failed') tx.log.warn('policy.failed', { to: address.address, user: last.user, script: last.script, reason: decision.outcome.reason });
       // no decision means a refused relay: always a 5xx
@@ -163,6 +188,8 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
   const path = join(cfg.dbDir, 'spool', tx.id);
   const finish = (r: Reply, fields: Record<string, unknown> = {}): void => {
     s.tx = null;
+    // whatever did not reach the downstream's final dot is dropped there (RSET)
+    abortDownstream(tx);
     tx.log.info('data.decision', { reply: formatReply(r), rcpts: tx.rcpts.length, ms: Date.now() - started, ...fields });
     if (r.code >= 400) cb(new ReplyAsError(r));
     else cb(null, `${r.enhanced} ${r.text}`);
@@ -188,6 +215,7 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
       switch (result.kind) {
         case 'oversize':
         case 'aborted':
+          abortDownstream(tx);
           s.tx = null;
           return;
         case 'bare-line-ending':
@@ -213,12 +241,15 @@ export function onData(d: TransactionDeps, stream: SMTPServerDataStream, session
             return finish(REPLIES.accepted(tx.id), { size: result.size, bodytest: 'discard' });
           }
         }
-        const delivery = await rt.relay.deliver(
-          { id: tx.id, from: tx.from, to: tx.rcpts.map((r) => r.address), smtputf8: tx.smtputf8, eightBit: tx.eightBit, headerPrefix, spoolPath: result.path, size: result.size },
-          tx.log,
-        );
+        const msg: OutgoingMessage = { id: tx.id, from: tx.from, to: tx.rcpts.map((r) => r.address), smtputf8: tx.smtputf8, eightBit: tx.eightBit, headerPrefix, spoolPath: result.path, size: result.size };
+        const delivery = await deliverMessage(rt, tx, msg, () => st.gone);
+        if (delivery.kind === 'abandoned') {
+          tx.log.info('data.abandoned', { size: result.size, rcpts: tx.rcpts.length });
+          return finish(REPLIES.localError(), { size: result.size, relay: 'abandoned' });
+        }
         const r = replyForDelivery(delivery, tx.id);
         if (r.code < 400) s.counts.messages++;
+        if (st.gone) noteUnanswered(tx, r);
         finish(r, { size: result.size, relay: delivery.kind });
       } finally {
         await discard(result.path);
@@ -285,10 +316,19 @@ function routeTokens(routers: string[]): { hops: number; path: string[] } {
   return { hops: routers.length, path: routers };
 }
 
+/** Downstream verdicts the client never heard (gone before our reply), since the daemon started. */
+let unanswered = 0;
+function noteUnanswered(tx: Transaction, r: Reply): void {
+  unanswered++;
+  tx.log.warn('data.unanswered', { reply: formatReply(r), count: unanswered });
+}
+
 /**
  * One reply for the whole transaction (spec §6): accepted → 250; refused → the downstream's own
- * reply; per-recipient (LMTP) → 250 only when every recipient was accepted, else the most severe
- * result (a 5xx before a 4xx).
+ * reply (a canned failure of ours: its generic text, the detail is in the log). A per-recipient
+ * result still here had no recipient delivered and none held (recipient-split.ts settles the
+ * others): the first 4xx, so a retry can reach the deferred ones and duplicates nothing, else the
+ * first 5xx.
  */
 export function replyForDelivery(dr: DeliveryResult, id: string): Reply {
   switch (dr.kind) {
@@ -296,11 +336,16 @@ export function replyForDelivery(dr: DeliveryResult, id: string): Reply {
       return REPLIES.accepted(id);
     case 'rejected':
     case 'deferred':
-      return dr.reply;
+      return plain(dr.reply);
     case 'per-recipient': {
       const failed = dr.results.filter((r): r is Extract<typeof r, { reply: Reply }> => r.kind !== 'accepted');
       if (failed.length === 0) return REPLIES.accepted(id);
-      return failed.find((f) => f.kind === 'rejected')?.reply ?? failed[0]!.reply;
+      return plain(failed.find((f) => f.kind === 'deferred')?.reply ?? failed[0]!.reply);
     }
   }
+}
+
+/** code, enhanced status and text only (a canned reply's detail stays in the log) */
+function plain(r: Reply): Reply {
+  return { code: r.code, enhanced: r.enhanced, text: r.text };
 }
