@@ -92,7 +92,7 @@ export function buildDsn(i: DsnInfo): Buffer {
     `This is the mail system at host ${i.hostname}.`,
     '',
     'Your message (queue id ' + i.queueId + ') could not be delivered to the',
-    'recipients below. It was delivered to the other recipients.',
+    'recipients below. For the other recipients it was delivered (or is still being tried).',
     '',
     ...i.failed.map((f) => `<${f.to}>: ${f.code} ${f.enhanced} ${f.text}`),
     '',
