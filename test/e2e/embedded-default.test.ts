@@ -23,7 +23,8 @@ import { SmtpClient } from '../support/smtp-client.js';
 import { startDnsServer } from '../support/dns-server.js';
 import { accountIds, processTree, runAs } from '../support/procs.js';
 
-const ROOT = new URL('../../../', import.meta.url).pathname;
+// the checkout whose `pnpm exec asmtpd` runs: this one, or ASMTPD_UNDER_TEST (test/support/daemon.ts)
+const ROOT = process.env.ASMTPD_UNDER_TEST ?? new URL('../../../', import.meta.url).pathname;
 const dbDir = process.getuid?.() === 0 ? '/var/spool/avenger' : join(homedir(), '.asmtpd');
 const reason = existsSync('/etc/avenger/asmtpd.conf')
   ? 'skipped: /etc/avenger/asmtpd.conf exists on this machine, so the embedded default does not apply'
@@ -59,12 +60,12 @@ test('`pnpm exec asmtpd -d` serves 127.0.0.1:2525 and keeps accepted mail in the
     const smtpPid = Number(/pid=(\d+),/.exec(execFileSync('ss', ['-ltnpH', 'sport = :2525'], { encoding: 'utf8' }))?.[1]);
     const tree = processTree(smtpPid);
     const nobody = accountIds('nobody');
-    const asmtpd = accountIds('asmtpd');
-    assert.deepEqual(tree[0]?.uid, [asmtpd.uid, asmtpd.uid, asmtpd.uid, asmtpd.uid], 'the SMTP process is asmtpd');
-    assert.deepEqual(tree.filter((p) => p.uid.includes(nobody.uid)).map((p) => p.cmd), [], 'nothing runs as nobody');
-    const kill = runAs(nobody.uid, nobody.gid, ['kill', '-USR1', String(smtpPid)]);
+    const kill = runAs(nobody.uid, nobody.gid, ['kill', '-0', String(smtpPid)]);
     assert.notEqual(kill.status, 0, 'a process of nobody cannot signal the SMTP process');
     assert.match(kill.stderr, /Operation not permitted/);
+    assert.deepEqual(tree.filter((p) => p.uid.includes(nobody.uid)).map((p) => p.cmd), [], 'nothing runs as nobody');
+    const asmtpd = accountIds('asmtpd');
+    assert.deepEqual(tree[0]?.uid, [asmtpd.uid, asmtpd.uid, asmtpd.uid, asmtpd.uid], 'the SMTP process is asmtpd, created on first run');
     // the facts were asked of the resolver that resolv.conf names
     const names = dns.queries.map((q) => `${q.type} ${q.name}`);
     assert.ok(names.includes('PTR 1.0.0.127.in-addr.arpa'), names.join(', '));
