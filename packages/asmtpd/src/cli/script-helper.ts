@@ -5,8 +5,10 @@
  * The work is in script-helper-commands.ts; this file only wires stdio and exits.
  * Everything it loads must stay readable by any user (scripts never run as root). The commands
  * are loaded dynamically so that a module that cannot be loaded exits 2 (a failure), never
- * node's 1, which the helpers use for "no answer" / "not listed".
+ * node's 1, which the helpers use for "no answer" / "not listed". SIGUSR1 is neutralised first,
+ * as in every Node process of asmtpd (no inspector).
  */
+process.on('SIGUSR1', () => {});
 const fail = (err: unknown): void => {
   process.stderr.write(`asmtpd helper: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(2);

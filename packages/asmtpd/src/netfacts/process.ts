@@ -27,6 +27,7 @@ import { MAX_LINE_BYTES, NETFACTS_PROTOCOL_VERSION, validateRequest, type Captur
 import { startSynCapture, type SynCapture } from '../synfp/capture.js';
 import { traceRoute } from '../netpath/trace.js';
 import { createRouteCache } from '../netpath/route-cache.js';
+import { limitTraces } from './trace-limit.js';
 import type { RouteFact } from '../facts/client-facts.js';
 
 /** how long a traced route serves the clients of its /24 (/48) */
@@ -103,16 +104,7 @@ async function main(): Promise<void> {
   };
 
   const caches = new Map<string, (ip: string) => Promise<RouteFact>>();
-  let tracing = 0;
-  const boundedTrace = async (ip: string, maxHops: number, timeoutMs: number): Promise<RouteFact> => {
-    if (tracing >= MAX_TRACES) throw new Error(`${MAX_TRACES} route traces already running`);
-    tracing++;
-    try {
-      return await traceRoute(ip, { maxHops, timeoutMs });
-    } finally {
-      tracing--;
-    }
-  };
+  const boundedTrace = limitTraces((ip, maxHops, timeoutMs) => traceRoute(ip, { maxHops, timeoutMs }), MAX_TRACES);
   const route = (r: Extract<Request, { op: 'route' }>): Promise<RouteFact> => {
     const key = `${r.maxHops}/${r.timeoutMs}`;
     let cached = caches.get(key);
