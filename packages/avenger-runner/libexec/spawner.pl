@@ -38,8 +38,8 @@
 #   descriptors: DIR is a directory, the script a regular file, both owned by UID or root and
 #   neither group- nor world-writable; a symlinked script's real directory must pass the same.
 #   The first candidate that exists decides: an unsafe one is refused, never skipped.
-#   Uses only perl-base (POSIX, Fcntl, Errno, IO::Select; setrlimit through syscall(), whose number is known
-#   for x86_64 and aarch64: elsewhere the spawner refuses to start). Refuses uid 0. The child gets
+#   Uses only perl-base (POSIX, Fcntl, Errno, IO::Select; setrlimit and prctl through syscall(), whose numbers
+#   are known for x86_64 and aarch64: elsewhere the spawner refuses to start). Refuses uid 0. The child gets
 #   fds 0-2, the decision pipe on 3 and the script's O_PATH handle on 4; everything else perl
 #   opened is close-on-exec ($^F = 2) and fds 3..9 are parked on /dev/null in the parent, so the
 #   child's dup2 targets never collide with a live pipe. The working directory is entered after
@@ -53,6 +53,8 @@ use IO::Select;
 
 my $O_PATH = 010000000;
 my %SYS_SETRLIMIT = (x86_64 => 160, aarch64 => 164);
+my %SYS_PRCTL = (x86_64 => 157, aarch64 => 167);
+my $PR_SET_CHILD_SUBREAPER = 36;
 my ($RLIMIT_CPU, $RLIMIT_FSIZE, $RLIMIT_DATA, $RLIMIT_CORE, $RLIMIT_NPROC, $RLIMIT_NOFILE) = (0, 1, 2, 4, 6, 7);
 my $setrlimit = $SYS_SETRLIMIT{ (POSIX::uname())[4] } // die "spawner: no setrlimit syscall number for this machine\n";
 my @limits = (@ARGV == 1 && $ARGV[0] =~ /^--limits=(\d+),(\d+),(\d+),(\d+),(\d+)$/) ? ($1, $2, $3, $4, $5)
@@ -63,6 +65,12 @@ binmode STDOUT;
 $SIG{PIPE} = 'IGNORE';
 $SIG{$_} = 'IGNORE' for qw(USR1 USR2);    # a stray signal must not end it (children get the defaults back)
 $SIG{CHLD} = sub { };    # only to interrupt select()
+
+# Orphans of a script (a killed group's children, daemonized leftovers) come back to us, not to
+# pid 1: reap() collects them, so their zombies never count against the user's RLIMIT_NPROC even
+# where pid 1 does not reap (containers, minimal inits).
+syscall($SYS_PRCTL{ (POSIX::uname())[4] }, $PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    or die "spawner: cannot become the child subreaper: $!\n";
 
 # Park fds 3..9 so every pipe we create is >= 10.
 my @parked;
