@@ -62,7 +62,7 @@ test('the loopback is 1 hop: the destination answers the first probe', { skip },
 
 test('concurrent traces in one process and in two processes do not confuse each other', { skip }, async () => {
   const targets = [LAB.client.v4, LAB.r1.v4, LAB.client.v6, LAB.r2.v6, '127.0.0.1', LAB.client.v4, LAB.r1.v6, LAB.client.v6];
-  const traceModule = new URL('../../../packages/asmtpd/dist/netpath/trace.js', import.meta.url).href;
+  const traceModule = new URL('../../../packages/asmtpd/dist/facts/netpath/trace.js', import.meta.url).href;
   const script = `
     import { traceRoute } from ${JSON.stringify(traceModule)};
     const targets = ${JSON.stringify(targets)};

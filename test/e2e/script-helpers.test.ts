@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { helperEnvironment } from 'asmtpd/dist/cli/script-helper-env.js';
+import { helperEnvironment } from 'asmtpd/dist/daemon/script-helper-env.js';
 import { startDnsServer, rblName, reverseName, type DnsServer } from '../support/dns-server.js';
 import { canCreateUsers, createUser, removeUser, writeScript, type TestUser } from '../support/users.js';
 

@@ -7,7 +7,7 @@
 #   Opens one AF_PACKET/SOCK_DGRAM socket per family (ETH_P_IP, ETH_P_IPV6) and interface, with a
 #   classic BPF filter attached, so the kernel passes on nothing but incoming TCP SYNs (SYN set, ACK
 #   clear) to one of PORTS: IPv4 (first fragments only, any IP options) and IPv6 (TCP right after
-#   the fixed header; SYNs behind extension headers are not captured). Started by synfp/capture.ts
+#   the fixed header; SYNs behind extension headers are not captured). Started by facts/synfp/capture.ts
 #   (the network facts process, or `asmtpd --synfp`) with an empty environment.
 #   stdout, one line each:
 #     "ready"              every socket is open and filtered

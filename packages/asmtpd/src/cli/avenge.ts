@@ -8,14 +8,14 @@
  */
 import { runInProcess } from '@asmtpd/avenger-runner';
 import { isIP } from 'node:net';
-import { buildRuntime } from '../daemon/runtime.js';
+import { buildRuntime } from '../smtp/runtime.js';
 import { decideRecipient, type Decision } from '../policy/decide.js';
 import type { Route } from '../recipients/route.js';
-import { formatReply, reply } from '../smtp/reply.js';
+import { formatReply, reply } from '../reply/reply.js';
 import type { Session } from '../smtp/session.js';
 import { nullLogger } from '../log/logger.js';
 import { systemDefault } from '../facts/system-default.js';
-import { helperEnvironment } from './script-helper-env.js';
+import { helperEnvironment } from '../daemon/script-helper-env.js';
 import { memoryProbers } from '../daemon/probers.js';
 import type { Config } from '../config/types.js';
 import type { Relay } from '../relay/types.js';

@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { checkConfig, checkConfigText } from '../config/check.js';
-import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
+import { EMBEDDED_LABEL, embeddedConfigText } from '../config/embedded.js';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
 import { loadAliasFile } from '../recipients/aliases.js';
 import { loadDomainFile } from '../recipients/domains.js';

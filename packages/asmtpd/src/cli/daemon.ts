@@ -19,8 +19,8 @@ import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { createRelay } from '../relay/index.js';
 import type { Relay } from '../relay/types.js';
-import { buildRuntime, type Runtime, type RuntimeServices } from '../daemon/runtime.js';
-import { helperEnvironment } from './script-helper-env.js';
+import { buildRuntime, type Runtime, type RuntimeServices } from '../smtp/runtime.js';
+import { helperEnvironment } from '../daemon/script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
 import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges, type PrivilegeResult } from '../daemon/privileges.js';
@@ -30,9 +30,9 @@ import { runnerIds } from '../daemon/runner-settings.js';
 import { runnerProcessPath } from '../daemon/runner-entry.js';
 import { tuneHeapForServer } from '../daemon/heap.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
-import { openNetFacts } from '../netfacts/client.js';
+import { openNetFacts } from '../facts/netfacts/client.js';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
-import { loadForCommand } from './config-source.js';
+import { loadForCommand } from '../config/source.js';
 import { VERSION } from '../version.js';
 
 export interface DaemonArgs {
@@ -46,7 +46,7 @@ export interface DaemonArgs {
 
 const STOP_GRACE_MS = 30_000;
 
-export { loadForCommand } from './config-source.js';
+export { loadForCommand } from '../config/source.js';
 
 export async function runDaemon(args: DaemonArgs): Promise<number> {
   const { result, source } = loadForCommand(args);
@@ -112,7 +112,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   }
   const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
   // SYN capture and route tracing need CAP_NET_RAW: a separate process, started while we are root
-  // (netfacts/process.ts); this process gives the capability up with root below
+  // (facts/netfacts/process.ts); this process gives the capability up with root below
   const netFacts = await openNetFacts(config, log, accounts ? { account: accounts.netFacts } : {});
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseArgs, USAGE } from './args.js';
 import { formatTrace, runNetpath } from './netpath.js';
-import { TraceError, type TraceResult } from '../netpath/trace.js';
+import { TraceError, type TraceResult } from '../facts/netpath/trace.js';
 
 test('--netpath IP [HOPS]: HOPS 1-64, default 30; nothing else', () => {
   assert.deepEqual(parseArgs(['--netpath', '192.0.2.1']), { mode: 'netpath', ip: '192.0.2.1', maxHops: 30 });

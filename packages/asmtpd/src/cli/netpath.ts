@@ -1,6 +1,6 @@
 /**
  * netpath.ts — `asmtpd --netpath IP [HOPS]` (spec asmtpd.md §2): trace the route to IP as the
- * NetPath fact does (netpath/trace.ts) and print what becomes CLIENT_NETHOPS / CLIENT_NETPATH.
+ * NetPath fact does (facts/netpath/trace.ts) and print what becomes CLIENT_NETHOPS / CLIENT_NETPATH.
  * Needs CAP_NET_RAW. Reads no configuration: HOPS (1-64) defaults to NetPathMaxHops' default, 30;
  * the whole trace is bounded by DEFAULT_TRACE_TIMEOUT_MS (5 s).
  *
@@ -16,7 +16,7 @@
  * Exit: 0 measured; 1 nothing answered, or the probes could not be sent (message on stderr);
  * 2 bad usage, or no permission to open a raw socket (message on stderr).
  */
-import { DEFAULT_TRACE_TIMEOUT_MS, TraceError, traceRouteDetail, type TraceOptions, type TraceResult } from '../netpath/trace.js';
+import { DEFAULT_TRACE_TIMEOUT_MS, TraceError, traceRouteDetail, type TraceOptions, type TraceResult } from '../facts/netpath/trace.js';
 
 interface Writable {
   write(s: string): unknown;

@@ -21,7 +21,7 @@ import type { Config } from '../config/types.js';
 import { createDnsResolver } from '../dns/resolver.js';
 import { queryRbls, type RblProblem, type RblResult } from '../facts/dnsbl.js';
 import { rblMailError, roundScore } from '../facts/rbl-verdict.js';
-import { dnsOptionsOf } from './script-helper-env.js';
+import { dnsOptionsOf } from '../daemon/script-helper-env.js';
 
 function problemText(p: RblProblem): string {
   switch (p.kind) {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { SpfResolver } from '@asmtpd/spf';
 import { reverseNameToIp, runHelper } from './script-helper-commands.js';
-import { helperEnvironment, parseHelperDns } from './script-helper-env.js';
+import { helperEnvironment, parseHelperDns } from '../daemon/script-helper-env.js';
 
 type Answer = unknown[] | string; // a string is an error code
 const err = (code: string): Error => Object.assign(new Error(code), { code });

@@ -22,7 +22,7 @@ import { evaluatePolicy, isSpfRecord, parseRecord, type SpfResolver } from '@asm
 import { parseDomainName } from '../config/values.js';
 import { createDnsResolver, dnsErrorCode, isTemporaryDnsError } from '../dns/resolver.js';
 import { queryRbls } from '../facts/dnsbl.js';
-import { parseHelperDns, type HelperDns } from './script-helper-env.js';
+import { parseHelperDns, type HelperDns } from '../daemon/script-helper-env.js';
 
 export interface HelperIo {
   out: (text: string) => void;

@@ -26,7 +26,7 @@ import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/issues.js';
 import { createDnsResolver } from '../dns/resolver.js';
 import { loadSpfHosts } from '../facts/spf-hosts.js';
-import { dnsOptionsOf } from './script-helper-env.js';
+import { dnsOptionsOf } from '../daemon/script-helper-env.js';
 
 export interface SpfQuery {
   ip: string;

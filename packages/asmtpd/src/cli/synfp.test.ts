@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, USAGE } from './args.js';
 import { formatSynLine, runSynfp } from './synfp.js';
-import { CaptureError, type CaptureOptions } from '../synfp/capture.js';
-import type { SynInfo } from '../synfp/syn-packet.js';
+import { CaptureError, type CaptureOptions } from '../facts/synfp/capture.js';
+import type { SynInfo } from '../facts/synfp/syn-packet.js';
 import { testConfig } from '../relay/test-helpers.js';
 
 const sink = (): { text: string; write(s: string): void } => ({ text: '', write(s) { this.text += s; } });

@@ -1,6 +1,6 @@
 /**
  * synfp.ts — `asmtpd --synfp [-f FILE] [PORT [IP [IFACE…]]]` (spec asmtpd.md §2): capture the TCP
- * SYNs to PORT (default 25) as the daemon does (synfp/capture.ts) and print, for each, what a
+ * SYNs to PORT (default 25) as the daemon does (facts/synfp/capture.ts) and print, for each, what a
  * session would get: the source, CLIENT_SYNFP, the OS guess from SynFPDB (the configuration's, else
  * the shipped pf.os) and the distance in hops. Runs until SIGINT/SIGTERM. Needs CAP_NET_RAW.
  *
@@ -22,11 +22,11 @@
  */
 import type { Config } from '../config/types.js';
 import type { SynFact } from '../facts/client-facts.js';
-import { CAP_NET_RAW, hasCapability } from '../netfacts/capability.js';
-import { synFact } from '../netfacts/client.js';
-import { CaptureError, startSynCapture, type CaptureOptions, type SynCapture } from '../synfp/capture.js';
-import { DEFAULT_PFOS_PATH, readPfosFile, type PfosDb } from '../synfp/pfos.js';
-import type { SynInfo } from '../synfp/syn-packet.js';
+import { CAP_NET_RAW, hasCapability } from '../facts/netfacts/capability.js';
+import { synFact } from '../facts/netfacts/client.js';
+import { CaptureError, startSynCapture, type CaptureOptions, type SynCapture } from '../facts/synfp/capture.js';
+import { DEFAULT_PFOS_PATH, readPfosFile, type PfosDb } from '../facts/synfp/pfos.js';
+import type { SynInfo } from '../facts/synfp/syn-packet.js';
 
 interface Writable {
   write(s: string): unknown;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_PFOS_PATH } from '../synfp/pfos.js';
+import { DEFAULT_PFOS_PATH } from '../facts/synfp/pfos.js';
 
 const BIN = fileURLToPath(new URL('../../bin/synos', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'synos-'));

@@ -1,6 +1,6 @@
 /**
  * synos.ts — the `synos [--db FILE] [--mtu N] [-v] FINGERPRINT` utility (spec avenger.md §5):
- * print the OS guess for a CLIENT_SYNFP string from pf.os (src/synfp/pfos.ts).
+ * print the OS guess for a CLIENT_SYNFP string from pf.os (src/facts/synfp/pfos.ts).
  *
  *   runSynos(argv, out, err) -> exit code   0 matched, 1 no match (prints `unknown`), 2 bad usage,
  *     a malformed fingerprint or an unreadable database
@@ -11,8 +11,8 @@
  * `signature: FILE:LINE: TEXT`. Bad database lines are reported on stderr as `FILE:LINE: message`
  * and skipped.
  */
-import { parseFingerprint } from '../synfp/fingerprint.js';
-import { DEFAULT_PFOS_PATH, DEFAULT_MTU, describeMatch, matchFingerprint, readPfosFile, type PfosDb } from '../synfp/pfos.js';
+import { parseFingerprint } from '../facts/synfp/fingerprint.js';
+import { DEFAULT_PFOS_PATH, DEFAULT_MTU, describeMatch, matchFingerprint, readPfosFile, type PfosDb } from '../facts/synfp/pfos.js';
 
 export const SYNOS_USAGE = `usage: synos [--db FILE] [--mtu N] [-v] FINGERPRINT
   Guess the operating system from a SYN fingerprint in CLIENT_SYNFP form,

@@ -7,7 +7,7 @@ import { loadConfig, parseConfigText } from './load.js';
 import { extractReadmeRegion, GENERATED_FILES, renderReadmeRegion } from './render.js';
 
 // this file runs from packages/asmtpd/dist/config/
-const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../../..', import.meta.url));
 const HINT = 'regenerate with: npx tsc -b packages/asmtpd && node packages/asmtpd/dist/config/render-cli.js --write';
 
 function readRepoFile(path: string): string | null {

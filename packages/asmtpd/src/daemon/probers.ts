@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { openStateDb, type StateDb } from '../store/state-db.js';
 import { createBounceProber, type BounceProber } from '../facts/bounce-probe.js';
-import type { ProberFactory } from './runtime.js';
+import type { ProberFactory } from '../smtp/runtime.js';
 
 export interface Probers {
   factory: ProberFactory;

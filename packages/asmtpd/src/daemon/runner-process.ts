@@ -13,7 +13,7 @@
  */
 import '@asmtpd/avenger-runner/no-inspector';
 import { serveRunner, type RunnerSettings } from '@asmtpd/avenger-runner';
-import { loadForCommand } from '../cli/config-source.js';
+import { loadForCommand } from '../config/source.js';
 import { formatIssue } from '../config/load.js';
 import { runnerSettings, type RunnerIds } from './runner-settings.js';
 

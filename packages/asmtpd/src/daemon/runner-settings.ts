@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import type { RunnerSettings } from '@asmtpd/avenger-runner';
 import type { Config } from '../config/types.js';
 import { SCRIPT_VARIABLES } from '../policy/variables.js';
-import { HELPER_PATH } from '../cli/script-helper-env.js';
+import { HELPER_PATH } from './script-helper-env.js';
 import type { ServiceAccounts } from './service-accounts.js';
 
 /** The uids root resolved at start: the SMTP process's, and the others that never run scripts. */

@@ -7,7 +7,7 @@
  * A rejection needs at least one listing and a total score of at least RBLThreshold (so
  * `RBLThreshold 0` does not reject clients no list names). Zones and reasons keep the order of
  * result.listed (configuration order). Reasons are DNS data: control characters become spaces
- * here; the reply builder (smtp/reply.ts) cuts an overlong line.
+ * here; the reply builder (reply/reply.ts) cuts an overlong line.
  */
 import type { RblResult } from './dnsbl.js';
 

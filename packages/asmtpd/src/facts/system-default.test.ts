@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemDefault } from './system-default.js';
 import type { FactValues } from './client-facts.js';
-import { formatReply } from '../smtp/reply.js';
+import { formatReply } from '../reply/reply.js';
 
 const none: FactValues = { reverse: { name: 'ok.example', ptr: 'ok.example', tempfail: false }, rbl: { score: 0, listed: [], problems: [] }, spf: null, spfHelo: null, bounce: null, syn: null, route: null };
 const spf = (result: string, explanation?: string) => ({ result, domain: 's.example', sender: 'a@s.example', dnsTerms: 0, voidLookups: 0, queries: 0, ...(explanation ? { explanation } : {}) }) as NonNullable<FactValues['spf']>;

@@ -11,10 +11,10 @@
  *   systemDefault(facts, config, sender) -> Reply | null
  */
 import type { Config } from '../config/types.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 import type { FactValues } from './client-facts.js';
 import { rblMailError } from './rbl-verdict.js';
-import { parseReply } from '../smtp/reply.js';
+import { parseReply } from '../reply/reply.js';
 
 type Settings = Pick<Config, 'rblThreshold' | 'spfRejectFail' | 'allowDnsFailures'>;
 

@@ -12,7 +12,7 @@
  */
 import type { RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 import type { Decision } from './decide.js';
 
 export interface BodyGroup {

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { BodyTestRequest, RcptRequest, RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
 import type { Route } from '../recipients/route.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 import { scriptCandidates } from './lookup.js';
 import { outcomeFromRun, replyForOutcome, type Outcome } from './outcome.js';
 import { scriptEnvironment, type EnvContext } from './variables.js';

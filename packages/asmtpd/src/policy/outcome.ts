@@ -10,7 +10,7 @@
  * runner's safety checks → failed → 451 4.3.0 (never an accept).
  */
 import type { RunResult } from '@asmtpd/avenger-runner';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 
 export type Outcome =
   | { kind: 'accept'; text: string | null }

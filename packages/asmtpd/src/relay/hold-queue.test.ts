@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { reply } from '../smtp/reply.js';
+import { reply } from '../reply/reply.js';
 import { listHeld, maildirName, readHeld, writeHeld } from './hold-queue.js';
 import { makeTempDir, writeMessage } from './test-helpers.js';
 

@@ -30,7 +30,7 @@
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 import { messageChunks } from './message-body.js';
 import { insufficientStorage, localFailure, replyForLog } from './relay-replies.js';
 import type { OutgoingMessage } from './types.js';

@@ -16,8 +16,8 @@
  * `queue.held` (id, ok: false, dir, error) at level error when the write failed; never message content.
  */
 import type { Logger } from '../log/logger.js';
-import type { Reply } from '../smtp/reply.js';
-import { formatReply } from '../smtp/reply.js';
+import type { Reply } from '../reply/reply.js';
+import { formatReply } from '../reply/reply.js';
 import { writeHeld } from './hold-queue.js';
 import { replyForLog } from './relay-replies.js';
 import { passOn } from './relay-wrap.js';

@@ -26,7 +26,7 @@
  */
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { formatReply } from '../smtp/reply.js';
+import { formatReply } from '../reply/reply.js';
 import { createHoldQueueRelay, withHoldOnFailure } from './hold-relay.js';
 import { detailOf, localFailure } from './relay-replies.js';
 import { withRecipientSplit } from './recipient-split.js';

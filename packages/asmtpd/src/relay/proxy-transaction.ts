@@ -21,7 +21,7 @@
  * - Never throws; every path gives the session back to the pool exactly once.
  */
 import type { Logger } from '../log/logger.js';
-import type { Reply } from '../smtp/reply.js';
+import type { Reply } from '../reply/reply.js';
 import { DownstreamConnection, type DownstreamFailure } from './downstream-connection.js';
 import { messageChunks, messageNeedsSmtpUtf8 } from './message-body.js';
 import { downstreamFailureReply, downstreamIdFrom, localFailure, perRecipientResult, resultFromReply } from './relay-replies.js';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { reply } from '../smtp/reply.js';
+import { reply } from '../reply/reply.js';
 import { listHeld } from './hold-queue.js';
 import { withRecipientSplit } from './recipient-split.js';
 import { captureLogger, makeTempDir, writeMessage } from './test-helpers.js';

@@ -22,7 +22,7 @@
 import { randomBytes } from 'node:crypto';
 import { unlink, writeFile } from 'node:fs/promises';
 import type { Logger } from '../log/logger.js';
-import { formatReply } from '../smtp/reply.js';
+import { formatReply } from '../reply/reply.js';
 import { buildDsn, originalHeaderLines, type FailedRecipient } from '../message/dsn.js';
 import { writeHeld } from './hold-queue.js';
 import { messageChunks } from './message-body.js';

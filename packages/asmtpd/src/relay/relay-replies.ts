@@ -19,7 +19,7 @@
  * The canned failures tell the client a generic text; what went wrong (the downstream's address,
  * the errno, the path) is in their `detail`, which only the log shows (relay.failed, queue.held).
  */
-import { parseReply, reply, type Reply } from '../smtp/reply.js';
+import { parseReply, reply, type Reply } from '../reply/reply.js';
 import type { DeliveryResult, RecipientResult } from './types.js';
 
 /** A downstream's failure line ("550 5.1.1 <x@y>: unknown user", "451 try later") as a Reply. */

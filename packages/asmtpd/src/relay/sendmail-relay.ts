@@ -22,7 +22,7 @@ import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
-import { reply } from '../smtp/reply.js';
+import { reply } from '../reply/reply.js';
 import { messageChunks } from './message-body.js';
 import { localFailure } from './relay-replies.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';

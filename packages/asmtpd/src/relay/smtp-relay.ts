@@ -44,7 +44,7 @@
  */
 import type { RelayTarget } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { reply, type Reply } from '../smtp/reply.js';
+import { reply, type Reply } from '../reply/reply.js';
 import { ConnectionPool, DEFAULT_POOL_LIMITS, type PoolLimits } from './connection-pool.js';
 import {
   openDownstream,

@@ -11,7 +11,7 @@
  * - deliver() never throws: every failure is a DeliveryResult. `accepted` is returned only once
  *   the downstream (or the fsynced hold queue) has taken responsibility for the message.
  */
-import type { Reply } from '../smtp/reply.js';
+import type { Reply } from '../reply/reply.js';
 import type { Logger } from '../log/logger.js';
 
 export interface OutgoingMessage {

@@ -33,7 +33,7 @@
 import { Socket } from 'node:net';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { parsePathCommand } from './path.js';
-import { REPLIES } from './replies.js';
+import { REPLIES } from '../reply/catalogue.js';
 import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
 
 export interface BoundaryHooks {

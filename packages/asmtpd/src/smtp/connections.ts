@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import type { SmtpConnectionHandle } from './boundary.js';
 import type { Session } from './session.js';
-import type { Reply } from './reply.js';
+import type { Reply } from '../reply/reply.js';
 
 export interface ConnState {
   conn: SmtpConnectionHandle;

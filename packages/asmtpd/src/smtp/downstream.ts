@@ -15,8 +15,8 @@
  * recipient-split.ts settles mixed results. The downstream unreachable without HoldOnFailure: the
  * RCPT gets the generic 4xx (its detail goes to rcpt.decision).
  */
-import type { Runtime } from '../daemon/runtime.js';
-import type { Reply } from './reply.js';
+import type { Runtime } from './runtime.js';
+import type { Reply } from '../reply/reply.js';
 import type { Transaction } from './session.js';
 import { detailOf } from '../relay/relay-replies.js';
 import type { DeliveryResult, OutgoingMessage } from '../relay/types.js';

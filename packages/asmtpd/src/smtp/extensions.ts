@@ -17,8 +17,8 @@
  * SIZE over the limit is smtp-server's own 552 (it reads options.size), BODY values other than
  * 7BIT/8BITMIME its 501. A duplicate parameter is caught by the path parser (path.ts): 501 5.5.4.
  */
-import { reply, type Reply } from './reply.js';
-import type { Runtime } from '../daemon/runtime.js';
+import { reply, type Reply } from '../reply/reply.js';
+import type { Runtime } from './runtime.js';
 
 export interface Advertised {
   smtputf8: boolean;

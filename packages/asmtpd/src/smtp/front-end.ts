@@ -21,13 +21,13 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { installBoundary, sendReply } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
-import { REPLIES, ReplyAsError } from './replies.js';
+import { REPLIES, ReplyAsError } from '../reply/catalogue.js';
 import type { Session } from './session.js';
 import { onMailFrom, onRcptTo, onData, abortDownstream, type TransactionDeps } from './transaction.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
-import type { Runtime } from '../daemon/runtime.js';
+import type { Runtime } from './runtime.js';
 import type { Config } from '../config/types.js';
 
 export interface FrontEndDeps {

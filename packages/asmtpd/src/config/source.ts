@@ -1,11 +1,11 @@
 /**
- * config-source.ts — which configuration a command (or the script runner) uses: the file, or
+ * source.ts — which configuration a command (or the script runner) uses: the file, or
  * the embedded default when there is none and no -f was given (embedded.ts).
  *
  *   loadForCommand({file, fileGiven}) -> {result: ConfigResult, source}
  */
 import { existsSync } from 'node:fs';
-import { loadConfig, parseConfigText, type ConfigResult } from '../config/load.js';
+import { loadConfig, parseConfigText, type ConfigResult } from './load.js';
 import { EMBEDDED_LABEL, embeddedConfigText } from './embedded.js';
 
 export function loadForCommand(args: { file: string; fileGiven: boolean }): { result: ConfigResult; source: string } {

@@ -10,8 +10,8 @@ import { loadSynFpDb, openNetFacts, startNetFacts, synFact, type NetFactsClient 
 import { CAP_NET_RAW, hasCapability } from './capability.js';
 import { parsePfos } from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
-import { captureLogger, testConfig } from '../relay/test-helpers.js';
-import type { Account } from '../recipients/accounts.js';
+import { captureLogger, testConfig } from '../../relay/test-helpers.js';
+import type { Account } from '../../recipients/accounts.js';
 
 const SYN: SynInfo = {
   family: 4, srcIp: '192.0.2.7', srcPort: 40000, dstIp: '192.0.2.1', dstPort: 25, ttl: 60, df: 1, totalLength: 60,

@@ -1,5 +1,5 @@
 /**
- * replies.ts — the catalogue of replies asmtpd itself gives (downstream replies are passed through).
+ * catalogue.ts — the catalogue of replies asmtpd itself gives (downstream replies are passed through).
  * One place to read every text a client can get from us; each is a validated Reply value.
  */
 import { reply, type Reply } from './reply.js';

@@ -1,5 +1,5 @@
 /**
- * packets.ts — the ICMP / ICMPv6 packets of a route trace (netpath/trace.ts), pure functions.
+ * packets.ts — the ICMP / ICMPv6 packets of a route trace (facts/netpath/trace.ts), pure functions.
  *
  *   buildEchoRequest(family, {id, seq, nonce}) -> Buffer   ICMP echo request (type 8, or 128 for
  *     IPv6), 16 bytes: the 8-byte header, then the payload `asmt` NONCE(2) COMPENSATION(2). The
@@ -18,7 +18,7 @@
  *     a.b.c.d), or IPv6 in RFC 5952 form (a zone, `%eth0`, apart); null when not an address.
  */
 import { isIP } from 'node:net';
-import { formatIpv6, parseIpAddress } from '../config/ip.js';
+import { formatIpv6, parseIpAddress } from '../../config/ip.js';
 
 export type Family = 4 | 6;
 

@@ -1,5 +1,5 @@
 /**
- * raw-icmp.ts — the probe network of netpath/trace.ts over raw ICMP / ICMPv6 sockets (the
+ * raw-icmp.ts — the probe network of facts/netpath/trace.ts over raw ICMP / ICMPv6 sockets (the
  * `raw-socket` native module; needs CAP_NET_RAW).
  *
  *   rawProbeNetwork() -> ProbeNetwork   the process-wide one

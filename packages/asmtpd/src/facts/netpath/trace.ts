@@ -37,7 +37,7 @@
  * has had time to answer: 2 × the slowest answer so far after it, at least 300 ms, at most R.
  */
 import { randomInt } from 'node:crypto';
-import type { RouteFact } from '../facts/client-facts.js';
+import type { RouteFact } from '../client-facts.js';
 import { buildEchoRequest, normalizeTarget, type IcmpReply, type ReplyKind } from './packets.js';
 import { rawProbeNetwork, type ProbeNetwork, type ProbeSession } from './raw-icmp.js';
 

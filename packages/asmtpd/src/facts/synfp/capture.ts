@@ -23,7 +23,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseSynPacket, type SynInfo } from './syn-packet.js';
 
-export const CAPTURE_HELPER_PATH: string = fileURLToPath(new URL('../../libexec/syn-capture.pl', import.meta.url));
+export const CAPTURE_HELPER_PATH: string = fileURLToPath(new URL('../../../libexec/syn-capture.pl', import.meta.url));
 const PERL_PATH = '/usr/bin:/bin';
 const START_TIMEOUT_MS = 10_000;
 

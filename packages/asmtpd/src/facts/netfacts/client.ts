@@ -4,7 +4,7 @@
  * to the sessions (NetFactSource, facts/client-facts.ts).
  *
  *   startNetFacts({ports, capture, log, account}) -> Promise<NetFactsClient>
- *       spawns `node dist/netfacts/process.js`: as root (the daemon, before it drops privileges)
+ *       spawns `node dist/facts/netfacts/process.js`: as root (the daemon, before it drops privileges)
  *       through setpriv as `account` (NetFactsUser) with the ambient capability CAP_NET_RAW and
  *       nothing else; otherwise as the caller. Resolves once the process said it is ready
  *   client.source(config) -> NetFactSource | null        per configuration (re)load: reads SynFPDB
@@ -25,16 +25,16 @@
 import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { Config } from '../config/types.js';
-import type { Logger } from '../log/logger.js';
-import type { NetFactSource, RouteFact, SynFact } from '../facts/client-facts.js';
+import type { Config } from '../../config/types.js';
+import type { Logger } from '../../log/logger.js';
+import type { NetFactSource, RouteFact, SynFact } from '../client-facts.js';
 import { formatFingerprint, hopsFromTtl } from '../synfp/fingerprint.js';
 import { DEFAULT_PFOS_PATH, describeMatch, matchFingerprint, readPfosFile, type PfosDb } from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 import { isSynInfo, LineSplitter, type CaptureState, type ProcessMessage } from './protocol.js';
 import { SynTable } from './syn-table.js';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
-import type { Account } from '../recipients/accounts.js';
+import type { Account } from '../../recipients/accounts.js';
 
 export const netFactsMainPath: string = fileURLToPath(new URL('./process.js', import.meta.url));
 /** how long syn() waits for a SYN that has not come through yet (it is asked for at connect, so this

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RouteFact } from '../facts/client-facts.js';
+import type { RouteFact } from '../client-facts.js';
 import { createRouteCache, FAILURE_TTL_MS, routeCacheKey } from './route-cache.js';
 
 function fakeTrace(): { trace: (ip: string) => Promise<RouteFact>; calls: string[]; settle(ip: string, fact: RouteFact | Error): void } {

@@ -6,7 +6,7 @@
  * process → daemon
  *   {"kind":"ready","version":1,"pid":N,"uid":0,"netRaw":true,"capture":CaptureState}   once, first
  *   {"kind":"capture","capture":CaptureState}     after each capture request
- *   {"kind":"syn","syn":SynInfo}                  one per captured SYN (synfp/syn-packet.ts)
+ *   {"kind":"syn","syn":SynInfo}                  one per captured SYN (facts/synfp/syn-packet.ts)
  *   {"kind":"result","id":N,"route":RouteFact}    a route request answered
  *   {"kind":"result","id":N,"error":"…"}          a route request failed (no answer, no permission…)
  * daemon → process
@@ -20,7 +20,7 @@
  */
 import { LineSplitter as RunnerLineSplitter } from '@asmtpd/avenger-runner';
 import { isIP } from 'node:net';
-import type { RouteFact } from '../facts/client-facts.js';
+import type { RouteFact } from '../client-facts.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 
 export const NETFACTS_PROTOCOL_VERSION = 1;

@@ -1,12 +1,12 @@
 /**
- * process.ts — the network facts process: `node dist/netfacts/process.js --ports=25[,587…] [--capture]`.
+ * process.ts — the network facts process: `node dist/facts/netfacts/process.js --ports=25[,587…] [--capture]`.
  *
  * Started by the daemon (client.ts) while it is still root, before it gives up root; the only part
  * of asmtpd that keeps CAP_NET_RAW once the daemon runs. It does two things, and nothing else:
- *   - captures the TCP SYNs to the daemon's ports (synfp/capture.ts: a perl helper with AF_PACKET
+ *   - captures the TCP SYNs to the daemon's ports (facts/synfp/capture.ts: a perl helper with AF_PACKET
  *     sockets and a kernel filter) and sends each one, parsed, to the daemon;
- *   - traces routes on request (NetPath: netpath/trace.ts, results cached per /24 and /48 by
- *     netpath/route-cache.ts for ROUTE_CACHE_TTL_MS).
+ *   - traces routes on request (NetPath: facts/netpath/trace.ts, results cached per /24 and /48 by
+ *     facts/netpath/route-cache.ts for ROUTE_CACHE_TTL_MS).
  * It speaks JSON lines on stdin/stdout (protocol.ts); diagnostics go to stderr. The end of stdin
  * (the daemon stopped or died) ends it.
  *
@@ -28,7 +28,7 @@ import { startSynCapture, type SynCapture } from '../synfp/capture.js';
 import { traceRoute } from '../netpath/trace.js';
 import { createRouteCache } from '../netpath/route-cache.js';
 import { limitTraces } from './trace-limit.js';
-import type { RouteFact } from '../facts/client-facts.js';
+import type { RouteFact } from '../client-facts.js';
 
 /** how long a traced route serves the clients of its /24 (/48) */
 export const ROUTE_CACHE_TTL_MS = 10 * 60_000;

@@ -28,7 +28,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Fingerprint } from './fingerprint.js';
 
-export const DEFAULT_PFOS_PATH: string = fileURLToPath(new URL('../../share/pf.os', import.meta.url));
+export const DEFAULT_PFOS_PATH: string = fileURLToPath(new URL('../../../share/pf.os', import.meta.url));
 export const MAX_TTL_DISTANCE = 40;
 export const DEFAULT_MTU = 1500;
 

@@ -24,7 +24,7 @@ test('the shipped pf.os: 239 signatures, no bad line, header and notice kept', (
   const text = readFileSync(DEFAULT_PFOS_PATH, 'utf8');
   assert.match(text, /^# \$OpenBSD: pf\.os,v 1\.25/);
   assert.match(text, /Permission to use, copy, modify, and distribute this software/);
-  const upstream = new URL('../../../../../shared/p0f/pf.os', import.meta.url); // the unchanged copy, when present
+  const upstream = new URL('../../../../../../shared/p0f/pf.os', import.meta.url); // the unchanged copy, when present
   if (existsSync(upstream)) assert.equal(text, readFileSync(upstream, 'utf8'));
 });
 

@@ -15,8 +15,8 @@
  * - At most maxEntries networks (default 10,000); the least recently used goes first. Entries in
  *   progress count too, and are never shared after eviction (their callers still get the result).
  */
-import type { RouteFact } from '../facts/client-facts.js';
-import { parseCidr } from '../config/ip.js';
+import type { RouteFact } from '../client-facts.js';
+import { parseCidr } from '../../config/ip.js';
 import { normalizeTarget } from './packets.js';
 
 export const DEFAULT_ROUTE_CACHE_ENTRIES = 10_000;

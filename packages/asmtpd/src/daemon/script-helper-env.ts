@@ -27,7 +27,7 @@ export interface HelperDns {
   receiver: string;
 }
 
-export const HELPER_PATH = fileURLToPath(new URL('./script-helper.js', import.meta.url));
+export const HELPER_PATH = fileURLToPath(new URL('../cli/script-helper.js', import.meta.url));
 
 export function dnsOptionsOf(config: Pick<Config, 'dnsResolver' | 'dnsServers' | 'dnsProtocol' | 'dnsTimeoutMs'>): DnsOptions {
   return { kind: config.dnsResolver, servers: config.dnsServers, protocol: config.dnsProtocol, timeoutMs: config.dnsTimeoutMs };
