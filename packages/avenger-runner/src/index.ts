@@ -35,7 +35,7 @@ export {
   type RunResult,
   type RunnerSettings,
   type ScriptLimits,
-  type Decision,
+  type ScriptDecision,
   type DecisionVerb,
   type ReadyMessage,
   type ResultMessage,

@@ -37,7 +37,7 @@
  *   path is $0 (an argument), its contents come from fd 4, everything else is environment.
  *   The helpers get their arguments as argv ("$@"), never re-parsed by a shell.
  */
-import type { Decision, DecisionVerb } from './protocol.js';
+import type { ScriptDecision, DecisionVerb } from './protocol.js';
 
 /** The descriptor the decision functions write to. */
 export const DECISION_FD = 3;
@@ -77,7 +77,7 @@ function isVerb(word: string): word is DecisionVerb {
  * that did not end the script, then another) are ignored: the first one written wins.
  * Empty input → { decision: null, error: null }.
  */
-export function parseDecision(bytes: Buffer): { decision: Decision | null; error: string | null } {
+export function parseDecision(bytes: Buffer): { decision: ScriptDecision | null; error: string | null } {
   if (bytes.length === 0) return { decision: null, error: null };
   const fields: string[] = [];
   let start = 0;

@@ -18,7 +18,7 @@
  *   directory. The runner resolves uid, gid, groups, home and the script directory itself.
  *
  * PUBLIC
- *   RunRequest (RcptRequest | BodyTestRequest), RunResult, Decision, DecisionVerb, ReadyMessage,
+ *   RunRequest (RcptRequest | BodyTestRequest), RunResult, ScriptDecision, DecisionVerb, ReadyMessage,
  *   ResultMessage, RunnerSettings, ScriptLimits, DEFAULT_LIMITS
  *   validateRequest(value), validateSettings(value) — strict checks on untrusted-in-form input
  *   isValidCandidateName(name), isValidSpoolName(name)
@@ -40,7 +40,7 @@ export const MAX_OUTPUT_BYTES = 64 * 1024;
 
 export type DecisionVerb = 'accept' | 'reject' | 'defer' | 'redirect' | 'bodytest';
 
-export interface Decision {
+export interface ScriptDecision {
   verb: DecisionVerb;
   /** accept/reject/defer: [] or [text]; redirect: [address]; bodytest: [command, ...args]. */
   args: string[];
@@ -136,7 +136,7 @@ export type RunResult =
       tried: string[];
       script?: string;
       /** The first decision the script wrote, or null (no decision, or an unreadable one). */
-      decision: Decision | null;
+      decision: ScriptDecision | null;
       /** Set when the decision channel held something that is not a valid decision. */
       decisionError: string | null;
       /** with a bodytest decision: what a BodyTestRequest names to run it */

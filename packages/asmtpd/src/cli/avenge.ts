@@ -9,7 +9,7 @@
 import { runInProcess } from '@asmtpd/avenger-runner';
 import { isIP } from 'node:net';
 import { buildRuntime } from '../smtp/runtime.js';
-import { decideRecipient, type Decision } from '../policy/decide.js';
+import { decideRecipient, type RecipientDecision } from '../policy/decide.js';
 import type { Route } from '../recipients/route.js';
 import { formatReply, reply } from '../reply/reply.js';
 import type { Session } from '../smtp/session.js';
@@ -61,7 +61,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   session.facts.mailFrom(args.sender, null);
   const facts = route.kind === 'postmaster' ? null : await session.facts.settle();
   const mailError = facts ? systemDefault(facts, config, args.sender, args.ip) : null;
-  const d = await decideRecipient(route, { session, sender: args.sender, address: args.recipient, mailError, facts }, rt.policy);
+  const d = await decideRecipient(route, { connection: session, sender: args.sender, address: args.recipient, mailError, facts }, rt.policy);
   printDecision(d, out);
   probers.close();
   return d.outcome.kind === 'failed' ? 1 : 0;
@@ -84,7 +84,7 @@ function describeRoute(r: Route): string {
   }
 }
 
-function printDecision(d: Decision, out: NodeJS.WritableStream): void {
+function printDecision(d: RecipientDecision, out: NodeJS.WritableStream): void {
   d.runs.forEach((run, i) => {
     out.write(`\nrun ${i + 1}: as ${run.user} (uid ${run.uid}) in ${run.dir}\n`);
     out.write(`  tried: ${run.tried.length ? run.tried.join(' ') : '(none)'}\n`);

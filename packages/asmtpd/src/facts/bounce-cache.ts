@@ -10,8 +10,7 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { BounceCache, CachedBounce } from '../store/state-db.js';
-import type { BounceResult } from './bounce-probe.js';
-import type { BounceScope } from './bounce-types.js';
+import type { BounceResult, BounceScope } from './bounce-types.js';
 
 export interface GuardedCache {
   get(key: string, now: number, scope: BounceScope): BounceResult | undefined;

@@ -28,20 +28,10 @@ import type { StateDb } from '../store/state-db.js';
 import { guardedCache } from './bounce-cache.js';
 import { addressesOf, dnsTempfail, exchangersOf } from './bounce-route.js';
 import { probeAddress } from './bounce-session.js';
-import { isPlainAddress, refused, tempfail, type BounceKind, type BounceScope, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
+import { isPlainAddress, refused, tempfail, type BounceKind, type BounceResult, type BounceScope, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
 import { withDeadline } from './deadline.js';
 
 export type { ProbeResolver } from './bounce-types.js';
-
-export interface BounceResult {
-  kind: BounceKind;
-  /** '' when accepted, else e.g. '550 5.1.1 unknown user' or '451 4.4.1 …' */
-  reply: string;
-  /** answered from the state database, no connection made */
-  cached: boolean;
-  /** what the answer is about (and where it is cached): this sender or its whole domain */
-  scope?: BounceScope;
-}
 
 export interface BounceProber {
   probe(sender: string): Promise<BounceResult>;

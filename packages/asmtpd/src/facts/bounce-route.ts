@@ -1,7 +1,7 @@
 /**
  * facts/bounce-route — where a bounce to a sender's domain would go (RFC 5321 §5.1, RFC 7505).
  *
- *   exchangersOf(domain, resolver) -> Route
+ *   exchangersOf(domain, resolver) -> ProbeHosts
  *     { kind: 'hosts', hosts, implicit }   the MX hosts in preference order (equal preferences keep
  *                                          the order of the answer); no MX records → the domain itself
  *                                          (implicit MX); a domain literal [1.2.3.4] → that address
@@ -16,7 +16,7 @@ import { isIP } from 'node:net';
 import { dnsErrorCode, isTemporaryDnsError } from '../dns/resolver.js';
 import { refused, tempfail, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
 
-export type Route =
+export type ProbeHosts =
   | { kind: 'hosts'; hosts: string[]; implicit: boolean }
   | { kind: 'final'; outcome: ProbeOutcome };
 
@@ -27,7 +27,7 @@ export type HostAddresses =
   /** a lookup failed temporarily (and the other gave nothing): the DNS error code */
   | { kind: 'failed'; code: string };
 
-export async function exchangersOf(domain: string, resolver: ProbeResolver): Promise<Route> {
+export async function exchangersOf(domain: string, resolver: ProbeResolver): Promise<ProbeHosts> {
   if (domain.startsWith('[')) return literalRoute(domain);
   let records: { exchange: string; priority: number }[];
   try {
@@ -59,7 +59,7 @@ export function dnsTempfail(name: string, code: string): ProbeOutcome {
   return tempfail(`451 4.4.3 temporary DNS failure looking up ${name} (${code})`);
 }
 
-function literalRoute(domain: string): Route {
+function literalRoute(domain: string): ProbeHosts {
   const inner = domain.slice(1, -1).replace(/^ipv6:/i, '');
   if (!domain.endsWith(']') || !isIP(inner)) return final(refused(`550 5.1.2 ${domain}: not an address literal`, 'domain'));
   return { kind: 'hosts', hosts: [inner], implicit: false };
@@ -73,6 +73,6 @@ function fulfilled(r: PromiseSettledResult<string[]>): string[] {
   return r.status === 'fulfilled' && Array.isArray(r.value) ? r.value : [];
 }
 
-function final(outcome: ProbeOutcome): Route {
+function final(outcome: ProbeOutcome): ProbeHosts {
   return { kind: 'final', outcome };
 }

@@ -3,11 +3,14 @@
  * bounce-session).
  *
  *   ProbeResolver                  the DNS lookups the probe makes (node dns.promises shapes and codes)
- *   ProbeOutcome                   a finished probe: kind, reply, and where it is cached (scope)
+ *   BounceAnswer                   the one shape of a probe's answer ({kind, reply}), as the cache
+ *                                  stores it and the policy sees it; ProbeOutcome adds where it is
+ *                                  cached (scope), BounceResult whether it came from the cache
  *   accepted() / refused(reply, scope) / tempfail(reply)
  *   cleanReply(text) -> string     one line of printable ASCII, at most MAX_REPLY_LENGTH characters
  *   isPlainAddress(address)        fit for `RCPT TO:<…>`: no control characters, no angle brackets
  */
+import type { BounceCacheKind, CachedBounce } from '../store/state-db.js';
 
 /** dns.promises shapes; errors carry node's codes: ENOTFOUND (NXDOMAIN), ENODATA (no records), others temporary */
 export interface ProbeResolver {
@@ -16,16 +19,25 @@ export interface ProbeResolver {
   resolve6(name: string): Promise<string[]>;
 }
 
-export type BounceKind = 'accepted' | 'refused' | 'tempfail';
+export type BounceKind = BounceCacheKind;
+
+/** A probe's answer: its kind and the reply ('' when accepted) — what the cache stores and the policy sees. */
+export type BounceAnswer = CachedBounce;
 
 /** `address`: the answer is about this sender (RCPT, or a temporary failure); `domain`: about its whole domain */
 export type BounceScope = 'address' | 'domain';
 
-export interface ProbeOutcome {
-  kind: BounceKind;
-  /** '' when accepted, else the reply with its code, e.g. "550 5.1.1 unknown user" */
-  reply: string;
+/** A finished probe: the answer and what it is about (this sender or its whole domain, where it is cached). */
+export interface ProbeOutcome extends BounceAnswer {
   scope: BounceScope;
+}
+
+/** What the prober returns: the answer, answered from the state database or not. */
+export interface BounceResult extends BounceAnswer {
+  /** answered from the state database, no connection made */
+  cached: boolean;
+  /** what the answer is about; absent when no probe was possible (a sender with no domain) */
+  scope?: BounceScope;
 }
 
 export const MAX_REPLY_LENGTH = 200;

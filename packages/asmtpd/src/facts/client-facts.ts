@@ -18,12 +18,8 @@ import { splitAddress } from '../recipients/address.js';
 import { queryRbls, type RblResult } from './dnsbl.js';
 import { reverseName, type ReverseName } from './reverse-dns.js';
 import { withDeadline } from './deadline.js';
+import type { BounceAnswer } from './bounce-types.js';
 
-export interface ProbeResult {
-  kind: 'accepted' | 'refused' | 'tempfail';
-  /** '' when accepted, else the reply with its code */
-  reply: string;
-}
 
 /** The client's SYN as captured (synfp/): CLIENT_SYNFP, CLIENT_SYNOS, and hops from its TTL. */
 export interface SynFact {
@@ -47,7 +43,7 @@ export interface FactDeps {
   config: Config;
   resolver: SpfResolver;
   /** null: SMTPCB off */
-  prober: { probe(sender: string): Promise<ProbeResult> } | null;
+  prober: { probe(sender: string): Promise<BounceAnswer> } | null;
   /** a domain of ours (LocalDomain, DomainFile): no bounce probe */
   isOwnDomain(domain: string): boolean;
   /** SYN capture and route tracing; null when off */
@@ -66,7 +62,7 @@ export interface FactValues {
   /** null without HELO */
   spfHelo: SpfResult | null;
   /** null when no probe ran (SMTPCB off, null sender, our own domain) */
-  bounce: ProbeResult | null;
+  bounce: BounceAnswer | null;
   /** null when SynFP is off or the SYN was not seen */
   syn: SynFact | null;
   /** null when NetPath is off or the trace failed */
@@ -88,7 +84,7 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
   let rbl: Promise<RblResult> | null = null;
   let spf: Promise<SpfResult> | null = null;
   let spfHelo: { helo: string; result: Promise<SpfResult> } | null = null;
-  let bounce: Promise<ProbeResult> | null = null;
+  let bounce: Promise<BounceAnswer> | null = null;
   let syn: Promise<SynFact | null> | null = null;
   let route: Promise<RouteFact | null> | null = null;
 
@@ -129,7 +125,7 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       const domain = splitAddress(sender).domain;
       const prober = deps.prober;
       const probe = prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
-      bounce = probe && prober ? now.then(() => prober.probe(sender)).catch((err: Error): ProbeResult => {
+      bounce = probe && prober ? now.then(() => prober.probe(sender)).catch((err: Error): BounceAnswer => {
         log.error('session.error', { error: `bounce probe: ${err.message}` });
         return { kind: 'tempfail', reply: '451 4.3.0 bounce probe failed' };
       }) : null;

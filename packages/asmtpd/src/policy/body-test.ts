@@ -13,7 +13,7 @@
 import type { RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
 import { reply, type Reply } from '../reply/reply.js';
-import type { Decision } from './decide.js';
+import type { RecipientDecision } from './decide.js';
 
 export interface BodyGroup {
   /** who runs it (the account whose script asked for it) */
@@ -28,7 +28,7 @@ export type BodyVerdict =
   | { kind: 'discard' }
   | { kind: 'refuse'; reply: Reply; detail: string };
 
-export function bodyGroupOf(d: Decision): BodyGroup | null {
+export function bodyGroupOf(d: RecipientDecision): BodyGroup | null {
   if (d.outcome.kind !== 'bodytest' || !d.account) return null;
   return { account: d.account, argv: d.outcome.argv, token: d.outcome.token };
 }

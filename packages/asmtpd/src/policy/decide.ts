@@ -2,7 +2,7 @@
  * decide.ts — the RCPT-time policy for one recipient (avenger.md §1–§2): which script, run as
  * whom, and what its outcome means.
  *
- *   decideRecipient(route, request, deps) -> Decision {outcome, reply, runs}
+ *   decideRecipient(route, request, deps) -> RecipientDecision {outcome, reply, runs}
  *
  * user      → ~/.avenger/rcpt… (lookup.ts) as the user; root recipients run as AvengerUser
  * unknown   → EtcDir/unknown as AvengerUser; no such file → 550 5.1.1 no such user here
@@ -22,7 +22,7 @@ import { reply, type Reply } from '../reply/reply.js';
 import { scriptCandidates } from './lookup.js';
 import { outcomeFromRun, replyForOutcome, type Outcome } from './outcome.js';
 import { scriptEnvironment, type EnvContext } from './variables.js';
-import type { Session } from '../smtp/session.js';
+import type { ConnectionView } from './connection-view.js';
 import type { FactValues } from '../facts/client-facts.js';
 
 export const MAX_REDIRECTS = 5;
@@ -40,7 +40,7 @@ export interface ScriptRun {
   detail?: string;
 }
 
-export interface Decision {
+export interface RecipientDecision {
   outcome: Outcome;
   reply: Reply;
   /** the account a body test runs as (the one whose script asked for it) */
@@ -66,7 +66,7 @@ export interface PolicyDeps {
 }
 
 export interface RecipientRequest {
-  session: Session;
+  connection: ConnectionView;
   sender: string;
   address: string;
   mailError: Reply | null;
@@ -75,9 +75,9 @@ export interface RecipientRequest {
 
 const NO_SUCH_USER = (): Reply => reply(550, '5.1.1', 'no such user here');
 
-export async function decideRecipient(route: Route, req: RecipientRequest, deps: PolicyDeps): Promise<Decision> {
+export async function decideRecipient(route: Route, req: RecipientRequest, deps: PolicyDeps): Promise<RecipientDecision> {
   const runs: ScriptRun[] = [];
-  const finish = (outcome: Outcome, account: Account | null, env: Record<string, string>, r?: Reply): Decision =>
+  const finish = (outcome: Outcome, account: Account | null, env: Record<string, string>, r?: Reply): RecipientDecision =>
     ({ outcome, reply: r ?? replyForOutcome(outcome), account, env, runs });
 
   let current: Route = route;
@@ -136,8 +136,8 @@ async function redirectTarget(deps: PolicyDeps, address: string, from: Account |
 /** MAIL_ERROR first, then EtcDir/default as AvengerUser; still provisional → accept. */
 async function systemDefault(
   deps: PolicyDeps, req: RecipientRequest, address: string, avenger: Account, env: Record<string, string>, runs: ScriptRun[],
-  finish: (o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => Decision,
-): Promise<Decision> {
+  finish: (o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => RecipientDecision,
+): Promise<RecipientDecision> {
   if (req.mailError) {
     const r = req.mailError;
     return finish(r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r }, null, env);
@@ -159,7 +159,7 @@ async function runScript(
   const { runAs } = who;
   const dir = who.scope === 'user' ? join(who.owner.home, '.avenger') : deps.etcDir;
   const envCtx: EnvContext = {
-    session: req.session,
+    connection: req.connection,
     sender: req.sender,
     rcpt: { address, user: runAs.name, home: runAs.home, extension, default: null },
     avengerUser: deps.avengerUser,

@@ -3,7 +3,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { SCRIPT_VARIABLES, scriptEnvironment, type EnvContext } from './variables.js';
-import { nullLogger } from '../log/logger.js';
 
 test('docs/avenger.md documents every script variable, and no other', () => {
   const doc = readFileSync(new URL('../../../../docs/avenger.md', import.meta.url), 'utf8');
@@ -14,10 +13,7 @@ test('docs/avenger.md documents every script variable, and no other', () => {
 
 test('scriptEnvironment: values byte-exact, unknown facts absent', () => {
   const ctx: EnvContext = {
-    session: {
-      id: 's', client: { ip: '192.0.2.1', port: 4000 }, local: { ip: '192.0.2.2', port: 25 }, startedAt: 0, helo: null, proto: null,
-      tls: null, mayRelay: false, tx: null, pipelining: null, post: false, facts: { connected() {}, mailFrom() {}, settle: async () => ({ reverse: null, rbl: null, spf: null, spfHelo: null, bounce: null, syn: null, route: null }) }, decisions: new Map(), counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log: nullLogger(),
-    },
+    connection: { client: { ip: '192.0.2.1', port: 4000 }, local: { ip: '192.0.2.2', port: 25 }, helo: null, pipelining: null, post: false },
     sender: '"$(id)"@evil.example',
     rcpt: { address: 'bob+x@ex.example', user: 'bob', home: '/home/bob', extension: 'x', default: null },
     avengerUser: 'avenger',

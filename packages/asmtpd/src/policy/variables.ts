@@ -9,7 +9,7 @@
  * Values are data: they are passed to the runner as environment entries, never as shell text.
  * PATH is not here: the runner fixes it (SAFE_PATH).
  */
-import type { Session } from '../smtp/session.js';
+import type { ConnectionView } from './connection-view.js';
 import { splitAddress } from '../recipients/address.js';
 import type { FactValues } from '../facts/client-facts.js';
 import { routersOf } from '../facts/route-fact.js';
@@ -26,7 +26,7 @@ export interface EnvRecipient {
 }
 
 export interface EnvContext {
-  session: Session;
+  connection: ConnectionView;
   sender: string;
   rcpt: EnvRecipient;
   avengerUser: string;
@@ -38,7 +38,7 @@ export interface EnvContext {
 
 function hopsOf(c: EnvContext): string | null {
   const route = c.facts?.route;
-  const hops = route ? routersOf(route, c.session.client.ip).length : c.facts?.syn?.hops;
+  const hops = route ? routersOf(route, c.connection.client.ip).length : c.facts?.syn?.hops;
   return hops === undefined ? null : String(hops);
 }
 
@@ -54,10 +54,10 @@ interface VariableRow {
 }
 
 export const SCRIPT_VARIABLES: readonly VariableRow[] = [
-  { name: 'CLIENT_IP', doc: 'IP address of the SMTP client', value: (c) => c.session.client.ip },
-  { name: 'CLIENT_PORT', doc: 'TCP port of the SMTP client', value: (c) => String(c.session.client.port) },
-  { name: 'MY_IP', doc: 'our address the client connected to', value: (c) => c.session.local.ip },
-  { name: 'MY_PORT', doc: 'our port the client connected to', value: (c) => String(c.session.local.port) },
+  { name: 'CLIENT_IP', doc: 'IP address of the SMTP client', value: (c) => c.connection.client.ip },
+  { name: 'CLIENT_PORT', doc: 'TCP port of the SMTP client', value: (c) => String(c.connection.client.port) },
+  { name: 'MY_IP', doc: 'our address the client connected to', value: (c) => c.connection.local.ip },
+  { name: 'MY_PORT', doc: 'our port the client connected to', value: (c) => String(c.connection.local.port) },
   { name: 'CLIENT_NAME', doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise", value: (c) => c.facts?.reverse?.name },
   { name: 'CLIENT_PTR', doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none', value: (c) => c.facts?.reverse?.ptr },
   { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
@@ -65,10 +65,10 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_SYNFP', doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP", value: (c) => c.facts?.syn?.fp },
   { name: 'CLIENT_SYNOS', doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches', value: (c) => c.facts?.syn?.os },
   { name: 'CLIENT_NETHOPS', doc: 'routers between us and the client: counted by the route trace with NetPath, else initial minus observed TTL of the SYN', value: (c) => hopsOf(c) },
-  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? routersOf(c.facts.route, c.session.client.ip).join(' ') : null) },
-  { name: 'CLIENT_PIPELINING', doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved', value: (c) => c.session.pipelining },
-  { name: 'CLIENT_POST', doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command', value: (c) => (c.session.post ? '1' : null) },
-  { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.session.helo },
+  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? routersOf(c.facts.route, c.connection.client.ip).join(' ') : null) },
+  { name: 'CLIENT_PIPELINING', doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved', value: (c) => c.connection.pipelining },
+  { name: 'CLIENT_POST', doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command', value: (c) => (c.connection.post ? '1' : null) },
+  { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.connection.helo },
   { name: 'SENDER', doc: 'envelope sender as given in MAIL FROM (empty for <>)', value: (c) => c.sender },
   { name: 'SENDER_LOCAL', doc: 'local part of SENDER', value: (c) => splitAddress(c.sender).local },
   { name: 'SENDER_HOST', doc: 'domain of SENDER (lower case)', value: (c) => splitAddress(c.sender).domain },

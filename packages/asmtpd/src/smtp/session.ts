@@ -4,15 +4,13 @@
  */
 import type { Logger } from '../log/logger.js';
 import type { Route } from '../recipients/route.js';
-import type { Decision } from '../policy/decide.js';
+import type { RecipientDecision } from '../policy/decide.js';
 import type { BodyGroup } from '../policy/body-test.js';
 import type { ClientFacts, FactValues } from '../facts/client-facts.js';
 import type { RelayTransaction } from '../relay/types.js';
 
-export interface Endpoint {
-  ip: string;
-  port: number;
-}
+export type { Endpoint } from '../policy/connection-view.js';
+import type { Endpoint } from '../policy/connection-view.js';
 
 export interface Transaction {
   /** queue id: in the Received header, the 250 reply and every log line of the message */
@@ -22,7 +20,7 @@ export interface Transaction {
   smtputf8: boolean;
   eightBit: boolean;
   /** accepted recipients in order, with their routes and policy decisions */
-  rcpts: { address: string; route: Route; decision: Decision }[];
+  rcpts: { address: string; route: Route; decision: RecipientDecision }[];
   /** the body-test group of the accepted recipients (undefined until the first is accepted) */
   group: BodyGroup | null | undefined;
   /** the facts as the last policy decision saw them (X-Avenger, Received-SPF); null before */
@@ -57,7 +55,7 @@ export interface Session {
   /** reverse DNS, DNSBL, SPF, bounce probe (started at connect and MAIL, awaited at RCPT) */
   facts: ClientFacts;
   /** RCPT decisions per (sender, recipient), so a repeated RCPT does not re-run the script */
-  decisions: Map<string, Decision>;
+  decisions: Map<string, RecipientDecision>;
   counts: { messages: number; rcpts: number; rejected: number; errors: number };
   log: Logger;
 }

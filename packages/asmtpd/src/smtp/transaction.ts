@@ -31,7 +31,7 @@ import { sendReply } from './boundary.js';
 import type { ConnState } from './connections.js';
 import type { Session, Transaction } from './session.js';
 import type { Route } from '../recipients/route.js';
-import { decideRecipient, type Decision, type ScriptRun } from '../policy/decide.js';
+import { decideRecipient, type RecipientDecision, type ScriptRun } from '../policy/decide.js';
 import { bodyGroupOf, bodyTestVerdict, sameGroup, SEND_SEPARATELY, type BodyGroup, type BodyVerdict } from '../policy/body-test.js';
 import { receivedHeader } from '../message/received.js';
 import { systemDefault } from '../facts/system-default.js';
@@ -147,7 +147,7 @@ function runSummary(r: ScriptRun): Record<string, unknown> {
 }
 
 /** Route, then (for everything but a refused relay) the recipient's policy; cached per (sender, rcpt). */
-async function decide(rt: Runtime, s: Session, from: string, address: string, sourceRoute: boolean): Promise<{ route: Route; decision: Decision | null; cached: boolean }> {
+async function decide(rt: Runtime, s: Session, from: string, address: string, sourceRoute: boolean): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean }> {
   const route = await rt.route(address, s.mayRelay, sourceRoute);
   if (route.kind === 'denied') return { route, decision: null, cached: false };
   // every transaction's added fields need the facts, also when the decision is remembered
@@ -157,7 +157,7 @@ async function decide(rt: Runtime, s: Session, from: string, address: string, so
   const hit = s.decisions.get(key);
   if (hit) return { route, decision: hit, cached: true };
   const mailError = facts ? systemDefault(facts, rt.config, from, s.client.ip) : null;
-  const decision = await decideRecipient(route, { session: s, sender: from, address, mailError, facts }, rt.policy);
+  const decision = await decideRecipient(route, { connection: s, sender: from, address, mailError, facts }, rt.policy);
   // a temporary failure is not remembered: the client may try again in this session
   if (decision.reply.code < 400 || decision.reply.code >= 500) s.decisions.set(key, decision);
   return { route, decision, cached: false };
