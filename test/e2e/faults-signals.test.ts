@@ -17,7 +17,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { SmtpClient, dotStuff } from '../support/smtp-client.js';
 import { bodySha256, type RecordEntry } from '../support/faults-sink.js';

@@ -20,7 +20,6 @@ import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
 import { SmtpClient } from '../support/smtp-client.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { accountIds, dumpable, processTree, readProc, roleOf, type Proc } from '../support/procs.js';
-import { startSink, type Sink } from '../support/sink.js';
 
 const unavailable = canCreateUsers();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);

@@ -28,7 +28,7 @@ import type { StateDb } from '../store/state-db.js';
 import { guardedCache } from './bounce-cache.js';
 import { addressesOf, dnsTempfail, exchangersOf } from './bounce-route.js';
 import { probeAddress } from './bounce-session.js';
-import { isPlainAddress, refused, tempfail, type BounceKind, type BounceResult, type BounceScope, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
+import { isPlainAddress, refused, tempfail, type BounceResult, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
 import { withDeadline } from './deadline.js';
 
 export type { ProbeResolver } from './bounce-types.js';

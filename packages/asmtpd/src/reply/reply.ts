@@ -30,6 +30,11 @@ export function formatReply(r: Reply): string {
   return `${r.code} ${r.enhanced} ${r.text}`;
 }
 
+/** Code, enhanced status and text only: a canned reply's detail stays in the log. */
+export function plainReply(r: Reply): Reply {
+  return { code: r.code, enhanced: r.enhanced, text: r.text };
+}
+
 export function isPermanent(r: Reply): boolean {
   return r.code >= 500;
 }

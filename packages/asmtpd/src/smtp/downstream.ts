@@ -16,7 +16,7 @@
  * RCPT gets the generic 4xx (its detail goes to rcpt.decision).
  */
 import type { Runtime } from './runtime.js';
-import type { Reply } from '../reply/reply.js';
+import { plainReply, type Reply } from '../reply/reply.js';
 import type { Transaction } from './session.js';
 import { detailOf } from '../relay/relay-replies.js';
 import type { DeliveryResult, OutgoingMessage } from '../relay/types.js';
@@ -27,10 +27,6 @@ export interface DownstreamVerdict {
   /** for rcpt.decision: accepted, refused, unreachable, busy, mail-refused, unverified */
   source: string;
   detail: { detail?: string };
-}
-
-function plain(r: Reply): Reply {
-  return { code: r.code, enhanced: r.enhanced, text: r.text };
 }
 
 export async function askDownstream(rt: Runtime, tx: Transaction, address: string): Promise<DownstreamVerdict | null> {
@@ -50,7 +46,7 @@ export async function askDownstream(rt: Runtime, tx: Transaction, address: strin
         tx.downstream = 'unverified';
         return { reply: null, source: 'unreachable', detail: ours };
       }
-      return { reply: plain(b.reply), source: ours.detail !== undefined ? 'unreachable' : 'mail-refused', detail: ours };
+      return { reply: plainReply(b.reply), source: ours.detail !== undefined ? 'unreachable' : 'mail-refused', detail: ours };
     }
     tx.downstream = b.tx;
   }
@@ -59,7 +55,7 @@ export async function askDownstream(rt: Runtime, tx: Transaction, address: strin
   const ours = detailOf(refusal);
   // our own failure (the session broke): with HoldOnFailure the recipient is taken and held if need be
   if (ours.detail !== undefined && refusal.code < 500 && holdOnFailure) return { reply: null, source: 'unreachable', detail: ours };
-  return { reply: plain(refusal), source: ours.detail !== undefined ? 'unreachable' : 'refused', detail: ours };
+  return { reply: plainReply(refusal), source: ours.detail !== undefined ? 'unreachable' : 'refused', detail: ours };
 }
 
 export async function deliverMessage(rt: Runtime, tx: Transaction, msg: OutgoingMessage, gone: () => boolean): Promise<DeliveryResult | { kind: 'abandoned' }> {

@@ -5,7 +5,7 @@
  *
  * Lifecycle of a connection: accept → onInit (bookkeeping) → GreetingDelay → onConnect (limits,
  * Session) → banner → commands (boundary.ts checks, MaxErrors, SMTPTimeout) → MAIL/RCPT/DATA
- * (transaction.ts) → onClose (one session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES,
+ * (commands/: one file per command) → onClose (one session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES,
  * and 8BITMIME, SMTPUTF8, SIZE as far as the downstream offers them (extensions.ts; DSN, STARTTLS
  * and AUTH are hidden until they are implemented).
  *
@@ -14,7 +14,7 @@
  * message and the 221. Once its input ended and every command was answered the connection is
  * closed; input that ends inside a message (no final dot) ends the connection at once, the
  * message is dropped. A client whose socket is really gone (closed, reset) is `gone`: the
- * transaction's downstream side is aborted where it still can be (transaction.ts).
+ * transaction's downstream side is aborted where it still can be (downstream.ts).
  * --verbose: smtp-server's own logger hooks give the exact wire text (session.smtp).
  */
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
@@ -23,7 +23,11 @@ import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
 import { REPLIES, ReplyAsError } from '../reply/catalogue.js';
 import type { Session } from './session.js';
-import { onMailFrom, onRcptTo, onData, abortDownstream, type TransactionDeps } from './transaction.js';
+import { abortDownstream } from './downstream.js';
+import type { CommandDeps } from './commands/context.js';
+import { onMailFrom } from './commands/mail.js';
+import { onRcptTo } from './commands/rcpt.js';
+import { onData } from './commands/data.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
@@ -149,7 +153,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     },
   });
 
-  const txDeps: TransactionDeps = {
+  const txDeps: CommandDeps = {
     runtime: deps.runtime,
     version: deps.version,
     sessionOf: (s) => table.get(s.id)?.session ?? null,
