@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import { buildRuntime } from '../smtp/runtime.js';
 import { decideRecipient, type RecipientDecision } from '../policy/decide.js';
 import type { Route } from '../recipients/route.js';
-import { formatReply, reply } from '../reply/reply.js';
+import { formatReply } from '../reply/reply.js';
 import type { Session } from '../smtp/session.js';
 import { nullLogger } from '../log/logger.js';
 import { systemDefault } from '../facts/system-default.js';
@@ -21,6 +21,7 @@ import type { Config } from '../config/types.js';
 import type { Relay } from '../relay/types.js';
 import { serviceAccounts } from '../daemon/service-accounts.js';
 import { runnerIds, runnerSettings } from '../daemon/runner-settings.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 async function refuseToCreate(): Promise<void> {
   throw new Error('--avenge creates no accounts');
@@ -37,7 +38,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     out.write(`asmtpd: --avenge: ${JSON.stringify(args.ip)} is not an IP address\n`);
     return 2;
   }
-  const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: reply(451, '4.3.0', 'no delivery in --avenge'), ms: 0 }), close: async () => {}, describe: () => 'none' };
+  const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: REPLIES.noDeliveryInAvenge(), ms: 0 }), close: async () => {}, describe: () => 'none' };
   const log = nullLogger();
   const probers = memoryProbers();
   // as root, the same rule as the daemon's runner: scripts never run as asmtpd's own accounts
@@ -54,7 +55,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   out.write(`recipient: ${args.recipient}\nsender: ${args.sender || '<>'}\nclient: ${args.ip}${session.mayRelay ? ' (RelayNet)' : ''}\n`);
   out.write(`route: ${describeRoute(route)}\n`);
   if (route.kind === 'denied') {
-    out.write(`reply: ${route.reason === 'relay' ? '550 5.7.1 relaying denied' : '550 5.7.1 relaying denied: source routes and %, ! or @ in local parts are not accepted'}\n`);
+    out.write(`reply: ${formatReply(route.reason === 'relay' ? REPLIES.relayDenied() : REPLIES.routingChars())}\n`);
     return 0;
   }
   session.facts.connected(0);

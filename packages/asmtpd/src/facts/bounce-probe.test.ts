@@ -11,7 +11,7 @@ import { captureLogger } from '../relay/test-helpers.js';
 import { openStateDb } from '../store/state-db.js';
 import { createBounceProber, MAX_ADDRESSES, PURGE_INTERVAL_MS, TEMPFAIL_TTL_MS, type BounceProber } from './bounce-probe.js';
 import { fakeResolver, startScripted, startTarget, type Target, type Zone } from './bounce-probe-fixtures.js';
-import { formatReply } from './bounce-session.js';
+import { oneLineReply } from './bounce-session.js';
 
 const HOSTNAME = 'probe.asmtpd.test';
 const DAY = 86_400_000;
@@ -272,9 +272,9 @@ test('another port (the `port` option)', async (t) => {
 });
 
 test('formatReply: code, enhanced code once, the text of every line', () => {
-  assert.equal(formatReply('550-5.1.1 The email account does not exist.\n550-5.1.1 Please check\n550 5.1.1 https://x.test/help'), '550 5.1.1 The email account does not exist. Please check https://x.test/help');
-  assert.equal(formatReply('451 try again'), '451 try again');
-  assert.equal(formatReply('250 2.1.5'), '250 2.1.5');
+  assert.equal(oneLineReply('550-5.1.1 The email account does not exist.\n550-5.1.1 Please check\n550 5.1.1 https://x.test/help'), '550 5.1.1 The email account does not exist. Please check https://x.test/help');
+  assert.equal(oneLineReply('451 try again'), '451 try again');
+  assert.equal(oneLineReply('250 2.1.5'), '250 2.1.5');
 });
 
 async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {

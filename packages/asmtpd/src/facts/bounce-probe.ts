@@ -30,6 +30,7 @@ import { addressesOf, dnsTempfail, exchangersOf } from './bounce-route.js';
 import { probeAddress } from './bounce-session.js';
 import { isPlainAddress, refused, tempfail, type BounceResult, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
 import { withDeadline } from './deadline.js';
+import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
 export type { ProbeResolver } from './bounce-types.js';
 
@@ -56,7 +57,7 @@ export interface BounceProberOptions {
 /** Addresses tried per probe, over all exchangers. */
 export const MAX_ADDRESSES = 5;
 export const TEMPFAIL_TTL_MS = 10 * 60 * 1000;
-export const TIMED_OUT_REPLY = '451 4.4.2 bounce probe timed out';
+export const TIMED_OUT_REPLY = ANSWER_TEXTS.probeTimedOut();
 /** Expired cache entries are deleted by the first probe after this interval. */
 export const PURGE_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -105,7 +106,7 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
       return await talk(sender, signal, deadline);
     } catch (err) {
       o.log.error('daemon.error', { where: 'bounce probe', sender: sender.address, error: String(err) });
-      return { outcome: tempfail('451 4.3.0 bounce probe failed') };
+      return { outcome: tempfail(ANSWER_TEXTS.probeFailed()) };
     }
   };
 
@@ -134,7 +135,7 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
     if (unreachable !== null) return { outcome: tempfail(unreachable) };
     if (dnsFailure) return { outcome: dnsFailure };
     const what = route.implicit ? `${sender.domain} has no mail exchanger and no address` : `no address for the mail exchangers of ${sender.domain}`;
-    return { outcome: refused(`550 5.4.4 ${what}`, 'domain') };
+    return { outcome: refused(ANSWER_TEXTS.probeNoExchanger(what), 'domain') };
   };
 
   return {
@@ -142,7 +143,7 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
       const started = performance.now();
       const sender = parseSender(text);
       if (!sender) {
-        const result: BounceResult = { kind: 'tempfail', reply: '451 4.1.7 the sender address cannot be probed', cached: false };
+        const result: BounceResult = { kind: 'tempfail', reply: ANSWER_TEXTS.probeSenderUnfit(), cached: false };
         report(o.log, text, result, started, {});
         return Promise.resolve(result);
       }

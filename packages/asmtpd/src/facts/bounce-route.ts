@@ -15,6 +15,7 @@
 import { isIP } from 'node:net';
 import { dnsErrorCode, isTemporaryDnsError } from '../dns/resolver.js';
 import { refused, tempfail, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
+import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
 export type ProbeHosts =
   | { kind: 'hosts'; hosts: string[]; implicit: boolean }
@@ -35,12 +36,12 @@ export async function exchangersOf(domain: string, resolver: ProbeResolver): Pro
   } catch (err) {
     const code = dnsErrorCode(err);
     if (code === 'ENODATA') records = [];
-    else if (code === 'ENOTFOUND' || code === 'EBADNAME') return final(refused(`550 5.1.2 ${domain}: no such domain`, 'domain'));
+    else if (code === 'ENOTFOUND' || code === 'EBADNAME') return final(refused(ANSWER_TEXTS.probeNoSuchDomain(domain), 'domain'));
     else return final(dnsTempfail(domain, code));
   }
   if (records.length === 0) return { kind: 'hosts', hosts: [domain], implicit: true };
   const real = records.filter((r) => !isRootName(r.exchange));
-  if (real.length === 0) return final(refused(`556 5.1.10 ${domain} accepts no mail (null MX)`, 'domain'));
+  if (real.length === 0) return final(refused(ANSWER_TEXTS.probeNullMx(domain), 'domain'));
   const hosts = [...real].sort((a, b) => a.priority - b.priority).map((r) => r.exchange.toLowerCase().replace(/\.$/, ''));
   return { kind: 'hosts', hosts: [...new Set(hosts)], implicit: false };
 }
@@ -56,12 +57,12 @@ export async function addressesOf(host: string, resolver: ProbeResolver): Promis
 }
 
 export function dnsTempfail(name: string, code: string): ProbeOutcome {
-  return tempfail(`451 4.4.3 temporary DNS failure looking up ${name} (${code})`);
+  return tempfail(ANSWER_TEXTS.probeDnsTempfail(name, code));
 }
 
 function literalRoute(domain: string): ProbeHosts {
   const inner = domain.slice(1, -1).replace(/^ipv6:/i, '');
-  if (!domain.endsWith(']') || !isIP(inner)) return final(refused(`550 5.1.2 ${domain}: not an address literal`, 'domain'));
+  if (!domain.endsWith(']') || !isIP(inner)) return final(refused(ANSWER_TEXTS.probeBadLiteral(domain), 'domain'));
   return { kind: 'hosts', hosts: [inner], implicit: false };
 }
 

@@ -7,7 +7,7 @@
  *     { kind: 'answered', outcome }   the server greeted: its verdict (or a tempfail) is final
  *     { kind: 'unreachable', reply }  no session (connect failed, closed or 4xx before greeting):
  *                                     try the next address; `reply` is the 451 to give if none answers
- *   formatReply(raw) -> string        "550 5.1.1 text…" from a (multi-line) SMTP reply
+ *   oneLineReply(raw) -> string        "550 5.1.1 text…" from a (multi-line) SMTP reply
  *
  * Verdicts: 2xx to RCPT → accepted; 5xx to RCPT → refused for the address; 5xx to the greeting,
  * EHLO/HELO or MAIL FROM:<> → refused for the domain; 4xx, timeouts and broken connections →
@@ -21,6 +21,7 @@
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { accepted, isPlainAddress, refused, tempfail, type ProbeOutcome } from './bounce-types.js';
+import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
 export interface ProbeTarget {
   /** exchanger name (for SNI and messages) */
@@ -60,7 +61,7 @@ interface NodemailerInternals {
 export async function probeAddress(target: ProbeTarget, o: SessionOptions): Promise<SessionResult> {
   const where = `${target.host} [${target.ip}]`;
   const socket = await connectSocket(target.ip, o.port, o.connectTimeoutMs, o.signal);
-  if (typeof socket === 'string') return { kind: 'unreachable', reply: `451 4.4.1 no answer from ${where}: ${socket}` };
+  if (typeof socket === 'string') return { kind: 'unreachable', reply: ANSWER_TEXTS.probeNoAnswer(where, socket) };
   const smtp = new SMTPConnection({
     connection: socket,
     host: target.ip,
@@ -88,34 +89,34 @@ export async function probeAddress(target: ProbeTarget, o: SessionOptions): Prom
 
 async function dialogue(session: Session, address: string, where: string): Promise<ProbeOutcome> {
   const utf8 = /[^\x00-\x7f]/.test(address);
-  if (!isPlainAddress(address)) return tempfail('451 4.1.7 the sender address cannot be probed');
-  if (utf8 && !session.supports('SMTPUTF8')) return tempfail(`451 4.6.7 ${where} does not announce SMTPUTF8`);
+  if (!isPlainAddress(address)) return tempfail(ANSWER_TEXTS.probeSenderUnfit());
+  if (utf8 && !session.supports('SMTPUTF8')) return tempfail(ANSWER_TEXTS.probeNoSmtputf8(where));
   const mail = await session.command(`MAIL FROM:<>${utf8 ? ' SMTPUTF8' : ''}`);
-  if (!mail.startsWith('2')) return mail.startsWith('5') ? refused(formatReply(mail), 'domain') : temporary(mail, 'MAIL FROM:<>', where);
+  if (!mail.startsWith('2')) return mail.startsWith('5') ? refused(oneLineReply(mail), 'domain') : temporary(mail, 'MAIL FROM:<>', where);
   const rcpt = await session.command(`RCPT TO:<${address}>`);
   if (rcpt.startsWith('2')) return accepted();
-  return rcpt.startsWith('5') ? refused(formatReply(rcpt), 'address') : temporary(rcpt, 'RCPT TO', where);
+  return rcpt.startsWith('5') ? refused(oneLineReply(rcpt), 'address') : temporary(rcpt, 'RCPT TO', where);
 }
 
 function temporary(reply: string, command: string, where: string): ProbeOutcome {
-  if (reply.startsWith('4')) return tempfail(formatReply(reply));
-  return tempfail(`451 4.5.0 unexpected reply from ${where} to ${command}: ${formatReply(reply)}`);
+  if (reply.startsWith('4')) return tempfail(oneLineReply(reply));
+  return tempfail(ANSWER_TEXTS.probeUnexpected(where, command, oneLineReply(reply)));
 }
 
 /** What went wrong before the session was set up (greeting, EHLO/HELO, STARTTLS). */
 function setupResult(err: NodemailerFailure, where: string): SessionResult {
   const reply = err.response ?? '';
   const greeting = err.command === 'CONN';
-  if (/^5\d\d/.test(reply)) return { kind: 'answered', outcome: refused(formatReply(reply), 'domain') };
-  if (greeting && /^4\d\d/.test(reply)) return { kind: 'unreachable', reply: formatReply(reply) };
-  if (/^4\d\d/.test(reply)) return { kind: 'answered', outcome: tempfail(formatReply(reply)) };
-  if (greeting && err.code !== 'ETIMEDOUT') return { kind: 'unreachable', reply: `451 4.4.1 no answer from ${where}: ${reason(err)}` };
+  if (/^5\d\d/.test(reply)) return { kind: 'answered', outcome: refused(oneLineReply(reply), 'domain') };
+  if (greeting && /^4\d\d/.test(reply)) return { kind: 'unreachable', reply: oneLineReply(reply) };
+  if (/^4\d\d/.test(reply)) return { kind: 'answered', outcome: tempfail(oneLineReply(reply)) };
+  if (greeting && err.code !== 'ETIMEDOUT') return { kind: 'unreachable', reply: ANSWER_TEXTS.probeNoAnswer(where, reason(err)) };
   return { kind: 'answered', outcome: lostOutcome(err, where) };
 }
 
 function lostOutcome(err: NodemailerFailure, where: string): ProbeOutcome {
-  if (err.code === 'ETIMEDOUT') return tempfail(`451 4.4.2 bounce probe timed out waiting for ${where}`);
-  return tempfail(`451 4.4.2 connection to ${where} lost: ${reason(err)}`);
+  if (err.code === 'ETIMEDOUT') return tempfail(ANSWER_TEXTS.probeTimedOutAt(where));
+  return tempfail(ANSWER_TEXTS.probeConnectionLost(where, reason(err)));
 }
 
 function reason(err: NodemailerFailure): string {
@@ -123,7 +124,7 @@ function reason(err: NodemailerFailure): string {
 }
 
 /** "550-5.1.1 a\n550 5.1.1 b" → "550 5.1.1 a b": the code, the enhanced code once, every line's text. */
-export function formatReply(raw: string): string {
+export function oneLineReply(raw: string): string {
   const lines = raw.split(/\r?\n/).filter((l) => l.trim() !== '');
   const first = /^(\d{3})(?:[ -](\d\.\d{1,3}\.\d{1,3})(?=\s|$))?/.exec(lines[0] ?? '');
   if (!first) return raw;

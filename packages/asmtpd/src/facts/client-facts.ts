@@ -31,6 +31,7 @@ export interface SynFact {
 /** The route to the client (NetPath): CLIENT_NETHOPS, CLIENT_NETPATH. */
 export { routersOf, type RouteFact } from './route-fact.js';
 import type { RouteFact } from './route-fact.js';
+import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
 /** Facts from the privileged network process; each call is bounded by its implementation. */
 export interface NetFactSource {
@@ -127,7 +128,7 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       const probe = prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
       bounce = probe && prober ? now.then(() => prober.probe(sender)).catch((err: Error): BounceAnswer => {
         log.error('session.error', { error: `bounce probe: ${err.message}` });
-        return { kind: 'tempfail', reply: '451 4.3.0 bounce probe failed' };
+        return { kind: 'tempfail', reply: ANSWER_TEXTS.probeFailed() };
       }) : null;
       const started = Date.now();
       void Promise.all([spf, spfHelo?.result ?? null, bounce]).then(([s, sh, b]) => {

@@ -10,6 +10,7 @@
  * here; the reply builder (reply/reply.ts) cuts an overlong line.
  */
 import type { RblResult } from './dnsbl.js';
+import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
 export function roundScore(n: number): number {
   return Math.round(n * 1e6) / 1e6;
@@ -19,5 +20,5 @@ export function rblMailError(result: Pick<RblResult, 'score' | 'listed'>, thresh
   if (result.listed.length === 0 || roundScore(result.score) < threshold) return null;
   const zones = result.listed.map((l) => l.zone).join(', ');
   const reasons = result.listed.map((l) => l.reason.replace(/[\x00-\x1f\x7f]+/g, ' ').trim()).join('; ');
-  return `550 5.7.1 listed by ${zones}: ${reasons}`;
+  return ANSWER_TEXTS.rblListed(zones, reasons);
 }

@@ -11,10 +11,11 @@
  *   systemDefault(facts, config, sender) -> Reply | null
  */
 import type { Config } from '../config/types.js';
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import type { FactValues } from './client-facts.js';
 import { rblMailError } from './rbl-verdict.js';
 import { parseReply } from '../reply/reply.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 type Settings = Pick<Config, 'rblThreshold' | 'spfRejectFail' | 'allowDnsFailures'>;
 
@@ -22,12 +23,12 @@ export function systemDefault(f: FactValues, config: Settings, sender: string, c
   const listed = f.rbl ? rblMailError(f.rbl, config.rblThreshold) : null;
   if (listed !== null) return parseReply(listed, 550, '5.7.1');
   if (config.spfRejectFail && f.spf?.result === 'fail') {
-    return reply(550, '5.7.23', `SPF: ${f.spf.explanation ?? `${f.spf.domain} does not designate ${clientIp} as permitted sender`}`);
+    return f.spf.explanation !== undefined && f.spf.explanation !== null ? REPLIES.spfFail(f.spf.explanation) : REPLIES.spfNotPermitted(f.spf.domain, clientIp);
   }
-  if (f.bounce?.kind === 'refused') return reply(550, '5.1.8', `bounces to <${sender}> are refused: ${f.bounce.reply}`);
+  if (f.bounce?.kind === 'refused') return REPLIES.bouncesRefused(sender, f.bounce.reply);
   if (!config.allowDnsFailures) {
-    if (f.reverse?.tempfail) return reply(451, '4.4.3', `temporary DNS failure: reverse lookup of ${clientIp}`);
-    if (f.spf?.result === 'temperror') return reply(451, '4.4.3', `temporary DNS failure: SPF check of ${f.spf.domain}`);
+    if (f.reverse?.tempfail) return REPLIES.dnsTempfailReverse(clientIp);
+    if (f.spf?.result === 'temperror') return REPLIES.dnsTempfailSpf(f.spf.domain);
   }
   return null;
 }

@@ -12,8 +12,9 @@
  */
 import type { RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import type { RecipientDecision } from './decide.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 export interface BodyGroup {
   /** who runs it (the account whose script asked for it) */
@@ -38,7 +39,7 @@ export function sameGroup(a: BodyGroup | null, b: BodyGroup | null): boolean {
   return a.account.uid === b.account.uid && a.argv.length === b.argv.length && a.argv.every((w, i) => w === b.argv[i]);
 }
 
-export const SEND_SEPARATELY = (): Reply => reply(452, '4.5.3', 'send to this recipient separately');
+export const SEND_SEPARATELY = REPLIES.sendSeparately;
 
 function firstLine(s: string): string {
   return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
@@ -47,9 +48,9 @@ function firstLine(s: string): string {
 export function bodyTestVerdict(r: RunResult): BodyVerdict {
   if (r.kind !== 'ran') {
     const why = r.kind === 'refused' ? r.reason : r.kind === 'error' ? r.reason : 'nothing ran';
-    return { kind: 'refuse', reply: reply(451, '4.3.0', 'local error in body test, try again later'), detail: why };
+    return { kind: 'refuse', reply: REPLIES.bodyTestError(), detail: why };
   }
-  if (r.timedOut) return { kind: 'refuse', reply: reply(451, '4.3.0', 'body test timed out, try again later'), detail: `timeout after ${r.durationMs} ms` };
+  if (r.timedOut) return { kind: 'refuse', reply: REPLIES.bodyTestTimeout(), detail: `timeout after ${r.durationMs} ms` };
   const out = firstLine(r.stdout);
   switch (r.exitCode) {
     case 0:
@@ -57,12 +58,12 @@ export function bodyTestVerdict(r: RunResult): BodyVerdict {
     case 99:
       return { kind: 'discard' };
     case 100:
-      return { kind: 'refuse', reply: reply(554, '5.7.1', out || 'message refused by body test'), detail: 'exit 100' };
+      return { kind: 'refuse', reply: REPLIES.bodyTestRefused(out), detail: 'exit 100' };
     case 111:
-      return { kind: 'refuse', reply: reply(451, '4.7.1', out || 'message deferred by body test, try again later'), detail: 'exit 111' };
+      return { kind: 'refuse', reply: REPLIES.bodyTestDeferred(out), detail: 'exit 111' };
     default: {
       const why = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
-      return { kind: 'refuse', reply: reply(451, '4.3.0', 'local error in body test, try again later'), detail: why };
+      return { kind: 'refuse', reply: REPLIES.bodyTestError(), detail: why };
     }
   }
 }

@@ -18,12 +18,13 @@ import { join } from 'node:path';
 import type { BodyTestRequest, RcptRequest, RunResult } from '@asmtpd/avenger-runner';
 import type { Account } from '../recipients/accounts.js';
 import type { Route } from '../recipients/route.js';
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import { scriptCandidates } from './lookup.js';
 import { outcomeFromRun, replyForOutcome, type Outcome } from './outcome.js';
 import { scriptEnvironment, type EnvContext } from './variables.js';
 import type { ConnectionView } from './connection-view.js';
 import type { FactValues } from '../facts/client-facts.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 export const MAX_REDIRECTS = 5;
 
@@ -73,7 +74,7 @@ export interface RecipientRequest {
   facts: FactValues | null;
 }
 
-const NO_SUCH_USER = (): Reply => reply(550, '5.1.1', 'no such user here');
+const NO_SUCH_USER = REPLIES.noSuchUser;
 
 export async function decideRecipient(route: Route, req: RecipientRequest, deps: PolicyDeps): Promise<RecipientDecision> {
   const runs: ScriptRun[] = [];

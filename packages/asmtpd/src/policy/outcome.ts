@@ -11,6 +11,7 @@
  */
 import type { RunResult } from '@asmtpd/avenger-runner';
 import { reply, type Reply } from '../reply/reply.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 export type Outcome =
   | { kind: 'accept'; text: string | null }
@@ -63,7 +64,7 @@ const SCRIPT_REPLY = /^([245])(\d\d)(?:[ -]([245]\.\d{1,3}\.\d{1,3}))?(?:\s+([\s
 
 export function replyFromScriptText(text: string, kind: 'reject' | 'defer'): Reply {
   const cls = kind === 'reject' ? '5' : '4';
-  const fallback = kind === 'reject' ? reply(550, '5.7.1', 'rejected by policy') : reply(451, '4.7.1', 'deferred by policy, try again later');
+  const fallback = kind === 'reject' ? REPLIES.rejectedByPolicy() : REPLIES.deferredByPolicy();
   const m = SCRIPT_REPLY.exec(text.trim());
   if (m && m[1] === cls) {
     const code = Number(m[1]! + m[2]!);
@@ -77,15 +78,15 @@ export function replyFromScriptText(text: string, kind: 'reject' | 'defer'): Rep
 export function replyForOutcome(o: Outcome): Reply {
   switch (o.kind) {
     case 'accept':
-      return reply(250, '2.1.5', o.text ?? 'recipient ok');
+      return REPLIES.recipientOk(o.text);
     case 'bodytest':
     case 'provisional':
-      return reply(250, '2.1.5', 'recipient ok');
+      return REPLIES.recipientOk();
     case 'reject':
     case 'defer':
       return o.reply;
     case 'redirect':
     case 'failed':
-      return reply(451, '4.3.0', 'local policy error, try again later');
+      return REPLIES.policyError();
   }
 }

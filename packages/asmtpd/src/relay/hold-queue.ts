@@ -30,10 +30,11 @@
 import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname as osHostname } from 'node:os';
 import { join } from 'node:path';
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import { messageChunks } from './message-body.js';
 import { insufficientStorage, localFailure, replyForLog } from './relay-replies.js';
 import type { OutgoingMessage } from './types.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 const PREFIX = 'X-Asmtpd-';
 const END_LINE = 'X-Asmtpd-Envelope-End: ok';
@@ -103,7 +104,7 @@ function failureFor(err: unknown): { reply: Reply; reason: string } {
 
 export async function writeHeld(dir: string, msg: OutgoingMessage, opts: { hostname: string; reason?: Reply }): Promise<WriteHeldResult> {
   const unsafe = [msg.from, ...msg.to, msg.id].find((s) => /[\r\n]/.test(s));
-  if (unsafe !== undefined) return { kind: 'failed', reply: reply(451, '4.3.0', 'envelope contains a line break'), reason: 'EINVAL' };
+  if (unsafe !== undefined) return { kind: 'failed', reply: REPLIES.heldEnvelopeLineBreak(), reason: 'EINVAL' };
   const name = maildirName(opts.hostname);
   const tmpPath = join(dir, 'tmp', name);
   const newPath = join(dir, 'new', name);

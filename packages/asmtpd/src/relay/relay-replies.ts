@@ -19,13 +19,14 @@
  * The canned failures tell the client a generic text; what went wrong (the downstream's address,
  * the errno, the path) is in their `detail`, which only the log shows (relay.failed, queue.held).
  */
-import { parseReply, reply, type Reply } from '../reply/reply.js';
+import { REPLIES } from '../reply/catalogue.js';
+import { parseReply, type DetailedReply, type Reply } from '../reply/reply.js';
 import type { DeliveryResult, RecipientResult } from './types.js';
 
 /** A downstream's failure line ("550 5.1.1 <x@y>: unknown user", "451 try later") as a Reply. */
 export function downstreamFailureReply(line: string): Reply {
   const parsed = parseReply(line, 451, '4.0.0');
-  if (parsed.code < 400) return reply(451, '4.3.0', `unexpected downstream reply: ${line.trim()}`);
+  if (parsed.code < 400) return REPLIES.unexpectedDownstreamReply(line.trim());
   return parsed;
 }
 
@@ -44,35 +45,28 @@ export function downstreamIdFrom(response: string): string | undefined {
   return m?.[1];
 }
 
-/** A reply of ours with a generic text for the client and the particulars for the log. */
-export interface DetailedReply extends Reply {
-  detail: string;
-}
-
-function detailed(code: number, enhanced: string, text: string, detail: string): DetailedReply {
-  return { ...reply(code, enhanced, text), detail };
-}
+export type { DetailedReply } from '../reply/reply.js';
 
 /** could not connect, or the session could not be set up: 451 4.4.1 (RFC 3463: no answer from host) */
 export function unavailable(downstream: string, reason: string): DetailedReply {
-  return detailed(451, '4.4.1', 'mail system temporarily unavailable, try again later', `downstream ${downstream} unavailable: ${reason}`);
+  return REPLIES.downstreamUnavailable(`downstream ${downstream} unavailable: ${reason}`);
 }
 
 export function noAnswer(downstream: string, timeoutMs: number): DetailedReply {
-  return detailed(451, '4.4.1', 'mail system temporarily unavailable, try again later', `no answer from downstream ${downstream} within ${timeoutMs} ms`);
+  return REPLIES.downstreamUnavailable(`no answer from downstream ${downstream} within ${timeoutMs} ms`);
 }
 
 /** the connection broke after it was set up: 451 4.4.2 (RFC 3463: bad connection) */
 export function connectionLost(downstream: string, reason: string): DetailedReply {
-  return detailed(451, '4.4.2', 'connection to the mail system lost, try again later', `connection to downstream ${downstream} lost: ${reason}`);
+  return REPLIES.downstreamLost(`connection to downstream ${downstream} lost: ${reason}`);
 }
 
 export function localFailure(detail: string): DetailedReply {
-  return detailed(451, '4.3.0', 'local error in processing, try again later', detail);
+  return REPLIES.localFailure(detail);
 }
 
 export function insufficientStorage(reason: string): DetailedReply {
-  return detailed(452, '4.3.1', 'insufficient system storage, try again later', `insufficient system storage: ${reason}`);
+  return REPLIES.insufficientStorage(`insufficient system storage: ${reason}`);
 }
 
 /** "451 4.4.1 text (detail)": a reply with its detail, for the log and the hold queue */

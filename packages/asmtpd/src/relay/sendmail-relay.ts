@@ -22,10 +22,10 @@ import { spawn } from 'node:child_process';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import type { Logger } from '../log/logger.js';
-import { reply } from '../reply/reply.js';
 import { messageChunks } from './message-body.js';
 import { localFailure } from './relay-replies.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 const EX_TEMPFAIL = 75;
 const KILL_GRACE_MS = 2000;
@@ -112,7 +112,7 @@ export function createSendmailRelay(options: SendmailRelayOptions): Relay {
     try {
       const dashed = msg.to.find((to) => to.startsWith('-'));
       if (dashed !== undefined && !hasEndOfOptions) {
-        return { kind: 'rejected', reply: reply(553, '5.1.3', 'recipient address starting with "-" cannot be passed to the Sendmail command'), ms: ms() };
+        return { kind: 'rejected', reply: REPLIES.sendmailDashedRecipient(), ms: ms() };
       }
       const outcome = await run(sendmailArgv(options.argvTemplate, msg.from, msg.to), msg);
       switch (outcome.kind) {
@@ -121,9 +121,9 @@ export function createSendmailRelay(options: SendmailRelayOptions): Relay {
           const detail = firstLine ? `: ${firstLine}` : '';
           if (outcome.status === 0) return { kind: 'accepted', response: `${command} exited 0`, ms: ms() };
           if (outcome.status === EX_TEMPFAIL) {
-            return { kind: 'deferred', reply: reply(451, '4.3.0', `${command} temporary failure (exit 75)${detail}`), ms: ms() };
+            return { kind: 'deferred', reply: REPLIES.sendmailTempfail(String(command), detail), ms: ms() };
           }
-          return { kind: 'rejected', reply: reply(554, '5.3.0', `${command} failed (exit ${outcome.status})${detail}`), ms: ms() };
+          return { kind: 'rejected', reply: REPLIES.sendmailFailed(String(command), outcome.status, detail), ms: ms() };
         }
         case 'signaled':
           return { kind: 'deferred', reply: localFailure(`${command} killed by ${outcome.signal}`), ms: ms() };

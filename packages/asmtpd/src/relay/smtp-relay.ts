@@ -44,7 +44,7 @@
  */
 import type { RelayTarget } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import { ConnectionPool, DEFAULT_POOL_LIMITS, type PoolLimits } from './connection-pool.js';
 import {
   openDownstream,
@@ -68,6 +68,7 @@ import {
 } from './relay-replies.js';
 import { createProxyTransaction } from './proxy-transaction.js';
 import type { BeginResult, DeliveryResult, DownstreamCapabilities, OutgoingMessage, Relay, TransactionEnvelope } from './types.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 export interface SmtpRelayOptions {
   target: RelayTarget;
@@ -126,7 +127,7 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
         // nothing was delivered: a temporary refusal first, so the client's retry can still reach everybody
         return leastFinal(failure.refused.map((r) => downstreamFailureReply(r.response))) ?? localFailure('no recipient');
       case 'too-big':
-        return reply(552, '5.3.4', `message size exceeds the limit of downstream ${name}`);
+        return REPLIES.downstreamTooBig(name);
       case 'spool':
         return localFailure(`could not read the spooled message: ${failure.reason}`);
     }
@@ -139,7 +140,7 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   function toResult(msg: OutgoingMessage, attempt: Attempt, ms: number): DeliveryResult {
     switch (attempt.kind) {
       case 'smtputf8-unsupported':
-        return { kind: 'rejected', reply: reply(550, '5.6.7', `downstream ${name} does not support SMTPUTF8, which this message needs (RFC 6531)`), ms };
+        return { kind: 'rejected', reply: REPLIES.downstreamNoSmtputf8(name), ms };
       case 'sent':
         if (attempt.refused.length > 0) return perRecipient(msg, attempt.refused, ms);
         return { kind: 'accepted', downstreamId: downstreamIdFrom(attempt.response), response: attempt.response, ms };

@@ -30,6 +30,15 @@ export function formatReply(r: Reply): string {
   return `${r.code} ${r.enhanced} ${r.text}`;
 }
 
+/** A reply of ours with a generic text for the client and the particulars for the log. */
+export interface DetailedReply extends Reply {
+  detail: string;
+}
+
+export function withDetail(r: Reply, detail: string): DetailedReply {
+  return { ...r, detail };
+}
+
 /** Code, enhanced status and text only: a canned reply's detail stays in the log. */
 export function plainReply(r: Reply): Reply {
   return { code: r.code, enhanced: r.enhanced, text: r.text };

@@ -17,8 +17,9 @@
  * SIZE over the limit is smtp-server's own 552 (it reads options.size), BODY values other than
  * 7BIT/8BITMIME its 501. A duplicate parameter is caught by the path parser (path.ts): 501 5.5.4.
  */
-import { reply, type Reply } from '../reply/reply.js';
+import { type Reply } from '../reply/reply.js';
 import type { Runtime } from './runtime.js';
+import { REPLIES } from '../reply/catalogue.js';
 
 export interface Advertised {
   smtputf8: boolean;
@@ -49,15 +50,15 @@ export function mailParamProblem(args: Record<string, string | true> | false | u
     if (key === 'SIZE') continue;
     if (key === 'BODY') {
       if (typeof value === 'string' && value.toUpperCase() === '8BITMIME' && !a.eightBitMime) {
-        return reply(555, '5.6.3', 'BODY=8BITMIME is not supported here: the mail store behind this server takes 7-bit messages only');
+        return REPLIES.eightBitNotOffered();
       }
       continue;
     }
     if (key === 'SMTPUTF8') {
-      if (!a.smtputf8) return reply(555, '5.6.7', 'SMTPUTF8 is not supported here: the mail store behind this server cannot take internationalized mail');
+      if (!a.smtputf8) return REPLIES.smtputf8NotOffered();
       continue;
     }
-    return reply(555, '5.5.4', `MAIL FROM parameter ${key} is not supported`);
+    return REPLIES.mailParamUnknown(key);
   }
   return null;
 }
@@ -65,5 +66,5 @@ export function mailParamProblem(args: Record<string, string | true> | false | u
 export function rcptParamProblem(args: Record<string, string | true> | false | undefined): Reply | null {
   if (!args) return null;
   const key = Object.keys(args)[0];
-  return key === undefined ? null : reply(555, '5.5.4', `RCPT TO parameter ${key} is not supported`);
+  return key === undefined ? null : REPLIES.rcptParamUnknown(key);
 }
