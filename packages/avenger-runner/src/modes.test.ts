@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startRunner } from './client.js';
 import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings } from './protocol.js';
-import { createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './test-support.js';
+import { createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './testing/users.js';
 
 describe('modes and failure handling', { skip: !isRoot && 'needs root (creates users)' }, () => {
   let user: TempUser;

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { startRunner, type RunnerClient } from './client.js';
 import { surelyMissing } from './runner.js';
 import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
-import { createSpoolDirectory, createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './test-support.js';
+import { createSpoolDirectory, createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './testing/users.js';
 
 type Ran = Extract<RunResult, { kind: 'ran' }>;
 

@@ -2,8 +2,10 @@
  * daemon.ts — `asmtpd [-d] [--verbose] [-f FILE]`: load the configuration, listen, serve.
  *
  * Without -d the daemon detaches: it re-runs itself with -d --detached in the background, its log
- * appended to DBDir/asmtpd.log (opened here, daemon/state-dirs.ts), and the command returns once
- * it listens; the detached daemon writes DBDir/asmtpd.pid and removes it when it stops.
+ * appended to DBDir/asmtpd.log (opened here, daemon/state-dirs.ts), and the command returns after
+ * 1.5 s: 0 ("started") if the child is still running then, 1 if it exited before (it does not learn
+ * whether the child listens: the log says, `daemon.start`); the detached daemon writes
+ * DBDir/asmtpd.pid and removes it when it stops.
  * Signals: SIGHUP re-reads the configuration (a broken file is refused and logged, the running one
  * stays; listening addresses, accounts, DBDir and the script limits need a restart);
  * SIGTERM/SIGINT stop accepting, let sessions in DATA finish (30 s at most), then exit 0.
@@ -233,7 +235,10 @@ async function listenWithFallback(fe: FrontEnd, port: number, host: string): Pro
   }
 }
 
-/** Re-run in the background with -d --detached; return once the child listens (or failed). */
+/**
+ * Re-run in the background with -d --detached. Resolves 1 if the child exits within 1.5 s, else 0
+ * then: a child still starting (or failing later) counts as started; see DBDir/asmtpd.log.
+ */
 function detach(config: Config, dbDirFd: number, accounts: ServiceAccounts | null): Promise<number> {
   const logFile = join(config.dbDir, LOG_FILE);
   let fd: number;

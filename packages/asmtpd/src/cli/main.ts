@@ -1,6 +1,8 @@
 /**
- * main.ts — entry point of bin/asmtpd: dispatch to the mode's run(). The only place that calls
- * process.exit. Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
+ * main.ts — entry point of bin/asmtpd: dispatch to the mode's run(), then exit with its code.
+ * The daemon (daemon.ts) also exits by itself: 1 when the script runner dies before it serves,
+ * and 0 200 ms after a clean stop should the exit below not have come first.
+ * Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
  * Its first import neutralises SIGUSR1 (Node's inspector), before anything else is loaded.
  */
 import '@asmtpd/avenger-runner/no-inspector';

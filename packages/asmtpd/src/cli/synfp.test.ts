@@ -4,7 +4,7 @@ import { parseArgs, USAGE } from './args.js';
 import { formatSynLine, runSynfp } from './synfp.js';
 import { CaptureError, type CaptureOptions } from '../facts/synfp/capture.js';
 import type { SynInfo } from '../facts/synfp/syn-packet.js';
-import { testConfig } from '../relay/test-helpers.js';
+import { testConfig } from '../testing/relay.js';
 
 const sink = (): { text: string; write(s: string): void } => ({ text: '', write(s) { this.text += s; } });
 

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { captureLogger } from '../relay/test-helpers.js';
+import { captureLogger } from '../testing/relay.js';
 import { openStateDb } from '../store/state-db.js';
 import { createBounceProber, MAX_ADDRESSES, PURGE_INTERVAL_MS, TEMPFAIL_TTL_MS, type BounceProber } from './bounce-probe.js';
-import { fakeResolver, startScripted, startTarget, type Target, type Zone } from './bounce-probe-fixtures.js';
+import { fakeResolver, startScripted, startTarget, type Target, type Zone } from '../testing/bounce-probe.js';
 import { oneLineReply } from './bounce-session.js';
 
 const HOSTNAME = 'probe.asmtpd.test';

@@ -11,7 +11,6 @@ export const LOG_EVENTS = {
   'session.connect': 'a client connected (ip, port, local address)',
   'session.refused': 'a connection was refused before the banner (limit reached)',
   'session.smtp': 'one SMTP exchange (only with --verbose): command and reply',
-  'session.helo': 'HELO/EHLO received (helo, proto)',
   'session.error': 'a session ended by an error (a bug, or a socket error other than the client going away: ip, code, error); in a transaction the client gets 451 4.3.0',
   'session.reset': 'info: the client went away in the middle of a transaction (ip, code: ECONNRESET, EPIPE, ETIMEDOUT…); nothing was acknowledged, so nothing is lost. Outside a transaction smtp-server drops these quietly',
   'session.end': 'the client disconnected (counts of messages, recipients, errors, duration)',

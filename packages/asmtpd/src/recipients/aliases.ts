@@ -208,7 +208,7 @@ export function createAliasTable(path: string | null, options: ReloadOptions = {
   return { lookup: (name) => file.current().get(name.toLowerCase()) ?? null };
 }
 
-/** A table over a map (tests, --check, one-shot tools). */
+/** A table over a map (used by the unit tests only). */
 export function aliasTableOf(map: AliasMap): AliasTable {
   return { lookup: (name) => map.get(name.toLowerCase()) ?? null };
 }

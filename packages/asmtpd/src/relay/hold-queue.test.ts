@@ -5,7 +5,7 @@ import { mkdir, readdir, readFile, rmdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { reply } from '../reply/reply.js';
 import { listHeld, maildirName, readHeld, writeHeld } from './hold-queue.js';
-import { makeTempDir, writeMessage } from './test-helpers.js';
+import { makeTempDir, writeMessage } from '../testing/relay.js';
 
 test('hold queue: Maildir name is time.M<usec>P<pid>Q<n>.<host>, unique, with / and : escaped', () => {
   const a = maildirName('mx.example.org');

@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRelay } from './index.js';
 import { readHeld } from './hold-queue.js';
-import { captureLogger, closedPort, makeTempDir, smtpError, startDownstream, testConfig, writeMessage } from './test-helpers.js';
+import { captureLogger, closedPort, makeTempDir, smtpError, startDownstream, testConfig, writeMessage } from '../testing/relay.js';
 import { nullLogger } from '../log/logger.js';
 
 test('createRelay: no RelayHost, no Sendmail → the hold queue; accepted with held path; queue.held + relay.done', async () => {

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { nullLogger } from '../log/logger.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import { replyForLog } from './relay-replies.js';
-import { makeTempDir, smtpError, startDownstream, writeMessage } from './test-helpers.js';
+import { makeTempDir, smtpError, startDownstream, writeMessage } from '../testing/relay.js';
 
 const log = nullLogger();
 

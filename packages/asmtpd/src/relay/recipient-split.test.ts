@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { reply } from '../reply/reply.js';
 import { listHeld } from './hold-queue.js';
 import { withRecipientSplit } from './recipient-split.js';
-import { captureLogger, makeTempDir, writeMessage } from './test-helpers.js';
+import { captureLogger, makeTempDir, writeMessage } from '../testing/relay.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 
 /** A relay (a fake: the unit under test is the wrapper) answering the message with `first`, anything else (the DSN) with 250. */

@@ -4,7 +4,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { nullLogger } from '../log/logger.js';
 import { createSendmailRelay, sendmailArgv } from './sendmail-relay.js';
-import { makeTempDir, writeMessage } from './test-helpers.js';
+import { makeTempDir, writeMessage } from '../testing/relay.js';
 import { detailOf } from './relay-replies.js';
 import type { DeliveryResult } from './types.js';
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { nullLogger } from '../log/logger.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import { detailOf } from './relay-replies.js';
-import { captureLogger, closedPort, makeTempDir, smtpError, startDownstream, writeMessage, type FakeDownstream } from './test-helpers.js';
+import { captureLogger, closedPort, makeTempDir, smtpError, startDownstream, writeMessage, type FakeDownstream } from '../testing/relay.js';
 import type { DeliveryResult, Relay } from './types.js';
 
 const log = nullLogger();

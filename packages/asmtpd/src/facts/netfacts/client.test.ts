@@ -10,7 +10,7 @@ import { loadSynFpDb, openNetFacts, startNetFacts, synFact, type NetFactsClient 
 import { CAP_NET_RAW, hasCapability } from './capability.js';
 import { parsePfos } from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
-import { captureLogger, testConfig } from '../../relay/test-helpers.js';
+import { captureLogger, testConfig } from '../../testing/relay.js';
 import type { Account } from '../../recipients/accounts.js';
 
 const SYN: SynInfo = {

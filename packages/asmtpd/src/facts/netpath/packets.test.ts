@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildEchoRequest, internetChecksum, normalizeTarget, parseReply } from './packets.js';
-import { echoReply, icmpError, ipv4 } from './fixtures.js';
+import { echoReply, icmpError, ipv4 } from '../../testing/netpath.js';
 
 test('echo requests: type, id, seq, payload; IPv4 checksum valid and the same for every seq of a trace', () => {
   const sums = new Set<number>();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { TraceError, traceRouteDetail, type TraceResult } from './trace.js';
-import { echoReply, fakeNetwork, icmpError, type Topology } from './fixtures.js';
+import { echoReply, fakeNetwork, icmpError, type Topology } from '../../testing/netpath.js';
 import { buildEchoRequest } from './packets.js';
 
 const route = (r: TraceResult): [number, string[], boolean] => [r.hops, r.path, r.reached];

@@ -1,5 +1,5 @@
 /*
- * test-support — temporary Unix users and homes for the runner's tests (root only).
+ * testing/users — temporary Unix users and homes for the runner's tests (root only).
  *
  * PUBLIC
  *   createTempUser() → TempUser   a user with its own group plus one supplementary group, and a

@@ -1,5 +1,5 @@
 /**
- * facts/bounce-probe-fixtures — probe targets and DNS for bounce-probe.test.ts (not used by the daemon).
+ * testing/bounce-probe — probe targets and DNS for facts/bounce-probe.test.ts (tests only: not shipped).
  *
  *   startTarget(ip, behaviour, port?)   a real smtp-server (STARTTLS offered, its built-in certificate) on
  *                                       ip:port (default 25) counting TCP connections and recording HELO,
@@ -11,7 +11,7 @@
  */
 import net from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerSession } from 'smtp-server';
-import type { ProbeResolver } from './bounce-types.js';
+import type { ProbeResolver } from '../facts/bounce-types.js';
 
 export interface TargetBehaviour {
   /** refuse the connection with this reply (code, text) instead of greeting */

@@ -1,5 +1,5 @@
 /**
- * netpath/fixtures — packets and a simulated network for the netpath unit tests (not used by the daemon).
+ * testing/netpath — packets and a simulated network for the netpath unit tests (tests only: not shipped).
  *
  *   ipv4(src, dst, proto, payload, ttl?) -> Buffer     an IPv4 packet (20-byte header)
  *   echoReply(family, request, from) -> packet as the raw socket delivers it
@@ -9,9 +9,9 @@
  *   fakeNetwork(topology) -> ProbeNetwork & {sent, opened}   answers each probe as the topology says,
  *     through real packets and parseReply
  */
-import { buildEchoRequest, parseReply, type Family, type IcmpReply, type ProbeIds } from './packets.js';
-import type { ProbeNetwork, ProbeSession } from './raw-icmp.js';
-import { internetChecksum } from './packets.js';
+import { buildEchoRequest, parseReply, type Family, type IcmpReply, type ProbeIds } from '../facts/netpath/packets.js';
+import type { ProbeNetwork, ProbeSession } from '../facts/netpath/raw-icmp.js';
+import { internetChecksum } from '../facts/netpath/packets.js';
 
 function ipv4Bytes(a: string): number[] {
   return a.split('.').map(Number);

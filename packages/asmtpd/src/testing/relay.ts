@@ -1,5 +1,6 @@
 /**
- * relay/test-helpers — fixtures for the relay tests (not used by the daemon).
+ * testing/relay — fixtures for the relay tests, and the Logger and Config other unit tests share
+ * (tests only: not shipped).
  *
  * startDownstream(options)   a real smtp-server (SMTP or LMTP) on 127.0.0.1 port 0 (or a unix socket)
  *                            recording connections and received messages byte for byte
@@ -17,7 +18,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMT
 import type { Config } from '../config/types.js';
 import type { Level, Logger } from '../log/logger.js';
 import type { LogEvent } from '../log/events.js';
-import type { OutgoingMessage } from './types.js';
+import type { OutgoingMessage } from '../relay/types.js';
 
 export interface ReceivedMessage {
   from: string;
