@@ -44,12 +44,6 @@ export function plainReply(r: Reply): Reply {
   return { code: r.code, enhanced: r.enhanced, text: r.text };
 }
 
-export function isPermanent(r: Reply): boolean {
-  return r.code >= 500;
-}
-export function isTemporary(r: Reply): boolean {
-  return r.code >= 400 && r.code < 500;
-}
 
 /**
  * Parse a downstream reply such as "550 5.1.1 <x@y>: unknown user" or "554 no" into a Reply,
