@@ -87,9 +87,12 @@ const WARMUP = Number(opt('warmup', 1000));
 const TTL = Number(opt('ttl', 300));
 /** --nofacts-build DIR: a built checkout of the last commit before client facts (302b9ae) */
 const NOFACTS_BUILD = opt('nofacts-build', '');
+/** --before-build DIR: another built checkout, run exactly as the `asmtpd` target (a before/after of a change) */
+const BEFORE_BUILD = opt('before-build', '');
 const VARIANTS = {
   ...(NOFACTS_BUILD ? { 'asmtpd-nofacts': { resolver: 'none', zone: null, build: NOFACTS_BUILD } } : {}),
   asmtpd: { resolver: 'tangerine', zone: 'empty' },
+  ...(BEFORE_BUILD ? { 'asmtpd-before': { resolver: 'tangerine', zone: 'empty', build: BEFORE_BUILD } } : {}),
   'asmtpd-cached': { resolver: 'tangerine', zone: 'cached', ttl: TTL },
   'asmtpd-facts': { resolver: 'tangerine', zone: 'facts', ttl: TTL },
   'asmtpd-facts-ttl0': { resolver: 'tangerine', zone: 'facts', ttl: 0 },
@@ -795,7 +798,20 @@ for (const mode of MODES) {
     `Ratios (${mode}): asmtpd/postfix accepted ${ratio(a, p, 'acceptPerSec')}, delivered ${ratio(a, p, 'deliveredPerSec')}, p99 latency ${ratio(a, p, 'p99')} (lower is better); asmtpd/sink ${ratio(a, s, 'acceptPerSec')}; postfix/sink accepted ${ratio(p, s, 'acceptPerSec')}, delivered ${ratio(p, s, 'deliveredPerSec')}`,
   );
 }
-const factTargets = TARGETS.filter((t) => VARIANTS[t]);
+if (BEFORE_BUILD) {
+  lines.push('');
+  for (const mode of MODES) {
+    const a = get('asmtpd', mode);
+    const b = get('asmtpd-before', mode);
+    if (!a || !b) continue;
+    const each = results.filter((r) => r.mode === mode && r.target === 'asmtpd').map((r) => {
+      const x = results.find((y) => y.round === r.round && y.mode === mode && y.target === 'asmtpd-before');
+      return x ? `${f2(r.acceptPerSec / x.acceptPerSec)} (CPU ${f2(r.serverCpuMsPerMsg / x.serverCpuMsPerMsg)})` : '-';
+    });
+    lines.push(`Before/after (${mode}): asmtpd (this checkout) / asmtpd-before (${BEFORE_BUILD}): accepted msg/s ${f2(a.acceptPerSec / b.acceptPerSec)}, server CPU per message ${f2(a.serverCpuMsPerMsg / b.serverCpuMsPerMsg)} (medians); each round: ${each.join(', ')}`);
+  }
+}
+const factTargets = TARGETS.filter((t) => VARIANTS[t] && t !== 'asmtpd-before');
 if (factTargets.length) {
   lines.push('');
   lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); "vs NX" / "vs cached" = accepted msg/s over that of the same resolver's no-records target (asmtpd, asmtpd-sys: every lookup NXDOMAIN, no RBL) / cached target (asmtpd-cached, asmtpd-sys-cached: PTR, A and SPF records with TTL ${TTL} s, no RBL) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time, ${BANNER_GAP} ms apart); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
