@@ -14,12 +14,18 @@
  * tempfail. `signal` aborts the conversation (socket destroyed).
  *
  * nodemailer (10.x) has no public call for MAIL/RCPT without DATA (send() always goes on to DATA),
- * so the commands go through the same internals its own reset() and quit() use: `_sendCommand`
- * writes a command line and `_responseActions` queues the handler of its reply; `_supportedExtensions`
- * tells whether SMTPUTF8 was announced. The tests cover them (bounce-probe.test.ts).
+ * so the commands go through the primitive its own reset() and quit() use (sendCommandLine), and
+ * announcedExtensions tells whether SMTPUTF8 was announced: both from smtp-client/nodemailer-internals.ts,
+ * the one module that reaches into nodemailer. The tests cover them (bounce-probe.test.ts).
  */
 import net from 'node:net';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import {
+  announcedExtensions,
+  createNodemailerConnection,
+  sendCommandLine,
+  type NodemailerConnection,
+  type NodemailerFailure,
+} from '../smtp-client/nodemailer-internals.js';
 import { accepted, isPlainAddress, refused, tempfail, type ProbeOutcome } from './bounce-types.js';
 import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
@@ -43,26 +49,11 @@ export interface SessionOptions {
 
 export type SessionResult = { kind: 'answered'; outcome: ProbeOutcome } | { kind: 'unreachable'; reply: string };
 
-interface NodemailerFailure {
-  message: string;
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  command?: string;
-}
-
-/** nodemailer 10.x internals used here (see header). */
-interface NodemailerInternals {
-  _sendCommand(str: string): void;
-  _responseActions: ((str: string) => void)[];
-  _supportedExtensions: string[];
-}
-
 export async function probeAddress(target: ProbeTarget, o: SessionOptions): Promise<SessionResult> {
   const where = `${target.host} [${target.ip}]`;
   const socket = await connectSocket(target.ip, o.port, o.connectTimeoutMs, o.signal);
   if (typeof socket === 'string') return { kind: 'unreachable', reply: ANSWER_TEXTS.probeNoAnswer(where, socket) };
-  const smtp = new SMTPConnection({
+  const smtp = createNodemailerConnection({
     connection: socket,
     host: target.ip,
     port: o.port,
@@ -143,7 +134,7 @@ class Session {
   private readonly onAbort = (): void => this.smtp.close();
 
   constructor(
-    private readonly smtp: SMTPConnection,
+    private readonly smtp: NodemailerConnection,
     private readonly signal: AbortSignal,
   ) {
     // an 'error' without a listener would throw; errors after QUIT are of no interest
@@ -164,7 +155,7 @@ class Session {
   }
 
   supports(keyword: string): boolean {
-    return this.internals()._supportedExtensions.includes(keyword);
+    return announcedExtensions(this.smtp).includes(keyword);
   }
 
   /** send one command; resolves with its reply, rejects when the connection breaks first */
@@ -172,11 +163,10 @@ class Session {
     if (this.broken) return Promise.reject(this.broken);
     return new Promise((resolve, reject) => {
       this.pending = reject;
-      this.internals()._responseActions.push((reply: string) => {
+      sendCommandLine(this.smtp, line, (reply: string) => {
         this.pending = null;
         resolve(reply);
       });
-      this.internals()._sendCommand(line);
     });
   }
 
@@ -196,10 +186,6 @@ class Session {
     const pending = this.pending;
     this.pending = null;
     pending?.(err);
-  }
-
-  private internals(): NodemailerInternals {
-    return this.smtp as unknown as NodemailerInternals;
   }
 }
 

@@ -1,6 +1,6 @@
 /**
- * relay/downstream-connection — one SMTP or LMTP client session to the downstream MTA.
- * The only importer of nodemailer in asmtpd.
+ * relay/downstream-connection — one SMTP or LMTP client session to the downstream MTA, on
+ * nodemailer's SMTP client (through smtp-client/nodemailer-internals.ts, the only importer of nodemailer).
  *
  * Public:
  *   openDownstream(options)        connect (TCP host:port or a unix socket), read the greeting, EHLO/LHLO
@@ -11,7 +11,7 @@
  *                                  the same one step at a time (relay/proxy-transaction.ts)
  *   DownstreamConnection.reset() / quit() / destroy() / supports(ext) / sizeLimit / alive / messagesSent
  *   DownstreamFailure              what went wrong, classified for the relay (unreachable, timeout, lost,
- *                                  reply, recipients-refused, …)
+ *                                  reply, recipients-refused, …; defined in downstream-failures.ts)
  *
  * RFCs: 5321 (SMTP), 2033 (LMTP: one reply per accepted recipient after the data), 2920 (PIPELINING,
  * nodemailer uses it when offered), 6152 (BODY=8BITMIME), 6531 (SMTPUTF8), 1870 (SIZE).
@@ -25,23 +25,35 @@
  *   `decide` sees which recipients the downstream accepted and refused and may abort; aborting
  *   destroys the connection in the DATA phase, which makes the downstream discard the transaction
  *   (RFC 5321 §3.3: no final "." was sent).
- * - nodemailer internals used (nodemailer 10.x, covered by the tests): `_envelope` (accepted /
- *   rejectedErrors so far), `_supportedExtensions` (EHLO keywords), `_maxAllowedSize` (its SIZE)
- *   and `_sendCommand` (wrapped to add the SMTPUTF8 parameter when the client used it but the
- *   addresses are ASCII: nodemailer only adds it for non-ASCII addresses, and RFC 6531 headers
- *   need it too).
+ * - What nodemailer does not offer publicly comes from smtp-client/nodemailer-internals.ts: the EHLO
+ *   keywords and SIZE it recorded, the recipients accepted and refused so far, and its command
+ *   lines rewritten to add the SMTPUTF8 parameter when the client used it but the addresses are
+ *   ASCII (nodemailer only adds it for non-ASCII addresses, and RFC 6531 headers need it too).
  * - The step-by-step transaction of the before-queue proxy (command(), data()): nodemailer's
  *   send() needs every recipient up front, so one command at a time goes through its command
- *   primitive (`_sendCommand` + `_responseActions`, which keep its reply parsing and timeouts),
- *   and the data through `_createSendStream` (its dot-stuffing and final dot; the LMTP replies
- *   matched to the recipients through `_envelope`). data() asks `beforeDot` after the last body
- *   byte: false drops the connection before the final dot.
+ *   primitive (sendCommandLine: its reply parsing and timeouts), and the data through its data
+ *   stream (openDataStream: its dot-stuffing and final dot; the LMTP replies matched to the
+ *   recipients of setDataEnvelope). data() asks `beforeDot` after the last body byte: false
+ *   drops the connection before the final dot.
  * - nodemailer dot-stuffs outward and ends the data with CRLF.CRLF; the body must already be CRLF.
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { classifySendError, classifySetupError, connectionReason, refusedFrom, type NodemailerFailure } from './downstream-failures.js';
+import { classifySendError, classifySetupError, connectionReason, refusedFrom, type DownstreamFailure, type RefusedRecipient } from './downstream-failures.js';
+import {
+  announcedExtensions,
+  announcedSizeLimit,
+  createNodemailerConnection,
+  envelopeSoFar,
+  openDataStream,
+  rewriteCommandLines,
+  sendCommandLine,
+  setDataEnvelope,
+  type NodemailerConnection,
+  type NodemailerFailure,
+} from '../smtp-client/nodemailer-internals.js';
+
+export type { DownstreamFailure, RefusedRecipient };
 
 /** thrown by the body when `beforeDot` refuses: the connection is dropped before the final dot */
 class AbortBeforeDot extends Error {}
@@ -56,30 +68,6 @@ export interface DownstreamOptions {
   /** connect, greeting, each reply (socket inactivity) */
   timeoutMs: number;
 }
-
-export interface RefusedRecipient {
-  to: string;
-  /** the downstream's reply line, e.g. "550 5.1.1 unknown user" */
-  response: string;
-}
-
-export type DownstreamFailure =
-  /** could not connect, or the session broke before it was set up */
-  | { kind: 'unreachable'; reason: string }
-  /** the downstream did not answer within timeoutMs */
-  | { kind: 'timeout'; stage: string }
-  /** the established connection broke (reset, closed, protocol garbage) */
-  | { kind: 'lost'; reason: string }
-  /** the greeting or EHLO/LHLO was answered with an error */
-  | { kind: 'session-refused'; response: string }
-  /** MAIL, RCPT (LMTP/pipelining corner cases), DATA or end of data answered with an error */
-  | { kind: 'reply'; command: string; response: string }
-  /** every RCPT was refused */
-  | { kind: 'recipients-refused'; refused: RefusedRecipient[] }
-  /** bigger than the SIZE the downstream announced */
-  | { kind: 'too-big' }
-  /** reading the spooled message failed */
-  | { kind: 'spool'; reason: string };
 
 export type SendOutcome =
   /** end of data answered 2xx (SMTP), or every LMTP reply is in: `refused` holds the LMTP failures */
@@ -97,16 +85,6 @@ export interface DownstreamEnvelope {
   smtputf8: boolean;
 }
 
-
-/** nodemailer 10.x internals this module relies on (see header). */
-interface NodemailerInternals {
-  _envelope: false | { accepted?: string[]; rejected?: string[]; rejectedErrors?: NodemailerFailure[] };
-  _supportedExtensions: string[];
-  _maxAllowedSize: number;
-  _responseActions: ((line: string) => void)[];
-  _sendCommand(str: string, logStr?: string): void;
-  _createSendStream(callback: (err: NodemailerFailure | null, line?: string) => void): NodeJS.WritableStream;
-}
 
 /** A reply to one step of a step-by-step transaction, or why there was none. */
 export type StepResult = { kind: 'reply'; line: string } | { kind: 'failed'; failure: DownstreamFailure };
@@ -128,7 +106,7 @@ export async function openDownstream(options: DownstreamOptions): Promise<OpenRe
   const socket = await connectSocket(options.endpoint, options.timeoutMs);
   if ('failure' in socket) return { kind: 'failed', failure: socket.failure };
   const endpoint = options.endpoint;
-  const smtp = new SMTPConnection({
+  const smtp = createNodemailerConnection({
     connection: socket.socket,
     host: endpoint.kind === 'tcp' ? endpoint.host : 'localhost',
     port: endpoint.kind === 'tcp' ? endpoint.port : 0,
@@ -190,13 +168,10 @@ export class DownstreamConnection {
   /** pending step-by-step commands, told when the connection breaks */
   private readonly onBroken = new Set<(failure: DownstreamFailure) => void>();
 
-  constructor(private readonly smtp: SMTPConnection) {
-    const internals = smtp as unknown as NodemailerInternals;
-    const sendCommand = internals._sendCommand.bind(smtp);
-    internals._sendCommand = (str: string, logStr?: string) => {
-      if (this.forceSmtpUtf8 && str.startsWith('MAIL FROM:') && !/ SMTPUTF8(\s|$)/.test(str)) str += ' SMTPUTF8';
-      sendCommand(str, logStr);
-    };
+  constructor(private readonly smtp: NodemailerConnection) {
+    rewriteCommandLines(smtp, (str) =>
+      this.forceSmtpUtf8 && str.startsWith('MAIL FROM:') && !/ SMTPUTF8(\s|$)/.test(str) ? str + ' SMTPUTF8' : str,
+    );
     // an 'error' without a listener would throw; errors in a transaction reach send()'s callback too
     smtp.on('error', (err: NodemailerFailure) => {
       this.dead = true;
@@ -218,7 +193,7 @@ export class DownstreamConnection {
 
   /** EHLO keyword support as nodemailer recorded it (SMTPUTF8, 8BITMIME, PIPELINING, SIZE, DSN) */
   supports(keyword: string): boolean {
-    return (this.smtp as unknown as NodemailerInternals)._supportedExtensions.includes(keyword);
+    return announcedExtensions(this.smtp).includes(keyword);
   }
 
   /**
@@ -249,8 +224,8 @@ export class DownstreamConnection {
         resolve(outcome);
       };
       const view = (): { accepted: string[]; refused: RefusedRecipient[] } => {
-        const env = (this.smtp as unknown as NodemailerInternals)._envelope;
-        return { accepted: [...(env ? env.accepted ?? [] : [])], refused: (env ? env.rejectedErrors ?? [] : []).map(refusedFrom) };
+        const env = envelopeSoFar(this.smtp);
+        return { accepted: env.accepted, refused: env.rejectedErrors.map(refusedFrom) };
       };
       const connection = this;
       const stream = Readable.from(
@@ -283,18 +258,17 @@ export class DownstreamConnection {
 
   /** The SIZE limit the downstream announced (0: none or not announced). */
   get sizeLimit(): number {
-    return (this.smtp as unknown as NodemailerInternals)._maxAllowedSize || 0;
+    return announcedSizeLimit(this.smtp);
   }
 
   /**
    * Step-by-step transaction (the before-queue proxy, relay/proxy-transaction.ts): one command
    * and its reply. nodemailer has no public API for a transaction whose recipients arrive one by
-   * one, so this uses its command primitive (_sendCommand + _responseActions: reply parsing,
-   * multi-line replies, timeouts stay nodemailer's). A broken connection resolves as `failed`.
+   * one, so this uses its command primitive (sendCommandLine: reply parsing, multi-line replies,
+   * timeouts stay nodemailer's). A broken connection resolves as `failed`.
    */
   command(line: string): Promise<StepResult> {
     if (!this.alive) return Promise.resolve({ kind: 'failed', failure: { kind: 'lost', reason: 'connection already closed' } });
-    const internals = this.smtp as unknown as NodemailerInternals;
     return new Promise<StepResult>((resolve) => {
       let done = false;
       const finish = (r: StepResult): void => {
@@ -305,8 +279,7 @@ export class DownstreamConnection {
       };
       const broken = (failure: DownstreamFailure): void => finish({ kind: 'failed', failure });
       this.onBroken.add(broken);
-      internals._responseActions.push((reply) => finish({ kind: 'reply', line: reply }));
-      internals._sendCommand(line);
+      sendCommandLine(this.smtp, line, (reply) => finish({ kind: 'reply', line: reply }));
     });
   }
 
@@ -325,7 +298,6 @@ export class DownstreamConnection {
   }
 
   private streamBody(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
-    const internals = this.smtp as unknown as NodemailerInternals;
     return new Promise<DataOutcome>((resolve) => {
       let settled = false;
       let dotSent = false;
@@ -343,15 +315,14 @@ export class DownstreamConnection {
       const broken = (failure: DownstreamFailure): void => settle({ kind: 'failed', failure, bodyStarted: true, dotSent });
       this.onBroken.add(broken);
       // the LMTP replies are matched to the accepted recipients through nodemailer's envelope
-      internals._envelope = { accepted: [...accepted], rejected: [], rejectedErrors: [] };
-      const sink = internals._createSendStream((err, line) => {
+      setDataEnvelope(this.smtp, accepted);
+      const sink = openDataStream(this.smtp, (err, line) => {
         if (err) {
           if (err.response && /^[45]\d\d/.test(err.response)) return settle({ kind: 'replied', line: err.response, refused: [] });
           return settle({ kind: 'failed', failure: classifySendError(err), bodyStarted: true, dotSent });
         }
         this.messagesSent++;
-        const env = internals._envelope;
-        const refused = (env ? env.rejectedErrors ?? [] : []).map(refusedFrom);
+        const refused = envelopeSoFar(this.smtp).rejectedErrors.map(refusedFrom);
         settle({ kind: 'replied', line: line ?? '', refused });
       });
       const source = Readable.from(

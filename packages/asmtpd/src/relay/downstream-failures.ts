@@ -1,26 +1,41 @@
 /**
- * relay/downstream-failures — what nodemailer's errors mean for the relay: each becomes a
- * DownstreamFailure (downstream-connection.ts), a refused recipient becomes a RefusedRecipient.
+ * relay/downstream-failures — what can go wrong with a downstream session (DownstreamFailure,
+ * RefusedRecipient), and what nodemailer's errors mean for the relay: each becomes a
+ * DownstreamFailure, a refused recipient becomes a RefusedRecipient.
  *
  *   classifySetupError(err)  greeting/EHLO failures: timeout, session-refused, unreachable
  *   classifySendError(err)   transaction failures: timeout, spool, recipients-refused, too-big, reply, lost
  *   connectionReason(err)    a short reason for a broken connection (the errno, or a phrase)
  *   refusedFrom(err)         { to, response } of a refused recipient
+ *
+ * The types live here, not in downstream-connection.ts (which re-exports them), so that the
+ * two modules do not import each other.
  */
-import type { DownstreamFailure, RefusedRecipient } from './downstream-connection.js';
+import type { NodemailerFailure } from '../smtp-client/nodemailer-internals.js';
 
-/** What nodemailer's errors carry (see _formatError in nodemailer/lib/smtp-connection). */
-export interface NodemailerFailure {
-  message: string;
-  code?: string;
-  originalCode?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  timeoutType?: string;
-  rejectedErrors?: NodemailerFailure[];
+export interface RefusedRecipient {
+  to: string;
+  /** the downstream's reply line, e.g. "550 5.1.1 unknown user" */
+  response: string;
 }
+
+export type DownstreamFailure =
+  /** could not connect, or the session broke before it was set up */
+  | { kind: 'unreachable'; reason: string }
+  /** the downstream did not answer within timeoutMs */
+  | { kind: 'timeout'; stage: string }
+  /** the established connection broke (reset, closed, protocol garbage) */
+  | { kind: 'lost'; reason: string }
+  /** the greeting or EHLO/LHLO was answered with an error */
+  | { kind: 'session-refused'; response: string }
+  /** MAIL, RCPT (LMTP/pipelining corner cases), DATA or end of data answered with an error */
+  | { kind: 'reply'; command: string; response: string }
+  /** every RCPT was refused */
+  | { kind: 'recipients-refused'; refused: RefusedRecipient[] }
+  /** bigger than the SIZE the downstream announced */
+  | { kind: 'too-big' }
+  /** reading the spooled message failed */
+  | { kind: 'spool'; reason: string };
 
 export function classifySetupError(err: NodemailerFailure): DownstreamFailure {
   if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };

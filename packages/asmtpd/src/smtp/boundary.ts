@@ -1,8 +1,21 @@
 /**
- * boundary.ts — where smtp-server 3.21 (pinned) is adapted to asmtpd's rules. Applied once.
+ * boundary.ts — where smtp-server 3.21 (pinned) is adapted to asmtpd's rules: the only module
+ * that overrides or reads smtp-server's private members.
  *
- * smtp-server does the protocol; these small overrides of its connection class fix what a
- * port-25 filter needs and the library does not offer as options:
+ *   createBoundaryServer(options, hooks) -> SMTPServer   a server whose connections carry the
+ *                                                         overrides below and report to `hooks`
+ *   sendReply(conn, reply)                               a Reply value on a raw connection
+ *   BoundaryServer, BoundaryConnection                   exported for the tripwire test only
+ *
+ * Per instance, never process-wide: BoundaryServer (a subclass of SMTPServer) replaces connect(),
+ * the one place the library constructs a connection, to construct a BoundaryConnection (a
+ * subclass of SMTPConnection) instead. The library's own classes are left as they are: another
+ * SMTPServer in the same process (a test's downstream) keeps the library's behaviour, and each
+ * server's connections report to the hooks that server was created with. This module keeps no
+ * state of its own; what a connection needs (its AbuseDetector, a held line) is on the connection.
+ *
+ * smtp-server does the protocol; these small overrides fix what a port-25 filter needs and the
+ * library does not offer as options (each override names the option that would replace it):
  *  - send(): a reply text that starts with its own enhanced status ("5.7.1 relaying denied", the
  *    form ReplyAsError produces) is sent with that status instead of the library's per-code guess
  *    (which labels every 550 as 5.1.1). Every reply passes through hooks.onReply (MaxErrors,
@@ -22,16 +35,21 @@
  *    header lines that follow it, so MaxErrors (front-end.ts) closes a proxied request with 421,
  *    and a client that goes on with SMTP reaches a policy that sees CLIENT_POST (the library's
  *    own HTTP check, a 421, is not reached for such a line); hooks.onCommand sees each command.
- *  - _createParser(): each command parser (one per connection, a new one after STARTTLS) reports
- *    the bytes it is given, before it reads them, and the end of each message, to the connection's
- *    AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send() reports replies.
- *    Detected abuse goes to hooks.onAbuse, once per kind. The parser's end (the server runs with
- *    allowHalfOpen, so a client's half-close ends the input but not the connection) goes to
- *    hooks.onInputEnd once everything the client sent was answered.
+ *  - _createParser(): each command parser (the constructor's, and a new one after STARTTLS)
+ *    reports the bytes it is given, before it reads them, and the end of each message, to the
+ *    connection's AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send()
+ *    reports replies. Detected abuse goes to hooks.onAbuse, once per kind. The parser's end (the
+ *    server runs with allowHalfOpen, so a client's half-close ends the input but not the
+ *    connection) goes to hooks.onInputEnd once everything the client sent was answered.
  * The hooks receive the connection id, which is smtp-server's session.id.
+ *
+ * The tripwire (boundary.test.ts) holds a hash of the source of every library method overridden
+ * or relied on here, and checks each private member used: an upgrade that changes one fails it.
  */
 import { Socket } from 'node:net';
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parsePathCommand } from './path.js';
 import { REPLIES } from '../reply/catalogue.js';
 import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
@@ -46,7 +64,7 @@ export interface BoundaryHooks {
   onInputEnd(connId: string, inData: boolean): void;
   /** after a reply line was written (code, full text as sent) */
   onReply(connId: string, code: number, line: string): void;
-  /** before a command is handled; return false to swallow it (a reply was already sent) */
+  /** each command line, before it is checked and handled */
   onCommand(connId: string, line: Buffer): void;
   /**
    * The reply to use instead of smtp-server's fixed "Accepted" after MAIL or RCPT succeeded
@@ -69,74 +87,68 @@ export interface SmtpConnectionHandle {
 /** Longest command line we accept, excluding CRLF (RFC 5321 §4.5.3.1.4: 512 with CRLF). */
 export const MAX_COMMAND_OCTETS = 510;
 
-// smtp-server's private members we rely on (pinned version; tests cover each override).
-interface ParserInternals {
-  _dataMode: boolean;
-  once(event: 'finish', listener: () => void): void;
-  isClosed: boolean;
-  write(chunk: unknown, ...rest: unknown[]): boolean;
-  _endDataMode(chunk: Buffer | false, remainder: Buffer, callback: unknown): void;
-}
-interface ConnectionInternals {
-  id: string;
-  _socket: Socket;
-  session?: { envelope?: { mailFrom?: { args?: Record<string, unknown> } | false } };
-  _server: { options: Record<string, unknown> };
-  _setListeners(cb: () => void): void;
-  connectionReady(next?: () => void): void;
-  send(code: number, data?: string | string[], context?: string | false): void;
-  _onCommand(command: Buffer, callback?: () => void): void;
-  _parseAddressCommand(name: string, command: Buffer | string): unknown;
-  _createParser(): ParserInternals;
-  _unrecognizedCommands: number;
-  _nextHandler: unknown;
-  _ready: boolean;
-  _closing: boolean;
-  _closed: boolean;
-  close(): void;
-}
-
 const ENHANCED_PREFIX = /^([245]\.\d{1,3}\.\d{1,3}) ([\s\S]*)$/;
-let installed: BoundaryHooks | null = null;
 
-const detectors = new WeakMap<ConnectionInternals, AbuseDetector>();
-function detectorOf(conn: ConnectionInternals): AbuseDetector {
-  let d = detectors.get(conn);
-  if (!d) {
-    d = new AbuseDetector((kind, detail) => installed?.onAbuse(conn.id, kind, detail));
-    detectors.set(conn, d);
-  }
-  return d;
+/** An SMTPServer whose connections are BoundaryConnections reporting to `hooks`. */
+export function createBoundaryServer(options: SMTPServerOptions, hooks: BoundaryHooks): SMTPServer {
+  return new BoundaryServer(options, hooks);
 }
-/** The line an early talker sent before the banner, held with the parser's continuation. */
-const heldLines = new WeakMap<ConnectionInternals, { command: Buffer; callback: (() => void) | undefined }>();
 
-export function installBoundary(hooks: BoundaryHooks): void {
-  installed = hooks;
-  const proto = SMTPConnection.prototype as unknown as ConnectionInternals;
-  if ((proto as unknown as { __asmtpd?: boolean }).__asmtpd) return;
-  (proto as unknown as { __asmtpd?: boolean }).__asmtpd = true;
+export class BoundaryServer extends SMTPServer {
+  constructor(options: SMTPServerOptions, readonly hooks: BoundaryHooks) {
+    super(options);
+  }
 
-  const originalSend = proto.send;
-  proto.send = function (this: ConnectionInternals, code, data, context) {
+  /**
+   * The library's connect() with BoundaryConnection in place of SMTPConnection (same steps, same
+   * order; the library's private _onError and _onClientConnect handle the events as before).
+   * Upstream: none exists; a `connectionClass` (or connection factory) option would remove it.
+   */
+  override connect(socket: Socket, socketOptions?: SMTPConnectionOptions | null): void {
+    const connection = new BoundaryConnection(this, socket, socketOptions);
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.init();
+  }
+}
+
+type ParsedAddress = ReturnType<SMTPConnection['_parseAddressCommand']>;
+
+export class BoundaryConnection extends SMTPConnection {
+  // `declare`: no field initialiser, the library's constructor already calls _createParser()
+  /** created on first use (see abuseDetector) */
+  declare abuse: AbuseDetector | undefined;
+  /** the line an early talker sent before the banner, held with the parser's continuation */
+  declare held: { command: Buffer; callback: (() => void) | undefined } | undefined;
+
+  /**
+   * The reply's own enhanced status, the success texts, the replies seen by the detector and
+   * by hooks.onReply. Upstream: none; it would take an `enhancedCode` honoured on handler errors
+   * and success texts (as MAIL parameter errors have internally) and an `onReply` event.
+   */
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
     let sent: string;
-    detectorOf(this).replied(code, Array.isArray(data) ? data : [data ?? '']);
+    abuseDetector(this).replied(code, Array.isArray(data) ? data : [data ?? '']);
     if (code === 250 && typeof context === 'string' && context.endsWith('_OK')) {
-      data = installed?.successText(this.id, context) ?? data;
+      data = hooksOf(this).successText(this.id, context) ?? data;
     }
     const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
     if (m && m[1]![0] === String(code)[0]) {
-      originalSend.call(this, code, data, false);
+      super.send(code, data, false);
       sent = `${code} ${data as string}`;
     } else {
-      originalSend.call(this, code, data, context);
+      super.send(code, data, context);
       sent = `${code} ${Array.isArray(data) ? data.join(' / ') : (data ?? '')}`;
     }
-    installed?.onReply(this.id, code, sent);
-  };
+    hooksOf(this).onReply(this.id, code, sent);
+  }
 
-
-  proto._parseAddressCommand = function (this: ConnectionInternals, name, command) {
+  /**
+   * Our RFC 5321 path parser (path.ts). Upstream: `lenientAddressParsing` only loosens the
+   * library's own parser; a `parseAddress(verb, line, session)` option would remove this.
+   */
+  override _parseAddressCommand(name: string, command: Buffer | string): ParsedAddress {
     const verb = name.trim().toUpperCase() === 'MAIL FROM' ? 'MAIL FROM' : 'RCPT TO';
     const text = command.toString();
     // bytes that are not UTF-8 would be rewritten to U+FFFD: never pass on a changed address
@@ -147,68 +159,81 @@ export function installBoundary(hooks: BoundaryHooks): void {
     const mailFrom = this.session?.envelope?.mailFrom;
     const smtputf8 = verb === 'MAIL FROM'
       ? parsed.args !== false && parsed.args.SMTPUTF8 !== undefined
-      : mailFrom !== undefined && mailFrom !== false && mailFrom.args?.SMTPUTF8 !== undefined;
+      : mailFrom !== undefined && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.SMTPUTF8 !== undefined;
     if (/[^\x00-\x7f]/.test(parsed.address) && !smtputf8) return false;
     // a parameter given twice (parsed.duplicate): smtp-server answers 501 5.5.4 itself
-    return parsed;
-  };
+    return parsed as unknown as ParsedAddress;
+  }
 
-  (proto as unknown as { init(): void }).init = function (this: ConnectionInternals) {
+  /**
+   * GreetingDelay instead of the fixed 100 ms and its 421 "You talk too soon"; replies to a
+   * half-closed client. Upstream: none; it would take a `greetingDelay` option that holds early
+   * input (no 421), and send() writing while the socket is writable rather than only 'open'.
+   */
+  override init(): void {
     replyToHalfClosed(this._socket);
-    installed?.onInit(this.id, this as unknown as SmtpConnectionHandle, this._socket);
+    hooksOf(this).onInit(this.id, this, this._socket);
     this._setListeners(() => {
-      const delay = installed?.greetingDelayMs() ?? 0;
+      const delay = hooksOf(this).greetingDelayMs();
       // after the banner: answer what an early talker sent meanwhile, in order
       const ready = (): void =>
         this.connectionReady(() => {
-          const held = heldLines.get(this);
+          const held = this.held;
           if (!held) return;
-          heldLines.delete(this);
+          this.held = undefined;
           this._onCommand(held.command, held.callback);
         });
       if (delay > 0) setTimeout(ready, delay).unref();
       else ready();
     });
-  };
+  }
 
-  const originalCreateParser = proto._createParser;
-  proto._createParser = function (this: ConnectionInternals) {
-    const parser = originalCreateParser.call(this);
+  /**
+   * Each parser reports its input, its end and each message's end. Upstream: none; it would
+   * take 'input' / 'messageEnd' / 'inputEnd' events on the connection.
+   */
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
     const conn = this;
     const write = parser.write;
-    parser.write = function (this: ParserInternals, chunk: unknown, ...rest: unknown[]) {
+    parser.write = function (this: SMTPStream, chunk: unknown, ...rest: unknown[]): boolean {
       if (Buffer.isBuffer(chunk) && !parser.isClosed && !conn._closing && !conn._closed) {
-        detectorOf(conn).input(chunk, parser._dataMode);
+        abuseDetector(conn).input(chunk, parser._dataMode);
       }
-      return write.call(this, chunk, ...rest);
-    };
+      return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+    } as SMTPStream['write'];
     // with allowHalfOpen the parser ends when the client's input does, once every command it sent
     // (and the message, if the dot came) was answered: the front end closes the connection then
-    parser.once('finish', () => installed?.onInputEnd(conn.id, parser._dataMode));
+    parser.once('finish', () => hooksOf(conn).onInputEnd(conn.id, parser._dataMode));
     const endDataMode = parser._endDataMode;
-    parser._endDataMode = function (this: ParserInternals, chunk, remainder, callback) {
-      if (!parser.isClosed) detectorOf(conn).messageEnded(remainder);
+    parser._endDataMode = function (this: SMTPStream, chunk, remainder, callback) {
+      if (!parser.isClosed) abuseDetector(conn).messageEnded(remainder);
       endDataMode.call(this, chunk, remainder, callback);
     };
     return parser;
-  };
+  }
 
-  const originalOnCommand = proto._onCommand;
-  proto._onCommand = function (this: ConnectionInternals, command, callback) {
+  /**
+   * Early talkers held, our line checks, HTTP lines as abuse, MaxErrors instead of the fixed 10
+   * unrecognized commands. Upstream: `maxCommandLength` closes the connection and the HTTP and
+   * unrecognized-command limits are fixed; an `onCommand(line, session)` option that may answer
+   * a line itself, and a `maxUnrecognizedCommands` option, would remove this.
+   */
+  override _onCommand(command: Buffer, callback?: () => void): void {
     // an early talker (GreetingDelay): hold the line, and the parser with it, until the banner
     if (!this._ready && !this._closing && !this._closed) {
-      heldLines.set(this, { command, callback });
+      this.held = { command, callback };
       return;
     }
     // asmtpd counts bad commands itself (MaxErrors); disable the library's fixed limit of 10.
     this._unrecognizedCommands = 0;
-    installed?.onCommand(this.id, command);
+    hooksOf(this).onCommand(this.id, command);
     if (this._ready) {
       const text = command.toString('latin1');
-      detectorOf(this).dispatched(this._nextHandler ? 'AUTH' : commandVerb(text));
+      abuseDetector(this).dispatched(this._nextHandler ? 'AUTH' : commandVerb(text));
       if (!this._nextHandler && isHttpRequestLine(text)) {
         // the fact first (session.post), then the 502, which counts toward MaxErrors
-        detectorOf(this).post(text);
+        abuseDetector(this).post(text);
         const r = REPLIES.httpRequest();
         this.send(r.code, `${r.enhanced} ${r.text}`);
         setImmediate(() => callback?.());
@@ -227,8 +252,18 @@ export function installBoundary(hooks: BoundaryHooks): void {
       setImmediate(() => callback?.());
       return;
     }
-    originalOnCommand.call(this, command, callback);
-  };
+    super._onCommand(command, callback);
+  }
+}
+
+/** The hooks of the server that created the connection (set before the constructor's parser). */
+function hooksOf(conn: SMTPConnection): BoundaryHooks {
+  return (conn._server as BoundaryServer).hooks;
+}
+
+function abuseDetector(conn: BoundaryConnection): AbuseDetector {
+  if (!conn.abuse) conn.abuse = new AbuseDetector((kind, detail) => hooksOf(conn).onAbuse(conn.id, kind, detail));
+  return conn.abuse;
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * front-end.ts — the SMTP listener: the only module that constructs smtp-server.
+ * front-end.ts — the SMTP listener: the only module that creates smtp-server's server (through
+ * boundary.ts, whose overrides each server and its connections carry).
  *
  *   createFrontEnd(deps) -> FrontEnd { listen(port, host), close(timeoutMs), stats() }
  *
@@ -18,7 +19,7 @@
  * --verbose: smtp-server's own logger hooks give the exact wire text (session.smtp).
  */
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { installBoundary, sendReply } from './boundary.js';
+import { createBoundaryServer, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
 import { REPLIES, ReplyAsError } from '../reply/catalogue.js';
@@ -74,7 +75,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     st.conn.close();
   };
 
-  installBoundary({
+  // the hooks of this front end's servers (boundary.ts): each server holds its own
+  const hooks: BoundaryHooks = {
     onInit(connId, conn, socket) {
       const st = table.add(connId, conn);
       st.socket = socket;
@@ -151,7 +153,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         closeWith(st, isData ? REPLIES.dataTimeout() : REPLIES.timeout()),
       );
     },
-  });
+  };
 
   const txDeps: CommandDeps = {
     runtime: deps.runtime,
@@ -163,7 +165,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
 
   const makeServer = (): SMTPServer => {
   const cfg0 = deps.runtime().config;
-  const server = new SMTPServer({
+  const server = createBoundaryServer({
     name: cfg0.hostname,
     banner: 'asmtpd',
     size: cfg0.maxMsgSizeBytes,
@@ -229,7 +231,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         s.log.info('session.end', { ip: s.client.ip, ms: Date.now() - s.startedAt, ...s.counts });
       }
     },
-  });
+  }, hooks);
   // smtp-server reports a socket error of a session here (and drops quiet ones outside a
   // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
   server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
