@@ -149,7 +149,6 @@ function recordingHooks(greetingDelayMs = 0): { hooks: BoundaryHooks; seen: Seen
       seen.ids.add(id);
       seen.commands.push(line.toString('latin1'));
     },
-    successText: () => undefined,
     greetingDelayMs: () => greetingDelayMs,
     onAbuse: (id, kind) => {
       seen.ids.add(id);

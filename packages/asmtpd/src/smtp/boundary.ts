@@ -5,6 +5,7 @@
  *   createBoundaryServer(options, hooks) -> SMTPServer   a server whose connections carry the
  *                                                         overrides below and report to `hooks`
  *   sendReply(conn, reply)                               a Reply value on a raw connection
+ *   answerSuccessWith(conn, reply)                       the 250 of the MAIL or RCPT being answered
  *   BoundaryServer, BoundaryConnection                   exported for the tripwire test only
  *
  * Per instance, never process-wide: BoundaryServer (a subclass of SMTPServer) replaces connect(),
@@ -18,8 +19,9 @@
  * library does not offer as options (each override names the option that would replace it):
  *  - send(): a reply text that starts with its own enhanced status ("5.7.1 relaying denied", the
  *    form ReplyAsError produces) is sent with that status instead of the library's per-code guess
- *    (which labels every 550 as 5.1.1). Every reply passes through hooks.onReply (MaxErrors,
- *    timers, --verbose transcript).
+ *    (which labels every 550 as 5.1.1); a MAIL or RCPT accepted gets the Reply value its handler
+ *    gave (answerSuccessWith) instead of the library's fixed "Accepted". Every reply passes
+ *    through hooks.onReply (MaxErrors, timers, --verbose transcript).
  *  - _parseAddressCommand(): our RFC 5321 path parser (path.ts) — quoted local parts with spaces,
  *    relay tricks left for the router to refuse with 550 5.7.1 instead of a 501; a duplicate
  *    parameter is reported as `duplicate`, which smtp-server answers with 501 (not "bad address").
@@ -52,6 +54,7 @@ import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { parsePathCommand } from './path.js';
 import { REPLIES } from '../reply/catalogue.js';
+import type { Reply } from '../reply/reply.js';
 import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
 
 export interface BoundaryHooks {
@@ -66,11 +69,6 @@ export interface BoundaryHooks {
   onReply(connId: string, code: number, line: string): void;
   /** each command line, before it is checked and handled */
   onCommand(connId: string, line: Buffer): void;
-  /**
-   * The reply to use instead of smtp-server's fixed "Accepted" after MAIL or RCPT succeeded
-   * (context MAIL_FROM_OK / RCPT_TO_OK / DATA_OK); "X.Y.Z text" or undefined to keep it.
-   */
-  successText(connId: string, context: string): string | undefined;
   /** the GreetingDelay for new connections, in ms */
   greetingDelayMs(): number;
   /** protocol abuse seen on a connection (abuse.ts), once per kind; may come before onConnect */
@@ -121,6 +119,8 @@ export class BoundaryConnection extends SMTPConnection {
   declare abuse: AbuseDetector | undefined;
   /** the line an early talker sent before the banner, held with the parser's continuation */
   declare held: { command: Buffer; callback: (() => void) | undefined } | undefined;
+  /** the 250 for the MAIL or RCPT being answered (answerSuccessWith), instead of the library's "Accepted" */
+  declare successReply: Reply | undefined;
 
   /**
    * The reply's own enhanced status, the success texts, the replies seen by the detector and
@@ -130,8 +130,9 @@ export class BoundaryConnection extends SMTPConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     let sent: string;
     abuseDetector(this).replied(code, Array.isArray(data) ? data : [data ?? '']);
-    if (code === 250 && typeof context === 'string' && context.endsWith('_OK')) {
-      data = hooksOf(this).successText(this.id, context) ?? data;
+    if (code === 250 && typeof context === 'string' && context.endsWith('_OK') && this.successReply) {
+      data = `${this.successReply.enhanced} ${this.successReply.text}`;
+      this.successReply = undefined;
     }
     const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
     if (m && m[1]![0] === String(code)[0]) {
@@ -281,6 +282,14 @@ function replyToHalfClosed(socket: Socket): void {
       return state === 'writeOnly' ? 'open' : state;
     },
   });
+}
+
+/**
+ * The 2xx Reply value that answers the MAIL or RCPT being handled: smtp-server's callback carries
+ * only errors, and its own success text is a fixed "Accepted".
+ */
+export function answerSuccessWith(conn: SmtpConnectionHandle, r: Reply): void {
+  if (conn instanceof BoundaryConnection) conn.successReply = r;
 }
 
 /** Send a Reply value on a raw connection (for replies outside a hook's callback). */

@@ -6,7 +6,6 @@
 import type { Socket } from 'node:net';
 import type { SmtpConnectionHandle } from './boundary.js';
 import type { Session } from './session.js';
-import type { Reply } from '../reply/reply.js';
 
 export interface ConnState {
   conn: SmtpConnectionHandle;
@@ -21,8 +20,6 @@ export interface ConnState {
   timer: NodeJS.Timeout | null;
   errors: number;
   closing: boolean;
-  /** the 250 text for the command being answered (see boundary.ts successText) */
-  pendingOk: Reply | null;
 }
 
 export class ConnectionTable {
@@ -31,7 +28,7 @@ export class ConnectionTable {
   private active = 0;
 
   add(id: string, conn: SmtpConnectionHandle): ConnState {
-    const st: ConnState = { conn, socket: null, halfClosed: false, gone: false, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false, pendingOk: null };
+    const st: ConnState = { conn, socket: null, halfClosed: false, gone: false, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false };
     this.byId.set(id, st);
     return st;
   }

@@ -4,11 +4,12 @@
  *
  *   createFrontEnd(deps) -> FrontEnd { listen(port, host), close(timeoutMs), stats() }
  *
- * Lifecycle of a connection: accept → onInit (bookkeeping) → GreetingDelay → onConnect (limits,
- * Session) → banner → commands (boundary.ts checks, MaxErrors, SMTPTimeout) → MAIL/RCPT/DATA
- * (commands/: one file per command) → onClose (one session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES,
- * and 8BITMIME, SMTPUTF8, SIZE as far as the downstream offers them (extensions.ts; DSN, STARTTLS
- * and AUTH are hidden until they are implemented).
+ * Lifecycle of a connection: accept → onInit (bookkeeping) → GreetingDelay → onConnect
+ * (commands/connect.ts: limits, Session) → banner → commands (boundary.ts checks, MaxErrors,
+ * SMTPTimeout) → HELO/EHLO, MAIL, RCPT, DATA (commands/: one file per command) → onClose (one
+ * session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES, and 8BITMIME, SMTPUTF8,
+ * SIZE as far as the downstream offers them (extensions.ts; DSN, STARTTLS and AUTH are hidden
+ * until they are implemented).
  *
  * Half-close (RFC 5321 §3.8, as Postfix and Exim do it): the server runs with allowHalfOpen, so a
  * client that shuts down its sending side after ".\r\nQUIT\r\n" (Exim) still gets the reply to its
@@ -22,10 +23,11 @@ import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { createBoundaryServer, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
-import { REPLIES, ReplyAsError } from '../reply/catalogue.js';
+import { REPLIES } from '../reply/catalogue.js';
 import type { Session } from './session.js';
 import { abortDownstream } from './downstream.js';
 import type { CommandDeps } from './commands/context.js';
+import { onConnect, type ConnectDeps } from './commands/connect.js';
 import { onMailFrom } from './commands/mail.js';
 import { onRcptTo } from './commands/rcpt.js';
 import { onData } from './commands/data.js';
@@ -108,13 +110,6 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       if (st.session) noteAbuse(st.session, kind, detail);
       else earlyAbuse.set(st, [...(earlyAbuse.get(st) ?? []), [kind, detail]]);
     },
-    successText(connId) {
-      const st = table.get(connId);
-      const r = st?.pendingOk;
-      if (!st || !r) return undefined;
-      st.pendingOk = null;
-      return `${r.enhanced} ${r.text}`;
-    },
     onCommand(connId, line) {
       const st = table.get(connId);
       if (!st) return;
@@ -163,6 +158,18 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     clearDeadline: (st) => table.clearDeadline(st),
   };
 
+  const connectDeps: ConnectDeps = {
+    runtime: deps.runtime,
+    log,
+    table,
+    shuttingDown: () => shuttingDown,
+    replayEarlyAbuse(st, s) {
+      for (const [kind, detail] of earlyAbuse.get(st) ?? []) noteAbuse(s, kind, detail);
+      earlyAbuse.delete(st);
+    },
+    onIdle: (st) => closeWith(st, REPLIES.timeout()),
+  };
+
   const makeServer = (): SMTPServer => {
   const cfg0 = deps.runtime().config;
   const server = createBoundaryServer({
@@ -183,42 +190,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     // a half-closed client still gets its replies (see the header)
     allowHalfOpen: true,
     logger: deps.verbose ? wireLogger((cid) => table.get(cid)?.session?.log ?? null) : false,
-    onConnect(session: SMTPServerSession, callback: (err?: Error | null) => void) {
-      const st = table.get(session.id);
-      const rt = deps.runtime();
-      if (!st) return callback(new ReplyAsError(REPLIES.localError()));
-      if (shuttingDown) return callback(new ReplyAsError(REPLIES.shuttingDown()));
-      const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
-      if (verdict !== 'ok') {
-        log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
-        return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
-      }
-      const sessionLog = log.child({ sid: session.id });
-      const s: Session = {
-        id: session.id,
-        client: { ip: session.remoteAddress, port: session.remotePort },
-        local: { ip: session.localAddress, port: session.localPort },
-        startedAt: Date.now(),
-        helo: null,
-        proto: null,
-        tls: null,
-        mayRelay: rt.relayNets.has(session.remoteAddress),
-        tx: null,
-        pipelining: null,
-        post: false,
-        facts: rt.facts(session.remoteAddress, sessionLog),
-        decisions: new Map(),
-        counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
-        log: sessionLog,
-      };
-      st.session = s;
-      s.facts.connected(session.remotePort);
-      s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
-      for (const [kind, detail] of earlyAbuse.get(st) ?? []) noteAbuse(s, kind, detail);
-      earlyAbuse.delete(st);
-      table.armDeadline(st, rt.config.smtpTimeoutMs, () => closeWith(st, REPLIES.timeout()));
-      callback();
-    },
+    onConnect: (session, callback) => onConnect(connectDeps, session, callback),
     onMailFrom: (address, session, callback) => onMailFrom(txDeps, address, session, callback),
     onRcptTo: (address, session, callback) => onRcptTo(txDeps, address, session, callback),
     onData: (stream, session, callback) => onData(txDeps, stream, session, callback),

@@ -10,6 +10,7 @@
  */
 import type { SMTPServerSession } from 'smtp-server';
 import type { Reply } from '../../reply/reply.js';
+import { answerSuccessWith } from '../boundary.js';
 import type { ConnState } from '../connections.js';
 import type { Session } from '../session.js';
 import type { Runtime } from '../runtime.js';
@@ -27,6 +28,6 @@ export type Callback = (err?: Error | null, message?: string) => void;
 /** Answer a command with a 2xx Reply value (smtp-server's callback only carries errors). */
 export function succeed(d: CommandDeps, session: SMTPServerSession, r: Reply, cb: Callback): void {
   const st = d.connOf(session);
-  if (st) st.pendingOk = r;
+  if (st) answerSuccessWith(st.conn, r);
   cb();
 }

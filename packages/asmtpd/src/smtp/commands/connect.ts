@@ -1,0 +1,61 @@
+/**
+ * connect.ts — a new connection, before the banner: the limits (MaxClients, MaxClientsPerIP) and
+ * shutdown are checked, the Session is made, and the connect-time facts start (reverse DNS,
+ * DNSBLs, SYN and route). A refusal is a 421 from the catalogue, logged as session.refused.
+ *
+ *   onConnect(deps, session, callback)      logs session.connect
+ */
+import type { SMTPServerSession } from 'smtp-server';
+import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
+import type { Logger } from '../../log/logger.js';
+import type { ConnectionTable, ConnState } from '../connections.js';
+import type { Session } from '../session.js';
+import type { Runtime } from '../runtime.js';
+
+export interface ConnectDeps {
+  runtime(): Runtime;
+  log: Logger;
+  table: ConnectionTable;
+  shuttingDown(): boolean;
+  /** protocol abuse seen before the Session existed (an early talker during GreetingDelay) */
+  replayEarlyAbuse(st: ConnState, s: Session): void;
+  /** SMTPTimeout passed without a command */
+  onIdle(st: ConnState): void;
+}
+
+export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: (err?: Error | null) => void): void {
+  const { table, log } = d;
+  const st = table.get(session.id);
+  const rt = d.runtime();
+  if (!st) return callback(new ReplyAsError(REPLIES.localError()));
+  if (d.shuttingDown()) return callback(new ReplyAsError(REPLIES.shuttingDown()));
+  const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+  if (verdict !== 'ok') {
+    log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
+    return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
+  }
+  const sessionLog = log.child({ sid: session.id });
+  const s: Session = {
+    id: session.id,
+    client: { ip: session.remoteAddress, port: session.remotePort },
+    local: { ip: session.localAddress, port: session.localPort },
+    startedAt: Date.now(),
+    helo: null,
+    proto: null,
+    tls: null,
+    mayRelay: rt.relayNets.has(session.remoteAddress),
+    tx: null,
+    pipelining: null,
+    post: false,
+    facts: rt.facts(session.remoteAddress, sessionLog),
+    decisions: new Map(),
+    counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
+    log: sessionLog,
+  };
+  st.session = s;
+  s.facts.connected(session.remotePort);
+  s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
+  d.replayEarlyAbuse(st, s);
+  table.armDeadline(st, rt.config.smtpTimeoutMs, () => d.onIdle(st));
+  callback();
+}
