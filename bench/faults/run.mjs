@@ -29,18 +29,30 @@ import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 
 const here = new URL('.', import.meta.url);
-const load = async (name) => import(new URL(`../../test/dist/support/${name}.js`, here).href).catch((e) => {
-  console.error(`cannot load test/dist/support/${name}.js (run pnpm build first): ${e.message}`);
-  process.exit(2);
-});
+const load = async (name) =>
+  import(new URL(`../../test/dist/support/${name}.js`, here).href).catch((e) => {
+    console.error(`cannot load test/dist/support/${name}.js (run pnpm build first): ${e.message}`);
+    process.exit(2);
+  });
 const { startDaemon } = await load('daemon');
 const { startDurableSink } = await load('faults-sink');
 const { runLoad, compare, faultMessage } = await load('faults-load');
 const { SmtpClient, dotStuff } = await load('smtp-client');
 
 const opts = {
-  phases: 'kill,hup,both,term', concurrency: 20, 'kill-messages': 5000, 'hup-messages': 2000, 'both-messages': 2000, 'term-sessions': 100,
-  'kill-up-min': 100, 'kill-up-max': 500, 'kill-down': 150, jitter: 15, 'hup-every': 100, 'hup-pause': 50, json: '',
+  phases: 'kill,hup,both,term',
+  concurrency: 20,
+  'kill-messages': 5000,
+  'hup-messages': 2000,
+  'both-messages': 2000,
+  'term-sessions': 100,
+  'kill-up-min': 100,
+  'kill-up-max': 500,
+  'kill-down': 150,
+  jitter: 15,
+  'hup-every': 100,
+  'hup-pause': 50,
+  json: '',
   'relay-connections': 0,
 };
 const argv = process.argv.slice(2);
@@ -52,7 +64,8 @@ for (let i = 0; i < argv.length; i++) {
   }
   opts[k] = typeof opts[k] === 'number' ? Number(argv[++i]) : argv[++i];
 }
-if (process.getuid?.() !== 0) console.error('note: not root — the daemon keeps the invoking user (the production split needs root)');
+if (process.getuid?.() !== 0)
+  console.error('note: not root — the daemon keeps the invoking user (the production split needs root)');
 
 const t0 = Date.now();
 const log = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
@@ -79,9 +92,16 @@ async function usageAfterIdle(pid) {
   return usage(pid);
 }
 
-const conf = (port, reloadNo = 0) => [`RelayHost 127.0.0.1:${port}`, 'RelayNet 127.0.0.1/32', 'RelayTimeout 20s',
-  'MaxClientsPerIP 1000', 'MaxClients 2000', `MaxRcpts ${100 + (reloadNo % 50)}`,
-  ...(opts['relay-connections'] > 0 ? [`RelayConnections ${opts['relay-connections']}`] : [])].join('\n');
+const conf = (port, reloadNo = 0) =>
+  [
+    `RelayHost 127.0.0.1:${port}`,
+    'RelayNet 127.0.0.1/32',
+    'RelayTimeout 20s',
+    'MaxClientsPerIP 1000',
+    'MaxClients 2000',
+    `MaxRcpts ${100 + (reloadNo % 50)}`,
+    ...(opts['relay-connections'] > 0 ? [`RelayConnections ${opts['relay-connections']}`] : []),
+  ].join('\n');
 
 function daemonChecks(phase, d) {
   check(phase, d.proc.exitCode === null, 'the daemon died');
@@ -90,9 +110,20 @@ function daemonChecks(phase, d) {
 }
 
 function summarise(phase, cmp, extra) {
-  const r = { messages: cmp.messages, acked: cmp.acked, lost: cmp.lost.length, corrupt: cmp.corrupt.length, unknown: cmp.unknown.length,
-    duplicates: cmp.duplicates, recordedNotAcked: cmp.recordedNotAcked, notDelivered: cmp.notDelivered, doubleAcked: cmp.doubleAcked,
-    attempts: cmp.attempts, deferrals: {}, ...extra };
+  const r = {
+    messages: cmp.messages,
+    acked: cmp.acked,
+    lost: cmp.lost.length,
+    corrupt: cmp.corrupt.length,
+    unknown: cmp.unknown.length,
+    duplicates: cmp.duplicates,
+    recordedNotAcked: cmp.recordedNotAcked,
+    notDelivered: cmp.notDelivered,
+    doubleAcked: cmp.doubleAcked,
+    attempts: cmp.attempts,
+    deferrals: {},
+    ...extra,
+  };
   for (const [k, v] of Object.entries(cmp.deferrals)) {
     const key = k.replace(/127\.0\.0\.1:\d+/, 'HOST');
     r.deferrals[key] = (r.deferrals[key] ?? 0) + v;
@@ -123,7 +154,13 @@ function killer(current) {
       await s.restart();
     }
   })();
-  return { stop: async () => { running = false; await done; return kills; } };
+  return {
+    stop: async () => {
+      running = false;
+      await done;
+      return kills;
+    },
+  };
 }
 
 /** rewrites the configuration and sends SIGHUP every hup-every ms; which(n) → the sink for reload n */
@@ -141,7 +178,14 @@ function hupper(d, which) {
       d.signal('SIGHUP');
     }
   })();
-  return { current: () => current, stop: async () => { running = false; await done; return n; } };
+  return {
+    current: () => current,
+    stop: async () => {
+      running = false;
+      await done;
+      return n;
+    },
+  };
 }
 
 async function phaseKill() {
@@ -153,14 +197,30 @@ async function phaseKill() {
     const k = killer(() => sink);
     let res;
     try {
-      res = await runLoad({ port: d.port, count: opts['kill-messages'], concurrency: opts.concurrency, to: 'rcpt@downstream.test', maxAttempts: 200, retryDelayMs: 100, tokenPrefix: 'K' });
+      res = await runLoad({
+        port: d.port,
+        count: opts['kill-messages'],
+        concurrency: opts.concurrency,
+        to: 'rcpt@downstream.test',
+        maxAttempts: 200,
+        retryDelayMs: 100,
+        tokenPrefix: 'K',
+      });
     } finally {
       const kills = await k.stop();
       result.killKills = kills;
     }
     if (!sink.alive) await sink.restart();
-    summarise('kill', compare(res, sink.entries()), { ms: res.ms, sessions: res.sessions, kills: result.killKills, starts: sink.starts,
-      perSecond: +(res.messages.length / (res.ms / 1000)).toFixed(1), before, after: usage(d.proc.pid), afterIdle: await usageAfterIdle(d.proc.pid) });
+    summarise('kill', compare(res, sink.entries()), {
+      ms: res.ms,
+      sessions: res.sessions,
+      kills: result.killKills,
+      starts: sink.starts,
+      perSecond: +(res.messages.length / (res.ms / 1000)).toFixed(1),
+      before,
+      after: usage(d.proc.pid),
+      afterIdle: await usageAfterIdle(d.proc.pid),
+    });
     daemonChecks('kill', d);
   } finally {
     await d.stop();
@@ -173,24 +233,51 @@ async function phaseHup() {
   const d = await startDaemon({ conf: conf(a.port) });
   try {
     const before = usage(d.proc.pid);
-    log(`hup: ${opts['hup-messages']} slow messages, concurrency ${opts.concurrency * 5}, SIGHUP every ${opts['hup-every']} ms`);
+    log(
+      `hup: ${opts['hup-messages']} slow messages, concurrency ${opts.concurrency * 5}, SIGHUP every ${opts['hup-every']} ms`,
+    );
     const h = hupper(d, (n) => (n % 2 ? b : a));
     let res;
     let reloads;
     try {
-      res = await runLoad({ port: d.port, count: opts['hup-messages'], concurrency: opts.concurrency * 5, perSession: 3, to: 'rcpt@downstream.test', maxAttempts: 1,
-        sizes: [2000, 8000, 30_000], slowBody: { chunks: 20, pauseMs: opts['hup-pause'] }, staggerMs: 20, tokenPrefix: 'H' });
+      res = await runLoad({
+        port: d.port,
+        count: opts['hup-messages'],
+        concurrency: opts.concurrency * 5,
+        perSession: 3,
+        to: 'rcpt@downstream.test',
+        maxAttempts: 1,
+        sizes: [2000, 8000, 30_000],
+        slowBody: { chunks: 20, pauseMs: opts['hup-pause'] },
+        staggerMs: 20,
+        tokenPrefix: 'H',
+      });
     } finally {
       reloads = await h.stop();
     }
-    await d.waitLog(() => d.logs.filter((l) => l.event === 'daemon.reload').length >= reloads, 10_000).catch(() => undefined);
+    await d
+      .waitLog(() => d.logs.filter((l) => l.event === 'daemon.reload').length >= reloads, 10_000)
+      .catch(() => undefined);
     const seen = d.logs.filter((l) => l.event === 'daemon.reload').length;
     check('hup', seen === reloads, `${reloads} SIGHUPs sent, ${seen} reloads logged`);
     const cmp = compare(res, [...a.entries(), ...b.entries()]);
-    check('hup', cmp.attempts['250'] === res.messages.length, `only ${cmp.attempts['250']} of ${res.messages.length} got 250 at the first attempt`);
+    check(
+      'hup',
+      cmp.attempts['250'] === res.messages.length,
+      `only ${cmp.attempts['250']} of ${res.messages.length} got 250 at the first attempt`,
+    );
     check('hup', cmp.duplicates === 0, `${cmp.duplicates} duplicates`);
     check('hup', a.entries().length > 0 && b.entries().length > 0, 'both relays used');
-    summarise('hup', cmp, { ms: res.ms, sessions: res.sessions, reloads, atA: a.entries().length, atB: b.entries().length, before, after: usage(d.proc.pid), afterIdle: await usageAfterIdle(d.proc.pid) });
+    summarise('hup', cmp, {
+      ms: res.ms,
+      sessions: res.sessions,
+      reloads,
+      atA: a.entries().length,
+      atB: b.entries().length,
+      before,
+      after: usage(d.proc.pid),
+      afterIdle: await usageAfterIdle(d.proc.pid),
+    });
     daemonChecks('hup', d);
   } finally {
     await d.stop();
@@ -200,7 +287,10 @@ async function phaseHup() {
 }
 
 async function phaseBoth() {
-  const [a, b] = await Promise.all([startDurableSink({ jitterMs: opts.jitter }), startDurableSink({ jitterMs: opts.jitter })]);
+  const [a, b] = await Promise.all([
+    startDurableSink({ jitterMs: opts.jitter }),
+    startDurableSink({ jitterMs: opts.jitter }),
+  ]);
   const d = await startDaemon({ conf: conf(a.port) });
   try {
     const before = usage(d.proc.pid);
@@ -215,13 +305,29 @@ async function phaseBoth() {
     let reloads;
     let kills;
     try {
-      res = await runLoad({ port: d.port, count: opts['both-messages'], concurrency: opts.concurrency, to: 'rcpt@downstream.test', maxAttempts: 200, retryDelayMs: 100, tokenPrefix: 'B' });
+      res = await runLoad({
+        port: d.port,
+        count: opts['both-messages'],
+        concurrency: opts.concurrency,
+        to: 'rcpt@downstream.test',
+        maxAttempts: 200,
+        retryDelayMs: 100,
+        tokenPrefix: 'B',
+      });
     } finally {
       kills = await k.stop();
       reloads = await h.stop();
     }
     for (const s of [a, b]) if (!s.alive) await s.restart();
-    summarise('both', compare(res, [...a.entries(), ...b.entries()]), { ms: res.ms, sessions: res.sessions, kills, reloads, before, after: usage(d.proc.pid), afterIdle: await usageAfterIdle(d.proc.pid) });
+    summarise('both', compare(res, [...a.entries(), ...b.entries()]), {
+      ms: res.ms,
+      sessions: res.sessions,
+      kills,
+      reloads,
+      before,
+      after: usage(d.proc.pid),
+      afterIdle: await usageAfterIdle(d.proc.pid),
+    });
     daemonChecks('both', d);
   } finally {
     await d.stop();
@@ -276,7 +382,11 @@ async function phaseTerm() {
   const once = outcomes.filter((o) => tokens.filter((t) => t === o.token).length === 1).length;
   result.phases.term = { sessions: n, replies: byReply, deliveredOnce: once, exit: code, stopMs: Date.now() - at };
   log(`term: ${JSON.stringify(result.phases.term)}`);
-  check('term', outcomes.every((o) => o.reply.startsWith('250 ')), 'not every session in DATA got 250');
+  check(
+    'term',
+    outcomes.every((o) => o.reply.startsWith('250 ')),
+    'not every session in DATA got 250',
+  );
   check('term', once === n, `${once} of ${n} delivered exactly once`);
   check('term', code === 0, `exit ${code}`);
   await d.stop();

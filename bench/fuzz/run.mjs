@@ -32,7 +32,15 @@ const fuzz = await import(new URL('../../test/dist/support/smtp-fuzz.js', here).
   process.exit(2);
 });
 
-const opts = { sessions: 100_000, seed: 20231218, concurrency: 100, warmup: 3000, 'sample-every': 10_000, 'read-timeout': 400, json: '' };
+const opts = {
+  sessions: 100_000,
+  seed: 20231218,
+  concurrency: 100,
+  warmup: 3000,
+  'sample-every': 10_000,
+  'read-timeout': 400,
+  json: '',
+};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   const k = argv[i].replace(/^--/, '');
@@ -56,22 +64,50 @@ try {
   const driver = { readTimeoutMs: opts['read-timeout'] };
   // "before": the highest of three samples during the warm-up (RSS at idle wanders by a few MiB
   // between measurements; see warmUp() in test/support/smtp-fuzz.ts and docs/reliability.md)
-  const warm = await fuzz.warmUp(target, { seed: opts.seed, sessions: opts.warmup, concurrency: opts.concurrency, driver });
+  const warm = await fuzz.warmUp(target, {
+    seed: opts.seed,
+    sessions: opts.warmup,
+    concurrency: opts.concurrency,
+    driver,
+  });
   result.warmup = warm.samples;
-  for (const w of warm.samples) log(`warm-up ${w.sessions}: RSS ${MiB(w.rss)} MiB, heap ${MiB(w.heapUsed)} of ${MiB(w.heapTotal)} MiB, fds ${w.fds}`);
+  for (const w of warm.samples)
+    log(
+      `warm-up ${w.sessions}: RSS ${MiB(w.rss)} MiB, heap ${MiB(w.heapUsed)} of ${MiB(w.heapTotal)} MiB, fds ${w.fds}`,
+    );
   const before = warm.before;
   result.before = before;
-  log(`before: RSS ${MiB(before.rss)} MiB, heap ${MiB(before.heapUsed)} of ${MiB(before.heapTotal)} MiB, external ${MiB(before.external)} MiB, fds ${before.fds}`);
+  log(
+    `before: RSS ${MiB(before.rss)} MiB, heap ${MiB(before.heapUsed)} of ${MiB(before.heapTotal)} MiB, external ${MiB(before.external)} MiB, fds ${before.fds}`,
+  );
 
-  const total = { sessions: 0, ms: 0, kinds: {}, replies: {}, transient: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], slowest: { ms: 0 } };
+  const total = {
+    sessions: 0,
+    ms: 0,
+    kinds: {},
+    replies: {},
+    transient: {},
+    closedByServer: 0,
+    gaveUp: 0,
+    connectErrors: 0,
+    suspicious: [],
+    slowest: { ms: 0 },
+  };
   const chunk = opts['sample-every'] > 0 ? opts['sample-every'] : opts.sessions;
   for (let first = 0; first < opts.sessions; first += chunk) {
     const n = Math.min(chunk, opts.sessions - first);
     const runStart = Date.now();
     const s = await fuzz.runFuzz(target, {
-      seed: opts.seed, first, sessions: n, concurrency: opts.concurrency, driver,
+      seed: opts.seed,
+      first,
+      sessions: n,
+      concurrency: opts.concurrency,
+      driver,
       progressEvery: 5000,
-      onProgress: (done, st) => log(`${first + done} sessions (${Math.round(done / ((Date.now() - runStart) / 1000))}/s), replies ${JSON.stringify(st.replies)}`),
+      onProgress: (done, st) =>
+        log(
+          `${first + done} sessions (${Math.round(done / ((Date.now() - runStart) / 1000))}/s), replies ${JSON.stringify(st.replies)}`,
+        ),
     });
     total.sessions += s.sessions;
     total.ms += s.ms;
@@ -86,7 +122,9 @@ try {
     if (first + n < opts.sessions) {
       const m = await fuzz.daemonMemory(target);
       result.samples.push({ sessions: first + n, ...m });
-      log(`sample after ${first + n}: RSS ${MiB(m.rss)} MiB (${pct(before.rss, m.rss)} %), heap ${MiB(m.heapUsed)} of ${MiB(m.heapTotal)} MiB, external ${MiB(m.external)} MiB, fds ${m.fds}`);
+      log(
+        `sample after ${first + n}: RSS ${MiB(m.rss)} MiB (${pct(before.rss, m.rss)} %), heap ${MiB(m.heapUsed)} of ${MiB(m.heapTotal)} MiB, external ${MiB(m.external)} MiB, fds ${m.fds}`,
+      );
     }
   }
   const after = await fuzz.daemonMemory(target);
@@ -97,19 +135,32 @@ try {
   const problems = fuzz.checkTarget(target);
   const tally = target.tally;
   Object.assign(result, {
-    run: total, final, problems,
+    run: total,
+    final,
+    problems,
     daemon: {
-      events: tally.events, socketResets: tally.socketErrors, downstreamMessages: tally.sinkMessages,
-      accepted: tally.acceptedTids.size, errors: [...tally.errors.keys()],
+      events: tally.events,
+      socketResets: tally.socketErrors,
+      downstreamMessages: tally.sinkMessages,
+      accepted: tally.acceptedTids.size,
+      errors: [...tally.errors.keys()],
     },
     rssGrowthPercent: Number(pct(before.rss, after.rss)),
   });
-  log(`done: ${total.sessions} sessions in ${(total.ms / 1000).toFixed(0)} s (${Math.round(total.sessions / (total.ms / 1000))}/s)`);
+  log(
+    `done: ${total.sessions} sessions in ${(total.ms / 1000).toFixed(0)} s (${Math.round(total.sessions / (total.ms / 1000))}/s)`,
+  );
   log(`kinds ${JSON.stringify(total.kinds)}`);
-  log(`replies ${JSON.stringify(total.replies)}; closed by the daemon ${total.closedByServer}; driver gave up ${total.gaveUp}; connect errors ${total.connectErrors}; slowest ${JSON.stringify(total.slowest)}`);
+  log(
+    `replies ${JSON.stringify(total.replies)}; closed by the daemon ${total.closedByServer}; driver gave up ${total.gaveUp}; connect errors ${total.connectErrors}; slowest ${JSON.stringify(total.slowest)}`,
+  );
   log(`4xx replies other than 421: ${JSON.stringify(total.transient)}`);
-  log(`downstream: ${tally.sinkMessages} messages, ${tally.acceptedTids.size} accepted by the daemon; socket resets logged (session.error) ${tally.socketErrors}`);
-  log(`RSS ${MiB(before.rss)} → ${MiB(after.rss)} MiB (${pct(before.rss, after.rss)} %), heap ${MiB(before.heapUsed)} → ${MiB(after.heapUsed)} MiB, fds ${before.fds} → ${after.fds}`);
+  log(
+    `downstream: ${tally.sinkMessages} messages, ${tally.acceptedTids.size} accepted by the daemon; socket resets logged (session.error) ${tally.socketErrors}`,
+  );
+  log(
+    `RSS ${MiB(before.rss)} → ${MiB(after.rss)} MiB (${pct(before.rss, after.rss)} %), heap ${MiB(before.heapUsed)} → ${MiB(after.heapUsed)} MiB, fds ${before.fds} → ${after.fds}`,
+  );
   log(`final transaction: ${final ?? 'delivered'}`);
   log(`suspicious replies: ${total.suspicious.length ? JSON.stringify(total.suspicious) : 'none'}`);
   log(`problems: ${problems.length ? '\n  ' + problems.join('\n  ') : 'none'}`);

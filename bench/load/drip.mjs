@@ -32,26 +32,70 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import {
-  connectRaw, cpuBusy, ensureNofile, fmt, loadAverage, log, memory, mib, parseOptions, requireRoot, sleep, startAsmtpd, startQuietDns,
-  startSmtpSink, summary, transaction, CLK_TCK,
+  connectRaw,
+  cpuBusy,
+  ensureNofile,
+  fmt,
+  loadAverage,
+  log,
+  memory,
+  mib,
+  parseOptions,
+  requireRoot,
+  sleep,
+  startAsmtpd,
+  startQuietDns,
+  startSmtpSink,
+  summary,
+  transaction,
+  CLK_TCK,
 } from './lib.mjs';
 
-const USAGE = readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n');
+const USAGE = readFileSync(new URL(import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l.startsWith('//'))
+  .map((l) => l.slice(3))
+  .join('\n');
 const opts = parseOptions(
-  { drippers: 2000, addresses: 4, every: 3, timeout: 10, seconds: 120, baseline: 20, normal: 2, 'normal-gap': 50, json: '' },
+  {
+    drippers: 2000,
+    addresses: 4,
+    every: 3,
+    timeout: 10,
+    seconds: 120,
+    baseline: 20,
+    normal: 2,
+    'normal-gap': 50,
+    json: '',
+  },
   USAGE,
 );
 requireRoot();
 ensureNofile(opts.drippers * 2 + 2000);
 
-const result = { options: opts, node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30, loadBefore: loadAverage(), cpuBusyBefore: await cpuBusy(2000) };
+const result = {
+  options: opts,
+  node: process.version,
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model,
+  memGiB: totalmem() / 2 ** 30,
+  loadBefore: loadAverage(),
+  cpuBusyBefore: await cpuBusy(2000),
+};
 log(`load average ${result.loadBefore.join(' ')}, CPU busy ${(result.cpuBusyBefore * 100).toFixed(0)} % before start`);
 const dns = await startQuietDns();
 const sink = await startSmtpSink();
 const daemon = await startAsmtpd({
   name: 'drip',
   dns,
-  conf: ['MaxClients 20000', 'MaxClientsPerIP 20000', `SMTPTimeout ${opts.timeout}s`, 'LocalDomain example.test', 'RelayNet 127.0.0.1/32', `RelayHost 127.0.0.1:${sink.port}`],
+  conf: [
+    'MaxClients 20000',
+    'MaxClientsPerIP 20000',
+    `SMTPTimeout ${opts.timeout}s`,
+    'LocalDomain example.test',
+    'RelayNet 127.0.0.1/32',
+    `RelayHost 127.0.0.1:${sink.port}`,
+  ],
 });
 log(`asmtpd pid ${daemon.pid} port ${daemon.port}, smtp-sink port ${sink.port}, log ${daemon.logFile}`);
 
@@ -138,9 +182,18 @@ try {
   while (Date.now() - started < opts.seconds * 1000) {
     await sleep(10_000);
     const m = memory(daemon.pid);
-    samples.push({ s: (Date.now() - started) / 1000, rss: m.rss, fds: m.fds, open: drip.open, cuts: drip.cuts, normal: normal.during.length });
-    log(`${fmt((Date.now() - started) / 1000, 0)} s: ${drip.open} drip connections open, ${drip.cuts} cut, normal sessions ${normal.during.length} ` +
-      `(errors ${normal.errors.length}), RSS ${fmt(mib(m.rss))} MiB, fds ${m.fds}`);
+    samples.push({
+      s: (Date.now() - started) / 1000,
+      rss: m.rss,
+      fds: m.fds,
+      open: drip.open,
+      cuts: drip.cuts,
+      normal: normal.during.length,
+    });
+    log(
+      `${fmt((Date.now() - started) / 1000, 0)} s: ${drip.open} drip connections open, ${drip.cuts} cut, normal sessions ${normal.during.length} ` +
+        `(errors ${normal.errors.length}), RSS ${fmt(mib(m.rss))} MiB, fds ${m.fds}`,
+    );
   }
   const during = memory(daemon.pid);
   result.daemonCpuDuring = (during.ticks - ticks0) / CLK_TCK / ((Date.now() - started) / 1000);
@@ -152,18 +205,37 @@ try {
   await Promise.all(loops);
   result.samples = samples;
   result.maxRss = Math.max(...samples.map((s) => s.rss));
-  result.drip = { cuts: drip.cuts, late: summary(drip.lateMs), early: drip.early, other: drip.other, connectErrors: drip.connectErrors, bytes: drip.bytes, maxOpen: drip.maxOpen };
-  result.normal = { baseline: summary(normal.baseline), during: summary(normal.during), after: summary(normal.after), errors: normal.errors.slice(0, 20), errorCount: normal.errors.length };
+  result.drip = {
+    cuts: drip.cuts,
+    late: summary(drip.lateMs),
+    early: drip.early,
+    other: drip.other,
+    connectErrors: drip.connectErrors,
+    bytes: drip.bytes,
+    maxOpen: drip.maxOpen,
+  };
+  result.normal = {
+    baseline: summary(normal.baseline),
+    during: summary(normal.during),
+    after: summary(normal.after),
+    errors: normal.errors.slice(0, 20),
+    errorCount: normal.errors.length,
+  };
   const logText = readFileSync(daemon.logFile, 'utf8');
   result.daemonLogErrors = (logText.match(/"level":"(error|fatal)"/g) ?? []).length;
   result.loadAfter = loadAverage();
 
   const n = result.normal;
-  log(`drip: ${drip.cuts} connections cut with 421 4.4.2 (max ${drip.maxOpen} open at once, ${drip.bytes} bytes dripped); after SMTPTimeout + ` +
-    `p50 ${fmt(result.drip.late.p50, 0)} p99 ${fmt(result.drip.late.p99, 0)} max ${fmt(result.drip.late.max, 0)} ms; early ${drip.early}; other ${JSON.stringify(drip.other)}`);
-  for (const k of ['baseline', 'during', 'after']) log(`normal sessions ${k}: ${n[k].n}, p50 ${fmt(n[k].p50, 1)} p99 ${fmt(n[k].p99, 1)} max ${fmt(n[k].max, 1)} ms`);
-  log(`normal errors: ${n.errorCount}${n.errorCount ? ' ' + JSON.stringify(n.errors.slice(0, 3)) : ''}; daemon CPU during the drip ${fmt(result.daemonCpuDuring * 100, 0)} % of a core (tree); ` +
-    `RSS ${fmt(mib(result.before.rss))} → max ${fmt(mib(result.maxRss))} MiB; error lines in the daemon log ${result.daemonLogErrors}`);
+  log(
+    `drip: ${drip.cuts} connections cut with 421 4.4.2 (max ${drip.maxOpen} open at once, ${drip.bytes} bytes dripped); after SMTPTimeout + ` +
+      `p50 ${fmt(result.drip.late.p50, 0)} p99 ${fmt(result.drip.late.p99, 0)} max ${fmt(result.drip.late.max, 0)} ms; early ${drip.early}; other ${JSON.stringify(drip.other)}`,
+  );
+  for (const k of ['baseline', 'during', 'after'])
+    log(`normal sessions ${k}: ${n[k].n}, p50 ${fmt(n[k].p50, 1)} p99 ${fmt(n[k].p99, 1)} max ${fmt(n[k].max, 1)} ms`);
+  log(
+    `normal errors: ${n.errorCount}${n.errorCount ? ' ' + JSON.stringify(n.errors.slice(0, 3)) : ''}; daemon CPU during the drip ${fmt(result.daemonCpuDuring * 100, 0)} % of a core (tree); ` +
+      `RSS ${fmt(mib(result.before.rss))} → max ${fmt(mib(result.maxRss))} MiB; error lines in the daemon log ${result.daemonLogErrors}`,
+  );
   log(`load average ${result.loadAfter.join(' ')} at the end`);
   result.verdict = {
     cutOnTime: drip.cuts > 0 && drip.early === 0 && result.drip.late.p99 < 1000 && Object.keys(drip.other).length === 0,

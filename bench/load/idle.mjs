@@ -36,21 +36,58 @@
 import { writeFileSync, readFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import {
-  bannerTime, connectRaw, ensureNofile, fmt, loadAverage, log, memory, mib, parseOptions, requireRoot, sleep, startAsmtpd,
-  startQuietDns, startSmtpSink, summary, transaction, nofileLimit, CLK_TCK, cpuBusy,
+  bannerTime,
+  connectRaw,
+  ensureNofile,
+  fmt,
+  loadAverage,
+  log,
+  memory,
+  mib,
+  parseOptions,
+  requireRoot,
+  sleep,
+  startAsmtpd,
+  startQuietDns,
+  startSmtpSink,
+  summary,
+  transaction,
+  nofileLimit,
+  CLK_TCK,
+  cpuBusy,
 } from './lib.mjs';
 
-const USAGE = readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n');
+const USAGE = readFileSync(new URL(import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l.startsWith('//'))
+  .map((l) => l.slice(3))
+  .join('\n');
 const opts = parseOptions(
-  { connections: 10_000, addresses: 10, concurrency: 200, probes: 200, 'probe-gap': 20, warmup: 300, settle: 5000, 'max-clients': 20_000, json: '' },
+  {
+    connections: 10_000,
+    addresses: 10,
+    concurrency: 200,
+    probes: 200,
+    'probe-gap': 20,
+    warmup: 300,
+    settle: 5000,
+    'max-clients': 20_000,
+    json: '',
+  },
   USAGE,
 );
 requireRoot();
 ensureNofile(opts.connections + 2000);
 
 const result = {
-  options: opts, node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30,
-  loadBefore: loadAverage(), cpuBusyBefore: await cpuBusy(2000), nofile: nofileLimit(),
+  options: opts,
+  node: process.version,
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model,
+  memGiB: totalmem() / 2 ** 30,
+  loadBefore: loadAverage(),
+  cpuBusyBefore: await cpuBusy(2000),
+  nofile: nofileLimit(),
 };
 log(`load average ${result.loadBefore.join(' ')}, CPU busy ${(result.cpuBusyBefore * 100).toFixed(0)} % before start`);
 
@@ -69,13 +106,17 @@ const daemon = await startAsmtpd({
   ],
 });
 result.daemonNofile = nofileLimit(daemon.pid);
-log(`asmtpd pid ${daemon.pid} port ${daemon.port} (RLIMIT_NOFILE ${result.daemonNofile.soft}), smtp-sink port ${sink.port}, log ${daemon.logFile}`);
+log(
+  `asmtpd pid ${daemon.pid} port ${daemon.port} (RLIMIT_NOFILE ${result.daemonNofile.soft}), smtp-sink port ${sink.port}, log ${daemon.logFile}`,
+);
 
 const idle = [];
 let exit = 1;
 const memLine = (label, m, h) =>
   `${label}: daemon RSS ${fmt(mib(m.rss))} MiB, tree ${fmt(mib(m.treeRss))} MiB (${m.tree.map((r) => `${r.name} ${fmt(mib(r.rss))}`).join(', ')}), fds ${m.fds}` +
-  (h ? `, heap used ${fmt(mib(h.heapUsed))} of ${fmt(mib(h.heapTotal))} MiB, external ${fmt(mib(h.external))} MiB` : '');
+  (h
+    ? `, heap used ${fmt(mib(h.heapUsed))} of ${fmt(mib(h.heapTotal))} MiB, external ${fmt(mib(h.external))} MiB`
+    : '');
 
 async function probes(label) {
   const banner = [];
@@ -98,11 +139,17 @@ async function probes(label) {
     await sleep(opts['probe-gap']);
   }
   const r = {
-    banner: summary(banner), session: summary(session), accepted: summary(accepted), errors,
-    seconds: (Date.now() - t) / 1000, daemonCpuSeconds: (memory(daemon.pid).ticks - ticks0) / CLK_TCK,
+    banner: summary(banner),
+    session: summary(session),
+    accepted: summary(accepted),
+    errors,
+    seconds: (Date.now() - t) / 1000,
+    daemonCpuSeconds: (memory(daemon.pid).ticks - ticks0) / CLK_TCK,
   };
-  log(`${label} probes: banner p50 ${fmt(r.banner.p50, 2)} p99 ${fmt(r.banner.p99, 2)} max ${fmt(r.banner.max, 2)} ms; ` +
-    `session p50 ${fmt(r.session.p50, 2)} p99 ${fmt(r.session.p99, 2)} max ${fmt(r.session.max, 2)} ms; errors ${errors.length}${errors.length ? ' ' + JSON.stringify(errors.slice(0, 3)) : ''}`);
+  log(
+    `${label} probes: banner p50 ${fmt(r.banner.p50, 2)} p99 ${fmt(r.banner.p99, 2)} max ${fmt(r.banner.max, 2)} ms; ` +
+      `session p50 ${fmt(r.session.p50, 2)} p99 ${fmt(r.session.p99, 2)} max ${fmt(r.session.max, 2)} ms; errors ${errors.length}${errors.length ? ' ' + JSON.stringify(errors.slice(0, 3)) : ''}`,
+  );
   return r;
 }
 
@@ -130,7 +177,10 @@ try {
   result.before = { ...memory(daemon.pid), heap: await daemon.heap('raw'), heapGc: await daemon.heap('gc') };
   await sleep(1000);
   result.before.rssAfterGc = memory(daemon.pid).rss;
-  log(memLine('before', result.before, result.before.heap) + `; after a full GC: RSS ${fmt(mib(result.before.rssAfterGc))} MiB, heap used ${fmt(mib(result.before.heapGc.heapUsed))} MiB`);
+  log(
+    memLine('before', result.before, result.before.heap) +
+      `; after a full GC: RSS ${fmt(mib(result.before.rssAfterGc))} MiB, heap used ${fmt(mib(result.before.heapGc.heapUsed))} MiB`,
+  );
   result.probesBefore = await probes('idle server');
 
   // 3. open the idle connections
@@ -156,13 +206,20 @@ try {
   await Promise.all(Array.from({ length: opts.concurrency }, worker));
   const bannerMs = idle.map((c) => c.bannerMs);
   result.opening = {
-    opened: idle.length, failures: failures.length, failureSample: failures.slice(0, 10), seconds: (Date.now() - openStart) / 1000,
-    daemonCpuSeconds: (memory(daemon.pid).ticks - openTicks) / CLK_TCK, banner: summary(bannerMs),
+    opened: idle.length,
+    failures: failures.length,
+    failureSample: failures.slice(0, 10),
+    seconds: (Date.now() - openStart) / 1000,
+    daemonCpuSeconds: (memory(daemon.pid).ticks - openTicks) / CLK_TCK,
+    banner: summary(bannerMs),
     growth: growth.map((g) => ({ ...g, rssMiB: Number(fmt(mib(g.rss))) })),
   };
-  log(`opened ${idle.length} idle connections in ${fmt(result.opening.seconds)} s (${failures.length} failed${failures.length ? ': ' + failures.slice(0, 3).join('; ') : ''}); ` +
-    `banner under the connect storm p50 ${fmt(result.opening.banner.p50, 1)} p99 ${fmt(result.opening.banner.p99, 1)} ms`);
-  for (const g of growth) log(`  ${g.open} open: daemon RSS ${fmt(mib(g.rss))} MiB, tree ${fmt(mib(g.treeRss))} MiB, fds ${g.fds}`);
+  log(
+    `opened ${idle.length} idle connections in ${fmt(result.opening.seconds)} s (${failures.length} failed${failures.length ? ': ' + failures.slice(0, 3).join('; ') : ''}); ` +
+      `banner under the connect storm p50 ${fmt(result.opening.banner.p50, 1)} p99 ${fmt(result.opening.banner.p99, 1)} ms`,
+  );
+  for (const g of growth)
+    log(`  ${g.open} open: daemon RSS ${fmt(mib(g.rss))} MiB, tree ${fmt(mib(g.treeRss))} MiB, fds ${g.fds}`);
 
   // 4. with all of them open
   await sleep(opts.settle);
@@ -173,9 +230,13 @@ try {
   result.openGc = await daemon.heap('gc');
   await sleep(1000);
   result.openAfterGcRss = memory(daemon.pid).rss;
-  log(memLine('after the probes', result.openAfterProbes) + `; after a full GC: RSS ${fmt(mib(result.openAfterGcRss))} MiB, heap used ${fmt(mib(result.openGc.heapUsed))} MiB`);
+  log(
+    memLine('after the probes', result.openAfterProbes) +
+      `; after a full GC: RSS ${fmt(mib(result.openAfterGcRss))} MiB, heap used ${fmt(mib(result.openGc.heapUsed))} MiB`,
+  );
   result.cutWhileOpen = idle.filter((c) => c.spoke || c.closed).length;
-  if (result.cutWhileOpen) log(`WARNING: ${result.cutWhileOpen} idle connections were spoken to or closed by the daemon`);
+  if (result.cutWhileOpen)
+    log(`WARNING: ${result.cutWhileOpen} idle connections were spoken to or closed by the daemon`);
 
   // 6. close them all
   const closeStart = Date.now();
@@ -187,15 +248,21 @@ try {
   result.after = { ...memory(daemon.pid), heap: await daemon.heap('raw'), heapGc: await daemon.heap('gc') };
   await sleep(1000);
   result.after.rssAfterGc = memory(daemon.pid).rss;
-  log(memLine('after closing', result.after, result.after.heap) + `; after a full GC: RSS ${fmt(mib(result.after.rssAfterGc))} MiB, heap used ${fmt(mib(result.after.heapGc.heapUsed))} MiB`);
+  log(
+    memLine('after closing', result.after, result.after.heap) +
+      `; after a full GC: RSS ${fmt(mib(result.after.rssAfterGc))} MiB, heap used ${fmt(mib(result.after.heapGc.heapUsed))} MiB`,
+  );
   result.probesAfter = await probes('after closing');
 
   // the daemon's own account: sessions and anything bad in its log
   const logText = readFileSync(daemon.logFile, 'utf8');
   const count = (ev) => (logText.match(new RegExp(`"event":"${ev}"`, 'g')) ?? []).length;
   result.daemonLog = {
-    connects: count('session.connect'), ends: count('session.end'), refused: count('session.refused'),
-    errors: (logText.match(/"level":"(error|fatal)"/g) ?? []).length, daemonErrors: count('daemon.error'),
+    connects: count('session.connect'),
+    ends: count('session.end'),
+    refused: count('session.refused'),
+    errors: (logText.match(/"level":"(error|fatal)"/g) ?? []).length,
+    daemonErrors: count('daemon.error'),
   };
   result.sinkMessages = sink.count();
   result.loadAfter = loadAverage();
@@ -211,10 +278,14 @@ try {
     rssUnder1GiB: Math.max(result.open.treeRss, result.openAfterProbes.treeRss) < 2 ** 30,
     serviceUnder100ms: worstP99 < 100 && result.probesOpen.errors.length === 0,
   };
-  log(`per idle connection: daemon RSS ${fmt(result.perConnectionKiB)} KiB, tree ${fmt(result.perConnectionTreeKiB)} KiB, live heap ${fmt(result.perConnectionHeapKiB)} KiB`);
+  log(
+    `per idle connection: daemon RSS ${fmt(result.perConnectionKiB)} KiB, tree ${fmt(result.perConnectionTreeKiB)} KiB, live heap ${fmt(result.perConnectionHeapKiB)} KiB`,
+  );
   log(`daemon log: ${JSON.stringify(result.daemonLog)}; sink got ${result.sinkMessages} messages`);
-  log(`verdict: all ${opts.connections} opened: ${result.verdict.allOpened}; RSS (tree) with them open ${fmt(mib(Math.max(result.open.treeRss, result.openAfterProbes.treeRss)))} MiB < 1 GiB: ${result.verdict.rssUnder1GiB}; ` +
-    `new-client p99 ${fmt(worstP99, 1)} ms < 100 ms: ${result.verdict.serviceUnder100ms}`);
+  log(
+    `verdict: all ${opts.connections} opened: ${result.verdict.allOpened}; RSS (tree) with them open ${fmt(mib(Math.max(result.open.treeRss, result.openAfterProbes.treeRss)))} MiB < 1 GiB: ${result.verdict.rssUnder1GiB}; ` +
+      `new-client p99 ${fmt(worstP99, 1)} ms < 100 ms: ${result.verdict.serviceUnder100ms}`,
+  );
   log(`load average ${result.loadAfter.join(' ')} at the end`);
   exit = Object.values(result.verdict).every(Boolean) && result.daemonLog.errors === 0 ? 0 : 1;
 } catch (e) {

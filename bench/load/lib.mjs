@@ -17,7 +17,17 @@
 // SIGUSR2 (no GC) and after a full GC on SIGWINCH, as one JSON line appended to a file: asmtpd
 // itself exposes no heap figures.
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,7 +62,9 @@ export function parseOptions(defaults, usage) {
 
 export function requireRoot() {
   if (process.getuid?.() !== 0) {
-    console.error('run as root: the daemon is started as in production (it binds, starts its runner and drops to AvengerUser)');
+    console.error(
+      'run as root: the daemon is started as in production (it binds, starts its runner and drops to AvengerUser)',
+    );
     process.exit(2);
   }
   const bin = join(root, 'packages', 'asmtpd', 'dist', 'cli', 'main.js');
@@ -64,7 +76,9 @@ export function requireRoot() {
 
 export function nofileLimit(pid = 'self') {
   const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync(`/proc/${pid}/limits`, 'utf8'));
-  return m ? { soft: m[1] === 'unlimited' ? Infinity : Number(m[1]), hard: m[2] === 'unlimited' ? Infinity : Number(m[2]) } : { soft: 0, hard: 0 };
+  return m
+    ? { soft: m[1] === 'unlimited' ? Infinity : Number(m[1]), hard: m[2] === 'unlimited' ? Infinity : Number(m[2]) }
+    : { soft: 0, hard: 0 };
 }
 
 /**
@@ -77,13 +91,19 @@ export function ensureNofile(min) {
   if (soft >= min) return;
   const n = daemonNofile(Math.max(65536, min));
   if (process.env.BENCH_LOAD_REEXEC || n < min) {
-    console.error(`RLIMIT_NOFILE is ${soft} (hard ${hard}); need ${min}. Raise it (ulimit -n, or CAP_SYS_RESOURCE) or use fewer connections.`);
+    console.error(
+      `RLIMIT_NOFILE is ${soft} (hard ${hard}); need ${min}. Raise it (ulimit -n, or CAP_SYS_RESOURCE) or use fewer connections.`,
+    );
     process.exit(2);
   }
-  const r = spawnSync('prlimit', [`--nofile=${n}:${n}`, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)], {
-    stdio: 'inherit',
-    env: { ...process.env, BENCH_LOAD_REEXEC: '1' },
-  });
+  const r = spawnSync(
+    'prlimit',
+    [`--nofile=${n}:${n}`, '--', process.execPath, ...process.execArgv, ...process.argv.slice(1)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, BENCH_LOAD_REEXEC: '1' },
+    },
+  );
   process.exit(r.status ?? 1);
 }
 
@@ -108,9 +128,13 @@ export function freePort() {
 export async function startQuietDns() {
   const built = join(root, 'test', 'dist', 'support', 'dns-server.js');
   if (!existsSync(built)) throw new Error(`${built} missing: run pnpm build`);
-  const child = fork(join(root, 'bench', 'smtp', 'dns-child.mjs'), [JSON.stringify([{ name: 'load', zone: 'empty' }])], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
+  const child = fork(
+    join(root, 'bench', 'smtp', 'dns-child.mjs'),
+    [JSON.stringify([{ name: 'load', zone: 'empty' }])],
+    {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    },
+  );
   const addrs = await new Promise((resolve, reject) => {
     child.once('message', (m) => resolve(m.ready));
     child.once('exit', (code) => reject(new Error(`dns-child exited with ${code}`)));
@@ -380,7 +404,14 @@ export function smaps(pid) {
   for (const line of text.split('\n')) {
     const head = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (head) {
-      cur = { start: head[1], end: head[2], size: (parseInt(head[2], 16) - parseInt(head[1], 16)), rss: 0, perms: head[3], name: head[4] || '' };
+      cur = {
+        start: head[1],
+        end: head[2],
+        size: parseInt(head[2], 16) - parseInt(head[1], 16),
+        rss: 0,
+        perms: head[3],
+        name: head[4] || '',
+      };
       out.push(cur);
     } else if (cur && line.startsWith('Rss:')) cur.rss = Number(line.split(/\s+/)[1]) * 1024;
   }
@@ -388,7 +419,16 @@ export function smaps(pid) {
   for (let i = 0; i < out.length; i++) {
     const m = out[i];
     const next = out[i + 1];
-    if (!m.name && m.perms.startsWith('rw') && next && !next.name && next.perms.startsWith('---') && next.start === m.end && m.size + next.size === 64 * 1048576) m.arena = true;
+    if (
+      !m.name &&
+      m.perms.startsWith('rw') &&
+      next &&
+      !next.name &&
+      next.perms.startsWith('---') &&
+      next.start === m.end &&
+      m.size + next.size === 64 * 1048576
+    )
+      m.arena = true;
   }
   return out;
 }
@@ -410,7 +450,14 @@ export function smapsSummary(maps) {
 export function smapsGrowth(before, after, top = 8) {
   const old = new Map(before.map((m) => [m.start, m]));
   return after
-    .map((m) => ({ start: m.start, size: m.size, perms: m.perms, name: m.name || (m.arena ? '(malloc arena)' : '(anon)'), before: old.get(m.start)?.rss ?? 0, after: m.rss }))
+    .map((m) => ({
+      start: m.start,
+      size: m.size,
+      perms: m.perms,
+      name: m.name || (m.arena ? '(malloc arena)' : '(anon)'),
+      before: old.get(m.start)?.rss ?? 0,
+      after: m.rss,
+    }))
     .map((m) => ({ ...m, growth: m.after - m.before }))
     .sort((a, b) => b.growth - a.growth)
     .slice(0, top);
@@ -540,7 +587,10 @@ export function body(size, tag = '') {
  * 250 → QUIT → 221. Returns times in ms from the connect() call: banner, accepted (250 after the
  * dot), done (221); throws on any unexpected reply.
  */
-export async function transaction(port, { localAddress, from = 'load@bench.test', rcpt = 'sink@relay.test', size = 1024 } = {}) {
+export async function transaction(
+  port,
+  { localAddress, from = 'load@bench.test', rcpt = 'sink@relay.test', size = 1024 } = {},
+) {
   const start = process.hrtime.bigint();
   const ms = () => Number(process.hrtime.bigint() - start) / 1e6;
   const c = await connectRaw(port, localAddress);
@@ -603,7 +653,11 @@ export function summary(values) {
 export function linearTrend(points) {
   const n = points.length;
   if (n < 2) return { slope: NaN, intercept: NaN, r2: NaN };
-  let sx = 0, sy = 0, sxx = 0, sxy = 0, syy = 0;
+  let sx = 0,
+    sy = 0,
+    sxx = 0,
+    sxy = 0,
+    syy = 0;
   for (const [x, y] of points) {
     sx += x;
     sy += y;

@@ -41,11 +41,34 @@ import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { cpus, totalmem } from 'node:os';
 import {
-  body, connectRaw, cpuBusy, cpuTimes, fmt, linearTrend, loadAverage, log, memory, mib, parseOptions, requireRoot, sleep, startAsmtpd,
-  startQuietDns, startSmtpSink, summary, CLK_TCK, smaps, smapsSummary, smapsGrowth,
+  body,
+  connectRaw,
+  cpuBusy,
+  cpuTimes,
+  fmt,
+  linearTrend,
+  loadAverage,
+  log,
+  memory,
+  mib,
+  parseOptions,
+  requireRoot,
+  sleep,
+  startAsmtpd,
+  startQuietDns,
+  startSmtpSink,
+  summary,
+  CLK_TCK,
+  smaps,
+  smapsSummary,
+  smapsGrowth,
 } from './lib.mjs';
 
-const USAGE = readFileSync(new URL(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n');
+const USAGE = readFileSync(new URL(import.meta.url), 'utf8')
+  .split('\n')
+  .filter((l) => l.startsWith('//'))
+  .map((l) => l.slice(3))
+  .join('\n');
 const opts = parseOptions(
   { minutes: 30, 'warmup-minutes': 5, rate: 30, clients: 4, bad: 0.15, sample: 10, 'flat-mib-per-hour': 10, json: '' },
   USAGE,
@@ -53,8 +76,15 @@ const opts = parseOptions(
 requireRoot();
 
 const result = {
-  options: opts, node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, memGiB: totalmem() / 2 ** 30,
-  loadBefore: loadAverage(), cpuBusyBefore: await cpuBusy(3000), startedAt: new Date().toISOString(), samples: [],
+  options: opts,
+  node: process.version,
+  cpus: cpus().length,
+  cpu: cpus()[0]?.model,
+  memGiB: totalmem() / 2 ** 30,
+  loadBefore: loadAverage(),
+  cpuBusyBefore: await cpuBusy(3000),
+  startedAt: new Date().toISOString(),
+  samples: [],
 };
 log(`load average ${result.loadBefore.join(' ')}, CPU busy ${(result.cpuBusyBefore * 100).toFixed(0)} % before start`);
 
@@ -77,9 +107,27 @@ const daemon = await startAsmtpd({
 log(`asmtpd pid ${daemon.pid} port ${daemon.port}, smtp-sink port ${sink.port}, log ${daemon.logFile}`);
 
 // ------------------------------------------------------------------------ load
-const BAD_KINDS = ['relay-denied', 'unknown-user', 'garbage', 'http', 'cut-fin', 'cut-rst', 'oversize', 'bare-lf', 'vanish', 'idle', 'drip'];
+const BAD_KINDS = [
+  'relay-denied',
+  'unknown-user',
+  'garbage',
+  'http',
+  'cut-fin',
+  'cut-rst',
+  'oversize',
+  'bare-lf',
+  'vanish',
+  'idle',
+  'drip',
+];
 const stats = {
-  accepted: 0, messageMs: [], bannerMs: [], window: { messageMs: [] }, outcomes: {}, unexpected: [], detached: 0,
+  accepted: 0,
+  messageMs: [],
+  bannerMs: [],
+  window: { messageMs: [] },
+  outcomes: {},
+  unexpected: [],
+  detached: 0,
 };
 const outcome = (kind, what) => {
   const k = `${kind}: ${what}`;
@@ -181,7 +229,9 @@ async function bad(kind) {
         if (!(await c.waitClosed(5000))) throw new Error('not closed after 421');
         break;
       case 'http':
-        c.write('GET / HTTP/1.1\r\nHost: mx.example\r\nUser-Agent: soak\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n');
+        c.write(
+          'GET / HTTP/1.1\r\nHost: mx.example\r\nUser-Agent: soak\r\nAccept: */*\r\nConnection: keep-alive\r\n\r\n',
+        );
         await expectReply(c, kind, null, /^502 5\.7\.0 /);
         for (let i = 0; i < 4; i++) await expectReply(c, kind, null, /^500 /);
         await expectReply(c, kind, null, /^421 4\.7\.0 /);
@@ -200,7 +250,8 @@ async function bad(kind) {
         } else {
           // a half-closed client in the middle of DATA: the daemon must let go of it
           c.socket.end();
-          if (!(await c.waitClosed(15_000))) throw new Error('the daemon kept a connection half-closed in DATA for 15 s');
+          if (!(await c.waitClosed(15_000)))
+            throw new Error('the daemon kept a connection half-closed in DATA for 15 s');
         }
         break;
       }
@@ -213,7 +264,8 @@ async function bad(kind) {
         const reply = expectReply(c, kind, null, /^552 5\.3\.4 /);
         for (let sent = 0; sent < 1.1 * 1048576 && !c.closed; sent += chunk.length) {
           c.write(chunk);
-          if (c.socket.writableNeedDrain) await Promise.race([new Promise((r) => c.socket.once('drain', r)), reply.catch(() => undefined)]);
+          if (c.socket.writableNeedDrain)
+            await Promise.race([new Promise((r) => c.socket.once('drain', r)), reply.catch(() => undefined)]);
         }
         await reply;
         break;
@@ -308,13 +360,30 @@ async function sample() {
   const w = stats.window.messageMs;
   stats.window.messageMs = [];
   const s = {
-    min: (now - runStart) / 60_000, rss: m.rss, treeRss: m.treeRss, heapUsed: h?.heapUsed ?? null, heapTotal: h?.heapTotal ?? null,
-    external: h?.external ?? null, fds: m.fds, cpu, bench, machine, other: Math.max(0, machine - cpu - bench), accepted: stats.accepted, sink: sink.count(), load: loadAverage()[0],
-    p50: summary(w).p50, p99: summary(w).p99, msgs: w.length, maps: kinds,
+    min: (now - runStart) / 60_000,
+    rss: m.rss,
+    treeRss: m.treeRss,
+    heapUsed: h?.heapUsed ?? null,
+    heapTotal: h?.heapTotal ?? null,
+    external: h?.external ?? null,
+    fds: m.fds,
+    cpu,
+    bench,
+    machine,
+    other: Math.max(0, machine - cpu - bench),
+    accepted: stats.accepted,
+    sink: sink.count(),
+    load: loadAverage()[0],
+    p50: summary(w).p50,
+    p99: summary(w).p99,
+    msgs: w.length,
+    maps: kinds,
   };
   result.samples.push(s);
-  log(`${fmt(s.min, 1)} min: RSS ${fmt(mib(s.rss))} MiB, tree ${fmt(mib(s.treeRss))} MiB, heap ${fmt(mib(s.heapUsed ?? NaN))}/${fmt(mib(s.heapTotal ?? NaN))} MiB, ` +
-    `fds ${s.fds}, CPU daemon ${fmt(s.cpu, 2)} bench ${fmt(s.bench, 2)} other ${fmt(s.other, 2)} cores, ${s.msgs} msgs (p50 ${fmt(s.p50, 1)} p99 ${fmt(s.p99, 1)} ms), accepted ${s.accepted}, sink ${s.sink}, load ${s.load}`);
+  log(
+    `${fmt(s.min, 1)} min: RSS ${fmt(mib(s.rss))} MiB, tree ${fmt(mib(s.treeRss))} MiB, heap ${fmt(mib(s.heapUsed ?? NaN))}/${fmt(mib(s.heapTotal ?? NaN))} MiB, ` +
+      `fds ${s.fds}, CPU daemon ${fmt(s.cpu, 2)} bench ${fmt(s.bench, 2)} other ${fmt(s.other, 2)} cores, ${s.msgs} msgs (p50 ${fmt(s.p50, 1)} p99 ${fmt(s.p99, 1)} ms), accepted ${s.accepted}, sink ${s.sink}, load ${s.load}`,
+  );
   if (!daemon.alive()) throw new Error('the daemon died');
 }
 
@@ -331,13 +400,24 @@ try {
       warmGcDone = true;
       const g = await daemon.heap('gc');
       await sleep(500);
-      result.warmupGc = { heapUsed: g?.heapUsed, heapTotal: g?.heapTotal, rss: memory(daemon.pid).rss, min: (Date.now() - runStart) / 60_000 };
+      result.warmupGc = {
+        heapUsed: g?.heapUsed,
+        heapTotal: g?.heapTotal,
+        rss: memory(daemon.pid).rss,
+        min: (Date.now() - runStart) / 60_000,
+      };
       warmMaps = lastMaps;
-      log(`end of warm-up, after a full GC: heap used ${fmt(mib(g?.heapUsed ?? NaN))} MiB, RSS ${fmt(mib(result.warmupGc.rss))} MiB`);
+      log(
+        `end of warm-up, after a full GC: heap used ${fmt(mib(g?.heapUsed ?? NaN))} MiB, RSS ${fmt(mib(result.warmupGc.rss))} MiB`,
+      );
     }
   }
   // where RSS grew after the warm-up, by mapping (both snapshots taken under load, at a sample)
-  result.mapsGrowth = smapsGrowth(warmMaps, lastMaps).map((g) => ({ ...g, beforeMiB: Number(fmt(mib(g.before), 2)), afterMiB: Number(fmt(mib(g.after), 2)) }));
+  result.mapsGrowth = smapsGrowth(warmMaps, lastMaps).map((g) => ({
+    ...g,
+    beforeMiB: Number(fmt(mib(g.before), 2)),
+    afterMiB: Number(fmt(mib(g.after), 2)),
+  }));
   result.mapsKinds = { afterWarmup: smapsSummary(warmMaps), end: smapsSummary(lastMaps) };
   running = false;
   await Promise.all(loops);
@@ -348,8 +428,15 @@ try {
   result.endSample = memory(daemon.pid);
   const g = await daemon.heap('gc');
   await sleep(500);
-  result.endGc = { heapUsed: g?.heapUsed, heapTotal: g?.heapTotal, rss: memory(daemon.pid).rss, fds: memory(daemon.pid).fds };
-  log(`end, idle, after a full GC: heap used ${fmt(mib(g?.heapUsed ?? NaN))} MiB, RSS ${fmt(mib(result.endGc.rss))} MiB, fds ${result.endGc.fds}`);
+  result.endGc = {
+    heapUsed: g?.heapUsed,
+    heapTotal: g?.heapTotal,
+    rss: memory(daemon.pid).rss,
+    fds: memory(daemon.pid).fds,
+  };
+  log(
+    `end, idle, after a full GC: heap used ${fmt(mib(g?.heapUsed ?? NaN))} MiB, RSS ${fmt(mib(result.endGc.rss))} MiB, fds ${result.endGc.fds}`,
+  );
 
   // ---------------------------------------------------------------- figures
   const after = result.samples.filter((s) => s.min >= opts['warmup-minutes']);
@@ -358,14 +445,24 @@ try {
     const scale = key === 'fds' ? (x) => x : mib;
     const v = rows.map((s) => s[key]).filter((x) => x !== null);
     const tr = linearTrend(rows.filter((s) => s[key] !== null).map((s) => [s.min / 60, scale(s[key])]));
-    return { first: scale(v[0]), last: scale(v.at(-1)), min: scale(Math.min(...v)), max: scale(Math.max(...v)), trendPerHour: tr.slope, r2: tr.r2 };
+    return {
+      first: scale(v[0]),
+      last: scale(v.at(-1)),
+      min: scale(Math.min(...v)),
+      max: scale(Math.max(...v)),
+      trendPerHour: tr.slope,
+      r2: tr.r2,
+    };
   };
   result.figures = {};
-  for (const key of ['rss', 'treeRss', 'heapUsed', 'fds']) result.figures[key] = { all: fig(key, result.samples), afterWarmup: fig(key, after) };
+  for (const key of ['rss', 'treeRss', 'heapUsed', 'fds'])
+    result.figures[key] = { all: fig(key, result.samples), afterWarmup: fig(key, after) };
   result.latency = { message: summary(stats.messageMs), banner: summary(stats.bannerMs) };
   result.cores = {
-    daemon: summary(result.samples.map((x) => x.cpu)), bench: summary(result.samples.map((x) => x.bench)),
-    other: summary(result.samples.map((x) => x.other)), load1: summary(result.samples.map((x) => x.load)),
+    daemon: summary(result.samples.map((x) => x.cpu)),
+    bench: summary(result.samples.map((x) => x.bench)),
+    other: summary(result.samples.map((x) => x.other)),
+    load1: summary(result.samples.map((x) => x.load)),
   };
   result.outcomes = stats.outcomes;
   result.unexpected = stats.unexpected;
@@ -378,21 +475,37 @@ try {
 
   for (const key of ['rss', 'treeRss', 'heapUsed']) {
     for (const [w, f] of Object.entries(result.figures[key])) {
-      log(`${key} (${w}): first ${fmt(f.first)} last ${fmt(f.last)} min ${fmt(f.min)} max ${fmt(f.max)} MiB, trend ${fmt(f.trendPerHour, 2)} MiB/h (r² ${fmt(f.r2, 2)})`);
+      log(
+        `${key} (${w}): first ${fmt(f.first)} last ${fmt(f.last)} min ${fmt(f.min)} max ${fmt(f.max)} MiB, trend ${fmt(f.trendPerHour, 2)} MiB/h (r² ${fmt(f.r2, 2)})`,
+      );
     }
   }
-  const kindsLine = (k) => Object.entries(k).map(([n, v]) => `${n} ${fmt(mib(v))}`).join(', ');
-  log(`RSS by mapping kind (MiB), after the warm-up: ${kindsLine(result.mapsKinds.afterWarmup)}; at the end: ${kindsLine(result.mapsKinds.end)}`);
-  log(`mappings that grew most: ${result.mapsGrowth.map((g) => `${g.name} ${g.perms} ${fmt(mib(g.size))} MiB: ${g.beforeMiB} → ${g.afterMiB}`).join('; ')}`);
+  const kindsLine = (k) =>
+    Object.entries(k)
+      .map(([n, v]) => `${n} ${fmt(mib(v))}`)
+      .join(', ');
+  log(
+    `RSS by mapping kind (MiB), after the warm-up: ${kindsLine(result.mapsKinds.afterWarmup)}; at the end: ${kindsLine(result.mapsKinds.end)}`,
+  );
+  log(
+    `mappings that grew most: ${result.mapsGrowth.map((g) => `${g.name} ${g.perms} ${fmt(mib(g.size))} MiB: ${g.beforeMiB} → ${g.afterMiB}`).join('; ')}`,
+  );
   const fd = result.figures.fds.afterWarmup;
-  log(`fds after warm-up: first ${fd.first} last ${fd.last} min ${fd.min} max ${fd.max}, trend ${fmt(fd.trendPerHour, 1)}/h`);
-  log(`messages accepted ${stats.accepted} (${fmt(stats.accepted / (opts.minutes * 60), 1)}/s), at the sink ${result.sinkMessages}; ` +
-    `message latency p50 ${fmt(result.latency.message.p50, 1)} p99 ${fmt(result.latency.message.p99, 1)} max ${fmt(result.latency.message.max, 1)} ms; ` +
-    `banner p50 ${fmt(result.latency.banner.p50, 1)} p99 ${fmt(result.latency.banner.p99, 1)} ms`);
-  log(`cores used: daemon tree mean ${fmt(result.cores.daemon.mean, 2)}, this bench ${fmt(result.cores.bench.mean, 2)}, other (sink, DNS, rest of the machine) ` +
-    `mean ${fmt(result.cores.other.mean, 2)} max ${fmt(result.cores.other.max, 2)}; load average (1 min) mean ${fmt(result.cores.load1.mean, 2)} max ${fmt(result.cores.load1.max, 2)}`);
+  log(
+    `fds after warm-up: first ${fd.first} last ${fd.last} min ${fd.min} max ${fd.max}, trend ${fmt(fd.trendPerHour, 1)}/h`,
+  );
+  log(
+    `messages accepted ${stats.accepted} (${fmt(stats.accepted / (opts.minutes * 60), 1)}/s), at the sink ${result.sinkMessages}; ` +
+      `message latency p50 ${fmt(result.latency.message.p50, 1)} p99 ${fmt(result.latency.message.p99, 1)} max ${fmt(result.latency.message.max, 1)} ms; ` +
+      `banner p50 ${fmt(result.latency.banner.p50, 1)} p99 ${fmt(result.latency.banner.p99, 1)} ms`,
+  );
+  log(
+    `cores used: daemon tree mean ${fmt(result.cores.daemon.mean, 2)}, this bench ${fmt(result.cores.bench.mean, 2)}, other (sink, DNS, rest of the machine) ` +
+      `mean ${fmt(result.cores.other.mean, 2)} max ${fmt(result.cores.other.max, 2)}; load average (1 min) mean ${fmt(result.cores.load1.mean, 2)} max ${fmt(result.cores.load1.max, 2)}`,
+  );
   log(`outcomes: ${JSON.stringify(stats.outcomes, null, 1)}`);
-  if (stats.unexpected.length) log(`unexpected (first ${stats.unexpected.length}): ${JSON.stringify(stats.unexpected.slice(0, 10))}`);
+  if (stats.unexpected.length)
+    log(`unexpected (first ${stats.unexpected.length}): ${JSON.stringify(stats.unexpected.slice(0, 10))}`);
   log(`daemon log: ${JSON.stringify(result.daemonLog)}`);
   log(`load average ${result.loadAfter.join(' ')} at the end`);
 
@@ -405,9 +518,11 @@ try {
     nothingUnexpected: stats.unexpected.length === 0,
     alive: daemon.alive(),
   };
-  log(`verdict: RSS trend ${fmt(rssTrend, 2)} MiB/h < ${opts['flat-mib-per-hour']}: ${result.verdict.rssFlat}; GC'd heap ${fmt(mib(result.warmupGc?.heapUsed ?? NaN))} → ` +
-    `${fmt(mib(result.endGc.heapUsed ?? NaN))} MiB: ${result.verdict.heapFlat}; every accepted message at the sink: ${result.verdict.allDelivered}; ` +
-    `no unexpected reply: ${result.verdict.nothingUnexpected}; daemon alive: ${result.verdict.alive}`);
+  log(
+    `verdict: RSS trend ${fmt(rssTrend, 2)} MiB/h < ${opts['flat-mib-per-hour']}: ${result.verdict.rssFlat}; GC'd heap ${fmt(mib(result.warmupGc?.heapUsed ?? NaN))} → ` +
+      `${fmt(mib(result.endGc.heapUsed ?? NaN))} MiB: ${result.verdict.heapFlat}; every accepted message at the sink: ${result.verdict.allDelivered}; ` +
+      `no unexpected reply: ${result.verdict.nothingUnexpected}; daemon alive: ${result.verdict.alive}`,
+  );
   exit = Object.values(result.verdict).every(Boolean) ? 0 : 1;
 } catch (e) {
   console.error(e);
@@ -439,9 +554,18 @@ async function scanLog(file) {
     }
     events[l.event] = (events[l.event] ?? 0) + 1;
     if (l.level === 'error' || l.level === 'fatal' || l.event === 'daemon.error') {
-      const k = `${l.event}: ${String(l.error ?? l.msg ?? '').replace(/\d+/g, 'N').slice(0, 120)}`;
+      const k = `${l.event}: ${String(l.error ?? l.msg ?? '')
+        .replace(/\d+/g, 'N')
+        .slice(0, 120)}`;
       errors[k] = (errors[k] ?? 0) + 1;
     }
   }
-  return { lines, nonJson, errors, events: Object.fromEntries(Object.entries(events).filter(([k]) => /^(session\.(connect|end|refused|error)|data\.decision|daemon\.)/.test(k))) };
+  return {
+    lines,
+    nonJson,
+    errors,
+    events: Object.fromEntries(
+      Object.entries(events).filter(([k]) => /^(session\.(connect|end|refused|error)|data\.decision|daemon\.)/.test(k)),
+    ),
+  };
 }

@@ -24,7 +24,17 @@
 //          --time-limit S (per measurement, default 30) --max-minutes M (whole run, default 10)
 //          --profile-count N (default 1000; 0 = no profile) --json FILE
 import { spawn, execFileSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, constants as fsConstants } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+  constants as fsConstants,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon } from '../../test/dist/support/daemon.js';
@@ -47,7 +57,15 @@ Profile stages (concurrency 1, sequential, --profile-count each):
   6 rcpt floor       RCPT postmaster+rK over SMTP: no runner call`;
 
 function parseArgs(argv) {
-  const o = { count: 1000, rounds: 3, concurrency: [1, 2, 8], timeLimitS: 30, maxMinutes: 10, profileCount: 1000, json: null };
+  const o = {
+    count: 1000,
+    rounds: 3,
+    concurrency: [1, 2, 8],
+    timeLimitS: 30,
+    maxMinutes: 10,
+    profileCount: 1000,
+    json: null,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const v = () => {
@@ -62,7 +80,10 @@ function parseArgs(argv) {
     };
     if (a === '--count') o.count = num(v(), 1);
     else if (a === '--rounds') o.rounds = num(v(), 1);
-    else if (a === '--concurrency') o.concurrency = v().split(',').map((x) => num(x, 1));
+    else if (a === '--concurrency')
+      o.concurrency = v()
+        .split(',')
+        .map((x) => num(x, 1));
     else if (a === '--time-limit') o.timeLimitS = num(v(), 1);
     else if (a === '--max-minutes') o.maxMinutes = num(v(), 1);
     else if (a === '--profile-count') o.profileCount = num(v(), 0);
@@ -107,7 +128,12 @@ function treeCpu(rootPid, rootRole = 'daemon') {
       const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
       const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
       // f[1] = ppid; f[11..14] = utime stime cutime cstime
-      stats.set(Number(name), { comm, ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) });
+      stats.set(Number(name), {
+        comm,
+        ppid: Number(f[1]),
+        self: Number(f[11]) + Number(f[12]),
+        children: Number(f[13]) + Number(f[14]),
+      });
     } catch {
       /* gone meanwhile */
     }
@@ -122,7 +148,7 @@ function treeCpu(rootPid, rootRole = 'daemon') {
   for (const pid of wanted) {
     const st = stats.get(pid);
     if (!st) continue;
-    if (st.comm === 'perl') (by.perl += st.self, (by.scripts += st.children));
+    if (st.comm === 'perl') ((by.perl += st.self), (by.scripts += st.children));
     else if (pid === rootPid) by[rootRole] += st.self + st.children;
     else if (st.ppid === rootPid) by.runner += st.self + st.children;
     else by.other += st.self + st.children;
@@ -166,9 +192,16 @@ async function measure(makeWorker, concurrency, count, cpuPid = null, cpuRootRol
   await Promise.all(workers.map((w) => w.close?.()));
   latencies.sort((a, b) => a - b);
   return {
-    n: latencies.length, rate: latencies.length / seconds, p50: pct(latencies, 0.5), p99: pct(latencies, 0.99), mean: mean(latencies),
-    timedOut, serverCpuMsPerOp: cpu === null ? null : cpu / latencies.length,
-    serverCpuByRole: cpuBy === null ? null : Object.fromEntries(Object.entries(cpuBy).map(([k, v]) => [k, v / latencies.length])), benchCpuMsPerOp: selfCpu / latencies.length,
+    n: latencies.length,
+    rate: latencies.length / seconds,
+    p50: pct(latencies, 0.5),
+    p99: pct(latencies, 0.99),
+    mean: mean(latencies),
+    timedOut,
+    serverCpuMsPerOp: cpu === null ? null : cpu / latencies.length,
+    serverCpuByRole:
+      cpuBy === null ? null : Object.fromEntries(Object.entries(cpuBy).map(([k, v]) => [k, v / latencies.length])),
+    benchCpuMsPerOp: selfCpu / latencies.length,
   };
 }
 
@@ -233,10 +266,15 @@ function smtpWorker(port, local) {
 async function measureSmtp(port, local, concurrency, count, cpuPid) {
   const make = smtpWorker(port, local);
   const rcptLat = [];
-  const r = await measure(async (i) => {
-    const w = await make(i);
-    return { op: async () => rcptLat.push(await w.op()), close: w.close };
-  }, concurrency, count, cpuPid);
+  const r = await measure(
+    async (i) => {
+      const w = await make(i);
+      return { op: async () => rcptLat.push(await w.op()), close: w.close };
+    },
+    concurrency,
+    count,
+    cpuPid,
+  );
   rcptLat.sort((a, b) => a - b);
   return { ...r, p50: pct(rcptLat, 0.5), p99: pct(rcptLat, 0.99), mean: mean(rcptLat) };
 }
@@ -299,8 +337,13 @@ process.on('exit', cleanupSync);
 function machine() {
   const cpuModel = cpus()[0]?.model ?? 'unknown';
   return {
-    nproc: Number(execFileSync('nproc').toString()), cpuModel, node: process.version,
-    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(), load: loadavg().map((x) => x.toFixed(2)).join(' '),
+    nproc: Number(execFileSync('nproc').toString()),
+    cpuModel,
+    node: process.version,
+    kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
+    load: loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -309,7 +352,9 @@ function machine() {
 
 const out = { options: opts, machineStart: machine(), table: [], profile: null, machineEnd: null };
 try {
-  console.log(`machine: nproc ${out.machineStart.nproc}, ${out.machineStart.cpuModel}, node ${out.machineStart.node}, kernel ${out.machineStart.kernel}, load ${out.machineStart.load}`);
+  console.log(
+    `machine: nproc ${out.machineStart.nproc}, ${out.machineStart.cpuModel}, node ${out.machineStart.node}, kernel ${out.machineStart.kernel}, load ${out.machineStart.load}`,
+  );
   const withScript = createUser('pol');
   users.push(withScript);
   const noScript = createUser('nos');
@@ -327,7 +372,14 @@ try {
   chmodSync(passwd, 0o644);
 
   daemon = await startDaemon({
-    conf: [`LocalDomain ${DOMAIN}`, `PasswdFile ${passwd}`, 'Separator +', `AvengerUser ${aveng.name}`, 'AvengerTimeout 10s', 'MaxClientsPerIP 50'].join('\n'),
+    conf: [
+      `LocalDomain ${DOMAIN}`,
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      `AvengerUser ${aveng.name}`,
+      'AvengerTimeout 10s',
+      'MaxClientsPerIP 50',
+    ].join('\n'),
   });
   const port = daemon.port;
   const daemonPid = daemon.proc.pid;
@@ -335,9 +387,17 @@ try {
 
   const cases = [
     { name: 'raw', label: "spawn('/bin/sh -c true')", run: (c, n) => measure(rawWorker, c, n) },
-    { name: 'script', label: 'RCPT, rcpt script `accept`', run: (c, n) => measureSmtp(port, withScript.name, c, n, daemonPid) },
+    {
+      name: 'script',
+      label: 'RCPT, rcpt script `accept`',
+      run: (c, n) => measureSmtp(port, withScript.name, c, n, daemonPid),
+    },
     { name: 'noscript', label: 'RCPT, no script', run: (c, n) => measureSmtp(port, noScript.name, c, n, daemonPid) },
-    { name: 'floor', label: 'RCPT postmaster (no runner)', run: (c, n) => measureSmtp(port, 'postmaster', c, n, daemonPid) },
+    {
+      name: 'floor',
+      label: 'RCPT postmaster (no runner)',
+      run: (c, n) => measureSmtp(port, 'postmaster', c, n, daemonPid),
+    },
   ];
 
   // warm-up (JIT in daemon, runner and here; perl spawner started), not measured
@@ -346,7 +406,8 @@ try {
   const sample = decisionLog().find((l) => String(l.to).startsWith(withScript.name));
   const sampleNone = decisionLog().find((l) => String(l.to).startsWith(noScript.name));
   console.log(`sample decisions:\n  ${JSON.stringify(sample)}\n  ${JSON.stringify(sampleNone)}`);
-  if (sample?.outcome !== 'accept' || sample.scripts?.[0]?.outcome !== 'accept') throw new Error('the accept script did not decide');
+  if (sample?.outcome !== 'accept' || sample.scripts?.[0]?.outcome !== 'accept')
+    throw new Error('the accept script did not decide');
   daemon.logs.length = 0;
 
   for (const c of opts.concurrency) {
@@ -358,21 +419,39 @@ try {
         daemon.logs.length = 0;
         rounds[k.name].push(await k.run(c, opts.count));
         // the daemon's own view: time from RCPT to decision, and per runner call (ms, integer)
-        if (k.name in daemonMs) for (const l of decisionLog()) daemonMs[k.name].push({ total: l.ms, runs: (l.scripts ?? []).map((s) => s.ms) });
+        if (k.name in daemonMs)
+          for (const l of decisionLog())
+            daemonMs[k.name].push({ total: l.ms, runs: (l.scripts ?? []).map((s) => s.ms) });
       }
     }
     daemon.logs.length = 0;
     const agg = (name) => {
       const rs = rounds[name];
       return {
-        rounds: rs.length, n: rs.reduce((a, x) => a + x.n, 0), rate: median(rs.map((x) => x.rate)), p50: median(rs.map((x) => x.p50)),
-        p99: median(rs.map((x) => x.p99)), mean: median(rs.map((x) => x.mean)), timedOut: rs.some((x) => x.timedOut),
+        rounds: rs.length,
+        n: rs.reduce((a, x) => a + x.n, 0),
+        rate: median(rs.map((x) => x.rate)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        mean: median(rs.map((x) => x.mean)),
+        timedOut: rs.some((x) => x.timedOut),
         serverCpuMsPerOp: rs[0].serverCpuMsPerOp === null ? null : median(rs.map((x) => x.serverCpuMsPerOp)),
-        benchCpuMsPerOp: median(rs.map((x) => x.benchCpuMsPerOp)), allRates: rs.map((x) => Math.round(x.rate)),
-        serverCpuByRole: rs[0].serverCpuByRole ? Object.fromEntries(Object.keys(rs[0].serverCpuByRole).map((k) => [k, median(rs.map((x) => x.serverCpuByRole[k]))])) : null,
+        benchCpuMsPerOp: median(rs.map((x) => x.benchCpuMsPerOp)),
+        allRates: rs.map((x) => Math.round(x.rate)),
+        serverCpuByRole: rs[0].serverCpuByRole
+          ? Object.fromEntries(
+              Object.keys(rs[0].serverCpuByRole).map((k) => [k, median(rs.map((x) => x.serverCpuByRole[k]))]),
+            )
+          : null,
       };
     };
-    const row = { concurrency: c, raw: agg('raw'), script: agg('script'), noscript: agg('noscript'), floor: agg('floor') };
+    const row = {
+      concurrency: c,
+      raw: agg('raw'),
+      script: agg('script'),
+      noscript: agg('noscript'),
+      floor: agg('floor'),
+    };
     row.ratio = row.script.rate / row.raw.rate;
     // the same per round (raw and script run back to back): steadier when background load drifts
     row.roundRatios = rounds.script.map((x, i) => x.rate / rounds.raw[i].rate);
@@ -386,7 +465,9 @@ try {
       row[k].runnerCallMeanMs = d.length ? mean(d.flatMap((x) => x.runs)) : null;
     }
     out.table.push(row);
-    console.log(`concurrency ${c} done: script ${row.script.rate.toFixed(0)}/s vs raw ${row.raw.rate.toFixed(0)}/s = ${(row.ratio * 100).toFixed(0)} % (rounds: raw ${row.raw.allRates}, script ${row.script.allRates}; per-round ratios ${row.roundRatios.map((x) => `${(x * 100).toFixed(0)} %`).join(', ')}), load ${loadavg()[0].toFixed(2)}`);
+    console.log(
+      `concurrency ${c} done: script ${row.script.rate.toFixed(0)}/s vs raw ${row.raw.rate.toFixed(0)}/s = ${(row.ratio * 100).toFixed(0)} % (rounds: raw ${row.raw.allRates}, script ${row.script.allRates}; per-round ratios ${row.roundRatios.map((x) => `${(x * 100).toFixed(0)} %`).join(', ')}), load ${loadavg()[0].toFixed(2)}`,
+    );
   }
 
   // ------------------------------------------------------------------------------------------
@@ -394,23 +475,46 @@ try {
   if (opts.profileCount > 0 && Date.now() < runDeadline) {
     const n = opts.profileCount;
     const scriptPath = join(withScript.home, '.avenger', 'rcpt');
-    const env = { SENDER: 'sender@remote.example', RECIPIENT: `${withScript.name}@${DOMAIN}`, USER: withScript.name, HOME: withScript.home, PATH: SAFE_PATH };
+    const env = {
+      SENDER: 'sender@remote.example',
+      RECIPIENT: `${withScript.name}@${DOMAIN}`,
+      USER: withScript.name,
+      HOME: withScript.home,
+      PATH: SAFE_PATH,
+    };
     spawner = new PerlSpawner();
     spawner.warmUp();
     const scriptFd = openSync(scriptPath, fsConstants.O_RDONLY);
     const perlRun = (args, withPrelude) => async () => {
       const o = await spawner.run({
-        file: '/bin/sh', args, env, cwd: withScript.home, decisionChannel: withPrelude, timeoutMs: 10_000, maxOutputBytes: 65536,
-        uid: withScript.uid, gid: withScript.gid, groups: [withScript.gid], ...(withPrelude ? { scriptFd } : {}),
+        file: '/bin/sh',
+        args,
+        env,
+        cwd: withScript.home,
+        decisionChannel: withPrelude,
+        timeoutMs: 10_000,
+        maxOutputBytes: 65536,
+        uid: withScript.uid,
+        gid: withScript.gid,
+        groups: [withScript.gid],
+        ...(withPrelude ? { scriptFd } : {}),
       });
       if (o.kind !== 'exited' || o.exitCode !== 0) throw new Error(`spawner: ${JSON.stringify(o)}`);
       if (withPrelude && !o.decisionBytes.toString().includes('accept')) throw new Error('prelude: no decision');
     };
     runner = await startRunner();
     const request = {
-      kind: 'rcpt', uid: withScript.uid, gid: withScript.gid, groups: [withScript.gid], user: withScript.name, home: withScript.home,
-      dir: join(withScript.home, '.avenger'), candidates: ['rcpt+rX', 'rcpt+default'], candidateEnv: { 'rcpt+default': { DEFAULT: 'rX' } },
-      env, timeoutMs: 10_000,
+      kind: 'rcpt',
+      uid: withScript.uid,
+      gid: withScript.gid,
+      groups: [withScript.gid],
+      user: withScript.name,
+      home: withScript.home,
+      dir: join(withScript.home, '.avenger'),
+      candidates: ['rcpt+rX', 'rcpt+default'],
+      candidateEnv: { 'rcpt+default': { DEFAULT: 'rX' } },
+      env,
+      timeoutMs: 10_000,
     };
     const runnerInner = [];
     const runnerOp = async () => {
@@ -420,13 +524,21 @@ try {
     };
     const stages = [
       { name: 'node spawn sh -c true', run: () => measure(rawWorker, 1, n) },
-      { name: 'perl spawner, sh -c true as the user', run: () => measure(() => ({ op: perlRun(['-c', 'true'], false) }), 1, n, spawner.child.pid, 'perl') },
-      { name: 'perl spawner, prelude + accept script', run: () => measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE, scriptPath], true) }), 1, n, spawner.child.pid, 'perl') },
+      {
+        name: 'perl spawner, sh -c true as the user',
+        run: () => measure(() => ({ op: perlRun(['-c', 'true'], false) }), 1, n, spawner.child.pid, 'perl'),
+      },
+      {
+        name: 'perl spawner, prelude + accept script',
+        run: () =>
+          measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE, scriptPath], true) }), 1, n, spawner.child.pid, 'perl'),
+      },
       { name: 'runner (startRunner().run)', run: () => measure(() => ({ op: runnerOp }), 1, n, runner.pid, 'runner') },
       { name: 'RCPT with script (daemon)', run: () => measureSmtp(port, withScript.name, 1, n, daemonPid) },
       { name: 'RCPT postmaster (no runner)', run: () => measureSmtp(port, 'postmaster', 1, n, daemonPid) },
     ];
-    for (const s of stages.slice(1, 4)) await measure(() => ({ op: s.name.startsWith('runner') ? runnerOp : perlRun(['-c', 'true'], false) }), 1, 100);
+    for (const s of stages.slice(1, 4))
+      await measure(() => ({ op: s.name.startsWith('runner') ? runnerOp : perlRun(['-c', 'true'], false) }), 1, 100);
     runnerInner.length = 0;
     const results = stages.map((s) => ({ name: s.name, rounds: [] }));
     for (let r = 0; r < opts.rounds && Date.now() < runDeadline; r++) {
@@ -434,10 +546,18 @@ try {
     }
     closeSync(scriptFd);
     out.profile = results.map((x) => ({
-      name: x.name, rate: median(x.rounds.map((y) => y.rate)), p50: median(x.rounds.map((y) => y.p50)), p99: median(x.rounds.map((y) => y.p99)),
-      mean: median(x.rounds.map((y) => y.mean)), serverCpuMsPerOp: x.rounds[0]?.serverCpuMsPerOp === null ? null : median(x.rounds.map((y) => y.serverCpuMsPerOp)),
+      name: x.name,
+      rate: median(x.rounds.map((y) => y.rate)),
+      p50: median(x.rounds.map((y) => y.p50)),
+      p99: median(x.rounds.map((y) => y.p99)),
+      mean: median(x.rounds.map((y) => y.mean)),
+      serverCpuMsPerOp: x.rounds[0]?.serverCpuMsPerOp === null ? null : median(x.rounds.map((y) => y.serverCpuMsPerOp)),
       benchCpuMsPerOp: median(x.rounds.map((y) => y.benchCpuMsPerOp)),
-      serverCpuByRole: x.rounds[0]?.serverCpuByRole ? Object.fromEntries(Object.keys(x.rounds[0].serverCpuByRole).map((k) => [k, median(x.rounds.map((y) => y.serverCpuByRole[k]))])) : null,
+      serverCpuByRole: x.rounds[0]?.serverCpuByRole
+        ? Object.fromEntries(
+            Object.keys(x.rounds[0].serverCpuByRole).map((k) => [k, median(x.rounds.map((y) => y.serverCpuByRole[k]))]),
+          )
+        : null,
     }));
     runnerInner.sort((a, b) => a - b);
     out.profileRunnerSpawnerMs = { p50: pct(runnerInner, 0.5), mean: mean(runnerInner) };
@@ -448,26 +568,53 @@ try {
   // report
   const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? '' : x.toFixed(d));
   console.log(`\nRCPT decisions/s (median of ${opts.rounds} rounds of ${opts.count}); p50/p99 per RCPT round trip, ms`);
-  console.log('| conc | raw spawn/s | p50 | p99 | script RCPT/s | p50 | p99 | of raw | no-script RCPT/s | p50 | p99 | floor RCPT/s | p50 | p99 | script adds p50 / p99 |');
+  console.log(
+    '| conc | raw spawn/s | p50 | p99 | script RCPT/s | p50 | p99 | of raw | no-script RCPT/s | p50 | p99 | floor RCPT/s | p50 | p99 | script adds p50 / p99 |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of out.table) {
-    console.log(`| ${r.concurrency} | ${f(r.raw.rate, 0)} | ${f(r.raw.p50)} | ${f(r.raw.p99)} | ${f(r.script.rate, 0)} | ${f(r.script.p50)} | ${f(r.script.p99)} | ${f(r.ratio * 100, 0)} % ${r.ratio >= 0.8 ? '(met)' : '(NOT met)'} | ${f(r.noscript.rate, 0)} | ${f(r.noscript.p50)} | ${f(r.noscript.p99)} | ${f(r.floor.rate, 0)} | ${f(r.floor.p50)} | ${f(r.floor.p99)} | ${f(r.addedP50)} / ${f(r.addedP99)} |`);
+    console.log(
+      `| ${r.concurrency} | ${f(r.raw.rate, 0)} | ${f(r.raw.p50)} | ${f(r.raw.p99)} | ${f(r.script.rate, 0)} | ${f(r.script.p50)} | ${f(r.script.p99)} | ${f(r.ratio * 100, 0)} % ${r.ratio >= 0.8 ? '(met)' : '(NOT met)'} | ${f(r.noscript.rate, 0)} | ${f(r.noscript.p50)} | ${f(r.noscript.p99)} | ${f(r.floor.rate, 0)} | ${f(r.floor.p50)} | ${f(r.floor.p99)} | ${f(r.addedP50)} / ${f(r.addedP99)} |`,
+    );
   }
-  console.log('\nserver CPU (daemon + runner + perl + scripts) per RCPT, ms; bench process CPU per op, ms; daemon-logged decision ms (mean) and runner calls per RCPT');
+  console.log(
+    '\nserver CPU (daemon + runner + perl + scripts) per RCPT, ms; bench process CPU per op, ms; daemon-logged decision ms (mean) and runner calls per RCPT',
+  );
   for (const r of out.table) {
-    const roles = (x) => (x ? Object.entries(x).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${f(v)}`).join(', ') : '');
-    console.log(`  conc ${r.concurrency}: script by process: ${roles(r.script.serverCpuByRole)}; no-script: ${roles(r.noscript.serverCpuByRole)}`);
-    console.log(`  conc ${r.concurrency}: script ${f(r.script.serverCpuMsPerOp)} (bench ${f(r.script.benchCpuMsPerOp)}), no-script ${f(r.noscript.serverCpuMsPerOp)}, floor ${f(r.floor.serverCpuMsPerOp)}; raw spawn: bench+children ${f(r.raw.benchCpuMsPerOp)}; daemon ms script ${f(r.script.daemonMeanMs)} (${f(r.script.runnerCallsPerRcpt, 1)} runner calls, ${f(r.script.runnerCallMeanMs)} each), no-script ${f(r.noscript.daemonMeanMs)} (${f(r.noscript.runnerCallsPerRcpt, 1)} calls, ${f(r.noscript.runnerCallMeanMs)} each)`);
+    const roles = (x) =>
+      x
+        ? Object.entries(x)
+            .filter(([, v]) => v > 0)
+            .map(([k, v]) => `${k} ${f(v)}`)
+            .join(', ')
+        : '';
+    console.log(
+      `  conc ${r.concurrency}: script by process: ${roles(r.script.serverCpuByRole)}; no-script: ${roles(r.noscript.serverCpuByRole)}`,
+    );
+    console.log(
+      `  conc ${r.concurrency}: script ${f(r.script.serverCpuMsPerOp)} (bench ${f(r.script.benchCpuMsPerOp)}), no-script ${f(r.noscript.serverCpuMsPerOp)}, floor ${f(r.floor.serverCpuMsPerOp)}; raw spawn: bench+children ${f(r.raw.benchCpuMsPerOp)}; daemon ms script ${f(r.script.daemonMeanMs)} (${f(r.script.runnerCallsPerRcpt, 1)} runner calls, ${f(r.script.runnerCallMeanMs)} each), no-script ${f(r.noscript.daemonMeanMs)} (${f(r.noscript.runnerCallsPerRcpt, 1)} calls, ${f(r.noscript.runnerCallMeanMs)} each)`,
+    );
   }
   if (out.profile) {
     console.log('\nprofile, concurrency 1 (median of rounds):');
-    console.log('| stage | ops/s | p50 ms | p99 ms | mean ms | CPU ms/op (server tree; bench process incl. its reaped children) |');
+    console.log(
+      '| stage | ops/s | p50 ms | p99 ms | mean ms | CPU ms/op (server tree; bench process incl. its reaped children) |',
+    );
     console.log('|---|---|---|---|---|---|');
     for (const p of out.profile) {
-      const roles = p.serverCpuByRole ? Object.entries(p.serverCpuByRole).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${f(v)}`).join(', ') : '';
-      console.log(`| ${p.name} | ${f(p.rate, 0)} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.mean)} | ${f(p.serverCpuMsPerOp)} ${roles ? `(${roles})` : ''}; bench ${f(p.benchCpuMsPerOp)} |`);
+      const roles = p.serverCpuByRole
+        ? Object.entries(p.serverCpuByRole)
+            .filter(([, v]) => v > 0)
+            .map(([k, v]) => `${k} ${f(v)}`)
+            .join(', ')
+        : '';
+      console.log(
+        `| ${p.name} | ${f(p.rate, 0)} | ${f(p.p50)} | ${f(p.p99)} | ${f(p.mean)} | ${f(p.serverCpuMsPerOp)} ${roles ? `(${roles})` : ''}; bench ${f(p.benchCpuMsPerOp)} |`,
+      );
     }
-    console.log(`runner's own timing of its spawner call (durationMs): p50 ${f(out.profileRunnerSpawnerMs.p50)}, mean ${f(out.profileRunnerSpawnerMs.mean)}`);
+    console.log(
+      `runner's own timing of its spawner call (durationMs): p50 ${f(out.profileRunnerSpawnerMs.p50)}, mean ${f(out.profileRunnerSpawnerMs.mean)}`,
+    );
   }
   console.log(`\nmachine at end: load ${out.machineEnd.load}`);
   if (opts.json) writeFileSync(opts.json, JSON.stringify(out, null, 2));

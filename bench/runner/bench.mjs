@@ -15,7 +15,16 @@
 // time plus its spawner's and the spawner's reaped children's (/proc/PID/stat), so the scripts'
 // own CPU is included for every runner alike. Needs root for a real user switch.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, chmodSync, chownSync, rmSync, readFileSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+  rmSync,
+  readFileSync,
+  readdirSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -43,7 +52,8 @@ function makeUser(withScript) {
   execFileSync('useradd', ['-M', '-d', home, '-s', '/usr/sbin/nologin', '-U', name]);
   const uid = Number(execFileSync('id', ['-u', name]).toString());
   const gid = Number(execFileSync('id', ['-g', name]).toString());
-  for (const p of withScript ? [home, join(home, '.avenger'), join(home, '.avenger', 'rcpt')] : [home]) chownSync(p, uid, gid);
+  for (const p of withScript ? [home, join(home, '.avenger'), join(home, '.avenger', 'rcpt')] : [home])
+    chownSync(p, uid, gid);
   chmodSync(home, 0o700);
   return { base, home, uid, gid, name };
 }
@@ -57,7 +67,10 @@ function removeUser(user) {
 function cpuSeconds(pid, withChildren) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+    const f = stat
+      .slice(stat.lastIndexOf(')') + 2)
+      .split(' ')
+      .map(Number);
     return (f[11] + f[12] + (withChildren ? f[13] + f[14] : 0)) / TICKS;
   } catch {
     return 0;
@@ -65,14 +78,17 @@ function cpuSeconds(pid, withChildren) {
 }
 
 function childrenOf(pid) {
-  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => {
-    try {
-      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
-      return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-    } catch {
-      return false;
-    }
-  });
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number)
+    .filter((p) => {
+      try {
+        const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+        return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    });
 }
 
 /** CPU of a runner: itself, and its spawner with the scripts it reaped. */
@@ -95,13 +111,15 @@ async function measure(task, concurrency, cpu) {
   let started = 0;
   const cpu0 = cpu();
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (started++ < N) {
-      const s = performance.now();
-      await task();
-      latencies.push(performance.now() - s);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (started++ < N) {
+        const s = performance.now();
+        await task();
+        latencies.push(performance.now() - s);
+      }
+    }),
+  );
   const seconds = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
   const pick = (q) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))];
@@ -115,15 +133,35 @@ async function runnerOf(checkout, label, user, missing = false) {
   const mod = await import(pathToFileURL(join(checkout, 'packages/avenger-runner/dist/index.js')).href);
   const accountForm = 'DEFAULT_LIMITS' in mod;
   const settings = {
-    etcDir: user.base, avengerUser: user.name, passwdFile: null, spoolDir: null, daemonUid: null, deniedUids: [],
-    envNames: ['SENDER', 'RECIPIENT'], fixedEnv: {}, limits: mod.DEFAULT_LIMITS,
+    etcDir: user.base,
+    avengerUser: user.name,
+    passwdFile: null,
+    spoolDir: null,
+    daemonUid: null,
+    deniedUids: [],
+    envNames: ['SENDER', 'RECIPIENT'],
+    fixedEnv: {},
+    limits: mod.DEFAULT_LIMITS,
   };
-  const client = accountForm ? await mod.startRunner({ settings, onLog: () => {} }) : await mod.startRunner({ onLog: () => {} });
+  const client = accountForm
+    ? await mod.startRunner({ settings, onLog: () => {} })
+    : await mod.startRunner({ onLog: () => {} });
   const env = { SENDER: 'a@b.example', RECIPIENT: `${user.name}@example` };
   const candidates = ['rcpt'];
   const request = accountForm
     ? { kind: 'rcpt', scope: 'user', account: user.name, candidates, env, timeoutMs: 10_000 }
-    : { kind: 'rcpt', uid: user.uid, gid: user.gid, groups: [user.gid], user: user.name, home: user.home, dir: join(user.home, '.avenger'), candidates, env, timeoutMs: 10_000 };
+    : {
+        kind: 'rcpt',
+        uid: user.uid,
+        gid: user.gid,
+        groups: [user.gid],
+        user: user.name,
+        home: user.home,
+        dir: join(user.home, '.avenger'),
+        candidates,
+        env,
+        timeoutMs: 10_000,
+      };
   const task = async () => {
     const r = await client.run(request);
     const ok = missing ? r.kind === 'none' : r.kind === 'ran' && r.decision?.verb === 'accept';
@@ -135,13 +173,22 @@ async function runnerOf(checkout, label, user, missing = false) {
 
 const user = makeUser(!args.includes('--no-script'));
 const here = new URL('../../', import.meta.url).pathname;
-const cases = [{ label: "spawn('/bin/sh -c true')", task: rawSpawn, cpu: () => cpuSeconds(process.pid, true), close: async () => {} }];
+const cases = [
+  {
+    label: "spawn('/bin/sh -c true')",
+    task: rawSpawn,
+    cpu: () => cpuSeconds(process.pid, true),
+    close: async () => {},
+  },
+];
 try {
   const missing = args.includes('--no-script');
   const what = missing ? 'no script' : 'accept';
   cases.push(await runnerOf(here, `runner, ${what} (this checkout)`, user, missing));
   if (OLD) cases.push(await runnerOf(OLD, `runner, ${what} (${OLD})`, user, missing));
-  console.log(`node ${process.version}, ${N} requests x ${ROUNDS} rounds, root=${isRoot}, user uid ${user.uid}; CPU ms/request: runner + spawner + scripts (raw: this process + the shells)`);
+  console.log(
+    `node ${process.version}, ${N} requests x ${ROUNDS} rounds, root=${isRoot}, user uid ${user.uid}; CPU ms/request: runner + spawner + scripts (raw: this process + the shells)`,
+  );
   console.log(`${'case'.padEnd(40)} conc   req/s   p50 ms   p99 ms  CPU ms/req  of raw`);
   for (const c of CONCURRENCY) {
     const results = cases.map(() => []);
@@ -155,8 +202,18 @@ try {
     cases.forEach((cs, i) => {
       const rs = results[i];
       const rate = median(rs.map((x) => x.rate));
-      console.log(`${cs.label.slice(0, 40).padEnd(40)} ${String(c).padStart(4)} ${rate.toFixed(0).padStart(7)} ${median(rs.map((x) => x.p50)).toFixed(2).padStart(8)} ` +
-        `${median(rs.map((x) => x.p99)).toFixed(2).padStart(8)} ${median(rs.map((x) => x.cpuMs)).toFixed(2).padStart(10)} ${i === 0 ? '' : `${((rate / rawRate) * 100).toFixed(0)}%`.padStart(7)}`);
+      console.log(
+        `${cs.label.slice(0, 40).padEnd(40)} ${String(c).padStart(4)} ${rate.toFixed(0).padStart(7)} ${median(
+          rs.map((x) => x.p50),
+        )
+          .toFixed(2)
+          .padStart(8)} ` +
+          `${median(rs.map((x) => x.p99))
+            .toFixed(2)
+            .padStart(8)} ${median(rs.map((x) => x.cpuMs))
+            .toFixed(2)
+            .padStart(10)} ${i === 0 ? '' : `${((rate / rawRate) * 100).toFixed(0)}%`.padStart(7)}`,
+      );
     });
     if (OLD && ROUNDS > 1) {
       const ratios = results[1].map((x, r) => (x.rate / results[2][r].rate).toFixed(2));

@@ -28,7 +28,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { startDnsServer, reverseName, rblName } = await import(pathToFileURL(join(root, 'test', 'dist', 'support', 'dns-server.js')).href);
+const { startDnsServer, reverseName, rblName } = await import(
+  pathToFileURL(join(root, 'test', 'dist', 'support', 'dns-server.js')).href
+);
 
 const CLIENT_IP = '127.0.0.1';
 const CLIENT_NAME = 'client.bench.test';
@@ -62,10 +64,17 @@ const servers = new Map();
 for (const s of spec) {
   const ttl = s.ttl ?? 300;
   const records = s.zone === 'facts' ? factsZone(ttl) : s.zone === 'cached' ? cachedZone(ttl) : {};
-  const srv = await startDnsServer({ records, udp: true, doh: true, ...(s.zone === 'empty' ? {} : { soa: soaOf(ttl) }) });
+  const srv = await startDnsServer({
+    records,
+    udp: true,
+    doh: true,
+    ...(s.zone === 'empty' ? {} : { soa: soaOf(ttl) }),
+  });
   servers.set(s.name, srv);
 }
-process.send({ ready: Object.fromEntries([...servers].map(([n, s]) => [n, { udp: `${s.udp.host}:${s.udp.port}`, doh: s.doh }])) });
+process.send({
+  ready: Object.fromEntries([...servers].map(([n, s]) => [n, { udp: `${s.udp.host}:${s.udp.port}`, doh: s.doh }])),
+});
 
 process.on('message', async (m) => {
   if (m?.cmd === 'stats') {

@@ -19,7 +19,9 @@ export function makeMessage(from, to, size) {
     `From: <${from}>\r\nTo: <${to}>\r\nSubject: bench\r\n` +
     `Message-Id: <bench.${process.pid}@bench.test>\r\nDate: ${new Date().toUTCString()}\r\n\r\n`;
   let body = '';
-  const line = 'La La La La La La La La La La La La La La La La La La La La La La La La La'.padEnd(76, ' La').slice(0, 76);
+  const line = 'La La La La La La La La La La La La La La La La La La La La La La La La La'
+    .padEnd(76, ' La')
+    .slice(0, 76);
   while (body.length + 78 <= size) body += line + '\r\n';
   if (body.length < size) body += 'x'.repeat(Math.max(0, size - body.length - 2)) + '\r\n';
   return Buffer.from(head + body + '.\r\n', 'latin1');

@@ -62,7 +62,19 @@
 //   --asmtpd-node-args 'A' node options for every asmtpd daemon (profiling: '--cpu-prof --cpu-prof-dir=DIR')
 //   --json FILE           also write the results as JSON
 import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, openSync, mkdtempSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  openSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -102,15 +114,21 @@ const VARIANTS = {
   'asmtpd-sys-facts-ttl0': { resolver: 'system', zone: 'facts', ttl: 0 },
 };
 /** the two stand-ins for "without facts" of a resolver kind (there is no switch for reverse DNS and SPF) */
-const baselineOf = (t, zone) => Object.keys(VARIANTS).find((n) => VARIANTS[n].resolver === VARIANTS[t]?.resolver && VARIANTS[n].zone === zone);
+const baselineOf = (t, zone) =>
+  Object.keys(VARIANTS).find((n) => VARIANTS[n].resolver === VARIANTS[t]?.resolver && VARIANTS[n].zone === zone);
 const NOFACTS = NOFACTS_BUILD ? ['asmtpd-nofacts'] : [];
 const FACT_SETS = {
   tangerine: [...NOFACTS, 'asmtpd', 'asmtpd-cached', 'asmtpd-facts', 'asmtpd-facts-ttl0'],
   system: [...NOFACTS, 'asmtpd-sys', 'asmtpd-sys-cached', 'asmtpd-sys-facts', 'asmtpd-sys-facts-ttl0'],
 };
-FACT_SETS.both = [...NOFACTS, ...FACT_SETS.tangerine.filter((t) => !NOFACTS.includes(t)), ...FACT_SETS.system.filter((t) => !NOFACTS.includes(t))];
+FACT_SETS.both = [
+  ...NOFACTS,
+  ...FACT_SETS.tangerine.filter((t) => !NOFACTS.includes(t)),
+  ...FACT_SETS.system.filter((t) => !NOFACTS.includes(t)),
+];
 const factsAt = argv.indexOf('--facts');
-const factsKind = factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].startsWith('--') ? argv[factsAt + 1] : 'tangerine';
+const factsKind =
+  factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].startsWith('--') ? argv[factsAt + 1] : 'tangerine';
 if (factsKind !== null && !FACT_SETS[factsKind]) throw new Error(`--facts ${factsKind}: tangerine, system or both`);
 const TARGETS = factsKind !== null ? FACT_SETS[factsKind] : opt('targets', 'sink,postfix,asmtpd').split(',');
 const BANNER_PROBES = Number(opt('banner-probes', 200));
@@ -137,7 +155,16 @@ const ASMTPD_SET = argv.flatMap((a, i) => (a === '--asmtpd-set' && argv[i + 1] ?
 const ASMTPD_NODE_ARGS = opt('asmtpd-node-args', '').split(' ').filter(Boolean);
 /** --postfix-set name=value (repeatable): extra main.cf settings for the Postfix target. */
 const POSTFIX_SET = Object.fromEntries(
-  argv.flatMap((a, i) => (a === '--postfix-set' && argv[i + 1] ? [argv[i + 1].split(/=(.*)/s).slice(0, 2).map((x) => x.trim())] : [])),
+  argv.flatMap((a, i) =>
+    a === '--postfix-set' && argv[i + 1]
+      ? [
+          argv[i + 1]
+            .split(/=(.*)/s)
+            .slice(0, 2)
+            .map((x) => x.trim()),
+        ]
+      : [],
+  ),
 );
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -162,7 +189,21 @@ async function loadHarness() {
   const out = mkdtempSync(join(tmpdir(), 'bench-harness-'));
   execFileSync(
     join(root, 'node_modules', '.bin', 'tsc'),
-    [ts, '--outDir', out, '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--types', 'node', '--skipLibCheck', '--strict'],
+    [
+      ts,
+      '--outDir',
+      out,
+      '--module',
+      'NodeNext',
+      '--moduleResolution',
+      'NodeNext',
+      '--target',
+      'ES2022',
+      '--types',
+      'node',
+      '--skipLibCheck',
+      '--strict',
+    ],
     { stdio: 'inherit' },
   );
   return import(pathToFileURL(join(out, 'postfix.js')).href);
@@ -247,7 +288,9 @@ function waitGreeting(port, timeoutMs, proc) {
 async function startSink() {
   const port = await freePort();
   // -u postfix: required as root. backlog 1024. -c: running counter "sess=N quit=N mesg=N\r" on stdout.
-  const p = spawn(SMTP_SINK, ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1024'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(SMTP_SINK, ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1024'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let tail = '';
   let err = '';
   p.stdout.on('data', (d) => {
@@ -279,7 +322,9 @@ async function startDns(names) {
   const built = join(root, 'test', 'dist', 'support', 'dns-server.js');
   if (!existsSync(built)) throw new Error(`${built} missing: run pnpm build`);
   const spec = names.map((name) => ({ name, zone: VARIANTS[name].zone, ttl: VARIANTS[name].ttl }));
-  const child = fork(join(here, 'dns-child.mjs'), [JSON.stringify(spec)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(join(here, 'dns-child.mjs'), [JSON.stringify(spec)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const addrs = await new Promise((resolve, reject) => {
     child.once('message', (m) => resolve(m.ready));
     child.once('exit', (code) => reject(new Error(`dns-child exited with ${code}`)));
@@ -323,7 +368,9 @@ function factsConfig(name, dns) {
     'SMTPCB no', // the probe would connect to port 25 of the sender's domain
     // SYN fingerprinting (issue 6) is on by default as root; not part of these measurements
     ...(ASMTPD_SET.some((l) => /^SynFP\s/i.test(l)) ? [] : ['SynFP no']),
-    ...(v.zone === 'facts' ? ['RBL bl1.bench.test', 'RBL bl2.bench.test', 'RBL bl3.bench.test 0.5', 'RBLThreshold 1'] : []),
+    ...(v.zone === 'facts'
+      ? ['RBL bl1.bench.test', 'RBL bl2.bench.test', 'RBL bl3.bench.test 0.5', 'RBLThreshold 1']
+      : []),
   ];
 }
 
@@ -357,7 +404,10 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
   // into this process, whose CPU would otherwise count against the shared cores).
   const logFile = join(tmpdir(), `bench-smtp-${name}.log`); // kept after the run
   const logFd = openSync(logFile, 'w');
-  const p = spawn(process.execPath, [...ASMTPD_NODE_ARGS, bin, '-d', '-f', conf], { stdio: ['ignore', logFd, logFd], env: { ...process.env, NODE_ENV: 'production' } });
+  const p = spawn(process.execPath, [...ASMTPD_NODE_ARGS, bin, '-d', '-f', conf], {
+    stdio: ['ignore', logFd, logFd],
+    env: { ...process.env, NODE_ENV: 'production' },
+  });
   closeSync(logFd);
   const errTailOf = () => readFileSync(logFile, 'utf8').slice(-4000);
   try {
@@ -371,7 +421,8 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
     port,
     pid: p.pid,
     logFile,
-    logTail: () => (p.exitCode !== null ? `(exited with ${p.exitCode}, signal ${p.signalCode})\n` : '') + errTailOf().slice(-2000),
+    logTail: () =>
+      (p.exitCode !== null ? `(exited with ${p.exitCode}, signal ${p.signalCode})\n` : '') + errTailOf().slice(-2000),
     stop: async () => {
       p.kill('SIGTERM');
       await Promise.race([new Promise((r) => p.once('exit', r)), sleep(5000)]);
@@ -384,7 +435,21 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
 
 // ---------------------------------------------------------------- one measurement
 function smtpSource(port, count, reuse) {
-  const args = ['-4', '-s', String(SESSIONS), '-m', String(count), '-l', String(SIZE), '-f', FROM, '-t', RCPT, '-M', HELO];
+  const args = [
+    '-4',
+    '-s',
+    String(SESSIONS),
+    '-m',
+    String(count),
+    '-l',
+    String(SIZE),
+    '-f',
+    FROM,
+    '-t',
+    RCPT,
+    '-M',
+    HELO,
+  ];
   if (reuse) args.unshift('-d');
   args.push(`127.0.0.1:${port}`);
   return new Promise((resolve, reject) => {
@@ -421,7 +486,17 @@ function fileSize(f) {
  * reverse name and DNSBLs) and mail.facts (MAIL: SPF of sender and HELO), with their `ms`.
  */
 function factsFromLog(file, from) {
-  const out = { connect: [], mail: [], names: {}, dnsfail: 0, rblScores: {}, spf: {}, spfHelo: {}, rblErrors: 0, temp451: 0 };
+  const out = {
+    connect: [],
+    mail: [],
+    names: {},
+    dnsfail: 0,
+    rblScores: {},
+    spf: {},
+    spfHelo: {},
+    rblErrors: 0,
+    temp451: 0,
+  };
   let text;
   try {
     const fd = openSync(file, 'r');
@@ -529,19 +604,37 @@ async function measure(target, sink, mode) {
   };
   if (hasDns) {
     const q = (await dns.stats())[target.name];
-    r.dns = { queries: q.total, byType: q.byType, queriesPerMsg: q.total / N, serverCpuSeconds: dnsCpu, serverCpuMsPerMsg: (dnsCpu * 1000) / N };
+    r.dns = {
+      queries: q.total,
+      byType: q.byType,
+      queriesPerMsg: q.total / N,
+      serverCpuSeconds: dnsCpu,
+      serverCpuMsPerMsg: (dnsCpu * 1000) / N,
+    };
   }
   if (target.logFile) {
     await sleep(600); // the daemon writes its log in batches, at least every 200 ms
     r.facts = factsSummary(factsFromLog(target.logFile, log0));
   }
-  if (otherCores > 0.25) log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
-  log(`${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+  if (otherCores > 0.25)
+    log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
+  log(
+    `${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`,
+  );
   // latency with the companion client
   if (LAT_N > 0) {
     base = sink.count();
     await sleep(500);
-    const c = await runClient({ host: '127.0.0.1', port, sessions: SESSIONS, messages: LAT_N, size: SIZE, reuse, from: FROM, to: RCPT });
+    const c = await runClient({
+      host: '127.0.0.1',
+      port,
+      sessions: SESSIONS,
+      messages: LAT_N,
+      size: SIZE,
+      reuse,
+      from: FROM,
+      to: RCPT,
+    });
     await waitSink(sink, base + c.sent, 300_000).catch(() => undefined);
     const l = c.latenciesMs;
     const b = c.bannerMs;
@@ -560,16 +653,30 @@ async function measure(target, sink, mode) {
       p999: percentile(l, 99.9),
       max: l.length ? l[l.length - 1] : NaN,
     };
-    log(`${target.name}/${mode}: latency p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms (${c.errors} errors); banner p50 ${r.latency.bannerP50.toFixed(2)} ms, p99 ${r.latency.bannerP99.toFixed(2)} ms`);
+    log(
+      `${target.name}/${mode}: latency p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms (${c.errors} errors); banner p50 ${r.latency.bannerP50.toFixed(2)} ms, p99 ${r.latency.bannerP99.toFixed(2)} ms`,
+    );
   }
   // time to banner on an idle server, one connection at a time
   if (isAsmtpd && !reuse && BANNER_PROBES > 0) {
     await sleep(300);
     const pr = await probeBanner({ host: '127.0.0.1', port, count: BANNER_PROBES, gapMs: BANNER_GAP });
-    r.idleBanner = { count: BANNER_PROBES, errors: pr.errors, p50: percentile(pr.bannerMs, 50), p90: percentile(pr.bannerMs, 90), p99: percentile(pr.bannerMs, 99), max: pr.bannerMs.length ? pr.bannerMs[pr.bannerMs.length - 1] : NaN };
-    log(`${target.name}/${mode}: idle banner p50 ${r.idleBanner.p50.toFixed(2)} ms, p99 ${r.idleBanner.p99.toFixed(2)} ms (${pr.errors} errors)`);
+    r.idleBanner = {
+      count: BANNER_PROBES,
+      errors: pr.errors,
+      p50: percentile(pr.bannerMs, 50),
+      p90: percentile(pr.bannerMs, 90),
+      p99: percentile(pr.bannerMs, 99),
+      max: pr.bannerMs.length ? pr.bannerMs[pr.bannerMs.length - 1] : NaN,
+    };
+    log(
+      `${target.name}/${mode}: idle banner p50 ${r.idleBanner.p50.toFixed(2)} ms, p99 ${r.idleBanner.p99.toFixed(2)} ms (${pr.errors} errors)`,
+    );
   }
-  if (r.dns) log(`${target.name}/${mode}: DNS ${r.dns.queriesPerMsg.toFixed(2)} queries/msg ${JSON.stringify(r.dns.byType)}, DNS server CPU ${r.dns.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+  if (r.dns)
+    log(
+      `${target.name}/${mode}: DNS ${r.dns.queriesPerMsg.toFixed(2)} queries/msg ${JSON.stringify(r.dns.byType)}, DNS server CPU ${r.dns.serverCpuMsPerMsg.toFixed(3)} ms/msg`,
+    );
   if (r.facts) log(`${target.name}/${mode}: facts ${JSON.stringify(r.facts)}`);
   return r;
 }
@@ -586,7 +693,11 @@ async function measureTogether(ts, mode) {
     }
   }
   await sleep(500);
-  const before = ts.map((t) => ({ count: t.sink.count(), cpu: treeCpu(t.pid), log: t.logFile ? fileSize(t.logFile) : 0 }));
+  const before = ts.map((t) => ({
+    count: t.sink.count(),
+    cpu: treeCpu(t.pid),
+    log: t.logFile ? fileSize(t.logFile) : 0,
+  }));
   const ours0 = oursCpu();
   const m0 = cpuBusy();
   const t0 = performance.now();
@@ -595,21 +706,32 @@ async function measureTogether(ts, mode) {
   const windowMs = performance.now() - t0;
   const at = ts.map((t, i) => ({ count: t.sink.count() - before[i].count, cpu: treeCpu(t.pid) - before[i].cpu }));
   const m1 = cpuBusy();
-  const otherCores = Math.max(0, (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK - (oursCpu() - ours0)) / (windowMs / 1000);
+  const otherCores =
+    Math.max(0, (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK - (oursCpu() - ours0)) / (windowMs / 1000);
   await Promise.all(runs);
   for (const [i, t] of ts.entries()) await waitSink(t.sink, before[i].count + N, 300_000);
   await sleep(600); // log batches
   return ts.map((t, i) => {
     const rate = at[i].count / (windowMs / 1000);
     const r = {
-      target: t.name, mode, messages: at[i].count, together: ts.map((x) => x.name), windowSeconds: windowMs / 1000,
-      acceptPerSec: rate, deliveredPerSec: rate, serverCpuSeconds: at[i].cpu, serverCpuMsPerMsg: (at[i].cpu * 1000) / Math.max(1, at[i].count), otherCores,
+      target: t.name,
+      mode,
+      messages: at[i].count,
+      together: ts.map((x) => x.name),
+      windowSeconds: windowMs / 1000,
+      acceptPerSec: rate,
+      deliveredPerSec: rate,
+      serverCpuSeconds: at[i].cpu,
+      serverCpuMsPerMsg: (at[i].cpu * 1000) / Math.max(1, at[i].count),
+      otherCores,
     };
     if (t.logFile) {
       const f = factsFromLog(t.logFile, before[i].log);
       r.facts = factsSummary(f);
     }
-    log(`${t.name}/${mode} (together, ${(windowMs / 1000).toFixed(1)} s): ${rate.toFixed(0)} msg/s, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`);
+    log(
+      `${t.name}/${mode} (together, ${(windowMs / 1000).toFixed(1)} s): ${rate.toFixed(0)} msg/s, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg`,
+    );
     return r;
   });
 }
@@ -631,7 +753,9 @@ function machine() {
     os: sh('. /etc/os-release; echo $PRETTY_NAME'),
     node: process.version,
     postfix: sh('postconf -dh mail_version'),
-    asmtpdCommit: sh(`git -C ${root} rev-parse --short HEAD`) + (sh(`git -C ${root} status --porcelain -- packages/asmtpd | head -1`) ? '+dirty' : ''),
+    asmtpdCommit:
+      sh(`git -C ${root} rev-parse --short HEAD`) +
+      (sh(`git -C ${root} status --porcelain -- packages/asmtpd | head -1`) ? '+dirty' : ''),
     tmpdirFs: sh(`df -T ${tmpdir()} | awk 'NR==2{print $2}'`),
   };
 }
@@ -649,7 +773,8 @@ async function busyPercent(ms) {
   return 100 * (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total));
 }
 const busyBefore = await busyPercent(2000);
-if (busyBefore > 10) log(`WARNING: the machine is already ${busyBefore.toFixed(0)}% busy before the benchmark; figures will be skewed`);
+if (busyBefore > 10)
+  log(`WARNING: the machine is already ${busyBefore.toFixed(0)}% busy before the benchmark; figures will be skewed`);
 
 // ---------------------------------------------------------------- main
 const results = [];
@@ -657,7 +782,8 @@ const notes = [];
 const sink = await startSink();
 log(`smtp-sink on 127.0.0.1:${sink.port}`);
 const targets = [];
-for (const name of TARGETS) if (!['sink', 'postfix'].includes(name) && !VARIANTS[name]) throw new Error(`unknown target ${name}`);
+for (const name of TARGETS)
+  if (!['sink', 'postfix'].includes(name) && !VARIANTS[name]) throw new Error(`unknown target ${name}`);
 // every asmtpd target gets a loopback DNS server: without DNSServer it would ask public DoH servers
 const dns = await startDns(TARGETS.filter((n) => VARIANTS[n]?.zone));
 if (dns) log(`DNS servers (dns-child.mjs, pid ${dns.pid}): ${JSON.stringify(dns.addrs)}`);
@@ -669,7 +795,14 @@ try {
       else if (TOGETHER) {
         const own = await startSink();
         const t = await startAsmtpd(own, name, dns);
-        targets.push({ ...t, sink: own, stop: async () => { await t.stop(); own.stop(); } });
+        targets.push({
+          ...t,
+          sink: own,
+          stop: async () => {
+            await t.stop();
+            own.stop();
+          },
+        });
       } else targets.push(await startAsmtpd(sink, name, dns));
       log(`${name} on 127.0.0.1:${targets.at(-1).port}`);
     } catch (e) {
@@ -678,32 +811,36 @@ try {
     }
   }
   for (let round = 1; round <= ROUNDS; round++) {
-   for (const mode of MODES) {
-    if (TOGETHER) {
-      if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
-      try {
-        for (const r of await measureTogether(targets.filter((t) => !t.failed), mode)) results.push({ round, ...r });
-      } catch (e) {
-        notes.push(`round ${round}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
-        log(`round ${round}/${mode}: FAILED: ${e.message}`);
-      }
-      continue;
-    }
-    // each round starts one target later, so no target is always measured first or last
-    const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]);
-    for (const t of order) {
-      if (t.failed) continue;
-      try {
+    for (const mode of MODES) {
+      if (TOGETHER) {
         if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
-        results.push({ round, ...(await measure(t, sink, mode)) });
-      } catch (e) {
-        t.failed = true;
-        const tail = t.logTail ? `\n--- ${t.name} log (tail) ---\n${t.logTail()}` : '';
-        notes.push(`${t.name}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
-        log(`${t.name}/${mode}: FAILED: ${e.message}${tail}`);
+        try {
+          for (const r of await measureTogether(
+            targets.filter((t) => !t.failed),
+            mode,
+          ))
+            results.push({ round, ...r });
+        } catch (e) {
+          notes.push(`round ${round}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
+          log(`round ${round}/${mode}: FAILED: ${e.message}`);
+        }
+        continue;
+      }
+      // each round starts one target later, so no target is always measured first or last
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]);
+      for (const t of order) {
+        if (t.failed) continue;
+        try {
+          if (ROUNDS > 1) log(`round ${round}/${ROUNDS}`);
+          results.push({ round, ...(await measure(t, sink, mode)) });
+        } catch (e) {
+          t.failed = true;
+          const tail = t.logTail ? `\n--- ${t.name} log (tail) ---\n${t.logTail()}` : '';
+          notes.push(`${t.name}/${mode}: FAILED: ${e.message.split('\n')[0]}`);
+          log(`${t.name}/${mode}: FAILED: ${e.message}${tail}`);
+        }
       }
     }
-   }
   }
 } finally {
   for (const t of targets) await t.stop().catch((e) => log(`stop ${t.name}:`, e.message));
@@ -761,10 +898,12 @@ function summary(t, mode) {
     vsNoFactsEach: rs.map((r) => vs(r, 'asmtpd-nofacts')),
     vsNoFacts: median(rs.map((r) => vs(r, 'asmtpd-nofacts'))),
     /** daemon CPU per message relative to the pre-facts build's, same round and mode */
-    cpuVsNoFacts: median(rs.map((r) => {
-      const x = results.find((y) => y.round === r.round && y.mode === r.mode && y.target === 'asmtpd-nofacts');
-      return x ? r.serverCpuMsPerMsg / x.serverCpuMsPerMsg : NaN;
-    })),
+    cpuVsNoFacts: median(
+      rs.map((r) => {
+        const x = results.find((y) => y.round === r.round && y.mode === r.mode && y.target === 'asmtpd-nofacts');
+        return x ? r.serverCpuMsPerMsg / x.serverCpuMsPerMsg : NaN;
+      }),
+    ),
   };
 }
 const get = summary;
@@ -772,11 +911,20 @@ const f0 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(0));
 const f2 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(2));
 const f3 = (x) => (x === undefined || Number.isNaN(x) ? '-' : x.toFixed(3));
 const lines = [];
-lines.push(`Machine: ${m.cpu}, ${m.memGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}, asmtpd ${m.asmtpdCommit}, tmpdir on ${m.tmpdirFs}`);
-lines.push(`CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`);
-lines.push(`Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}${TOGETHER ? `; --together: the targets measured at the same time, each with its own smtp-source (${SESSIONS} sessions) and smtp-sink, rate = its sink's count when the first smtp-source finished / that time` : ''}`);
+lines.push(
+  `Machine: ${m.cpu}, ${m.memGiB} GiB, ${m.os}, kernel ${m.kernel}, Node ${m.node}, Postfix ${m.postfix}, asmtpd ${m.asmtpdCommit}, tmpdir on ${m.tmpdirFs}`,
+);
+lines.push(
+  `CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`,
+);
+lines.push(
+  `Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}${TOGETHER ? `; --together: the targets measured at the same time, each with its own smtp-source (${SESSIONS} sessions) and smtp-sink, rate = its sink's count when the first smtp-source finished / that time` : ''}`,
+);
 lines.push('');
-lines.push('| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |' + (ROUNDS > 1 ? ' accepted msg/s, each round |' : ''));
+lines.push(
+  '| mode | target | accepted msg/s | delivered msg/s | server CPU ms/msg | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | client msg/s | other load (cores) |' +
+    (ROUNDS > 1 ? ' accepted msg/s, each round |' : ''),
+);
 lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|' : ''));
 for (const mode of MODES) {
   for (const t of TARGETS) {
@@ -804,30 +952,53 @@ if (BEFORE_BUILD) {
     const a = get('asmtpd', mode);
     const b = get('asmtpd-before', mode);
     if (!a || !b) continue;
-    const each = results.filter((r) => r.mode === mode && r.target === 'asmtpd').map((r) => {
-      const x = results.find((y) => y.round === r.round && y.mode === mode && y.target === 'asmtpd-before');
-      return x ? `${f2(r.acceptPerSec / x.acceptPerSec)} (CPU ${f2(r.serverCpuMsPerMsg / x.serverCpuMsPerMsg)})` : '-';
-    });
-    lines.push(`Before/after (${mode}): asmtpd (this checkout) / asmtpd-before (${BEFORE_BUILD}): accepted msg/s ${f2(a.acceptPerSec / b.acceptPerSec)}, server CPU per message ${f2(a.serverCpuMsPerMsg / b.serverCpuMsPerMsg)} (medians); each round: ${each.join(', ')}`);
+    const each = results
+      .filter((r) => r.mode === mode && r.target === 'asmtpd')
+      .map((r) => {
+        const x = results.find((y) => y.round === r.round && y.mode === mode && y.target === 'asmtpd-before');
+        return x
+          ? `${f2(r.acceptPerSec / x.acceptPerSec)} (CPU ${f2(r.serverCpuMsPerMsg / x.serverCpuMsPerMsg)})`
+          : '-';
+      });
+    lines.push(
+      `Before/after (${mode}): asmtpd (this checkout) / asmtpd-before (${BEFORE_BUILD}): accepted msg/s ${f2(a.acceptPerSec / b.acceptPerSec)}, server CPU per message ${f2(a.serverCpuMsPerMsg / b.serverCpuMsPerMsg)} (medians); each round: ${each.join(', ')}`,
+    );
   }
 }
 const factTargets = TARGETS.filter((t) => VARIANTS[t] && t !== 'asmtpd-before');
 if (factTargets.length) {
   lines.push('');
-  lines.push(`Client facts (issue 5): DNS over loopback (dns-child.mjs); "vs NX" / "vs cached" = accepted msg/s over that of the same resolver's no-records target (asmtpd, asmtpd-sys: every lookup NXDOMAIN, no RBL) / cached target (asmtpd-cached, asmtpd-sys-cached: PTR, A and SPF records with TTL ${TTL} s, no RBL) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time, ${BANNER_GAP} ms apart); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`);
+  lines.push(
+    `Client facts (issue 5): DNS over loopback (dns-child.mjs); "vs NX" / "vs cached" = accepted msg/s over that of the same resolver's no-records target (asmtpd, asmtpd-sys: every lookup NXDOMAIN, no RBL) / cached target (asmtpd-cached, asmtpd-sys-cached: PTR, A and SPF records with TTL ${TTL} s, no RBL) in the same round and mode, median over rounds; banner = connect() to 220, new-connection mode only (under load: latency-client, ${SESSIONS} sessions; idle: ${BANNER_PROBES} connections one at a time, ${BANNER_GAP} ms apart); facts ms = the daemon's session.facts (connect: PTR+A+DNSBLs) and mail.facts (2 SPF checks)`,
+  );
   lines.push('');
-  lines.push('| mode | target | resolver | records | accepted msg/s | vs no facts | vs NX | vs cached | server CPU ms/msg | CPU vs no facts | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' + (ROUNDS > 1 ? ' vs no facts, each round | vs NX, each round | vs cached, each round |' : ''));
-  lines.push('|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' + (ROUNDS > 1 ? '---|---|---|' : ''));
+  lines.push(
+    '| mode | target | resolver | records | accepted msg/s | vs no facts | vs NX | vs cached | server CPU ms/msg | CPU vs no facts | DNS queries/msg | DNS server CPU ms/msg | banner p50 / p99 ms, under load | banner p50 / p99 ms, idle | connect facts p50 / p99 ms | MAIL facts p50 / p99 ms |' +
+      (ROUNDS > 1 ? ' vs no facts, each round | vs NX, each round | vs cached, each round |' : ''),
+  );
+  lines.push(
+    '|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|' +
+      (ROUNDS > 1 ? '---|---|---|' : ''),
+  );
   for (const mode of MODES) {
     for (const t of factTargets) {
       const r = summary(t, mode);
       if (!r) continue;
       const v = VARIANTS[t];
-      const recs = v.resolver === 'none' ? `pre-facts build (${NOFACTS_BUILD})` : v.zone === 'empty' ? 'none (NXDOMAIN), no RBL' : v.zone === 'cached' ? `PTR, A, SPF; TTL ${v.ttl}; no RBL` : `all, 3 RBL; TTL ${v.ttl}`;
+      const recs =
+        v.resolver === 'none'
+          ? `pre-facts build (${NOFACTS_BUILD})`
+          : v.zone === 'empty'
+            ? 'none (NXDOMAIN), no RBL'
+            : v.zone === 'cached'
+              ? `PTR, A, SPF; TTL ${v.ttl}; no RBL`
+              : `all, 3 RBL; TTL ${v.ttl}`;
       const pair = (a, b) => `${f2(a)} / ${f2(b)}`;
       lines.push(
         `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsNoFacts)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.cpuVsNoFacts)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
-          (ROUNDS > 1 ? ` ${r.vsNoFactsEach.map(f2).join(', ')} | ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |` : ''),
+          (ROUNDS > 1
+            ? ` ${r.vsNoFactsEach.map(f2).join(', ')} | ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |`
+            : ''),
       );
     }
   }
@@ -835,10 +1006,28 @@ if (factTargets.length) {
   for (const mode of MODES) {
     for (const t of factTargets) {
       const r = results.filter((x) => x.target === t && x.mode === mode).at(-1);
-      if (r?.facts) lines.push(`Facts seen (${t}/${mode}, last round): names ${JSON.stringify(r.facts.names)}, dnsfail ${r.facts.dnsfail}, rbl_score ${JSON.stringify(r.facts.rblScores)}, spf ${JSON.stringify(r.facts.spf)}, spf_helo ${JSON.stringify(r.facts.spfHelo)}, rbl.error ${r.facts.rblErrors}, 4.4.3 replies ${r.facts.temp451}; DNS queries by type ${JSON.stringify(r.dns?.byType ?? {})}`);
+      if (r?.facts)
+        lines.push(
+          `Facts seen (${t}/${mode}, last round): names ${JSON.stringify(r.facts.names)}, dnsfail ${r.facts.dnsfail}, rbl_score ${JSON.stringify(r.facts.rblScores)}, spf ${JSON.stringify(r.facts.spf)}, spf_helo ${JSON.stringify(r.facts.spfHelo)}, rbl.error ${r.facts.rblErrors}, 4.4.3 replies ${r.facts.temp451}; DNS queries by type ${JSON.stringify(r.dns?.byType ?? {})}`,
+        );
     }
   }
 }
 for (const n of notes) lines.push(`Note: ${n}`);
 console.log(lines.join('\n'));
-if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ machine: m, busyBeforePercent: busyBefore, params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS, TTL, BANNER_PROBES, BANNER_GAP, HELO, FROM }, summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)), results, notes }, null, 2) + '\n');
+if (JSON_OUT)
+  writeFileSync(
+    JSON_OUT,
+    JSON.stringify(
+      {
+        machine: m,
+        busyBeforePercent: busyBefore,
+        params: { N, SESSIONS, SIZE, LAT_N, WARMUP, RCPT, ROUNDS, TTL, BANNER_PROBES, BANNER_GAP, HELO, FROM },
+        summary: MODES.flatMap((mo) => TARGETS.map((t) => summary(t, mo)).filter(Boolean)),
+        results,
+        notes,
+      },
+      null,
+      2,
+    ) + '\n',
+  );

@@ -39,7 +39,9 @@ const queriesSinceLast = async () => Number(await server.command('count'));
 // over UDP). Theirs: pyspf-driver.py, libspf2-driver.c, one process per measurement. Every
 // driver times only its own check calls and gets one unmeasured warm-up pass first.
 function startOurs(kind, serverAddr) {
-  const p = spawn(process.execPath, [here('./asmtpd-driver.mjs'), kind, serverAddr], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, [here('./asmtpd-driver.mjs'), kind, serverAddr], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: p.stdout })[Symbol.asyncIterator]();
   return {
     async ask(cmd) {
@@ -48,7 +50,9 @@ function startOurs(kind, serverAddr) {
       if (r.done) throw new Error(`asmtpd-driver ${kind} exited`);
       return JSON.parse(r.value);
     },
-    end() { p.stdin.end(); },
+    end() {
+      p.stdin.end();
+    },
   };
 }
 
@@ -57,7 +61,9 @@ const external = (file, args) => ({
   // PARALLEL processes measure the same window: each waits after its warm-up until startAt
   async parallel(input, marginMs) {
     const startAt = process.hrtime.bigint() + BigInt(marginMs) * 1_000_000n;
-    const runs = await Promise.all(Array.from({ length: PARALLEL }, () => runDriver(file, [...args, String(REPEAT), '1', String(startAt)], input)));
+    const runs = await Promise.all(
+      Array.from({ length: PARALLEL }, () => runDriver(file, [...args, String(REPEAT), '1', String(startAt)], input)),
+    );
     const start = Math.min(...runs.map((r) => r.span[0]));
     const end = Math.max(...runs.map((r) => r.span[1]));
     return { ns: end - start, cpuNs: runs.reduce((a, r) => a + r.cpuNs, 0), late: runs.some((r) => r.late) };
@@ -66,19 +72,36 @@ const external = (file, args) => ({
 
 const impls = [
   { key: 'tangerine', label: '@asmtpd/spf, tangerine (DoH over http)', ours: startOurs('doh', addr.doh) },
-  { key: 'cares', label: '@asmtpd/spf, node c-ares resolver (UDP)', ours: startOurs('udp', `${addr.udp.host}:${addr.udp.port}`) },
+  {
+    key: 'cares',
+    label: '@asmtpd/spf, node c-ares resolver (UDP)',
+    ours: startOurs('udp', `${addr.udp.host}:${addr.udp.port}`),
+  },
   { key: 'pyspf', label: 'pyspf 2.0.14', theirs: external(PYTHON, [here('./pyspf-driver.py')]), marginMs: 400 },
   { key: 'libspf2', label: 'libspf2 1.2.10', theirs: external(LIBSPF2, []), marginMs: 150 },
 ];
 
-const emptyStats = () => ({ lat: [], ok: 0, n: 0, cpuNs: 0, queries: 0, asked: 0, tputChecks: 0, tputNs: 0, tputCpuNs: 0, late: 0 });
+const emptyStats = () => ({
+  lat: [],
+  ok: 0,
+  n: 0,
+  cpuNs: 0,
+  queries: 0,
+  asked: 0,
+  tputChecks: 0,
+  tputNs: 0,
+  tputCpuNs: 0,
+  late: 0,
+});
 
 async function measure(impl, sc, st) {
   const checks = sc.tests.map((t) => [t.host, t.mailfrom === '' ? '<>' : t.mailfrom, t.helo]);
   const input = checks.map((c) => `${c.join('\t')}\n`).join('');
   const n = checks.length;
   // one at a time (the warm-up pass included in the query count: every pass asks the same)
-  const seq = impl.ours ? await impl.ours.ask({ checks, repeat: REPEAT, warmup: 1 }) : await impl.theirs.sequential(input);
+  const seq = impl.ours
+    ? await impl.ours.ask({ checks, repeat: REPEAT, warmup: 1 })
+    : await impl.theirs.sequential(input);
   const results = impl.ours ? seq.results.split(',').map((l) => l.split(' ')) : seq.results;
   results.forEach(([res, ns], k) => {
     st.lat.push(Number(ns));
@@ -142,24 +165,44 @@ for (let round = 0; round < ROUNDS; round++) {
   const r = Object.fromEntries(impls.map((i) => [i.key, summarize(stats[i.key])]));
   rounds.push(r);
   console.log(`round ${round + 1}/${ROUNDS} (order ${order.map((i) => i.key).join(', ')})`);
-  console.log('implementation | one at a time checks/s | p50 ms | p99 ms | CPU µs/check | queries/check | agrees | throughput checks/s | CPU µs/check');
+  console.log(
+    'implementation | one at a time checks/s | p50 ms | p99 ms | CPU µs/check | queries/check | agrees | throughput checks/s | CPU µs/check',
+  );
   for (const impl of impls) {
     const s = r[impl.key];
-    const mode = impl.ours ? `${CONCURRENCY} in flight` : `${PARALLEL} processes${s.late ? `, ${s.late} late starts` : ''}`;
-    console.log(`${impl.label} | ${f(s.perSecond)} | ${f(s.p50ms, 3)} | ${f(s.p99ms, 3)} | ${f(s.cpuUsPerCheck, 1)} | ${f(s.queriesPerCheck, 2)} | ${s.agrees} | ${f(s.throughput)} (${mode}) | ${f(s.throughputCpuUsPerCheck, 1)}`);
+    const mode = impl.ours
+      ? `${CONCURRENCY} in flight`
+      : `${PARALLEL} processes${s.late ? `, ${s.late} late starts` : ''}`;
+    console.log(
+      `${impl.label} | ${f(s.perSecond)} | ${f(s.p50ms, 3)} | ${f(s.p99ms, 3)} | ${f(s.cpuUsPerCheck, 1)} | ${f(s.queriesPerCheck, 2)} | ${s.agrees} | ${f(s.throughput)} (${mode}) | ${f(s.throughputCpuUsPerCheck, 1)}`,
+    );
   }
 }
 for (const impl of impls) impl.ours?.end();
 server.quit();
-console.log(`\nmachine: ${cpus().length} CPUs, ${cpus()[0]?.model}; node ${process.version}; ${ROUNDS} rounds of ${REPEAT} passes over ${scenarios.reduce((n, s) => n + s.tests.length, 0)} rfc7208 checks`);
+console.log(
+  `\nmachine: ${cpus().length} CPUs, ${cpus()[0]?.model}; node ${process.version}; ${ROUNDS} rounds of ${REPEAT} passes over ${scenarios.reduce((n, s) => n + s.tests.length, 0)} rfc7208 checks`,
+);
 console.log('median of the rounds | one at a time checks/s | CPU µs/check | throughput checks/s | its CPU µs/check');
 for (const impl of impls) {
   const m = (k) => median(rounds.map((r) => r[impl.key][k]));
-  console.log(`${impl.label} | ${f(m('perSecond'))} | ${f(m('cpuUsPerCheck'), 1)} | ${f(m('throughput'))} | ${f(m('throughputCpuUsPerCheck'), 1)}`);
+  console.log(
+    `${impl.label} | ${f(m('perSecond'))} | ${f(m('cpuUsPerCheck'), 1)} | ${f(m('throughput'))} | ${f(m('throughputCpuUsPerCheck'), 1)}`,
+  );
 }
 for (const ref of ['libspf2', 'pyspf']) {
   const ratio = (k) => rounds.map((r) => r.cares[k] / r[ref][k]);
-  console.log(`c-ares / ${ref}, per round: one at a time ${ratio('perSecond').map((x) => f(x, 2)).join(' ')} (median ${f(median(ratio('perSecond')), 2)}); throughput ${ratio('throughput').map((x) => f(x, 2)).join(' ')} (median ${f(median(ratio('throughput')), 2)})`);
+  console.log(
+    `c-ares / ${ref}, per round: one at a time ${ratio('perSecond')
+      .map((x) => f(x, 2))
+      .join(' ')} (median ${f(median(ratio('perSecond')), 2)}); throughput ${ratio('throughput')
+      .map((x) => f(x, 2))
+      .join(' ')} (median ${f(median(ratio('throughput')), 2)})`,
+  );
 }
-if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ repeat: REPEAT, concurrency: CONCURRENCY, parallel: PARALLEL, rounds }, null, 1));
+if (JSON_OUT)
+  writeFileSync(
+    JSON_OUT,
+    JSON.stringify({ repeat: REPEAT, concurrency: CONCURRENCY, parallel: PARALLEL, rounds }, null, 1),
+  );
 process.exit(0);

@@ -15,7 +15,9 @@ export const arg = (name, def) => {
 
 /** zone-server.mjs with the rfc7208 suite: its addresses and a command(line) -> answer line */
 export async function startZoneServerChild() {
-  const child = spawn(process.execPath, [here('./zone-server.mjs'), SUITES.rfc7208], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [here('./zone-server.mjs'), SUITES.rfc7208], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const addr = JSON.parse((await lines.next()).value);
   return {
@@ -26,7 +28,9 @@ export async function startZoneServerChild() {
       if (r.done) throw new Error('zone server exited');
       return r.value;
     },
-    quit() { child.stdin.write('quit\n'); },
+    quit() {
+      child.stdin.write('quit\n');
+    },
   };
 }
 
@@ -37,7 +41,9 @@ export function runDriver(cmd, args, input) {
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.on('error', reject);
-    c.on('close', (code) => (code === 0 ? resolve(parseDriverOutput(out)) : reject(new Error(`${cmd} exited ${code}`))));
+    c.on('close', (code) =>
+      code === 0 ? resolve(parseDriverOutput(out)) : reject(new Error(`${cmd} exited ${code}`)),
+    );
     c.stdin.end(input);
   });
 }

@@ -35,15 +35,21 @@ const { addr } = server;
 const udpServer = `${addr.udp.host}:${addr.udp.port}`;
 const keepAlive = setInterval(() => {}, 1 << 30); // the measured sockets are unref'd
 
-const query = dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type: 'TXT', name: NAME }] });
+const query = dnsPacket.encode({
+  type: 'query',
+  id: 1,
+  flags: dnsPacket.RECURSION_DESIRED,
+  questions: [{ type: 'TXT', name: NAME }],
+});
 const socket = dgram.createSocket('udp4');
 socket.unref();
 let answered = () => {};
 socket.on('message', () => answered());
-const roundTrip = () => new Promise((resolve) => {
-  answered = resolve;
-  socket.send(query, addr.udp.port, addr.udp.host);
-});
+const roundTrip = () =>
+  new Promise((resolve) => {
+    answered = resolve;
+    socket.send(query, addr.udp.port, addr.udp.host);
+  });
 
 /** tangerine's request(url, options) answered over one UDP socket (ids matched; the experiment). */
 function udpRequest() {
@@ -58,18 +64,29 @@ function udpRequest() {
       p({ statusCode: 200, headers: {}, body: msg });
     }
   });
-  return (_url, o) => new Promise((resolve) => {
-    const id = (nextId = (nextId + 1) & 0xffff);
-    const pkt = Buffer.from(o.body);
-    pkt.writeUInt16BE(id, 0);
-    pending.set(id, resolve);
-    s.send(pkt, addr.udp.port, addr.udp.host);
-  });
+  return (_url, o) =>
+    new Promise((resolve) => {
+      const id = (nextId = (nextId + 1) & 0xffff);
+      const pkt = Buffer.from(o.body);
+      pkt.writeUInt16BE(id, 0);
+      pending.set(id, resolve);
+      s.send(pkt, addr.udp.port, addr.udp.host);
+    });
 }
 
 const cares = new Resolver({ timeout: 2000, tries: 1 });
 cares.setServers([udpServer]);
-const tangerineUdp = new Tangerine({ servers: [udpServer], protocol: 'http', timeout: 2000, tries: 1, cache: false, requestOptions: { method: 'POST', headers: {} } }, udpRequest());
+const tangerineUdp = new Tangerine(
+  {
+    servers: [udpServer],
+    protocol: 'http',
+    timeout: 2000,
+    tries: 1,
+    cache: false,
+    requestOptions: { method: 'POST', headers: {} },
+  },
+  udpRequest(),
+);
 const doh = makeResolver({ servers: [addr.doh], protocol: 'http', timeoutMs: 2000 });
 
 async function inProcess(op) {
@@ -94,7 +111,9 @@ const rows = {
   'tangerine over one UDP socket (experiment)': measured(() => tangerineUdp.resolveTxt(NAME)),
   'node c-ares resolveTxt': measured(() => cares.resolveTxt(NAME)),
   'tangerine DoH resolveTxt': measured(() => doh.resolveTxt(NAME)),
-  '@asmtpd/spf check, c-ares': measured(() => checkMailFrom('192.0.2.1', SENDER, 'helo.example', { resolver: cares, timeoutMs: 5000 })),
+  '@asmtpd/spf check, c-ares': measured(() =>
+    checkMailFrom('192.0.2.1', SENDER, 'helo.example', { resolver: cares, timeoutMs: 5000 }),
+  ),
   'pyspf check': () => driver(PYTHON, [here('./pyspf-driver.py')]),
   'libspf2 check': () => driver(LIBSPF2, []),
 };
@@ -110,7 +129,9 @@ console.log(`${ROUNDS} rounds × ${COUNT} operations, one at a time; median of t
 console.log('operation | wall | CPU | of which system');
 for (const [name, rs] of Object.entries(results)) {
   const m = (k) => median(rs.map((x) => x[k]));
-  console.log(`${name} | ${m('wall').toFixed(1)} | ${m('cpu').toFixed(1)} | ${Number.isNaN(m('sys')) ? '' : m('sys').toFixed(1)}`);
+  console.log(
+    `${name} | ${m('wall').toFixed(1)} | ${m('cpu').toFixed(1)} | ${Number.isNaN(m('sys')) ? '' : m('sys').toFixed(1)}`,
+  );
 }
 clearInterval(keepAlive);
 server.quit();

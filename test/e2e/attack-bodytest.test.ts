@@ -52,29 +52,63 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-test('a racer swapping spool files for links to a root-only file never feeds it to a body test', { skip }, async (t) => {
-  const spool = join(d.dbDir, 'spool');
-  const owner = statSync(d.dbDir);
-  const racer = spawn('setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'perl', '-e',
-    `my $n = 0; while (1) { opendir(my $dh, '${spool}') or next; for my $f (grep { /\\.full$/ } readdir $dh) { ` +
-    `symlink('${secret}', "${spool}/.l$n") and rename("${spool}/.l$n", "${spool}/$f") and $n++; } closedir $dh; }`], { stdio: 'ignore' });
-  const replies: Record<string, number> = {};
-  try {
-    for (let i = 0; i < 40; i++) {
-      const c = await SmtpClient.connect(d.port);
-      await c.greeting();
-      const r = await c.send('s@remote.example', [`${u.name}@a.example`], `Subject: message ${i}\r\n\r\nbody ${i}\r\n`);
-      c.close();
-      const code = r.last.slice(0, 3);
-      replies[code] = (replies[code] ?? 0) + 1;
+test(
+  'a racer swapping spool files for links to a root-only file never feeds it to a body test',
+  { skip },
+  async (t) => {
+    const spool = join(d.dbDir, 'spool');
+    const owner = statSync(d.dbDir);
+    const racer = spawn(
+      'setpriv',
+      [
+        `--reuid=${owner.uid}`,
+        `--regid=${owner.gid}`,
+        '--clear-groups',
+        '--',
+        'perl',
+        '-e',
+        `my $n = 0; while (1) { opendir(my $dh, '${spool}') or next; for my $f (grep { /\\.full$/ } readdir $dh) { ` +
+          `symlink('${secret}', "${spool}/.l$n") and rename("${spool}/.l$n", "${spool}/$f") and $n++; } closedir $dh; }`,
+      ],
+      { stdio: 'ignore' },
+    );
+    const replies: Record<string, number> = {};
+    try {
+      for (let i = 0; i < 40; i++) {
+        const c = await SmtpClient.connect(d.port);
+        await c.greeting();
+        const r = await c.send(
+          's@remote.example',
+          [`${u.name}@a.example`],
+          `Subject: message ${i}\r\n\r\nbody ${i}\r\n`,
+        );
+        c.close();
+        const code = r.last.slice(0, 3);
+        replies[code] = (replies[code] ?? 0) + 1;
+      }
+    } finally {
+      racer.kill('SIGKILL');
     }
-  } finally {
-    racer.kill('SIGKILL');
-  }
-  const got = readdirSync(u.home).filter((f) => f.startsWith('got.')).map((f) => readFileSync(join(u.home, f), 'utf8'));
-  const leaked = got.filter((g) => g.includes(SECRET)).length;
-  t.diagnostic(`replies ${JSON.stringify(replies)}; body tests that ran: ${got.length}, of which read the root-only file: ${leaked}`);
-  assert.equal(leaked, 0, `body tests that read the root-only file: ${leaked} of ${got.length} (replies ${JSON.stringify(replies)})`);
-  assert.ok(got.every((g) => /^Subject: message \d+/m.test(g)), 'what a body test read was a message');
-  assert.equal((replies['250'] ?? 0) + (replies['451'] ?? 0), 40, `every message accepted or deferred: ${JSON.stringify(replies)}`);
-});
+    const got = readdirSync(u.home)
+      .filter((f) => f.startsWith('got.'))
+      .map((f) => readFileSync(join(u.home, f), 'utf8'));
+    const leaked = got.filter((g) => g.includes(SECRET)).length;
+    t.diagnostic(
+      `replies ${JSON.stringify(replies)}; body tests that ran: ${got.length}, of which read the root-only file: ${leaked}`,
+    );
+    assert.equal(
+      leaked,
+      0,
+      `body tests that read the root-only file: ${leaked} of ${got.length} (replies ${JSON.stringify(replies)})`,
+    );
+    assert.ok(
+      got.every((g) => /^Subject: message \d+/m.test(g)),
+      'what a body test read was a message',
+    );
+    assert.equal(
+      (replies['250'] ?? 0) + (replies['451'] ?? 0),
+      40,
+      `every message accepted or deferred: ${JSON.stringify(replies)}`,
+    );
+  },
+);

@@ -63,8 +63,20 @@ function rootOnlyFile(name: string): { path: string; untouched(): boolean } {
 async function conf(name: string, dbDir: string): Promise<{ path: string; port: number }> {
   const port = await freePort();
   const path = join(base, `${name}.conf`);
-  writeFileSync(path, [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${base}`, 'Hostname mx.example.test',
-    'SynFP no', 'SMTPCB no', 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n') + '\n');
+  writeFileSync(
+    path,
+    [
+      `SMTPPort ${port}`,
+      'BindAddr 127.0.0.1',
+      `DBDir ${dbDir}`,
+      `EtcDir ${base}`,
+      'Hostname mx.example.test',
+      'SynFP no',
+      'SMTPCB no',
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+    ].join('\n') + '\n',
+  );
   return { path, port };
 }
 
@@ -153,14 +165,18 @@ test('pid and log files: planted symlinks to root-only files are never written t
   }
 });
 
-test('a mistaken DBDir that is root\'s and not empty is refused; nothing in it changes owner', { skip }, async () => {
+test("a mistaken DBDir that is root's and not empty is refused; nothing in it changes owner", { skip }, async () => {
   const spoolish = join(base, 'spoolish');
   mkdirSync(join(spoolish, 'sub'), { recursive: true, mode: 0o755 });
   writeFileSync(join(spoolish, 'mail.txt'), ROOT_ONLY, { mode: 0o600 });
   writeFileSync(join(spoolish, 'sub', 'deeper.txt'), ROOT_ONLY, { mode: 0o600 });
   const c = await conf('mistaken', spoolish);
   // an older daemon would start and serve: it is stopped after 15 s, the check of the files follows
-  const r = spawnSync(process.execPath, [ASMTPD_BIN, '-d', '-f', c.path], { encoding: 'utf8', timeout: 15_000, killSignal: 'SIGKILL' });
+  const r = spawnSync(process.execPath, [ASMTPD_BIN, '-d', '-f', c.path], {
+    encoding: 'utf8',
+    timeout: 15_000,
+    killSignal: 'SIGKILL',
+  });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /belongs to root and is not empty/);
   for (const p of [spoolish, join(spoolish, 'mail.txt'), join(spoolish, 'sub'), join(spoolish, 'sub', 'deeper.txt')]) {
@@ -168,45 +184,65 @@ test('a mistaken DBDir that is root\'s and not empty is refused; nothing in it c
   }
 });
 
-test('a racer swapping DBDir subdirectories for links to a root-only directory gets nothing chowned, over five starts', { skip }, async () => {
-  const db = join(base, 'db4');
-  const c = await conf('four', db);
-  const first = spawnSync(process.execPath, [ASMTPD_BIN, '-f', c.path], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(first.status, 0, `${first.stdout}${first.stderr}`);
-  await stopDetached(c.path);
-  const owner = statSync(db);
-  const target = join(base, 'root', 'dir4');
-  mkdirSync(target, { mode: 0o700 });
-  const victim = join(target, 'root-file');
-  writeFileSync(victim, ROOT_ONLY, { mode: 0o600 });
-  // the owner's subdirectories, each with many files and then one named as root's; the racer
-  // waits until root touches one of them (its ctime changes: the chown of a recursive walk), then
-  // swaps it for a link to root's directory while the walk is inside it
-  const made = runAs(owner.uid, owner.gid, ['sh', '-c',
-    `cd ${db} && for d in $(seq 10 29); do mkdir s$d && (cd s$d && for i in $(seq 1000 1500); do : > a$i; done && : > root-file); done`]);
-  assert.equal(made.status, 0, made.stderr);
-  const racer = spawn('setpriv', [`--reuid=${owner.uid}`, `--regid=${owner.gid}`, '--clear-groups', '--', 'perl', '-e', [
-    'use Time::HiRes qw(stat lstat);',
-    `chdir '${db}' or die; my @d = map { "s$_" } 10 .. 29; my %seen = map { $_ => (stat $_)[10] } @d;`,
-    'while (1) { for my $d (@d) { my $c = (lstat $d)[10] // next; next if $c == $seen{$d};',
-    `  rename $d, "$d.real"; symlink '${target}', $d; select(undef, undef, undef, 0.05); unlink $d; rename "$d.real", $d; $seen{$d} = (stat $d)[10]; } }`,
-  ].join('\n')], { stdio: 'ignore' });
-  try {
-    for (let i = 0; i < 5; i++) {
-      const d = spawn(process.execPath, [ASMTPD_BIN, '-d', '-f', c.path], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let log = '';
-      d.stderr!.on('data', (b: Buffer) => (log += b.toString()));
-      const deadline = Date.now() + 20_000;
-      while (!log.includes('"event":"daemon.start"') && d.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (d.exitCode === null && d.signalCode === null) {
-        d.kill('SIGTERM');
-        await new Promise((r) => d.once('exit', r));
+test(
+  'a racer swapping DBDir subdirectories for links to a root-only directory gets nothing chowned, over five starts',
+  { skip },
+  async () => {
+    const db = join(base, 'db4');
+    const c = await conf('four', db);
+    const first = spawnSync(process.execPath, [ASMTPD_BIN, '-f', c.path], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(first.status, 0, `${first.stdout}${first.stderr}`);
+    await stopDetached(c.path);
+    const owner = statSync(db);
+    const target = join(base, 'root', 'dir4');
+    mkdirSync(target, { mode: 0o700 });
+    const victim = join(target, 'root-file');
+    writeFileSync(victim, ROOT_ONLY, { mode: 0o600 });
+    // the owner's subdirectories, each with many files and then one named as root's; the racer
+    // waits until root touches one of them (its ctime changes: the chown of a recursive walk), then
+    // swaps it for a link to root's directory while the walk is inside it
+    const made = runAs(owner.uid, owner.gid, [
+      'sh',
+      '-c',
+      `cd ${db} && for d in $(seq 10 29); do mkdir s$d && (cd s$d && for i in $(seq 1000 1500); do : > a$i; done && : > root-file); done`,
+    ]);
+    assert.equal(made.status, 0, made.stderr);
+    const racer = spawn(
+      'setpriv',
+      [
+        `--reuid=${owner.uid}`,
+        `--regid=${owner.gid}`,
+        '--clear-groups',
+        '--',
+        'perl',
+        '-e',
+        [
+          'use Time::HiRes qw(stat lstat);',
+          `chdir '${db}' or die; my @d = map { "s$_" } 10 .. 29; my %seen = map { $_ => (stat $_)[10] } @d;`,
+          'while (1) { for my $d (@d) { my $c = (lstat $d)[10] // next; next if $c == $seen{$d};',
+          `  rename $d, "$d.real"; symlink '${target}', $d; select(undef, undef, undef, 0.05); unlink $d; rename "$d.real", $d; $seen{$d} = (stat $d)[10]; } }`,
+        ].join('\n'),
+      ],
+      { stdio: 'ignore' },
+    );
+    try {
+      for (let i = 0; i < 5; i++) {
+        const d = spawn(process.execPath, [ASMTPD_BIN, '-d', '-f', c.path], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let log = '';
+        d.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+        const deadline = Date.now() + 20_000;
+        while (!log.includes('"event":"daemon.start"') && d.exitCode === null && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 50));
+        if (d.exitCode === null && d.signalCode === null) {
+          d.kill('SIGTERM');
+          await new Promise((r) => d.once('exit', r));
+        }
+        if (statSync(victim).uid !== 0) break;
       }
-      if (statSync(victim).uid !== 0) break;
+    } finally {
+      racer.kill('SIGKILL');
     }
-  } finally {
-    racer.kill('SIGKILL');
-  }
-  assert.equal(statSync(victim).uid, 0, 'the root-only file is still root\'s');
-  assert.equal(statSync(target).uid, 0, 'the root-only directory is still root\'s');
-});
+    assert.equal(statSync(victim).uid, 0, "the root-only file is still root's");
+    assert.equal(statSync(target).uid, 0, "the root-only directory is still root's");
+  },
+);

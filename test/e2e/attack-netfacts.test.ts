@@ -40,26 +40,52 @@ after(async () => {
   if (base) rmSync(base, { recursive: true, force: true });
 });
 
-test('code running inside the network-facts process cannot read or change root\'s files', { skip }, () => {
+test("code running inside the network-facts process cannot read or change root's files", { skip }, () => {
   const net = theProcess(d.proc.pid!, 'netfacts');
   assert.equal(callInProcess(net.pid, `(int)open(${cString(rootFile)}, 0)`), '-1', 'a root-only file cannot be opened');
   assert.equal(callInProcess(net.pid, '(int)open("/etc/shadow", 0)'), '-1', '/etc/shadow cannot be opened');
-  assert.equal(callInProcess(net.pid, `(int)chmod(${cString(rootFile)}, 0666)`), '-1', 'a root file cannot be chmodded');
-  assert.equal(callInProcess(net.pid, `(int)chown(${cString(rootFile)}, ${net.uid[1]}, ${net.gid[1]})`), '-1', 'nor chowned');
+  assert.equal(
+    callInProcess(net.pid, `(int)chmod(${cString(rootFile)}, 0666)`),
+    '-1',
+    'a root file cannot be chmodded',
+  );
+  assert.equal(
+    callInProcess(net.pid, `(int)chown(${cString(rootFile)}, ${net.uid[1]}, ${net.gid[1]})`),
+    '-1',
+    'nor chowned',
+  );
   assert.equal(statSync(rootFile).mode & 0o777, 0o600);
   assert.equal(statSync(rootFile).uid, 0);
   // it still does its job: CAP_NET_RAW works in it (a raw ICMP socket opens)
-  assert.notEqual(callInProcess(net.pid, '(int)socket(2, 3, 1)'), '-1', 'a raw ICMP socket (AF_INET, SOCK_RAW, IPPROTO_ICMP) opens');
+  assert.notEqual(
+    callInProcess(net.pid, '(int)socket(2, 3, 1)'),
+    '-1',
+    'a raw ICMP socket (AF_INET, SOCK_RAW, IPPROTO_ICMP) opens',
+  );
 });
 
-test('the network-facts process and its capture helper: their own account, CAP_NET_RAW alone (ambient), no_new_privs', { skip }, () => {
-  for (const role of ['netfacts', 'capture']) {
-    const p = theProcess(d.proc.pid!, role);
-    assert.ok(p.uid.every((u) => u !== 0), `${role}: not root (${p.uid.join(' ')})`);
-    assert.ok(p.gid.every((g) => g !== 0), `${role}: not group root`);
-    assert.deepEqual(p.groups, [], `${role}: no supplementary groups`);
-    const netRaw = 1n << 13n;
-    assert.deepEqual([p.cap.eff, p.cap.prm, p.cap.inh, p.cap.amb, p.cap.bnd], [netRaw, netRaw, netRaw, netRaw, netRaw], `${role}: CAP_NET_RAW only`);
-    assert.equal(p.noNewPrivs, 1, `${role}: no_new_privs`);
-  }
-});
+test(
+  'the network-facts process and its capture helper: their own account, CAP_NET_RAW alone (ambient), no_new_privs',
+  { skip },
+  () => {
+    for (const role of ['netfacts', 'capture']) {
+      const p = theProcess(d.proc.pid!, role);
+      assert.ok(
+        p.uid.every((u) => u !== 0),
+        `${role}: not root (${p.uid.join(' ')})`,
+      );
+      assert.ok(
+        p.gid.every((g) => g !== 0),
+        `${role}: not group root`,
+      );
+      assert.deepEqual(p.groups, [], `${role}: no supplementary groups`);
+      const netRaw = 1n << 13n;
+      assert.deepEqual(
+        [p.cap.eff, p.cap.prm, p.cap.inh, p.cap.amb, p.cap.bnd],
+        [netRaw, netRaw, netRaw, netRaw, netRaw],
+        `${role}: CAP_NET_RAW only`,
+      );
+      assert.equal(p.noNewPrivs, 1, `${role}: no_new_privs`);
+    }
+  },
+);

@@ -71,7 +71,7 @@ function listening(pids: number[]): Map<number, number[]> {
   return found;
 }
 
-test('a system script (AvengerUser) and a user\'s script cannot signal the SMTP process', { skip }, async () => {
+test("a system script (AvengerUser) and a user's script cannot signal the SMTP process", { skip }, async () => {
   assert.match(await rcpt('nobody-here@a.example'), /^250 2\.1\.5 signal refused for /);
   assert.equal(await rcpt(`${u.name}@a.example`), `250 2.1.5 signal refused for ${u.name}`);
   assert.deepEqual(listening([d.proc.pid!]).get(d.proc.pid!), [d.port], 'no inspector port');
@@ -81,12 +81,22 @@ test('SIGUSR1 from root to every process of the daemon opens no inspector and st
   // a script run first, so that the spawner exists
   await rcpt(`${u.name}@a.example`);
   const daemonPid = d.proc.pid!;
-  const procs = processTree(daemonPid).filter((p) => ['smtp', 'runner', 'spawner', 'netfacts', 'capture'].includes(roleOf(p, daemonPid)));
+  const procs = processTree(daemonPid).filter((p) =>
+    ['smtp', 'runner', 'spawner', 'netfacts', 'capture'].includes(roleOf(p, daemonPid)),
+  );
   assert.deepEqual(procs.map((p) => roleOf(p, daemonPid)).sort(), ['capture', 'netfacts', 'runner', 'smtp', 'spawner']);
   for (const p of procs) process.kill(p.pid, 'SIGUSR1');
   await new Promise((r) => setTimeout(r, 1500));
   const ports = listening(procs.map((p) => p.pid));
-  assert.deepEqual([...ports.entries()], [[daemonPid, [d.port]]], 'only the SMTP port is open; nothing listens on 9229');
+  assert.deepEqual(
+    [...ports.entries()],
+    [[daemonPid, [d.port]]],
+    'only the SMTP port is open; nothing listens on 9229',
+  );
   for (const p of procs) assert.doesNotThrow(() => process.kill(p.pid, 0), `${roleOf(p, daemonPid)} still runs`);
-  assert.equal(await rcpt(`${u.name}@a.example`), `250 2.1.5 signal refused for ${u.name}`, 'mail and scripts still work');
+  assert.equal(
+    await rcpt(`${u.name}@a.example`),
+    `250 2.1.5 signal refused for ${u.name}`,
+    'mail and scripts still work',
+  );
 });

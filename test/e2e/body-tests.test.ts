@@ -43,7 +43,8 @@ before(async () => {
   chmodSync(etc, 0o755);
   sink = await startSink();
   writeScript(alice, 'bt', BT);
-  for (const code of ['0', '100', '111', '99', '3', 'sleep']) writeScript(alice, `rcpt+bt${code}`, `bodytest "$HOME/.avenger/bt" ${code}`);
+  for (const code of ['0', '100', '111', '99', '3', 'sleep'])
+    writeScript(alice, `rcpt+bt${code}`, `bodytest "$HOME/.avenger/bt" ${code}`);
   writeScript(alice, 'rcpt+same', 'bodytest "$HOME/.avenger/bt" 0');
   writeScript(alice, 'rcpt', 'accept');
   const passwd = join(etc, 'passwd');
@@ -51,7 +52,14 @@ before(async () => {
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,
-    conf: [`LocalDomain b.example`, `PasswdFile ${passwd}`, 'Separator +', `AvengerUser ${av.name}`, 'AvengerTimeout 2s', `RelayHost 127.0.0.1:${sink.port}`].join('\n'),
+    conf: [
+      `LocalDomain b.example`,
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      `AvengerUser ${av.name}`,
+      'AvengerTimeout 2s',
+      `RelayHost 127.0.0.1:${sink.port}`,
+    ].join('\n'),
   });
 });
 
@@ -97,12 +105,16 @@ test('exit 0: delivered; the test saw the message with Received and X-Avenger on
   assert.equal(readFileSync(join(alice.home, 'bt-recipient'), 'utf8').trim(), A('bt0'));
 });
 
-test('exit 100 → 554 5.7.1 with the first line of output; exit 111 → 451 4.7.1; nothing delivered', { skip }, async () => {
-  const before = sink.messages.length;
-  assert.equal((await sendTo([A('bt100')])).data, '554 5.7.1 verdict 100 from body test');
-  assert.equal((await sendTo([A('bt111')])).data, '451 4.7.1 verdict 111 from body test');
-  assert.equal(sink.messages.length, before);
-});
+test(
+  'exit 100 → 554 5.7.1 with the first line of output; exit 111 → 451 4.7.1; nothing delivered',
+  { skip },
+  async () => {
+    const before = sink.messages.length;
+    assert.equal((await sendTo([A('bt100')])).data, '554 5.7.1 verdict 100 from body test');
+    assert.equal((await sendTo([A('bt111')])).data, '451 4.7.1 verdict 111 from body test');
+    assert.equal(sink.messages.length, before);
+  },
+);
 
 test('exit 99 → 250 and the message is discarded (logged, not delivered)', { skip }, async () => {
   const before = sink.messages.length;
@@ -120,11 +132,19 @@ test('another exit code or a timeout → 451 4.3.0', { skip }, async () => {
   assert.ok(Date.now() - started < 8000);
 });
 
-test('recipients of different body tests: the second gets 452 4.5.3; no body test is a group of its own', { skip }, async () => {
-  const r = await sendTo([A('bt0'), A('bt100'), alice.name + '@b.example']);
-  assert.deepEqual(r.rcptReplies, ['250 2.1.5 recipient ok', '452 4.5.3 send to this recipient separately', '452 4.5.3 send to this recipient separately']);
-  assert.match(r.data, /^250 /);
-});
+test(
+  'recipients of different body tests: the second gets 452 4.5.3; no body test is a group of its own',
+  { skip },
+  async () => {
+    const r = await sendTo([A('bt0'), A('bt100'), alice.name + '@b.example']);
+    assert.deepEqual(r.rcptReplies, [
+      '250 2.1.5 recipient ok',
+      '452 4.5.3 send to this recipient separately',
+      '452 4.5.3 send to this recipient separately',
+    ]);
+    assert.match(r.data, /^250 /);
+  },
+);
 
 test('identical body tests for two recipients run once', { skip }, async () => {
   rmSync(join(alice.home, 'bt-runs'), { force: true });

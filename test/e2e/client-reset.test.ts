@@ -27,7 +27,10 @@ test('a reset after MAIL FROM is logged as session.reset (info), and the daemon 
   assert.equal(reset.ip, '127.0.0.1');
   assert.equal(reset.code, 'ECONNRESET');
   await d.waitLog((l) => l.event === 'session.end' && l.ip === '127.0.0.1');
-  assert.deepEqual(d.logs.filter((l) => l.event === 'session.error'), []);
+  assert.deepEqual(
+    d.logs.filter((l) => l.event === 'session.error'),
+    [],
+  );
 
   const next = await SmtpClient.connect(d.port);
   assert.equal((await next.greeting()).code, 220);

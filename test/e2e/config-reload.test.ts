@@ -15,10 +15,22 @@ test('asmtpd --check reports every error as FILE:LINE: message, exit 2; a clean 
   const r = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', bad], { encoding: 'utf8' });
   assert.equal(r.status, 2);
   const lines = r.stdout.trim().split('\n');
-  assert.ok(lines.some((l) => l.startsWith(`${bad}:2: `)), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith(`${bad}:3: `)), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith(`${bad}:4: `) && /Frobnicate/.test(l)), r.stdout);
-  assert.ok(lines.some((l) => l.startsWith(`${bad}:5: `)), 'a directive given twice (names are case-insensitive)');
+  assert.ok(
+    lines.some((l) => l.startsWith(`${bad}:2: `)),
+    r.stdout,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith(`${bad}:3: `)),
+    r.stdout,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith(`${bad}:4: `) && /Frobnicate/.test(l)),
+    r.stdout,
+  );
+  assert.ok(
+    lines.some((l) => l.startsWith(`${bad}:5: `)),
+    'a directive given twice (names are case-insensitive)',
+  );
   const good = join(dir, 'good.conf');
   writeFileSync(good, 'SMTPPort 2525\nmaxclients 10\n');
   const ok = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', good], { encoding: 'utf8' });
@@ -42,9 +54,18 @@ test('asmtpd --check also parses the DomainFile, AliasFile and SPFHostsFile it n
   writeFileSync(conf, `DomainFile ${domains}\nAliasFile ${aliases}\nSPFHostsFile ${spfHosts}\n`);
   const r = spawnSync(process.execPath, [ASMTPD_BIN, '--check', '-f', conf], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stdout);
-  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${domains}:2: `)), r.stdout);
-  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${aliases}:2: `)), r.stdout);
-  assert.ok(r.stdout.split('\n').some((l) => l.startsWith(`${spfHosts}:2: `)), r.stdout);
+  assert.ok(
+    r.stdout.split('\n').some((l) => l.startsWith(`${domains}:2: `)),
+    r.stdout,
+  );
+  assert.ok(
+    r.stdout.split('\n').some((l) => l.startsWith(`${aliases}:2: `)),
+    r.stdout,
+  );
+  assert.ok(
+    r.stdout.split('\n').some((l) => l.startsWith(`${spfHosts}:2: `)),
+    r.stdout,
+  );
   assert.doesNotMatch(r.stdout, /OK \(/);
   writeFileSync(domains, 'virtual.example bob+net\n');
   writeFileSync(aliases, 'postmaster: root\n');

@@ -98,7 +98,11 @@ test('NODATA with an SOA: kept as ENODATA', async () => {
   assert.deepEqual(await failure(r.resolveTxt('host.zone.test')), first);
   const mx = await failure(r.resolveMx('HOST.zone.test'));
   assert.deepEqual(await failure(r.resolveMx('HOST.zone.test')), mx);
-  assert.equal((await failure(r.resolveMx('host.zone.test'))).hostname, 'host.zone.test', 'the error names the name as asked');
+  assert.equal(
+    (await failure(r.resolveMx('host.zone.test'))).hostname,
+    'host.zone.test',
+    'the error names the name as asked',
+  );
   assert.equal(asked(dns, 'host.zone.test', 'TXT'), 1);
   assert.equal(asked(dns, 'host.zone.test', 'MX'), 1);
   assert.deepEqual(await r.resolve4('host.zone.test'), ['192.0.2.10'], 'the A record is still there');
@@ -157,5 +161,8 @@ test('bounded: with cacheEntries 2 the least recently used negative answer goes'
   for (const n of names) await failure(r.resolve4(n)); // a b c: a dropped
   for (const n of names.slice(1)) await failure(r.resolve4(n)); // b c from the cache
   await failure(r.resolve4(names[0]!)); // a asked again (drops b)
-  assert.deepEqual(names.map((n) => asked(dns, n, 'A')), [2, 1, 1]);
+  assert.deepEqual(
+    names.map((n) => asked(dns, n, 'A')),
+    [2, 1, 1],
+  );
 });

@@ -80,10 +80,18 @@ before(async () => {
   d = await startDaemon({
     etcDir: etc,
     conf: [
-      'LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24',
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      'RelayNet 192.0.2.0/24',
       `RelayHost 127.0.0.1:${sink.port}`,
-      'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'DNSTimeout 1s', 'AllowDNSFailures no',
-      'SMTPCB yes', 'SMTPCBTimeout 2s', 'SMTPCBCacheTTL 1h',
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+      'DNSTimeout 1s',
+      'AllowDNSFailures no',
+      'SMTPCB yes',
+      'SMTPCBTimeout 2s',
+      'SMTPCBCacheTTL 1h',
     ].join('\n'),
   });
 });
@@ -100,20 +108,27 @@ after(async () => {
 
 let seq = 0;
 
-async function probeFacts(from: string, local = '127.0.0.1'): Promise<{ rcpt: string; ms: number; mailMs: number; facts: Record<string, string> }> {
+async function probeFacts(
+  from: string,
+  local = '127.0.0.1',
+): Promise<{ rcpt: string; ms: number; mailMs: number; facts: Record<string, string> }> {
   const tag = `p${++seq}`;
   const r = await dialogue(d.port, { local, from, to: `${u.name}+${tag}@a.example` });
   return { rcpt: r.rcpt, ms: r.ms.rcpt, mailMs: r.ms.mail, facts: factVars(readEnv(u.home, tag)) };
 }
 
-test('accepted: SENDER_BOUNCERES is set and empty; the probe said EHLO Hostname, MAIL FROM:<>, RCPT TO:<sender>', { skip }, async () => {
-  const before = ok.connections;
-  const r = await probeFacts('alice@ok.example');
-  assert.equal(r.rcpt, '250 2.1.5 recipient ok');
-  assert.deepEqual(r.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
-  assert.equal(ok.connections, before + 1);
-  assert.deepEqual(ok.sessions.at(-1), { helo: 'mx.example.test', mailFrom: '', rcptTo: ['alice@ok.example'] });
-});
+test(
+  'accepted: SENDER_BOUNCERES is set and empty; the probe said EHLO Hostname, MAIL FROM:<>, RCPT TO:<sender>',
+  { skip },
+  async () => {
+    const before = ok.connections;
+    const r = await probeFacts('alice@ok.example');
+    assert.equal(r.rcpt, '250 2.1.5 recipient ok');
+    assert.deepEqual(r.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
+    assert.equal(ok.connections, before + 1);
+    assert.deepEqual(ok.sessions.at(-1), { helo: 'mx.example.test', mailFrom: '', rcptTo: ['alice@ok.example'] });
+  },
+);
 
 test('refused (550): SENDER_BOUNCERES is the reply, MAIL_ERROR 550 5.1.8', { skip }, async () => {
   const before = refuse.connections;
@@ -122,38 +137,56 @@ test('refused (550): SENDER_BOUNCERES is the reply, MAIL_ERROR 550 5.1.8', { ski
   // docs/facts.md: `550 5.1.8 bounces to SENDER are refused: REPLY`; the implementation writes
   // the sender in angle brackets (system-default.ts), which this assertion pins
   assert.deepEqual(r.facts, {
-    ...SPF_NONE, SENDER_BOUNCERES: '550 5.1.1 unknown user',
+    ...SPF_NONE,
+    SENDER_BOUNCERES: '550 5.1.1 unknown user',
     MAIL_ERROR: '550 5.1.8 bounces to <nobody@refuse.example> are refused: 550 5.1.1 unknown user',
   });
   assert.equal(refuse.connections, before + 1);
   assert.deepEqual(refuse.sessions.at(-1)?.rcptTo, ['nobody@refuse.example']);
 });
 
-test('timing out: a 4xx within SMTPCBTimeout, never a MAIL_ERROR (even with AllowDNSFailures no)', { skip }, async () => {
-  const before = stall.connections;
-  const r = await probeFacts('x@stall.example');
-  assert.ok(r.mailMs < 1500, `the MAIL reply does not wait for the probe (${r.mailMs} ms)`);
-  assert.ok(r.ms < PROBE_TIMEOUT_MS + 1500, `RCPT after ${r.ms} ms`);
-  assert.equal(stall.connections, before + 1);
-  assert.match(r.facts.SENDER_BOUNCERES ?? '(unset)', /^451 4\.4\.2 bounce probe timed out/);
-  assert.deepEqual(r.facts, { ...SPF_NONE, SENDER_BOUNCERES: r.facts.SENDER_BOUNCERES });
-});
+test(
+  'timing out: a 4xx within SMTPCBTimeout, never a MAIL_ERROR (even with AllowDNSFailures no)',
+  { skip },
+  async () => {
+    const before = stall.connections;
+    const r = await probeFacts('x@stall.example');
+    assert.ok(r.mailMs < 1500, `the MAIL reply does not wait for the probe (${r.mailMs} ms)`);
+    assert.ok(r.ms < PROBE_TIMEOUT_MS + 1500, `RCPT after ${r.ms} ms`);
+    assert.equal(stall.connections, before + 1);
+    assert.match(r.facts.SENDER_BOUNCERES ?? '(unset)', /^451 4\.4\.2 bounce probe timed out/);
+    assert.deepEqual(r.facts, { ...SPF_NONE, SENDER_BOUNCERES: r.facts.SENDER_BOUNCERES });
+  },
+);
 
-test('cached: a second session makes no connection and sees the same values (accepted, refused, timed out)', { skip }, async () => {
-  const counts = [ok.connections, refuse.connections, stall.connections];
-  const [a, b, c] = await Promise.all([probeFacts('alice@ok.example'), probeFacts('nobody@refuse.example'), probeFacts('x@stall.example')]);
-  assert.deepEqual(a!.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
-  assert.equal(b!.facts.SENDER_BOUNCERES, '550 5.1.1 unknown user');
-  assert.match(c!.facts.SENDER_BOUNCERES ?? '(unset)', /^451 4\.4\.2 bounce probe timed out/);
-  assert.ok(c!.ms < 1500, `a cached temporary failure is answered at once (${c!.ms} ms)`);
-  assert.deepEqual([ok.connections, refuse.connections, stall.connections], counts, 'no new connection');
-  const hit = await d.waitLog((l) => l.event === 'probe.done' && l.sender === 'alice@ok.example' && l.cached === true);
-  assert.equal(hit.result, 'accepted');
-});
+test(
+  'cached: a second session makes no connection and sees the same values (accepted, refused, timed out)',
+  { skip },
+  async () => {
+    const counts = [ok.connections, refuse.connections, stall.connections];
+    const [a, b, c] = await Promise.all([
+      probeFacts('alice@ok.example'),
+      probeFacts('nobody@refuse.example'),
+      probeFacts('x@stall.example'),
+    ]);
+    assert.deepEqual(a!.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
+    assert.equal(b!.facts.SENDER_BOUNCERES, '550 5.1.1 unknown user');
+    assert.match(c!.facts.SENDER_BOUNCERES ?? '(unset)', /^451 4\.4\.2 bounce probe timed out/);
+    assert.ok(c!.ms < 1500, `a cached temporary failure is answered at once (${c!.ms} ms)`);
+    assert.deepEqual([ok.connections, refuse.connections, stall.connections], counts, 'no new connection');
+    const hit = await d.waitLog(
+      (l) => l.event === 'probe.done' && l.sender === 'alice@ok.example' && l.cached === true,
+    );
+    assert.equal(hit.result, 'accepted');
+  },
+);
 
 test('shared: two concurrent sessions probing one sender make one connection', { skip }, async () => {
   const before = slow.connections;
-  const [a, b] = await Promise.all([probeFacts('bob@slow.example', '127.0.0.30'), probeFacts('bob@slow.example', '127.0.0.31')]);
+  const [a, b] = await Promise.all([
+    probeFacts('bob@slow.example', '127.0.0.30'),
+    probeFacts('bob@slow.example', '127.0.0.31'),
+  ]);
   assert.deepEqual(a!.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
   assert.deepEqual(b!.facts, { ...SPF_NONE, SENDER_BOUNCERES: '' });
   assert.equal(slow.connections, before + 1);
@@ -168,14 +201,17 @@ test('MX preference order: an exchanger that refuses connections is skipped for 
   assert.equal(refuse.connections, refuseBefore, 'preference 30 was not needed');
 });
 
-test('no MX: the domain\'s address is probed; null MX: refused without a connection', { skip }, async () => {
+test("no MX: the domain's address is probed; null MX: refused without a connection", { skip }, async () => {
   const before = refuse.connections;
   const i = await probeFacts('dave@implicit.example');
   assert.equal(i.facts.SENDER_BOUNCERES, '550 5.1.1 unknown user');
   assert.equal(refuse.connections, before + 1);
   const n = await probeFacts('erin@nullmx.example');
   assert.equal(n.facts.SENDER_BOUNCERES, '556 5.1.10 nullmx.example accepts no mail (null MX)');
-  assert.equal(n.facts.MAIL_ERROR, '550 5.1.8 bounces to <erin@nullmx.example> are refused: 556 5.1.10 nullmx.example accepts no mail (null MX)');
+  assert.equal(
+    n.facts.MAIL_ERROR,
+    '550 5.1.8 bounces to <erin@nullmx.example> are refused: 556 5.1.10 nullmx.example accepts no mail (null MX)',
+  );
 });
 
 test('no probe for the null sender or a sender of our own domain: SENDER_BOUNCERES unset', { skip }, async () => {
@@ -184,14 +220,22 @@ test('no probe for the null sender or a sender of our own domain: SENDER_BOUNCER
   assert.deepEqual(n.facts, { SPF: 'none', SPF_HELO: 'none' });
   const own = await probeFacts(`${u.name}@a.example`);
   assert.deepEqual(own.facts, { SPF: 'none', SPF_HELO: 'none' });
-  assert.deepEqual([ok, refuse, stall, slow].map((t) => t.connections), counts);
+  assert.deepEqual(
+    [ok, refuse, stall, slow].map((t) => t.connections),
+    counts,
+  );
 });
 
 async function relay(from: string, tag: string): Promise<string> {
   const before = sink.messages.length;
   const c = await SmtpClient.connect(d.port);
   await c.greeting();
-  const r = await c.send(from, [`${u.name}+${tag}@a.example`], `From: ${from}\r\nSubject: probe\r\n\r\nbody\r\n`, 'client.example');
+  const r = await c.send(
+    from,
+    [`${u.name}+${tag}@a.example`],
+    `From: ${from}\r\nSubject: probe\r\n\r\nbody\r\n`,
+    'client.example',
+  );
   c.close();
   assert.match(r.last, /^250 2\.0\.0 /);
   assert.equal(sink.messages.length, before + 1);

@@ -35,7 +35,11 @@ const TXT_REASON = 'spam source; see http://bl1.test/q?127.0.0.20';
 
 function records(): Records {
   const r: Records = {
-    [rblName(LISTED_BOTH, 'bl1.test')]: [{ type: 'A', address: '127.0.0.2' }, { type: 'TXT', data: TXT_REASON }, { type: 'DELAY', ms: 300 }],
+    [rblName(LISTED_BOTH, 'bl1.test')]: [
+      { type: 'A', address: '127.0.0.2' },
+      { type: 'TXT', data: TXT_REASON },
+      { type: 'DELAY', ms: 300 },
+    ],
     [rblName(LISTED_BOTH, 'bl2.test')]: [{ type: 'A', address: '127.0.0.3' }],
     [rblName(LISTED_ONE, 'bl1.test')]: [{ type: 'A', address: '127.0.0.2' }],
     [rblName(FRACTION, 'bl1.test')]: [{ type: 'A', address: '127.0.0.4' }],
@@ -66,10 +70,21 @@ before(async () => {
   d = await startDaemon({
     etcDir: etc,
     conf: [
-      `LocalDomain a.example`, `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24',
-      'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'DNSTimeout 1s', 'AllowDNSFailures no',
-      'RBL bl1.test', 'RBL bl2.test 2 configured reason', 'RBL half.test 0.5',
-      'RBL refuser.test 5', 'RBL dead.test 5', 'RBL broken.test 5', 'RBL outside.test 5',
+      `LocalDomain a.example`,
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      'RelayNet 192.0.2.0/24',
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+      'DNSTimeout 1s',
+      'AllowDNSFailures no',
+      'RBL bl1.test',
+      'RBL bl2.test 2 configured reason',
+      'RBL half.test 0.5',
+      'RBL refuser.test 5',
+      'RBL dead.test 5',
+      'RBL broken.test 5',
+      'RBL outside.test 5',
       'RBLThreshold 3',
     ].join('\n'),
   });
@@ -85,7 +100,9 @@ after(async () => {
 
 let seq = 0;
 
-async function factsOf(ip: string): Promise<{ rcpt: string; facts: Record<string, string>; ms: { banner: number; mail: number; rcpt: number } }> {
+async function factsOf(
+  ip: string,
+): Promise<{ rcpt: string; facts: Record<string, string>; ms: { banner: number; mail: number; rcpt: number } }> {
   const tag = `t${++seq}`;
   const r = await dialogue(d.port, { local: ip, from: 's@remote.example', to: `${u.name}+${tag}@a.example` });
   return { rcpt: r.rcpt, facts: factVars(readEnv(u.home, tag)), ms: r.ms };
@@ -93,26 +110,40 @@ async function factsOf(ip: string): Promise<{ rcpt: string; facts: Record<string
 
 const SPF_NONE = { SPF: 'none', SPF_HELO: 'none' };
 
-test('listed, unlisted, error-coded, failing and timing-out lists: the variables and MAIL_ERROR', { skip }, async () => {
-  const [both, one, none, fraction] = await Promise.all([LISTED_BOTH, LISTED_ONE, UNLISTED, FRACTION].map(factsOf));
-  // bl1 answers last (DELAY): the zones still come in configuration order
-  assert.deepEqual(both!.facts, {
-    ...SPF_NONE,
-    RBL_SCORE: '3',
-    RBL_LISTED: 'bl1.test bl2.test',
-    RBL_REASON: `${TXT_REASON}; configured reason`,
-    MAIL_ERROR: `550 5.7.1 listed by bl1.test, bl2.test: ${TXT_REASON}; configured reason`,
-  });
-  // below RBLThreshold: listed, but no system-default rejection; no TXT, no configured reason
-  assert.deepEqual(one!.facts, { ...SPF_NONE, RBL_SCORE: '1', RBL_LISTED: 'bl1.test', RBL_REASON: 'listed by bl1.test' });
-  // a refusing, dead, broken or out-of-range list lists nobody and is no DNS failure (no 451)
-  assert.deepEqual(none!.facts, { ...SPF_NONE, RBL_SCORE: '0' });
-  assert.deepEqual(fraction!.facts, { ...SPF_NONE, RBL_SCORE: '1.5', RBL_LISTED: 'bl1.test half.test', RBL_REASON: 'listed by bl1.test; listed by half.test' });
-  for (const r of [both, one, none, fraction]) {
-    assert.equal(r!.rcpt, '250 2.1.5 recipient ok', 'the script accepts whatever MAIL_ERROR says');
-    assert.ok(r!.ms.rcpt < 1000 + 1500, `RCPT within DNSTimeout + margin: ${r!.ms.rcpt} ms`);
-  }
-});
+test(
+  'listed, unlisted, error-coded, failing and timing-out lists: the variables and MAIL_ERROR',
+  { skip },
+  async () => {
+    const [both, one, none, fraction] = await Promise.all([LISTED_BOTH, LISTED_ONE, UNLISTED, FRACTION].map(factsOf));
+    // bl1 answers last (DELAY): the zones still come in configuration order
+    assert.deepEqual(both!.facts, {
+      ...SPF_NONE,
+      RBL_SCORE: '3',
+      RBL_LISTED: 'bl1.test bl2.test',
+      RBL_REASON: `${TXT_REASON}; configured reason`,
+      MAIL_ERROR: `550 5.7.1 listed by bl1.test, bl2.test: ${TXT_REASON}; configured reason`,
+    });
+    // below RBLThreshold: listed, but no system-default rejection; no TXT, no configured reason
+    assert.deepEqual(one!.facts, {
+      ...SPF_NONE,
+      RBL_SCORE: '1',
+      RBL_LISTED: 'bl1.test',
+      RBL_REASON: 'listed by bl1.test',
+    });
+    // a refusing, dead, broken or out-of-range list lists nobody and is no DNS failure (no 451)
+    assert.deepEqual(none!.facts, { ...SPF_NONE, RBL_SCORE: '0' });
+    assert.deepEqual(fraction!.facts, {
+      ...SPF_NONE,
+      RBL_SCORE: '1.5',
+      RBL_LISTED: 'bl1.test half.test',
+      RBL_REASON: 'listed by bl1.test; listed by half.test',
+    });
+    for (const r of [both, one, none, fraction]) {
+      assert.equal(r!.rcpt, '250 2.1.5 recipient ok', 'the script accepts whatever MAIL_ERROR says');
+      assert.ok(r!.ms.rcpt < 1000 + 1500, `RCPT within DNSTimeout + margin: ${r!.ms.rcpt} ms`);
+    }
+  },
+);
 
 test('the problems are logged as rbl.error, by kind', { skip }, async () => {
   const kinds = new Map<string, string>();
@@ -121,36 +152,56 @@ test('the problems are logged as rbl.error, by kind', { skip }, async () => {
     return kinds.size >= 4;
   });
   assert.deepEqual(Object.fromEntries([...kinds].sort()), {
-    'broken.test': 'lookup', 'dead.test': 'lookup', 'outside.test': 'ignored', 'refuser.test': 'refused',
+    'broken.test': 'lookup',
+    'dead.test': 'lookup',
+    'outside.test': 'ignored',
+    'refuser.test': 'refused',
   });
 });
 
 test('the lists are asked for d.c.b.a.ZONE, all at connect', { skip }, async () => {
   const asked = new Set(dns.queries.map((q) => `${q.type} ${q.name}`));
-  for (const zone of ['bl1.test', 'bl2.test', 'half.test', 'refuser.test', 'dead.test', 'broken.test', 'outside.test']) {
+  for (const zone of [
+    'bl1.test',
+    'bl2.test',
+    'half.test',
+    'refuser.test',
+    'dead.test',
+    'broken.test',
+    'outside.test',
+  ]) {
     assert.ok(asked.has(`A ${rblName(UNLISTED, zone)}`), zone);
   }
   assert.ok(asked.has(`TXT ${rblName(LISTED_BOTH, 'bl1.test')}`), 'the reason of a listing comes from TXT');
   assert.ok(!asked.has(`TXT ${rblName(UNLISTED, 'bl1.test')}`), 'no TXT lookup without a listing');
 });
 
-test('slow facts: the banner, MAIL and a postmaster RCPT are immediate; a policy RCPT waits at most DNSTimeout', { skip }, async () => {
-  dns.clearQueries();
-  const r = await factsOf(SLOW);
-  assert.ok(r.ms.banner < 900, `banner after ${r.ms.banner} ms`);
-  assert.ok(r.ms.mail < 900, `MAIL reply after ${r.ms.mail} ms`);
-  assert.ok(r.ms.rcpt < 1000 + 1000, `RCPT after ${r.ms.rcpt} ms (DNSTimeout 1s)`);
-  // the facts were awaited: the hanging PTR is a temporary failure, the dead list lists nobody
-  assert.deepEqual(r.facts, { ...SPF_NONE, CLIENT_DNSFAIL: '1', RBL_SCORE: '0', MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${SLOW}` });
-  assert.equal(r.rcpt, '250 2.1.5 recipient ok');
-  const ptrAsked = dns.queries.find((q) => q.type === 'PTR' && q.name === reverseName(SLOW));
-  assert.ok(ptrAsked, 'the PTR was asked');
+test(
+  'slow facts: the banner, MAIL and a postmaster RCPT are immediate; a policy RCPT waits at most DNSTimeout',
+  { skip },
+  async () => {
+    dns.clearQueries();
+    const r = await factsOf(SLOW);
+    assert.ok(r.ms.banner < 900, `banner after ${r.ms.banner} ms`);
+    assert.ok(r.ms.mail < 900, `MAIL reply after ${r.ms.mail} ms`);
+    assert.ok(r.ms.rcpt < 1000 + 1000, `RCPT after ${r.ms.rcpt} ms (DNSTimeout 1s)`);
+    // the facts were awaited: the hanging PTR is a temporary failure, the dead list lists nobody
+    assert.deepEqual(r.facts, {
+      ...SPF_NONE,
+      CLIENT_DNSFAIL: '1',
+      RBL_SCORE: '0',
+      MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${SLOW}`,
+    });
+    assert.equal(r.rcpt, '250 2.1.5 recipient ok');
+    const ptrAsked = dns.queries.find((q) => q.type === 'PTR' && q.name === reverseName(SLOW));
+    assert.ok(ptrAsked, 'the PTR was asked');
 
-  // postmaster: no facts, no waiting, even though the lookups hang
-  const t0 = Date.now();
-  const p = await dialogue(d.port, { local: SLOW, from: 's@remote.example', to: 'postmaster@a.example' });
-  assert.ok(p.ms.banner < 900, `banner after ${p.ms.banner} ms`);
-  assert.ok(p.ms.rcpt < 900, `postmaster RCPT after ${p.ms.rcpt} ms`);
-  assert.match(p.rcpt, /^250 /);
-  assert.ok(Date.now() - t0 < 1800);
-});
+    // postmaster: no facts, no waiting, even though the lookups hang
+    const t0 = Date.now();
+    const p = await dialogue(d.port, { local: SLOW, from: 's@remote.example', to: 'postmaster@a.example' });
+    assert.ok(p.ms.banner < 900, `banner after ${p.ms.banner} ms`);
+    assert.ok(p.ms.rcpt < 900, `postmaster RCPT after ${p.ms.rcpt} ms`);
+    assert.match(p.rcpt, /^250 /);
+    assert.ok(Date.now() - t0 < 1800);
+  },
+);

@@ -47,9 +47,18 @@ before(async () => {
   d = await startDaemon({
     etcDir: etc,
     conf: [
-      'LocalDomain a.example', `PasswdFile ${passwd}`, 'RelayNet 192.0.2.0/24', `RelayHost 127.0.0.1:${sink.port}`,
-      'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'DNSTimeout 1s', 'AllowDNSFailures yes',
-      'RBL bl1.test', 'RBL bl2.test', 'RBL bl3.test', 'RBLThreshold 100',
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'RelayNet 192.0.2.0/24',
+      `RelayHost 127.0.0.1:${sink.port}`,
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+      'DNSTimeout 1s',
+      'AllowDNSFailures yes',
+      'RBL bl1.test',
+      'RBL bl2.test',
+      'RBL bl3.test',
+      'RBLThreshold 100',
     ].join('\n'),
   });
 });
@@ -82,10 +91,19 @@ async function relay(local: string, from: string, helo = 'client.example'): Prom
   assert.equal(sink.messages.length, before + 1);
   const text = sink.messages.at(-1)!.data.toString('latin1');
   const added = text.slice(0, text.indexOf('Subject: facts\r\n'));
-  const fields = added.split(/\r\n(?![ \t])/).filter((f) => f !== '').map((f): [string, string] => {
-    const colon = f.indexOf(':');
-    return [f.slice(0, colon), f.slice(colon + 1).replace(/\r\n[ \t]/g, ' ').trim()];
-  });
+  const fields = added
+    .split(/\r\n(?![ \t])/)
+    .filter((f) => f !== '')
+    .map((f): [string, string] => {
+      const colon = f.indexOf(':');
+      return [
+        f.slice(0, colon),
+        f
+          .slice(colon + 1)
+          .replace(/\r\n[ \t]/g, ' ')
+          .trim(),
+      ];
+    });
   return { fields, lines: added.split('\r\n').filter((l) => l !== ''), clientPort, id: r.last.split(' ').at(-1)! };
 }
 
@@ -96,48 +114,94 @@ function xAvengerTokens(t: Trace): string[] {
 
 test('confirmed name, SPF pass, two listings: client-dns, spf=pass, rbl=ZONES; Received-SPF above Received', async () => {
   const t = await relay('127.0.0.60', 's@pass.example');
-  assert.deepEqual(t.fields.map(([n]) => n), ['Received-SPF', 'Received', 'X-Avenger']);
-  assert.equal(t.fields[0]![1],
+  assert.deepEqual(
+    t.fields.map(([n]) => n),
+    ['Received-SPF', 'Received', 'X-Avenger'],
+  );
+  assert.equal(
+    t.fields[0]![1],
     'pass (mx.example.test: domain of s@pass.example designates 127.0.0.60 as permitted sender) ' +
-    'client-ip=127.0.0.60; envelope-from="s@pass.example"; helo=client.example; receiver=mx.example.test; ' +
-    'identity=mailfrom; mechanism="ip4:127.0.0.0/16";');
-  assert.match(t.fields[1]![1], new RegExp(`^from client\\.example \\(mail60\\.example\\.test \\[127\\.0\\.0\\.60\\]\\) by mx\\.example\\.test .* id ${t.id} for <rcpt@a\\.example>; `));
+      'client-ip=127.0.0.60; envelope-from="s@pass.example"; helo=client.example; receiver=mx.example.test; ' +
+      'identity=mailfrom; mechanism="ip4:127.0.0.0/16";',
+  );
+  assert.match(
+    t.fields[1]![1],
+    new RegExp(
+      `^from client\\.example \\(mail60\\.example\\.test \\[127\\.0\\.0\\.60\\]\\) by mx\\.example\\.test .* id ${t.id} for <rcpt@a\\.example>; `,
+    ),
+  );
   assert.deepEqual(xAvengerTokens(t), [
-    'receiver=mx.example.test', 'client-ip=127.0.0.60', `client-port=${t.clientPort}`, 'client-dns=mail60.example.test', 'spf=pass', 'rbl=bl1.test bl2.test',
+    'receiver=mx.example.test',
+    'client-ip=127.0.0.60',
+    `client-port=${t.clientPort}`,
+    'client-dns=mail60.example.test',
+    'spf=pass',
+    'rbl=bl1.test bl2.test',
   ]);
 });
 
 test('unconfirmed name, SPF fail: no client-dns, spf=fail, no rbl', async () => {
   const t = await relay('127.0.0.61', 'x@fail.example');
-  assert.deepEqual(t.fields.map(([n]) => n), ['Received-SPF', 'Received', 'X-Avenger']);
-  assert.equal(t.fields[0]![1],
+  assert.deepEqual(
+    t.fields.map(([n]) => n),
+    ['Received-SPF', 'Received', 'X-Avenger'],
+  );
+  assert.equal(
+    t.fields[0]![1],
     'fail (mx.example.test: domain of x@fail.example does not designate 127.0.0.61 as permitted sender) ' +
-    'client-ip=127.0.0.61; envelope-from="x@fail.example"; helo=client.example; receiver=mx.example.test; ' +
-    'identity=mailfrom; mechanism=-all;');
+      'client-ip=127.0.0.61; envelope-from="x@fail.example"; helo=client.example; receiver=mx.example.test; ' +
+      'identity=mailfrom; mechanism=-all;',
+  );
   assert.match(t.fields[1]![1], /^from client\.example \(\[127\.0\.0\.61\]\) by mx\.example\.test /);
-  assert.deepEqual(xAvengerTokens(t), ['receiver=mx.example.test', 'client-ip=127.0.0.61', `client-port=${t.clientPort}`, 'spf=fail']);
+  assert.deepEqual(xAvengerTokens(t), [
+    'receiver=mx.example.test',
+    'client-ip=127.0.0.61',
+    `client-port=${t.clientPort}`,
+    'spf=fail',
+  ]);
 });
 
 test('softfail and temperror (with its problem); the null sender is checked as postmaster@HELO', async () => {
   const soft = await relay('127.0.0.62', 'y@softfail.example');
-  assert.equal(soft.fields[0]![1],
+  assert.equal(
+    soft.fields[0]![1],
     'softfail (mx.example.test: domain of transitioning y@softfail.example does not designate 127.0.0.62 as permitted sender) ' +
-    'client-ip=127.0.0.62; envelope-from="y@softfail.example"; helo=client.example; receiver=mx.example.test; ' +
-    'identity=mailfrom; mechanism=~all;');
-  assert.deepEqual(xAvengerTokens(soft), ['receiver=mx.example.test', 'client-ip=127.0.0.62', `client-port=${soft.clientPort}`, 'spf=softfail']);
+      'client-ip=127.0.0.62; envelope-from="y@softfail.example"; helo=client.example; receiver=mx.example.test; ' +
+      'identity=mailfrom; mechanism=~all;',
+  );
+  assert.deepEqual(xAvengerTokens(soft), [
+    'receiver=mx.example.test',
+    'client-ip=127.0.0.62',
+    `client-port=${soft.clientPort}`,
+    'spf=softfail',
+  ]);
 
   const temp = await relay('127.0.0.62', 'z@temperror.example');
-  assert.match(temp.fields[0]![1],
-    /^temperror \(mx\.example\.test: temporary error in processing during lookup of z@temperror\.example: [^)]+\) client-ip=127\.0\.0\.62; envelope-from="z@temperror\.example"; helo=client\.example; receiver=mx\.example\.test; identity=mailfrom; problem=\S.*;$/);
-  assert.deepEqual(xAvengerTokens(temp), ['receiver=mx.example.test', 'client-ip=127.0.0.62', `client-port=${temp.clientPort}`, 'spf=temperror']);
+  assert.match(
+    temp.fields[0]![1],
+    /^temperror \(mx\.example\.test: temporary error in processing during lookup of z@temperror\.example: [^)]+\) client-ip=127\.0\.0\.62; envelope-from="z@temperror\.example"; helo=client\.example; receiver=mx\.example\.test; identity=mailfrom; problem=\S.*;$/,
+  );
+  assert.deepEqual(xAvengerTokens(temp), [
+    'receiver=mx.example.test',
+    'client-ip=127.0.0.62',
+    `client-port=${temp.clientPort}`,
+    'spf=temperror',
+  ]);
 
   const bounce = await relay('127.0.0.60', '', 'helo-pass.example');
-  assert.equal(bounce.fields[0]![1],
+  assert.equal(
+    bounce.fields[0]![1],
     'pass (mx.example.test: domain of postmaster@helo-pass.example designates 127.0.0.60 as permitted sender) ' +
-    'client-ip=127.0.0.60; envelope-from=""; helo=helo-pass.example; receiver=mx.example.test; ' +
-    'identity=mailfrom; mechanism="a:mail60.example.test";');
+      'client-ip=127.0.0.60; envelope-from=""; helo=helo-pass.example; receiver=mx.example.test; ' +
+      'identity=mailfrom; mechanism="a:mail60.example.test";',
+  );
   assert.deepEqual(xAvengerTokens(bounce), [
-    'receiver=mx.example.test', 'client-ip=127.0.0.60', `client-port=${bounce.clientPort}`, 'client-dns=mail60.example.test', 'spf=pass', 'rbl=bl1.test bl2.test',
+    'receiver=mx.example.test',
+    'client-ip=127.0.0.60',
+    `client-port=${bounce.clientPort}`,
+    'client-dns=mail60.example.test',
+    'spf=pass',
+    'rbl=bl1.test bl2.test',
   ]);
 });
 
@@ -145,7 +209,11 @@ test('softfail and temperror (with its problem); the null sender is checked as p
 // one of them (Received-SPF's folding once forgot it and wrote 79-character lines)
 test('the added fields are folded to lines of at most 78 characters', async () => {
   const long: string[] = [];
-  for (const [ip, from] of [['127.0.0.60', 's@pass.example'], ['127.0.0.61', 'x@fail.example'], ['127.0.0.62', 'y@softfail.example']] as const) {
+  for (const [ip, from] of [
+    ['127.0.0.60', 's@pass.example'],
+    ['127.0.0.61', 'x@fail.example'],
+    ['127.0.0.62', 'y@softfail.example'],
+  ] as const) {
     const t = await relay(ip, from);
     long.push(...t.lines.filter((l) => l.length > 78));
   }

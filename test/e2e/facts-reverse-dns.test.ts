@@ -61,24 +61,43 @@ before(async () => {
       [reverseName('127.0.0.14')]: [{ type: 'PTR', domain: 'host14.example.test' }],
       'host14.example.test': [{ type: 'SERVFAIL' }],
       // two PTR names: the first does not confirm, the second does
-      [reverseName('127.0.0.15')]: [{ type: 'PTR', domain: 'alias15.example.test' }, { type: 'PTR', domain: 'host15.example.test' }],
+      [reverseName('127.0.0.15')]: [
+        { type: 'PTR', domain: 'alias15.example.test' },
+        { type: 'PTR', domain: 'host15.example.test' },
+      ],
       'alias15.example.test': [{ type: 'A', address: '192.0.2.15' }],
       'host15.example.test': [{ type: 'A', address: '127.0.0.15' }],
       // the PTR lookup never answers
       [reverseName('127.0.0.16')]: [{ type: 'HANG' }],
       // hostile PTR names: alone, and before a valid name that confirms
       [reverseName('127.0.0.20')]: [{ type: 'PTR', domain: HOSTILE_PTR }],
-      [reverseName('127.0.0.21')]: [{ type: 'PTR', domain: HOSTILE_PTR }, { type: 'PTR', domain: 'host21.example.test' }],
+      [reverseName('127.0.0.21')]: [
+        { type: 'PTR', domain: HOSTILE_PTR },
+        { type: 'PTR', domain: 'host21.example.test' },
+      ],
       'host21.example.test': [{ type: 'A', address: '127.0.0.21' }],
       // a PTR name without any address record (NODATA for A)
       [reverseName('127.0.0.17')]: [{ type: 'PTR', domain: 'host17.example.test' }],
       'host17.example.test': [{ type: 'TXT', data: 'no address here' }],
     },
   });
-  const common = [`LocalDomain a.example`, `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24', 'DNSTimeout 1s', 'AllowDNSFailures no'];
+  const common = [
+    `LocalDomain a.example`,
+    `PasswdFile ${passwd}`,
+    'Separator +',
+    'RelayNet 192.0.2.0/24',
+    'DNSTimeout 1s',
+    'AllowDNSFailures no',
+  ];
   [system, doh] = await Promise.all([
-    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n') }),
-    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`].join('\n') }),
+    startDaemon({
+      etcDir: etc,
+      conf: [...common, 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n'),
+    }),
+    startDaemon({
+      etcDir: etc,
+      conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`].join('\n'),
+    }),
   ]);
 });
 
@@ -100,22 +119,53 @@ interface Case {
 
 /** SPF of remote.example and of the HELO client.example: no records → none. */
 const SPF_NONE = { SPF: 'none', SPF_HELO: 'none' };
-const dnsFail = (ip: string): Record<string, string> => ({ MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${ip}` });
+const dnsFail = (ip: string): Record<string, string> => ({
+  MAIL_ERROR: `451 4.4.3 temporary DNS failure: reverse lookup of ${ip}`,
+});
 
 const CASES: Case[] = [
-  { ip: '127.0.0.10', what: 'confirmed', facts: { CLIENT_NAME: 'host10.example.test', CLIENT_PTR: 'host10.example.test', ...SPF_NONE } },
+  {
+    ip: '127.0.0.10',
+    what: 'confirmed',
+    facts: { CLIENT_NAME: 'host10.example.test', CLIENT_PTR: 'host10.example.test', ...SPF_NONE },
+  },
   { ip: '127.0.0.11', what: 'unconfirmed (A elsewhere)', facts: { CLIENT_PTR: 'host11.example.test', ...SPF_NONE } },
   { ip: '127.0.0.17', what: 'unconfirmed (no A record)', facts: { CLIENT_PTR: 'host17.example.test', ...SPF_NONE } },
   { ip: '127.0.0.13', what: 'no PTR', facts: { ...SPF_NONE } },
   // /etc/hosts names 127.0.0.1 (localhost): the reverse name is what DNS says, not the hosts file
   { ip: '127.0.0.1', what: 'no PTR in DNS, a name in /etc/hosts', facts: { ...SPF_NONE } },
-  { ip: '127.0.0.15', what: 'second PTR name confirmed', facts: { CLIENT_NAME: 'host15.example.test', CLIENT_PTR: 'alias15.example.test', ...SPF_NONE } },
+  {
+    ip: '127.0.0.15',
+    what: 'second PTR name confirmed',
+    facts: { CLIENT_NAME: 'host15.example.test', CLIENT_PTR: 'alias15.example.test', ...SPF_NONE },
+  },
   { ip: '127.0.0.12', what: 'PTR SERVFAIL', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.12') } },
   { ip: '127.0.0.19', what: 'PTR REFUSED', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.19') } },
-  { ip: '127.0.0.14', what: 'confirming A SERVFAIL', facts: { CLIENT_PTR: 'host14.example.test', CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.14') } },
-  { ip: '127.0.0.16', what: 'PTR never answers', facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.16') } },
-  { ip: '127.0.0.20', what: 'hostile PTR (CR, LF, NUL, $(…), backticks)', facts: { CLIENT_PTR_INVALID: '1', ...SPF_NONE } },
-  { ip: '127.0.0.21', what: 'hostile PTR, then a confirmed name', facts: { CLIENT_NAME: 'host21.example.test', CLIENT_PTR: 'host21.example.test', CLIENT_PTR_INVALID: '1', ...SPF_NONE } },
+  {
+    ip: '127.0.0.14',
+    what: 'confirming A SERVFAIL',
+    facts: { CLIENT_PTR: 'host14.example.test', CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.14') },
+  },
+  {
+    ip: '127.0.0.16',
+    what: 'PTR never answers',
+    facts: { CLIENT_DNSFAIL: '1', ...SPF_NONE, ...dnsFail('127.0.0.16') },
+  },
+  {
+    ip: '127.0.0.20',
+    what: 'hostile PTR (CR, LF, NUL, $(…), backticks)',
+    facts: { CLIENT_PTR_INVALID: '1', ...SPF_NONE },
+  },
+  {
+    ip: '127.0.0.21',
+    what: 'hostile PTR, then a confirmed name',
+    facts: {
+      CLIENT_NAME: 'host21.example.test',
+      CLIENT_PTR: 'host21.example.test',
+      CLIENT_PTR_INVALID: '1',
+      ...SPF_NONE,
+    },
+  },
 ];
 
 let seq = 0;
@@ -128,41 +178,72 @@ async function runCases(d: Daemon, label: string): Promise<void> {
   const got: Record<string, unknown> = {};
   const want: Record<string, unknown> = {};
   for (const c of CASES) got[`${c.ip} ${c.what}`] = null;
-  await Promise.all(CASES.map(async (c) => {
-    const tag = `${label}${++seq}`;
-    const r = await dialogue(d.port, { local: c.ip, from: 'someone@remote.example', to: `${u.name}+${tag}@a.example` });
-    const env = readEnv(u.home, tag);
-    const key = `${c.ip} ${c.what}`;
-    got[key] = { rcpt: r.rcpt, CLIENT_IP: env.CLIENT_IP, facts: factVars(env), bannerFast: r.ms.banner < TIMEOUT_MS, rcptBounded: r.ms.rcpt < TIMEOUT_MS + 1500 };
-    want[key] = { rcpt: '250 2.1.5 recipient ok', CLIENT_IP: c.ip, facts: c.facts, bannerFast: true, rcptBounded: true };
-  }));
+  await Promise.all(
+    CASES.map(async (c) => {
+      const tag = `${label}${++seq}`;
+      const r = await dialogue(d.port, {
+        local: c.ip,
+        from: 'someone@remote.example',
+        to: `${u.name}+${tag}@a.example`,
+      });
+      const env = readEnv(u.home, tag);
+      const key = `${c.ip} ${c.what}`;
+      got[key] = {
+        rcpt: r.rcpt,
+        CLIENT_IP: env.CLIENT_IP,
+        facts: factVars(env),
+        bannerFast: r.ms.banner < TIMEOUT_MS,
+        rcptBounded: r.ms.rcpt < TIMEOUT_MS + 1500,
+      };
+      want[key] = {
+        rcpt: '250 2.1.5 recipient ok',
+        CLIENT_IP: c.ip,
+        facts: c.facts,
+        bannerFast: true,
+        rcptBounded: true,
+      };
+    }),
+  );
   assert.deepEqual(got, want, label);
 }
 
-test('system resolver (UDP): confirmed, unconfirmed, absent, failing (SERVFAIL, REFUSED, no answer) reverse DNS', { skip }, async () => {
-  await runCases(system, 'sys');
-  const l = await system.waitLog((x) => x.event === 'session.facts' && x.dnsfail === true);
-  assert.equal(l.name, null);
-});
+test(
+  'system resolver (UDP): confirmed, unconfirmed, absent, failing (SERVFAIL, REFUSED, no answer) reverse DNS',
+  { skip },
+  async () => {
+    await runCases(system, 'sys');
+    const l = await system.waitLog((x) => x.event === 'session.facts' && x.dnsfail === true);
+    assert.equal(l.name, null);
+  },
+);
 
 test('tangerine over DoH (http): the same values', { skip }, async () => {
   await runCases(doh, 'doh');
 });
 
-test('a hostile PTR executes nothing and leaves a script\'s reject a 550, over both resolvers; the log says ptr_invalid', { skip }, async () => {
-  for (const d of [system, doh]) {
-    const r = await dialogue(d.port, { local: '127.0.0.20', from: 'someone@remote.example', to: `${u.name}+no@a.example` });
-    assert.equal(r.rcpt, '550 5.7.1 not from you, no name');
-    await d.waitLog((l) => l.event === 'session.facts' && l.ptr_invalid === true);
-  }
-  assert.equal(existsSync(MARK), false, 'nothing was executed');
-});
+test(
+  "a hostile PTR executes nothing and leaves a script's reject a 550, over both resolvers; the log says ptr_invalid",
+  { skip },
+  async () => {
+    for (const d of [system, doh]) {
+      const r = await dialogue(d.port, {
+        local: '127.0.0.20',
+        from: 'someone@remote.example',
+        to: `${u.name}+no@a.example`,
+      });
+      assert.equal(r.rcpt, '550 5.7.1 not from you, no name');
+      await d.waitLog((l) => l.event === 'session.facts' && l.ptr_invalid === true);
+    }
+    assert.equal(existsSync(MARK), false, 'nothing was executed');
+  },
+);
 
 test('the PTR and confirming lookups went to the loopback server, as PTR and A queries', { skip }, async () => {
   // c-ares' getHostByAddr would answer 127.0.0.x from /etc/hosts and report SERVFAIL as "not
   // found": the reverse name must come from a PTR query
   const asked = new Set(dns.queries.map((q) => `${q.type} ${q.name}`));
-  for (const name of ['host10.example.test', 'host11.example.test', 'alias15.example.test', 'host15.example.test']) assert.ok(asked.has(`A ${name}`), name);
+  for (const name of ['host10.example.test', 'host11.example.test', 'alias15.example.test', 'host15.example.test'])
+    assert.ok(asked.has(`A ${name}`), name);
   assert.ok(asked.has(`PTR ${reverseName('127.0.0.10')}`));
   assert.ok(!asked.has('AAAA host10.example.test'), 'an IPv4 client is confirmed with A records only');
 });
@@ -170,10 +251,22 @@ test('the PTR and confirming lookups went to the loopback server, as PTR and A q
 test('records changed between sessions: a name confirmed now, after the PTR changed', { skip }, async () => {
   dns.add(reverseName('127.0.0.18'), { type: 'PTR', domain: 'Old18.Example.Test' });
   const tag1 = `chg${++seq}`;
-  await dialogue(system.port, { local: '127.0.0.18', from: 'someone@remote.example', to: `${u.name}+${tag1}@a.example` });
+  await dialogue(system.port, {
+    local: '127.0.0.18',
+    from: 'someone@remote.example',
+    to: `${u.name}+${tag1}@a.example`,
+  });
   assert.deepEqual(factVars(readEnv(u.home, tag1)), { CLIENT_PTR: 'old18.example.test', ...SPF_NONE });
   dns.add('old18.example.test', { type: 'A', address: '127.0.0.18' });
   const tag2 = `chg${++seq}`;
-  await dialogue(system.port, { local: '127.0.0.18', from: 'someone@remote.example', to: `${u.name}+${tag2}@a.example` });
-  assert.deepEqual(factVars(readEnv(u.home, tag2)), { CLIENT_NAME: 'old18.example.test', CLIENT_PTR: 'old18.example.test', ...SPF_NONE });
+  await dialogue(system.port, {
+    local: '127.0.0.18',
+    from: 'someone@remote.example',
+    to: `${u.name}+${tag2}@a.example`,
+  });
+  assert.deepEqual(factVars(readEnv(u.home, tag2)), {
+    CLIENT_NAME: 'old18.example.test',
+    CLIENT_PTR: 'old18.example.test',
+    ...SPF_NONE,
+  });
 });

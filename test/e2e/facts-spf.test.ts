@@ -42,7 +42,10 @@ before(async () => {
       'why.expfail.example': [{ type: 'TXT', data: '%{i} may not send for %{d}' }],
       'softfail.example': [{ type: 'TXT', data: 'v=spf1 ~all' }],
       'neutral.example': [{ type: 'TXT', data: 'v=spf1 ?all' }],
-      'none.example': [{ type: 'A', address: '192.0.2.9' }, { type: 'TXT', data: 'not an spf record' }],
+      'none.example': [
+        { type: 'A', address: '192.0.2.9' },
+        { type: 'TXT', data: 'not an spf record' },
+      ],
       'permerror.example': [{ type: 'TXT', data: 'v=spf1 ip4:not-an-address -all' }],
       'temperror.example': [{ type: 'SERVFAIL' }],
       'hang.example': [{ type: 'HANG' }],
@@ -50,10 +53,23 @@ before(async () => {
       'helo-fail.example': [{ type: 'TXT', data: 'v=spf1 -all' }],
     },
   });
-  const common = [`LocalDomain a.example`, `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24', 'DNSTimeout 1s', 'AllowDNSFailures no'];
+  const common = [
+    `LocalDomain a.example`,
+    `PasswdFile ${passwd}`,
+    'Separator +',
+    'RelayNet 192.0.2.0/24',
+    'DNSTimeout 1s',
+    'AllowDNSFailures no',
+  ];
   [system, doh] = await Promise.all([
-    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n') }),
-    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`].join('\n') }),
+    startDaemon({
+      etcDir: etc,
+      conf: [...common, 'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`].join('\n'),
+    }),
+    startDaemon({
+      etcDir: etc,
+      conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`].join('\n'),
+    }),
   ]);
 });
 
@@ -77,29 +93,64 @@ interface Case {
 const CASES: Case[] = [
   { what: 'pass', from: 's@pass.example', facts: { SPF: 'pass', SPF_HELO: 'none' } },
   {
-    what: 'fail, default explanation', from: 's@fail.example',
-    facts: (ip) => ({ SPF: 'fail', SPF_HELO: 'none', SPF_EXPLANATION: `fail.example does not designate ${ip} as permitted sender` }),
+    what: 'fail, default explanation',
+    from: 's@fail.example',
+    facts: (ip) => ({
+      SPF: 'fail',
+      SPF_HELO: 'none',
+      SPF_EXPLANATION: `fail.example does not designate ${ip} as permitted sender`,
+    }),
   },
-  { what: 'fail, exp= explanation', from: 's@expfail.example', facts: (ip) => ({ SPF: 'fail', SPF_HELO: 'none', SPF_EXPLANATION: `${ip} may not send for expfail.example` }) },
+  {
+    what: 'fail, exp= explanation',
+    from: 's@expfail.example',
+    facts: (ip) => ({ SPF: 'fail', SPF_HELO: 'none', SPF_EXPLANATION: `${ip} may not send for expfail.example` }),
+  },
   { what: 'softfail', from: 's@softfail.example', facts: { SPF: 'softfail', SPF_HELO: 'none' } },
   { what: 'neutral', from: 's@neutral.example', facts: { SPF: 'neutral', SPF_HELO: 'none' } },
   { what: 'none (no SPF record)', from: 's@none.example', facts: { SPF: 'none', SPF_HELO: 'none' } },
   { what: 'none (no such domain)', from: 's@nxdomain.example', facts: { SPF: 'none', SPF_HELO: 'none' } },
   { what: 'permerror', from: 's@permerror.example', facts: { SPF: 'permerror', SPF_HELO: 'none' } },
   {
-    what: 'temperror (SERVFAIL)', from: 's@temperror.example',
-    facts: { SPF: 'temperror', SPF_HELO: 'none', MAIL_ERROR: '451 4.4.3 temporary DNS failure: SPF check of temperror.example' },
+    what: 'temperror (SERVFAIL)',
+    from: 's@temperror.example',
+    facts: {
+      SPF: 'temperror',
+      SPF_HELO: 'none',
+      MAIL_ERROR: '451 4.4.3 temporary DNS failure: SPF check of temperror.example',
+    },
   },
   {
-    what: 'temperror (no answer within DNSTimeout)', from: 's@hang.example',
-    facts: { SPF: 'temperror', SPF_HELO: 'none', MAIL_ERROR: '451 4.4.3 temporary DNS failure: SPF check of hang.example' },
+    what: 'temperror (no answer within DNSTimeout)',
+    from: 's@hang.example',
+    facts: {
+      SPF: 'temperror',
+      SPF_HELO: 'none',
+      MAIL_ERROR: '451 4.4.3 temporary DNS failure: SPF check of hang.example',
+    },
   },
-  { what: 'HELO pass, MAIL FROM softfail', from: 's@softfail.example', helo: 'helo-pass.example', facts: { SPF: 'softfail', SPF_HELO: 'pass' } },
+  {
+    what: 'HELO pass, MAIL FROM softfail',
+    from: 's@softfail.example',
+    helo: 'helo-pass.example',
+    facts: { SPF: 'softfail', SPF_HELO: 'pass' },
+  },
   // a failing HELO alone is no fail of MAIL FROM: no explanation, no MAIL_ERROR
-  { what: 'HELO fail, MAIL FROM pass', from: 's@pass.example', helo: 'helo-fail.example', facts: { SPF: 'pass', SPF_HELO: 'fail' } },
   {
-    what: 'null sender: postmaster@HELO is checked', from: '', helo: 'helo-fail.example',
-    facts: (ip) => ({ SPF: 'fail', SPF_HELO: 'fail', SPF_EXPLANATION: `helo-fail.example does not designate ${ip} as permitted sender` }),
+    what: 'HELO fail, MAIL FROM pass',
+    from: 's@pass.example',
+    helo: 'helo-fail.example',
+    facts: { SPF: 'pass', SPF_HELO: 'fail' },
+  },
+  {
+    what: 'null sender: postmaster@HELO is checked',
+    from: '',
+    helo: 'helo-fail.example',
+    facts: (ip) => ({
+      SPF: 'fail',
+      SPF_HELO: 'fail',
+      SPF_EXPLANATION: `helo-fail.example does not designate ${ip} as permitted sender`,
+    }),
   },
   { what: 'null sender, HELO pass', from: '', helo: 'helo-pass.example', facts: { SPF: 'pass', SPF_HELO: 'pass' } },
 ];
@@ -111,23 +162,48 @@ async function runCases(d: Daemon, label: string): Promise<void> {
   const got: Record<string, unknown> = {};
   const want: Record<string, unknown> = {};
   for (const c of CASES) got[c.what] = null;
-  await Promise.all(CASES.map(async (c, i) => {
-    const tag = `${label}${++seq}`;
-    const ip = `127.0.0.${40 + i}`;
-    const r = await dialogue(d.port, { local: ip, from: c.from, helo: c.helo ?? 'client.example', to: `${u.name}+${tag}@a.example` });
-    const env = readEnv(u.home, tag);
-    got[c.what] = { mail: r.mail, mailFast: r.ms.mail < 900, rcpt: r.rcpt, rcptBounded: r.ms.rcpt < 2500, SENDER: env.SENDER, facts: factVars(env) };
-    want[c.what] = { mail: '250 2.1.0 sender ok', mailFast: true, rcpt: '250 2.1.5 recipient ok', rcptBounded: true, SENDER: c.from, facts: typeof c.facts === 'function' ? c.facts(ip) : c.facts };
-  }));
+  await Promise.all(
+    CASES.map(async (c, i) => {
+      const tag = `${label}${++seq}`;
+      const ip = `127.0.0.${40 + i}`;
+      const r = await dialogue(d.port, {
+        local: ip,
+        from: c.from,
+        helo: c.helo ?? 'client.example',
+        to: `${u.name}+${tag}@a.example`,
+      });
+      const env = readEnv(u.home, tag);
+      got[c.what] = {
+        mail: r.mail,
+        mailFast: r.ms.mail < 900,
+        rcpt: r.rcpt,
+        rcptBounded: r.ms.rcpt < 2500,
+        SENDER: env.SENDER,
+        facts: factVars(env),
+      };
+      want[c.what] = {
+        mail: '250 2.1.0 sender ok',
+        mailFast: true,
+        rcpt: '250 2.1.5 recipient ok',
+        rcptBounded: true,
+        SENDER: c.from,
+        facts: typeof c.facts === 'function' ? c.facts(ip) : c.facts,
+      };
+    }),
+  );
   assert.deepEqual(got, want, label);
 }
 
-test('system resolver (UDP): pass, fail, softfail, neutral, none, permerror, temperror; HELO; null sender', { skip }, async () => {
-  await runCases(system, 'sys');
-  const l = await system.waitLog((x) => x.event === 'mail.facts' && x.from === 's@expfail.example');
-  assert.equal(l.spf, 'fail');
-  assert.equal(l.spf_helo, 'none');
-});
+test(
+  'system resolver (UDP): pass, fail, softfail, neutral, none, permerror, temperror; HELO; null sender',
+  { skip },
+  async () => {
+    await runCases(system, 'sys');
+    const l = await system.waitLog((x) => x.event === 'mail.facts' && x.from === 's@expfail.example');
+    assert.equal(l.spf, 'fail');
+    assert.equal(l.spf_helo, 'none');
+  },
+);
 
 test('tangerine over DoH (http): the same values', { skip }, async () => {
   await runCases(doh, 'doh');

@@ -30,8 +30,18 @@ const mounted: string[] = [];
 
 /** Mount a small tmpfs on the daemon's DBDir, owned by the daemon's account, and let it make its directories. */
 async function mountSmall(d: Daemon): Promise<void> {
-  const owner = { uid: Number(execFileSync('id', ['-u', 'asmtpd']).toString()), gid: Number(execFileSync('id', ['-g', 'asmtpd']).toString()) };
-  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=2m,mode=0700,uid=${owner.uid},gid=${owner.gid}`, 'asmtpd-faults', d.dbDir]);
+  const owner = {
+    uid: Number(execFileSync('id', ['-u', 'asmtpd']).toString()),
+    gid: Number(execFileSync('id', ['-g', 'asmtpd']).toString()),
+  };
+  execFileSync('mount', [
+    '-t',
+    'tmpfs',
+    '-o',
+    `size=2m,mode=0700,uid=${owner.uid},gid=${owner.gid}`,
+    'asmtpd-faults',
+    d.dbDir,
+  ]);
   mounted.push(d.dbDir);
   const reloads = d.logs.filter((l) => l.event === 'daemon.reload').length;
   d.signal('SIGHUP');
@@ -94,7 +104,8 @@ after(async () => {
   await sink?.close();
 });
 
-const body = (size: number, tag: string): string => `Subject: ${tag}\r\n\r\n` + `${tag} ${'y'.repeat(76)}\r\n`.repeat(Math.ceil(size / (tag.length + 79)));
+const body = (size: number, tag: string): string =>
+  `Subject: ${tag}\r\n\r\n` + `${tag} ${'y'.repeat(76)}\r\n`.repeat(Math.ceil(size / (tag.length + 79)));
 
 /** One transaction on an open session; the reply to the data and how long it took after the final dot. */
 async function send(c: SmtpClient, tag: string, size: number): Promise<{ reply: string; ms: number }> {
@@ -126,74 +137,94 @@ async function spoolEmpty(d: Daemon): Promise<string[]> {
   return readdirSync(dir);
 }
 
-const sinkHas = (tag: string): boolean => sink.messages.some((m) => m.data.toString('latin1').includes(`Subject: ${tag}\r\n`));
+const sinkHas = (tag: string): boolean =>
+  sink.messages.some((m) => m.data.toString('latin1').includes(`Subject: ${tag}\r\n`));
 
-test('relay daemon: DBDir full → 452 4.3.1 for small and 1 MiB messages, nothing delivered, the session goes on; space back → delivered', { skip }, async (t) => {
-  const d = relayD;
-  const c = await session(d);
-  try {
-    assert.match((await send(c, 'before-full', 2000)).reply, /^250 2\.0\.0 /);
-    assert.ok(sinkHas('before-full'));
-    await spoolEmpty(d); // the spool file of the last message goes after the reply: not free space later
-    const filler = await fill(d.dbDir);
-    assert.equal(free(d.dbDir), 0, 'full');
-    const small = await send(c, 'full-small', 3000);
-    assert.equal(small.reply, '452 4.3.1 insufficient system storage, try again later');
-    const big = await send(c, 'full-big', 1024 * 1024);
-    assert.equal(big.reply, '452 4.3.1 insufficient system storage, try again later');
-    assert.ok(big.ms < 2000, `the reply came ${big.ms} ms after the final dot`);
-    t.diagnostic(`full: 3 KB → ${small.reply} after ${small.ms} ms; 1 MiB → ${big.reply} after ${big.ms} ms`);
-    assert.ok(!sinkHas('full-small') && !sinkHas('full-big'), 'nothing reached the downstream');
-    assert.deepEqual(await spoolEmpty(d), [], 'no spool file left behind');
-    // the log is buffered (flushed every so often): wait for both lines
-    const spoolFailures = (): LogLine[] => d.logs.filter((l) => l.event === 'data.rejected' && l.reason === 'spool write failed');
-    await d.waitLog(() => spoolFailures().length >= 2);
-    const logged = spoolFailures();
-    assert.equal(logged.length, 2);
-    assert.match(String(logged[0]!.error), /ENOSPC/);
-    assert.equal((await c.cmd('NOOP')).code, 250, 'the session goes on');
-    // space comes back: the next message in the same session is accepted and delivered
-    rmSync(filler);
-    assert.match((await send(c, 'after-free', 300_000)).reply, /^250 2\.0\.0 /);
-    assert.ok(sinkHas('after-free'));
-    assert.equal(d.proc.exitCode, null);
-    assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error'), []);
-  } finally {
-    c.close();
-  }
-});
+test(
+  'relay daemon: DBDir full → 452 4.3.1 for small and 1 MiB messages, nothing delivered, the session goes on; space back → delivered',
+  { skip },
+  async (t) => {
+    const d = relayD;
+    const c = await session(d);
+    try {
+      assert.match((await send(c, 'before-full', 2000)).reply, /^250 2\.0\.0 /);
+      assert.ok(sinkHas('before-full'));
+      await spoolEmpty(d); // the spool file of the last message goes after the reply: not free space later
+      const filler = await fill(d.dbDir);
+      assert.equal(free(d.dbDir), 0, 'full');
+      const small = await send(c, 'full-small', 3000);
+      assert.equal(small.reply, '452 4.3.1 insufficient system storage, try again later');
+      const big = await send(c, 'full-big', 1024 * 1024);
+      assert.equal(big.reply, '452 4.3.1 insufficient system storage, try again later');
+      assert.ok(big.ms < 2000, `the reply came ${big.ms} ms after the final dot`);
+      t.diagnostic(`full: 3 KB → ${small.reply} after ${small.ms} ms; 1 MiB → ${big.reply} after ${big.ms} ms`);
+      assert.ok(!sinkHas('full-small') && !sinkHas('full-big'), 'nothing reached the downstream');
+      assert.deepEqual(await spoolEmpty(d), [], 'no spool file left behind');
+      // the log is buffered (flushed every so often): wait for both lines
+      const spoolFailures = (): LogLine[] =>
+        d.logs.filter((l) => l.event === 'data.rejected' && l.reason === 'spool write failed');
+      await d.waitLog(() => spoolFailures().length >= 2);
+      const logged = spoolFailures();
+      assert.equal(logged.length, 2);
+      assert.match(String(logged[0]!.error), /ENOSPC/);
+      assert.equal((await c.cmd('NOOP')).code, 250, 'the session goes on');
+      // space comes back: the next message in the same session is accepted and delivered
+      rmSync(filler);
+      assert.match((await send(c, 'after-free', 300_000)).reply, /^250 2\.0\.0 /);
+      assert.ok(sinkHas('after-free'));
+      assert.equal(d.proc.exitCode, null);
+      assert.deepEqual(
+        d.logs.filter((l) => l.event === 'daemon.error'),
+        [],
+      );
+    } finally {
+      c.close();
+    }
+  },
+);
 
-test('hold-queue daemon: the spool fits but the Maildir copy does not → 452 4.3.1, nothing kept; full → 452; space back → held', { skip }, async () => {
-  const d = holdD;
-  const queue = join(d.dbDir, 'queue');
-  const held = (): string[] => [...readdirSync(join(queue, 'new')), ...readdirSync(join(queue, 'tmp'))];
-  const c = await session(d);
-  try {
-    assert.match((await send(c, 'held-1', 2000)).reply, /^250 2\.0\.0 /);
-    assert.equal(held().length, 1);
-    // about 450 KiB free: a 300 KB message spools, its copy in the queue needs 300 KB more
-    await spoolEmpty(d);
-    const filler = await fill(d.dbDir, 450 * 1024);
-    const half = await send(c, 'half', 300_000);
-    // issue 14: the client gets the generic text; the cause is in the log (queue.held below)
-    assert.equal(half.reply, '452 4.3.1 insufficient system storage, try again later');
-    assert.equal(held().length, 1, 'no partial file in tmp/ or new/');
-    assert.deepEqual(await spoolEmpty(d), []);
-    const line = await d.waitLog((l) => l.event === 'queue.held' && l.ok === false);
-    assert.match(String(line.error), /^452 4\.3\.1 .*\(insufficient system storage: hold queue: ENOSPC\)$/);
-    // a small one still fits twice
-    assert.match((await send(c, 'small', 2000)).reply, /^250 2\.0\.0 /);
-    assert.equal(held().length, 2);
-    rmSync(filler);
-    await spoolEmpty(d);
-    const filler2 = await fill(d.dbDir);
-    assert.equal((await send(c, 'full', 2000)).reply, '452 4.3.1 insufficient system storage, try again later', 'full: already the spool');
-    assert.equal(held().length, 2);
-    rmSync(filler2);
-    assert.match((await send(c, 'back', 300_000)).reply, /^250 2\.0\.0 /);
-    assert.equal(held().length, 3);
-    assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error'), []);
-  } finally {
-    c.close();
-  }
-});
+test(
+  'hold-queue daemon: the spool fits but the Maildir copy does not → 452 4.3.1, nothing kept; full → 452; space back → held',
+  { skip },
+  async () => {
+    const d = holdD;
+    const queue = join(d.dbDir, 'queue');
+    const held = (): string[] => [...readdirSync(join(queue, 'new')), ...readdirSync(join(queue, 'tmp'))];
+    const c = await session(d);
+    try {
+      assert.match((await send(c, 'held-1', 2000)).reply, /^250 2\.0\.0 /);
+      assert.equal(held().length, 1);
+      // about 450 KiB free: a 300 KB message spools, its copy in the queue needs 300 KB more
+      await spoolEmpty(d);
+      const filler = await fill(d.dbDir, 450 * 1024);
+      const half = await send(c, 'half', 300_000);
+      // issue 14: the client gets the generic text; the cause is in the log (queue.held below)
+      assert.equal(half.reply, '452 4.3.1 insufficient system storage, try again later');
+      assert.equal(held().length, 1, 'no partial file in tmp/ or new/');
+      assert.deepEqual(await spoolEmpty(d), []);
+      const line = await d.waitLog((l) => l.event === 'queue.held' && l.ok === false);
+      assert.match(String(line.error), /^452 4\.3\.1 .*\(insufficient system storage: hold queue: ENOSPC\)$/);
+      // a small one still fits twice
+      assert.match((await send(c, 'small', 2000)).reply, /^250 2\.0\.0 /);
+      assert.equal(held().length, 2);
+      rmSync(filler);
+      await spoolEmpty(d);
+      const filler2 = await fill(d.dbDir);
+      assert.equal(
+        (await send(c, 'full', 2000)).reply,
+        '452 4.3.1 insufficient system storage, try again later',
+        'full: already the spool',
+      );
+      assert.equal(held().length, 2);
+      rmSync(filler2);
+      assert.match((await send(c, 'back', 300_000)).reply, /^250 2\.0\.0 /);
+      assert.equal(held().length, 3);
+      assert.deepEqual(
+        d.logs.filter((l) => l.event === 'daemon.error'),
+        [],
+      );
+    } finally {
+      c.close();
+    }
+  },
+);

@@ -70,12 +70,26 @@ before(async () => {
   // no home directory, so no script: the system default (MAIL_ERROR) decides
   writeFileSync(passwd, 'dnsuser:x:54321:54321::/nonexistent/dnsuser:/bin/sh\n');
   chmodSync(passwd, 0o644);
-  const common = ['LocalDomain a.example', `PasswdFile ${passwd}`, 'RelayNet 192.0.2.0/24', `DNSTimeout ${TIMEOUT_MS / 1000}s`];
+  const common = [
+    'LocalDomain a.example',
+    `PasswdFile ${passwd}`,
+    'RelayNet 192.0.2.0/24',
+    `DNSTimeout ${TIMEOUT_MS / 1000}s`,
+  ];
   const system = ['DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`];
   [systemStrict, systemLenient, dohStrict] = await Promise.all([
     startDaemon({ etcDir: etc, conf: [...common, ...system, 'AllowDNSFailures no'].join('\n') }),
     startDaemon({ etcDir: etc, conf: [...common, ...system, 'AllowDNSFailures yes'].join('\n') }),
-    startDaemon({ etcDir: etc, conf: [...common, 'DNSResolver tangerine', 'DNSProtocol http', `DNSServer ${dns.doh}`, 'AllowDNSFailures no'].join('\n') }),
+    startDaemon({
+      etcDir: etc,
+      conf: [
+        ...common,
+        'DNSResolver tangerine',
+        'DNSProtocol http',
+        `DNSServer ${dns.doh}`,
+        'AllowDNSFailures no',
+      ].join('\n'),
+    }),
   ]);
 });
 
@@ -114,11 +128,16 @@ async function session(port: number, ip: string): Promise<SessionResult> {
 }
 
 /** A burst of SESSIONS concurrent sessions; returns the distinct RCPT replies and the slowest times. */
-async function burst(d: Daemon, mode: Mode): Promise<{ rcpt: Record<string, number>; maxMs: { banner: number; mail: number; rcpt: number }; ms: number }> {
+async function burst(
+  d: Daemon,
+  mode: Mode,
+): Promise<{ rcpt: Record<string, number>; maxMs: { banner: number; mail: number; rcpt: number }; ms: number }> {
   dns.set(zone(mode));
   dns.clearQueries();
   const t0 = Date.now();
-  const results = await Promise.all(Array.from({ length: SESSIONS }, (_, i) => session(d.port, CLIENTS[i % CLIENTS.length]!)));
+  const results = await Promise.all(
+    Array.from({ length: SESSIONS }, (_, i) => session(d.port, CLIENTS[i % CLIENTS.length]!)),
+  );
   const ms = Date.now() - t0;
   const rcpt: Record<string, number> = {};
   const maxMs = { banner: 0, mail: 0, rcpt: 0 };
@@ -140,7 +159,10 @@ const dnsFail = (n: number): Record<string, number> => ({ '451 4.4.3': n });
 const byClass = (rcpt: Record<string, number>): Record<string, number> => {
   const out: Record<string, number> = {};
   for (const [reply, n] of Object.entries(rcpt)) {
-    const m = /^451 4\.4\.3 temporary DNS failure: (reverse lookup of 127\.0\.0\.\d+|SPF check of remote\.example)$/.exec(reply);
+    const m =
+      /^451 4\.4\.3 temporary DNS failure: (reverse lookup of 127\.0\.0\.\d+|SPF check of remote\.example)$/.exec(
+        reply,
+      );
     const key = m ? '451 4.4.3' : reply;
     out[key] = (out[key] ?? 0) + n;
   }
@@ -158,7 +180,10 @@ const PROMPT_MS = TIMEOUT_MS - 300;
 function assertBounded(label: string, maxMs: { banner: number; mail: number; rcpt: number }): void {
   assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
   assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms`);
-  assert.ok(maxMs.rcpt < TIMEOUT_MS + 1500, `${label}: slowest RCPT reply ${maxMs.rcpt} ms (DNSTimeout ${TIMEOUT_MS} ms)`);
+  assert.ok(
+    maxMs.rcpt < TIMEOUT_MS + 1500,
+    `${label}: slowest RCPT reply ${maxMs.rcpt} ms (DNSTimeout ${TIMEOUT_MS} ms)`,
+  );
 }
 
 for (const [label, daemon, strict] of [
@@ -183,6 +208,9 @@ for (const [label, daemon, strict] of [
     const back = await burst(d, 'normal');
     assert.deepEqual(back.rcpt, ok, 'DNS back: accepted again');
     assert.equal(d.proc.exitCode, null, 'the daemon is alive');
-    assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error' || (l.level === 'error' && l.event !== 'rbl.error')), []);
+    assert.deepEqual(
+      d.logs.filter((l) => l.event === 'daemon.error' || (l.level === 'error' && l.event !== 'rbl.error')),
+      [],
+    );
   });
 }

@@ -28,7 +28,11 @@ let d: Daemon;
 
 before(async () => {
   sink = await startDurableSink({ jitterMs: 15 });
-  d = await startDaemon({ conf: [`RelayHost 127.0.0.1:${sink.port}`, 'RelayNet 127.0.0.1/32', 'RelayTimeout 20s', 'MaxClientsPerIP 100'].join('\n') });
+  d = await startDaemon({
+    conf: [`RelayHost 127.0.0.1:${sink.port}`, 'RelayNet 127.0.0.1/32', 'RelayTimeout 20s', 'MaxClientsPerIP 100'].join(
+      '\n',
+    ),
+  });
 });
 
 after(async () => {
@@ -52,15 +56,24 @@ test(`downstream SIGKILLed at random points of ${MESSAGES} transactions: every 2
   })();
   let result;
   try {
-    result = await runLoad({ port: d.port, count: MESSAGES, concurrency: 10, to: 'rcpt@downstream.test', maxAttempts: 100, retryDelayMs: 100 });
+    result = await runLoad({
+      port: d.port,
+      count: MESSAGES,
+      concurrency: 10,
+      to: 'rcpt@downstream.test',
+      maxAttempts: 100,
+      retryDelayMs: 100,
+    });
   } finally {
     running = false;
     await killer;
   }
   if (!sink.alive) await sink.restart();
   const cmp = compare(result, sink.entries());
-  t.diagnostic(`${cmp.messages} messages in ${result.ms} ms over ${result.sessions} sessions, ${sink.kills} kills; ` +
-    `attempts ${JSON.stringify(cmp.attempts)}; duplicates ${cmp.duplicates}; deferrals ${JSON.stringify(cmp.deferrals)}`);
+  t.diagnostic(
+    `${cmp.messages} messages in ${result.ms} ms over ${result.sessions} sessions, ${sink.kills} kills; ` +
+      `attempts ${JSON.stringify(cmp.attempts)}; duplicates ${cmp.duplicates}; deferrals ${JSON.stringify(cmp.deferrals)}`,
+  );
   assert.deepEqual(cmp.lost, [], 'every message answered 250 is in the downstream record');
   assert.deepEqual(cmp.corrupt, [], 'with its body byte for byte');
   assert.deepEqual(cmp.unknown, []);
@@ -75,10 +88,17 @@ test(`downstream SIGKILLed at random points of ${MESSAGES} transactions: every 2
 
   // the daemon is fine: alive, nothing escaped, a normal transaction goes through
   assert.equal(d.proc.exitCode, null);
-  assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error'), []);
+  assert.deepEqual(
+    d.logs.filter((l) => l.event === 'daemon.error'),
+    [],
+  );
   const c = await SmtpClient.connect(d.port);
   await c.greeting();
-  const r = await c.send('after@client.test', ['rcpt@downstream.test'], 'Subject: after\r\nX-Fault-Token: after-1\r\n\r\nstill here\r\n');
+  const r = await c.send(
+    'after@client.test',
+    ['rcpt@downstream.test'],
+    'Subject: after\r\nX-Fault-Token: after-1\r\n\r\nstill here\r\n',
+  );
   c.close();
   assert.match(r.last, /^250 2\.0\.0 /);
   assert.ok(sink.entries().some((e) => e.token === 'after-1'));

@@ -45,8 +45,16 @@ before(async () => {
   writeScript(alice, 'rcpt+sleep', 'sleep 60; accept "not reached"');
   writeScript(alice, 'rcpt+crash', 'kill -SEGV $$; accept "not reached"');
   writeScript(alice, 'rcpt+bomb', 'b() { b | b & }; b; sleep 60; accept "survived"');
-  writeScript(alice, 'rcpt+bigout', "head -c 5000000 /dev/zero | tr '\\0' x; head -c 3000000 /dev/zero >&2; accept \"after megabytes\"");
-  writeScript(alice, 'rcpt+bigreject', "yes 'line of output' | head -c 4000000; reject \"554 5.7.1 refused after megabytes\"");
+  writeScript(
+    alice,
+    'rcpt+bigout',
+    'head -c 5000000 /dev/zero | tr \'\\0\' x; head -c 3000000 /dev/zero >&2; accept "after megabytes"',
+  );
+  writeScript(
+    alice,
+    'rcpt+bigreject',
+    'yes \'line of output\' | head -c 4000000; reject "554 5.7.1 refused after megabytes"',
+  );
   writeScript(bob, 'rcpt', 'accept "bob ok"');
   etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
   chmodSync(etc, 0o755);
@@ -55,7 +63,13 @@ before(async () => {
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,
-    conf: ['LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', `AvengerTimeout ${TIMEOUT_MS / 1000}s`, 'RelayNet 192.0.2.0/24'].join('\n'),
+    conf: [
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      `AvengerTimeout ${TIMEOUT_MS / 1000}s`,
+      'RelayNet 192.0.2.0/24',
+    ].join('\n'),
   });
 });
 
@@ -90,7 +104,8 @@ function processesOf(uid: number, zombies = false): number[] {
     if (!/^\d+$/.test(name)) continue;
     try {
       const status = readFileSync(`/proc/${name}/status`, 'utf8');
-      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid && (zombies || !/^State:\s+Z/m.test(status))) out.push(Number(name));
+      if (Number(/^Uid:\s+(\d+)/m.exec(status)?.[1]) === uid && (zombies || !/^State:\s+Z/m.test(status)))
+        out.push(Number(name));
     } catch {
       /* gone meanwhile */
     }
@@ -110,16 +125,20 @@ async function noneLeft(uid: number, ms: number, zombies = false): Promise<numbe
 
 const runnerPid = (): number => Number(d.logs.find((l) => l.event === 'daemon.privileges')?.runner_pid);
 
-test('a script that hangs (busy loop, ignores TERM): 451 4.3.0 at AvengerTimeout, nothing of it left', { skip }, async () => {
-  const r = await rcpt(`${alice.name}+hang@a.example`);
-  assert.equal(r.reply, FAILED);
-  assert.ok(r.ms >= TIMEOUT_MS - 100 && r.ms < TIMEOUT_MS + 2000, `answered after ${r.ms} ms`);
-  assert.deepEqual(await noneLeft(alice.uid, 3000), [], 'no process of the user is left');
-  const line = await d.waitLog((l) => l.event === 'policy.failed' && String(l.reason).includes('rcpt+hang'));
-  assert.match(String(line.reason), /timed out/);
-});
+test(
+  'a script that hangs (busy loop, ignores TERM): 451 4.3.0 at AvengerTimeout, nothing of it left',
+  { skip },
+  async () => {
+    const r = await rcpt(`${alice.name}+hang@a.example`);
+    assert.equal(r.reply, FAILED);
+    assert.ok(r.ms >= TIMEOUT_MS - 100 && r.ms < TIMEOUT_MS + 2000, `answered after ${r.ms} ms`);
+    assert.deepEqual(await noneLeft(alice.uid, 3000), [], 'no process of the user is left');
+    const line = await d.waitLog((l) => l.event === 'policy.failed' && String(l.reason).includes('rcpt+hang'));
+    assert.match(String(line.reason), /timed out/);
+  },
+);
 
-test('eight hanging scripts at once do not hold up another user\'s script', { skip }, async () => {
+test("eight hanging scripts at once do not hold up another user's script", { skip }, async () => {
   // sleeping, not spinning: this is about the runner serving requests in parallel, not CPU
   const hangs = Array.from({ length: 8 }, () => rcpt(`${alice.name}+sleep@a.example`));
   await new Promise((r) => setTimeout(r, 300));
@@ -138,46 +157,59 @@ test('a script that crashes (SIGSEGV): 451 4.3.0, logged as killed by SIGSEGV', 
   assert.match(String(line.reason), /killed by SIGSEGV/);
 });
 
-test(`a fork bomb: at most ${NPROC} processes of the user, 451 4.3.0, all gone; the daemon and other users unaffected`, { skip }, async (t) => {
-  const runner = runnerPid();
-  const bomb = rcpt(`${alice.name}+bomb@a.example`);
-  // watch the bomb grow, and check the machine still works while it runs
-  let peak = 0;
-  let peakLive = 0;
-  let during: { reply: string; ms: number } | null = null;
-  let noopMs = -1;
-  const t0 = Date.now();
-  while (Date.now() - t0 < TIMEOUT_MS - 500) {
-    peak = Math.max(peak, processesOf(alice.uid, true).length);
-    peakLive = Math.max(peakLive, processesOf(alice.uid).length);
-    if (Date.now() - t0 > 700 && during === null) {
-      const c = await SmtpClient.connect(d.port);
-      await c.greeting();
-      const n0 = Date.now();
-      await c.cmd('NOOP');
-      noopMs = Date.now() - n0;
-      c.close();
-      during = await rcpt(`${bob.name}@a.example`);
+test(
+  `a fork bomb: at most ${NPROC} processes of the user, 451 4.3.0, all gone; the daemon and other users unaffected`,
+  { skip },
+  async (t) => {
+    const runner = runnerPid();
+    const bomb = rcpt(`${alice.name}+bomb@a.example`);
+    // watch the bomb grow, and check the machine still works while it runs
+    let peak = 0;
+    let peakLive = 0;
+    let during: { reply: string; ms: number } | null = null;
+    let noopMs = -1;
+    const t0 = Date.now();
+    while (Date.now() - t0 < TIMEOUT_MS - 500) {
+      peak = Math.max(peak, processesOf(alice.uid, true).length);
+      peakLive = Math.max(peakLive, processesOf(alice.uid).length);
+      if (Date.now() - t0 > 700 && during === null) {
+        const c = await SmtpClient.connect(d.port);
+        await c.greeting();
+        const n0 = Date.now();
+        await c.cmd('NOOP');
+        noopMs = Date.now() - n0;
+        c.close();
+        during = await rcpt(`${bob.name}@a.example`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
     }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const r = await bomb;
-  t.diagnostic(`peak ${peak} processes of the user (${peakLive} of them live at once, the rest zombies); NOOP during the bomb ${noopMs} ms; bob's RCPT during the bomb ${JSON.stringify(during)}; bomb answered after ${r.ms} ms`);
-  assert.equal(r.reply, FAILED);
-  assert.ok(r.ms < TIMEOUT_MS + 3000, `answered after ${r.ms} ms`);
-  assert.ok(peak > 50, `the bomb did fork (${peak})`);
-  assert.ok(peak <= NPROC, `bounded by RLIMIT_NPROC (${peak})`);
-  assert.ok(noopMs >= 0 && noopMs < 1000, `the daemon answered NOOP in ${noopMs} ms`);
-  assert.equal(during?.reply, '250 2.1.5 bob ok', 'another user\'s script ran during the bomb');
-  // zombies too: they count against RLIMIT_NPROC, and pid 1 is not always one that reaps
-  // (containers, this CI's VM), so the spawner reaps the orphans itself as their subreaper
-  assert.deepEqual(await noneLeft(alice.uid, 5000, true), [], 'every process of the bomb is gone, zombies included');
-  assert.equal((await rcpt(`${bob.name}@a.example`)).reply, '250 2.1.5 bob ok');
-  assert.equal((await rcpt(`${alice.name}+ok@a.example`)).reply, '250 2.1.5 alice ok', 'the same user\'s next script runs');
-  assert.equal(runnerPid(), runner);
-  assert.equal(d.proc.exitCode, null);
-  assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error' || l.event === 'runner.exit'), []);
-});
+    const r = await bomb;
+    t.diagnostic(
+      `peak ${peak} processes of the user (${peakLive} of them live at once, the rest zombies); NOOP during the bomb ${noopMs} ms; bob's RCPT during the bomb ${JSON.stringify(during)}; bomb answered after ${r.ms} ms`,
+    );
+    assert.equal(r.reply, FAILED);
+    assert.ok(r.ms < TIMEOUT_MS + 3000, `answered after ${r.ms} ms`);
+    assert.ok(peak > 50, `the bomb did fork (${peak})`);
+    assert.ok(peak <= NPROC, `bounded by RLIMIT_NPROC (${peak})`);
+    assert.ok(noopMs >= 0 && noopMs < 1000, `the daemon answered NOOP in ${noopMs} ms`);
+    assert.equal(during?.reply, '250 2.1.5 bob ok', "another user's script ran during the bomb");
+    // zombies too: they count against RLIMIT_NPROC, and pid 1 is not always one that reaps
+    // (containers, this CI's VM), so the spawner reaps the orphans itself as their subreaper
+    assert.deepEqual(await noneLeft(alice.uid, 5000, true), [], 'every process of the bomb is gone, zombies included');
+    assert.equal((await rcpt(`${bob.name}@a.example`)).reply, '250 2.1.5 bob ok');
+    assert.equal(
+      (await rcpt(`${alice.name}+ok@a.example`)).reply,
+      '250 2.1.5 alice ok',
+      "the same user's next script runs",
+    );
+    assert.equal(runnerPid(), runner);
+    assert.equal(d.proc.exitCode, null);
+    assert.deepEqual(
+      d.logs.filter((l) => l.event === 'daemon.error' || l.event === 'runner.exit'),
+      [],
+    );
+  },
+);
 
 test('megabytes of output: the runner drains and caps it, the decision still counts', { skip }, async () => {
   const a = await rcpt(`${alice.name}+bigout@a.example`);

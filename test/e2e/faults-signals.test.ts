@@ -37,14 +37,24 @@ after(async () => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function entriesOf(...sinks: Sink[]): RecordEntry[] {
-  return sinks.flatMap((s) => s.messages.map((m) => {
-    const head = m.data.subarray(0, Math.max(0, m.data.indexOf('\r\n\r\n'))).toString('latin1');
-    return { token: /^X-Fault-Token: *(\S+)/im.exec(head)?.[1] ?? '', from: m.from, to: m.to, bodySha256: bodySha256(m.data), size: m.data.length };
-  }));
+  return sinks.flatMap((s) =>
+    s.messages.map((m) => {
+      const head = m.data.subarray(0, Math.max(0, m.data.indexOf('\r\n\r\n'))).toString('latin1');
+      return {
+        token: /^X-Fault-Token: *(\S+)/im.exec(head)?.[1] ?? '',
+        from: m.from,
+        to: m.to,
+        bodySha256: bodySha256(m.data),
+        size: m.data.length,
+      };
+    }),
+  );
 }
 
 const conf = (relayPort: number, maxRcpts: number): string =>
-  [`RelayHost 127.0.0.1:${relayPort}`, 'RelayNet 127.0.0.1/32', 'MaxClientsPerIP 200', `MaxRcpts ${maxRcpts}`].join('\n');
+  [`RelayHost 127.0.0.1:${relayPort}`, 'RelayNet 127.0.0.1/32', 'MaxClientsPerIP 200', `MaxRcpts ${maxRcpts}`].join(
+    '\n',
+  );
 
 test('SIGHUP every 250 ms (RelayHost alternating) while 40 slow clients are in DATA: every message 250, delivered once', async (t) => {
   const d = await startDaemon({ conf: conf(sinkA.port, 100) });
@@ -64,8 +74,16 @@ test('SIGHUP every 250 ms (RelayHost alternating) while 40 slow clients are in D
     let result;
     try {
       result = await runLoad({
-        port: d.port, count: 80, concurrency: 40, perSession: 2, to: 'r@elsewhere.test', maxAttempts: 1,
-        sizes: [4000, 20_000], slowBody: { chunks: 20, pauseMs: 100 }, staggerMs: 50, tokenPrefix: 'HUP',
+        port: d.port,
+        count: 80,
+        concurrency: 40,
+        perSession: 2,
+        to: 'r@elsewhere.test',
+        maxAttempts: 1,
+        sizes: [4000, 20_000],
+        slowBody: { chunks: 20, pauseMs: 100 },
+        staggerMs: 50,
+        tokenPrefix: 'HUP',
       });
     } finally {
       running = false;
@@ -73,14 +91,19 @@ test('SIGHUP every 250 ms (RelayHost alternating) while 40 slow clients are in D
     }
     await d.waitLog(() => reloads() >= sent, 5000);
     const cmp = compare(result, entriesOf(sinkA, sinkB));
-    t.diagnostic(`${cmp.messages} messages in ${result.ms} ms, ${sent} reloads; at A ${sinkA.messages.length}, at B ${sinkB.messages.length}; attempts ${JSON.stringify(cmp.attempts)}`);
+    t.diagnostic(
+      `${cmp.messages} messages in ${result.ms} ms, ${sent} reloads; at A ${sinkA.messages.length}, at B ${sinkB.messages.length}; attempts ${JSON.stringify(cmp.attempts)}`,
+    );
     assert.deepEqual(cmp.attempts, { '250': 80, '4xx': 0, '5xx': 0, 'no-reply': 0 }, JSON.stringify(cmp.deferrals));
     assert.deepEqual(cmp.lost, []);
     assert.deepEqual(cmp.corrupt, []);
     assert.equal(cmp.duplicates, 0);
     assert.ok(sent >= 8, `${sent} reloads`);
     assert.ok(sinkA.messages.length > 0 && sinkB.messages.length > 0, 'both relays were used');
-    assert.deepEqual(d.logs.filter((l) => l.event === 'daemon.error' || l.event === 'daemon.reload_failed'), []);
+    assert.deepEqual(
+      d.logs.filter((l) => l.event === 'daemon.error' || l.event === 'daemon.reload_failed'),
+      [],
+    );
   } finally {
     await d.stop();
   }
@@ -165,7 +188,10 @@ test('SIGTERM with 30 sessions in DATA, 5 idle, 3 stalled: the DATA ones finish 
   d.signal('SIGTERM');
   await d.waitLog((l) => l.event === 'daemon.stop');
   // no new sessions: the listener is closed
-  const refused = await SmtpClient.connect(d.port).then((c) => (c.close(), false), () => true);
+  const refused = await SmtpClient.connect(d.port).then(
+    (c) => (c.close(), false),
+    () => true,
+  );
   const outcomes = await Promise.all(sessions);
   const code = await exited;
   const stoppedMs = Date.now() - termAt;
@@ -176,17 +202,21 @@ test('SIGTERM with 30 sessions in DATA, 5 idle, 3 stalled: the DATA ones finish 
   }
   t.diagnostic(`SIGTERM → exit ${code} after ${stoppedMs} ms; ${JSON.stringify(summary)}`);
   assert.ok(refused, 'new connections are refused once SIGTERM arrived');
-  assert.deepEqual(outcomes.filter((o) => o.closedWithoutReply), [], 'no session closed without a reply');
+  assert.deepEqual(
+    outcomes.filter((o) => o.closedWithoutReply),
+    [],
+    'no session closed without a reply',
+  );
   for (const o of outcomes) {
     if (o.kind === 'slow') {
       assert.match(o.replies[0]!, /^250 2\.0\.0 /, `${o.token}: the message in DATA finished within the grace`);
       assert.match(o.quit ?? '', /^(221|421) /);
       assert.equal(o.closedAfterQuit, true, `${o.token}: the server closed the connection after its ${o.quit}`);
-    }
-    else assert.match(o.replies[0]!, /^421 /, `${o.kind}: 421 before the close`);
+    } else assert.match(o.replies[0]!, /^421 /, `${o.kind}: 421 before the close`);
   }
   const tokens = entriesOf(sinkA).map((e) => e.token);
-  for (let i = 0; i < 30; i++) assert.equal(tokens.filter((x) => x === `TERM-${i}`).length, 1, `TERM-${i} delivered once`);
+  for (let i = 0; i < 30; i++)
+    assert.equal(tokens.filter((x) => x === `TERM-${i}`).length, 1, `TERM-${i} delivered once`);
   assert.equal(sinkA.messages.length - deliveredBefore, 30, 'nothing else delivered (the stalled halves are not)');
   assert.equal(code, 0);
   assert.ok(stoppedMs < 30_000 + 5000, `stopped ${stoppedMs} ms after SIGTERM (grace 30 s)`);

@@ -58,7 +58,10 @@ after(async () => {
 });
 
 /** Connect, EHLO, MAIL, RCPT, DATA → 354; the client is ready for the message. */
-async function openData(d: Daemon, opts: { from?: string; rcpt?: string; local?: string; mailParams?: string } = {}): Promise<SmtpClient> {
+async function openData(
+  d: Daemon,
+  opts: { from?: string; rcpt?: string; local?: string; mailParams?: string } = {},
+): Promise<SmtpClient> {
   const c = await SmtpClient.connect(d.port, '127.0.0.1', opts.local ?? '127.0.0.1');
   assert.equal((await c.greeting()).code, 220);
   await c.cmd('EHLO framing.example');
@@ -70,7 +73,10 @@ async function openData(d: Daemon, opts: { from?: string; rcpt?: string; local?:
 
 /** Nothing injected at the downstream: no command and no message from the injected sender. */
 function assertNoInjection(w: WireSink): void {
-  assert.ok(!w.commands.some((c) => c.includes(INJECTED_FROM)), `injected command at the downstream: ${w.commands.filter((c) => c.includes(INJECTED_FROM))}`);
+  assert.ok(
+    !w.commands.some((c) => c.includes(INJECTED_FROM)),
+    `injected command at the downstream: ${w.commands.filter((c) => c.includes(INJECTED_FROM))}`,
+  );
   // (the injected text may be the content of a legitimate message: that is what "as text" means)
   assert.ok(!w.messages.some((m) => m.from === INJECTED_FROM), 'a message from the injected sender');
   for (const m of w.messages) assert.deepEqual(wireProblems(m.raw), [], `bytes sent downstream for ${m.to}`);
@@ -231,7 +237,11 @@ test('relay side: a dot line at the 64 KiB read boundaries of the spool is stuff
     const c = await SmtpClient.connect(dR.port);
     try {
       await c.greeting();
-      assert.match((await c.send('a@sender.example', ['victim@elsewhere.test'], body)).last, /^250 2\.0\.0 /, `dot at ${at}`);
+      assert.match(
+        (await c.send('a@sender.example', ['victim@elsewhere.test'], body)).last,
+        /^250 2\.0\.0 /,
+        `dot at ${at}`,
+      );
     } finally {
       c.close();
     }
@@ -266,12 +276,17 @@ test('a message sent before 354 after a refused RCPT is read as commands: nothin
   try {
     await c.greeting();
     await c.cmd('EHLO framing.example');
-    c.write(`MAIL FROM:<a@sender.example>\r\nRCPT TO:<victim@elsewhere.test>\r\nDATA\r\nSubject: early\r\n\r\n${INJECTION}`);
+    c.write(
+      `MAIL FROM:<a@sender.example>\r\nRCPT TO:<victim@elsewhere.test>\r\nDATA\r\nSubject: early\r\n\r\n${INJECTION}`,
+    );
     const codes: number[] = [];
     for (let i = 0; i < 12; i++) codes.push((await c.reply()).code);
     assert.deepEqual(codes.slice(0, 3), [250, 550, 503]);
     // the injected MAIL is refused as nested, RCPT to another domain is refused, DATA has no recipient
-    assert.ok(codes.slice(3).every((x) => x >= 500), codes.join(' '));
+    assert.ok(
+      codes.slice(3).every((x) => x >= 500),
+      codes.join(' '),
+    );
     assert.equal((await c.cmd('NOOP')).last, NOOP_OK);
   } finally {
     c.close();
@@ -306,7 +321,12 @@ test('NUL in any command is 500 5.5.2 and starts nothing', async () => {
 test('NUL anywhere in the message (header, body, before the dot) is 554 in both modes', async () => {
   for (const d of [dR, dN]) {
     const w = d === dR ? wR : wN;
-    for (const msg of ['Subject: a\x00b\r\n\r\nx\r\n', 'Subject: x\r\n\r\nbody\x00\r\n', 'Subject: x\r\n\r\nbody\r\n\x00\r\n', '\x00']) {
+    for (const msg of [
+      'Subject: a\x00b\r\n\r\nx\r\n',
+      'Subject: x\r\n\r\nbody\x00\r\n',
+      'Subject: x\r\n\r\nbody\r\n\x00\r\n',
+      '\x00',
+    ]) {
       const n = w.messages.length;
       const c = await openData(d);
       try {
@@ -330,7 +350,12 @@ test('8-bit bytes in commands: a non-ASCII verb is unknown; 8-bit HELO is kept o
     assert.match((await c.cmd('M\xc1IL FROM:<a@sender.example>')).last, /^500 5\.5\.2 /);
     assert.match((await c.cmd('\xff\xfe\xfd')).last, /^500 5\.5\.2 /);
     assert.equal((await c.cmd('EHLO caf\xc3\xa9.example')).code, 250);
-    const r = await c.send('a@sender.example', ['victim@elsewhere.test'], 'Subject: 8bit helo\r\n\r\nx\r\n', 'caf\xc3\xa9.example');
+    const r = await c.send(
+      'a@sender.example',
+      ['victim@elsewhere.test'],
+      'Subject: 8bit helo\r\n\r\nx\r\n',
+      'caf\xc3\xa9.example',
+    );
     assert.match(r.last, /^250 2\.0\.0 /);
   } finally {
     c.close();
@@ -365,8 +390,12 @@ test('8-bit addresses: not UTF-8, or non-ASCII without SMTPUTF8, are refused; no
   try {
     await c.greeting();
     await c.cmd('EHLO framing.example');
-    for (const mail of ['MAIL FROM:<caf\xe9@sender.example>', 'MAIL FROM:<caf\xe9@sender.example> SMTPUTF8',
-      'MAIL FROM:<caf\xc3\xa9@sender.example>', 'MAIL FROM:<a@s\xc3\xa9nder.example>']) {
+    for (const mail of [
+      'MAIL FROM:<caf\xe9@sender.example>',
+      'MAIL FROM:<caf\xe9@sender.example> SMTPUTF8',
+      'MAIL FROM:<caf\xc3\xa9@sender.example>',
+      'MAIL FROM:<a@s\xc3\xa9nder.example>',
+    ]) {
       assert.match((await c.cmd(mail)).last, /^5\d\d /, mail);
     }
     assert.equal((await c.cmd('MAIL FROM:<a@sender.example>')).code, 250);
@@ -395,7 +424,10 @@ test('overlong command lines: 500 5.5.2 over 512 octets (nothing started), 421 a
   try {
     await c.greeting();
     await c.cmd('EHLO framing.example');
-    assert.equal((await c.cmd(`MAIL FROM:<${'a'.repeat(600)}@sender.example>`)).last, '500 5.5.2 line too long (more than 512 octets)');
+    assert.equal(
+      (await c.cmd(`MAIL FROM:<${'a'.repeat(600)}@sender.example>`)).last,
+      '500 5.5.2 line too long (more than 512 octets)',
+    );
     assert.match((await c.cmd('RCPT TO:<victim@elsewhere.test>')).last, /^503 /);
     // 70,000 octets in 1 KiB pieces, without a line end: the daemon must not buffer it forever
     for (let i = 0; i < 70; i++) c.write('x'.repeat(1000));
@@ -416,9 +448,10 @@ test('overlong message lines (header and body, up to 1 MB) reach the downstream 
     for (const where of ['header', 'body'] as const) {
       const long = where === 'header' ? `X-Long: ${'h'.repeat(len - 8)}` : 'b'.repeat(len);
       // the classic trick for a downstream that cuts at 998/1000: a "." + commands right after the cut
-      const body = where === 'header'
-        ? `${long}\r\nSubject: long\r\n\r\nx\r\n`
-        : `Subject: long\r\n\r\n${long}.\r\nMAIL FROM:<${INJECTED_FROM}>\r\n`;
+      const body =
+        where === 'header'
+          ? `${long}\r\nSubject: long\r\n\r\nx\r\n`
+          : `Subject: long\r\n\r\n${long}.\r\nMAIL FROM:<${INJECTED_FROM}>\r\n`;
       const n = wR.messages.length;
       const c = await openData(dR);
       try {
@@ -437,38 +470,48 @@ test('overlong message lines (header and body, up to 1 MB) reach the downstream 
   assertNoInjection(wR);
 });
 
-test('with Postfix as the downstream, a "." after 998 octets never starts a line (Postfix folds with CRLF SPACE)', { timeout: 60_000 }, async (t) => {
-  if (!requirePostfix(t)) return;
-  // asmtpd → a private Postfix (relay mode) → wire sink; the harness turns Postfix's line folding
-  // off for transparency, this test wants Postfix's default (smtp_line_length_limit = 998)
-  const w = await startWireSink();
-  const pf = await startPostfix({ mode: { relayTo: `127.0.0.1:${w.port}` }, mainCf: { smtp_line_length_limit: '998' } });
-  const d = await startDaemon({ conf: `RelayHost 127.0.0.1:${pf.port}\nRelayNet 127.0.0.0/8` });
-  try {
-    const body = `X-Long: ${'h'.repeat(990)}.\r\nSubject: long\r\n\r\n${'A'.repeat(998)}.\r\n${INJECTION.replace(/\r\n\.\r\n$/, '\r\n')}`;
-    const c = await SmtpClient.connect(d.port);
+test(
+  'with Postfix as the downstream, a "." after 998 octets never starts a line (Postfix folds with CRLF SPACE)',
+  { timeout: 60_000 },
+  async (t) => {
+    if (!requirePostfix(t)) return;
+    // asmtpd → a private Postfix (relay mode) → wire sink; the harness turns Postfix's line folding
+    // off for transparency, this test wants Postfix's default (smtp_line_length_limit = 998)
+    const w = await startWireSink();
+    const pf = await startPostfix({
+      mode: { relayTo: `127.0.0.1:${w.port}` },
+      mainCf: { smtp_line_length_limit: '998' },
+    });
+    const d = await startDaemon({ conf: `RelayHost 127.0.0.1:${pf.port}\nRelayNet 127.0.0.0/8` });
     try {
-      await c.greeting();
-      assert.match((await c.send('a@sender.example', ['victim@elsewhere.test'], body)).last, /^250 2\.0\.0 /);
+      const body = `X-Long: ${'h'.repeat(990)}.\r\nSubject: long\r\n\r\n${'A'.repeat(998)}.\r\n${INJECTION.replace(/\r\n\.\r\n$/, '\r\n')}`;
+      const c = await SmtpClient.connect(d.port);
+      try {
+        await c.greeting();
+        assert.match((await c.send('a@sender.example', ['victim@elsewhere.test'], body)).last, /^250 2\.0\.0 /);
+      } finally {
+        c.close();
+      }
+      const deadline = Date.now() + 30_000;
+      while (w.messages.length < 1 && Date.now() < deadline) await sleep(100);
+      await sleep(500);
+      assert.equal(w.messages.length, 1, 'exactly one message behind Postfix');
+      const m = w.messages[0]!;
+      assert.deepEqual(wireProblems(m.raw), []);
+      assert.ok(longestLine(m.raw) <= 998, `Postfix sent a line of ${longestLine(m.raw)} octets`);
+      const text = m.data.toString('latin1');
+      assert.ok(
+        text.includes(`${'A'.repeat(998)}\r\n .\r\n`),
+        'the rest of the long line is a continuation starting with a space',
+      );
+      assertNoInjection(w);
     } finally {
-      c.close();
+      await d.stop();
+      await pf.stop();
+      await w.close();
     }
-    const deadline = Date.now() + 30_000;
-    while (w.messages.length < 1 && Date.now() < deadline) await sleep(100);
-    await sleep(500);
-    assert.equal(w.messages.length, 1, 'exactly one message behind Postfix');
-    const m = w.messages[0]!;
-    assert.deepEqual(wireProblems(m.raw), []);
-    assert.ok(longestLine(m.raw) <= 998, `Postfix sent a line of ${longestLine(m.raw)} octets`);
-    const text = m.data.toString('latin1');
-    assert.ok(text.includes(`${'A'.repeat(998)}\r\n .\r\n`), 'the rest of the long line is a continuation starting with a space');
-    assertNoInjection(w);
-  } finally {
-    await d.stop();
-    await pf.stop();
-    await w.close();
-  }
-});
+  },
+);
 
 // ── BDAT ──────────────────────────────────────────────────────────────────────────────────────
 
@@ -502,7 +545,10 @@ test('whole-file check: every byte sent downstream was clean, nothing injected',
   for (const w of [wR, wN]) {
     for (const cmd of w.commands) {
       // eslint-disable-next-line no-control-regex
-      assert.match(cmd, /^(EHLO \S+|MAIL FROM:<[^\x00-\x1f]*>( \S+)*|RCPT TO:<[^\x00-\x1f]*>( \S+)*|DATA|RSET|NOOP|QUIT)$/);
+      assert.match(
+        cmd,
+        /^(EHLO \S+|MAIL FROM:<[^\x00-\x1f]*>( \S+)*|RCPT TO:<[^\x00-\x1f]*>( \S+)*|DATA|RSET|NOOP|QUIT)$/,
+      );
     }
   }
 });

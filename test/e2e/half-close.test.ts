@@ -33,7 +33,11 @@ after(async () => {
 });
 
 /** Everything the server sends until it closes the connection (or timeoutMs). */
-function transcript(port: number, script: (write: (s: string) => void, end: () => void, destroy: () => void, seen: () => string) => Promise<void>, timeoutMs = 15_000): Promise<{ text: string; closedByServer: boolean }> {
+function transcript(
+  port: number,
+  script: (write: (s: string) => void, end: () => void, destroy: () => void, seen: () => string) => Promise<void>,
+  timeoutMs = 15_000,
+): Promise<{ text: string; closedByServer: boolean }> {
   return new Promise((resolve, reject) => {
     const s = connect({ host: '127.0.0.1', port, allowHalfOpen: true });
     let text = '';
@@ -53,7 +57,12 @@ function transcript(port: number, script: (write: (s: string) => void, end: () =
     });
     s.on('error', () => undefined);
     s.once('connect', () => {
-      script((x) => s.write(x), () => s.end(), () => s.destroy(), () => text).catch(reject);
+      script(
+        (x) => s.write(x),
+        () => s.end(),
+        () => s.destroy(),
+        () => text,
+      ).catch(reject);
     });
   });
 }
@@ -63,25 +72,36 @@ async function waitFor(pred: () => boolean, ms: number): Promise<void> {
   while (!pred() && Date.now() < deadline) await sleep(25);
 }
 
-test('Exim 4 -odi (".\\r\\nQUIT\\r\\n", then half-close): one copy, Exim logs Completed', { skip: noExim ? `skipped: ${noExim}` : false }, async () => {
-  const before = sink.messages.length;
-  const ex = await makeExim({ smarthost: `127.0.0.1::${d.port}` });
-  try {
-    for (let i = 1; i <= 3; i++) {
-      const r = await ex.send('sender@exim.test', [`rcpt${i}@example.test`], `From: sender@exim.test\nSubject: exim ${i}\nMessage-ID: <exim-${i}@exim.test>\n\nbody ${i}\n`);
-      assert.equal(r.status, 0, r.output);
+test(
+  'Exim 4 -odi (".\\r\\nQUIT\\r\\n", then half-close): one copy, Exim logs Completed',
+  { skip: noExim ? `skipped: ${noExim}` : false },
+  async () => {
+    const before = sink.messages.length;
+    const ex = await makeExim({ smarthost: `127.0.0.1::${d.port}` });
+    try {
+      for (let i = 1; i <= 3; i++) {
+        const r = await ex.send(
+          'sender@exim.test',
+          [`rcpt${i}@example.test`],
+          `From: sender@exim.test\nSubject: exim ${i}\nMessage-ID: <exim-${i}@exim.test>\n\nbody ${i}\n`,
+        );
+        assert.equal(r.status, 0, r.output);
+      }
+      const log = await ex.mainlog();
+      assert.equal((log.match(/ Completed/g) ?? []).length, 3, log);
+      assert.doesNotMatch(log, /closed connection|defer|==/, log);
+      assert.equal(ex.queueCount(), 0, "nothing left in Exim's queue to retry");
+      await sleep(300);
+      assert.equal(sink.messages.length - before, 3, 'each message once at the downstream');
+      assert.deepEqual(
+        sink.messages.slice(before).map((m) => m.to),
+        [['rcpt1@example.test'], ['rcpt2@example.test'], ['rcpt3@example.test']],
+      );
+    } finally {
+      await ex.stop();
     }
-    const log = await ex.mainlog();
-    assert.equal((log.match(/ Completed/g) ?? []).length, 3, log);
-    assert.doesNotMatch(log, /closed connection|defer|==/, log);
-    assert.equal(ex.queueCount(), 0, 'nothing left in Exim\'s queue to retry');
-    await sleep(300);
-    assert.equal(sink.messages.length - before, 3, 'each message once at the downstream');
-    assert.deepEqual(sink.messages.slice(before).map((m) => m.to), [['rcpt1@example.test'], ['rcpt2@example.test'], ['rcpt3@example.test']]);
-  } finally {
-    await ex.stop();
-  }
-});
+  },
+);
 
 test('a client that half-closes after ".\\r\\nQUIT\\r\\n" gets 250 and 221; the message is delivered once', async () => {
   const before = sink.messages.length;
@@ -123,18 +143,24 @@ test('a half-close inside the message (no final dot): no message, the downstream
   assert.ok(r.closedByServer);
   assert.doesNotMatch(r.text, /\r\n250 2\.0\.0 Ok/);
   await waitFor(() => sink.commands.slice(commandsBefore).includes('RSET'), 3000);
-  assert.deepEqual(sink.commands.slice(commandsBefore).filter((c) => !/^EHLO/.test(c)), ['MAIL FROM:<a@half.test>', 'RCPT TO:<b@example.test>', 'RSET'],
-    'MAIL and RCPT went downstream at RCPT time; the cut message was reset there');
+  assert.deepEqual(
+    sink.commands.slice(commandsBefore).filter((c) => !/^EHLO/.test(c)),
+    ['MAIL FROM:<a@half.test>', 'RCPT TO:<b@example.test>', 'RSET'],
+    'MAIL and RCPT went downstream at RCPT time; the cut message was reset there',
+  );
   assert.equal(sink.messages.length - before, 0);
 });
 
-test('a client gone before asmtpd\'s final dot: the downstream transaction is dropped (data.abandoned); gone after it: delivered, counted (data.unanswered)', async () => {
+test("a client gone before asmtpd's final dot: the downstream transaction is dropped (data.abandoned); gone after it: delivered, counted (data.unanswered)", async () => {
   const slowData = await startWireSink({ delay354Ms: 1500 });
   const slowVerdict = await startWireSink({ finalReplyDelayMs: 1500 });
   const d2 = await startDaemon({ conf: `RelayHost 127.0.0.1:${slowData.port}\nRelayNet 127.0.0.0/8` });
   const d3 = await startDaemon({ conf: `RelayHost 127.0.0.1:${slowVerdict.port}\nRelayNet 127.0.0.0/8` });
   try {
-    for (const [daemon, wait] of [[d2, 200], [d3, 600]] as const) {
+    for (const [daemon, wait] of [
+      [d2, 200],
+      [d3, 600],
+    ] as const) {
       const c = await SmtpClient.connect(daemon.port);
       await c.greeting();
       await c.cmd('EHLO gone.test');

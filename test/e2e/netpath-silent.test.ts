@@ -24,14 +24,20 @@ function lab(o: Parameters<typeof createRouteLab>[0]): RouteLab {
 
 // each test has its own lab: they run at once (two of them wait for the whole 5 s bound)
 describe('silent hops', { concurrency: true }, () => {
-  test('a router that sends no time exceeded is `*`; the client is still 3 hops away (IPv4 and IPv6)', { skip }, async () => {
-    const l = lab({ silent: ['r1'] });
-    const [v4, v6] = await Promise.all([LAB.client.v4, LAB.client.v6].map((ip) => l.run('server', [process.execPath, ASMTPD_BIN, '--netpath', ip])));
-    assert.equal(v4!.out, `hops: 3\n1 ${LAB.r2.v4}\n2 *\n3 ${LAB.client.v4}\n`);
-    assert.equal(v6!.out, `hops: 3\n1 ${LAB.r2.v6}\n2 *\n3 ${LAB.client.v6}\n`);
-    assert.deepEqual([v4!.code, v6!.code], [0, 0]);
-    // (how long the silent hop is waited for is trace.test.ts' business: timing under load is not)
-  });
+  test(
+    'a router that sends no time exceeded is `*`; the client is still 3 hops away (IPv4 and IPv6)',
+    { skip },
+    async () => {
+      const l = lab({ silent: ['r1'] });
+      const [v4, v6] = await Promise.all(
+        [LAB.client.v4, LAB.client.v6].map((ip) => l.run('server', [process.execPath, ASMTPD_BIN, '--netpath', ip])),
+      );
+      assert.equal(v4!.out, `hops: 3\n1 ${LAB.r2.v4}\n2 *\n3 ${LAB.client.v4}\n`);
+      assert.equal(v6!.out, `hops: 3\n1 ${LAB.r2.v6}\n2 *\n3 ${LAB.client.v6}\n`);
+      assert.deepEqual([v4!.code, v6!.code], [0, 0]);
+      // (how long the silent hop is waited for is trace.test.ts' business: timing under load is not)
+    },
+  );
 
   test('a client that ignores echo requests: not reached, hops = the last router', { skip }, async () => {
     const l = lab({ silentClient: true });

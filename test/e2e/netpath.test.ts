@@ -53,7 +53,11 @@ test('a router without a route answers unreachable: the route ends there', { ski
 });
 
 test('the loopback is 1 hop: the destination answers the first probe', { skip }, async () => {
-  for (const [address, expected] of [['127.0.0.1', 'hops: 1\n1 127.0.0.1\n'], ['::1', 'hops: 1\n1 ::1\n'], [LAB.server.v4, `hops: 1\n1 ${LAB.server.v4}\n`]]) {
+  for (const [address, expected] of [
+    ['127.0.0.1', 'hops: 1\n1 127.0.0.1\n'],
+    ['::1', 'hops: 1\n1 ::1\n'],
+    [LAB.server.v4, `hops: 1\n1 ${LAB.server.v4}\n`],
+  ]) {
     const r = await netpath(address!);
     assert.equal(r.out, expected, address);
     assert.equal(r.code, 0);
@@ -61,14 +65,25 @@ test('the loopback is 1 hop: the destination answers the first probe', { skip },
 });
 
 test('concurrent traces in one process and in two processes do not confuse each other', { skip }, async () => {
-  const targets = [LAB.client.v4, LAB.r1.v4, LAB.client.v6, LAB.r2.v6, '127.0.0.1', LAB.client.v4, LAB.r1.v6, LAB.client.v6];
+  const targets = [
+    LAB.client.v4,
+    LAB.r1.v4,
+    LAB.client.v6,
+    LAB.r2.v6,
+    '127.0.0.1',
+    LAB.client.v4,
+    LAB.r1.v6,
+    LAB.client.v6,
+  ];
   const traceModule = new URL('../../../packages/asmtpd/dist/facts/netpath/trace.js', import.meta.url).href;
   const script = `
     import { traceRoute } from ${JSON.stringify(traceModule)};
     const targets = ${JSON.stringify(targets)};
     const routes = await Promise.all(targets.map((ip) => traceRoute(ip, { maxHops: 10, timeoutMs: 5000 })));
     console.log(JSON.stringify(routes));`;
-  const [a, b] = await Promise.all([1, 2].map(() => lab.run('server', [process.execPath, '--input-type=module', '-e', script])));
+  const [a, b] = await Promise.all(
+    [1, 2].map(() => lab.run('server', [process.execPath, '--input-type=module', '-e', script])),
+  );
   const expected = [
     { hops: 3, path: [LAB.r2.v4, LAB.r1.v4, LAB.client.v4] },
     { hops: 2, path: [LAB.r2.v4, LAB.r1.v4] },
@@ -86,9 +101,21 @@ test('concurrent traces in one process and in two processes do not confuse each 
 });
 
 test('without CAP_NET_RAW: exit 2 and a clear message', { skip }, async () => {
-  const r = await lab.run('server', ['runuser', '-u', 'nobody', '--', process.execPath, ASMTPD_BIN, '--netpath', LAB.client.v4]);
+  const r = await lab.run('server', [
+    'runuser',
+    '-u',
+    'nobody',
+    '--',
+    process.execPath,
+    ASMTPD_BIN,
+    '--netpath',
+    LAB.client.v4,
+  ]);
   assert.equal(r.out, '');
-  assert.match(r.err, /^asmtpd: --netpath: cannot open a raw ICMP socket: Operation not permitted \(needs CAP_NET_RAW\)\n$/);
+  assert.match(
+    r.err,
+    /^asmtpd: --netpath: cannot open a raw ICMP socket: Operation not permitted \(needs CAP_NET_RAW\)\n$/,
+  );
   assert.equal(r.code, 2);
 });
 

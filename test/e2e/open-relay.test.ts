@@ -115,12 +115,27 @@ const FORMS: Form[] = [
   // syntax games around the brackets and parameters
   { address: 'alice@local.test..', expect: 'deny', refusal: SYNTAX },
   { address: 'alice@other.example', raw: 'RCPT TO:alice@other.example', expect: 'deny', refusal: SYNTAX },
-  { address: 'alice@other.example', raw: 'RCPT TO:<alice@local.test>,<alice@other.example>', expect: 'deny', refusal: SYNTAX },
-  { address: 'alice@other.example', raw: 'RCPT TO:<alice@local.test> <alice@other.example>', expect: 'deny', refusal: SYNTAX },
+  {
+    address: 'alice@other.example',
+    raw: 'RCPT TO:<alice@local.test>,<alice@other.example>',
+    expect: 'deny',
+    refusal: SYNTAX,
+  },
+  {
+    address: 'alice@other.example',
+    raw: 'RCPT TO:<alice@local.test> <alice@other.example>',
+    expect: 'deny',
+    refusal: SYNTAX,
+  },
   { address: 'alice@other.example', raw: 'RCPT TO:<<alice@other.example>>', expect: 'deny', refusal: SYNTAX },
   // issue 14: DSN is not offered, so NOTIFY= is refused with 555 (was: ignored, and relayed from
   // inside); outside RelayNet the relay refusal comes first
-  { address: 'alice@other.example', raw: 'RCPT TO:<alice@other.example> NOTIFY=NEVER', expect: 'deny', refusal: /^(550 5\.7\.1 relaying denied|555 5\.5\.4 RCPT TO parameter NOTIFY is not supported)$/ },
+  {
+    address: 'alice@other.example',
+    raw: 'RCPT TO:<alice@other.example> NOTIFY=NEVER',
+    expect: 'deny',
+    refusal: /^(550 5\.7\.1 relaying denied|555 5\.5\.4 RCPT TO parameter NOTIFY is not supported)$/,
+  },
   { address: 'alice@other.example', raw: 'RCPT TO: <alice@other.example>', expect: 'relay', refusal: RELAY_DENIED },
   { address: 'alice@other.example', raw: 'rcpt to:<alice@other.example>', expect: 'relay', refusal: RELAY_DENIED },
 ];
@@ -161,9 +176,27 @@ interface Position {
   localAddress: string;
 }
 const POSITIONS: Position[] = [
-  { name: 'outside (RelayNet 10.99.0.0/16, client 127.0.0.1)', inside: false, daemon: () => dO, sink: () => sinkO, localAddress: '127.0.0.1' },
-  { name: 'outside (RelayNet 127.0.0.1/32, client 127.0.0.2)', inside: false, daemon: () => dI, sink: () => sinkI, localAddress: '127.0.0.2' },
-  { name: 'inside (RelayNet 127.0.0.1/32, client 127.0.0.1)', inside: true, daemon: () => dI, sink: () => sinkI, localAddress: '127.0.0.1' },
+  {
+    name: 'outside (RelayNet 10.99.0.0/16, client 127.0.0.1)',
+    inside: false,
+    daemon: () => dO,
+    sink: () => sinkO,
+    localAddress: '127.0.0.1',
+  },
+  {
+    name: 'outside (RelayNet 127.0.0.1/32, client 127.0.0.2)',
+    inside: false,
+    daemon: () => dI,
+    sink: () => sinkI,
+    localAddress: '127.0.0.2',
+  },
+  {
+    name: 'inside (RelayNet 127.0.0.1/32, client 127.0.0.1)',
+    inside: true,
+    daemon: () => dI,
+    sink: () => sinkI,
+    localAddress: '127.0.0.1',
+  },
 ];
 
 /** A recipient that is ours: bare postmaster, or alice/postmaster at a local domain (any case, trailing dot). */
@@ -171,8 +204,14 @@ function isLocalRecipient(addr: string): boolean {
   if (addr.toLowerCase() === 'postmaster') return true;
   const at = addr.lastIndexOf('@');
   if (at < 0) return false;
-  const local = addr.slice(0, at).replace(/^"(.*)"$/, '$1').toLowerCase();
-  const domain = addr.slice(at + 1).toLowerCase().replace(/\.$/, '');
+  const local = addr
+    .slice(0, at)
+    .replace(/^"(.*)"$/, '$1')
+    .toLowerCase();
+  const domain = addr
+    .slice(at + 1)
+    .toLowerCase()
+    .replace(/\.$/, '');
   return LOCAL_MAILBOXES.includes(local) && LOCAL_DOMAINS.includes(domain);
 }
 
@@ -255,12 +294,14 @@ function judge(pos: Position, form: Form, a: Attempt): string[] {
 async function pool<T, R>(items: T[], n: number, f: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await f(items[i]!);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await f(items[i]!);
+      }
+    }),
+  );
   return out;
 }
 
@@ -271,11 +312,14 @@ for (const pos of POSITIONS) {
       const failures: string[] = [];
       FORMS.forEach((f, i) => {
         const a = results[i]!;
-        for (const b of judge(pos, f, a)) failures.push(`${f.raw ?? `RCPT TO:<${f.address}>`}${f.smtputf8 ? ' (SMTPUTF8)' : ''}: ${b}`);
+        for (const b of judge(pos, f, a))
+          failures.push(`${f.raw ?? `RCPT TO:<${f.address}>`}${f.smtputf8 ? ' (SMTPUTF8)' : ''}: ${b}`);
       });
       const accepted = FORMS.filter((_, i) => /^2/.test(results[i]!.rcpt));
       const relayed = FORMS.filter((_, i) => results[i]!.delivered.some((m) => m.to.some((x) => !isLocalRecipient(x))));
-      t.diagnostic(`accepted ${accepted.length}/${FORMS.length}; delivered to a non-local recipient: ${relayed.length}`);
+      t.diagnostic(
+        `accepted ${accepted.length}/${FORMS.length}; delivered to a non-local recipient: ${relayed.length}`,
+      );
       assert.deepEqual(failures, []);
       if (!pos.inside) assert.equal(relayed.length, 0);
       else assert.ok(relayed.length > 0, 'a RelayNet client may relay (by design)');
@@ -288,7 +332,10 @@ test('AUTH, XCLIENT and XFORWARD are not offered and do not lift the relay restr
   try {
     await c.greeting();
     const ehlo = await c.cmd('EHLO relay-test.example');
-    assert.ok(!ehlo.lines.some((l) => /^250[- ](AUTH|XCLIENT|XFORWARD|STARTTLS|CHUNKING)\b/.test(l)), ehlo.lines.join(' | '));
+    assert.ok(
+      !ehlo.lines.some((l) => /^250[- ](AUTH|XCLIENT|XFORWARD|STARTTLS|CHUNKING)\b/.test(l)),
+      ehlo.lines.join(' | '),
+    );
     assert.match((await c.cmd('AUTH PLAIN AGFsaWNlAHNlY3JldA==')).last, /^5\d\d /);
     assert.match((await c.cmd('AUTH LOGIN')).last, /^5\d\d /);
     // XCLIENT would let a client claim a RelayNet address (Postfix's XCLIENT_README)
@@ -296,7 +343,10 @@ test('AUTH, XCLIENT and XFORWARD are not offered and do not lift the relay restr
     assert.match((await c.cmd('XFORWARD ADDR=10.99.0.1')).last, /^5\d\d /);
     // issue 14: AUTH is not offered, so its MAIL parameter is refused (555, RFC 5321 §4.1.1.11; was
     // accepted and ignored); without it the relay restriction stands all the same
-    assert.equal((await c.cmd('MAIL FROM:<postmaster@local.test> AUTH=<postmaster@local.test>')).last, '555 5.5.4 MAIL FROM parameter AUTH is not supported');
+    assert.equal(
+      (await c.cmd('MAIL FROM:<postmaster@local.test> AUTH=<postmaster@local.test>')).last,
+      '555 5.5.4 MAIL FROM parameter AUTH is not supported',
+    );
     assert.equal((await c.cmd('MAIL FROM:<postmaster@local.test>')).last, '250 2.1.0 sender ok');
     assert.match((await c.cmd('RCPT TO:<alice@other.example>')).last, RELAY_DENIED);
     assert.match((await c.cmd('DATA')).last, /^503 /);
@@ -354,7 +404,9 @@ test('a transaction mixing a local recipient with every relay attempt goes to th
 test('whole-suite check: nothing from a client outside RelayNet reached the downstream for another domain', () => {
   for (const m of sinkO.messages) assert.ok(m.to.every(isLocalRecipient), `daemon O relayed ${m.to.join(', ')}`);
   for (const m of sinkI.messages) {
-    const client = /^Received: from \S+ \(\[([^\]]+)\]\)/m.exec(m.data.toString('latin1').replace(/\r\n[ \t]+/g, ' '))?.[1];
+    const client = /^Received: from \S+ \(\[([^\]]+)\]\)/m.exec(
+      m.data.toString('latin1').replace(/\r\n[ \t]+/g, ' '),
+    )?.[1];
     if (!m.to.every(isLocalRecipient)) assert.equal(client, '127.0.0.1', `relayed ${m.to.join(', ')} for ${client}`);
   }
 });

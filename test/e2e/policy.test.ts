@@ -51,7 +51,11 @@ before(async () => {
   writeScript(alice, 'rcpt+crash', 'exit 3');
   writeScript(alice, 'rcpt+nodecision', 'true');
   writeScript(alice, 'rcpt+sleep', 'sleep 30 & echo $! > "$HOME/sleep-pid"; sleep 30; accept');
-  writeScript(alice, 'rcpt+env', 'printf "%s\\n" "$SENDER" > "$HOME/env-sender"; printf "%s\\n" "$RECIPIENT" > "$HOME/env-rcpt"; printf "%s\\n" "$EXTENSION" > "$HOME/env-ext"; env > "$HOME/env-all"; accept');
+  writeScript(
+    alice,
+    'rcpt+env',
+    'printf "%s\\n" "$SENDER" > "$HOME/env-sender"; printf "%s\\n" "$RECIPIENT" > "$HOME/env-rcpt"; printf "%s\\n" "$EXTENSION" > "$HOME/env-ext"; env > "$HOME/env-all"; accept',
+  );
   writeScript(alice, 'rcpt+groupw', 'accept', 0o775);
   writeScript(alice, 'rcpt+toavenger', `redirect "${av.name}@a.example"`);
   writeScript(alice, 'rcpt+tobob', `redirect "${bob.name}@a.example"`);
@@ -67,7 +71,15 @@ before(async () => {
   chmodSync(passwd, 0o644);
   d = await startDaemon({
     etcDir: etc,
-    conf: [`LocalDomain a.example`, `PasswdFile ${passwd}`, `Separator +`, `AvengerUser ${av.name}`, `AvengerTimeout 2s`, `RelayHost 127.0.0.1:${sink.port}`, 'RelayNet 127.0.0.1/32'].join('\n'),
+    conf: [
+      `LocalDomain a.example`,
+      `PasswdFile ${passwd}`,
+      `Separator +`,
+      `AvengerUser ${av.name}`,
+      `AvengerTimeout 2s`,
+      `RelayHost 127.0.0.1:${sink.port}`,
+      'RelayNet 127.0.0.1/32',
+    ].join('\n'),
   });
 });
 
@@ -113,20 +125,30 @@ test('the lookup chain: rcpt+a+b, rcpt+a+default, rcpt+default, with DEFAULT', {
   assert.match(await rcpt(`${a}+.hidden@a.example`), /^550 5\.1\.1 /);
 });
 
-test('redirect to another extension of the same user, and to AvengerUser (scripts record id -u)', { skip }, async () => {
-  assert.equal(await rcpt(`${alice.name}+shared@a.example`), '250 2.1.5 via redirect');
-  assert.equal(readFileSync(join(alice.home, 'target-uid'), 'utf8').trim(), String(alice.uid));
-  assert.equal(await rcpt(`${alice.name}+toavenger@a.example`), '250 2.1.5 shared policy');
-  assert.equal(readFileSync(join(av.home, 'avenger-uid'), 'utf8').trim(), String(av.uid));
-  assert.equal(await rcpt(`${alice.name}+tobob@a.example`), '451 4.3.0 local policy error, try again later', 'redirect to another user is refused');
-});
+test(
+  'redirect to another extension of the same user, and to AvengerUser (scripts record id -u)',
+  { skip },
+  async () => {
+    assert.equal(await rcpt(`${alice.name}+shared@a.example`), '250 2.1.5 via redirect');
+    assert.equal(readFileSync(join(alice.home, 'target-uid'), 'utf8').trim(), String(alice.uid));
+    assert.equal(await rcpt(`${alice.name}+toavenger@a.example`), '250 2.1.5 shared policy');
+    assert.equal(readFileSync(join(av.home, 'avenger-uid'), 'utf8').trim(), String(av.uid));
+    assert.equal(
+      await rcpt(`${alice.name}+tobob@a.example`),
+      '451 4.3.0 local policy error, try again later',
+      'redirect to another user is refused',
+    );
+  },
+);
 
 test('unsafe modes: group-writable script or directory → 451 and a log line saying why', { skip }, async () => {
   assert.equal(await rcpt(`${alice.name}+groupw@a.example`), '451 4.3.0 local policy error, try again later');
   const l1 = await d.waitLog((l) => l.event === 'policy.failed' && String(l.reason).includes('rcpt+groupw'));
   assert.match(String(l1.reason), /writable/);
   assert.equal(await rcpt(`${bob.name}@a.example`), '451 4.3.0 local policy error, try again later');
-  const l2 = await d.waitLog((l) => l.event === 'policy.failed' && String(l.reason).includes(join(bob.home, '.avenger')));
+  const l2 = await d.waitLog(
+    (l) => l.event === 'policy.failed' && String(l.reason).includes(join(bob.home, '.avenger')),
+  );
   assert.match(String(l2.reason), /writable/);
 });
 
@@ -183,10 +205,11 @@ test('a repeated RCPT in a session uses the cached decision', { skip }, async ()
   await c.cmd(`RCPT TO:<${alice.name}+text@a.example>`);
   await c.cmd(`RCPT TO:<${alice.name}+text@a.example>`);
   c.close();
-  const cached = await d.waitLog((l) => l.event === 'rcpt.decision' && l.to === `${alice.name}+text@a.example` && l.cached === true);
+  const cached = await d.waitLog(
+    (l) => l.event === 'rcpt.decision' && l.to === `${alice.name}+text@a.example` && l.cached === true,
+  );
   assert.equal(cached.reply, '250 2.1.5 welcome, s@remote.example');
 });
-
 
 /** True once /proc/PID is gone or a zombie (killed, not yet reaped by init), within timeoutMs. */
 async function processGone(pid: number, timeoutMs: number): Promise<boolean> {

@@ -56,7 +56,11 @@ before(async () => {
   if (unavailable) return;
   u = createUser('abuse');
   rcpt = `${u.name}@a.example`;
-  writeScript(u, 'rcpt', 'env -0 > "$HOME/env.$CLIENT_PORT"\naccept "pipelining=${CLIENT_PIPELINING-unset} post=${CLIENT_POST-unset}"');
+  writeScript(
+    u,
+    'rcpt',
+    'env -0 > "$HOME/env.$CLIENT_PORT"\naccept "pipelining=${CLIENT_PIPELINING-unset} post=${CLIENT_POST-unset}"',
+  );
   writeScript(u, 'rcpt+slow', 'sleep 1; accept slow');
   etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
   chmodSync(etc, 0o755);
@@ -64,7 +68,13 @@ before(async () => {
   writeFileSync(passwd, passwdLine(u));
   chmodSync(passwd, 0o644);
   sink = await startSink();
-  const common = ['LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', 'RelayNet 192.0.2.0/24', `RelayHost 127.0.0.1:${sink.port}`];
+  const common = [
+    'LocalDomain a.example',
+    `PasswdFile ${passwd}`,
+    'Separator +',
+    'RelayNet 192.0.2.0/24',
+    `RelayHost 127.0.0.1:${sink.port}`,
+  ];
   [slow, prompt, strict] = await Promise.all([
     startDaemon({ etcDir: etc, conf: [...common, 'GreetingDelay 1s'].join('\n') }),
     startDaemon({ etcDir: etc, conf: common.join('\n') }),
@@ -97,7 +107,9 @@ function mark(d: Daemon): Mark {
 
 /** The session.abuse lines of the session from `port` (waits for its session.end, so all are in). */
 async function abuseOf(m: Mark, port: number): Promise<Array<Record<string, unknown>>> {
-  const connect = await m.d.waitLog((x) => x.event === 'session.connect' && x.port === port && m.d.logs.indexOf(x) >= m.logs);
+  const connect = await m.d.waitLog(
+    (x) => x.event === 'session.connect' && x.port === port && m.d.logs.indexOf(x) >= m.logs,
+  );
   const sid = connect.sid as string;
   assert.equal(m.d.logs.filter((x, i) => i >= m.logs && x.event === 'session.connect' && x.port === port).length, 1);
   await m.d.waitLog((x) => x.event === 'session.end' && x.sid === sid);
@@ -156,25 +168,29 @@ async function finishMessage(c: SmtpClient): Promise<void> {
   assert.match((await c.reply(30_000)).last, /^250 2\.0\.0 Ok: queued as /);
 }
 
-test('early talker: EHLO before the banner (GreetingDelay 1s) is answered after it; CLIENT_PIPELINING=pre-greeting', { skip }, async () => {
-  const t0 = Date.now();
-  const m = mark(slow);
-  const c = await SmtpClient.connect(slow.port);
-  const port = c.socket.localPort!;
-  c.write('EHLO early.example\r\n');
-  assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
-  assert.ok(Date.now() - t0 >= 950, `the banner waited for GreetingDelay (${Date.now() - t0} ms)`);
-  const ehlo = await c.reply();
-  assert.equal(ehlo.code, 250, 'the early EHLO is answered after the banner');
-  assert.ok(ehlo.lines.includes('250-PIPELINING'));
-  const r = await transaction(c);
-  await c.cmd('QUIT');
-  c.close();
-  assert.equal(r.last, '250 2.1.5 pipelining=pre-greeting post=unset');
-  assert.deepEqual(envAbuse(port), { CLIENT_PIPELINING: 'pre-greeting' });
-  assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=pre-greeting']);
-  assert.deepEqual(await abuseOf(m, port), [{ kind: 'pre-greeting', bytes: 20, sample: 'EHLO early.example\\r\\n' }]);
-});
+test(
+  'early talker: EHLO before the banner (GreetingDelay 1s) is answered after it; CLIENT_PIPELINING=pre-greeting',
+  { skip },
+  async () => {
+    const t0 = Date.now();
+    const m = mark(slow);
+    const c = await SmtpClient.connect(slow.port);
+    const port = c.socket.localPort!;
+    c.write('EHLO early.example\r\n');
+    assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
+    assert.ok(Date.now() - t0 >= 950, `the banner waited for GreetingDelay (${Date.now() - t0} ms)`);
+    const ehlo = await c.reply();
+    assert.equal(ehlo.code, 250, 'the early EHLO is answered after the banner');
+    assert.ok(ehlo.lines.includes('250-PIPELINING'));
+    const r = await transaction(c);
+    await c.cmd('QUIT');
+    c.close();
+    assert.equal(r.last, '250 2.1.5 pipelining=pre-greeting post=unset');
+    assert.deepEqual(envAbuse(port), { CLIENT_PIPELINING: 'pre-greeting' });
+    assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=pre-greeting']);
+    assert.deepEqual(await abuseOf(m, port), [{ kind: 'pre-greeting', bytes: 20, sample: 'EHLO early.example\\r\\n' }]);
+  },
+);
 
 test('control: a client that waits for the banner of the same daemon is not an early talker', { skip }, async () => {
   const m = mark(slow);
@@ -191,42 +207,50 @@ test('control: a client that waits for the banner of the same daemon is not an e
   assert.deepEqual(await abuseOf(m, port), []);
 });
 
-test('GreetingDelay 0: no window, bytes sent at connect come after the banner and are not flagged', { skip }, async () => {
-  const m = mark(prompt);
-  const c = await SmtpClient.connect(prompt.port);
-  const port = c.socket.localPort!;
-  c.write('EHLO eager.example\r\n');
-  assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
-  assert.equal((await c.reply()).code, 250);
-  const r = await transaction(c);
-  c.close();
-  assert.equal(r.last, `250 2.1.5 ${CLEAN}`);
-  assert.deepEqual(xAvengerAbuse(m, port), []);
-  assert.deepEqual(await abuseOf(m, port), []);
-});
+test(
+  'GreetingDelay 0: no window, bytes sent at connect come after the banner and are not flagged',
+  { skip },
+  async () => {
+    const m = mark(prompt);
+    const c = await SmtpClient.connect(prompt.port);
+    const port = c.socket.localPort!;
+    c.write('EHLO eager.example\r\n');
+    assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
+    assert.equal((await c.reply()).code, 250);
+    const r = await transaction(c);
+    c.close();
+    assert.equal(r.last, `250 2.1.5 ${CLEAN}`);
+    assert.deepEqual(xAvengerAbuse(m, port), []);
+    assert.deepEqual(await abuseOf(m, port), []);
+  },
+);
 
-test('an HTTP client that talks first: pre-greeting and post; 502 after the banner, its header lines 500; then SMTP: both facts reach the script and X-Avenger', { skip }, async () => {
-  const m = mark(slow);
-  const c = await SmtpClient.connect(slow.port);
-  const port = c.socket.localPort!;
-  c.write('GET / HTTP/1.1\r\nHost: mx.example.test\r\n\r\n');
-  assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
-  assert.equal((await c.reply()).last, HTTP_REPLY);
-  assert.match((await c.reply()).last, UNKNOWN, 'Host: is a bad command');
-  assert.match((await c.reply()).last, UNKNOWN, 'the blank line is a bad command');
-  // three bad commands, under MaxErrors (10): the session goes on
-  assert.equal((await c.cmd('EHLO client.example')).code, 250);
-  const r = await transaction(c);
-  await c.cmd('QUIT');
-  c.close();
-  assert.equal(r.last, '250 2.1.5 pipelining=pre-greeting post=1');
-  assert.deepEqual(envAbuse(port), { CLIENT_PIPELINING: 'pre-greeting', CLIENT_POST: '1' });
-  assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=pre-greeting', 'post']);
-  assert.deepEqual(await abuseOf(m, port), [
-    { kind: 'pre-greeting', bytes: 41, sample: 'GET / HTTP/1.1\\r\\nHost: mx.example.test\\r\\n\\r\\n' },
-    { kind: 'post', command: 'GET / HTTP/1.1' },
-  ]);
-});
+test(
+  'an HTTP client that talks first: pre-greeting and post; 502 after the banner, its header lines 500; then SMTP: both facts reach the script and X-Avenger',
+  { skip },
+  async () => {
+    const m = mark(slow);
+    const c = await SmtpClient.connect(slow.port);
+    const port = c.socket.localPort!;
+    c.write('GET / HTTP/1.1\r\nHost: mx.example.test\r\n\r\n');
+    assert.equal((await c.greeting()).last, '220 mx.example.test ESMTP asmtpd');
+    assert.equal((await c.reply()).last, HTTP_REPLY);
+    assert.match((await c.reply()).last, UNKNOWN, 'Host: is a bad command');
+    assert.match((await c.reply()).last, UNKNOWN, 'the blank line is a bad command');
+    // three bad commands, under MaxErrors (10): the session goes on
+    assert.equal((await c.cmd('EHLO client.example')).code, 250);
+    const r = await transaction(c);
+    await c.cmd('QUIT');
+    c.close();
+    assert.equal(r.last, '250 2.1.5 pipelining=pre-greeting post=1');
+    assert.deepEqual(envAbuse(port), { CLIENT_PIPELINING: 'pre-greeting', CLIENT_POST: '1' });
+    assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=pre-greeting', 'post']);
+    assert.deepEqual(await abuseOf(m, port), [
+      { kind: 'pre-greeting', bytes: 41, sample: 'GET / HTTP/1.1\\r\\nHost: mx.example.test\\r\\n\\r\\n' },
+      { kind: 'post', command: 'GET / HTTP/1.1' },
+    ]);
+  },
+);
 
 test('unadvertised: after HELO, MAIL and RCPT in one write', { skip }, async () => {
   const m = mark(prompt);
@@ -298,76 +322,115 @@ test('unadvertised: after HELO, QUIT in the same write as the end of the message
   assert.match((await c.reply(30_000)).last, /^250 2\.0\.0 Ok: queued as /);
   assert.equal((await c.reply()).code, 221);
   c.close();
-  assert.deepEqual(xAvengerAbuse(m, port), ['pipelining=unadvertised'], 'the X-Avenger field is made after the end of the message');
+  assert.deepEqual(
+    xAvengerAbuse(m, port),
+    ['pipelining=unadvertised'],
+    'the X-Avenger field is made after the end of the message',
+  );
   assert.deepEqual(await abuseOf(m, port), [{ kind: 'unadvertised', after: '.', sample: 'QUIT\\r\\n' }]);
 });
 
-test('RFC 2920: MAIL, RCPT, DATA in one write after the EHLO reply, then the message and QUIT: not flagged', { skip }, async () => {
-  const m = mark(prompt);
-  const c = await SmtpClient.connect(prompt.port);
-  const port = c.socket.localPort!;
-  await c.greeting();
-  assert.ok((await c.cmd('EHLO client.example')).lines.includes('250-PIPELINING'));
-  c.write(`MAIL FROM:<${FROM}>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n`);
-  assert.equal((await c.reply()).last, '250 2.1.0 sender ok');
-  assert.equal((await c.reply()).last, `250 2.1.5 ${CLEAN}`);
-  assert.equal((await c.reply()).code, 354);
-  c.write(MESSAGE + '.\r\nQUIT\r\n');
-  assert.match((await c.reply(30_000)).last, /^250 2\.0\.0 Ok: queued as /);
-  assert.equal((await c.reply()).code, 221);
-  c.close();
-  assert.deepEqual(envAbuse(port), {});
-  assert.deepEqual(xAvengerAbuse(m, port), []);
-  assert.deepEqual(await abuseOf(m, port), []);
-});
+test(
+  'RFC 2920: MAIL, RCPT, DATA in one write after the EHLO reply, then the message and QUIT: not flagged',
+  { skip },
+  async () => {
+    const m = mark(prompt);
+    const c = await SmtpClient.connect(prompt.port);
+    const port = c.socket.localPort!;
+    await c.greeting();
+    assert.ok((await c.cmd('EHLO client.example')).lines.includes('250-PIPELINING'));
+    c.write(`MAIL FROM:<${FROM}>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n`);
+    assert.equal((await c.reply()).last, '250 2.1.0 sender ok');
+    assert.equal((await c.reply()).last, `250 2.1.5 ${CLEAN}`);
+    assert.equal((await c.reply()).code, 354);
+    c.write(MESSAGE + '.\r\nQUIT\r\n');
+    assert.match((await c.reply(30_000)).last, /^250 2\.0\.0 Ok: queued as /);
+    assert.equal((await c.reply()).code, 221);
+    c.close();
+    assert.deepEqual(envAbuse(port), {});
+    assert.deepEqual(xAvengerAbuse(m, port), []);
+    assert.deepEqual(await abuseOf(m, port), []);
+  },
+);
 
 /**
  * A proxied request: the request line, header lines, a blank line, then a body that is an SMTP
  * dialogue (what an open-proxy abuser relays); `CONNECT` sends its SMTP after the blank line too.
  */
 function proxiedRequest(line: string): string {
-  const body = [`HELO proxy.example`, `MAIL FROM:<${FROM}>`, `RCPT TO:<${rcpt}>`, 'DATA', 'Subject: proxied', '', 'body', '.', 'QUIT', ''].join('\r\n');
+  const body = [
+    `HELO proxy.example`,
+    `MAIL FROM:<${FROM}>`,
+    `RCPT TO:<${rcpt}>`,
+    'DATA',
+    'Subject: proxied',
+    '',
+    'body',
+    '.',
+    'QUIT',
+    '',
+  ].join('\r\n');
   return `${line}\r\nHost: mx.example.test\r\nUser-Agent: probe/1.0\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
 }
 
-for (const line of ['POST / HTTP/1.1', 'get http://www.example.org/ HTTP/1.0', 'CONNECT mx.example.test:25 HTTP/1.1', 'HEAD / HTTP/1.0']) {
-  test(`a proxied request: ${line} -> 502 5.7.0, its header lines and blank line 500, 421 at MaxErrors (5); its body never runs`, { skip }, async () => {
-    const m = mark(strict);
-    const c = await SmtpClient.connect(strict.port);
-    const port = c.socket.localPort!;
-    await c.greeting();
-    c.write(proxiedRequest(line));
-    assert.equal((await c.reply()).last, HTTP_REPLY);
-    for (const what of ['Host:', 'User-Agent:', 'Content-Length:', 'the blank line']) assert.match((await c.reply()).last, UNKNOWN, what);
-    assert.equal((await c.reply()).last, TOO_MANY_ERRORS);
-    // nothing else: the body's SMTP commands are not answered
-    await assert.rejects(c.reply(5000), /^Error: connection closed; buffered: ""$/);
-    assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: line }]);
-    assert.equal(sink.messages.length, m.sink, 'nothing was relayed');
-    assert.equal(existsSync(join(u.home, `env.${port}`)), false, 'no policy ran');
-  });
+for (const line of [
+  'POST / HTTP/1.1',
+  'get http://www.example.org/ HTTP/1.0',
+  'CONNECT mx.example.test:25 HTTP/1.1',
+  'HEAD / HTTP/1.0',
+]) {
+  test(
+    `a proxied request: ${line} -> 502 5.7.0, its header lines and blank line 500, 421 at MaxErrors (5); its body never runs`,
+    { skip },
+    async () => {
+      const m = mark(strict);
+      const c = await SmtpClient.connect(strict.port);
+      const port = c.socket.localPort!;
+      await c.greeting();
+      c.write(proxiedRequest(line));
+      assert.equal((await c.reply()).last, HTTP_REPLY);
+      for (const what of ['Host:', 'User-Agent:', 'Content-Length:', 'the blank line'])
+        assert.match((await c.reply()).last, UNKNOWN, what);
+      assert.equal((await c.reply()).last, TOO_MANY_ERRORS);
+      // nothing else: the body's SMTP commands are not answered
+      await assert.rejects(c.reply(5000), /^Error: connection closed; buffered: ""$/);
+      assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: line }]);
+      assert.equal(sink.messages.length, m.sink, 'nothing was relayed');
+      assert.equal(existsSync(join(u.home, `env.${port}`)), false, 'no policy ran');
+    },
+  );
 }
 
-test('an HTTP verb after EHLO: 502, the session goes on; the RCPT script sees CLIENT_POST=1, X-Avenger carries post', { skip }, async () => {
-  const m = mark(prompt);
-  const c = await SmtpClient.connect(prompt.port);
-  const port = c.socket.localPort!;
-  await c.greeting();
-  await c.cmd('EHLO client.example');
-  assert.equal((await c.cmd('POST /cgi-bin/mail HTTP/1.0')).last, HTTP_REPLY);
-  const r = await transaction(c);
-  await c.cmd('QUIT');
-  c.close();
-  assert.equal(r.last, '250 2.1.5 pipelining=unset post=1');
-  assert.deepEqual(envAbuse(port), { CLIENT_POST: '1' });
-  assert.deepEqual(xAvengerAbuse(m, port), ['post']);
-  assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: 'POST /cgi-bin/mail HTTP/1.0' }]);
-});
+test(
+  'an HTTP verb after EHLO: 502, the session goes on; the RCPT script sees CLIENT_POST=1, X-Avenger carries post',
+  { skip },
+  async () => {
+    const m = mark(prompt);
+    const c = await SmtpClient.connect(prompt.port);
+    const port = c.socket.localPort!;
+    await c.greeting();
+    await c.cmd('EHLO client.example');
+    assert.equal((await c.cmd('POST /cgi-bin/mail HTTP/1.0')).last, HTTP_REPLY);
+    const r = await transaction(c);
+    await c.cmd('QUIT');
+    c.close();
+    assert.equal(r.last, '250 2.1.5 pipelining=unset post=1');
+    assert.deepEqual(envAbuse(port), { CLIENT_POST: '1' });
+    assert.deepEqual(xAvengerAbuse(m, port), ['post']);
+    assert.deepEqual(await abuseOf(m, port), [{ kind: 'post', command: 'POST /cgi-bin/mail HTTP/1.0' }]);
+  },
+);
 
 test('nodemailer (RFC 2920 pipelining after EHLO): nothing flagged', { skip }, async () => {
   for (const d of [prompt, slow]) {
     const m = mark(d);
-    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: d.port, secure: false, ignoreTLS: true, name: 'client.example' });
+    const transport = nodemailer.createTransport({
+      host: '127.0.0.1',
+      port: d.port,
+      secure: false,
+      ignoreTLS: true,
+      name: 'client.example',
+    });
     const info = await transport.sendMail({ envelope: { from: FROM, to: [rcpt] }, raw: MESSAGE });
     transport.close();
     assert.deepEqual(info.accepted, [rcpt]);
@@ -380,20 +443,44 @@ test('nodemailer (RFC 2920 pipelining after EHLO): nothing flagged', { skip }, a
 });
 
 for (const pipeline of [false, true]) {
-  test(`swaks${pipeline ? ' --pipeline' : ''}: nothing flagged`, { skip: skip || (existsSync('/usr/bin/swaks') ? false : 'swaks is not installed') }, async () => {
-    for (const d of [prompt, slow]) {
-      const m = mark(d);
-      const { stdout } = await run('swaks', [
-        '--server', `127.0.0.1:${d.port}`, '--from', FROM, '--to', rcpt, '--helo', 'client.example',
-        '--header', 'Subject: swaks', '--body', 'body', ...(pipeline ? ['--pipeline'] : []),
-      ], { timeout: 30_000 });
-      assert.equal(sink.messages.length, m.sink + 1, stdout);
-      if (pipeline) assert.match(stdout, / -> MAIL FROM:<s@remote\.example>\n -> RCPT TO:<[^>]+>\n -> DATA\n/, 'swaks did pipeline');
-      assert.match(stdout, new RegExp(`<-  250 2\\.1\\.5 ${CLEAN}\\n`));
-      const port = relayedFrom(m);
-      assert.deepEqual(envAbuse(port), {});
-      assert.deepEqual(xAvengerAbuse(m, port), []);
-      assert.deepEqual(await abuseOf(m, port), []);
-    }
-  });
+  test(
+    `swaks${pipeline ? ' --pipeline' : ''}: nothing flagged`,
+    { skip: skip || (existsSync('/usr/bin/swaks') ? false : 'swaks is not installed') },
+    async () => {
+      for (const d of [prompt, slow]) {
+        const m = mark(d);
+        const { stdout } = await run(
+          'swaks',
+          [
+            '--server',
+            `127.0.0.1:${d.port}`,
+            '--from',
+            FROM,
+            '--to',
+            rcpt,
+            '--helo',
+            'client.example',
+            '--header',
+            'Subject: swaks',
+            '--body',
+            'body',
+            ...(pipeline ? ['--pipeline'] : []),
+          ],
+          { timeout: 30_000 },
+        );
+        assert.equal(sink.messages.length, m.sink + 1, stdout);
+        if (pipeline)
+          assert.match(
+            stdout,
+            / -> MAIL FROM:<s@remote\.example>\n -> RCPT TO:<[^>]+>\n -> DATA\n/,
+            'swaks did pipeline',
+          );
+        assert.match(stdout, new RegExp(`<-  250 2\\.1\\.5 ${CLEAN}\\n`));
+        const port = relayedFrom(m);
+        assert.deepEqual(envAbuse(port), {});
+        assert.deepEqual(xAvengerAbuse(m, port), []);
+        assert.deepEqual(await abuseOf(m, port), []);
+      }
+    },
+  );
 }

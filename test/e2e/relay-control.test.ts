@@ -19,7 +19,9 @@ before(async () => {
   const passwd = join(dir, 'passwd');
   writeFileSync(passwd, 'u:x:1001:1001::/home/u:/bin/sh\nalice:x:1002:1002::/home/alice:/bin/sh\n');
   // 127.0.0.1 may relay; clients from 127.0.0.2 are "outside"
-  d = await startDaemon({ conf: `LocalDomain local.test\nLocalDomain second.test\nRelayNet 127.0.0.1/32\nPasswdFile ${passwd}` });
+  d = await startDaemon({
+    conf: `LocalDomain local.test\nLocalDomain second.test\nRelayNet 127.0.0.1/32\nPasswdFile ${passwd}`,
+  });
 });
 after(async () => {
   await d.stop();

@@ -37,8 +37,12 @@ test('EHLO advertises PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES, SMTPUTF8'
   assert.match(g.last, /^220 mx\.example\.test ESMTP/);
   const e = await c.cmd('EHLO client.test');
   const keywords = e.lines.map((l) => l.slice(4).split(' ')[0]);
-  for (const k of ['PIPELINING', '8BITMIME', 'SIZE', 'ENHANCEDSTATUSCODES', 'SMTPUTF8']) assert.ok(keywords.includes(k), `${k} in ${e.lines}`);
-  assert.ok(e.lines.some((l) => /^250[- ]SIZE 52428800$/.test(l)), 'SIZE shows MaxMsgSize (50M)');
+  for (const k of ['PIPELINING', '8BITMIME', 'SIZE', 'ENHANCEDSTATUSCODES', 'SMTPUTF8'])
+    assert.ok(keywords.includes(k), `${k} in ${e.lines}`);
+  assert.ok(
+    e.lines.some((l) => /^250[- ]SIZE 52428800$/.test(l)),
+    'SIZE shows MaxMsgSize (50M)',
+  );
   c.close();
 });
 
@@ -56,11 +60,26 @@ test('accepted mail reaches the downstream with Received and X-Avenger added, bo
   const text = m.data.toString('latin1');
   const id = r.last.split(' ').at(-1)!;
   const [receivedSpf, received, xav] = splitPrefix(text);
-  assert.match(receivedSpf.replace(/\r\n\t/g, ' '), /^Received-SPF: none \(mx\.example\.test: domain of bob@remote\.test does not designate permitted sender hosts\) client-ip=127\.0\.0\.1; envelope-from="bob@remote\.test"; helo=client\.test; receiver=mx\.example\.test; identity=mailfrom;\r\n$/);
+  assert.match(
+    receivedSpf.replace(/\r\n\t/g, ' '),
+    /^Received-SPF: none \(mx\.example\.test: domain of bob@remote\.test does not designate permitted sender hosts\) client-ip=127\.0\.0\.1; envelope-from="bob@remote\.test"; helo=client\.test; receiver=mx\.example\.test; identity=mailfrom;\r\n$/,
+  );
   const unfolded = received.replace(/\r\n\t/g, ' ');
-  assert.match(unfolded, new RegExp(`^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\) with ESMTP id ${id} for <alice@example\\.test>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\\r\\n$`));
-  assert.match(xav, /^X-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+;\s+spf=none\r\n$/);
-  assert.equal(text.slice(receivedSpf.length + received.length + xav.length), BODY, 'body byte-identical after the three added fields');
+  assert.match(
+    unfolded,
+    new RegExp(
+      `^Received: from client\\.test \\(\\[127\\.0\\.0\\.1\\]\\) by mx\\.example\\.test \\(asmtpd [0-9.]+\\) with ESMTP id ${id} for <alice@example\\.test>; \\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d [+-]\\d{4}\\r\\n$`,
+    ),
+  );
+  assert.match(
+    xav,
+    /^X-Avenger: version=[0-9.]+; receiver=mx\.example\.test; client-ip=127\.0\.0\.1;\s+client-port=\d+;\s+spf=none\r\n$/,
+  );
+  assert.equal(
+    text.slice(receivedSpf.length + received.length + xav.length),
+    BODY,
+    'body byte-identical after the three added fields',
+  );
   const logLine = await d.waitLog((l) => l.event === 'data.decision' && l.tid === id);
   assert.equal(logLine.relay, 'accepted');
 });
@@ -121,7 +140,10 @@ test('downstream down -> 451 4.4.1, nothing counted as delivered', async () => {
     c.close();
     const line = await d2.waitLog((l) => l.event === 'rcpt.decision');
     assert.equal(line['downstream'], 'unreachable');
-    assert.match(String(line['detail']), new RegExp(`^downstream 127\\.0\\.0\\.1:${deadPort} unavailable: ECONNREFUSED$`));
+    assert.match(
+      String(line['detail']),
+      new RegExp(`^downstream 127\\.0\\.0\\.1:${deadPort} unavailable: ECONNREFUSED$`),
+    );
     const end = await d2.waitLog((l) => l.event === 'session.end');
     assert.equal(end['messages'], 0);
   } finally {
@@ -150,7 +172,11 @@ test('a recipient given twice (any case) is relayed once', async () => {
   const before = sink.messages.length;
   const c = await SmtpClient.connect(d.port);
   await c.greeting();
-  const r = await c.send('bob@remote.test', ['alice@example.test', 'ALICE@example.test', 'alice@example.test'], 'Subject: twice\r\n\r\nbody\r\n');
+  const r = await c.send(
+    'bob@remote.test',
+    ['alice@example.test', 'ALICE@example.test', 'alice@example.test'],
+    'Subject: twice\r\n\r\nbody\r\n',
+  );
   assert.match(r.last, /^250 2\.0\.0 /);
   c.close();
   assert.equal(sink.messages.length, before + 1);

@@ -36,7 +36,10 @@ before(async () => {
       [reverseName('2001:db8::10')]: [{ type: 'PTR', domain: 'v6.a.example' }],
       'servfail.example': [{ type: 'SERVFAIL' }],
       'hang.example': [{ type: 'HANG' }],
-      [rblName('192.0.2.2', 'bl.example')]: [{ type: 'A', address: '127.0.0.2' }, { type: 'TXT', data: 'spam source' }],
+      [rblName('192.0.2.2', 'bl.example')]: [
+        { type: 'A', address: '127.0.0.2' },
+        { type: 'TXT', data: 'spam source' },
+      ],
       [rblName('192.0.2.2', 'other.example')]: [{ type: 'A', address: '127.0.0.3' }],
       [rblName('192.0.2.2', 'dead.example')]: [{ type: 'SERVFAIL' }],
       [rblName('192.0.2.2', 'slow.example')]: [{ type: 'HANG' }],
@@ -46,8 +49,16 @@ before(async () => {
     },
   });
   const base = { dnsProtocol: 'http' as const, dnsTimeoutMs: 1000, hostname: 'mx.test.example' };
-  udpEnv = helperEnvironment({ ...base, dnsResolver: 'system', dnsServers: [{ host: dns.udp.host, port: dns.udp.port, text: `${dns.udp.host}:${dns.udp.port}` }] });
-  dohEnv = helperEnvironment({ ...base, dnsResolver: 'tangerine', dnsServers: [{ host: '127.0.0.1', port: Number(dns.doh.split(':')[1]), text: dns.doh }] });
+  udpEnv = helperEnvironment({
+    ...base,
+    dnsResolver: 'system',
+    dnsServers: [{ host: dns.udp.host, port: dns.udp.port, text: `${dns.udp.host}:${dns.udp.port}` }],
+  });
+  dohEnv = helperEnvironment({
+    ...base,
+    dnsResolver: 'tangerine',
+    dnsServers: [{ host: '127.0.0.1', port: Number(dns.doh.split(':')[1]), text: dns.doh }],
+  });
 });
 
 after(async () => {
@@ -66,7 +77,11 @@ function helper(args: string[], env: Record<string, string>, options: { asNobody
     ? ['runuser', ['-u', 'nobody', '--', env.ASMTPD_NODE!, env.ASMTPD_HELPER!, ...args]]
     : [env.ASMTPD_NODE!, [env.ASMTPD_HELPER!, ...args]];
   return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(file, argv, {
+      env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin', ...env },
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
@@ -83,15 +98,39 @@ function helper(args: string[], env: Record<string, string>, options: { asNobody
 const dnsOnly = (): Record<string, string> => ({ ...udpEnv, ...CLIENT });
 
 test('dns: A, AAAA, MX (PRIO:HOST by preference), TXT (strings joined), PTR of an address and of a reverse name', async () => {
-  assert.deepEqual(await helper(['dns', '-t', 'A', 'a.example'], dnsOnly()), { code: 0, out: '192.0.2.10\n192.0.2.11\n', err: '' });
-  assert.deepEqual(await helper(['dns', '-t', 'AAAA', 'a.example'], dnsOnly()), { code: 0, out: '2001:db8::10\n', err: '' });
-  assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], dnsOnly()), { code: 0, out: '10:mx1.a.example\n20:mx2.a.example\n', err: '' });
+  assert.deepEqual(await helper(['dns', '-t', 'A', 'a.example'], dnsOnly()), {
+    code: 0,
+    out: '192.0.2.10\n192.0.2.11\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['dns', '-t', 'AAAA', 'a.example'], dnsOnly()), {
+    code: 0,
+    out: '2001:db8::10\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], dnsOnly()), {
+    code: 0,
+    out: '10:mx1.a.example\n20:mx2.a.example\n',
+    err: '',
+  });
   const txt = await helper(['dns', '-t', 'TXT', 'a.example'], dnsOnly());
   assert.equal(txt.code, 0);
   assert.deepEqual(txt.out.split('\n').filter(Boolean).sort(), ['second record', 'v=spf1 a -all']);
-  assert.deepEqual(await helper(['dns', '-t', 'PTR', '192.0.2.10'], dnsOnly()), { code: 0, out: 'host.a.example\n', err: '' });
-  assert.deepEqual(await helper(['dns', '-t', 'PTR', '2001:db8::10'], dnsOnly()), { code: 0, out: 'v6.a.example\n', err: '' });
-  assert.deepEqual(await helper(['dns', '-t', 'ptr', reverseName('192.0.2.10')], dnsOnly()), { code: 0, out: 'host.a.example\n', err: '' });
+  assert.deepEqual(await helper(['dns', '-t', 'PTR', '192.0.2.10'], dnsOnly()), {
+    code: 0,
+    out: 'host.a.example\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['dns', '-t', 'PTR', '2001:db8::10'], dnsOnly()), {
+    code: 0,
+    out: 'v6.a.example\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['dns', '-t', 'ptr', reverseName('192.0.2.10')], dnsOnly()), {
+    code: 0,
+    out: 'host.a.example\n',
+    err: '',
+  });
 });
 
 test('dns: NXDOMAIN and NODATA exit 1, SERVFAIL and a timeout exit 2, bad usage exits 2', async () => {
@@ -113,7 +152,9 @@ test('dns: NXDOMAIN and NODATA exit 1, SERVFAIL and a timeout exit 2, bad usage 
 
 test('rbl: listed (exit 0, ZONE REASON), not listed (1), every lookup failed (2), bad usage (2)', async () => {
   assert.deepEqual(await helper(['rbl', 'bl.example', 'clean.example', 'other.example'], dnsOnly()), {
-    code: 0, out: 'bl.example spam source\nother.example listed by other.example\n', err: '',
+    code: 0,
+    out: 'bl.example spam source\nother.example listed by other.example\n',
+    err: '',
   });
   assert.deepEqual(await helper(['rbl', 'clean.example'], dnsOnly()), { code: 1, out: '', err: '' });
   const partly = await helper(['rbl', 'clean.example', 'dead.example'], dnsOnly());
@@ -129,9 +170,21 @@ test('rbl: listed (exit 0, ZONE REASON), not listed (1), every lookup failed (2)
 
 test('spf: pass (0), fail and others (1), invalid mechanisms (2); the null sender uses CLIENT_HELO', async () => {
   assert.deepEqual(await helper(['spf', 'a:relay.example', '-all'], dnsOnly()), { code: 0, out: 'pass\n', err: '' });
-  assert.deepEqual(await helper(['spf', 'include:sender.example', '-all'], dnsOnly()), { code: 1, out: 'fail\n', err: '' });
-  assert.deepEqual(await helper(['spf', 'include:servfail.example', '-all'], dnsOnly()), { code: 1, out: 'temperror\n', err: '' });
-  assert.deepEqual(await helper(['spf', 'a', '-all'], { ...dnsOnly(), SENDER: '', CLIENT_HELO: 'relay.example' }), { code: 0, out: 'pass\n', err: '' });
+  assert.deepEqual(await helper(['spf', 'include:sender.example', '-all'], dnsOnly()), {
+    code: 1,
+    out: 'fail\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['spf', 'include:servfail.example', '-all'], dnsOnly()), {
+    code: 1,
+    out: 'temperror\n',
+    err: '',
+  });
+  assert.deepEqual(await helper(['spf', 'a', '-all'], { ...dnsOnly(), SENDER: '', CLIENT_HELO: 'relay.example' }), {
+    code: 0,
+    out: 'pass\n',
+    err: '',
+  });
   const bad = await helper(['spf', 'bogus:x', '-all'], dnsOnly());
   assert.equal(bad.code, 2);
   assert.match(bad.err, /^spf: invalid mechanisms/);
@@ -140,7 +193,11 @@ test('spf: pass (0), fail and others (1), invalid mechanisms (2); the null sende
 
 test('the helpers over DNS-over-HTTP (DNSResolver tangerine, DNSProtocol http)', async () => {
   const env = { ...dohEnv, ...CLIENT };
-  assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], env), { code: 0, out: '10:mx1.a.example\n20:mx2.a.example\n', err: '' });
+  assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], env), {
+    code: 0,
+    out: '10:mx1.a.example\n20:mx2.a.example\n',
+    err: '',
+  });
   assert.deepEqual(await helper(['dns', '-t', 'A', 'nx.a.example'], env), { code: 1, out: '', err: '' });
   assert.equal((await helper(['dns', '-t', 'A', 'servfail.example'], env)).code, 2);
   assert.deepEqual(await helper(['rbl', 'bl.example'], env), { code: 0, out: 'bl.example spam source\n', err: '' });
@@ -149,12 +206,32 @@ test('the helpers over DNS-over-HTTP (DNSResolver tangerine, DNSProtocol http)',
 
 const asRoot = process.getuid?.() === 0 && spawnSync('runuser', ['--help'], { stdio: 'ignore' }).status === 0;
 
-test('the helper runs as an unprivileged user (every file it loads is readable)', { skip: !asRoot && 'needs root and runuser' }, async () => {
-  assert.deepEqual(await helper(['dns', '-t', 'A', 'a.example'], dnsOnly(), { asNobody: true }), { code: 0, out: '192.0.2.10\n192.0.2.11\n', err: '' });
-  assert.deepEqual(await helper(['rbl', 'bl.example'], dnsOnly(), { asNobody: true }), { code: 0, out: 'bl.example spam source\n', err: '' });
-  assert.deepEqual(await helper(['spf', 'a:relay.example', '-all'], dnsOnly(), { asNobody: true }), { code: 0, out: 'pass\n', err: '' });
-  assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], { ...dohEnv, ...CLIENT }, { asNobody: true }), { code: 0, out: '10:mx1.a.example\n20:mx2.a.example\n', err: '' });
-});
+test(
+  'the helper runs as an unprivileged user (every file it loads is readable)',
+  { skip: !asRoot && 'needs root and runuser' },
+  async () => {
+    assert.deepEqual(await helper(['dns', '-t', 'A', 'a.example'], dnsOnly(), { asNobody: true }), {
+      code: 0,
+      out: '192.0.2.10\n192.0.2.11\n',
+      err: '',
+    });
+    assert.deepEqual(await helper(['rbl', 'bl.example'], dnsOnly(), { asNobody: true }), {
+      code: 0,
+      out: 'bl.example spam source\n',
+      err: '',
+    });
+    assert.deepEqual(await helper(['spf', 'a:relay.example', '-all'], dnsOnly(), { asNobody: true }), {
+      code: 0,
+      out: 'pass\n',
+      err: '',
+    });
+    assert.deepEqual(await helper(['dns', '-t', 'MX', 'a.example'], { ...dohEnv, ...CLIENT }, { asNobody: true }), {
+      code: 0,
+      out: '10:mx1.a.example\n20:mx2.a.example\n',
+      err: '',
+    });
+  },
+);
 
 interface RunnerLike {
   run(request: unknown): Promise<{ kind: string; decision?: { verb: string; args: string[] } | null; stderr?: string }>;
@@ -163,39 +240,66 @@ interface RunnerLike {
 
 const noUsers = canCreateUsers();
 
-test('a real rcpt script uses spf, dns and rbl through the prelude, as its user', { skip: noUsers ?? false }, async () => {
-  // the runner package is not a dependency of the test workspace: load its build by path
-  const runnerModule = (await import(new URL('../../../packages/avenger-runner/dist/index.js', import.meta.url).href)) as {
-    startRunner(o: { settings: unknown; onLog?: (l: string) => void }): Promise<RunnerLike>;
-    DEFAULT_LIMITS: unknown;
-  };
-  const user: TestUser = createUser('helper');
-  // the helpers' program paths are the runner's own (fixedEnv); ASMTPD_DNS and the facts come with the request
-  const settings = {
-    etcDir: user.home, avengerUser: user.name, passwdFile: null, spoolDir: null, daemonUid: null, deniedUids: [],
-    envNames: ['ASMTPD_DNS', ...Object.keys(CLIENT)], limits: runnerModule.DEFAULT_LIMITS,
-    fixedEnv: { ASMTPD_NODE: udpEnv.ASMTPD_NODE!, ASMTPD_HELPER: udpEnv.ASMTPD_HELPER! },
-  };
-  const runner = await runnerModule.startRunner({ settings, onLog: () => {} });
-  try {
-    writeScript(user, 'rcpt', [
-      'mx=$(dns -t MX a.example | tr "\\n" " ")',
-      'nx=$(dns -t A nx.a.example); nxc=$?',
-      's=$(spf a:relay.example -all); sc=$?',
-      'r=$(rbl bl.example dead.example); rc=$?',
-      'if rbl clean.example; then c=listed; else c="not listed $?"; fi',
-      'reject "550 5.7.1 mx=[$mx] nx=$nxc spf=$s/$sc rbl=$r/$rc clean=$c uid=$(id -u)"',
-    ].join('\n'));
-    const result = await runner.run({
-      kind: 'rcpt', scope: 'user', account: user.name, candidates: ['rcpt'], timeoutMs: 30_000, env: { ...udpEnv, ...CLIENT },
-    });
-    assert.equal(result.kind, 'ran', JSON.stringify(result));
-    assert.deepEqual(result.decision, {
-      verb: 'reject',
-      args: [`550 5.7.1 mx=[10:mx1.a.example 20:mx2.a.example ] nx=1 spf=pass/0 rbl=bl.example spam source/0 clean=not listed 1 uid=${user.uid}`],
-    }, result.stderr);
-  } finally {
-    await runner.close();
-    removeUser(user);
-  }
-});
+test(
+  'a real rcpt script uses spf, dns and rbl through the prelude, as its user',
+  { skip: noUsers ?? false },
+  async () => {
+    // the runner package is not a dependency of the test workspace: load its build by path
+    const runnerModule = (await import(
+      new URL('../../../packages/avenger-runner/dist/index.js', import.meta.url).href
+    )) as {
+      startRunner(o: { settings: unknown; onLog?: (l: string) => void }): Promise<RunnerLike>;
+      DEFAULT_LIMITS: unknown;
+    };
+    const user: TestUser = createUser('helper');
+    // the helpers' program paths are the runner's own (fixedEnv); ASMTPD_DNS and the facts come with the request
+    const settings = {
+      etcDir: user.home,
+      avengerUser: user.name,
+      passwdFile: null,
+      spoolDir: null,
+      daemonUid: null,
+      deniedUids: [],
+      envNames: ['ASMTPD_DNS', ...Object.keys(CLIENT)],
+      limits: runnerModule.DEFAULT_LIMITS,
+      fixedEnv: { ASMTPD_NODE: udpEnv.ASMTPD_NODE!, ASMTPD_HELPER: udpEnv.ASMTPD_HELPER! },
+    };
+    const runner = await runnerModule.startRunner({ settings, onLog: () => {} });
+    try {
+      writeScript(
+        user,
+        'rcpt',
+        [
+          'mx=$(dns -t MX a.example | tr "\\n" " ")',
+          'nx=$(dns -t A nx.a.example); nxc=$?',
+          's=$(spf a:relay.example -all); sc=$?',
+          'r=$(rbl bl.example dead.example); rc=$?',
+          'if rbl clean.example; then c=listed; else c="not listed $?"; fi',
+          'reject "550 5.7.1 mx=[$mx] nx=$nxc spf=$s/$sc rbl=$r/$rc clean=$c uid=$(id -u)"',
+        ].join('\n'),
+      );
+      const result = await runner.run({
+        kind: 'rcpt',
+        scope: 'user',
+        account: user.name,
+        candidates: ['rcpt'],
+        timeoutMs: 30_000,
+        env: { ...udpEnv, ...CLIENT },
+      });
+      assert.equal(result.kind, 'ran', JSON.stringify(result));
+      assert.deepEqual(
+        result.decision,
+        {
+          verb: 'reject',
+          args: [
+            `550 5.7.1 mx=[10:mx1.a.example 20:mx2.a.example ] nx=1 spf=pass/0 rbl=bl.example spam source/0 clean=not listed 1 uid=${user.uid}`,
+          ],
+        },
+        result.stderr,
+      );
+    } finally {
+      await runner.close();
+      removeUser(user);
+    }
+  },
+);

@@ -17,11 +17,17 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
-const PACKAGES = readdirSync(join(ROOT, 'packages')).filter((name) => existsSync(join(ROOT, 'packages', name, 'package.json')));
+const PACKAGES = readdirSync(join(ROOT, 'packages')).filter((name) =>
+  existsSync(join(ROOT, 'packages', name, 'package.json')),
+);
 
 /** The paths (relative to the package) `pnpm pack` puts in the tarball. */
 function packedFiles(pkgDir: string): string[] {
-  const out = execFileSync('pnpm', ['pack', '--dry-run', '--json'], { cwd: pkgDir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('pnpm', ['pack', '--dry-run', '--json'], {
+    cwd: pkgDir,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const json = JSON.parse(out.slice(out.indexOf('{'))) as { files: { path: string }[] };
   return json.files.map((f) => f.path);
 }
@@ -36,13 +42,18 @@ function walk(dir: string, out: string[] = []): string[] {
   return out;
 }
 
-const isTestOrFixture = (path: string): boolean => /\.test\.[^/]*$/.test(path) || /(^|\/)testing\//.test(path) || path.startsWith(join(ROOT, 'test') + '/');
+const isTestOrFixture = (path: string): boolean =>
+  /\.test\.[^/]*$/.test(path) || /(^|\/)testing\//.test(path) || path.startsWith(join(ROOT, 'test') + '/');
 
 /** The workspace's bare specifiers → file: `@asmtpd/x[/sub]` through its package.json, `asmtpd/dist/…` as a path. */
 function resolveBare(spec: string): string | null {
   for (const name of PACKAGES) {
     const dir = join(ROOT, 'packages', name);
-    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name: string; main?: string; exports?: Record<string, { default: string }> };
+    const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+      name: string;
+      main?: string;
+      exports?: Record<string, { default: string }>;
+    };
     if (spec !== manifest.name && !spec.startsWith(manifest.name + '/')) continue;
     const sub = '.' + spec.slice(manifest.name.length);
     const target = manifest.exports?.[sub]?.default ?? (sub === '.' ? manifest.main : sub);
@@ -58,7 +69,10 @@ function resolveBare(spec: string): string | null {
  */
 function importGraph(): Map<string, Set<string>> {
   const sources = [
-    ...PACKAGES.flatMap((name) => [...walk(join(ROOT, 'packages', name, 'dist')), ...walk(join(ROOT, 'packages', name, 'bin'))]),
+    ...PACKAGES.flatMap((name) => [
+      ...walk(join(ROOT, 'packages', name, 'dist')),
+      ...walk(join(ROOT, 'packages', name, 'bin')),
+    ]),
     ...walk(join(ROOT, 'test', 'dist')),
   ].filter((p) => p.endsWith('.js') || p.endsWith('.d.ts') || !/\.[a-z]+$/.test(p));
   const edges = new Map<string, Set<string>>();
@@ -78,7 +92,8 @@ function importGraph(): Map<string, Set<string>> {
 }
 
 test('the build ran: every package has a dist/', () => {
-  for (const name of PACKAGES) assert.ok(existsSync(join(ROOT, 'packages', name, 'dist')), `packages/${name}/dist missing: run pnpm build`);
+  for (const name of PACKAGES)
+    assert.ok(existsSync(join(ROOT, 'packages', name, 'dist')), `packages/${name}/dist missing: run pnpm build`);
 });
 
 const graph = importGraph();
@@ -89,21 +104,41 @@ for (const name of PACKAGES) {
   const pkgDir = join(ROOT, 'packages', name);
   test(`packages/${name}: the packed files hold no test, fixture, map, build info or source`, () => {
     const files = packedFiles(pkgDir);
-    assert.ok(files.some((f) => f.startsWith('dist/') && f.endsWith('.js')), `no dist/*.js packed: ${files.join(' ')}`);
-    const wrong = files.filter((f) => isTestOrFixture(f) || f.endsWith('.map') || f.endsWith('.tsbuildinfo') || f.startsWith('src/') || f.endsWith('.ts') && !f.endsWith('.d.ts'));
+    assert.ok(
+      files.some((f) => f.startsWith('dist/') && f.endsWith('.js')),
+      `no dist/*.js packed: ${files.join(' ')}`,
+    );
+    const wrong = files.filter(
+      (f) =>
+        isTestOrFixture(f) ||
+        f.endsWith('.map') ||
+        f.endsWith('.tsbuildinfo') ||
+        f.startsWith('src/') ||
+        (f.endsWith('.ts') && !f.endsWith('.d.ts')),
+    );
     assert.deepEqual(wrong, [], `packages/${name} ships tests or fixtures; package.json "files" should leave them out`);
   });
 
   test(`packages/${name}: every shipped module has a source, is used by more than tests, and imports only shipped modules`, () => {
     const shipped = new Set(packedFiles(pkgDir).map((f) => join(pkgDir, f)));
     const modules = [...shipped].filter((f) => f.startsWith(join(pkgDir, 'dist') + '/') && f.endsWith('.js'));
-    const stale = modules.filter((f) => !existsSync(join(pkgDir, 'src', relative(join(pkgDir, 'dist'), f)).replace(/\.js$/, '.ts')));
-    assert.deepEqual(stale.map((f) => relative(ROOT, f)), [], `stale outputs (no source in src/): rm -rf packages/${name}/dist && pnpm build`);
+    const stale = modules.filter(
+      (f) => !existsSync(join(pkgDir, 'src', relative(join(pkgDir, 'dist'), f)).replace(/\.js$/, '.ts')),
+    );
+    assert.deepEqual(
+      stale.map((f) => relative(ROOT, f)),
+      [],
+      `stale outputs (no source in src/): rm -rf packages/${name}/dist && pnpm build`,
+    );
     const testOnly = modules.filter((f) => {
       const by = importers.get(f) ?? [];
       return by.length > 0 && by.every(isTestOrFixture);
     });
-    assert.deepEqual(testOnly.map((f) => relative(ROOT, f)), [], 'modules imported only by tests or fixtures: move them to src/testing/');
+    assert.deepEqual(
+      testOnly.map((f) => relative(ROOT, f)),
+      [],
+      'modules imported only by tests or fixtures: move them to src/testing/',
+    );
     const broken: string[] = [];
     for (const f of modules) {
       for (const t of graph.get(f) ?? []) {

@@ -38,7 +38,8 @@ for (const [name, eod] of Object.entries(VARIANTS)) {
     assert.match((await c.cmd('RCPT TO:<victim@elsewhere.test>')).last, /^250/);
     assert.match((await c.cmd('DATA')).last, /^354/);
     c.write(
-      'Subject: first\r\n\r\nfirst message' + eod +
+      'Subject: first\r\n\r\nfirst message' +
+        eod +
         'MAIL FROM:<admin@bank.test>\r\nRCPT TO:<victim@elsewhere.test>\r\nDATA\r\n' +
         'Subject: SMUGGLED\r\n\r\nsmuggled\r\n.\r\n',
     );

@@ -41,18 +41,28 @@ before(async () => {
   const passwd = join(etc, 'passwd');
   writeFileSync(passwd, passwdLine(u));
   const db = join(etc, 'pf.os');
-  writeFileSync(db, [
-    '# asmtpd test fixture: this machine\'s loopback SYNs, and a bad line (line 3)',
-    `${FP4}:Linux:lo4:fixture:${OS4}`,
-    'not a signature',
-    `${FP6}:Linux:lo6:fixture:${OS6}`,
-  ].join('\n') + '\n');
+  writeFileSync(
+    db,
+    [
+      "# asmtpd test fixture: this machine's loopback SYNs, and a bad line (line 3)",
+      `${FP4}:Linux:lo4:fixture:${OS4}`,
+      'not a signature',
+      `${FP6}:Linux:lo6:fixture:${OS6}`,
+    ].join('\n') + '\n',
+  );
   for (const f of [passwd, db]) chmodSync(f, 0o644);
   sink = await startSink();
   d = await startDaemon({
     etcDir: etc,
-    conf: ['BindAddr ::1', 'LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', `RelayHost 127.0.0.1:${sink.port}`,
-      'SynFP yes', `SynFPDB ${db}`].join('\n'),
+    conf: [
+      'BindAddr ::1',
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      `RelayHost 127.0.0.1:${sink.port}`,
+      'SynFP yes',
+      `SynFPDB ${db}`,
+    ].join('\n'),
   });
 });
 
@@ -77,11 +87,15 @@ test('the network facts process started and captures; bad SynFPDB lines are logg
   assert.match(FP4, /^\d+:64:1:\d+:M\d+/, 'the expectation itself');
 });
 
-test('IPv4 loopback: CLIENT_SYNFP as the kernel sends it, CLIENT_SYNOS from the fixture, CLIENT_NETHOPS 0', { skip }, async () => {
-  const r = await dialogue(d.port, { from: 's@b.example', to: `${u.name}+lo4@a.example` });
-  assert.match(r.rcpt, /^250 /);
-  assert.deepEqual(synVars(readEnv(u.home, 'lo4')), { CLIENT_SYNFP: FP4, CLIENT_SYNOS: OS4, CLIENT_NETHOPS: '0' });
-});
+test(
+  'IPv4 loopback: CLIENT_SYNFP as the kernel sends it, CLIENT_SYNOS from the fixture, CLIENT_NETHOPS 0',
+  { skip },
+  async () => {
+    const r = await dialogue(d.port, { from: 's@b.example', to: `${u.name}+lo4@a.example` });
+    assert.match(r.rcpt, /^250 /);
+    assert.deepEqual(synVars(readEnv(u.home, 'lo4')), { CLIENT_SYNFP: FP4, CLIENT_SYNOS: OS4, CLIENT_NETHOPS: '0' });
+  },
+);
 
 test('IPv6 loopback: the hop limit and the 40-byte header are in the fingerprint', { skip }, async () => {
   const c = await SmtpClient.connect(d.port, '::1');
@@ -104,7 +118,11 @@ test('X-Avenger carries syn-fp, syn-os and hops', { skip }, async () => {
   c.close();
   assert.match(r.last, /^250 /);
   const text = sink.messages.at(-1)!.data.toString('latin1');
-  const xav = /^X-Avenger:(.*(?:\r\n[ \t].*)*)/m.exec(text)?.[1]?.replace(/\r\n[ \t]/g, ' ').trim() ?? '';
+  const xav =
+    /^X-Avenger:(.*(?:\r\n[ \t].*)*)/m
+      .exec(text)?.[1]
+      ?.replace(/\r\n[ \t]/g, ' ')
+      .trim() ?? '';
   const items = xav.split('; ');
   assert.ok(items.includes(`syn-fp=${FP4}`), xav);
   assert.ok(items.includes(`syn-os=${OS4}`), xav);
@@ -112,7 +130,8 @@ test('X-Avenger carries syn-fp, syn-os and hops', { skip }, async () => {
 });
 
 test('the SMTP-facing process has no CAP_NET_RAW; the network facts process has it', { skip }, async () => {
-  const capEff = (pid: number): bigint => BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
+  const capEff = (pid: number): bigint =>
+    BigInt(`0x${/^CapEff:\s*([0-9a-f]+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]}`);
   const uid = (pid: number): number => Number(/^Uid:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
   const NET_RAW = 1n << 13n;
   const net = Number((await d.waitLog((l) => l.event === 'netfacts.start')).pid);
@@ -123,15 +142,27 @@ test('the SMTP-facing process has no CAP_NET_RAW; the network facts process has 
 });
 
 test('SIGHUP with SynFP no stops the capture (no SYN facts); back to yes, it captures again', { skip }, async () => {
-  const conf = (synFp: string): string => ['BindAddr ::1', 'LocalDomain a.example', `PasswdFile ${join(etc, 'passwd')}`, 'Separator +',
-    `RelayHost 127.0.0.1:${sink.port}`, `SynFP ${synFp}`, `SynFPDB ${join(etc, 'pf.os')}`].join('\n');
+  const conf = (synFp: string): string =>
+    [
+      'BindAddr ::1',
+      'LocalDomain a.example',
+      `PasswdFile ${join(etc, 'passwd')}`,
+      'Separator +',
+      `RelayHost 127.0.0.1:${sink.port}`,
+      `SynFP ${synFp}`,
+      `SynFPDB ${join(etc, 'pf.os')}`,
+    ].join('\n');
   const reloads = (): number => d.logs.filter((l) => l.event === 'daemon.reload').length;
   const before = reloads();
   d.writeConf(conf('no'));
   d.signal('SIGHUP');
   await d.waitLog((l) => l.event === 'netfacts.capture' && l.capture === 'off');
   await dialogue(d.port, { from: 's@b.example', to: `${u.name}+off@a.example` });
-  assert.deepEqual(synVars(readEnv(u.home, 'off')), { CLIENT_SYNFP: undefined, CLIENT_SYNOS: undefined, CLIENT_NETHOPS: undefined });
+  assert.deepEqual(synVars(readEnv(u.home, 'off')), {
+    CLIENT_SYNFP: undefined,
+    CLIENT_SYNOS: undefined,
+    CLIENT_NETHOPS: undefined,
+  });
   d.writeConf(conf('yes'));
   d.signal('SIGHUP');
   await d.waitLog(() => reloads() === before + 2);
@@ -146,7 +177,11 @@ test('the network facts process dies: one log line, no SYN facts, mail still acc
   await d.waitLog((l) => l.event === 'netfacts.exit');
   const r = await dialogue(d.port, { from: 's@b.example', to: `${u.name}+dead@a.example` });
   assert.match(r.rcpt, /^250 /);
-  assert.deepEqual(synVars(readEnv(u.home, 'dead')), { CLIENT_SYNFP: undefined, CLIENT_SYNOS: undefined, CLIENT_NETHOPS: undefined });
+  assert.deepEqual(synVars(readEnv(u.home, 'dead')), {
+    CLIENT_SYNFP: undefined,
+    CLIENT_SYNOS: undefined,
+    CLIENT_NETHOPS: undefined,
+  });
   await dialogue(d.port, { from: 's@b.example', to: `${u.name}+dead2@a.example` });
   assert.equal(d.logs.filter((l) => l.event === 'netfacts.exit').length, 1);
   assert.equal(d.logs.filter((l) => l.event === 'daemon.error').length, 0);

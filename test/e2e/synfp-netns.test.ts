@@ -20,7 +20,16 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { ENV_SCRIPT, readEnv } from '../support/facts.js';
-import { createNetLab, linuxSynFingerprint, netnsUnavailable, readLinuxStack, readSysctl, type LinuxStack, type Link, type NetLab } from '../support/netns.js';
+import {
+  createNetLab,
+  linuxSynFingerprint,
+  netnsUnavailable,
+  readLinuxStack,
+  readSysctl,
+  type LinuxStack,
+  type Link,
+  type NetLab,
+} from '../support/netns.js';
 
 const unavailable = canCreateUsers() ?? netnsUnavailable();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
@@ -65,29 +74,72 @@ interface Case {
   hops: number;
 }
 
-const TUNABLE = ['net.ipv4.tcp_timestamps', 'net.ipv4.tcp_sack', 'net.ipv4.tcp_window_scaling', 'net.ipv4.ip_default_ttl', 'net.ipv4.tcp_rmem'];
+const TUNABLE = [
+  'net.ipv4.tcp_timestamps',
+  'net.ipv4.tcp_sack',
+  'net.ipv4.tcp_window_scaling',
+  'net.ipv4.ip_default_ttl',
+  'net.ipv4.tcp_rmem',
+];
 
 const CASES: Case[] = [
   { tag: 'base', ns: 'tuned', family: 4, stack: {}, os: 'Fixture baseline', hops: 0 },
-  { tag: 'mss', ns: 'tuned', family: 4, route: ['advmss', '1200'], stack: { advmss: 1200 }, os: 'Fixture advmss 1200', hops: 0 },
+  {
+    tag: 'mss',
+    ns: 'tuned',
+    family: 4,
+    route: ['advmss', '1200'],
+    stack: { advmss: 1200 },
+    os: 'Fixture advmss 1200',
+    hops: 0,
+  },
   { tag: 'mtu', ns: 'tuned', family: 4, route: ['mtu', '1280'], stack: { mtu: 1280 }, os: 'Fixture mtu 1280', hops: 0 },
-  { tag: 'nots', ns: 'tuned', family: 4, sysctls: { 'net.ipv4.tcp_timestamps': 0 }, stack: { timestamps: false }, os: 'Fixture no timestamps', hops: 0 },
   {
-    tag: 'bare', ns: 'tuned', family: 4,
+    tag: 'nots',
+    ns: 'tuned',
+    family: 4,
+    sysctls: { 'net.ipv4.tcp_timestamps': 0 },
+    stack: { timestamps: false },
+    os: 'Fixture no timestamps',
+    hops: 0,
+  },
+  {
+    tag: 'bare',
+    ns: 'tuned',
+    family: 4,
     sysctls: { 'net.ipv4.tcp_timestamps': 0, 'net.ipv4.tcp_sack': 0, 'net.ipv4.tcp_window_scaling': 0 },
-    stack: { timestamps: false, sack: false, windowScaling: false }, os: 'Fixture no options but MSS', hops: 0,
+    stack: { timestamps: false, sack: false, windowScaling: false },
+    os: 'Fixture no options but MSS',
+    hops: 0,
   },
   {
-    tag: 'win', ns: 'tuned', family: 4, sysctls: { 'net.ipv4.tcp_rmem': '4096 20000 1048576' },
-    stack: { rmem: [4096, 20000, 1048576] }, os: 'Fixture small window', hops: 0,
+    tag: 'win',
+    ns: 'tuned',
+    family: 4,
+    sysctls: { 'net.ipv4.tcp_rmem': '4096 20000 1048576' },
+    stack: { rmem: [4096, 20000, 1048576] },
+    os: 'Fixture small window',
+    hops: 0,
   },
   {
-    tag: 'ttl', ns: 'tuned', family: 4, sysctls: { 'net.ipv4.ip_default_ttl': 100 }, route: ['advmss', '1000'],
-    stack: { ttl: 100, advmss: 1000 }, os: 'Fixture TTL 100', hops: 0,
+    tag: 'ttl',
+    ns: 'tuned',
+    family: 4,
+    sysctls: { 'net.ipv4.ip_default_ttl': 100 },
+    route: ['advmss', '1000'],
+    stack: { ttl: 100, advmss: 1000 },
+    os: 'Fixture TTL 100',
+    hops: 0,
   },
   {
-    tag: 'six', ns: 'tuned', family: 6, sysctls: { 'net.ipv4.tcp_sack': 0 }, route: ['advmss', '1300'],
-    stack: { sack: false, advmss: 1300 }, os: 'Fixture IPv6', hops: 0,
+    tag: 'six',
+    ns: 'tuned',
+    family: 6,
+    sysctls: { 'net.ipv4.tcp_sack': 0 },
+    route: ['advmss', '1300'],
+    stack: { sack: false, advmss: 1300 },
+    os: 'Fixture IPv6',
+    hops: 0,
   },
   { tag: 'far4', ns: 'far', family: 4, stack: { routers: 1 }, os: 'Fixture behind a router', hops: 1 },
   { tag: 'far6', ns: 'far', family: 6, stack: { routers: 1 }, os: null, hops: 1 },
@@ -122,7 +174,16 @@ function applyCase(c: Case): void {
   const addr = daemonAddress(c);
   const host = c.family === 4 ? `${addr}/32` : `${addr}/128`;
   const via = c.ns === 'tuned' ? [] : ['via', c.family === 4 ? beyond.v4.a : beyond.v6.a];
-  lab.ip(target, [...(c.family === 6 ? ['-6'] : []), 'route', 'replace', host, ...via, 'dev', clientDev(c), ...(c.route ?? [])]);
+  lab.ip(target, [
+    ...(c.family === 6 ? ['-6'] : []),
+    'route',
+    'replace',
+    host,
+    ...via,
+    'dev',
+    clientDev(c),
+    ...(c.route ?? []),
+  ]);
 }
 
 before(async () => {
@@ -163,8 +224,16 @@ before(async () => {
   d = await startDaemon({
     etcDir: etc,
     conf: [
-      `BindAddr ${direct.v4.a}`, `BindAddr ${direct.v6.a}`, `BindAddr ${toRouter.v4.a}`, `BindAddr ${toRouter.v6.a}`,
-      'RelayNet 127.0.0.0/8', 'LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +', 'SynFP yes', `SynFPDB ${db}`,
+      `BindAddr ${direct.v4.a}`,
+      `BindAddr ${direct.v6.a}`,
+      `BindAddr ${toRouter.v4.a}`,
+      `BindAddr ${toRouter.v6.a}`,
+      'RelayNet 127.0.0.0/8',
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      'SynFP yes',
+      `SynFPDB ${db}`,
     ].join('\n'),
   });
 });
@@ -186,22 +255,43 @@ test('the expected fingerprints differ from one another (the fixture tells every
 });
 
 for (const c of CASES) {
-  const what = [...Object.entries(c.sysctls ?? {}).map(([k, v]) => `${k.split('.').pop()}=${v}`), ...(c.route ? [`route ${c.route.join(' ')}`] : [])];
-  test(`${c.tag}: IPv${c.family} from ${c.ns === 'tuned' ? 'a tuned namespace' : 'behind a router'}${what.length ? ` (${what.join(', ')})` : ''}`, { skip }, async () => {
-    applyCase(c);
-    // the namespace really has the settings the expectation was computed from
-    const route = { ...(c.stack.advmss ? { advmss: c.stack.advmss } : {}), ...(c.stack.mtu ? { mtu: c.stack.mtu } : {}), routers: c.stack.routers ?? 0 };
-    assert.equal(linuxSynFingerprint(readLinuxStack(ns[c.ns], c.family, clientDev(c), route)), expected.get(c.tag));
-    const r = await lab.run(ns[c.ns], [process.execPath, '-e', CLIENT, daemonAddress(c), String(d.port), `${u.name}+${c.tag}@a.example`]);
-    const out = JSON.parse(r.out.trim() || '{}') as { port?: number; replies?: string[]; error?: string };
-    assert.equal(out.error, undefined, r.err);
-    assert.match(out.replies?.[3] ?? '', /^250 /, JSON.stringify(out));
-    const env = readEnv(u.home, c.tag);
-    assert.equal(env.CLIENT_IP, c.family === 4 ? (c.ns === 'tuned' ? direct.v4.b : beyond.v4.b) : (c.ns === 'tuned' ? direct.v6.b : beyond.v6.b));
-    assert.equal(env.CLIENT_PORT, String(out.port));
-    assert.deepEqual(
-      { CLIENT_SYNFP: env.CLIENT_SYNFP, CLIENT_SYNOS: env.CLIENT_SYNOS, CLIENT_NETHOPS: env.CLIENT_NETHOPS },
-      { CLIENT_SYNFP: expected.get(c.tag), CLIENT_SYNOS: c.os ?? undefined, CLIENT_NETHOPS: String(c.hops) },
-    );
-  });
+  const what = [
+    ...Object.entries(c.sysctls ?? {}).map(([k, v]) => `${k.split('.').pop()}=${v}`),
+    ...(c.route ? [`route ${c.route.join(' ')}`] : []),
+  ];
+  test(
+    `${c.tag}: IPv${c.family} from ${c.ns === 'tuned' ? 'a tuned namespace' : 'behind a router'}${what.length ? ` (${what.join(', ')})` : ''}`,
+    { skip },
+    async () => {
+      applyCase(c);
+      // the namespace really has the settings the expectation was computed from
+      const route = {
+        ...(c.stack.advmss ? { advmss: c.stack.advmss } : {}),
+        ...(c.stack.mtu ? { mtu: c.stack.mtu } : {}),
+        routers: c.stack.routers ?? 0,
+      };
+      assert.equal(linuxSynFingerprint(readLinuxStack(ns[c.ns], c.family, clientDev(c), route)), expected.get(c.tag));
+      const r = await lab.run(ns[c.ns], [
+        process.execPath,
+        '-e',
+        CLIENT,
+        daemonAddress(c),
+        String(d.port),
+        `${u.name}+${c.tag}@a.example`,
+      ]);
+      const out = JSON.parse(r.out.trim() || '{}') as { port?: number; replies?: string[]; error?: string };
+      assert.equal(out.error, undefined, r.err);
+      assert.match(out.replies?.[3] ?? '', /^250 /, JSON.stringify(out));
+      const env = readEnv(u.home, c.tag);
+      assert.equal(
+        env.CLIENT_IP,
+        c.family === 4 ? (c.ns === 'tuned' ? direct.v4.b : beyond.v4.b) : c.ns === 'tuned' ? direct.v6.b : beyond.v6.b,
+      );
+      assert.equal(env.CLIENT_PORT, String(out.port));
+      assert.deepEqual(
+        { CLIENT_SYNFP: env.CLIENT_SYNFP, CLIENT_SYNOS: env.CLIENT_SYNOS, CLIENT_NETHOPS: env.CLIENT_NETHOPS },
+        { CLIENT_SYNFP: expected.get(c.tag), CLIENT_SYNOS: c.os ?? undefined, CLIENT_NETHOPS: String(c.hops) },
+      );
+    },
+  );
 }

@@ -42,14 +42,31 @@ let dns: DnsServer;
 async function startWithoutNetRaw(tag: string, extra: string[]): Promise<Started> {
   const port = await freePort();
   const confPath = join(dir, `${tag}.conf`);
-  writeFileSync(confPath, [
-    `SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${join(dir, `db-${tag}`)}`, `EtcDir ${dir}`, 'Hostname mx.example.test',
-    'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'SMTPCB no',
-    'LocalDomain a.example', `PasswdFile ${join(dir, 'passwd')}`, 'Separator +', ...extra,
-  ].join('\n') + '\n');
-  const proc = spawn('setpriv', ['--bounding-set', '-net_raw', '--', process.execPath, ASMTPD_BIN, '-d', '-f', confPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  writeFileSync(
+    confPath,
+    [
+      `SMTPPort ${port}`,
+      'BindAddr 127.0.0.1',
+      `DBDir ${join(dir, `db-${tag}`)}`,
+      `EtcDir ${dir}`,
+      'Hostname mx.example.test',
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+      'SMTPCB no',
+      'LocalDomain a.example',
+      `PasswdFile ${join(dir, 'passwd')}`,
+      'Separator +',
+      ...extra,
+    ].join('\n') + '\n',
+  );
+  const proc = spawn(
+    'setpriv',
+    ['--bounding-set', '-net_raw', '--', process.execPath, ASMTPD_BIN, '-d', '-f', confPath],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   const logs: LogLine[] = [];
-  let partial = '', text = '';
+  let partial = '',
+    text = '';
   proc.stderr!.on('data', (d: Buffer) => {
     partial += d.toString();
     let nl: number;
@@ -70,7 +87,8 @@ async function startWithoutNetRaw(tag: string, extra: string[]): Promise<Started
     for (;;) {
       const hit = logs.find(pred);
       if (hit) return hit;
-      if (exited || Date.now() > deadline) throw new Error(`log line not seen (exited: ${exited}); ${text}; ${JSON.stringify(logs.slice(-5))}`);
+      if (exited || Date.now() > deadline)
+        throw new Error(`log line not seen (exited: ${exited}); ${text}; ${JSON.stringify(logs.slice(-5))}`);
       await new Promise((r) => setTimeout(r, 50));
     }
   };
@@ -115,24 +133,34 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-for (const [tag, extra, level] of [['asked', ['SynFP yes'], 'warn'], ['auto', [], 'info']] as const) {
-  test(`SynFP ${tag === 'asked' ? 'yes' : 'by default'} without CAP_NET_RAW: one ${level} line, mail served without SYN facts`, { skip }, async () => {
-    const d = await startWithoutNetRaw(tag, [...extra]);
-    try {
-      const off = await d.waitLog((l) => l.event === 'netfacts.off');
-      assert.equal(off.level, level);
-      assert.match(String(off.reason), /no CAP_NET_RAW/);
-      const r = await dialogue(d.port, { from: 's@b.example', to: `${u.name}+${tag}@a.example` });
-      assert.match(r.rcpt, /^250 /);
-      const env = readEnv(u.home, tag);
-      assert.equal(env.CLIENT_IP, '127.0.0.1');
-      assert.deepEqual([env.CLIENT_SYNFP, env.CLIENT_SYNOS, env.CLIENT_NETHOPS], [undefined, undefined, undefined]);
-      const netLines = d.logs.filter((l) => l.event.startsWith('netfacts.') || l.event.startsWith('synfp.'));
-      assert.deepEqual(netLines.map((l) => l.event), ['netfacts.off']);
-      assert.equal(d.logs.filter((l) => l.event === 'daemon.error').length, 0);
-    } finally {
-      await d.stop();
-    }
-    assert.equal(d.proc.exitCode, 0);
-  });
+for (const [tag, extra, level] of [
+  ['asked', ['SynFP yes'], 'warn'],
+  ['auto', [], 'info'],
+] as const) {
+  test(
+    `SynFP ${tag === 'asked' ? 'yes' : 'by default'} without CAP_NET_RAW: one ${level} line, mail served without SYN facts`,
+    { skip },
+    async () => {
+      const d = await startWithoutNetRaw(tag, [...extra]);
+      try {
+        const off = await d.waitLog((l) => l.event === 'netfacts.off');
+        assert.equal(off.level, level);
+        assert.match(String(off.reason), /no CAP_NET_RAW/);
+        const r = await dialogue(d.port, { from: 's@b.example', to: `${u.name}+${tag}@a.example` });
+        assert.match(r.rcpt, /^250 /);
+        const env = readEnv(u.home, tag);
+        assert.equal(env.CLIENT_IP, '127.0.0.1');
+        assert.deepEqual([env.CLIENT_SYNFP, env.CLIENT_SYNOS, env.CLIENT_NETHOPS], [undefined, undefined, undefined]);
+        const netLines = d.logs.filter((l) => l.event.startsWith('netfacts.') || l.event.startsWith('synfp.'));
+        assert.deepEqual(
+          netLines.map((l) => l.event),
+          ['netfacts.off'],
+        );
+        assert.equal(d.logs.filter((l) => l.event === 'daemon.error').length, 0);
+      } finally {
+        await d.stop();
+      }
+      assert.equal(d.proc.exitCode, 0);
+    },
+  );
 }

@@ -29,13 +29,24 @@ import { startSink, type Sink } from '../support/sink.js';
 import { startProbeTarget, type ProbeTarget } from '../support/probe-target.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { ENV_SCRIPT, readEnv } from '../support/facts.js';
-import { createNetLab, linuxSynFingerprint, netnsUnavailable, readLinuxStack, type Link, type NetLab } from '../support/netns.js';
+import {
+  createNetLab,
+  linuxSynFingerprint,
+  netnsUnavailable,
+  readLinuxStack,
+  type Link,
+  type NetLab,
+} from '../support/netns.js';
 
 const unavailable = canCreateUsers() ?? netnsUnavailable();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
 const skip = unavailable ? `skipped: ${unavailable}` : false;
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../../packages/asmtpd/package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../../packages/asmtpd/package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
 const SENDER = 'alice@sender.example';
 const CLIENT_NAME = 'client.far.example';
 const ZONE = 'bl.example';
@@ -126,18 +137,33 @@ before(async () => {
         { type: 'MX', priority: 10, exchange: 'mx.sender.example' },
       ],
       'mx.sender.example': [{ type: 'A', address: PROBE_HOST }],
-      [rblName(client, ZONE)]: [{ type: 'A', address: '127.0.0.2' }, { type: 'TXT', data: 'listed for the test' }],
+      [rblName(client, ZONE)]: [
+        { type: 'A', address: '127.0.0.2' },
+        { type: 'TXT', data: 'listed for the test' },
+      ],
     },
   });
   d = await startDaemon({
     etcDir: etc,
     conf: [
-      `BindAddr ${toRouter.v4.a}`, 'LocalDomain a.example', `PasswdFile ${passwd}`, 'Separator +',
-      'RelayNet 192.0.2.0/24', `RelayHost 127.0.0.1:${sink.port}`,
-      'DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`, 'DNSTimeout 2s', 'AllowDNSFailures yes',
-      `RBL ${ZONE} 1`, 'RBLThreshold 2',
-      'SMTPCB yes', 'SMTPCBTimeout 3s',
-      'SynFP yes', `SynFPDB ${db}`, 'NetPath yes', 'NetPathMaxHops 8',
+      `BindAddr ${toRouter.v4.a}`,
+      'LocalDomain a.example',
+      `PasswdFile ${passwd}`,
+      'Separator +',
+      'RelayNet 192.0.2.0/24',
+      `RelayHost 127.0.0.1:${sink.port}`,
+      'DNSResolver system',
+      `DNSServer 127.0.0.1:${dns.udp.port}`,
+      'DNSTimeout 2s',
+      'AllowDNSFailures yes',
+      `RBL ${ZONE} 1`,
+      'RBLThreshold 2',
+      'SMTPCB yes',
+      'SMTPCBTimeout 3s',
+      'SynFP yes',
+      `SynFPDB ${db}`,
+      'NetPath yes',
+      'NetPathMaxHops 8',
       'GreetingDelay 1s',
     ].join('\n'),
   });
@@ -171,7 +197,11 @@ test('one delivered message carries every X-Avenger token with its exact value',
     ['QUIT\r\n', 1],
   ];
   const t0 = Date.now();
-  const r = await lab.run(ns.client, [process.execPath, '-e', CLIENT, toRouter.v4.a, String(d.port), JSON.stringify(steps)], { timeoutMs: 25_000 });
+  const r = await lab.run(
+    ns.client,
+    [process.execPath, '-e', CLIENT, toRouter.v4.a, String(d.port), JSON.stringify(steps)],
+    { timeoutMs: 25_000 },
+  );
   const out = JSON.parse(r.out.trim() || '{}') as { port?: number; replies?: string[]; error?: string };
   assert.equal(out.error, undefined, r.err);
   assert.ok(out.replies, `client: code ${r.code}, out ${JSON.stringify(r.out)}, err ${JSON.stringify(r.err)}`);
@@ -190,12 +220,37 @@ test('one delivered message carries every X-Avenger token with its exact value',
   // what the script saw agrees (and MAIL_ERROR was there to override)
   const env = readEnv(u.home, 'all');
   assert.deepEqual(
-    Object.fromEntries(['CLIENT_IP', 'CLIENT_PORT', 'CLIENT_NAME', 'CLIENT_SYNFP', 'CLIENT_SYNOS', 'CLIENT_PIPELINING', 'CLIENT_POST',
-      'CLIENT_NETHOPS', 'CLIENT_NETPATH', 'SPF', 'RBL_LISTED', 'RBL_SCORE', 'SENDER_BOUNCERES'].map((k) => [k, env[k]])),
+    Object.fromEntries(
+      [
+        'CLIENT_IP',
+        'CLIENT_PORT',
+        'CLIENT_NAME',
+        'CLIENT_SYNFP',
+        'CLIENT_SYNOS',
+        'CLIENT_PIPELINING',
+        'CLIENT_POST',
+        'CLIENT_NETHOPS',
+        'CLIENT_NETPATH',
+        'SPF',
+        'RBL_LISTED',
+        'RBL_SCORE',
+        'SENDER_BOUNCERES',
+      ].map((k) => [k, env[k]]),
+    ),
     {
-      CLIENT_IP: client, CLIENT_PORT: String(out.port), CLIENT_NAME, CLIENT_SYNFP: expectedFp, CLIENT_SYNOS: OS,
-      CLIENT_PIPELINING: 'pre-greeting', CLIENT_POST: '1', CLIENT_NETHOPS: '1', CLIENT_NETPATH: router, SPF: 'pass',
-      RBL_LISTED: ZONE, RBL_SCORE: '1', SENDER_BOUNCERES: '550 5.1.1 unknown user',
+      CLIENT_IP: client,
+      CLIENT_PORT: String(out.port),
+      CLIENT_NAME,
+      CLIENT_SYNFP: expectedFp,
+      CLIENT_SYNOS: OS,
+      CLIENT_PIPELINING: 'pre-greeting',
+      CLIENT_POST: '1',
+      CLIENT_NETHOPS: '1',
+      CLIENT_NETPATH: router,
+      SPF: 'pass',
+      RBL_LISTED: ZONE,
+      RBL_SCORE: '1',
+      SENDER_BOUNCERES: '550 5.1.1 unknown user',
     },
   );
   assert.match(env.MAIL_ERROR ?? '', /^550 5\.1\.8 /);
@@ -208,8 +263,15 @@ test('one delivered message carries every X-Avenger token with its exact value',
   assert.ok(m, text);
   const lines = m[0].slice(0, -2).split('\r\n');
   for (const l of lines) t.diagnostic(l);
-  assert.deepEqual(lines.filter((l) => l.length > 78), [], 'no line over 78 columns');
-  const value = lines.join('').replace(/^X-Avenger:\s*/, '').replace(/\t/g, ' ');
+  assert.deepEqual(
+    lines.filter((l) => l.length > 78),
+    [],
+    'no line over 78 columns',
+  );
+  const value = lines
+    .join('')
+    .replace(/^X-Avenger:\s*/, '')
+    .replace(/\t/g, ' ');
   const tokens = value.split('; ');
   assert.deepEqual(tokens, [
     `version=${VERSION}`,

@@ -21,7 +21,13 @@ export function layersFromDoc(text: string): string[][] {
     .split('\n')
     .map((line) => /^(\d+)\s+(.*)$/.exec(line))
     .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ n: Number(m[1]), units: m[2]!.split(/\s+/).filter((t) => /^[a-z][a-z0-9-]*(\/|\.ts)$/.test(t)).map((t) => t.replace(/\/$/, '')) }));
+    .map((m) => ({
+      n: Number(m[1]),
+      units: m[2]!
+        .split(/\s+/)
+        .filter((t) => /^[a-z][a-z0-9-]*(\/|\.ts)$/.test(t))
+        .map((t) => t.replace(/\/$/, '')),
+    }));
   rows.sort((a, b) => a.n - b.n);
   rows.forEach((r, i) => assert.equal(r.n, i, 'layers are numbered 0, 1, 2, … without gaps'));
   return rows.map((r) => r.units);
@@ -46,8 +52,12 @@ export function layeringViolations(srcDir: string, layers: string[][]): string[]
       if (to === from) continue;
       const toLayer = layerOf.get(to);
       if (toLayer === undefined) problems.push(`${file} imports ${target}: ${to} is in no layer`);
-      else if (toLayer > fromLayer) problems.push(`${file} imports ${target}: upward, from ${from} (layer ${fromLayer}) to ${to} (layer ${toLayer})`);
-      else if (toLayer === fromLayer) problems.push(`${file} imports ${target}: sideways, ${from} and ${to} are both in layer ${fromLayer}`);
+      else if (toLayer > fromLayer)
+        problems.push(
+          `${file} imports ${target}: upward, from ${from} (layer ${fromLayer}) to ${to} (layer ${toLayer})`,
+        );
+      else if (toLayer === fromLayer)
+        problems.push(`${file} imports ${target}: sideways, ${from} and ${to} are both in layer ${fromLayer}`);
     }
   }
   return problems;
@@ -74,8 +84,16 @@ test('the picture names every directory of asmtpd/src, and each once', () => {
   const units = layers.flat();
   assert.equal(new Set(units).size, units.length, 'a unit in two layers');
   const present = new Set(sourceFiles(ASMTPD_SRC).map(unitOf));
-  assert.deepEqual([...present].filter((u) => !units.includes(u)), [], 'directories missing from the picture');
-  assert.deepEqual(units.filter((u) => !present.has(u)), [], 'units in the picture that do not exist');
+  assert.deepEqual(
+    [...present].filter((u) => !units.includes(u)),
+    [],
+    'directories missing from the picture',
+  );
+  assert.deepEqual(
+    units.filter((u) => !present.has(u)),
+    [],
+    'units in the picture that do not exist',
+  );
 });
 
 test('the checks fail on planted violations (an upward import, a sideways one, a cycle)', (t) => {
@@ -86,11 +104,23 @@ test('the checks fail on planted violations (an upward import, a sideways one, a
   appendFileSync(join(copy, 'policy/decide.ts'), "\nimport type { Session } from '../smtp/session.js';\n");
   appendFileSync(join(copy, 'relay/types.ts'), "\nexport type { Outcome } from '../policy/outcome.js';\n");
   const found = layeringViolations(copy, layers);
-  assert.ok(found.some((p) => p.startsWith('policy/decide.ts imports smtp/session.ts: upward')), found.join('\n'));
-  assert.ok(found.some((p) => p.startsWith('relay/types.ts imports policy/outcome.ts: sideways')), found.join('\n'));
-  writeFileSync(join(copy, 'reply/planted.ts'), "import { REPLIES } from './catalogue.js';\nexport const x = REPLIES;\n");
+  assert.ok(
+    found.some((p) => p.startsWith('policy/decide.ts imports smtp/session.ts: upward')),
+    found.join('\n'),
+  );
+  assert.ok(
+    found.some((p) => p.startsWith('relay/types.ts imports policy/outcome.ts: sideways')),
+    found.join('\n'),
+  );
+  writeFileSync(
+    join(copy, 'reply/planted.ts'),
+    "import { REPLIES } from './catalogue.js';\nexport const x = REPLIES;\n",
+  );
   appendFileSync(join(copy, 'reply/catalogue.ts'), "\nexport { x } from './planted.js';\n");
   const cycles = cyclesIn(copy).map((c) => c.join(' '));
   assert.ok(cycles.includes('reply/catalogue.ts reply/planted.ts'), cycles.join('\n'));
-  assert.ok(cycles.includes('policy/body-test.ts policy/decide.ts smtp/session.ts'), 'the upward import closed a cycle too');
+  assert.ok(
+    cycles.includes('policy/body-test.ts policy/decide.ts smtp/session.ts'),
+    'the upward import closed a cycle too',
+  );
 });

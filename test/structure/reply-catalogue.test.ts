@@ -20,7 +20,8 @@ export function repliesBuiltOutside(srcDir: string): string[] {
   const found: string[] = [];
   for (const file of sourceFiles(srcDir)) {
     if (file === CATALOGUE) continue;
-    for (const l of literalsOf(srcDir, file)) if (REPLY_SHAPED.test(l.text)) found.push(`${file}:${l.line}: ${JSON.stringify(l.text)}`);
+    for (const l of literalsOf(srcDir, file))
+      if (REPLY_SHAPED.test(l.text)) found.push(`${file}:${l.line}: ${JSON.stringify(l.text)}`);
     for (const c of callsWithCode(srcDir, file)) found.push(`${file}:${c.line}: ${c.callee}(code, enhanced status, …)`);
   }
   return found;
@@ -36,8 +37,12 @@ test('every entry of the catalogue is used', () => {
     .map((f) => readFileSync(join(ASMTPD_SRC, f), 'utf8'))
     .join('\n');
   const unused = [
-    ...Object.keys(REPLIES).filter((k) => !new RegExp(`\\bREPLIES\\.${k}\\b`).test(code)).map((k) => `REPLIES.${k}`),
-    ...Object.keys(ANSWER_TEXTS).filter((k) => !new RegExp(`\\bANSWER_TEXTS\\.${k}\\b`).test(code)).map((k) => `ANSWER_TEXTS.${k}`),
+    ...Object.keys(REPLIES)
+      .filter((k) => !new RegExp(`\\bREPLIES\\.${k}\\b`).test(code))
+      .map((k) => `REPLIES.${k}`),
+    ...Object.keys(ANSWER_TEXTS)
+      .filter((k) => !new RegExp(`\\bANSWER_TEXTS\\.${k}\\b`).test(code))
+      .map((k) => `ANSWER_TEXTS.${k}`),
   ];
   assert.deepEqual(unused, []);
 });
@@ -47,17 +52,29 @@ test('the check fails on planted replies (a literal, a template, a reply() call)
   t.after(() => rmSync(copy, { recursive: true, force: true }));
   cpSync(ASMTPD_SRC, copy, { recursive: true });
   assert.deepEqual(repliesBuiltOutside(copy), [], 'the copy is clean');
-  appendFileSync(join(copy, 'policy/outcome.ts'), [
-    '',
-    "// a comment that says 550 5.7.1 is no reply",
-    "export const planted1 = (): Reply => reply(550, '5.7.1', 'planted');",
-    "export const planted2 = '451 4.3.0 planted';",
-    'export const planted3 = (who: string): string => `2.1.5 ${who} planted`;',
-    '',
-  ].join('\n'));
+  appendFileSync(
+    join(copy, 'policy/outcome.ts'),
+    [
+      '',
+      '// a comment that says 550 5.7.1 is no reply',
+      "export const planted1 = (): Reply => reply(550, '5.7.1', 'planted');",
+      "export const planted2 = '451 4.3.0 planted';",
+      'export const planted3 = (who: string): string => `2.1.5 ${who} planted`;',
+      '',
+    ].join('\n'),
+  );
   const found = repliesBuiltOutside(copy);
   assert.equal(found.length, 3, found.join('\n'));
-  assert.ok(found.some((f) => /policy\/outcome\.ts:\d+: reply\(code, enhanced status/.test(f)), found.join('\n'));
-  assert.ok(found.some((f) => f.includes('"451 4.3.0 planted"')), found.join('\n'));
-  assert.ok(found.some((f) => f.includes('"2.1.5 "')), found.join('\n'));
+  assert.ok(
+    found.some((f) => /policy\/outcome\.ts:\d+: reply\(code, enhanced status/.test(f)),
+    found.join('\n'),
+  );
+  assert.ok(
+    found.some((f) => f.includes('"451 4.3.0 planted"')),
+    found.join('\n'),
+  );
+  assert.ok(
+    found.some((f) => f.includes('"2.1.5 "')),
+    found.join('\n'),
+  );
 });

@@ -18,7 +18,11 @@ export const REPO = new URL('../../../', import.meta.url).pathname;
 
 /** Test files and fixtures are not shipped code: they may import anything. */
 export function isShipped(rel: string): boolean {
-  return !/\.test\.ts$/.test(rel) && !/(^|\/)(testing|fixtures?)(\/|\.ts$)/.test(rel) && !/(test-helpers|test-support|-fixtures)\.ts$/.test(rel);
+  return (
+    !/\.test\.ts$/.test(rel) &&
+    !/(^|\/)(testing|fixtures?)(\/|\.ts$)/.test(rel) &&
+    !/(test-helpers|test-support|-fixtures)\.ts$/.test(rel)
+  );
 }
 
 export function sourceFiles(srcDir: string): string[] {
@@ -65,9 +69,19 @@ export function callsWithCode(srcDir: string, file: string): { callee: string; l
   const visit = (node: ts.Node): void => {
     if (ts.isCallExpression(node) && node.arguments.length >= 2) {
       const [code, enhanced] = node.arguments;
-      if (code && enhanced && ts.isNumericLiteral(code) && Number(code.text) >= 200 && Number(code.text) <= 599
-        && ts.isStringLiteralLike(enhanced) && /^[245]\.\d{1,3}\.\d{1,3}$/.test(enhanced.text)) {
-        out.push({ callee: node.expression.getText(sf), line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1 });
+      if (
+        code &&
+        enhanced &&
+        ts.isNumericLiteral(code) &&
+        Number(code.text) >= 200 &&
+        Number(code.text) <= 599 &&
+        ts.isStringLiteralLike(enhanced) &&
+        /^[245]\.\d{1,3}\.\d{1,3}$/.test(enhanced.text)
+      ) {
+        out.push({
+          callee: node.expression.getText(sf),
+          line: sf.getLineAndCharacterOfPosition(node.getStart()).line + 1,
+        });
       }
     }
     ts.forEachChild(node, visit);

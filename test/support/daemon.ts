@@ -58,14 +58,20 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const confPath = join(dir, 'asmtpd.conf');
   const etcDir = opts.etcDir ?? dir;
   const base = (text: string): string =>
-    [`SMTPPort ${port}`, 'BindAddr 127.0.0.1', `DBDir ${dbDir}`, `EtcDir ${etcDir}`, `Hostname ${opts.hostname ?? 'mx.example.test'}`,
+    [
+      `SMTPPort ${port}`,
+      'BindAddr 127.0.0.1',
+      `DBDir ${dbDir}`,
+      `EtcDir ${etcDir}`,
+      `Hostname ${opts.hostname ?? 'mx.example.test'}`,
       // as root the daemon becomes DaemonUser (asmtpd) and runs system scripts as AvengerUser
       // (avenger): the default accounts, created by the first daemon that needs them
       ...(quietDns ? ['DNSResolver system', `DNSServer 127.0.0.1:${quietDns.udp.port}`] : []),
       // the bounce probe would connect to port 25 of the senders' domains: only where a test asks
       ...(/^SMTPCB /im.test(text) ? [] : ['SMTPCB no']),
       // SYN capture is on by default as root; tests about it say so (X-Avenger stays comparable)
-      ...(/^SynFP /im.test(text) ? [] : ['SynFP no'])].join('\n') + '\n';
+      ...(/^SynFP /im.test(text) ? [] : ['SynFP no']),
+    ].join('\n') + '\n';
   const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
   writeConf(opts.conf ?? '');
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
@@ -99,7 +105,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       const hit = logs.find(pred);
       if (hit) return hit;
       if (exited !== undefined) throw new Error(`asmtpd exited (${exited}): ${stderrText}`);
-      if (Date.now() > deadline) throw new Error(`log line not seen; stderr: ${stderrText}; logs: ${JSON.stringify(logs.slice(-5))}`);
+      if (Date.now() > deadline)
+        throw new Error(`log line not seen; stderr: ${stderrText}; logs: ${JSON.stringify(logs.slice(-5))}`);
       await new Promise<void>((r) => {
         const t = setTimeout(r, 100);
         waiters.push(() => {

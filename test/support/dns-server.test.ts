@@ -30,8 +30,14 @@ const RECORDS: Records = {
   'broken.test': [{ type: 'SERVFAIL' }, { type: 'A', address: '192.0.2.1' }],
   'refused.test': [{ type: 'REFUSED' }],
   'hang.test': [{ type: 'HANG' }],
-  'slow.test': [{ type: 'DELAY', ms: 250 }, { type: 'A', address: '192.0.2.20' }],
-  [rblName('192.0.2.99', 'bl.test')]: [{ type: 'A', address: '127.0.0.2' }, { type: 'HANG', only: 'TXT' }],
+  'slow.test': [
+    { type: 'DELAY', ms: 250 },
+    { type: 'A', address: '192.0.2.20' },
+  ],
+  [rblName('192.0.2.99', 'bl.test')]: [
+    { type: 'A', address: '127.0.0.2' },
+    { type: 'HANG', only: 'TXT' },
+  ],
 };
 
 let dns: DnsServer;
@@ -74,10 +80,13 @@ test('UDP: every record type, case-insensitive names, CNAME', async () => {
   assert.deepEqual(await udp.resolve6('HOST.example.test'), ['2001:db8::10']);
   assert.deepEqual(await udp.resolveTxt('host.example.test'), [['v=spf1 -all']]);
   assert.deepEqual(await udp.resolveTxt('example.test'), [['part one ', 'part two']]);
-  assert.deepEqual((await udp.resolveMx('example.test')).sort((a, b) => a.priority - b.priority), [
-    { priority: 10, exchange: 'mx.example.test' },
-    { priority: 20, exchange: 'mx2.example.test' },
-  ]);
+  assert.deepEqual(
+    (await udp.resolveMx('example.test')).sort((a, b) => a.priority - b.priority),
+    [
+      { priority: 10, exchange: 'mx.example.test' },
+      { priority: 20, exchange: 'mx2.example.test' },
+    ],
+  );
   assert.deepEqual(await udp.resolveMx('null-mx.test'), [{ priority: 0, exchange: '' }]);
   assert.deepEqual(await udp.reverse('192.0.2.10'), ['host.example.test']);
   assert.deepEqual(await udp.reverse('2001:db8::10'), ['host.example.test']);
@@ -111,10 +120,13 @@ test('UDP: HANG times out, DELAY answers late, HANG limited to one type', async 
 
 test('UDP: TTLs (0 unless given)', async () => {
   const a = await udp.resolve4('host.example.test', { ttl: true });
-  assert.deepEqual(a.sort((x, y) => x.ttl - y.ttl), [
-    { address: '192.0.2.10', ttl: 0 },
-    { address: '192.0.2.11', ttl: 300 },
-  ]);
+  assert.deepEqual(
+    a.sort((x, y) => x.ttl - y.ttl),
+    [
+      { address: '192.0.2.10', ttl: 0 },
+      { address: '192.0.2.11', ttl: 300 },
+    ],
+  );
   assert.deepEqual(await udp.resolve6('host.example.test', { ttl: true }), [{ address: '2001:db8::10', ttl: 60 }]);
 });
 
@@ -122,7 +134,10 @@ test('DoH (tangerine): answers, errors, hang', async () => {
   assert.deepEqual((await doh.resolve4('Host.Example.Test')).sort(), ['192.0.2.10', '192.0.2.11']);
   assert.deepEqual(await doh.resolve6('host.example.test'), ['2001:db8::10']);
   assert.deepEqual(await doh.resolveTxt('example.test'), [['part one ', 'part two']]);
-  assert.deepEqual((await doh.resolveMx('example.test')).map((m) => m.exchange).sort(), ['mx.example.test', 'mx2.example.test']);
+  assert.deepEqual((await doh.resolveMx('example.test')).map((m) => m.exchange).sort(), [
+    'mx.example.test',
+    'mx2.example.test',
+  ]);
   assert.deepEqual(await doh.reverse('192.0.2.10'), ['host.example.test']);
   assert.equal(await code(doh.resolve4('missing.test')), 'ENOTFOUND');
   assert.equal(await code(doh.resolveMx('host.example.test')), 'ENODATA');
@@ -139,7 +154,13 @@ test('query log, set and add', async () => {
   const t0 = Date.now();
   await udp.resolveTxt('Example.TEST');
   await code(udp.resolve4('nothing.test'));
-  assert.deepEqual(dns.queries.map((q) => [q.name, q.type]), [['example.test', 'TXT'], ['nothing.test', 'A']]);
+  assert.deepEqual(
+    dns.queries.map((q) => [q.name, q.type]),
+    [
+      ['example.test', 'TXT'],
+      ['nothing.test', 'A'],
+    ],
+  );
   assert.ok(dns.queries.every((q) => q.at >= t0 && q.at <= Date.now()));
 
   dns.add('Nothing.test.', { type: 'A', address: '192.0.2.30' });

@@ -87,11 +87,15 @@ function resource(owner: string, rr: DataRR): Record<string, unknown> {
   const base = { name: owner, class: Packet.CLASS.IN, ttl: rr.ttl ?? 0, type: Packet.TYPE[rr.type] };
   switch (rr.type) {
     case 'A':
-    case 'AAAA': return { ...base, address: rr.address };
+    case 'AAAA':
+      return { ...base, address: rr.address };
     case 'PTR':
-    case 'CNAME': return { ...base, domain: norm(rr.domain) };
-    case 'MX': return { ...base, priority: rr.priority, exchange: norm(rr.exchange) };
-    case 'TXT': return { ...base, data: rr.data };
+    case 'CNAME':
+      return { ...base, domain: norm(rr.domain) };
+    case 'MX':
+      return { ...base, priority: rr.priority, exchange: norm(rr.exchange) };
+    case 'TXT':
+      return { ...base, data: rr.data };
   }
 }
 
@@ -122,9 +126,17 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
     const soa = soas.find((o) => o.zone === '' || n === o.zone || n.endsWith(`.${o.zone}`));
     if (soa === undefined) return;
     response.authorities.push({
-      name: soa.zone, type: Packet.TYPE.SOA, class: Packet.CLASS.IN, ttl: soa.ttl,
-      primary: `ns.${soa.zone || 'root'}`, admin: `hostmaster.${soa.zone || 'root'}`,
-      serial: 1, refresh: 3600, retry: 600, expiration: 86400, minimum: soa.minimum,
+      name: soa.zone,
+      type: Packet.TYPE.SOA,
+      class: Packet.CLASS.IN,
+      ttl: soa.ttl,
+      primary: `ns.${soa.zone || 'root'}`,
+      admin: `hostmaster.${soa.zone || 'root'}`,
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expiration: 86400,
+      minimum: soa.minimum,
     } as never);
   }
 
@@ -247,7 +259,10 @@ function nibbles(ip: string): string[] {
   const h = head === '' ? [] : head.split(':');
   const t = tail === undefined || tail === '' ? [] : tail.split(':');
   const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.padStart(4, '0')).join('').split('');
+  return groups
+    .map((g) => g.padStart(4, '0'))
+    .join('')
+    .split('');
 }
 
 function reversed(ip: string): string {

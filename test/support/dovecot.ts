@@ -35,12 +35,17 @@ export interface DovecotLmtp {
 
 /** null when a private Dovecot can be started here; otherwise why not. */
 export function dovecotUnavailableReason(): string | null {
-  if (!existsSync(DOVECOT) || !existsSync('/usr/lib/dovecot/lmtp')) return 'Dovecot LMTP is not installed (apt-get install dovecot-core dovecot-lmtpd, see .ci/run)';
+  if (!existsSync(DOVECOT) || !existsSync('/usr/lib/dovecot/lmtp'))
+    return 'Dovecot LMTP is not installed (apt-get install dovecot-core dovecot-lmtpd, see .ci/run)';
   if (process.getuid?.() !== 0) return 'a private Dovecot needs root (its master runs as root)';
   return null;
 }
 
-export async function startDovecotLmtp(opts: { users: string[]; fullUsers?: string[]; brokenUsers?: string[] }): Promise<DovecotLmtp> {
+export async function startDovecotLmtp(opts: {
+  users: string[];
+  fullUsers?: string[];
+  brokenUsers?: string[];
+}): Promise<DovecotLmtp> {
   const reason = dovecotUnavailableReason();
   if (reason) throw new Error(`startDovecotLmtp: ${reason}`);
   const dir = await mkdtemp(join(tmpdir(), 'asmtpd-dovecot-'));

@@ -28,7 +28,8 @@ function accountIds(name: string): { uid: number; gid: number } | null {
 }
 
 export function eximUnavailableReason(): string | null {
-  if (!existsSync(EXIM_BIN)) return `Exim is not unpacked at ${EXIM_ROOT} (.ci/run: apt-get download exim4-daemon-light; dpkg -x)`;
+  if (!existsSync(EXIM_BIN))
+    return `Exim is not unpacked at ${EXIM_ROOT} (.ci/run: apt-get download exim4-daemon-light; dpkg -x)`;
   if (!accountIds('Debian-exim')) return 'no Debian-exim account (.ci/run creates it)';
   if (process.getuid?.() !== 0) return 'Exim as a test MTA needs root here';
   return null;
@@ -58,7 +59,9 @@ export async function makeExim(opts: { smarthost: string }): Promise<Exim> {
     await chown(join(dir, sub), ids.uid, ids.gid);
   }
   const conf = join(dir, 'exim.conf');
-  await writeFile(conf, `# written by test/support/exim.ts
+  await writeFile(
+    conf,
+    `# written by test/support/exim.ts
 exim_path = ${EXIM_BIN}
 primary_hostname = exim.harness.test
 spool_directory = ${join(dir, 'spool')}
@@ -87,7 +90,8 @@ to_asmtpd:
 
 begin retry
 * * F,1h,1m
-`);
+`,
+  );
   const exim = (args: string[], input?: string): { status: number | null; output: string } => {
     const r = spawnSync(EXIM_BIN, ['-C', conf, ...args], { input: input ?? '', encoding: 'utf8', timeout: 60_000 });
     return { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };

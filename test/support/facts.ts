@@ -16,8 +16,18 @@ import { SmtpClient } from './smtp-client.js';
 export const ENV_SCRIPT = 'env -0 > "$HOME/env.$EXTENSION"; accept';
 
 export const FACT_VARIABLES = [
-  'CLIENT_NAME', 'CLIENT_PTR', 'CLIENT_DNSFAIL', 'CLIENT_PTR_INVALID', 'SPF', 'SPF_HELO', 'SPF_EXPLANATION',
-  'RBL_SCORE', 'RBL_LISTED', 'RBL_REASON', 'SENDER_BOUNCERES', 'MAIL_ERROR',
+  'CLIENT_NAME',
+  'CLIENT_PTR',
+  'CLIENT_DNSFAIL',
+  'CLIENT_PTR_INVALID',
+  'SPF',
+  'SPF_HELO',
+  'SPF_EXPLANATION',
+  'RBL_SCORE',
+  'RBL_LISTED',
+  'RBL_REASON',
+  'SENDER_BOUNCERES',
+  'MAIL_ERROR',
 ] as const;
 
 export function readEnv(home: string, tag: string): Record<string, string> {
@@ -44,7 +54,10 @@ export interface Dialogue {
   ms: { banner: number; mail: number; rcpt: number };
 }
 
-export async function dialogue(port: number, o: { local?: string; helo?: string; from: string; to: string }): Promise<Dialogue> {
+export async function dialogue(
+  port: number,
+  o: { local?: string; helo?: string; from: string; to: string },
+): Promise<Dialogue> {
   const t0 = Date.now();
   const c = await SmtpClient.connect(port, '127.0.0.1', o.local);
   try {

@@ -66,7 +66,8 @@ export interface Comparison {
 }
 
 export function faultMessage(token: string, size: number): string {
-  const head = `From: <load@client.test>\r\nTo: <rcpt@downstream.test>\r\nSubject: fault load ${token}\r\n` +
+  const head =
+    `From: <load@client.test>\r\nTo: <rcpt@downstream.test>\r\nSubject: fault load ${token}\r\n` +
     `Message-ID: <${token}@client.test>\r\nX-Fault-Token: ${token}\r\n\r\n`;
   const lines: string[] = [`token ${token}`, '.a line starting with a dot', '..two dots', '.'];
   let n = head.length + 60;
@@ -267,5 +268,17 @@ export function compare(result: LoadResult, entries: RecordEntry[]): Comparison 
     if (oks === 0) notDelivered++;
     if (n > 1) duplicates += n - 1;
   }
-  return { messages: result.messages.length, acked, lost, corrupt, unknown, duplicates, recordedNotAcked, notDelivered, attempts, deferrals, doubleAcked };
+  return {
+    messages: result.messages.length,
+    acked,
+    lost,
+    corrupt,
+    unknown,
+    duplicates,
+    recordedNotAcked,
+    notDelivered,
+    attempts,
+    deferrals,
+    doubleAcked,
+  };
 }

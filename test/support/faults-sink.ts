@@ -55,10 +55,14 @@ const SELF = fileURLToPath(import.meta.url);
 export function bodySha256(message: Buffer | string): string {
   const b = typeof message === 'string' ? Buffer.from(message, 'latin1') : message;
   const sep = b.indexOf('\r\n\r\n');
-  return createHash('sha256').update(sep < 0 ? Buffer.alloc(0) : b.subarray(sep + 4)).digest('hex');
+  return createHash('sha256')
+    .update(sep < 0 ? Buffer.alloc(0) : b.subarray(sep + 4))
+    .digest('hex');
 }
 
-export async function startDurableSink(o: { port?: number; record?: string; jitterMs?: number } = {}): Promise<DurableSink> {
+export async function startDurableSink(
+  o: { port?: number; record?: string; jitterMs?: number } = {},
+): Promise<DurableSink> {
   const port = o.port ?? (await freePort());
   const dir = o.record ? null : mkdtempSync(join(tmpdir(), 'asmtpd-durable-sink-'));
   const record = o.record ?? join(dir!, 'record.jsonl');
@@ -70,9 +74,13 @@ export async function startDurableSink(o: { port?: number; record?: string; jitt
 
   const start = async (): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const c = spawn(process.execPath, [SELF, '--port', String(port), '--record', record, '--jitter', String(o.jitterMs ?? 0)], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const c = spawn(
+        process.execPath,
+        [SELF, '--port', String(port), '--record', record, '--jitter', String(o.jitterMs ?? 0)],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       starts++;
       const exit = new Promise<void>((r) => c.once('exit', () => r()));
       const ready = await new Promise<boolean>((resolve) => {
@@ -159,7 +167,8 @@ async function childMain(argv: string[]): Promise<void> {
   const jitter = Number(arg('--jitter') ?? 0);
   const { SMTPServer } = await import('smtp-server');
   const fd = openSync(recordPath, 'a', 0o600);
-  const pause = (): Promise<void> => (jitter > 0 ? new Promise((r) => setTimeout(r, Math.random() * jitter)) : Promise.resolve());
+  const pause = (): Promise<void> =>
+    jitter > 0 ? new Promise((r) => setTimeout(r, Math.random() * jitter)) : Promise.resolve();
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['AUTH', 'STARTTLS'],

@@ -36,7 +36,11 @@ export type LabNode = 'server' | 'r2' | 'r1' | 'client';
 
 export interface RouteLab {
   ns: Record<LabNode, string>;
-  run(node: LabNode, argv: readonly string[], timeoutMs?: number): Promise<{ code: number | null; out: string; err: string }>;
+  run(
+    node: LabNode,
+    argv: readonly string[],
+    timeoutMs?: number,
+  ): Promise<{ code: number | null; out: string; err: string }>;
   close(): void;
 }
 
@@ -68,7 +72,9 @@ process.on('exit', () => {
   for (const lab of open) lab.close();
 });
 
-export function createRouteLab(o: { silent?: ('r1' | 'r2')[]; rateLimit?: boolean; silentClient?: boolean } = {}): RouteLab {
+export function createRouteLab(
+  o: { silent?: ('r1' | 'r2')[]; rateLimit?: boolean; silentClient?: boolean } = {},
+): RouteLab {
   const base = `asmnp${process.pid}x${counter++}`;
   const ns: Record<LabNode, string> = { server: `${base}-s`, r2: `${base}-r2`, r1: `${base}-r1`, client: `${base}-c` };
   const created: string[] = [];
@@ -77,7 +83,8 @@ export function createRouteLab(o: { silent?: ('r1' | 'r2')[]; rateLimit?: boolea
     run(node, argv, timeoutMs = 20_000) {
       return new Promise((resolve) => {
         const p = spawn('ip', ['netns', 'exec', ns[node], ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '', err = '';
+        let out = '',
+          err = '';
         p.stdout.on('data', (d: Buffer) => (out += d.toString()));
         p.stderr.on('data', (d: Buffer) => (err += d.toString()));
         const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
@@ -132,8 +139,10 @@ export function createRouteLab(o: { silent?: ('r1' | 'r2')[]; rateLimit?: boolea
       // a per-peer limit of ~35 minutes: the first ICMP error to a peer is already over it
       const limit = silent ? 2_147_483 : o.rateLimit ? 1000 : 0;
       sysctl(ns[r], {
-        'net.ipv4.ip_forward': 1, 'net.ipv6.conf.all.forwarding': 1,
-        'net.ipv4.icmp_ratelimit': limit, 'net.ipv6.icmp.ratelimit': limit,
+        'net.ipv4.ip_forward': 1,
+        'net.ipv6.conf.all.forwarding': 1,
+        'net.ipv4.icmp_ratelimit': limit,
+        'net.ipv6.icmp.ratelimit': limit,
       });
     }
     if (o.silentClient) sysctl(ns.client, { 'net.ipv4.icmp_echo_ignore_all': 1, 'net.ipv6.icmp.echo_ignore_all': 1 });

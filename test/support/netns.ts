@@ -129,7 +129,8 @@ export function createNetLab(): NetLab {
     },
     link(a, b) {
       const i = links++;
-      const aDev = `${devBase}l${i}a`, bDev = `${devBase}l${i}b`;
+      const aDev = `${devBase}l${i}a`,
+        bDev = `${devBase}l${i}b`;
       const s = freeSubnet(subnets);
       const v4prefix = `198.${18 + (s >> 8)}.${s & 0xff}`;
       const v6prefix = `${ula}:${(i + 1).toString(16)}`;
@@ -151,7 +152,16 @@ export function createNetLab(): NetLab {
       return { aDev, bDev, v4, v6 };
     },
     route(ns, dest, via, extra = []) {
-      ipCmd([...(ns ? ['-n', ns] : []), ...(dest.includes(':') ? ['-6'] : []), 'route', 'add', dest, 'via', via, ...extra]);
+      ipCmd([
+        ...(ns ? ['-n', ns] : []),
+        ...(dest.includes(':') ? ['-6'] : []),
+        'route',
+        'add',
+        dest,
+        'via',
+        via,
+        ...extra,
+      ]);
     },
     sysctl(ns, settings) {
       const args = Object.entries(settings).map(([k, v]) => `${k}=${v}`);
@@ -164,7 +174,8 @@ export function createNetLab(): NetLab {
     run(ns, argv, o = {}) {
       return new Promise((resolve) => {
         const p = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '', err = '';
+        let out = '',
+          err = '';
         p.stdout.on('data', (d: Buffer) => (out += d.toString()));
         p.stderr.on('data', (d: Buffer) => (err += d.toString()));
         const timer = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 20_000);
@@ -186,7 +197,9 @@ export function createNetLab(): NetLab {
 /** A sysctl's value in a namespace (null: the root namespace), as text without the newline. */
 export function readSysctl(ns: string | null, key: string): string {
   const path = `/proc/sys/${key.replace(/\./g, '/')}`;
-  const r = ns ? spawnSync('ip', ['netns', 'exec', ns, 'cat', path], { encoding: 'utf8' }) : spawnSync('cat', [path], { encoding: 'utf8' });
+  const r = ns
+    ? spawnSync('ip', ['netns', 'exec', ns, 'cat', path], { encoding: 'utf8' })
+    : spawnSync('cat', [path], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`cannot read ${key}${ns ? ` in ${ns}` : ''}: ${r.stderr.trim()}`);
   return r.stdout.trim().replace(/\s+/g, ' ');
 }
@@ -214,7 +227,12 @@ export interface LinuxStack {
 }
 
 /** The settings of a namespace's stack (null: the root namespace) for a connection through DEV. */
-export function readLinuxStack(ns: string | null, family: 4 | 6, dev: string, route: Partial<LinuxStack> = {}): LinuxStack {
+export function readLinuxStack(
+  ns: string | null,
+  family: 4 | 6,
+  dev: string,
+  route: Partial<LinuxStack> = {},
+): LinuxStack {
   const n = (key: string): number => Number(readSysctl(ns, key));
   const mtuText = ns
     ? spawnSync('ip', ['netns', 'exec', ns, 'cat', `/sys/class/net/${dev}/mtu`], { encoding: 'utf8' }).stdout
@@ -246,7 +264,8 @@ export function readLinuxStack(ns: string | null, family: 4 | 6, dev: string, ro
  *   TTL      the initial TTL less one per router; DF always set (ip_no_pmtu_disc 0; IPv6)
  */
 export function linuxSynFingerprint(s: LinuxStack): string {
-  const mss = s.advmss ?? (s.family === 4 ? Math.min(Math.max(s.mtu - 40, 256), 65495) : s.mtu - 60 > 65515 ? 65535 : s.mtu - 60);
+  const mss =
+    s.advmss ?? (s.family === 4 ? Math.min(Math.max(s.mtu - 40, 256), 65495) : s.mtu - 60 > 65515 ? 65535 : s.mtu - 60);
   const options = [`M${mss}`];
   if (s.timestamps) options.push(...(s.sack ? ['S', 'T'] : ['N', 'N', 'T']));
   else if (s.sack) options.push('N', 'N', 'S');

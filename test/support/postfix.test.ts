@@ -82,7 +82,10 @@ test('postfix harness: maildir mode delivers any recipient to the one Maildir, b
     const expected = raw.toString('utf8').replace(/\r\n/g, '\n'); // Maildir stores LF line ends
     const rcpts = new Set<string>();
     for (const m of msgs) {
-      const { prepended, rest } = stripPrepended(m.toString('utf8'), /^(Return-Path|X-Original-To|Delivered-To|Received):/i);
+      const { prepended, rest } = stripPrepended(
+        m.toString('utf8'),
+        /^(Return-Path|X-Original-To|Delivered-To|Received):/i,
+      );
       assert.equal(rest, expected, 'message after the prepended headers must be byte-identical');
       const names = prepended.map((h) => h.slice(0, h.indexOf(':')).toLowerCase());
       assert.deepEqual(names.sort(), ['delivered-to', 'received', 'return-path', 'x-original-to']);

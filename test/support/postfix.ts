@@ -393,9 +393,19 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
   // of ~2 s. If that start fails, the retry below runs the full checks.
   const postdropGid = groupId('postdrop') ?? 0;
   const queueDirs: [string, number, number, number][] = [
-    ...['active', 'bounce', 'corrupt', 'defer', 'deferred', 'flush', 'hold', 'incoming', 'private', 'saved', 'trace'].map(
-      (q): [string, number, number, number] => [q, 0o700, pfUser.uid, 0],
-    ),
+    ...[
+      'active',
+      'bounce',
+      'corrupt',
+      'defer',
+      'deferred',
+      'flush',
+      'hold',
+      'incoming',
+      'private',
+      'saved',
+      'trace',
+    ].map((q): [string, number, number, number] => [q, 0o700, pfUser.uid, 0]),
     ['maildrop', 0o730, pfUser.uid, postdropGid],
     ['public', 0o710, pfUser.uid, postdropGid],
     ['pid', 0o755, 0, 0],
@@ -464,7 +474,10 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
   const listNew = async (): Promise<string[]> => {
     if (!maildir) return [];
     const names = await readdir(join(maildir, 'new')).catch(() => [] as string[]);
-    return names.filter((n) => !n.startsWith('.')).sort().map((n) => join(maildir!, 'new', n));
+    return names
+      .filter((n) => !n.startsWith('.'))
+      .sort()
+      .map((n) => join(maildir!, 'new', n));
   };
 
   const countFiles = async (d: string): Promise<number> => {

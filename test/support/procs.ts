@@ -35,9 +35,12 @@ export function readProc(pid: number): Proc | null {
     const cap = (name: string): bigint => BigInt(`0x${field(name) || '0'}`);
     const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
     return {
-      pid, ppid,
+      pid,
+      ppid,
       cmd: readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' '),
-      uid: nums('Uid'), gid: nums('Gid'), groups: nums('Groups'),
+      uid: nums('Uid'),
+      gid: nums('Gid'),
+      groups: nums('Groups'),
       cap: { inh: cap('CapInh'), prm: cap('CapPrm'), eff: cap('CapEff'), bnd: cap('CapBnd'), amb: cap('CapAmb') },
       noNewPrivs: Number(field('NoNewPrivs')),
       nproc: /^Max processes\s+(\S+)\s+(\S+)/m.exec(limits)?.slice(1).join('/') ?? '',
@@ -49,7 +52,10 @@ export function readProc(pid: number): Proc | null {
 
 /** The process and every process below it. */
 export function processTree(root: number): Proc[] {
-  const all = readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map((n) => readProc(Number(n))).filter((p): p is Proc => p !== null);
+  const all = readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map((n) => readProc(Number(n)))
+    .filter((p): p is Proc => p !== null);
   const out: Proc[] = [];
   const add = (pid: number): void => {
     const p = all.find((x) => x.pid === pid);
@@ -84,7 +90,7 @@ export function dumpable(p: Proc): boolean | null {
 
 /** gdb is there (CI installs it) and may attach (root, or ptrace allowed). */
 export function gdbAvailable(): string | null {
-  if (process.getuid?.() !== 0) return 'attaching gdb to the daemon\'s processes needs root';
+  if (process.getuid?.() !== 0) return "attaching gdb to the daemon's processes needs root";
   return spawnSync('gdb', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'gdb is not installed';
 }
 
@@ -94,7 +100,9 @@ export function gdbAvailable(): string | null {
  */
 export function callInProcess(pid: number, expression: string): string {
   const out = execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', `print ${expression}`], {
-    encoding: 'utf8', timeout: 60_000, stdio: ['ignore', 'pipe', 'pipe'],
+    encoding: 'utf8',
+    timeout: 60_000,
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const m = /^\$1 = (.*)$/m.exec(out);
   if (!m) throw new Error(`gdb printed no value for ${expression}: ${out.slice(-500)}`);
@@ -107,8 +115,16 @@ export function cString(s: string): string {
 }
 
 /** Run argv as uid:gid with no supplementary groups; exit status and output. */
-export function runAs(uid: number, gid: number, argv: string[]): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', ...argv], { encoding: 'utf8', cwd: '/', timeout: 30_000 });
+export function runAs(
+  uid: number,
+  gid: number,
+  argv: string[],
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', ...argv], {
+    encoding: 'utf8',
+    cwd: '/',
+    timeout: 30_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 

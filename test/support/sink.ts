@@ -54,7 +54,8 @@ export async function startSink(mode: SinkMode = { kind: 'accept' }): Promise<Si
         total += c.length;
         if (sink.mode.kind === 'die-in-data' && total > 0) {
           // kill the connection while the client is still sending
-          for (const conn of (server as unknown as { connections: Set<{ _socket: { destroy(): void } }> }).connections) conn._socket.destroy();
+          for (const conn of (server as unknown as { connections: Set<{ _socket: { destroy(): void } }> }).connections)
+            conn._socket.destroy();
         }
       });
       stream.on('end', () => {

@@ -125,26 +125,121 @@ const CLIENTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3'];
 /** the sender of every injected (smuggled) transaction; no other session uses it */
 export const SMUGGLED_SENDER = 'smuggled@injected.test';
 
-const HELO_NAMES = ['client.example', 'mx.example.test', 'localhost', '[127.0.0.1]', '[IPv6:::1]', 'a', 'x'.repeat(300),
-  'caf\xc3\xa9.example', 'bad\xff.example', 'under_score.example', '-dash.example', ''];
-const SENDERS = ['', 'a@remote.example', 'postmaster', 'postmaster@local.test', 'alice@local.test', 'x@[192.0.2.1]',
-  '"quoted sender"@remote.example', 'caf\xc3\xa9@remote.example', '@relay.example:a@remote.example', 'a@remote.example.'];
-const MAIL_PARAMS = ['SIZE=1000', 'SIZE=99999999999', 'SIZE=x', 'BODY=8BITMIME', 'BODY=7BIT', 'BODY=BINARYMIME', 'SMTPUTF8',
-  'SMTPUTF8=yes', 'RET=FULL', 'ENVID=abc', 'AUTH=<>', 'REQUIRETLS', 'X-UNKNOWN=1', 'SIZE=1 SIZE=2', '=', 'A=+00+0D+0A'];
-const RCPTS = ['alice@local.test', 'bob@second.test', 'ALICE@LOCAL.TEST.', '"alice"@local.test', 'postmaster', 'Postmaster@local.test',
-  'nobody@local.test', 'x@elsewhere.example', 'X@ELSEWHERE.EXAMPLE.', 'alice%elsewhere.example@local.test',
-  'elsewhere.example!alice@local.test', 'alice@elsewhere.example@local.test', '"alice@elsewhere.example"@local.test',
-  '@local.test:x@elsewhere.example', 'alice@[127.0.0.1]', 'alice@[192.0.2.9]', '"a b"@local.test', '\xc3\xbcser@local.test',
-  'alice@local.test.elsewhere.example'];
+const HELO_NAMES = [
+  'client.example',
+  'mx.example.test',
+  'localhost',
+  '[127.0.0.1]',
+  '[IPv6:::1]',
+  'a',
+  'x'.repeat(300),
+  'caf\xc3\xa9.example',
+  'bad\xff.example',
+  'under_score.example',
+  '-dash.example',
+  '',
+];
+const SENDERS = [
+  '',
+  'a@remote.example',
+  'postmaster',
+  'postmaster@local.test',
+  'alice@local.test',
+  'x@[192.0.2.1]',
+  '"quoted sender"@remote.example',
+  'caf\xc3\xa9@remote.example',
+  '@relay.example:a@remote.example',
+  'a@remote.example.',
+];
+const MAIL_PARAMS = [
+  'SIZE=1000',
+  'SIZE=99999999999',
+  'SIZE=x',
+  'BODY=8BITMIME',
+  'BODY=7BIT',
+  'BODY=BINARYMIME',
+  'SMTPUTF8',
+  'SMTPUTF8=yes',
+  'RET=FULL',
+  'ENVID=abc',
+  'AUTH=<>',
+  'REQUIRETLS',
+  'X-UNKNOWN=1',
+  'SIZE=1 SIZE=2',
+  '=',
+  'A=+00+0D+0A',
+];
+const RCPTS = [
+  'alice@local.test',
+  'bob@second.test',
+  'ALICE@LOCAL.TEST.',
+  '"alice"@local.test',
+  'postmaster',
+  'Postmaster@local.test',
+  'nobody@local.test',
+  'x@elsewhere.example',
+  'X@ELSEWHERE.EXAMPLE.',
+  'alice%elsewhere.example@local.test',
+  'elsewhere.example!alice@local.test',
+  'alice@elsewhere.example@local.test',
+  '"alice@elsewhere.example"@local.test',
+  '@local.test:x@elsewhere.example',
+  'alice@[127.0.0.1]',
+  'alice@[192.0.2.9]',
+  '"a b"@local.test',
+  '\xc3\xbcser@local.test',
+  'alice@local.test.elsewhere.example',
+];
 const RCPT_PARAMS = ['NOTIFY=NEVER', 'NOTIFY=SUCCESS,FAILURE', 'ORCPT=rfc822;x@y', 'X=1'];
-const OTHER_COMMANDS = ['NOOP', 'RSET', 'HELP', 'VRFY alice', 'VRFY', 'EXPN staff', 'BDAT 10 LAST', 'AUTH PLAIN AGEAYg==',
-  'AUTH LOGIN', 'STARTTLS', 'XCLIENT ADDR=127.0.0.1', 'XFORWARD ADDR=127.0.0.1', 'WIZ x', 'SHELL', 'KILL', 'TURN', 'ETRN local.test',
-  'ehlo lower.example', 'mail from:<a@b.example>', 'QUIT now', 'DATA extra', 'MAIL FROM: <a@b.example>', 'RCPT TO:alice@local.test',
-  'MAIL FROM:a@b.example', 'HELO', 'EHLO', 'BOGUS'];
-const NASTY = [0x00, 0x0d, 0x0a, 0x7f, 0xff, 0xc3, 0x80, 0x3c, 0x3e, 0x22, 0x5c, 0x40, 0x25, 0x21, 0x3a, 0x20, 0x09, 0x2e, 0x3d, 0x2b];
+const OTHER_COMMANDS = [
+  'NOOP',
+  'RSET',
+  'HELP',
+  'VRFY alice',
+  'VRFY',
+  'EXPN staff',
+  'BDAT 10 LAST',
+  'AUTH PLAIN AGEAYg==',
+  'AUTH LOGIN',
+  'STARTTLS',
+  'XCLIENT ADDR=127.0.0.1',
+  'XFORWARD ADDR=127.0.0.1',
+  'WIZ x',
+  'SHELL',
+  'KILL',
+  'TURN',
+  'ETRN local.test',
+  'ehlo lower.example',
+  'mail from:<a@b.example>',
+  'QUIT now',
+  'DATA extra',
+  'MAIL FROM: <a@b.example>',
+  'RCPT TO:alice@local.test',
+  'MAIL FROM:a@b.example',
+  'HELO',
+  'EHLO',
+  'BOGUS',
+];
+const NASTY = [
+  0x00, 0x0d, 0x0a, 0x7f, 0xff, 0xc3, 0x80, 0x3c, 0x3e, 0x22, 0x5c, 0x40, 0x25, 0x21, 0x3a, 0x20, 0x09, 0x2e, 0x3d,
+  0x2b,
+];
 /** End-of-data look-alikes from the December 2023 SMTP smuggling research (no genuine CRLF.CRLF). */
-export const SMUGGLING_EODS = ['\n.\n', '\n.\r\n', '\r.\r', '\r\n.\r', '\r\n.\n', '\r.\r\n', '\r.\n', '\n.\r', '\n\r.\n\r',
-  '\r\n\x00.\r\n', '\r\n.\x00\r\n', '\n..\n', '\r\n \r\n.\n'];
+export const SMUGGLING_EODS = [
+  '\n.\n',
+  '\n.\r\n',
+  '\r.\r',
+  '\r\n.\r',
+  '\r\n.\n',
+  '\r.\r\n',
+  '\r.\n',
+  '\n.\r',
+  '\n\r.\n\r',
+  '\r\n\x00.\r\n',
+  '\r\n.\x00\r\n',
+  '\n..\n',
+  '\r\n \r\n.\n',
+];
 
 interface Element {
   text: Buffer;
@@ -156,7 +251,11 @@ interface Element {
 
 const CRLF = Buffer.from('\r\n');
 const B = (s: string): Buffer => Buffer.from(s, 'latin1');
-const line = (s: string | Buffer, reply = true): Element => ({ text: typeof s === 'string' ? B(s) : s, eol: CRLF, reply });
+const line = (s: string | Buffer, reply = true): Element => ({
+  text: typeof s === 'string' ? B(s) : s,
+  eol: CRLF,
+  reply,
+});
 
 function dotStuff(body: string): string {
   return body.replace(/(^|\r\n)\./g, '$1..');
@@ -169,7 +268,8 @@ function messageBody(rng: Rng, index: number): string {
     `Subject: fuzz ${index}`,
     `Message-ID: <${index}.${rng.int(1e9)}@remote.example>`,
   ];
-  if (rng.chance(0.3)) headers.push('MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit');
+  if (rng.chance(0.3))
+    headers.push('MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit');
   if (rng.chance(0.1)) headers.push('X-Long: ' + 'h'.repeat(rng.range(900, 5000)));
   if (rng.chance(0.1)) headers.push('X-Folded: a\r\n\tb\r\n c');
   if (rng.chance(0.05)) headers.push('Subject: caf\xc3\xa9 \xff\xfe');
@@ -229,7 +329,11 @@ function mutateBytes(rng: Rng, b: Buffer): Buffer {
     case 5: {
       // blow a field up: just over the 512-octet command limit, or past the 64 KiB line limit
       const size = rng.pick([520, 1000, 5000, 66_000, 70_000]);
-      return Buffer.concat([b.subarray(0, at), Buffer.alloc(size, rng.pick([0x61, 0x40, 0x2e, 0x3c, 0x22])), b.subarray(at)]);
+      return Buffer.concat([
+        b.subarray(0, at),
+        Buffer.alloc(size, rng.pick([0x61, 0x40, 0x2e, 0x3c, 0x22])),
+        b.subarray(at),
+      ]);
     }
     case 6: {
       const s = b.toString('latin1');
@@ -280,12 +384,24 @@ function mutate(rng: Rng, els: Element[]): Element[] {
 function clientHello(rng: Rng): Buffer {
   const sni = B('mx.example.test');
   const ext = Buffer.concat([
-    Buffer.from([0x00, 0x00]), u16(sni.length + 5), u16(sni.length + 3), Buffer.from([0x00]), u16(sni.length), sni,
+    Buffer.from([0x00, 0x00]),
+    u16(sni.length + 5),
+    u16(sni.length + 3),
+    Buffer.from([0x00]),
+    u16(sni.length),
+    sni,
     Buffer.from([0x00, 0x2b, 0x00, 0x03, 0x02, 0x03, 0x04]),
   ]);
   const body = Buffer.concat([
-    Buffer.from([0x03, 0x03]), rng.bytes(32), Buffer.from([0x20]), rng.bytes(32),
-    u16(4), Buffer.from([0x13, 0x01, 0xc0, 0x2f]), Buffer.from([0x01, 0x00]), u16(ext.length), ext,
+    Buffer.from([0x03, 0x03]),
+    rng.bytes(32),
+    Buffer.from([0x20]),
+    rng.bytes(32),
+    u16(4),
+    Buffer.from([0x13, 0x01, 0xc0, 0x2f]),
+    Buffer.from([0x01, 0x00]),
+    u16(ext.length),
+    ext,
   ]);
   const hs = Buffer.concat([Buffer.from([0x01, 0, (body.length >> 8) & 0xff, body.length & 0xff]), body]);
   return Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), u16(hs.length), hs]);
@@ -306,7 +422,8 @@ function toSteps(rng: Rng, els: Element[], steps: Step[]): void {
     const pieces = rng.chance(0.3) ? rng.range(2, 6) : 1;
     let pos = 0;
     for (let p = 0; p < pieces && pos < all.length; p++) {
-      const end = p === pieces - 1 ? all.length : Math.min(all.length, pos + 1 + rng.int(Math.max(1, all.length - pos)));
+      const end =
+        p === pieces - 1 ? all.length : Math.min(all.length, pos + 1 + rng.int(Math.max(1, all.length - pos)));
       steps.push({ op: 'write', data: all.subarray(pos, end) });
       if (end < all.length && rng.chance(0.5)) steps.push({ op: 'pause', ms: rng.int(4) });
       pos = end;
@@ -381,16 +498,34 @@ export function generateSession(seed: number, index: number, only?: SessionKind)
     case 'huge': {
       steps.push({ op: 'greeting' });
       const r = rng.int(5);
-      if (r === 0) steps.push({ op: 'write', data: Buffer.concat([B('NOOP '), Buffer.alloc(rng.range(513, 3000), 0x61), CRLF]) }, { op: 'read' });
-      else if (r === 1) steps.push({ op: 'write', data: Buffer.alloc(rng.range(65_000, 200_000), 0x41) }, { op: 'read' });
+      if (r === 0)
+        steps.push(
+          { op: 'write', data: Buffer.concat([B('NOOP '), Buffer.alloc(rng.range(513, 3000), 0x61), CRLF]) },
+          { op: 'read' },
+        );
+      else if (r === 1)
+        steps.push({ op: 'write', data: Buffer.alloc(rng.range(65_000, 200_000), 0x41) }, { op: 'read' });
       else if (r === 2) steps.push({ op: 'write', data: B('NOOP\r\n'.repeat(rng.range(100, 2000))) }, { op: 'read' });
       else if (r === 3) {
-        const rcpts = Array.from({ length: rng.range(90, 300) }, (_, i) => `RCPT TO:<u${i}@elsewhere.example>\r\n`).join('');
-        steps.push({ op: 'write', data: B(`EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\n${rcpts}RSET\r\n`) }, { op: 'read' });
+        const rcpts = Array.from(
+          { length: rng.range(90, 300) },
+          (_, i) => `RCPT TO:<u${i}@elsewhere.example>\r\n`,
+        ).join('');
+        steps.push(
+          { op: 'write', data: B(`EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\n${rcpts}RSET\r\n`) },
+          { op: 'read' },
+        );
       } else {
         const big = 'Subject: big\r\n\r\n' + ('z'.repeat(rng.range(1000, 200_000)) + '\r\n').repeat(rng.range(1, 3));
-        steps.push({ op: 'write', data: B(`EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n`) },
-          { op: 'read' }, { op: 'write', data: B(big + '.\r\n') }, { op: 'read' });
+        steps.push(
+          {
+            op: 'write',
+            data: B(`EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<alice@local.test>\r\nDATA\r\n`),
+          },
+          { op: 'read' },
+          { op: 'write', data: B(big + '.\r\n') },
+          { op: 'read' },
+        );
       }
       ending(rng, steps);
       break;
@@ -407,9 +542,19 @@ export function generateSession(seed: number, index: number, only?: SessionKind)
     }
     case 'opener': {
       const r = rng.int(5);
-      if (r === 0) steps.push({ op: 'write', data: B('GET / HTTP/1.1\r\nHost: mx.example.test\r\n\r\n') }, { op: 'read' });
-      else if (r === 1) steps.push({ op: 'write', data: B('PROXY TCP4 192.0.2.1 192.0.2.2 1234 25\r\nEHLO x.example\r\n') }, { op: 'read' });
-      else if (r === 2) steps.push({ op: 'write', data: B('EHLO early.example\r\nMAIL FROM:<a@remote.example>\r\n') }, { op: 'greeting' }, { op: 'read' });
+      if (r === 0)
+        steps.push({ op: 'write', data: B('GET / HTTP/1.1\r\nHost: mx.example.test\r\n\r\n') }, { op: 'read' });
+      else if (r === 1)
+        steps.push(
+          { op: 'write', data: B('PROXY TCP4 192.0.2.1 192.0.2.2 1234 25\r\nEHLO x.example\r\n') },
+          { op: 'read' },
+        );
+      else if (r === 2)
+        steps.push(
+          { op: 'write', data: B('EHLO early.example\r\nMAIL FROM:<a@remote.example>\r\n') },
+          { op: 'greeting' },
+          { op: 'read' },
+        );
       else if (r === 3) steps.push({ op: 'greeting' });
       else steps.push({ op: 'greeting' }, { op: 'write', data: B('POST /x HTTP/1.0\r\n') }, { op: 'read' });
       ending(rng, steps);
@@ -420,7 +565,8 @@ export function generateSession(seed: number, index: number, only?: SessionKind)
       const eod = rng.pick(SMUGGLING_EODS);
       const rcpt = rng.pick(['alice@local.test', 'x@elsewhere.example']);
       const head = `EHLO c.example\r\nMAIL FROM:<a@remote.example>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n`;
-      const body = `Subject: first\r\n\r\nfirst${eod}MAIL FROM:<${SMUGGLED_SENDER}>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n` +
+      const body =
+        `Subject: first\r\n\r\nfirst${eod}MAIL FROM:<${SMUGGLED_SENDER}>\r\nRCPT TO:<${rcpt}>\r\nDATA\r\n` +
         `Subject: smuggled\r\n\r\nsmuggled\r\n.\r\n`;
       if (rng.chance(0.5)) {
         steps.push({ op: 'write', data: B(head) }, { op: 'read' });
@@ -461,7 +607,15 @@ export interface DriverOptions {
 export function runSession(port: number, s: FuzzSession, opts: DriverOptions = {}): Promise<SessionOutcome> {
   const readTimeout = opts.readTimeoutMs ?? 400;
   const started = Date.now();
-  const out: SessionOutcome = { codes: [], suspicious: [], transient: [], closedByServer: false, gaveUp: false, connectError: null, ms: 0 };
+  const out: SessionOutcome = {
+    codes: [],
+    suspicious: [],
+    transient: [],
+    closedByServer: false,
+    gaveUp: false,
+    connectError: null,
+    ms: 0,
+  };
   return new Promise((resolve) => {
     let socket: Socket;
     let text = '';
@@ -611,15 +765,24 @@ export async function startFuzzTarget(extraConf = ''): Promise<FuzzTarget> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-fuzz-'));
   chmodSync(dir, 0o755);
   const passwd = join(dir, 'passwd');
-  writeFileSync(passwd, LOCAL_USERS.map((u, i) => `${u}:x:${2001 + i}:${2001 + i}::/nonexistent/${u}:/bin/sh\n`).join(''));
+  writeFileSync(
+    passwd,
+    LOCAL_USERS.map((u, i) => `${u}:x:${2001 + i}:${2001 + i}::/nonexistent/${u}:/bin/sh\n`).join(''),
+  );
   chmodSync(passwd, 0o644);
   const preload = join(dir, 'gc-preload.cjs');
   writeFileSync(preload, GC_PRELOAD);
   chmodSync(preload, 0o644);
   const sink = await startWireSink();
   const conf = [
-    `RelayHost 127.0.0.1:${sink.port}`, `RelayNet ${RELAY_CLIENT}/32`, ...LOCAL_DOMAINS.map((d) => `LocalDomain ${d}`),
-    `PasswdFile ${passwd}`, 'MaxClients 2000', 'MaxClientsPerIP 1000', 'MaxMsgSize 1M', extraConf,
+    `RelayHost 127.0.0.1:${sink.port}`,
+    `RelayNet ${RELAY_CLIENT}/32`,
+    ...LOCAL_DOMAINS.map((d) => `LocalDomain ${d}`),
+    `PasswdFile ${passwd}`,
+    'MaxClients 2000',
+    'MaxClientsPerIP 1000',
+    'MaxMsgSize 1M',
+    extraConf,
   ].join('\n');
   const saved = process.env.NODE_OPTIONS;
   process.env.NODE_OPTIONS = `${saved ? saved + ' ' : ''}--require ${preload}`;
@@ -631,8 +794,15 @@ export async function startFuzzTarget(extraConf = ''): Promise<FuzzTarget> {
     else process.env.NODE_OPTIONS = saved;
   }
   const tally: Tally = {
-    events: {}, acceptedTids: new Set(), refusedTids: new Map(), deliveredTids: new Map(), sinkMessages: 0, errors: new Map(), socketErrors: 0,
-    sinkProblems: [], nonJsonStderr: [],
+    events: {},
+    acceptedTids: new Set(),
+    refusedTids: new Map(),
+    deliveredTids: new Map(),
+    sinkMessages: 0,
+    errors: new Map(),
+    socketErrors: 0,
+    sinkProblems: [],
+    nonJsonStderr: [],
   };
   let partial = '';
   daemon.proc.stderr!.on('data', (d: Buffer) => {
@@ -645,7 +815,10 @@ export async function startFuzzTarget(extraConf = ''): Promise<FuzzTarget> {
     }
   });
   return {
-    daemon, sink, dir, tally,
+    daemon,
+    sink,
+    dir,
+    tally,
     async stop() {
       await daemon.stop();
       await sink.close();
@@ -688,7 +861,13 @@ export function drain(t: FuzzTarget): void {
       t.tally.socketErrors++;
       continue;
     }
-    if (l.level === 'error' || l.level === 'fatal' || 'stack' in l || l.event === 'daemon.error' || l.event === 'session.error') {
+    if (
+      l.level === 'error' ||
+      l.level === 'fatal' ||
+      'stack' in l ||
+      l.event === 'daemon.error' ||
+      l.event === 'session.error'
+    ) {
       const key = `${l.event}: ${msg.slice(0, 120)}`;
       const e = t.tally.errors.get(key);
       if (e) e.count++;
@@ -703,7 +882,12 @@ function isLocalRecipient(addr: string): boolean {
   if (addr.toLowerCase() === 'postmaster') return true;
   const at = addr.lastIndexOf('@');
   if (at < 0) return false;
-  return LOCAL_DOMAINS.includes(addr.slice(at + 1).toLowerCase().replace(/\.$/, ''));
+  return LOCAL_DOMAINS.includes(
+    addr
+      .slice(at + 1)
+      .toLowerCase()
+      .replace(/\.$/, ''),
+  );
 }
 
 function checkSinkMessage(t: Tally, m: WireMessage): void {
@@ -712,24 +896,31 @@ function checkSinkMessage(t: Tally, m: WireMessage): void {
     if (t.sinkProblems.length < 100) t.sinkProblems.push(p);
   };
   // our fields come first; unfold them (a long HELO folds the Received line anywhere)
-  const head = m.data.subarray(0, 8192).toString('latin1').replace(/\r\n[ \t]+/g, ' ');
+  const head = m.data
+    .subarray(0, 8192)
+    .toString('latin1')
+    .replace(/\r\n[ \t]+/g, ' ');
   const rec = /^Received: from \S+ \(([^)]*)\)[^\r\n]*?\bid ([0-9A-Z]+)\b/m.exec(head);
   const tid = rec?.[2] ?? '';
   if (!rec) problem(`message without our Received field: ${JSON.stringify(head.slice(0, 200))}`);
   else t.deliveredTids.set(tid, (t.deliveredTids.get(tid) ?? 0) + 1);
   for (const p of wireProblems(m.raw)) problem(`${tid}: ${p}`);
-  if (m.from === SMUGGLED_SENDER) problem(`${tid}: an injected transaction (from ${SMUGGLED_SENDER}) reached the downstream`);
+  if (m.from === SMUGGLED_SENDER)
+    problem(`${tid}: an injected transaction (from ${SMUGGLED_SENDER}) reached the downstream`);
   const client = /\[(IPv6:)?([^\]]+)\]/.exec(rec?.[1] ?? '')?.[2];
   const foreign = m.to.filter((r) => !isLocalRecipient(r));
-  if (foreign.length && client !== RELAY_CLIENT) problem(`${tid}: relayed to ${foreign.join(', ')} for client ${client} outside RelayNet`);
+  if (foreign.length && client !== RELAY_CLIENT)
+    problem(`${tid}: relayed to ${foreign.join(', ')} for client ${client} outside RelayNet`);
 }
 
 function checkSinkCommand(t: Tally, c: string): void {
   // what asmtpd's relay may send: one command per line, printable, no control characters
   // eslint-disable-next-line no-control-regex
   const ok = /^(EHLO \S+|MAIL FROM:<[^\x00-\x1f]*>( \S+)*|RCPT TO:<[^\x00-\x1f]*>( \S+)*|DATA|RSET|NOOP|QUIT)$/.test(c);
-  if (!ok && t.sinkProblems.length < 100) t.sinkProblems.push(`unexpected command at the downstream: ${JSON.stringify(c.slice(0, 200))}`);
-  if (c.includes(SMUGGLED_SENDER) && t.sinkProblems.length < 100) t.sinkProblems.push(`injected command at the downstream: ${JSON.stringify(c)}`);
+  if (!ok && t.sinkProblems.length < 100)
+    t.sinkProblems.push(`unexpected command at the downstream: ${JSON.stringify(c.slice(0, 200))}`);
+  if (c.includes(SMUGGLED_SENDER) && t.sinkProblems.length < 100)
+    t.sinkProblems.push(`injected command at the downstream: ${JSON.stringify(c)}`);
 }
 
 // ── Memory ────────────────────────────────────────────────────────────────────────────────────
@@ -784,11 +975,18 @@ export async function daemonMemory(t: FuzzTarget, settleMs = 500): Promise<Memor
   }
   if (!rep) throw new Error('the daemon did not report its memory (GC preload not loaded?)');
   await new Promise((r) => setTimeout(r, 300));
-  const vmRss = (): number => 1024 * Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
+  const vmRss = (): number =>
+    1024 * Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
   const untrimmed = vmRss();
   const trimmed = mallocTrim(pid);
   return {
-    rss: trimmed ? vmRss() : untrimmed, rssUntrimmed: untrimmed, trimmed, heapUsed: Number(rep.heapUsed), heapTotal: Number(rep.heapTotal), external: Number(rep.external), arrayBuffers: Number(rep.arrayBuffers),
+    rss: trimmed ? vmRss() : untrimmed,
+    rssUntrimmed: untrimmed,
+    trimmed,
+    heapUsed: Number(rep.heapUsed),
+    heapTotal: Number(rep.heapTotal),
+    external: Number(rep.external),
+    arrayBuffers: Number(rep.arrayBuffers),
     fds: readdirSync(`/proc/${pid}/fd`).length,
     ...rssByMapping(pid),
   };
@@ -801,7 +999,10 @@ export async function daemonMemory(t: FuzzTarget, settleMs = 500): Promise<Memor
  */
 function mallocTrim(pid: number): boolean {
   try {
-    execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], { stdio: 'ignore', timeout: 30_000 });
+    execFileSync('gdb', ['-p', String(pid), '-batch', '-nx', '-ex', 'call (int)malloc_trim(0)'], {
+      stdio: 'ignore',
+      timeout: 30_000,
+    });
     return true;
   } catch {
     return false;
@@ -817,7 +1018,9 @@ export async function idle(t: FuzzTarget, timeoutMs: number): Promise<boolean> {
   for (;;) {
     drain(t);
     const open = (t.tally.events['session.connect'] ?? 0) - (t.tally.events['session.end'] ?? 0);
-    const undecided = [...t.tally.deliveredTids.keys()].some((tid) => !t.tally.acceptedTids.has(tid) && !t.tally.refusedTids.has(tid));
+    const undecided = [...t.tally.deliveredTids.keys()].some(
+      (tid) => !t.tally.acceptedTids.has(tid) && !t.tally.refusedTids.has(tid),
+    );
     if (open <= 0 && !undecided) return true;
     if (Date.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, 200));
@@ -857,7 +1060,16 @@ export interface RunOptions {
 
 export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> {
   const stats: FuzzStats = {
-    seed: o.seed, sessions: 0, ms: 0, kinds: {}, replies: {}, closedByServer: 0, gaveUp: 0, connectErrors: 0, suspicious: [], transient: {},
+    seed: o.seed,
+    sessions: 0,
+    ms: 0,
+    kinds: {},
+    replies: {},
+    closedByServer: 0,
+    gaveUp: 0,
+    connectErrors: 0,
+    suspicious: [],
+    transient: {},
     slowest: { index: -1, kind: '', ms: 0 },
   };
   const started = Date.now();
@@ -883,7 +1095,8 @@ export async function runFuzz(t: FuzzTarget, o: RunOptions): Promise<FuzzStats> 
         const k = x.replace(/\d{2,}/g, 'N');
         stats.transient[k] = (stats.transient[k] ?? 0) + 1;
       }
-      for (const x of r.suspicious) if (stats.suspicious.length < 50) stats.suspicious.push({ index: i, kind: s.kind, reply: x });
+      for (const x of r.suspicious)
+        if (stats.suspicious.length < 50) stats.suspicious.push({ index: i, kind: s.kind, reply: x });
       if (r.ms > stats.slowest.ms) stats.slowest = { index: i, kind: s.kind, ms: r.ms };
       if (stats.sessions % every === 0) {
         drain(t);
@@ -909,12 +1122,21 @@ export interface WarmUp {
  * in `parts` parts, measuring after each. "before" is the highest sample: the daemon still grows a
  * little after start (compiled code), and V8's heap reservation after a GC is not always the same.
  */
-export async function warmUp(t: FuzzTarget, o: { seed: number; sessions: number; parts?: number; concurrency?: number; driver?: DriverOptions }): Promise<WarmUp> {
+export async function warmUp(
+  t: FuzzTarget,
+  o: { seed: number; sessions: number; parts?: number; concurrency?: number; driver?: DriverOptions },
+): Promise<WarmUp> {
   const parts = o.parts ?? 3;
   const per = Math.ceil(o.sessions / parts);
   const samples: WarmUp['samples'] = [];
   for (let k = 0; k < parts; k++) {
-    await runFuzz(t, { seed: o.seed, first: 2 ** 31 + k * per, sessions: per, concurrency: o.concurrency ?? 100, ...(o.driver ? { driver: o.driver } : {}) });
+    await runFuzz(t, {
+      seed: o.seed,
+      first: 2 ** 31 + k * per,
+      sessions: per,
+      concurrency: o.concurrency ?? 100,
+      ...(o.driver ? { driver: o.driver } : {}),
+    });
     samples.push({ sessions: (k + 1) * per, ...(await daemonMemory(t)) });
   }
   const before = samples.reduce((a, b) => (b.rss > a.rss ? b : a));
@@ -928,7 +1150,11 @@ export async function normalTransaction(t: FuzzTarget): Promise<string | null> {
   try {
     const g = await c.greeting();
     if (g.code !== 220) return `greeting: ${g.last}`;
-    const r = await c.send('a@remote.example', ['alice@local.test'], `Subject: ${marker}\r\n\r\nafter the fuzz run\r\n`);
+    const r = await c.send(
+      'a@remote.example',
+      ['alice@local.test'],
+      `Subject: ${marker}\r\n\r\nafter the fuzz run\r\n`,
+    );
     if (r.code !== 250) return `final transaction: ${r.last}`;
     await c.cmd('QUIT');
   } finally {
@@ -945,14 +1171,17 @@ export function checkTarget(t: FuzzTarget): string[] {
   if (t.daemon.proc.exitCode !== null || t.daemon.proc.signalCode !== null) {
     problems.push(`the daemon exited (${t.daemon.proc.exitCode ?? t.daemon.proc.signalCode})`);
   }
-  for (const [key, e] of t.tally.errors) problems.push(`daemon logged ${e.count}× ${key} — e.g. ${JSON.stringify(e.example).slice(0, 600)}`);
+  for (const [key, e] of t.tally.errors)
+    problems.push(`daemon logged ${e.count}× ${key} — e.g. ${JSON.stringify(e.example).slice(0, 600)}`);
   for (const l of t.tally.nonJsonStderr) problems.push(`daemon stderr: ${l.slice(0, 300)}`);
   problems.push(...t.tally.sinkProblems);
   for (const [tid, n] of t.tally.deliveredTids) {
     if (n > 1) problems.push(`${tid} reached the downstream ${n} times`);
     if (!t.tally.acceptedTids.has(tid)) {
       const refused = t.tally.refusedTids.get(tid);
-      problems.push(`${tid} reached the downstream without a 250 data.decision${refused ? ` (the client got: ${refused})` : ' (none logged)'}`);
+      problems.push(
+        `${tid} reached the downstream without a 250 data.decision${refused ? ` (the client got: ${refused})` : ' (none logged)'}`,
+      );
     }
   }
   for (const tid of t.tally.acceptedTids) {

@@ -28,7 +28,9 @@ export function canCreateUsers(): string | null {
 export function createUser(prefix: string): TestUser {
   const name = `at${prefix.slice(0, 8)}${randomBytes(3).toString('hex')}`;
   const home = join(tmpdir(), `asmtpd-home-${name}`);
-  execFileSync('useradd', ['--home-dir', home, '--create-home', '--shell', '/bin/sh', '--user-group', name], { stdio: 'pipe' });
+  execFileSync('useradd', ['--home-dir', home, '--create-home', '--shell', '/bin/sh', '--user-group', name], {
+    stdio: 'pipe',
+  });
   chmodSync(home, 0o755);
   const uid = Number(execFileSync('id', ['-u', name]).toString());
   const gid = Number(execFileSync('id', ['-g', name]).toString());
@@ -50,7 +52,12 @@ export function removeUser(u: TestUser): void {
 }
 
 /** Write ~/.avenger/NAME as the user (owner uid, mode 0755 unless given). */
-export function writeScript(u: { uid: number; gid: number; home: string }, name: string, body: string, mode = 0o755): string {
+export function writeScript(
+  u: { uid: number; gid: number; home: string },
+  name: string,
+  body: string,
+  mode = 0o755,
+): string {
   const dir = join(u.home, '.avenger');
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   chownSync(dir, u.uid, u.gid);

@@ -47,7 +47,14 @@ const END = Buffer.from('\r\n.\r\n');
 
 export async function startWireSink(opts: WireSinkOptions = {}): Promise<WireSink> {
   const sockets = new Set<Socket>();
-  const sink: WireSink = { port: 0, messages: [], commands: [], connections: 0, dataCommands: 0, close: async () => undefined };
+  const sink: WireSink = {
+    port: 0,
+    messages: [],
+    commands: [],
+    connections: 0,
+    dataCommands: 0,
+    close: async () => undefined,
+  };
   const extensions = opts.extensions ?? ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'SIZE 104857600'];
   const server: Server = createServer((socket) => {
     sockets.add(socket);
@@ -66,7 +73,10 @@ export async function startWireSink(opts: WireSinkOptions = {}): Promise<WireSin
     const onLine = (line: string): void => {
       sink.commands.push(line);
       const verb = line.slice(0, 4).toUpperCase();
-      if (verb === 'EHLO') return send(['wire-sink', ...extensions].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}`).join('\r\n'));
+      if (verb === 'EHLO')
+        return send(
+          ['wire-sink', ...extensions].map((e, i, all) => `250${i === all.length - 1 ? ' ' : '-'}${e}`).join('\r\n'),
+        );
       if (verb === 'HELO') return send('250 wire-sink');
       if (verb === 'MAIL') {
         const m = /^MAIL FROM:<(.*?)>/i.exec(line);

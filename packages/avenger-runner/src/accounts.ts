@@ -65,7 +65,9 @@ export function withSystemFallback(primary: Accounts): Accounts {
       return (await primary.lookup(name)) ?? (await system.lookup(name));
     },
     async groups(account) {
-      return (await primary.lookup(account.name))?.uid === account.uid ? primary.groups(account) : system.groups(account);
+      return (await primary.lookup(account.name))?.uid === account.uid
+        ? primary.groups(account)
+        : system.groups(account);
     },
   };
 }
@@ -126,7 +128,12 @@ function systemAccounts(): Accounts {
       let listed: number[] = [];
       try {
         const out = (await getent('initgroups', account.name)) ?? '';
-        listed = out.trim().split(/\s+/).slice(1).map(Number).filter((n) => Number.isInteger(n) && n >= 0);
+        listed = out
+          .trim()
+          .split(/\s+/)
+          .slice(1)
+          .map(Number)
+          .filter((n) => Number.isInteger(n) && n >= 0);
       } catch {
         listed = [];
       }
@@ -150,9 +157,11 @@ export interface RunnableRule {
 export function runnableProblem(account: Account, groups: readonly number[], rule: RunnableRule): string | null {
   if (account.uid === 0) return `account ${account.name} is uid 0`;
   if (account.gid === 0 || groups.includes(0)) return `account ${account.name} is in group 0`;
-  if (account.uid === NOBODY_UID || account.gid === NOBODY_UID) return `account ${account.name} is nobody, shared by other services`;
+  if (account.uid === NOBODY_UID || account.gid === NOBODY_UID)
+    return `account ${account.name} is nobody, shared by other services`;
   if (rule.deniedUids.includes(account.uid)) return `account ${account.name} is one of asmtpd's own`;
-  if (account.uid < rule.uidMin && account.uid !== rule.avengerUid) return `account ${account.name} is a system account (uid < ${rule.uidMin})`;
+  if (account.uid < rule.uidMin && account.uid !== rule.avengerUid)
+    return `account ${account.name} is a system account (uid < ${rule.uidMin})`;
   return null;
 }
 

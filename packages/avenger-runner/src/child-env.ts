@@ -29,19 +29,31 @@ export function cleanValue(value: string): string {
 type EnvSettings = Pick<RunnerSettings, 'envNames' | 'fixedEnv' | 'avengerUser'>;
 
 /** The variables of the request that pass: listed, not the runner's own, values cleaned. */
-export function requestedVariables(requested: Readonly<Record<string, string>> | undefined, settings: EnvSettings): Record<string, string> {
+export function requestedVariables(
+  requested: Readonly<Record<string, string>> | undefined,
+  settings: EnvSettings,
+): Record<string, string> {
   const env: Record<string, string> = {};
   if (requested === undefined) return env;
   for (const [name, value] of Object.entries(requested)) {
-    if (settings.envNames.includes(name) && !RUNNER_OWNED.has(name) && !Object.hasOwn(settings.fixedEnv, name)) env[name] = cleanValue(value);
+    if (settings.envNames.includes(name) && !RUNNER_OWNED.has(name) && !Object.hasOwn(settings.fixedEnv, name))
+      env[name] = cleanValue(value);
   }
   return env;
 }
 
 const RUNNER_OWNED = new Set(['USER', 'HOME', 'AVENGER_USER', 'TMPDIR', 'PATH']);
 
-export function childEnvironment(requested: Readonly<Record<string, string>>, settings: EnvSettings, account: { name: string; home: string }): Record<string, string> {
+export function childEnvironment(
+  requested: Readonly<Record<string, string>>,
+  settings: EnvSettings,
+  account: { name: string; home: string },
+): Record<string, string> {
   return Object.assign(requestedVariables(requested, settings), settings.fixedEnv, {
-    USER: account.name, HOME: account.home, AVENGER_USER: settings.avengerUser, TMPDIR: '/tmp', PATH: SAFE_PATH,
+    USER: account.name,
+    HOME: account.home,
+    AVENGER_USER: settings.avengerUser,
+    TMPDIR: '/tmp',
+    PATH: SAFE_PATH,
   });
 }

@@ -61,4 +61,3 @@ export function killGroup(pid: number): void {
     /* ESRCH: nobody left */
   }
 }
-

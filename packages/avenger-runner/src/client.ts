@@ -26,7 +26,15 @@
 import { existsSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { LineSplitter, SAFE_PATH, type ReadyMessage, type ResultMessage, type RunnerSettings, type RunRequest, type RunResult } from './protocol.js';
+import {
+  LineSplitter,
+  SAFE_PATH,
+  type ReadyMessage,
+  type ResultMessage,
+  type RunnerSettings,
+  type RunRequest,
+  type RunResult,
+} from './protocol.js';
 
 export const runnerMainPath = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -70,7 +78,10 @@ class RunnerConnection implements RunnerClient {
   pid: number;
   privileged = false;
 
-  constructor(private readonly child: ChildProcess, options: StartRunnerOptions) {
+  constructor(
+    private readonly child: ChildProcess,
+    options: StartRunnerOptions,
+  ) {
     this.pid = child.pid ?? -1;
     this.exited = new Promise((resolve) => {
       child.on('exit', (code, signal) => {
@@ -106,7 +117,8 @@ class RunnerConnection implements RunnerClient {
   }
 
   run(request: RunRequest): Promise<RunResult> {
-    if (this.exitReason !== null) return Promise.resolve({ kind: 'error', reason: `${this.exitReason}; not restarted` });
+    if (this.exitReason !== null)
+      return Promise.resolve({ kind: 'error', reason: `${this.exitReason}; not restarted` });
     if (this.closing) return Promise.resolve({ kind: 'error', reason: 'runner is closing' });
     const id = this.nextId++;
     return new Promise((resolve) => {
@@ -133,14 +145,28 @@ const SETPRIV = '/usr/bin/setpriv';
 export const RUNNER_CAPABILITIES = ['setuid', 'setgid', 'kill', 'dac_read_search'] as const;
 
 export function startRunner(options: StartRunnerOptions): Promise<RunnerClient> {
-  const args = options.entry ? [options.entry.main, ...options.entry.args] : [runnerMainPath, `--settings=${JSON.stringify(options.settings ?? null)}`];
+  const args = options.entry
+    ? [options.entry.main, ...options.entry.args]
+    : [runnerMainPath, `--settings=${JSON.stringify(options.settings ?? null)}`];
   const node = options.nodePath ?? process.execPath;
   // as root, keep only the powers the runner uses: become users (setuid, setgid), signal their
   // process groups (kill), read spool files of the SMTP process (dac_read_search); setpriv
   // (util-linux) empties the capability bounding set but for them, and the inheritable set
-  const [cmd, argv] = process.getuid?.() === 0 && existsSync(SETPRIV)
-    ? [SETPRIV, ['--bounding-set', `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`, '--inh-caps', '-all', '--', node, ...args]]
-    : [node, args];
+  const [cmd, argv] =
+    process.getuid?.() === 0 && existsSync(SETPRIV)
+      ? [
+          SETPRIV,
+          [
+            '--bounding-set',
+            `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`,
+            '--inh-caps',
+            '-all',
+            '--',
+            node,
+            ...args,
+          ],
+        ]
+      : [node, args];
   const child = spawn(cmd, argv, {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { PATH: SAFE_PATH },

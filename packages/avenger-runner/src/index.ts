@@ -10,10 +10,31 @@
  *   validateRequest, validateSettings, isValidCandidateName, isValidSpoolName
  *   types: RunRequest (RcptRequest | BodyTestRequest), RunResult, RunnerSettings, ScriptLimits, …
  */
-export { startRunner, runnerMainPath, RUNNER_CAPABILITIES, type RunnerClient, type StartRunnerOptions } from './client.js';
-export { runInProcess, createRunnerContext, reloadRunnerContext, type RunnerContext, type RunnerContextOptions } from './runner.js';
+export {
+  startRunner,
+  runnerMainPath,
+  RUNNER_CAPABILITIES,
+  type RunnerClient,
+  type StartRunnerOptions,
+} from './client.js';
+export {
+  runInProcess,
+  createRunnerContext,
+  reloadRunnerContext,
+  type RunnerContext,
+  type RunnerContextOptions,
+} from './runner.js';
 export { serveRunner, type SettingsSource } from './serve.js';
-export { createAccounts, withSystemFallback, parsePasswdLine, runnableProblem, readUidMin, NOBODY_UID, type Account, type Accounts } from './accounts.js';
+export {
+  createAccounts,
+  withSystemFallback,
+  parsePasswdLine,
+  runnableProblem,
+  readUidMin,
+  NOBODY_UID,
+  type Account,
+  type Accounts,
+} from './accounts.js';
 export { SHELL_PRELUDE, parseDecision } from './prelude.js';
 export { INSPECTOR_DISABLED } from './no-inspector.js';
 export {

@@ -17,8 +17,15 @@ describe('modes and failure handling', { skip: !isRoot && 'needs root (creates u
     user = createTempUser();
     av = createTempUser();
     settings = {
-      etcDir: av.base, avengerUser: av.name, passwdFile: null, spoolDir: null, daemonUid: null, deniedUids: [],
-      envNames: TEST_ENV_NAMES, fixedEnv: {}, limits: DEFAULT_LIMITS,
+      etcDir: av.base,
+      avengerUser: av.name,
+      passwdFile: null,
+      spoolDir: null,
+      daemonUid: null,
+      deniedUids: [],
+      envNames: TEST_ENV_NAMES,
+      fixedEnv: {},
+      limits: DEFAULT_LIMITS,
     };
     for (const [name, body] of [
       ['rcpt', 'echo "$(id -u) $(id -g) $(id -G) $(umask)"; accept ok\n'],
@@ -33,15 +40,34 @@ describe('modes and failure handling', { skip: !isRoot && 'needs root (creates u
     av?.remove();
   });
 
-  const rcpt = (candidates: string[], timeoutMs = 10_000): RcptRequest => ({ kind: 'rcpt', scope: 'user', account: user.name, candidates, env: {}, timeoutMs });
+  const rcpt = (candidates: string[], timeoutMs = 10_000): RcptRequest => ({
+    kind: 'rcpt',
+    scope: 'user',
+    account: user.name,
+    candidates,
+    env: {},
+    timeoutMs,
+  });
 
   test('not root: everything runs as the invoking user, with the limits, and nothing is refused for who it is', () => {
     const index = fileURLToPath(new URL('./index.js', import.meta.url));
     const code = `import { runInProcess } from ${JSON.stringify(index)};
       const r = await runInProcess(${JSON.stringify(rcpt(['rcpt']))}, ${JSON.stringify(settings)});
       process.stdout.write(JSON.stringify(r));`;
-    const out = execFileSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', '--',
-      process.execPath, '--input-type=module', '-e', code], { cwd: user.home, env: { PATH: '/usr/bin:/bin' } }).toString();
+    const out = execFileSync(
+      'setpriv',
+      [
+        `--reuid=${user.uid}`,
+        `--regid=${user.gid}`,
+        '--clear-groups',
+        '--',
+        process.execPath,
+        '--input-type=module',
+        '-e',
+        code,
+      ],
+      { cwd: user.home, env: { PATH: '/usr/bin:/bin' } },
+    ).toString();
     const r = JSON.parse(out);
     assert.equal(r.kind, 'ran', out);
     assert.equal(r.uid, user.uid);
@@ -51,7 +77,11 @@ describe('modes and failure handling', { skip: !isRoot && 'needs root (creates u
 
   test('runner death: pending and later requests resolve to errors; no silent restart', async () => {
     let exitSeen: boolean | undefined;
-    const runner = await startRunner({ settings, onLog: () => {}, onExit: (_code, _signal, expected) => (exitSeen = expected) });
+    const runner = await startRunner({
+      settings,
+      onLog: () => {},
+      onExit: (_code, _signal, expected) => (exitSeen = expected),
+    });
     const pending = runner.run(rcpt(['rcpt+slow'], 60_000));
     await new Promise((resolve) => setTimeout(resolve, 300));
     process.kill(runner.pid, 'SIGKILL');
@@ -66,8 +96,17 @@ describe('modes and failure handling', { skip: !isRoot && 'needs root (creates u
   });
 
   test('a runner whose settings are bad, or whose AvengerUser is missing or unfit, does not start', async () => {
-    await assert.rejects(startRunner({ settings: { ...settings, avengerUser: 'no-such-avenger' }, onLog: () => {} }), /exited before it was ready/);
-    await assert.rejects(startRunner({ settings: { ...settings, avengerUser: 'nobody' }, onLog: () => {} }), /exited before it was ready/);
-    await assert.rejects(startRunner({ settings: { ...settings, limits: { ...DEFAULT_LIMITS, cpuSeconds: -1 } }, onLog: () => {} }), /exited before it was ready/);
+    await assert.rejects(
+      startRunner({ settings: { ...settings, avengerUser: 'no-such-avenger' }, onLog: () => {} }),
+      /exited before it was ready/,
+    );
+    await assert.rejects(
+      startRunner({ settings: { ...settings, avengerUser: 'nobody' }, onLog: () => {} }),
+      /exited before it was ready/,
+    );
+    await assert.rejects(
+      startRunner({ settings: { ...settings, limits: { ...DEFAULT_LIMITS, cpuSeconds: -1 } }, onLog: () => {} }),
+      /exited before it was ready/,
+    );
   });
 });

@@ -13,17 +13,32 @@ test('parseDecision reads each verb', () => {
   assert.deepEqual(parseDecision(rec('reject', '550 5.7.1 no')).decision, { verb: 'reject', args: ['550 5.7.1 no'] });
   assert.deepEqual(parseDecision(rec('defer', '')).decision, { verb: 'defer', args: [''] });
   assert.deepEqual(parseDecision(rec('redirect', 'bob+grey@x')).decision, { verb: 'redirect', args: ['bob+grey@x'] });
-  assert.deepEqual(parseDecision(rec('bodytest', 'spamc', '-c', 'a b')).decision, { verb: 'bodytest', args: ['spamc', '-c', 'a b'] });
+  assert.deepEqual(parseDecision(rec('bodytest', 'spamc', '-c', 'a b')).decision, {
+    verb: 'bodytest',
+    args: ['spamc', '-c', 'a b'],
+  });
 });
 
 test('parseDecision: first record wins, empty is no decision', () => {
-  assert.deepEqual(parseDecision(Buffer.concat([rec('reject', 'x'), rec('accept')])).decision, { verb: 'reject', args: ['x'] });
+  assert.deepEqual(parseDecision(Buffer.concat([rec('reject', 'x'), rec('accept')])).decision, {
+    verb: 'reject',
+    args: ['x'],
+  });
   assert.deepEqual(parseDecision(Buffer.alloc(0)), { decision: null, error: null });
 });
 
 test('parseDecision reports garbage instead of guessing', () => {
-  const bad = [Buffer.from('accept\n'), Buffer.from('2\0accept'), rec('shrug'), rec('redirect'), rec('redirect', 'a', 'b'),
-    rec('accept', 'a', 'b'), rec('bodytest', ''), Buffer.from('0\0'), Buffer.from('x\0accept\0')];
+  const bad = [
+    Buffer.from('accept\n'),
+    Buffer.from('2\0accept'),
+    rec('shrug'),
+    rec('redirect'),
+    rec('redirect', 'a', 'b'),
+    rec('accept', 'a', 'b'),
+    rec('bodytest', ''),
+    Buffer.from('0\0'),
+    Buffer.from('x\0accept\0'),
+  ];
   for (const bytes of bad) {
     const r = parseDecision(bytes);
     assert.equal(r.decision, null, JSON.stringify(bytes.toString()));
@@ -33,7 +48,8 @@ test('parseDecision reports garbage instead of guessing', () => {
 
 test('the prelude is constant text that sources /dev/fd/4 last', () => {
   assert.match(SHELL_PRELUDE, /\n\. \/dev\/fd\/4\n$/);
-  for (const fn of ['accept', 'reject', 'defer', 'redirect', 'bodytest', 'errcheck', 'spf', 'dns', 'rbl']) assert.match(SHELL_PRELUDE, new RegExp(`^${fn}\\(\\)`, 'm'));
+  for (const fn of ['accept', 'reject', 'defer', 'redirect', 'bodytest', 'errcheck', 'spf', 'dns', 'rbl'])
+    assert.match(SHELL_PRELUDE, new RegExp(`^${fn}\\(\\)`, 'm'));
 });
 
 /** Runs a script through the prelude as the runner does (script on fd 4, decisions on fd 3). */
@@ -44,7 +60,11 @@ function runThroughPrelude(script: string, env: Record<string, string>): { stdou
     writeFileSync(path, script);
     const fd = openSync(path, 'r');
     try {
-      const r = spawnSync('/bin/sh', ['-c', SHELL_PRELUDE, path], { env: { PATH: '/usr/bin:/bin', ...env }, stdio: ['ignore', 'pipe', 'pipe', 'pipe', fd], encoding: 'utf8' });
+      const r = spawnSync('/bin/sh', ['-c', SHELL_PRELUDE, path], {
+        env: { PATH: '/usr/bin:/bin', ...env },
+        stdio: ['ignore', 'pipe', 'pipe', 'pipe', fd],
+        encoding: 'utf8',
+      });
       return { stdout: r.stdout, stderr: r.stderr };
     } finally {
       closeSync(fd);

@@ -98,6 +98,7 @@ export function parseDecision(bytes: Buffer): { decision: ScriptDecision | null;
   if (verb === undefined || !isVerb(verb)) return { decision: null, error: `unknown decision ${JSON.stringify(verb)}` };
   const { min, max } = ARG_COUNTS[verb];
   if (args.length < min || args.length > max) return { decision: null, error: `${verb}: wrong number of arguments` };
-  if ((verb === 'redirect' || verb === 'bodytest') && args[0] === '') return { decision: null, error: `${verb}: empty argument` };
+  if ((verb === 'redirect' || verb === 'bodytest') && args[0] === '')
+    return { decision: null, error: `${verb}: empty argument` };
   return { decision: { verb, args }, error: null };
 }

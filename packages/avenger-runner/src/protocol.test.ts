@@ -1,17 +1,44 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DEFAULT_LIMITS, isValidCandidateName, isValidSpoolName, LineSplitter, validateRequest, validateSettings } from './protocol.js';
+import {
+  DEFAULT_LIMITS,
+  isValidCandidateName,
+  isValidSpoolName,
+  LineSplitter,
+  validateRequest,
+  validateSettings,
+} from './protocol.js';
 
-const good = { kind: 'rcpt', scope: 'user', account: 'bob', candidates: ['rcpt', 'rcpt+a+default'], env: { SENDER: 'a@b', MAIL_ERROR: '' }, timeoutMs: 1000 };
+const good = {
+  kind: 'rcpt',
+  scope: 'user',
+  account: 'bob',
+  candidates: ['rcpt', 'rcpt+a+default'],
+  env: { SENDER: 'a@b', MAIL_ERROR: '' },
+  timeoutMs: 1000,
+};
 const settings = {
-  etcDir: '/etc/avenger', avengerUser: 'avenger', passwdFile: null, spoolDir: '/var/spool/avenger/spool', daemonUid: 101, deniedUids: [102],
-  envNames: ['SENDER'], fixedEnv: { ASMTPD_NODE: '/usr/bin/node' }, limits: DEFAULT_LIMITS,
+  etcDir: '/etc/avenger',
+  avengerUser: 'avenger',
+  passwdFile: null,
+  spoolDir: '/var/spool/avenger/spool',
+  daemonUid: 101,
+  deniedUids: [102],
+  envNames: ['SENDER'],
+  fixedEnv: { ASMTPD_NODE: '/usr/bin/node' },
+  limits: DEFAULT_LIMITS,
 };
 
 test('validateRequest accepts well-formed rcpt and bodytest requests', () => {
   assert.equal(validateRequest(good).ok, true);
-  assert.equal(validateRequest({ kind: 'rcpt', scope: 'system', candidates: ['unknown'], env: {}, timeoutMs: 5 }).ok, true);
-  assert.equal(validateRequest({ kind: 'bodytest', token: 'a'.repeat(32), spool: '0123ABC.full', timeoutMs: 1000, id: 3 }).ok, true);
+  assert.equal(
+    validateRequest({ kind: 'rcpt', scope: 'system', candidates: ['unknown'], env: {}, timeoutMs: 5 }).ok,
+    true,
+  );
+  assert.equal(
+    validateRequest({ kind: 'bodytest', token: 'a'.repeat(32), spool: '0123ABC.full', timeoutMs: 1000, id: 3 }).ok,
+    true,
+  );
 });
 
 test('validateRequest rejects malformed requests, and every field it does not know, with a reason', () => {
@@ -41,11 +68,21 @@ test('validateRequest rejects malformed requests, and every field it does not kn
     assert.equal(r.ok, false, JSON.stringify(patch));
     if (!r.ok) assert.match(r.reason, new RegExp(reason), JSON.stringify(patch));
   }
-  assert.equal(validateRequest({ kind: 'rcpt', scope: 'system', account: 'bob', candidates: ['unknown'], env: {}, timeoutMs: 5 }).ok, false);
-  assert.equal(validateRequest({ kind: 'rcpt', scope: 'system', candidates: ['rcpt'], env: {}, timeoutMs: 5 }).ok, false);
+  assert.equal(
+    validateRequest({ kind: 'rcpt', scope: 'system', account: 'bob', candidates: ['unknown'], env: {}, timeoutMs: 5 })
+      .ok,
+    false,
+  );
+  assert.equal(
+    validateRequest({ kind: 'rcpt', scope: 'system', candidates: ['rcpt'], env: {}, timeoutMs: 5 }).ok,
+    false,
+  );
   assert.equal(validateRequest({ kind: 'bodytest', token: 'xyz', spool: 'a', timeoutMs: 5 }).ok, false);
   assert.equal(validateRequest({ kind: 'bodytest', token: 'a'.repeat(32), spool: '../a', timeoutMs: 5 }).ok, false);
-  assert.equal(validateRequest({ kind: 'bodytest', token: 'a'.repeat(32), spool: 'a', timeoutMs: 5, argv: ['sh'] }).ok, false);
+  assert.equal(
+    validateRequest({ kind: 'bodytest', token: 'a'.repeat(32), spool: 'a', timeoutMs: 5, argv: ['sh'] }).ok,
+    false,
+  );
   assert.equal(validateRequest(null).ok, false);
 });
 
@@ -55,19 +92,29 @@ test('a NUL in an environment value is not a reason to refuse (the runner cleans
 
 test('validateSettings is strict too', () => {
   assert.equal(validateSettings(settings).ok, true);
-  for (const patch of [{ etcDir: 'etc' }, { daemonUid: -1 }, { deniedUids: ['x'] }, { envNames: ['A B'] }, { limits: { ...DEFAULT_LIMITS, openFiles: 1.5 } }, { extra: 1 }]) {
+  for (const patch of [
+    { etcDir: 'etc' },
+    { daemonUid: -1 },
+    { deniedUids: ['x'] },
+    { envNames: ['A B'] },
+    { limits: { ...DEFAULT_LIMITS, openFiles: 1.5 } },
+    { extra: 1 },
+  ]) {
     assert.equal(validateSettings({ ...settings, ...patch }).ok, false, JSON.stringify(patch));
   }
 });
 
 test('isValidCandidateName refuses slashes, leading dots, NUL and empty names', () => {
-  for (const name of ['rcpt', 'rcpt+a+default', 'rcpt+x.y', 'rcpt+-']) assert.equal(isValidCandidateName(name), true, name);
-  for (const name of ['', '.rcpt', '..', 'rcpt+a/b', '../rcpt', 'rc\0pt']) assert.equal(isValidCandidateName(name), false, name);
+  for (const name of ['rcpt', 'rcpt+a+default', 'rcpt+x.y', 'rcpt+-'])
+    assert.equal(isValidCandidateName(name), true, name);
+  for (const name of ['', '.rcpt', '..', 'rcpt+a/b', '../rcpt', 'rc\0pt'])
+    assert.equal(isValidCandidateName(name), false, name);
 });
 
 test('isValidSpoolName takes plain file names only', () => {
   for (const name of ['ABC123', 'ABC123.full', 'x_y-z']) assert.equal(isValidSpoolName(name), true, name);
-  for (const name of ['', '.x', '..', 'a/b', '/etc/shadow', 'a\0b', 'a b']) assert.equal(isValidSpoolName(name), false, name);
+  for (const name of ['', '.x', '..', 'a/b', '/etc/shadow', 'a\0b', 'a b'])
+    assert.equal(isValidSpoolName(name), false, name);
 });
 
 test('LineSplitter keeps partial lines across chunks', () => {

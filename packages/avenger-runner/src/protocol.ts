@@ -61,7 +61,11 @@ export interface ScriptLimits {
 }
 
 export const DEFAULT_LIMITS: ScriptLimits = {
-  processes: 512, cpuSeconds: 60, dataBytes: 1024 ** 3, fileBytes: 512 * 1024 ** 2, openFiles: 1024,
+  processes: 512,
+  cpuSeconds: 60,
+  dataBytes: 1024 ** 3,
+  fileBytes: 512 * 1024 ** 2,
+  openFiles: 1024,
 };
 
 /** What root tells the runner at start; nothing on the pipe can change it. */
@@ -232,7 +236,9 @@ export function validateRequest(value: unknown): { ok: true; request: RunRequest
   if (r.id !== undefined && !isId(r.id)) return fail('id');
   if (r.kind === 'reload') {
     const extra = unknownField(r, ['id', 'kind']);
-    return extra === null ? { ok: true, request: value as unknown as ReloadRequest } : fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
+    return extra === null
+      ? { ok: true, request: value as unknown as ReloadRequest }
+      : fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
   }
   if (r.kind === 'bodytest') {
     const extra = unknownField(r, BODYTEST_FIELDS);
@@ -246,13 +252,18 @@ export function validateRequest(value: unknown): { ok: true; request: RunRequest
   const extra = unknownField(r, RCPT_FIELDS);
   if (extra !== null) return fail(`unknown field ${JSON.stringify(extra.slice(0, 64))}`);
   if (r.scope !== 'user' && r.scope !== 'system') return fail('scope must be "user" or "system"');
-  if (r.scope === 'user' && (typeof r.account !== 'string' || r.account === '' || r.account.length > 256)) return fail('account');
+  if (r.scope === 'user' && (typeof r.account !== 'string' || r.account === '' || r.account.length > 256))
+    return fail('account');
   if (r.scope === 'system' && r.account !== undefined) return fail('account is for scope "user" only');
   if (!Array.isArray(r.candidates) || r.candidates.length === 0 || r.candidates.length > 64) return fail('candidates');
-  const fits = r.scope === 'user'
-    ? (c: unknown) => typeof c === 'string' && isValidCandidateName(c) && USER_CANDIDATE.test(c)
-    : (c: unknown) => typeof c === 'string' && (SYSTEM_SCRIPTS as readonly string[]).includes(c);
-  if (!r.candidates.every(fits)) return fail(r.scope === 'user' ? 'candidates must be rcpt file names' : 'candidates must be unknown, relay or default');
+  const fits =
+    r.scope === 'user'
+      ? (c: unknown) => typeof c === 'string' && isValidCandidateName(c) && USER_CANDIDATE.test(c)
+      : (c: unknown) => typeof c === 'string' && (SYSTEM_SCRIPTS as readonly string[]).includes(c);
+  if (!r.candidates.every(fits))
+    return fail(
+      r.scope === 'user' ? 'candidates must be rcpt file names' : 'candidates must be unknown, relay or default',
+    );
   const badEnv = envProblem(r.env, 'env');
   if (badEnv !== null) return fail(badEnv);
   if (r.candidateEnv !== undefined) {
@@ -266,14 +277,26 @@ export function validateRequest(value: unknown): { ok: true; request: RunRequest
   return { ok: true, request: value as unknown as RcptRequest };
 }
 
-const SETTINGS_FIELDS = ['etcDir', 'avengerUser', 'passwdFile', 'spoolDir', 'daemonUid', 'deniedUids', 'envNames', 'fixedEnv', 'limits'] as const;
+const SETTINGS_FIELDS = [
+  'etcDir',
+  'avengerUser',
+  'passwdFile',
+  'spoolDir',
+  'daemonUid',
+  'deniedUids',
+  'envNames',
+  'fixedEnv',
+  'limits',
+] as const;
 
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= Number.MAX_SAFE_INTEGER;
 }
 
 /** Check the settings given at start; a problem is fatal (the runner does not start). */
-export function validateSettings(value: unknown): { ok: true; settings: RunnerSettings } | { ok: false; reason: string } {
+export function validateSettings(
+  value: unknown,
+): { ok: true; settings: RunnerSettings } | { ok: false; reason: string } {
   const fail = (reason: string) => ({ ok: false as const, reason: `bad settings: ${reason}` });
   if (!isObject(value)) return fail('not an object');
   const s = value;
@@ -285,10 +308,12 @@ export function validateSettings(value: unknown): { ok: true; settings: RunnerSe
   if (s.spoolDir !== null && !isAbsolutePath(s.spoolDir)) return fail('spoolDir');
   if (s.daemonUid !== null && !isId(s.daemonUid)) return fail('daemonUid');
   if (!Array.isArray(s.deniedUids) || !s.deniedUids.every(isId)) return fail('deniedUids');
-  if (!Array.isArray(s.envNames) || !s.envNames.every((n) => typeof n === 'string' && ENV_NAME.test(n))) return fail('envNames');
+  if (!Array.isArray(s.envNames) || !s.envNames.every((n) => typeof n === 'string' && ENV_NAME.test(n)))
+    return fail('envNames');
   if (envProblem(s.fixedEnv, 'fixedEnv') !== null) return fail('fixedEnv');
   const l = s.limits;
-  if (!isObject(l) || !['processes', 'cpuSeconds', 'dataBytes', 'fileBytes', 'openFiles'].every((k) => isCount(l[k]))) return fail('limits');
+  if (!isObject(l) || !['processes', 'cpuSeconds', 'dataBytes', 'fileBytes', 'openFiles'].every((k) => isCount(l[k])))
+    return fail('limits');
   return { ok: true, settings: value as unknown as RunnerSettings };
 }
 
@@ -298,7 +323,9 @@ export function validateSettings(value: unknown): { ok: true; settings: RunnerSe
  * network-facts process share it.
  */
 export function readLines(
-  input: NodeJS.ReadableStream, handlers: { onLine(line: string): void; onFatal(err: Error): void; onEnd(): void }, maxLineBytes?: number,
+  input: NodeJS.ReadableStream,
+  handlers: { onLine(line: string): void; onFatal(err: Error): void; onEnd(): void },
+  maxLineBytes?: number,
 ): void {
   const splitter = new LineSplitter(maxLineBytes);
   input.setEncoding('utf8');

@@ -2,13 +2,30 @@
 // directory owned by a stand-in for the SMTP process's account.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRunner, type RunnerClient } from './client.js';
 import { surelyMissing } from './runner.js';
 import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
-import { createSpoolDirectory, createTempUser, isRoot, TEST_ENV_NAMES, waitForEmptyGroup, type TempUser } from './testing/users.js';
+import {
+  createSpoolDirectory,
+  createTempUser,
+  isRoot,
+  TEST_ENV_NAMES,
+  waitForEmptyGroup,
+  type TempUser,
+} from './testing/users.js';
 
 type Ran = Extract<RunResult, { kind: 'ran' }>;
 
@@ -29,8 +46,15 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     mkdirSync(etc, { mode: 0o755 });
     chmodSync(etc, 0o755);
     settings = {
-      etcDir: etc, avengerUser: av.name, passwdFile: null, spoolDir: spool, daemonUid: smtp.uid, deniedUids: [],
-      envNames: TEST_ENV_NAMES, fixedEnv: { ASMTPD_NODE: '/fixed/node' }, limits: DEFAULT_LIMITS,
+      etcDir: etc,
+      avengerUser: av.name,
+      passwdFile: null,
+      spoolDir: spool,
+      daemonUid: smtp.uid,
+      deniedUids: [],
+      envNames: TEST_ENV_NAMES,
+      fixedEnv: { ASMTPD_NODE: '/fixed/node' },
+      limits: DEFAULT_LIMITS,
     };
     runner = await startRunner({ settings, onLog: (line) => runnerLog.push(line) });
   });
@@ -39,7 +63,12 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     for (const u of [user, av, smtp]) u?.remove();
   });
 
-  function writeScript(name: string, body: string, mode = 0o644, owner: { uid: number; gid: number; avengerDir: string } = user): string {
+  function writeScript(
+    name: string,
+    body: string,
+    mode = 0o644,
+    owner: { uid: number; gid: number; avengerDir: string } = user,
+  ): string {
     const path = join(owner.avengerDir, name);
     writeFileSync(path, body);
     chownSync(path, owner.uid, owner.gid);
@@ -47,7 +76,12 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     return path;
   }
 
-  function rcpt(candidates: string[], env: Record<string, string> = {}, timeoutMs = 10_000, account = user.name): RcptRequest {
+  function rcpt(
+    candidates: string[],
+    env: Record<string, string> = {},
+    timeoutMs = 10_000,
+    account = user.name,
+  ): RcptRequest {
     return { kind: 'rcpt', scope: 'user', account, candidates, env, timeoutMs };
   }
 
@@ -82,24 +116,36 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       ['accept', 'accept', {}, { verb: 'accept', args: [] }],
       ['accept-text', 'accept "fine by me"', {}, { verb: 'accept', args: ['fine by me'] }],
       ['reject', 'reject 550 5.7.1 go  away', {}, { verb: 'reject', args: ['550 5.7.1 go away'] }],
-      ['defer', 'defer "451 4.7.1 greylisted,  try later"', {}, { verb: 'defer', args: ['451 4.7.1 greylisted,  try later'] }],
+      [
+        'defer',
+        'defer "451 4.7.1 greylisted,  try later"',
+        {},
+        { verb: 'defer', args: ['451 4.7.1 greylisted,  try later'] },
+      ],
       ['redirect', 'redirect avenger+grey@example.org', {}, { verb: 'redirect', args: ['avenger+grey@example.org'] }],
       ['bodytest', 'bodytest spamc -c "a b"', {}, { verb: 'bodytest', args: ['spamc', '-c', 'a b'] }],
-      ['errcheck5', 'errcheck; accept', { MAIL_ERROR: '550 5.7.1 listed' }, { verb: 'reject', args: ['550 5.7.1 listed'] }],
+      [
+        'errcheck5',
+        'errcheck; accept',
+        { MAIL_ERROR: '550 5.7.1 listed' },
+        { verb: 'reject', args: ['550 5.7.1 listed'] },
+      ],
       ['errcheck4', 'errcheck; accept', { MAIL_ERROR: '451 4.4.3 dns' }, { verb: 'defer', args: ['451 4.4.3 dns'] }],
       ['errcheck-unset', 'errcheck; accept', {}, { verb: 'accept', args: [] }],
       ['errcheck-empty', 'errcheck; accept', { MAIL_ERROR: '' }, { verb: 'accept', args: [] }],
       ['ends-script', 'reject no\necho after >&2\naccept', {}, { verb: 'reject', args: ['no'] }],
       ['subshell-first-wins', '(defer first)\naccept', {}, { verb: 'defer', args: ['first'] }],
     ];
-    await Promise.all(cases.map(async ([name, body, env, decision]) => {
-      writeScript(`rcpt+${name}`, `${body}\n`);
-      const r = await ran(rcpt([`rcpt+${name}`], env));
-      assert.deepEqual(r.decision, decision, name);
-      assert.equal(r.exitCode, 0, name);
-      assert.equal(r.stderr, '', name);
-      assert.equal(r.bodyTest !== undefined, name === 'bodytest', name);
-    }));
+    await Promise.all(
+      cases.map(async ([name, body, env, decision]) => {
+        writeScript(`rcpt+${name}`, `${body}\n`);
+        const r = await ran(rcpt([`rcpt+${name}`], env));
+        assert.deepEqual(r.decision, decision, name);
+        assert.equal(r.exitCode, 0, name);
+        assert.equal(r.stderr, '', name);
+        assert.equal(r.bodyTest !== undefined, name === 'bodytest', name);
+      }),
+    );
   });
 
   test('no decision, non-zero exit, crash and a garbled decision are reported faithfully', async () => {
@@ -146,7 +192,7 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(existsSync(marker), false, 'nothing was executed');
   });
 
-  test('the script runs as the user: uid, gid, supplementary groups, umask 077, cwd home, the runner\'s environment, only fds 0-4', async () => {
+  test("the script runs as the user: uid, gid, supplementary groups, umask 077, cwd home, the runner's environment, only fds 0-4", async () => {
     writeScript(
       'rcpt+whoami',
       [
@@ -168,40 +214,76 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(lines[3], 'CapPrm: 0000000000000000');
     assert.equal(lines[4], 'CapEff: 0000000000000000');
     assert.equal(lines[5], `umask=0077 cwd=${user.home} zero=${user.avengerDir}/rcpt+whoami`);
-    const env = (lines[6] ?? '').trim().split(' ').filter((v) => !v.startsWith('PWD=') && !v.startsWith('OLDPWD='));
+    const env = (lines[6] ?? '')
+      .trim()
+      .split(' ')
+      .filter((v) => !v.startsWith('PWD=') && !v.startsWith('OLDPWD='));
     assert.deepEqual(env, [
-      'ASMTPD_NODE=/fixed/node', `AVENGER_USER=${av.name}`, `HOME=${user.home}`, 'PATH=/usr/local/bin:/usr/bin:/bin', 'SENDER=s@x', 'TMPDIR=/tmp', `USER=${user.name}`,
+      'ASMTPD_NODE=/fixed/node',
+      `AVENGER_USER=${av.name}`,
+      `HOME=${user.home}`,
+      'PATH=/usr/local/bin:/usr/bin:/bin',
+      'SENDER=s@x',
+      'TMPDIR=/tmp',
+      `USER=${user.name}`,
     ]);
     // ls itself adds one descriptor for the directory it reads.
     assert.match(lines[7] ?? '', /^0 1 2 3 4 \d+ $/);
     assert.deepEqual([r.uid, r.user], [user.uid, user.name]);
   });
 
-  test('a request cannot set PATH, USER, HOME, LD_PRELOAD, BASH_ENV or the helpers\' program: only listed fact names pass', async () => {
-    writeScript('rcpt+env', 'echo "$PATH|$USER|$HOME|${LD_PRELOAD-unset}|${BASH_ENV-unset}|$ASMTPD_NODE|${ASMTPD_DNS-unset}"; accept\n');
-    const r = await ran(rcpt(['rcpt+env'], {
-      PATH: `${user.home}:/tmp`, USER: 'root', HOME: '/root', LD_PRELOAD: '/tmp/evil.so', BASH_ENV: '/tmp/evil.sh', ASMTPD_NODE: '/tmp/evil', ASMTPD_DNS: '{"kind":"system"}',
-    }));
-    assert.equal(r.stdout, `/usr/local/bin:/usr/bin:/bin|${user.name}|${user.home}|unset|unset|/fixed/node|{"kind":"system"}\n`);
+  test("a request cannot set PATH, USER, HOME, LD_PRELOAD, BASH_ENV or the helpers' program: only listed fact names pass", async () => {
+    writeScript(
+      'rcpt+env',
+      'echo "$PATH|$USER|$HOME|${LD_PRELOAD-unset}|${BASH_ENV-unset}|$ASMTPD_NODE|${ASMTPD_DNS-unset}"; accept\n',
+    );
+    const r = await ran(
+      rcpt(['rcpt+env'], {
+        PATH: `${user.home}:/tmp`,
+        USER: 'root',
+        HOME: '/root',
+        LD_PRELOAD: '/tmp/evil.so',
+        BASH_ENV: '/tmp/evil.sh',
+        ASMTPD_NODE: '/tmp/evil',
+        ASMTPD_DNS: '{"kind":"system"}',
+      }),
+    );
+    assert.equal(
+      r.stdout,
+      `/usr/local/bin:/usr/bin:/bin|${user.name}|${user.home}|unset|unset|/fixed/node|{"kind":"system"}\n`,
+    );
   });
 
   test('children get default signal dispositions, no blocked signals, and the resource limits', async () => {
-    writeScript('rcpt+limits', [
-      'grep -E "^(SigBlk|SigIgn):" /proc/self/status | tr -s "\\t " " "',
-      'grep -E "^Max (cpu time|data size|file size|open files|processes|core file size)" /proc/self/limits',
-      'accept',
-    ].join('\n'));
+    writeScript(
+      'rcpt+limits',
+      [
+        'grep -E "^(SigBlk|SigIgn):" /proc/self/status | tr -s "\\t " " "',
+        'grep -E "^Max (cpu time|data size|file size|open files|processes|core file size)" /proc/self/limits',
+        'accept',
+      ].join('\n'),
+    );
     const r = await ran(rcpt(['rcpt+limits']));
     const lines = r.stdout.trim().split('\n');
-    assert.deepEqual(lines.slice(0, 2), ['SigBlk: 0000000000000000', 'SigIgn: 0000000000000000'], 'SIGPIPE is not ignored in scripts');
+    assert.deepEqual(
+      lines.slice(0, 2),
+      ['SigBlk: 0000000000000000', 'SigIgn: 0000000000000000'],
+      'SIGPIPE is not ignored in scripts',
+    );
     const l = DEFAULT_LIMITS;
-    const limits = Object.fromEntries(lines.slice(2).map((line) => {
-      const [, name = '', soft, hard] = /^Max (.+?)\s{2,}(\S+)\s+(\S+)/.exec(line) ?? [];
-      return [name, `${soft}/${hard}`];
-    }));
+    const limits = Object.fromEntries(
+      lines.slice(2).map((line) => {
+        const [, name = '', soft, hard] = /^Max (.+?)\s{2,}(\S+)\s+(\S+)/.exec(line) ?? [];
+        return [name, `${soft}/${hard}`];
+      }),
+    );
     assert.deepEqual(limits, {
-      'core file size': '0/0', 'cpu time': `${l.cpuSeconds}/${l.cpuSeconds}`, 'data size': `${l.dataBytes}/${l.dataBytes}`,
-      'file size': `${l.fileBytes}/${l.fileBytes}`, 'open files': `${l.openFiles}/${l.openFiles}`, processes: `${l.processes}/${l.processes}`,
+      'core file size': '0/0',
+      'cpu time': `${l.cpuSeconds}/${l.cpuSeconds}`,
+      'data size': `${l.dataBytes}/${l.dataBytes}`,
+      'file size': `${l.fileBytes}/${l.fileBytes}`,
+      'open files': `${l.openFiles}/${l.openFiles}`,
+      processes: `${l.processes}/${l.processes}`,
     });
   });
 
@@ -225,7 +307,10 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       wheel.remove();
     }
     assert.equal(existsSync(marker), false);
-    assert.ok(runnerLog.some((l) => /refused rcpt request: account nobody/.test(l)), 'the runner logs request-level refusals itself');
+    assert.ok(
+      runnerLog.some((l) => /refused rcpt request: account nobody/.test(l)),
+      'the runner logs request-level refusals itself',
+    );
   });
 
   test('system scripts: EtcDir as AvengerUser; only unknown, relay and default', async () => {
@@ -235,11 +320,15 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(r.script, join(etc, 'unknown'));
     for (const candidates of [['rcpt'], ['../unknown'], ['unknown', 'passwd']]) {
       const bad = await runner.run({ kind: 'rcpt', scope: 'system', candidates, env: {}, timeoutMs: 5000 });
-      assert.equal(bad.kind === 'error' && /candidates must be unknown, relay or default/.test(bad.reason), true, JSON.stringify(bad));
+      assert.equal(
+        bad.kind === 'error' && /candidates must be unknown, relay or default/.test(bad.reason),
+        true,
+        JSON.stringify(bad),
+      );
     }
   });
 
-  test('~/.avenger is looked at with the user\'s rights: a link into a root-only directory reveals nothing and runs nothing', async () => {
+  test("~/.avenger is looked at with the user's rights: a link into a root-only directory reveals nothing and runs nothing", async () => {
     const marker = join(user.base, 'root-script-ran');
     const secret = join(user.base, 'secret');
     const empty = join(user.base, 'secret-empty');
@@ -266,7 +355,7 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(existsSync(marker), false);
   });
 
-  test('no ~/.avenger: none at once when the way to the home is root\'s; otherwise the spawner looks (same answer)', async () => {
+  test("no ~/.avenger: none at once when the way to the home is root's; otherwise the spawner looks (same answer)", async () => {
     const bare = createTempUser();
     try {
       rmSync(bare.avengerDir, { recursive: true });
@@ -296,14 +385,22 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     const marker = join(user.home, 'ran-anyway');
     writeScript('rcpt+gw', `touch ${marker}; accept\n`, 0o664);
     let r = await runner.run(rcpt(['rcpt+gw']));
-    assert.deepEqual(r, { kind: 'refused', tried: [`${user.avengerDir}/rcpt+gw`], script: `${user.avengerDir}/rcpt+gw`, reason: `${user.avengerDir}/rcpt+gw is group-writable` });
+    assert.deepEqual(r, {
+      kind: 'refused',
+      tried: [`${user.avengerDir}/rcpt+gw`],
+      script: `${user.avengerDir}/rcpt+gw`,
+      reason: `${user.avengerDir}/rcpt+gw is group-writable`,
+    });
     mkdirSync(join(user.avengerDir, 'rcpt+dir'));
     r = await runner.run(rcpt(['rcpt+dir']));
     assert.equal(r.kind === 'refused' && r.reason, `${user.avengerDir}/rcpt+dir is not a regular file`);
     writeScript('rcpt+foreign', `touch ${marker}; accept\n`);
     chownSync(join(user.avengerDir, 'rcpt+foreign'), 65534, 65534);
     r = await runner.run(rcpt(['rcpt+foreign']));
-    assert.equal(r.kind === 'refused' && r.reason, `${user.avengerDir}/rcpt+foreign is owned by uid 65534, not ${user.uid} or root`);
+    assert.equal(
+      r.kind === 'refused' && r.reason,
+      `${user.avengerDir}/rcpt+foreign is owned by uid 65534, not ${user.uid} or root`,
+    );
     chmodSync(user.avengerDir, 0o775);
     try {
       r = await runner.run(rcpt(['rcpt+whoami']));
@@ -346,9 +443,16 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     r = await ran(rcpt(['rcpt+x+y', 'rcpt+x+default', 'rcpt+default']));
     assert.deepEqual(r.decision?.args, ['default']);
     writeScript('rcpt+dflt', 'accept "DEFAULT=${DEFAULT-unset} PATH=$PATH"\n');
-    const withEnv = { ...rcpt(['rcpt+dflt+x', 'rcpt+dflt']), candidateEnv: { 'rcpt+dflt+x': { DEFAULT: 'no' }, 'rcpt+dflt': { DEFAULT: 'x', PATH: '/evil' } } };
+    const withEnv = {
+      ...rcpt(['rcpt+dflt+x', 'rcpt+dflt']),
+      candidateEnv: { 'rcpt+dflt+x': { DEFAULT: 'no' }, 'rcpt+dflt': { DEFAULT: 'x', PATH: '/evil' } },
+    };
     r = await ran(withEnv);
-    assert.deepEqual(r.decision?.args, ['DEFAULT=x PATH=/usr/local/bin:/usr/bin:/bin'], 'candidateEnv of the file found, PATH still fixed');
+    assert.deepEqual(
+      r.decision?.args,
+      ['DEFAULT=x PATH=/usr/local/bin:/usr/bin:/bin'],
+      'candidateEnv of the file found, PATH still fixed',
+    );
     const none = await runner.run(rcpt(['rcpt+q']));
     assert.deepEqual(none, { kind: 'none', tried: [`${user.avengerDir}/rcpt+q`] });
     for (const name of ['../rcpt+default', '.rcpt', 'local', 'rcptx', '.macpass']) {
@@ -369,7 +473,10 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
   });
 
   test('background jobs do not outlive a script that decided', async () => {
-    writeScript('rcpt+bg', 'echo $$ > "$HOME/bg.pgid"\n(sleep 1000 >/dev/null 2>&1 3>&- &)\nsleep 1000 >/dev/null 2>&1 3>&- &\naccept\n');
+    writeScript(
+      'rcpt+bg',
+      'echo $$ > "$HOME/bg.pgid"\n(sleep 1000 >/dev/null 2>&1 3>&- &)\nsleep 1000 >/dev/null 2>&1 3>&- &\naccept\n',
+    );
     const r = await ran(rcpt(['rcpt+bg']));
     assert.deepEqual(r.decision, { verb: 'accept', args: [] });
     assert.equal(r.timedOut, false);
@@ -379,37 +486,75 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
 
   test('body test: the granted argv, as the user, with the rcpt environment and a seekable stdin the user cannot open by path', async () => {
     writeSpool('MSG1', 'Subject: hi\r\n\r\nbody\r\n');
-    const seek = await grant(['perl', '-e', 'my $a = join "", <STDIN>; seek(STDIN, 0, 0) or die "seek: $!"; my $b = join "", <STDIN>; print length($a), " ", length($b), " $< $ENV{SENDER} $ENV{USER}\\n"']);
+    const seek = await grant([
+      'perl',
+      '-e',
+      'my $a = join "", <STDIN>; seek(STDIN, 0, 0) or die "seek: $!"; my $b = join "", <STDIN>; print length($a), " ", length($b), " $< $ENV{SENDER} $ENV{USER}\\n"',
+    ]);
     const twice = await ran({ kind: 'bodytest', token: seek, spool: 'MSG1', timeoutMs: 10_000 });
     assert.equal(twice.stdout, `21 21 ${user.uid} from@rcpt.example ${user.name}\n`);
     assert.deepEqual([twice.uid, twice.user], [user.uid, user.name]);
-    const byPath = await ran({ kind: 'bodytest', token: await grant(['cat', join(spool, 'MSG1')]), spool: 'MSG1', timeoutMs: 10_000 });
+    const byPath = await ran({
+      kind: 'bodytest',
+      token: await grant(['cat', join(spool, 'MSG1')]),
+      spool: 'MSG1',
+      timeoutMs: 10_000,
+    });
     assert.equal(byPath.exitCode, 1);
     assert.match(byPath.stderr, /Permission denied/);
     for (const code of [0, 99, 100, 111, 2]) {
-      const r = await ran({ kind: 'bodytest', token: await grant(['sh', '-c', `head -n1; exit ${code}`]), spool: 'MSG1', timeoutMs: 10_000 });
+      const r = await ran({
+        kind: 'bodytest',
+        token: await grant(['sh', '-c', `head -n1; exit ${code}`]),
+        spool: 'MSG1',
+        timeoutMs: 10_000,
+      });
       assert.equal(r.exitCode, code);
       assert.equal(r.stdout, 'Subject: hi\r\n');
     }
-    const literal = await ran({ kind: 'bodytest', token: await grant(['printf', '%s|', '$(id)', '`id`', 'a;b']), spool: 'MSG1', timeoutMs: 10_000 });
+    const literal = await ran({
+      kind: 'bodytest',
+      token: await grant(['printf', '%s|', '$(id)', '`id`', 'a;b']),
+      spool: 'MSG1',
+      timeoutMs: 10_000,
+    });
     assert.equal(literal.stdout, '$(id)|`id`|a;b|');
-    const missing = await ran({ kind: 'bodytest', token: await grant(['no-such-command-here']), spool: 'MSG1', timeoutMs: 10_000 });
+    const missing = await ran({
+      kind: 'bodytest',
+      token: await grant(['no-such-command-here']),
+      spool: 'MSG1',
+      timeoutMs: 10_000,
+    });
     assert.equal(missing.exitCode, 127);
   });
 
-  test('body test: a token the runner did not issue, and spool files that are links, someone else\'s, FIFOs or missing, are refused without a path', async () => {
+  test("body test: a token the runner did not issue, and spool files that are links, someone else's, FIFOs or missing, are refused without a path", async () => {
     const marker = join(user.base, 'bodytest-ran');
     const token = await grant(['sh', '-c', `cat > ${marker}.out; touch ${marker}`]);
     const forged = await runner.run({ kind: 'bodytest', token: 'f'.repeat(32), spool: 'MSG2', timeoutMs: 5000 });
-    assert.deepEqual(forged, { kind: 'refused', tried: [], script: null, reason: 'unknown or expired body-test token' });
+    assert.deepEqual(forged, {
+      kind: 'refused',
+      tried: [],
+      script: null,
+      reason: 'unknown or expired body-test token',
+    });
     const secret = join(user.base, 'root-only');
     writeFileSync(secret, 'root:secret\n', { mode: 0o600 });
     // what a process running as the SMTP account can plant in its spool directory
-    const asSmtp = (cmd: string): void => void execFileSync('setpriv', [`--reuid=${smtp.uid}`, `--regid=${smtp.gid}`, '--clear-groups', 'sh', '-c', cmd], { cwd: '/' });
-    asSmtp(`ln -s ${secret} ${spool}/LINK && mkfifo ${spool}/FIFO && echo mine > ${spool}/OWN && ln ${spool}/OWN ${spool}/HARD`);
-    writeSpool('USERS', 'not the daemon\'s\n', user);
+    const asSmtp = (cmd: string): void =>
+      void execFileSync('setpriv', [`--reuid=${smtp.uid}`, `--regid=${smtp.gid}`, '--clear-groups', 'sh', '-c', cmd], {
+        cwd: '/',
+      });
+    asSmtp(
+      `ln -s ${secret} ${spool}/LINK && mkfifo ${spool}/FIFO && echo mine > ${spool}/OWN && ln ${spool}/OWN ${spool}/HARD`,
+    );
+    writeSpool('USERS', "not the daemon's\n", user);
     const cases: Array<[string, RegExp]> = [
-      ['LINK', /cannot be opened \(ELOOP\)/], ['FIFO', /not a regular file/], ['OWN', /one link/], ['USERS', /owned by the SMTP process/], ['NOPE', /cannot be opened \(ENOENT\)/],
+      ['LINK', /cannot be opened \(ELOOP\)/],
+      ['FIFO', /not a regular file/],
+      ['OWN', /one link/],
+      ['USERS', /owned by the SMTP process/],
+      ['NOPE', /cannot be opened \(ENOENT\)/],
     ];
     for (const [name, reason] of cases) {
       const r = await runner.run({ kind: 'bodytest', token, spool: name, timeoutMs: 5000 });
@@ -426,7 +571,7 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     assert.equal(existsSync(marker), false, 'no refused body test ran');
   });
 
-  test('the working directory is entered with the user\'s rights, after the switch', async () => {
+  test("the working directory is entered with the user's rights, after the switch", async () => {
     writeFileSync(join(etc, 'relay'), 'accept "$(pwd)"\n', { mode: 0o644 });
     chownSync(av.home, 0, 0);
     try {
@@ -458,7 +603,18 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
     const old = [
       { ...rcpt(['rcpt']), uid: 65534, gid: 0, groups: [0, 6, 42] },
       { ...rcpt(['rcpt']), dir: '/root/.avenger' },
-      { kind: 'command', argv: ['id'], uid: 65534, gid: 0, groups: [0], user: 'nobody', home: '/', env: {}, timeoutMs: 1000, stdinPath: '/etc/shadow' },
+      {
+        kind: 'command',
+        argv: ['id'],
+        uid: 65534,
+        gid: 0,
+        groups: [0],
+        user: 'nobody',
+        home: '/',
+        env: {},
+        timeoutMs: 1000,
+        stdinPath: '/etc/shadow',
+      },
       { ...rcpt(['rcpt']), env: { 'BAD NAME': 'x' } },
       { kind: 'rcpt', scope: 'user', candidates: ['rcpt'], env: {}, timeoutMs: 1000 },
     ];
@@ -482,16 +638,34 @@ describe('a uid-0 account', { skip: !isRoot && 'needs root (creates users)' }, (
     writeFileSync(passwd, `toor:x:0:0::${rootHome}:/bin/sh\n`);
     const runner = await startRunner({
       settings: {
-        etcDir: av.base, avengerUser: av.name, passwdFile: passwd, spoolDir: null, daemonUid: smtp.uid, deniedUids: [],
-        envNames: TEST_ENV_NAMES, fixedEnv: {}, limits: DEFAULT_LIMITS,
+        etcDir: av.base,
+        avengerUser: av.name,
+        passwdFile: passwd,
+        spoolDir: null,
+        daemonUid: smtp.uid,
+        deniedUids: [],
+        envNames: TEST_ENV_NAMES,
+        fixedEnv: {},
+        limits: DEFAULT_LIMITS,
       },
       onLog: () => {},
     });
     try {
-      const r = await runner.run({ kind: 'rcpt', scope: 'user', account: 'toor', candidates: ['rcpt'], env: {}, timeoutMs: 5000 });
+      const r = await runner.run({
+        kind: 'rcpt',
+        scope: 'user',
+        account: 'toor',
+        candidates: ['rcpt'],
+        env: {},
+        timeoutMs: 5000,
+      });
       assert.equal(r.kind, 'ran', JSON.stringify(r));
       if (r.kind === 'ran') {
-        assert.deepEqual(r.decision?.args, [`${av.uid} ${av.name} ${av.home}`], 'AvengerUser runs it (from the system database behind PasswdFile)');
+        assert.deepEqual(
+          r.decision?.args,
+          [`${av.uid} ${av.name} ${av.home}`],
+          'AvengerUser runs it (from the system database behind PasswdFile)',
+        );
         assert.equal(r.uid, av.uid);
       }
       const bodyTests = await runner.run({ kind: 'bodytest', token: '0'.repeat(32), spool: 'X', timeoutMs: 5000 });

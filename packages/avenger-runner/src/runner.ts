@@ -37,13 +37,25 @@
 import { closeSync, existsSync, lstatSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
-  createAccounts, readUidMin, runnableProblem, withSystemFallback, type Account, type Accounts, type RunnableRule,
+  createAccounts,
+  readUidMin,
+  runnableProblem,
+  withSystemFallback,
+  type Account,
+  type Accounts,
+  type RunnableRule,
 } from './accounts.js';
 import type { ChildOutcome } from './child.js';
 import { childEnvironment, requestedVariables } from './child-env.js';
 import { BodyTestGrants } from './grants.js';
 import { parseDecision, SHELL_PRELUDE } from './prelude.js';
-import { MAX_OUTPUT_BYTES, type BodyTestRequest, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
+import {
+  MAX_OUTPUT_BYTES,
+  type BodyTestRequest,
+  type RcptRequest,
+  type RunnerSettings,
+  type RunResult,
+} from './protocol.js';
 import { PerlSpawner, type ChildCredentials } from './spawner.js';
 import { openSpoolDirectory, openSpoolFile } from './spool-file.js';
 
@@ -79,7 +91,10 @@ interface RunAs {
   credentials: ChildCredentials;
 }
 
-export async function createRunnerContext(settings: RunnerSettings, options: RunnerContextOptions = {}): Promise<RunnerContext> {
+export async function createRunnerContext(
+  settings: RunnerSettings,
+  options: RunnerContextOptions = {},
+): Promise<RunnerContext> {
   const selfUid = process.getuid?.() ?? -1;
   const privileged = selfUid === 0;
   const perlPath = options.perlPath ?? '/usr/bin/perl';
@@ -96,9 +111,19 @@ export async function createRunnerContext(settings: RunnerSettings, options: Run
     if (problem !== null) throw new Error(`AvengerUser cannot run scripts: ${problem}`);
   }
   const reuse = options.reuse;
-  const spoolDirFd = reuse ? reuse.spoolDirFd : settings.spoolDir === null ? null : openSpoolDirectory(settings.spoolDir, privileged ? settings.daemonUid : null);
+  const spoolDirFd = reuse
+    ? reuse.spoolDirFd
+    : settings.spoolDir === null
+      ? null
+      : openSpoolDirectory(settings.spoolDir, privileged ? settings.daemonUid : null);
   return {
-    privileged, selfUid, settings, accounts, avengerAccounts, rule, spoolDirFd,
+    privileged,
+    selfUid,
+    settings,
+    accounts,
+    avengerAccounts,
+    rule,
+    spoolDirFd,
     spawner: new PerlSpawner(perlPath, settings.limits),
     grants: reuse?.grants ?? new BodyTestGrants(),
     shellPath: options.shellPath ?? reuse?.shellPath ?? '/bin/sh',
@@ -111,12 +136,20 @@ export async function createRunnerContext(settings: RunnerSettings, options: Run
 const FIXED_SETTINGS = ['spoolDir', 'daemonUid', 'deniedUids'] as const;
 
 export async function reloadRunnerContext(
-  context: RunnerContext, wanted: RunnerSettings,
+  context: RunnerContext,
+  wanted: RunnerSettings,
 ): Promise<{ context: RunnerContext; changes: string[]; refused: string[] }> {
   const old = context.settings;
   const refused = FIXED_SETTINGS.filter((k) => JSON.stringify(old[k]) !== JSON.stringify(wanted[k]));
-  const settings: RunnerSettings = { ...wanted, spoolDir: old.spoolDir, daemonUid: old.daemonUid, deniedUids: old.deniedUids };
-  const changes = (Object.keys(settings) as Array<keyof RunnerSettings>).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(settings[k]));
+  const settings: RunnerSettings = {
+    ...wanted,
+    spoolDir: old.spoolDir,
+    daemonUid: old.daemonUid,
+    deniedUids: old.deniedUids,
+  };
+  const changes = (Object.keys(settings) as Array<keyof RunnerSettings>).filter(
+    (k) => JSON.stringify(old[k]) !== JSON.stringify(settings[k]),
+  );
   if (changes.length === 0) return { context, changes, refused: [...refused] };
   const fresh = await createRunnerContext(settings, { reuse: context });
   if (changes.includes('limits')) context.spawner.closeWhenIdle();
@@ -157,28 +190,41 @@ async function runAsFor(account: Account, context: RunnerContext): Promise<RunAs
 
 async function runRcpt(request: RcptRequest, context: RunnerContext): Promise<RunResult> {
   const { settings } = context;
-  const name = request.scope === 'system' ? settings.avengerUser : request.account ?? '';
+  const name = request.scope === 'system' ? settings.avengerUser : (request.account ?? '');
   const source = name === settings.avengerUser ? context.avengerAccounts : context.accounts;
   const owner = await source.lookup(name);
   if (!owner) return refused(`no account ${JSON.stringify(name.slice(0, 64))}`);
-  if (request.scope === 'user' && !owner.home.startsWith('/')) return refused(`account ${owner.name} has no absolute home directory`);
+  if (request.scope === 'user' && !owner.home.startsWith('/'))
+    return refused(`account ${owner.name} has no absolute home directory`);
   const runAs = await runAsFor(owner, context);
   if (typeof runAs === 'string') return refused(runAs);
-  const dir = (request.scope === 'system' ? settings.etcDir : `${owner.home.replace(/\/+$/, '')}/.avenger`).replace(/\/+$/, '') || '/';
+  const dir =
+    (request.scope === 'system' ? settings.etcDir : `${owner.home.replace(/\/+$/, '')}/.avenger`).replace(/\/+$/, '') ||
+    '/';
   const tried = (n: number): string[] => request.candidates.slice(0, n).map((c) => `${dir === '/' ? '' : dir}/${c}`);
   // the common case (no ~/.avenger at all) is answered here, without a round trip to the spawner
   if (surelyMissing(dir)) return { kind: 'none', tried: tried(request.candidates.length) };
   const env = childEnvironment(request.env, settings, runAs.account);
   const candidates = request.candidates.map((c) => {
-    const extra = request.candidateEnv !== undefined && Object.hasOwn(request.candidateEnv, c) ? requestedVariables(request.candidateEnv[c], settings) : {};
+    const extra =
+      request.candidateEnv !== undefined && Object.hasOwn(request.candidateEnv, c)
+        ? requestedVariables(request.candidateEnv[c], settings)
+        : {};
     return { name: c, extraEnv: Object.entries(extra).map(([k, v]) => `${k}=${v}`) };
   });
   const outcome = await context.spawner.run({
-    file: context.shellPath, args: ['-c', SHELL_PRELUDE], env, cwd: runAs.account.home, decisionChannel: true,
+    file: context.shellPath,
+    args: ['-c', SHELL_PRELUDE],
+    env,
+    cwd: runAs.account.home,
+    decisionChannel: true,
     // the directory is looked at with the rights of the account that runs the script (the user
     // for ~/.avenger, AvengerUser for EtcDir); only root's own home is looked at by root
     lookup: { asUser: context.privileged && owner.uid !== 0, dir, candidates },
-    timeoutMs: request.timeoutMs, maxOutputBytes: context.maxOutputBytes, liveGroups: context.liveGroups, ...runAs.credentials,
+    timeoutMs: request.timeoutMs,
+    maxOutputBytes: context.maxOutputBytes,
+    liveGroups: context.liveGroups,
+    ...runAs.credentials,
   });
   switch (outcome.kind) {
     case 'spawn-error':
@@ -186,16 +232,37 @@ async function runRcpt(request: RcptRequest, context: RunnerContext): Promise<Ru
     case 'no-script':
       if (outcome.result === 'none') return { kind: 'none', tried: tried(outcome.tried) };
       if (outcome.result === 'error') return { kind: 'error', reason: outcome.reason };
-      return { kind: 'refused', tried: tried(outcome.tried), script: tried(outcome.tried).at(-1) ?? null, reason: outcome.reason };
+      return {
+        kind: 'refused',
+        tried: tried(outcome.tried),
+        script: tried(outcome.tried).at(-1) ?? null,
+        reason: outcome.reason,
+      };
     case 'exited': {
       const { decision, error } = parseDecision(outcome.decisionBytes);
       const found = request.candidates[outcome.found];
-      const result = ranResult(outcome, runAs.account.name, runAs.credentials.uid, tried(outcome.found + 1), decision, error);
+      const result = ranResult(
+        outcome,
+        runAs.account.name,
+        runAs.credentials.uid,
+        tried(outcome.found + 1),
+        decision,
+        error,
+      );
       if (found !== undefined) result.script = `${dir === '/' ? '' : dir}/${found}`;
       if (decision?.verb === 'bodytest') {
-        const extra = Object.fromEntries((candidates[outcome.found]?.extraEnv ?? []).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+        const extra = Object.fromEntries(
+          (candidates[outcome.found]?.extraEnv ?? []).map((kv) => [
+            kv.slice(0, kv.indexOf('=')),
+            kv.slice(kv.indexOf('=') + 1),
+          ]),
+        );
         result.bodyTest = context.grants.issue({
-          user: runAs.account.name, credentials: runAs.credentials, home: runAs.account.home, argv: decision.args, env: { ...env, ...extra },
+          user: runAs.account.name,
+          credentials: runAs.credentials,
+          home: runAs.account.home,
+          argv: decision.args,
+          env: { ...env, ...extra },
         });
       }
       return result;
@@ -207,15 +274,27 @@ async function runBodyTest(request: BodyTestRequest, context: RunnerContext): Pr
   const grant = context.grants.find(request.token);
   if (grant === null) return refused('unknown or expired body-test token');
   if (context.spoolDirFd === null) return refused('no spool directory');
-  const opened = openSpoolFile(context.spoolDirFd, request.spool, context.privileged ? context.settings.daemonUid : null);
+  const opened = openSpoolFile(
+    context.spoolDirFd,
+    request.spool,
+    context.privileged ? context.settings.daemonUid : null,
+  );
   if ('refused' in opened) return refused(opened.refused);
   try {
     const outcome = await context.spawner.run({
-      file: grant.argv[0] ?? '', args: grant.argv.slice(1), env: grant.env, cwd: grant.home, decisionChannel: false,
-      stdinFd: opened.fd, timeoutMs: request.timeoutMs, maxOutputBytes: context.maxOutputBytes, liveGroups: context.liveGroups,
+      file: grant.argv[0] ?? '',
+      args: grant.argv.slice(1),
+      env: grant.env,
+      cwd: grant.home,
+      decisionChannel: false,
+      stdinFd: opened.fd,
+      timeoutMs: request.timeoutMs,
+      maxOutputBytes: context.maxOutputBytes,
+      liveGroups: context.liveGroups,
       ...grant.credentials,
     });
-    if (outcome.kind !== 'exited') return { kind: 'error', reason: outcome.kind === 'spawn-error' ? outcome.reason : 'no program' };
+    if (outcome.kind !== 'exited')
+      return { kind: 'error', reason: outcome.kind === 'spawn-error' ? outcome.reason : 'no program' };
     return ranResult(outcome, grant.user, grant.credentials.uid, [], null, null);
   } finally {
     closeSync(opened.fd);
@@ -240,12 +319,14 @@ function rootControlledPath(base: string): boolean {
     const parts = base.split('/').filter((p) => p !== '');
     const paths = ['/', ...parts.map((_, i) => `/${parts.slice(0, i + 1).join('/')}`)];
     const stats = paths.map((p) => lstatSync(p));
-    ok = stats.every((st) => st.isDirectory()) && paths.every((p, i) => {
-      if (i === paths.length - 1) return true;
-      const st = stats[i]!;
-      if (st.uid !== 0) return false;
-      return (st.mode & 0o022) === 0 || ((st.mode & 0o1000) !== 0 && stats[i + 1]!.uid === 0);
-    });
+    ok =
+      stats.every((st) => st.isDirectory()) &&
+      paths.every((p, i) => {
+        if (i === paths.length - 1) return true;
+        const st = stats[i]!;
+        if (st.uid !== 0) return false;
+        return (st.mode & 0o022) === 0 || ((st.mode & 0o1000) !== 0 && stats[i + 1]!.uid === 0);
+      });
   } catch {
     ok = false;
   }
@@ -273,13 +354,22 @@ export function surelyMissing(dir: string): boolean {
 /** This process's ids as the kernel has them (Node's getgroups() adds the egid, the kernel's list may not have it). */
 function ownCredentials(): ChildCredentials {
   const groups = /^Groups:[ \t]*(.*)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]?.trim() ?? '';
-  return { uid: process.getuid!(), gid: process.getgid!(), groups: groups === '' ? [] : groups.split(/\s+/).map(Number) };
+  return {
+    uid: process.getuid!(),
+    gid: process.getgid!(),
+    groups: groups === '' ? [] : groups.split(/\s+/).map(Number),
+  };
 }
 
 type Ran = Extract<RunResult, { kind: 'ran' }>;
 
 function ranResult(
-  outcome: Extract<ChildOutcome, { kind: 'exited' }>, user: string, uid: number, tried: string[], decision: Ran['decision'], decisionError: string | null,
+  outcome: Extract<ChildOutcome, { kind: 'exited' }>,
+  user: string,
+  uid: number,
+  tried: string[],
+  decision: Ran['decision'],
+  decisionError: string | null,
 ): Ran {
   return {
     kind: 'ran',
@@ -304,7 +394,10 @@ const inProcessContexts = new Map<string, Promise<RunnerContext>>();
  * Run one request in the calling process (no runner process, no pipe). Sets the process umask
  * to 077, since children inherit it. For tests and diagnostic modes.
  */
-export async function runInProcess(request: RcptRequest | BodyTestRequest, settings: RunnerSettings): Promise<RunResult> {
+export async function runInProcess(
+  request: RcptRequest | BodyTestRequest,
+  settings: RunnerSettings,
+): Promise<RunResult> {
   const key = JSON.stringify(settings);
   let context = inProcessContexts.get(key);
   if (context === undefined) {

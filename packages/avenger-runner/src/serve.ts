@@ -16,7 +16,15 @@
  */
 import { killGroup } from './child.js';
 import { closeInheritedDescriptors } from './descriptors.js';
-import { readLines, PROTOCOL_VERSION, validateRequest, type ReadyMessage, type ResultMessage, type RunResult, type RunnerSettings } from './protocol.js';
+import {
+  readLines,
+  PROTOCOL_VERSION,
+  validateRequest,
+  type ReadyMessage,
+  type ResultMessage,
+  type RunResult,
+  type RunnerSettings,
+} from './protocol.js';
 import { createRunnerContext, reloadRunnerContext, runRequest, type RunnerContext } from './runner.js';
 
 export interface SettingsSource {
@@ -109,5 +117,11 @@ export async function serveRunner(source: SettingsSource): Promise<void> {
     },
   });
 
-  send({ kind: 'ready', version: PROTOCOL_VERSION, pid: process.pid, privileged: context.privileged, uid: context.selfUid });
+  send({
+    kind: 'ready',
+    version: PROTOCOL_VERSION,
+    pid: process.pid,
+    privileged: context.privileged,
+    uid: context.selfUid,
+  });
 }

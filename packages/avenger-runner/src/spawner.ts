@@ -59,7 +59,11 @@ function frame(fields: string[]): string {
 
 function lookupFields(lookup: ScriptLookupSpec | undefined): string[] {
   if (lookup === undefined) return [];
-  return [lookup.asUser ? '1' : '0', lookup.dir, ...lookup.candidates.flatMap((c) => [c.name, String(c.extraEnv.length), ...c.extraEnv])];
+  return [
+    lookup.asUser ? '1' : '0',
+    lookup.dir,
+    ...lookup.candidates.flatMap((c) => [c.name, String(c.extraEnv.length), ...c.extraEnv]),
+  ];
 }
 
 function procPath(fd: number | undefined): string {
@@ -73,7 +77,10 @@ export class PerlSpawner {
   private inbox: Buffer = Buffer.alloc(0);
   private onIdle: (() => void) | null = null;
 
-  constructor(private readonly perlPath: string, private readonly limits: ScriptLimits) {}
+  constructor(
+    private readonly perlPath: string,
+    private readonly limits: ScriptLimits,
+  ) {}
 
   private ensureStarted(): ChildProcess {
     if (this.child !== null) return this.child;
@@ -87,7 +94,8 @@ export class PerlSpawner {
     const gone = (why: string) => {
       if (this.child !== child) return;
       this.child = null;
-      for (const [token, run] of this.pending) this.settle(token, run, { kind: 'spawn-error', reason: `spawner ${why}` });
+      for (const [token, run] of this.pending)
+        this.settle(token, run, { kind: 'spawn-error', reason: `spawner ${why}` });
     };
     child.on('error', (err) => gone(`failed: ${err.message}`));
     child.on('exit', (code, signal) => gone(`exited (${signal ?? `code ${code}`})`));
@@ -116,9 +124,21 @@ export class PerlSpawner {
     const env = Object.entries(spec.env).map(([name, value]) => `${name}=${value}`);
     const lookup = lookupFields(spec.lookup);
     const fields = [
-      'run', token, String(spec.uid), String(spec.gid), spec.groups.join(' '), spec.cwd,
-      procPath(spec.stdinFd), spec.decisionChannel ? '1' : '0', String(spec.maxOutputBytes),
-      String(lookup.length), ...lookup, String(1 + spec.args.length), spec.file, ...spec.args, ...env,
+      'run',
+      token,
+      String(spec.uid),
+      String(spec.gid),
+      spec.groups.join(' '),
+      spec.cwd,
+      procPath(spec.stdinFd),
+      spec.decisionChannel ? '1' : '0',
+      String(spec.maxOutputBytes),
+      String(lookup.length),
+      ...lookup,
+      String(1 + spec.args.length),
+      spec.file,
+      ...spec.args,
+      ...env,
     ];
     return new Promise((resolve) => {
       const run: PendingRun = { spec, startedMs: performance.now(), timedOut: false, timers: [], resolve };
@@ -191,7 +211,8 @@ export class PerlSpawner {
       } else if (type === 'X') {
         const [result, tried] = rest;
         const reason = text.split(' ').slice(4).join(' ');
-        if (result === 'none' || result === 'refused' || result === 'error') this.settle(token, run, { kind: 'no-script', result, tried: Number(tried), reason });
+        if (result === 'none' || result === 'refused' || result === 'error')
+          this.settle(token, run, { kind: 'no-script', result, tried: Number(tried), reason });
         else this.settle(token, run, { kind: 'spawn-error', reason: `spawner: ${text.slice(0, 200)}` });
       }
     }

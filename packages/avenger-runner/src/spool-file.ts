@@ -25,7 +25,12 @@ const FILE_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBL
 export function openSpoolDirectory(path: string, ownerUid: number | null): number {
   const fd = openSync(path, DIRECTORY_FLAGS);
   const st = fstatSync(fd);
-  const problem = ownerUid !== null && st.uid !== ownerUid ? `owned by uid ${st.uid}, not ${ownerUid}` : st.mode & 0o022 ? 'group- or world-writable' : null;
+  const problem =
+    ownerUid !== null && st.uid !== ownerUid
+      ? `owned by uid ${st.uid}, not ${ownerUid}`
+      : st.mode & 0o022
+        ? 'group- or world-writable'
+        : null;
   if (problem !== null) {
     closeSync(fd);
     throw new Error(`spool directory ${path} is ${problem}`);
@@ -33,7 +38,11 @@ export function openSpoolDirectory(path: string, ownerUid: number | null): numbe
   return fd;
 }
 
-export function openSpoolFile(dirFd: number, name: string, ownerUid: number | null): { fd: number } | { refused: string } {
+export function openSpoolFile(
+  dirFd: number,
+  name: string,
+  ownerUid: number | null,
+): { fd: number } | { refused: string } {
   if (!isValidSpoolName(name)) return { refused: 'spool file name refused' };
   let fd: number;
   try {

@@ -25,11 +25,25 @@
  *   §4.6.4 limits allow, and never throws on hostile DNS data (it becomes permerror/temperror).
  */
 import { parseClientIp, parseIp4Network, type ClientIp } from './ip.js';
-import { expandDomain, expandMacroString, parseMacroString, SpfSyntaxError, validDomainName, type MacroString } from './macro.js';
+import {
+  expandDomain,
+  expandMacroString,
+  parseMacroString,
+  SpfSyntaxError,
+  validDomainName,
+  type MacroString,
+} from './macro.js';
 import { isSpfRecord, parseRecord, parseTerms, type Mechanism, type Qualifier, type SpfRecord } from './parse.js';
 import { LookupCache, type Answer, type SpfResolver } from './resolver.js';
 import { Limits, MAX_DNS_TERMS, SpfAbort } from './limits.js';
-import { expandTarget, ignore, macroValues, matchMechanism, prefetchMechanism, type EvalContext } from './mechanisms.js';
+import {
+  expandTarget,
+  ignore,
+  macroValues,
+  matchMechanism,
+  prefetchMechanism,
+  type EvalContext,
+} from './mechanisms.js';
 
 /** The result words of RFC 7208 §2.6. */
 export type SpfResultWord = 'none' | 'neutral' | 'pass' | 'fail' | 'softfail' | 'temperror' | 'permerror';
@@ -82,7 +96,12 @@ export interface PolicyContext extends CheckOptions {
   domain?: string;
 }
 
-const QUALIFIER_RESULT: Record<Qualifier, SpfResultWord> = { '+': 'pass', '-': 'fail', '~': 'softfail', '?': 'neutral' };
+const QUALIFIER_RESULT: Record<Qualifier, SpfResultWord> = {
+  '+': 'pass',
+  '-': 'fail',
+  '~': 'softfail',
+  '?': 'neutral',
+};
 
 interface Outcome {
   result: SpfResultWord;
@@ -160,7 +179,8 @@ function prefetchRecord(ev: Evaluation, record: SpfRecord, domain: string, budge
     if (!DNS_TERM.has(m.kind)) continue;
     if (budget <= 0 || ctx.prefetch.left <= 0) return;
     budget--;
-    const started = m.kind === 'include' ? prefetchDomain(ev, m.domain, domain, budget) : prefetchMechanism(ctx, m, domain);
+    const started =
+      m.kind === 'include' ? prefetchDomain(ev, m.domain, domain, budget) : prefetchMechanism(ctx, m, domain);
     if (started) ctx.prefetch.left--;
   }
   if (record.redirect !== null && budget > 0 && ctx.prefetch.left > 0) {
@@ -173,16 +193,19 @@ function prefetchDomain(ev: Evaluation, spec: MacroString | null, domain: string
   const lookups = ev.ctx.lookups;
   const target = expandDomain(spec, { ...ev.ctx.values, domain });
   if (target === undefined || domainProblem(target) !== undefined || lookups.has('TXT', target)) return false;
-  void lookups.txt(target).then((ans) => {
-    if (lookups.closed) return;
-    let record: SpfRecord | undefined;
-    try {
-      record = recordOf(null, ans, target);
-    } catch {
-      return;
-    }
-    if (record !== undefined) prefetchRecord(ev, record, target, budget);
-  }).catch(ignore);
+  void lookups
+    .txt(target)
+    .then((ans) => {
+      if (lookups.closed) return;
+      let record: SpfRecord | undefined;
+      try {
+        record = recordOf(null, ans, target);
+      } catch {
+        return;
+      }
+      if (record !== undefined) prefetchRecord(ev, record, target, budget);
+    })
+    .catch(ignore);
   return true;
 }
 
@@ -192,7 +215,12 @@ async function evaluateDomain(ev: Evaluation, domain: string, topLevel: boolean)
   return evaluateRecord(ev, record, domain, topLevel);
 }
 
-async function matchInclude(ev: Evaluation, ctx: EvalContext, m: Mechanism & { kind: 'include' }, domain: string): Promise<boolean> {
+async function matchInclude(
+  ev: Evaluation,
+  ctx: EvalContext,
+  m: Mechanism & { kind: 'include' },
+  domain: string,
+): Promise<boolean> {
   ctx.limits.countTerm(m.text);
   const target = await expandTarget(ctx, m.domain, domain);
   if (target === undefined || domainProblem(target) !== undefined) {
@@ -311,7 +339,13 @@ function splitSender(sender: string, domain: string): { sender: string; localPar
   return { sender: `${localPart}@${senderDomain}`, localPart, senderDomain };
 }
 
-async function run(ipText: string, domainIn: string, senderIn: string, options: CheckOptions, policy: string | null): Promise<SpfResult> {
+async function run(
+  ipText: string,
+  domainIn: string,
+  senderIn: string,
+  options: CheckOptions,
+  policy: string | null,
+): Promise<SpfResult> {
   const ip: ClientIp | undefined = parseClientIp(ipText);
   if (ip === undefined) throw new TypeError(`spf: not an IP address: ${JSON.stringify(ipText)}`);
   const domain = stripDot(domainIn);

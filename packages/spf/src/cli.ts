@@ -53,7 +53,9 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       return v;
     };
     switch (flag) {
-      case '--dns-server': o.servers.push(takeValue()); break;
+      case '--dns-server':
+        o.servers.push(takeValue());
+        break;
       case '--dns-protocol': {
         const v = takeValue();
         if (v !== 'http' && v !== 'https') throw new UsageError('--dns-protocol is http or https');
@@ -72,18 +74,29 @@ export function parseArgs(argv: readonly string[]): CliOptions {
         o.concurrency = v;
         break;
       }
-      case '--receiver': o.receiver = takeValue(); break;
-      case '--local': o.local = takeValue(); break;
-      case '--default-explanation': o.defaultExplanation = takeValue(); break;
+      case '--receiver':
+        o.receiver = takeValue();
+        break;
+      case '--local':
+        o.local = takeValue();
+        break;
+      case '--default-explanation':
+        o.defaultExplanation = takeValue();
+        break;
       case '-h':
-      case '--help': throw new UsageError('');
-      case '--': o.positional.push(...argv.slice(i + 1)); i = argv.length; break;
+      case '--help':
+        throw new UsageError('');
+      case '--':
+        o.positional.push(...argv.slice(i + 1));
+        i = argv.length;
+        break;
       default:
         if (a.startsWith('--')) throw new UsageError(`unknown option ${a}`);
         o.positional.push(a);
     }
   }
-  if (o.positional.length === 1 || o.positional.length > 3) throw new UsageError('give IP and SENDER (and HELO), or nothing to read stdin');
+  if (o.positional.length === 1 || o.positional.length > 3)
+    throw new UsageError('give IP and SENDER (and HELO), or nothing to read stdin');
   return o;
 }
 
@@ -92,13 +105,16 @@ type ResolverClass = new (options: Record<string, unknown>, request?: unknown) =
 const Tangerine = ((tangerineModule as unknown as { default?: unknown }).default ?? tangerineModule) as ResolverClass;
 
 export function makeResolver(o: Pick<CliOptions, 'servers' | 'protocol' | 'timeoutMs'>): SpfResolver {
-  return new Tangerine({
-    ...(o.servers.length > 0 ? { servers: o.servers } : {}),
-    protocol: o.protocol,
-    timeout: o.timeoutMs,
-    tries: 1,
-    cache: false,
-  }, createDohRequest());
+  return new Tangerine(
+    {
+      ...(o.servers.length > 0 ? { servers: o.servers } : {}),
+      protocol: o.protocol,
+      timeout: o.timeoutMs,
+      tries: 1,
+      cache: false,
+    },
+    createDohRequest(),
+  );
 }
 
 function checkOptions(o: CliOptions, resolver: SpfResolver): CheckOptions {
@@ -119,10 +135,17 @@ async function single(o: CliOptions, resolver: SpfResolver, out: NodeJS.Writable
   const sender = senderArg === '<>' ? '' : senderArg;
   const r = await checkMailFrom(ip, sender, helo, checkOptions(o, resolver));
   out.write(`${r.result}\n${oneLine(r.explanation ?? '')}\n`);
-  out.write(`${receivedSpf(r, { ip, envelopeFrom: sender, helo, ...(o.receiver !== undefined ? { receiver: o.receiver } : {}) })}\n`);
+  out.write(
+    `${receivedSpf(r, { ip, envelopeFrom: sender, helo, ...(o.receiver !== undefined ? { receiver: o.receiver } : {}) })}\n`,
+  );
 }
 
-async function batch(o: CliOptions, resolver: SpfResolver, input: NodeJS.ReadableStream, out: NodeJS.WritableStream): Promise<void> {
+async function batch(
+  o: CliOptions,
+  resolver: SpfResolver,
+  input: NodeJS.ReadableStream,
+  out: NodeJS.WritableStream,
+): Promise<void> {
   const opts = checkOptions(o, resolver);
   const done = new Map<number, string>();
   let next = 0; // index of the next line to print
@@ -152,13 +175,26 @@ async function batch(o: CliOptions, resolver: SpfResolver, input: NodeJS.Readabl
       (r: SpfResult) => settle(idx, `${r.result}\t${oneLine(r.explanation ?? '')}\n`),
       (err: unknown) => settle(idx, `permerror\t${oneLine(err instanceof Error ? err.message : String(err))}\n`),
     );
-    while (running >= o.concurrency) await new Promise<void>((res) => { wake = res; });
+    while (running >= o.concurrency)
+      await new Promise<void>((res) => {
+        wake = res;
+      });
   }
-  while (running > 0) await new Promise<void>((res) => { wake = res; });
+  while (running > 0)
+    await new Promise<void>((res) => {
+      wake = res;
+    });
 }
 
 /** Entry point; returns the exit code. */
-export async function main(argv: readonly string[], io = { stdin: process.stdin as NodeJS.ReadableStream, stdout: process.stdout as NodeJS.WritableStream, stderr: process.stderr as NodeJS.WritableStream }): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io = {
+    stdin: process.stdin as NodeJS.ReadableStream,
+    stdout: process.stdout as NodeJS.WritableStream,
+    stderr: process.stderr as NodeJS.WritableStream,
+  },
+): Promise<number> {
   let o: CliOptions;
   try {
     o = parseArgs(argv);

@@ -80,7 +80,8 @@ export function createDohRequest(options: DohRequestOptions = {}): DohRequest {
   // query is idempotent), instead of failing the lookup as a temporary DNS error.
   return (url, o) =>
     once(url, o).catch((err: Error & { code?: string; reusedSocket?: boolean }) => {
-      if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !o.signal?.aborted) return once(url, o);
+      if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE') && !o.signal?.aborted)
+        return once(url, o);
       throw err;
     });
 }

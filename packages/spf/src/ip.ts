@@ -39,7 +39,7 @@ const IP4_RE = new RegExp(`^${IP4_OCTET}\\.${IP4_OCTET}\\.${IP4_OCTET}\\.${IP4_O
 export function parseIp4Network(text: string): number | undefined {
   if (!IP4_RE.test(text)) return undefined;
   const p = text.split('.');
-  return (((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0);
+  return ((Number(p[0]) << 24) | (Number(p[1]) << 16) | (Number(p[2]) << 8) | Number(p[3])) >>> 0;
 }
 
 /** IPv6 text (RFC 4291 §2.2, with an optional trailing dotted quad) → four words, or undefined. */
@@ -101,10 +101,16 @@ export function formatIp6(w: Uint32Array): string {
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) { i++; continue; }
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const part = (a: number[]): string => a.map((x) => x.toString(16)).join(':');
@@ -145,7 +151,9 @@ export function matchIp4(a: number, net: number, bits: number): boolean {
 export function matchIp6(a: Uint32Array, net: Uint32Array, bits: number): boolean {
   for (let i = 0; i < 4 && bits > 0; i++, bits -= 32) {
     const x = ((a[i] ?? 0) ^ (net[i] ?? 0)) >>> 0;
-    if (bits >= 32) { if (x !== 0) return false; } else {
+    if (bits >= 32) {
+      if (x !== 0) return false;
+    } else {
       const mask = (0xffffffff << (32 - bits)) >>> 0;
       if ((x & mask) >>> 0 !== 0) return false;
     }

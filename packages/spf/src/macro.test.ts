@@ -1,7 +1,16 @@
 /* macro.test.ts — the macro expander beyond the suites: RFC 7208 §7.4's examples, transformers, escaping, errors. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { expandDomain, expandMacroString, parseDomainSpec, parseMacroString, SpfSyntaxError, urlEscape, validDomainName, type MacroValues } from './macro.js';
+import {
+  expandDomain,
+  expandMacroString,
+  parseDomainSpec,
+  parseMacroString,
+  SpfSyntaxError,
+  urlEscape,
+  validDomainName,
+  type MacroValues,
+} from './macro.js';
 import { parseClientIp } from './ip.js';
 
 function values(ipText: string, sender = 'strong-bad@email.example.com'): MacroValues {
@@ -22,7 +31,8 @@ function values(ipText: string, sender = 'strong-bad@email.example.com'): MacroV
   };
 }
 
-const expand = (s: string, v: MacroValues, where: 'domain' | 'explanation' = 'explanation'): string => expandMacroString(parseMacroString(s, where), v);
+const expand = (s: string, v: MacroValues, where: 'domain' | 'explanation' = 'explanation'): string =>
+  expandMacroString(parseMacroString(s, where), v);
 
 test('RFC 7208 §7.4 examples (IPv4 192.0.2.3)', () => {
   const v = values('192.0.2.3');
@@ -91,10 +101,31 @@ test('syntax errors', () => {
 });
 
 test('domain-spec must end in a macro or "." toplabel', () => {
-  for (const ok of ['example.com', 'example.com.', '%{d}', 'x.%{d}', '%{d}.xn--zckzah', 'a%%', 'a%_', 'a%-', 'foo:bar/baz.example.com']) {
+  for (const ok of [
+    'example.com',
+    'example.com.',
+    '%{d}',
+    'x.%{d}',
+    '%{d}.xn--zckzah',
+    'a%%',
+    'a%_',
+    'a%-',
+    'foo:bar/baz.example.com',
+  ]) {
     assert.doesNotThrow(() => parseDomainSpec(ok), ok);
   }
-  for (const bad of ['', 'museum', 'museum.', 'abc.123', 'example.-com', 'example.com-', 'example.com/24', '%{d}.', 'a%%-', 'foo.c%%m']) {
+  for (const bad of [
+    '',
+    'museum',
+    'museum.',
+    'abc.123',
+    'example.-com',
+    'example.com-',
+    'example.com/24',
+    '%{d}.',
+    'a%%-',
+    'foo.c%%m',
+  ]) {
     assert.throws(() => parseDomainSpec(bad), SpfSyntaxError, JSON.stringify(bad));
   }
 });

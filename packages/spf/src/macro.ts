@@ -97,9 +97,21 @@ export function parseMacroString(text: string, where: MacroWhere): MacroString {
     const ch = text.charCodeAt(i);
     if (ch === 0x25 /* % */) {
       const next = text[i + 1];
-      if (next === '%') { lit += '%'; i += 2; continue; }
-      if (next === '_') { lit += ' '; i += 2; continue; }
-      if (next === '-') { lit += '%20'; i += 2; continue; }
+      if (next === '%') {
+        lit += '%';
+        i += 2;
+        continue;
+      }
+      if (next === '_') {
+        lit += ' ';
+        i += 2;
+        continue;
+      }
+      if (next === '-') {
+        lit += '%20';
+        i += 2;
+        continue;
+      }
       if (next !== '{') throw new SpfSyntaxError(`bad macro at "${text.slice(i, i + 3)}"`);
       const close = text.indexOf('}', i + 2);
       if (close < 0) throw new SpfSyntaxError('unterminated macro');
@@ -109,13 +121,18 @@ export function parseMacroString(text: string, where: MacroWhere): MacroString {
       const letterRaw = m[1] as string;
       const letter = letterRaw.toLowerCase() as MacroLetter;
       if (!letters.includes(letter)) {
-        throw new SpfSyntaxError(`macro letter "${letterRaw}" not allowed ${where === 'domain' ? 'outside explanation text' : ''}`.trim());
+        throw new SpfSyntaxError(
+          `macro letter "${letterRaw}" not allowed ${where === 'domain' ? 'outside explanation text' : ''}`.trim(),
+        );
       }
       const digitsText = m[2] as string;
       const digits = digitsText === '' ? 0 : Number(digitsText);
       if (digitsText !== '' && digits === 0) throw new SpfSyntaxError('macro digit transformer must be non-zero');
       const delimText = m[4] as string;
-      if (lit !== '') { tokens.push({ kind: 'literal', text: lit }); lit = ''; }
+      if (lit !== '') {
+        tokens.push({ kind: 'literal', text: lit });
+        lit = '';
+      }
       if (letter === 'p') usesP = true;
       tokens.push({
         kind: 'expand',
@@ -139,7 +156,13 @@ export function parseMacroString(text: string, where: MacroWhere): MacroString {
   }
   if (lit !== '') tokens.push({ kind: 'literal', text: lit });
   const constant = tokens.every((t) => t.kind === 'literal');
-  return { raw: text, tokens, constant, literal: constant ? tokens.map((t) => (t as { text: string }).text).join('') : '', usesP };
+  return {
+    raw: text,
+    tokens,
+    constant,
+    literal: constant ? tokens.map((t) => (t as { text: string }).text).join('') : '',
+    usesP,
+  };
 }
 
 const TOPLABEL_RE = /^(?:[A-Za-z0-9]*[A-Za-z][A-Za-z0-9]*|[A-Za-z0-9]+-[A-Za-z0-9-]*[A-Za-z0-9])$/;
@@ -172,7 +195,10 @@ function endsWithEscape(text: string): boolean {
   // count the run of "%" before the last character
   let k = text.length - 2;
   let run = 0;
-  while (k >= 0 && text[k] === '%') { run++; k--; }
+  while (k >= 0 && text[k] === '%') {
+    run++;
+    k--;
+  }
   return run % 2 === 1;
 }
 
@@ -182,7 +208,10 @@ const UNRESERVED = /[A-Za-z0-9\-._~]/;
 export function urlEscape(text: string): string {
   let out = '';
   for (const ch of text) {
-    if (UNRESERVED.test(ch)) { out += ch; continue; }
+    if (UNRESERVED.test(ch)) {
+      out += ch;
+      continue;
+    }
     for (const b of Buffer.from(ch, 'utf8')) out += `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
@@ -190,17 +219,28 @@ export function urlEscape(text: string): string {
 
 function letterValue(letter: MacroLetter, v: MacroValues): string {
   switch (letter) {
-    case 's': return v.sender;
-    case 'l': return v.localPart;
-    case 'o': return v.senderDomain;
-    case 'd': return v.domain;
-    case 'i': return v.ipDotted;
-    case 'p': return v.validatedName ?? 'unknown';
-    case 'h': return v.helo;
-    case 'v': return v.ipVersion;
-    case 'c': return v.ipReadable;
-    case 'r': return v.receiver;
-    case 't': return String(v.nowSeconds);
+    case 's':
+      return v.sender;
+    case 'l':
+      return v.localPart;
+    case 'o':
+      return v.senderDomain;
+    case 'd':
+      return v.domain;
+    case 'i':
+      return v.ipDotted;
+    case 'p':
+      return v.validatedName ?? 'unknown';
+    case 'h':
+      return v.helo;
+    case 'v':
+      return v.ipVersion;
+    case 'c':
+      return v.ipReadable;
+    case 'r':
+      return v.receiver;
+    case 't':
+      return String(v.nowSeconds);
   }
 }
 
@@ -209,7 +249,10 @@ export function expandMacroString(ms: MacroString, v: MacroValues): string {
   if (ms.constant) return ms.literal;
   let out = '';
   for (const t of ms.tokens) {
-    if (t.kind === 'literal') { out += t.text; continue; }
+    if (t.kind === 'literal') {
+      out += t.text;
+      continue;
+    }
     let value = letterValue(t.letter, v);
     if (t.digits !== 0 || t.reverse || t.delimiters !== null) {
       let parts = value.split(t.delimiters ?? '.');

@@ -16,7 +16,13 @@
  *   in record order, so the outcome is the one a sequential evaluation would give.
  * Security: every query goes through the per-check LookupCache and the Limits.
  */
-import { addressEquals, addressMatches, matchIp4 as addressMatchesNet4, matchIp6 as addressMatchesNet6, type ClientIp } from './ip.js';
+import {
+  addressEquals,
+  addressMatches,
+  matchIp4 as addressMatchesNet4,
+  matchIp6 as addressMatchesNet6,
+  type ClientIp,
+} from './ip.js';
 import { expandDomain, type MacroString, type MacroValues } from './macro.js';
 import type { Mechanism } from './parse.js';
 import type { AddressType, Answer, LookupCache, MxRecord } from './resolver.js';
@@ -39,7 +45,11 @@ export async function macroValues(ctx: EvalContext, ms: MacroString, domain: str
 }
 
 /** Expands a target domain-spec (or returns the current domain when there is none). */
-export async function expandTarget(ctx: EvalContext, spec: MacroString | null, domain: string): Promise<string | undefined> {
+export async function expandTarget(
+  ctx: EvalContext,
+  spec: MacroString | null,
+  domain: string,
+): Promise<string | undefined> {
   if (spec === null) return domain;
   return expandDomain(spec, await macroValues(ctx, spec, domain));
 }
@@ -54,7 +64,10 @@ function stripDot(name: string): string {
 
 async function matchAddresses(ctx: EvalContext, name: string, cidr4: number, cidr6: number): Promise<boolean> {
   const ans = await ctx.lookups.address(ctx.addressType, name);
-  if (ans.kind === 'void') { ctx.limits.countVoid(name); return false; }
+  if (ans.kind === 'void') {
+    ctx.limits.countVoid(name);
+    return false;
+  }
   if (ans.kind === 'error') throw temperror(`${ctx.addressType} ${name}`, ans.code);
   for (const a of ans.values) if (addressMatches(ctx.ip, a, cidr4, cidr6)) return true;
   return false;
@@ -70,7 +83,10 @@ function mxHosts(values: readonly MxRecord[]): string[] {
 
 async function matchMx(ctx: EvalContext, name: string, cidr4: number, cidr6: number): Promise<boolean> {
   const ans = await ctx.lookups.mx(name);
-  if (ans.kind === 'void') { ctx.limits.countVoid(name); return false; }
+  if (ans.kind === 'void') {
+    ctx.limits.countVoid(name);
+    return false;
+  }
   if (ans.kind === 'error') throw temperror(`MX ${name}`, ans.code);
   if (ans.values.length > MAX_MX_NAMES) {
     throw new SpfAbort('permerror', `more than ${MAX_MX_NAMES} MX names for ${name}`);
@@ -127,12 +143,7 @@ export async function validatedName(ctx: EvalContext, domain: string): Promise<s
   const ok = await Promise.all(names.map((n) => validates(ctx, n)));
   const valid = names.filter((_, i) => ok[i]);
   const d = domain.toLowerCase();
-  return (
-    valid.find((n) => n.toLowerCase() === d) ??
-    valid.find((n) => isUnder(n, domain)) ??
-    valid[0] ??
-    'unknown'
-  );
+  return valid.find((n) => n.toLowerCase() === d) ?? valid.find((n) => isUnder(n, domain)) ?? valid[0] ?? 'unknown';
 }
 
 /**
@@ -164,17 +175,23 @@ export function prefetchMechanism(ctx: EvalContext, m: Mechanism, domain: string
       return true;
     case 'mx':
       if (lookups.has('MX', target)) return false;
-      void lookups.mx(target).then((ans) => {
-        if (ans.kind !== 'ok' || ans.values.length > MAX_MX_NAMES || lookups.closed) return;
-        for (const h of mxHosts(ans.values)) void lookups.address(ctx.addressType, h);
-      }).catch(ignore);
+      void lookups
+        .mx(target)
+        .then((ans) => {
+          if (ans.kind !== 'ok' || ans.values.length > MAX_MX_NAMES || lookups.closed) return;
+          for (const h of mxHosts(ans.values)) void lookups.address(ctx.addressType, h);
+        })
+        .catch(ignore);
       return true;
     case 'ptr':
       if (lookups.has('PTR', ctx.ip.text)) return false;
-      void lookups.ptr(ctx.ip.text).then((ans) => {
-        if (lookups.closed) return;
-        for (const n of ptrNamesOf(ans)) if (isUnder(n, target)) void lookups.address(ctx.addressType, n);
-      }).catch(ignore);
+      void lookups
+        .ptr(ctx.ip.text)
+        .then((ans) => {
+          if (lookups.closed) return;
+          for (const n of ptrNamesOf(ans)) if (isUnder(n, target)) void lookups.address(ctx.addressType, n);
+        })
+        .catch(ignore);
       return true;
   }
 }
@@ -206,7 +223,10 @@ export async function matchMechanism(ctx: EvalContext, m: Mechanism, domain: str
       const target = await expandTarget(ctx, m.domain, domain);
       if (target === undefined) return false;
       const ans = await ctx.lookups.address('A', target);
-      if (ans.kind === 'void') { ctx.limits.countVoid(target); return false; }
+      if (ans.kind === 'void') {
+        ctx.limits.countVoid(target);
+        return false;
+      }
       if (ans.kind === 'error') throw temperror(`A ${target}`, ans.code);
       return true;
     }

@@ -6,17 +6,35 @@ import { SpfSyntaxError } from './macro.js';
 
 test('record selection: version tag', () => {
   const table: Array<[string, boolean]> = [
-    ['v=spf1', true], ['v=spf1 -all', true], ['V=SpF1 ~all', true], ['v=spf10', false],
-    ['v=spf1-all', false], [' v=spf1 -all', false], ['spf2.0/pra -all', false], ['v=spf1\t-all', false],
+    ['v=spf1', true],
+    ['v=spf1 -all', true],
+    ['V=SpF1 ~all', true],
+    ['v=spf10', false],
+    ['v=spf1-all', false],
+    [' v=spf1 -all', false],
+    ['spf2.0/pra -all', false],
+    ['v=spf1\t-all', false],
   ];
   for (const [text, want] of table) assert.equal(isSpfRecord(text), want, text);
 });
 
 test('mechanisms: kinds, qualifiers, arguments', () => {
-  const r = parseRecord('v=spf1 +a -A:Example.COM/24//64 ~mx//0 ?ptr:example.org ip4:192.0.2.0/24 IP6:2001:DB8::/32 exists:%{i}.bl.example include:_spf.example.net all');
+  const r = parseRecord(
+    'v=spf1 +a -A:Example.COM/24//64 ~mx//0 ?ptr:example.org ip4:192.0.2.0/24 IP6:2001:DB8::/32 exists:%{i}.bl.example include:_spf.example.net all',
+  );
   assert.deepEqual(
     r.mechanisms.map((m) => [m.kind, m.qualifier]),
-    [['a', '+'], ['a', '-'], ['mx', '~'], ['ptr', '?'], ['ip4', '+'], ['ip6', '+'], ['exists', '+'], ['include', '+'], ['all', '+']],
+    [
+      ['a', '+'],
+      ['a', '-'],
+      ['mx', '~'],
+      ['ptr', '?'],
+      ['ip4', '+'],
+      ['ip6', '+'],
+      ['exists', '+'],
+      ['include', '+'],
+      ['all', '+'],
+    ],
   );
   const a = r.mechanisms[1];
   assert.ok(a?.kind === 'a');
@@ -41,13 +59,36 @@ test('modifiers: redirect, exp, unknown ones ignored, position free', () => {
 
 test('syntax errors', () => {
   const bad = [
-    'v=spf1 ip4:01.2.3.4', 'v=spf1 ip4:1.2.3.4/', 'v=spf1 ip4:1.2.3.4/33', 'v=spf1 ip4:256.1.1.1',
-    'v=spf1 ip6:2001:db8::/129', 'v=spf1 ip6:2001:db8:::1', 'v=spf1 ip6:1:2:3:4:5:6:7:8:9', 'v=spf1 ip6:fe80::1%eth0',
-    'v=spf1 a/', 'v=spf1 a:example.com/', 'v=spf1 mx//', 'v=spf1 a/24/64', 'v=spf1 a//01',
-    'v=spf1 exists:%{d0}.example.com', 'v=spf1 include:%{d}.', 'v=spf1 exp=%{c}.example.com',
-    'v=spf1 redirect=a.example.com redirect=b.example.com', 'v=spf1 +foo=bar', 'v=spf1 -redirect=a.example.com',
-    'v=spf1 1foo=bar', 'v=spf1 foo=%', 'v=spf1 include', 'v=spf1 exists', 'v=spf1 all:x', 'v=spf1 allx',
-    'v=spf1 ptr/24', 'v=spf1 a\u00a0-all', 'v=spf1 -all\r', 'v=spf1 ~', 'v=spf1 mx:example.com:25',
+    'v=spf1 ip4:01.2.3.4',
+    'v=spf1 ip4:1.2.3.4/',
+    'v=spf1 ip4:1.2.3.4/33',
+    'v=spf1 ip4:256.1.1.1',
+    'v=spf1 ip6:2001:db8::/129',
+    'v=spf1 ip6:2001:db8:::1',
+    'v=spf1 ip6:1:2:3:4:5:6:7:8:9',
+    'v=spf1 ip6:fe80::1%eth0',
+    'v=spf1 a/',
+    'v=spf1 a:example.com/',
+    'v=spf1 mx//',
+    'v=spf1 a/24/64',
+    'v=spf1 a//01',
+    'v=spf1 exists:%{d0}.example.com',
+    'v=spf1 include:%{d}.',
+    'v=spf1 exp=%{c}.example.com',
+    'v=spf1 redirect=a.example.com redirect=b.example.com',
+    'v=spf1 +foo=bar',
+    'v=spf1 -redirect=a.example.com',
+    'v=spf1 1foo=bar',
+    'v=spf1 foo=%',
+    'v=spf1 include',
+    'v=spf1 exists',
+    'v=spf1 all:x',
+    'v=spf1 allx',
+    'v=spf1 ptr/24',
+    'v=spf1 a\u00a0-all',
+    'v=spf1 -all\r',
+    'v=spf1 ~',
+    'v=spf1 mx:example.com:25',
   ];
   for (const text of bad) assert.throws(() => parseRecord(text), SpfSyntaxError, JSON.stringify(text));
 });

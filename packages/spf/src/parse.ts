@@ -28,7 +28,12 @@ interface MechanismBase {
 export type Mechanism =
   | (MechanismBase & { readonly kind: 'all' })
   | (MechanismBase & { readonly kind: 'include'; readonly domain: MacroString })
-  | (MechanismBase & { readonly kind: 'a' | 'mx'; readonly domain: MacroString | null; readonly cidr4: number; readonly cidr6: number })
+  | (MechanismBase & {
+      readonly kind: 'a' | 'mx';
+      readonly domain: MacroString | null;
+      readonly cidr4: number;
+      readonly cidr6: number;
+    })
   | (MechanismBase & { readonly kind: 'ptr'; readonly domain: MacroString | null })
   | (MechanismBase & { readonly kind: 'ip4'; readonly network: number; readonly cidr: number })
   | (MechanismBase & { readonly kind: 'ip6'; readonly network: Uint32Array; readonly cidr: number })
@@ -150,7 +155,13 @@ export function parseTerms(text: string): Terms {
           throw new SpfSyntaxError(`"${lower}=" appears more than once`);
         }
         const spec = parseDomainSpec(value);
-        if (lower === 'redirect') { out.redirect = spec; sawRedirect = true; } else { out.exp = spec; sawExp = true; }
+        if (lower === 'redirect') {
+          out.redirect = spec;
+          sawRedirect = true;
+        } else {
+          out.exp = spec;
+          sawExp = true;
+        }
       } else {
         parseMacroString(value, 'explanation'); // syntax only; unknown modifiers are ignored (§6)
       }

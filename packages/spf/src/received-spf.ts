@@ -51,13 +51,20 @@ function comment(r: SpfResult, info: ReceivedSpfInfo): string {
   const me = info.receiver ?? 'unknown';
   const ip = info.ip;
   switch (r.result) {
-    case 'pass': return `${me}: domain of ${who} designates ${ip} as permitted sender`;
-    case 'fail': return `${me}: domain of ${who} does not designate ${ip} as permitted sender`;
-    case 'softfail': return `${me}: domain of transitioning ${who} does not designate ${ip} as permitted sender`;
-    case 'neutral': return `${me}: ${ip} is neither permitted nor denied by domain of ${who}`;
-    case 'none': return `${me}: domain of ${who} does not designate permitted sender hosts`;
-    case 'permerror': return `${me}: permanent error in processing domain of ${who}: ${r.problem ?? 'invalid SPF record'}`;
-    case 'temperror': return `${me}: temporary error in processing during lookup of ${who}: ${r.problem ?? 'DNS error'}`;
+    case 'pass':
+      return `${me}: domain of ${who} designates ${ip} as permitted sender`;
+    case 'fail':
+      return `${me}: domain of ${who} does not designate ${ip} as permitted sender`;
+    case 'softfail':
+      return `${me}: domain of transitioning ${who} does not designate ${ip} as permitted sender`;
+    case 'neutral':
+      return `${me}: ${ip} is neither permitted nor denied by domain of ${who}`;
+    case 'none':
+      return `${me}: domain of ${who} does not designate permitted sender hosts`;
+    case 'permerror':
+      return `${me}: permanent error in processing domain of ${who}: ${r.problem ?? 'invalid SPF record'}`;
+    case 'temperror':
+      return `${me}: temporary error in processing during lookup of ${who}: ${r.problem ?? 'DNS error'}`;
   }
 }
 
@@ -69,7 +76,10 @@ function fold(line: string, width: number, newline: string): string {
   let cur = '';
   let first = true;
   for (const w of words) {
-    if (cur === '') { cur = w; continue; }
+    if (cur === '') {
+      cur = w;
+      continue;
+    }
     if ((first ? 0 : indent) + cur.length + 1 + w.length > width) {
       out += cur + newline;
       cur = w;
@@ -88,7 +98,8 @@ export function receivedSpf(r: SpfResult, info: ReceivedSpfInfo, options: Receiv
   if (info.receiver !== undefined) pairs.push(`receiver=${value(info.receiver)}`);
   pairs.push(`identity=${info.identity ?? 'mailfrom'}`);
   if (r.mechanism !== undefined) pairs.push(`mechanism=${value(r.mechanism)}`);
-  if (r.problem !== undefined && (r.result === 'permerror' || r.result === 'temperror')) pairs.push(`problem=${value(r.problem)}`);
+  if (r.problem !== undefined && (r.result === 'permerror' || r.result === 'temperror'))
+    pairs.push(`problem=${value(r.problem)}`);
   const line = `Received-SPF: ${r.result} (${commentText(comment(r, info))}) ${pairs.join('; ')};`;
   if (options.foldWidth === undefined) return line;
   return fold(line, options.foldWidth, options.newline ?? '\r\n\t');

@@ -36,7 +36,8 @@ const NXDOMAIN: Answer<never> = Object.freeze({ kind: 'void', rcode: 'nxdomain' 
 const NODATA: Answer<never> = Object.freeze({ kind: 'void', rcode: 'nodata' });
 
 function classify(err: unknown): Answer<never> {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'EUNKNOWN';
+  const code =
+    typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'EUNKNOWN';
   // EBADNAME: the resolver cannot put the name in a query (node's c-ares refuses characters
   // outside hostname syntax); the name cannot exist, and asking again will not help
   if (code === 'ENOTFOUND' || code === 'EBADNAME') return NXDOMAIN;
@@ -45,10 +46,7 @@ function classify(err: unknown): Answer<never> {
 }
 
 function wrap<T>(p: Promise<T[]>): Promise<Answer<T>> {
-  return p.then(
-    (values) => (Array.isArray(values) && values.length > 0 ? { kind: 'ok', values } : NODATA),
-    classify,
-  );
+  return p.then((values) => (Array.isArray(values) && values.length > 0 ? { kind: 'ok', values } : NODATA), classify);
 }
 
 export type AddressType = 'A' | 'AAAA';
@@ -61,7 +59,10 @@ export class LookupCache {
   /** how many queries went to the resolver (for tests and metrics) */
   queries = 0;
 
-  constructor(private readonly resolver: SpfResolver, timeoutMs?: number) {
+  constructor(
+    private readonly resolver: SpfResolver,
+    timeoutMs?: number,
+  ) {
     if (timeoutMs !== undefined && timeoutMs > 0 && Number.isFinite(timeoutMs)) {
       this.deadline = new Promise((resolve) => {
         this.timer = setTimeout(() => resolve({ kind: 'error', code: 'ETIMEOUT' }), timeoutMs);

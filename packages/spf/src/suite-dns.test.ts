@@ -35,7 +35,23 @@ function runBatch(server: string, input: string): Promise<string[]> {
 
 function spawnBatch(server: string, input: string): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, '--dns-server', server, '--dns-protocol', 'http', '--timeout', '1000', '--receiver', 'receiver.example', '--default-explanation', DEFAULT_SENTINEL], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        BIN,
+        '--dns-server',
+        server,
+        '--dns-protocol',
+        'http',
+        '--timeout',
+        '1000',
+        '--receiver',
+        'receiver.example',
+        '--default-explanation',
+        DEFAULT_SENTINEL,
+      ],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -24,7 +24,10 @@ for (const suite of Object.keys(SUITES) as SuiteName[]) {
             defaultExplanation: DEFAULT_SENTINEL,
           });
           const want = expectedResults(suite, t);
-          assert.ok(want.includes(r.result), `${t.name}: got ${r.result} (${r.problem ?? r.mechanism ?? ''}), want ${want.join('|')}`);
+          assert.ok(
+            want.includes(r.result),
+            `${t.name}: got ${r.result} (${r.problem ?? r.mechanism ?? ''}), want ${want.join('|')}`,
+          );
           if (t.explanation !== undefined && EXCEPTIONS[`${suite}/${t.name}`] === undefined) {
             assert.equal(r.explanation, t.explanation, `${t.name}: explanation`);
           }

@@ -11,22 +11,48 @@ test('--spf and --rbl take an optional -f FILE and nothing else', () => {
 });
 
 test('two modes cannot be combined', () => {
-  for (const argv of [['--spf', '--rbl'], ['--check', '--spf'], ['--rbl', '--avenge', 'a@b'], ['--avenge', 'a@b', '--check']]) {
+  for (const argv of [
+    ['--spf', '--rbl'],
+    ['--check', '--spf'],
+    ['--rbl', '--avenge', 'a@b'],
+    ['--avenge', 'a@b', '--check'],
+  ]) {
     const r = parseArgs(argv);
     assert.equal(r.mode, 'usage-error', argv.join(' '));
   }
 });
 
 test('the other modes are unchanged', () => {
-  assert.deepEqual(parseArgs([]), { mode: 'daemon', file: DEFAULT_CONFIG_FILE, fileGiven: false, foreground: false, verbose: false, detached: false });
+  assert.deepEqual(parseArgs([]), {
+    mode: 'daemon',
+    file: DEFAULT_CONFIG_FILE,
+    fileGiven: false,
+    foreground: false,
+    verbose: false,
+    detached: false,
+  });
   assert.deepEqual(parseArgs(['--check', '-f', '/c']), { mode: 'check', file: '/c', fileGiven: true });
-  assert.deepEqual(parseArgs(['--avenge', 'bob@x', '<>', '192.0.2.1']), { mode: 'avenge', file: DEFAULT_CONFIG_FILE, fileGiven: false, recipient: 'bob@x', sender: '', ip: '192.0.2.1' });
+  assert.deepEqual(parseArgs(['--avenge', 'bob@x', '<>', '192.0.2.1']), {
+    mode: 'avenge',
+    file: DEFAULT_CONFIG_FILE,
+    fileGiven: false,
+    recipient: 'bob@x',
+    sender: '',
+    ip: '192.0.2.1',
+  });
   assert.deepEqual(parseArgs(['--help']), { mode: 'help' });
   assert.deepEqual(parseArgs(['--version']), { mode: 'version' });
 });
 
 test('--detached is internal: only with -d (what a detaching asmtpd starts)', () => {
-  assert.deepEqual(parseArgs(['-d', '--detached']), { mode: 'daemon', file: DEFAULT_CONFIG_FILE, fileGiven: false, foreground: true, verbose: false, detached: true });
+  assert.deepEqual(parseArgs(['-d', '--detached']), {
+    mode: 'daemon',
+    file: DEFAULT_CONFIG_FILE,
+    fileGiven: false,
+    foreground: true,
+    verbose: false,
+    detached: true,
+  });
   assert.equal(parseArgs(['--detached']).mode, 'usage-error');
   assert.equal(parseArgs(['--check', '-d', '--detached']).mode, 'usage-error');
 });

@@ -98,14 +98,23 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         return { mode: 'usage-error', message: `unknown argument ${JSON.stringify(a)}` };
     }
   }
-  if (detached && (mode !== 'daemon' || !foreground)) return { mode: 'usage-error', message: '--detached is internal (asmtpd without -d uses it)' };
+  if (detached && (mode !== 'daemon' || !foreground))
+    return { mode: 'usage-error', message: '--detached is internal (asmtpd without -d uses it)' };
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
   if (mode === 'check' || mode === 'spf' || mode === 'rbl') return { mode, file: f, fileGiven };
   if (mode === 'avenge') {
-    if (positional.length < 1 || positional.length > 3) return { mode: 'usage-error', message: '--avenge needs RECIPIENT [SENDER [IP]]' };
+    if (positional.length < 1 || positional.length > 3)
+      return { mode: 'usage-error', message: '--avenge needs RECIPIENT [SENDER [IP]]' };
     const sender = positional[1] ?? '';
-    return { mode, file: f, fileGiven, recipient: positional[0]!, sender: sender === '<>' ? '' : sender, ip: positional[2] ?? '127.0.0.1' };
+    return {
+      mode,
+      file: f,
+      fileGiven,
+      recipient: positional[0]!,
+      sender: sender === '<>' ? '' : sender,
+      ip: positional[2] ?? '127.0.0.1',
+    };
   }
   if (mode === 'netpath') return netpathCommand(positional, fileGiven || foreground || verbose);
   if (mode === 'synfp') return synfpCommand(positional, f, fileGiven, foreground || verbose);
@@ -114,9 +123,13 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
 }
 
 /** `--netpath IP [HOPS]`: reads no configuration, so -f, -d and --verbose are refused. */
-function netpathCommand(positional: readonly string[], otherFlags: boolean): CliCommand | { mode: 'usage-error'; message: string } {
+function netpathCommand(
+  positional: readonly string[],
+  otherFlags: boolean,
+): CliCommand | { mode: 'usage-error'; message: string } {
   if (otherFlags) return { mode: 'usage-error', message: '--netpath takes only IP [HOPS] (it reads no configuration)' };
-  if (positional.length < 1 || positional.length > 2) return { mode: 'usage-error', message: '--netpath needs IP [HOPS]' };
+  if (positional.length < 1 || positional.length > 2)
+    return { mode: 'usage-error', message: '--netpath needs IP [HOPS]' };
   const ip = positional[0]!;
   if (isIP(ip) === 0) return { mode: 'usage-error', message: `--netpath: not an IP address: ${JSON.stringify(ip)}` };
   const hopsText = positional[1] ?? '30';
@@ -130,7 +143,12 @@ function netpathCommand(positional: readonly string[], otherFlags: boolean): Cli
  * `--synfp [-f FILE] [PORT [IP [IFACE…]]]`: the configuration only gives SynFPDB. IP `any` (or `*`)
  * keeps every destination address, so that interfaces can follow without one.
  */
-function synfpCommand(positional: readonly string[], file: string, fileGiven: boolean, otherFlags: boolean): CliCommand | { mode: 'usage-error'; message: string } {
+function synfpCommand(
+  positional: readonly string[],
+  file: string,
+  fileGiven: boolean,
+  otherFlags: boolean,
+): CliCommand | { mode: 'usage-error'; message: string } {
   if (otherFlags) return { mode: 'usage-error', message: '--synfp takes only [-f FILE] [PORT [IP [IFACE...]]]' };
   const portText = positional[0] ?? '25';
   if (!/^\d{1,5}$/.test(portText) || Number(portText) < 1 || Number(portText) > 65535) {
@@ -138,9 +156,14 @@ function synfpCommand(positional: readonly string[], file: string, fileGiven: bo
   }
   const ipText = positional[1];
   const ip = ipText === undefined || ipText === 'any' || ipText === '*' ? null : ipText;
-  if (ip !== null && isIP(ip) === 0) return { mode: 'usage-error', message: `--synfp: not an IP address: ${JSON.stringify(ip)} (any for every address)` };
+  if (ip !== null && isIP(ip) === 0)
+    return {
+      mode: 'usage-error',
+      message: `--synfp: not an IP address: ${JSON.stringify(ip)} (any for every address)`,
+    };
   const interfaces = positional.slice(2);
   const bad = interfaces.find((i) => !/^[A-Za-z0-9_.:@-]{1,15}$/.test(i));
-  if (bad !== undefined) return { mode: 'usage-error', message: `--synfp: not an interface name: ${JSON.stringify(bad)}` };
+  if (bad !== undefined)
+    return { mode: 'usage-error', message: `--synfp: not an interface name: ${JSON.stringify(bad)}` };
   return { mode: 'synfp', file, fileGiven, port: Number(portText), ip, interfaces };
 }

@@ -38,21 +38,44 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     out.write(`asmtpd: --avenge: ${JSON.stringify(args.ip)} is not an IP address\n`);
     return 2;
   }
-  const noRelay: Relay = { deliver: async () => ({ kind: 'deferred', reply: REPLIES.noDeliveryInAvenge(), ms: 0 }), close: async () => {}, describe: () => 'none' };
+  const noRelay: Relay = {
+    deliver: async () => ({ kind: 'deferred', reply: REPLIES.noDeliveryInAvenge(), ms: 0 }),
+    close: async () => {},
+    describe: () => 'none',
+  };
   const log = nullLogger();
   const probers = memoryProbers();
   // as root, the same rule as the daemon's runner: scripts never run as asmtpd's own accounts
   // (looked up, never created, by a diagnostic run)
   const found = process.getuid?.() === 0 ? await serviceAccounts(config, { create: refuseToCreate }) : null;
-  const settings = runnerSettings(config, runnerIds(found?.kind === 'ok' ? found.accounts : null), { bodyTests: false });
-  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req, settings), log, { helperEnv: helperEnvironment, prober: probers.factory });
+  const settings = runnerSettings(config, runnerIds(found?.kind === 'ok' ? found.accounts : null), {
+    bodyTests: false,
+  });
+  const rt = buildRuntime(config, noRelay, (req) => runInProcess(req, settings), log, {
+    helperEnv: helperEnvironment,
+    prober: probers.factory,
+  });
   const session: Session = {
-    id: 'avenge', client: { ip: args.ip, port: 0 }, local: { ip: '0.0.0.0', port: config.smtpPort }, startedAt: Date.now(),
-    helo: null, proto: 'ESMTP', tls: null, mayRelay: rt.relayNets.has(args.ip), tx: null, pipelining: null, post: false, facts: rt.facts(args.ip, log), decisions: new Map(),
-    counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 }, log,
+    id: 'avenge',
+    client: { ip: args.ip, port: 0 },
+    local: { ip: '0.0.0.0', port: config.smtpPort },
+    startedAt: Date.now(),
+    helo: null,
+    proto: 'ESMTP',
+    tls: null,
+    mayRelay: rt.relayNets.has(args.ip),
+    tx: null,
+    pipelining: null,
+    post: false,
+    facts: rt.facts(args.ip, log),
+    decisions: new Map(),
+    counts: { messages: 0, rcpts: 0, rejected: 0, errors: 0 },
+    log,
   };
   const route = await rt.route(args.recipient, session.mayRelay, false);
-  out.write(`recipient: ${args.recipient}\nsender: ${args.sender || '<>'}\nclient: ${args.ip}${session.mayRelay ? ' (RelayNet)' : ''}\n`);
+  out.write(
+    `recipient: ${args.recipient}\nsender: ${args.sender || '<>'}\nclient: ${args.ip}${session.mayRelay ? ' (RelayNet)' : ''}\n`,
+  );
   out.write(`route: ${describeRoute(route)}\n`);
   if (route.kind === 'denied') {
     out.write(`reply: ${formatReply(route.reason === 'relay' ? REPLIES.relayDenied() : REPLIES.routingChars())}\n`);
@@ -62,7 +85,11 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
   session.facts.mailFrom(args.sender, null);
   const facts = route.kind === 'postmaster' ? null : await session.facts.settle();
   const mailError = facts ? systemDefault(facts, config, args.sender, args.ip) : null;
-  const d = await decideRecipient(route, { connection: session, sender: args.sender, address: args.recipient, mailError, facts }, rt.policy);
+  const d = await decideRecipient(
+    route,
+    { connection: session, sender: args.sender, address: args.recipient, mailError, facts },
+    rt.policy,
+  );
   printDecision(d, out);
   probers.close();
   return d.outcome.kind === 'failed' ? 1 : 0;
@@ -92,10 +119,20 @@ function printDecision(d: RecipientDecision, out: NodeJS.WritableStream): void {
     out.write(`  script: ${run.script ?? '(none found)'}\n`);
     out.write('  environment:\n');
     // ASMTPD_* are the helpers' plumbing (paths of this machine), not facts
-    for (const k of Object.keys(run.env).filter((k) => !k.startsWith('ASMTPD_')).sort()) out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
+    for (const k of Object.keys(run.env)
+      .filter((k) => !k.startsWith('ASMTPD_'))
+      .sort())
+      out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
     out.write(`  outcome: ${run.outcome}${run.detail ? ` (${run.detail})` : ''}\n`);
   });
   const o = d.outcome;
-  const detail = o.kind === 'bodytest' ? ` ${JSON.stringify(o.argv)}` : o.kind === 'redirect' ? ` ${o.address}` : o.kind === 'failed' ? ` (${o.reason})` : '';
+  const detail =
+    o.kind === 'bodytest'
+      ? ` ${JSON.stringify(o.argv)}`
+      : o.kind === 'redirect'
+        ? ` ${o.address}`
+        : o.kind === 'failed'
+          ? ` (${o.reason})`
+          : '';
   out.write(`\noutcome: ${o.kind}${detail}\nreply: ${formatReply(d.reply)}\n`);
 }

@@ -17,7 +17,8 @@ import { readFileSync } from 'node:fs';
  * is checked then (exit 0 when it is fine), as the daemon would load it.
  */
 export function runCheck(file: string, out: NodeJS.WritableStream, fileGiven = true): number {
-  const report = !fileGiven && !existsSync(file) ? checkConfigText(embeddedConfigText(), EMBEDDED_LABEL) : checkConfig(file);
+  const report =
+    !fileGiven && !existsSync(file) ? checkConfigText(embeddedConfigText(), EMBEDDED_LABEL) : checkConfig(file);
   const dataIssues: ConfigIssue[] = [];
   if (report.result.kind === 'ok') {
     const { domainFile, aliasFile, spfHostsFile } = report.result.config;

@@ -87,7 +87,9 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
   // never the listener on port 25: log anything that escapes and keep serving.
   process.on('uncaughtException', (err) => log.error('daemon.error', { error: err.message, stack: err.stack }));
-  process.on('unhandledRejection', (err) => log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }));
+  process.on('unhandledRejection', (err) =>
+    log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }),
+  );
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
   for (const name of created) log.info('daemon.account_created', { user: name });
   let runner: RunnerClient;
@@ -98,8 +100,12 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
       // the runner reads the configuration itself (and again on reload): root's file, never the pipe
       entry: {
         main: runnerProcessPath,
-        args: [`--config=${args.file}`, `--file-given=${args.fileGiven ? 1 : 0}`,
-          ...(ids.daemonUid === null ? [] : [`--daemon-uid=${ids.daemonUid}`]), ...ids.deniedUids.map((u) => `--denied-uid=${u}`)],
+        args: [
+          `--config=${args.file}`,
+          `--file-given=${args.fileGiven ? 1 : 0}`,
+          ...(ids.daemonUid === null ? [] : [`--daemon-uid=${ids.daemonUid}`]),
+          ...ids.deniedUids.map((u) => `--denied-uid=${u}`),
+        ],
       },
       onLog: (line) => log.warn('runner.log', { line }),
       onExit: (code, signal, expected) => {
@@ -119,7 +125,9 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
   const services: RuntimeServices = {
-    helperEnv: helperEnvironment, prober: probers.factory, resolver: sharedResolvers(),
+    helperEnv: helperEnvironment,
+    prober: probers.factory,
+    resolver: sharedResolvers(),
     ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
   };
   let runtime: Runtime = buildRuntime(config, relay, run, log, services);
@@ -144,12 +152,31 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     await netFacts?.close();
     return 2;
   }
-  log.info('daemon.privileges', privileges?.kind === 'dropped' && accounts
-    ? { user: privileges.account.name, uid: privileges.account.uid, gid: privileges.account.gid, runner_pid: runner.pid, avenger_user: accounts.avenger.name, netfacts_user: accounts.netFacts.name }
-    : { uid: process.getuid?.() ?? -1, runner_pid: runner.pid, note: 'not started as root: every script runs as the invoking user' });
+  log.info(
+    'daemon.privileges',
+    privileges?.kind === 'dropped' && accounts
+      ? {
+          user: privileges.account.name,
+          uid: privileges.account.uid,
+          gid: privileges.account.gid,
+          runner_pid: runner.pid,
+          avenger_user: accounts.avenger.name,
+          netfacts_user: accounts.netFacts.name,
+        }
+      : {
+          uid: process.getuid?.() ?? -1,
+          runner_pid: runner.pid,
+          note: 'not started as root: every script runs as the invoking user',
+        },
+  );
   log.info('daemon.start', {
-    version: VERSION, pid: process.pid, config: source, port: config.smtpPort, addresses: hosts,
-    relay: relay.describe(), privileged: privileges?.kind === 'dropped',
+    version: VERSION,
+    pid: process.pid,
+    config: source,
+    port: config.smtpPort,
+    addresses: hosts,
+    relay: relay.describe(),
+    privileged: privileges?.kind === 'dropped',
   });
 
   process.on('SIGHUP', () => {
@@ -169,16 +196,24 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     }
     runtime = buildRuntime(cfg, relay, run, log, services);
     frontEnd.applyConfig(cfg);
-    const restartNeeded = cfg.smtpPort !== old.config.smtpPort || cfg.bindAddrs.join() !== old.config.bindAddrs.join()
-      || cfg.dbDir !== old.config.dbDir || cfg.daemonUser !== old.config.daemonUser || cfg.netFactsUser !== old.config.netFactsUser;
+    const restartNeeded =
+      cfg.smtpPort !== old.config.smtpPort ||
+      cfg.bindAddrs.join() !== old.config.bindAddrs.join() ||
+      cfg.dbDir !== old.config.dbDir ||
+      cfg.daemonUser !== old.config.daemonUser ||
+      cfg.netFactsUser !== old.config.netFactsUser;
     log.info('daemon.reload', {
-      config: next.source, relay: relay.describe(),
-      ...(restartNeeded ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser and NetFactsUser need a restart' } : {}),
+      config: next.source,
+      relay: relay.describe(),
+      ...(restartNeeded
+        ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser and NetFactsUser need a restart' }
+        : {}),
     });
     // the runner re-reads the configuration itself
     void runner.reload().then((r) => {
       if (r.kind === 'reloaded') {
-        if (r.changes.length > 0 || r.needRestart.length > 0) log.info('runner.reload', { changes: r.changes, need_restart: r.needRestart });
+        if (r.changes.length > 0 || r.needRestart.length > 0)
+          log.info('runner.reload', { changes: r.changes, need_restart: r.needRestart });
       } else log.error('runner.reload', { error: r.kind === 'error' ? r.reason : r.kind });
     });
   });
@@ -209,7 +244,15 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
 }
 
 function relaySettings(c: Config): string {
-  return JSON.stringify([c.relayHost, c.sendmail, c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.relayConnections, c.hostname]);
+  return JSON.stringify([
+    c.relayHost,
+    c.sendmail,
+    c.holdQueue,
+    c.holdOnFailure,
+    c.relayTimeoutMs,
+    c.relayConnections,
+    c.hostname,
+  ]);
 }
 
 /** After SIGHUP, as DaemonUser: what the SMTP process itself keeps in DBDir. */

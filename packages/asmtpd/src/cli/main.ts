@@ -48,7 +48,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 /** Load the configuration (or the embedded default) for a command; exit 2 when it is broken. */
-function withConfig(cmd: { file: string; fileGiven: boolean }, run: (config: Config) => Promise<number>): Promise<number> {
+function withConfig(
+  cmd: { file: string; fileGiven: boolean },
+  run: (config: Config) => Promise<number>,
+): Promise<number> {
   const { result } = loadForCommand(cmd);
   if (result.kind === 'error') {
     for (const e of result.errors) process.stderr.write(formatIssue(e) + '\n');
@@ -63,7 +66,7 @@ main(process.argv.slice(2)).then(
     process.stdout.write('', () => process.exit(code));
   },
   (err: unknown) => {
-    process.stderr.write(`asmtpd: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`asmtpd: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     process.exit(1);
   },
 );

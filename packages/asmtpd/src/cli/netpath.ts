@@ -16,7 +16,13 @@
  * Exit: 0 measured; 1 nothing answered, or the probes could not be sent (message on stderr);
  * 2 bad usage, or no permission to open a raw socket (message on stderr).
  */
-import { DEFAULT_TRACE_TIMEOUT_MS, TraceError, traceRouteDetail, type TraceOptions, type TraceResult } from '../facts/netpath/trace.js';
+import {
+  DEFAULT_TRACE_TIMEOUT_MS,
+  TraceError,
+  traceRouteDetail,
+  type TraceOptions,
+  type TraceResult,
+} from '../facts/netpath/trace.js';
 
 interface Writable {
   write(s: string): unknown;

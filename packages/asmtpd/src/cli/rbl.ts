@@ -46,7 +46,12 @@ export function formatRblResult(ip: string, r: RblResult, threshold: number): st
   return lines.map((l) => `${ip}: ${l}`);
 }
 
-export async function runRbl(config: Config, input: NodeJS.ReadableStream, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+export async function runRbl(
+  config: Config,
+  input: NodeJS.ReadableStream,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   if (config.rbls.length === 0) {
     err.write(`asmtpd: --rbl: no RBL is configured in ${config.file}\n`);
     return 2;

@@ -32,7 +32,8 @@ export interface HelperIo {
 type Env = Readonly<Record<string, string | undefined>>;
 type MakeResolver = (dns: HelperDns) => SpfResolver;
 
-const defaultResolver: MakeResolver = (d) => createDnsResolver({ kind: d.kind, servers: d.servers, protocol: d.protocol, timeoutMs: d.timeoutMs });
+const defaultResolver: MakeResolver = (d) =>
+  createDnsResolver({ kind: d.kind, servers: d.servers, protocol: d.protocol, timeoutMs: d.timeoutMs });
 
 class Usage extends Error {}
 
@@ -44,7 +45,13 @@ function clientIp(env: Env): string {
   return ip;
 }
 
-async function spf(args: readonly string[], env: Env, io: HelperIo, resolver: () => SpfResolver, dns: HelperDns): Promise<number> {
+async function spf(
+  args: readonly string[],
+  env: Env,
+  io: HelperIo,
+  resolver: () => SpfResolver,
+  dns: HelperDns,
+): Promise<number> {
   const policy = args.join(' ').trim();
   if (policy === '') throw new Usage('usage: spf MECHANISM...');
   try {
@@ -53,7 +60,13 @@ async function spf(args: readonly string[], env: Env, io: HelperIo, resolver: ()
     throw new Usage(`invalid mechanisms: ${(err as Error).message}`);
   }
   const ip = clientIp(env);
-  const r = await evaluatePolicy(policy, { resolver: resolver(), receiver: dns.receiver, ip, sender: env.SENDER ?? '', helo: env.CLIENT_HELO ?? '' });
+  const r = await evaluatePolicy(policy, {
+    resolver: resolver(),
+    receiver: dns.receiver,
+    ip,
+    sender: env.SENDER ?? '',
+    helo: env.CLIENT_HELO ?? '',
+  });
   io.out(`${r.result}\n`);
   return r.result === 'pass' ? 0 : 1;
 }
@@ -68,7 +81,11 @@ export function reverseNameToIp(name: string): string | null {
   }
   const v6 = /^((?:[0-9a-f]\.){32})ip6\.arpa$/.exec(n);
   if (!v6?.[1]) return null;
-  const hex = v6[1].split('.').filter((x) => x !== '').reverse().join('');
+  const hex = v6[1]
+    .split('.')
+    .filter((x) => x !== '')
+    .reverse()
+    .join('');
   return hex.match(/.{4}/g)!.join(':');
 }
 
@@ -89,10 +106,12 @@ function parseDnsArgs(args: readonly string[]): { type: DnsType; name: string } 
     else names.push(a);
   }
   const t = type.toUpperCase();
-  if (!(TYPES as readonly string[]).includes(t)) throw new Usage(`type ${JSON.stringify(type)}: expected ${TYPES.join(', ')}`);
+  if (!(TYPES as readonly string[]).includes(t))
+    throw new Usage(`type ${JSON.stringify(type)}: expected ${TYPES.join(', ')}`);
   if (names.length !== 1) throw new Usage('usage: dns [-t A|AAAA|MX|TXT|PTR] NAME');
   const name = names[0]!;
-  if (name === '' || name.length > 254 || /[\s\x00-\x1f\x7f]/.test(name)) throw new Usage(`${JSON.stringify(name)} is not a DNS name`);
+  if (name === '' || name.length > 254 || /[\s\x00-\x1f\x7f]/.test(name))
+    throw new Usage(`${JSON.stringify(name)} is not a DNS name`);
   return { type: t as DnsType, name };
 }
 
@@ -139,18 +158,31 @@ async function rbl(args: readonly string[], env: Env, io: HelperIo, resolver: ()
     return p.value;
   });
   const unique = [...new Set(zones)];
-  const r = await queryRbls(clientIp(env), unique.map((zone) => ({ zone, score: 1, reason: null })), resolver());
+  const r = await queryRbls(
+    clientIp(env),
+    unique.map((zone) => ({ zone, score: 1, reason: null })),
+    resolver(),
+  );
   for (const l of r.listed) io.out(`${l.zone} ${clean(l.reason)}\n`);
-  for (const p of r.problems) io.err(`rbl: ${p.zone}: ${p.kind === 'lookup' ? 'lookup failed' : p.kind === 'refused' ? 'refused the query' : 'answer outside 127.0.0.0/8 ignored'} (${p.detail})\n`);
+  for (const p of r.problems)
+    io.err(
+      `rbl: ${p.zone}: ${p.kind === 'lookup' ? 'lookup failed' : p.kind === 'refused' ? 'refused the query' : 'answer outside 127.0.0.0/8 ignored'} (${p.detail})\n`,
+    );
   if (r.listed.length > 0) return 0;
   const failed = r.problems.filter((p) => p.kind !== 'ignored').length;
   return failed === unique.length ? 2 : 1;
 }
 
-export async function runHelper(argv: readonly string[], env: Env, io: HelperIo, makeResolver: MakeResolver = defaultResolver): Promise<number> {
+export async function runHelper(
+  argv: readonly string[],
+  env: Env,
+  io: HelperIo,
+  makeResolver: MakeResolver = defaultResolver,
+): Promise<number> {
   const [name = '', ...args] = argv;
   try {
-    if (!['spf', 'dns', 'rbl'].includes(name)) throw new Usage(`unknown helper ${JSON.stringify(name)} (spf, dns, rbl)`);
+    if (!['spf', 'dns', 'rbl'].includes(name))
+      throw new Usage(`unknown helper ${JSON.stringify(name)} (spf, dns, rbl)`);
     const dns = parseHelperDns(env.ASMTPD_DNS);
     let resolver: SpfResolver | null = null;
     const get = (): SpfResolver => (resolver ??= makeResolver(dns));

@@ -16,9 +16,11 @@ const fail = (err: unknown): void => {
 process.on('uncaughtException', fail);
 
 import('./script-helper-commands.js')
-  .then(({ runHelper }) => runHelper(process.argv.slice(2), process.env, {
-    out: (t) => process.stdout.write(t),
-    err: (t) => process.stderr.write(t),
-  }))
+  .then(({ runHelper }) =>
+    runHelper(process.argv.slice(2), process.env, {
+      out: (t) => process.stdout.write(t),
+      err: (t) => process.stderr.write(t),
+    }),
+  )
   // exit once stdout is flushed (a DoH keep-alive socket must not keep the helper alive)
   .then((code) => process.stdout.write('', () => process.exit(code)), fail);

@@ -21,7 +21,15 @@
  */
 import { createInterface } from 'node:readline';
 import { isIP } from 'node:net';
-import { checkMailFrom, evaluatePolicy, isSpfRecord, parseRecord, receivedSpf, type CheckOptions, type SpfResult } from '@asmtpd/spf';
+import {
+  checkMailFrom,
+  evaluatePolicy,
+  isSpfRecord,
+  parseRecord,
+  receivedSpf,
+  type CheckOptions,
+  type SpfResult,
+} from '@asmtpd/spf';
 import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/issues.js';
 import { createDnsResolver } from '../dns/resolver.js';
@@ -73,15 +81,25 @@ export function formatSpfResult(r: SpfResult, q: SpfQuery, receiver: string): st
   return lines.join('\n') + '\n';
 }
 
-export async function runSpf(config: Config, input: NodeJS.ReadableStream, out: NodeJS.WritableStream, err: NodeJS.WritableStream): Promise<number> {
+export async function runSpf(
+  config: Config,
+  input: NodeJS.ReadableStream,
+  out: NodeJS.WritableStream,
+  err: NodeJS.WritableStream,
+): Promise<number> {
   const resolver = createDnsResolver(dnsOptionsOf(config));
   const options: CheckOptions = { resolver, receiver: config.hostname };
   if (config.spfLocal !== null) options.local = config.spfLocal;
   if (config.spfHostsFile !== null) {
-    options.hostsRecord = loadSpfHosts(config.spfHostsFile, { onIssues: (issues) => issues.forEach((i) => err.write(`asmtpd: ${formatIssue(i)}\n`)) });
+    options.hostsRecord = loadSpfHosts(config.spfHostsFile, {
+      onIssues: (issues) => issues.forEach((i) => err.write(`asmtpd: ${formatIssue(i)}\n`)),
+    });
   }
   for await (const raw of createInterface({ input, crlfDelay: Infinity })) {
-    const words = raw.trim().split(/\s+/).filter((w) => w !== '');
+    const words = raw
+      .trim()
+      .split(/\s+/)
+      .filter((w) => w !== '');
     if (words.length === 0 || words[0]!.startsWith('#')) continue;
     out.write(`input: ${oneLine(words.join(' '))}\n`);
     const q = parseSpfLine(words);
@@ -89,9 +107,16 @@ export async function runSpf(config: Config, input: NodeJS.ReadableStream, out: 
       out.write(`error: ${q.error}\n\n`);
       continue;
     }
-    const r = q.policy === null
-      ? await checkMailFrom(q.ip, q.sender, q.helo, options)
-      : await evaluatePolicy(q.policy, { resolver, receiver: config.hostname, ip: q.ip, sender: q.sender, helo: q.helo });
+    const r =
+      q.policy === null
+        ? await checkMailFrom(q.ip, q.sender, q.helo, options)
+        : await evaluatePolicy(q.policy, {
+            resolver,
+            receiver: config.hostname,
+            ip: q.ip,
+            sender: q.sender,
+            helo: q.helo,
+          });
     out.write(formatSpfResult(r, q, config.hostname) + '\n');
   }
   return 0;

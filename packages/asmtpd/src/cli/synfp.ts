@@ -70,7 +70,13 @@ function signalled(): Promise<string> {
   });
 }
 
-export async function runSynfp(cmd: SynfpCommand, config: Config, out: Writable, err: Writable, deps: SynfpDeps = {}): Promise<number> {
+export async function runSynfp(
+  cmd: SynfpCommand,
+  config: Config,
+  out: Writable,
+  err: Writable,
+  deps: SynfpDeps = {},
+): Promise<number> {
   if (!(deps.netRaw ?? hasCapability(CAP_NET_RAW))) {
     err.write('asmtpd: --synfp needs CAP_NET_RAW to capture packets: run it as root\n');
     return 2;

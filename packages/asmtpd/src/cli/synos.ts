@@ -12,7 +12,14 @@
  * and skipped.
  */
 import { parseFingerprint } from '../facts/synfp/fingerprint.js';
-import { DEFAULT_PFOS_PATH, DEFAULT_MTU, describeMatch, matchFingerprint, readPfosFile, type PfosDb } from '../facts/synfp/pfos.js';
+import {
+  DEFAULT_PFOS_PATH,
+  DEFAULT_MTU,
+  describeMatch,
+  matchFingerprint,
+  readPfosFile,
+  type PfosDb,
+} from '../facts/synfp/pfos.js';
 
 export const SYNOS_USAGE = `usage: synos [--db FILE] [--mtu N] [-v] FINGERPRINT
   Guess the operating system from a SYN fingerprint in CLIENT_SYNFP form,
@@ -29,7 +36,9 @@ interface Writable {
 type Parsed = { help: true } | { db: string; mtu: number; verbose: boolean; fingerprint: string } | { error: string };
 
 function parseArgv(argv: readonly string[]): Parsed {
-  let db = DEFAULT_PFOS_PATH, mtu = DEFAULT_MTU, verbose = false;
+  let db = DEFAULT_PFOS_PATH,
+    mtu = DEFAULT_MTU,
+    verbose = false;
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;

@@ -19,7 +19,10 @@ test('checkConfig: clean file → one summary line; errors → FILE:LINE lines; 
     writeFileSync(one, 'RelayNet 10.0.0.1/8\n');
     assert.deepEqual(checkConfig(one, HOST), {
       ok: true,
-      lines: [`${one}:1: warning: RelayNet: 10.0.0.1/8 has host bits set; using the network 10.0.0.0/8`, `${one}: OK (1 directive)`],
+      lines: [
+        `${one}:1: warning: RelayNet: 10.0.0.1/8 has host bits set; using the network 10.0.0.0/8`,
+        `${one}: OK (1 directive)`,
+      ],
       result: checkConfig(one, HOST).result,
     });
 

@@ -7,7 +7,14 @@
  * Lines: every error and warning as `FILE:LINE: message` (warnings as `FILE:LINE: warning:
  * message`), in file order; when there is no error, a last line `FILE: OK (N directives)`.
  */
-import { evaluateConfigFile, evaluateConfigText, formatIssue, type ConfigEvaluation, type ConfigResult, type LoadOptions } from './load.js';
+import {
+  evaluateConfigFile,
+  evaluateConfigText,
+  formatIssue,
+  type ConfigEvaluation,
+  type ConfigResult,
+  type LoadOptions,
+} from './load.js';
 
 export interface CheckReport {
   ok: boolean;

@@ -19,7 +19,15 @@
 import type { Config } from './types.js';
 import type { Parsed, ValueForm } from './values.js';
 
-export const SECTIONS = ['Listening and limits', 'Recipients and users', 'Privileges and script limits', 'Delivery of accepted mail', 'DNS', 'Facts', 'Logging'] as const;
+export const SECTIONS = [
+  'Listening and limits',
+  'Recipients and users',
+  'Privileges and script limits',
+  'Delivery of accepted mail',
+  'DNS',
+  'Facts',
+  'Logging',
+] as const;
 export type Section = (typeof SECTIONS)[number];
 
 /** What a default may look at: fields resolved so far, the machine, a way to warn. */
@@ -65,7 +73,10 @@ export interface Directive {
   checkFiles(draft: Partial<Config>): string[];
 }
 
-type Docs = Pick<Directive, 'name' | 'section' | 'form' | 'valueSyntax' | 'defaultText' | 'sample' | 'doc' | 'defaultNote'>;
+type Docs = Pick<
+  Directive,
+  'name' | 'section' | 'form' | 'valueSyntax' | 'defaultText' | 'sample' | 'doc' | 'defaultNote'
+>;
 type DefaultOf<T> = T | ((ctx: DefaultContext) => T);
 type ListField = { [K in keyof Config]: Config[K] extends readonly unknown[] ? K : never }[keyof Config];
 type ItemOf<K extends ListField> = Config[K] extends readonly (infer I)[] ? I : never;
@@ -75,7 +86,8 @@ function resolveDefault<T>(d: DefaultOf<T>, ctx: DefaultContext): T {
 }
 
 function outcomeOf(parsed: Parsed<unknown>, word: string): LineOutcome {
-  if (parsed.kind === 'error') return { errors: [`bad value ${JSON.stringify(word)}: ${parsed.message}`], warnings: [] };
+  if (parsed.kind === 'error')
+    return { errors: [`bad value ${JSON.stringify(word)}: ${parsed.message}`], warnings: [] };
   return { errors: [], warnings: parsed.warning === undefined ? [] : [parsed.warning] };
 }
 

@@ -5,19 +5,67 @@ import { DIRECTIVES, findDirective, NOT_YET_SUPPORTED } from './directives.js';
 import { parseConfigText } from './load.js';
 
 const CONFIG_FIELDS = [
-  'smtpPort', 'bindAddrs', 'hostname', 'etcDir', 'dbDir', 'maxClients', 'maxClientsPerIp', 'maxMsgSizeBytes',
-  'maxRcpts', 'maxErrors', 'smtpTimeoutMs', 'dataTimeoutMs', 'greetingDelayMs', 'bareLineEndings', 'separator',
-  'localDomains', 'domainFile', 'aliasFile', 'passwdFile', 'avengerUser', 'avengerTimeoutMs', 'relayNets', 'relayHost', 'sendmail', 'holdQueue', 'holdOnFailure', 'relayTimeoutMs', 'relayConnections', 'logLevel',
-  'dnsResolver', 'dnsServers', 'dnsProtocol', 'dnsTimeoutMs', 'allowDnsFailures', 'spfLocal', 'spfHostsFile', 'spfRejectFail',
-  'rbls', 'rblThreshold', 'smtpCallback', 'smtpCallbackTimeoutMs', 'smtpCallbackCacheTtlMs', 'synFp', 'synFpDb', 'netPath', 'netPathMaxHops',
-  'daemonUser', 'netFactsUser', 'avengerProcessLimit', 'avengerCpuLimitMs', 'avengerMemoryLimitBytes', 'avengerFileSizeLimitBytes', 'avengerOpenFilesLimit',
+  'smtpPort',
+  'bindAddrs',
+  'hostname',
+  'etcDir',
+  'dbDir',
+  'maxClients',
+  'maxClientsPerIp',
+  'maxMsgSizeBytes',
+  'maxRcpts',
+  'maxErrors',
+  'smtpTimeoutMs',
+  'dataTimeoutMs',
+  'greetingDelayMs',
+  'bareLineEndings',
+  'separator',
+  'localDomains',
+  'domainFile',
+  'aliasFile',
+  'passwdFile',
+  'avengerUser',
+  'avengerTimeoutMs',
+  'relayNets',
+  'relayHost',
+  'sendmail',
+  'holdQueue',
+  'holdOnFailure',
+  'relayTimeoutMs',
+  'relayConnections',
+  'logLevel',
+  'dnsResolver',
+  'dnsServers',
+  'dnsProtocol',
+  'dnsTimeoutMs',
+  'allowDnsFailures',
+  'spfLocal',
+  'spfHostsFile',
+  'spfRejectFail',
+  'rbls',
+  'rblThreshold',
+  'smtpCallback',
+  'smtpCallbackTimeoutMs',
+  'smtpCallbackCacheTtlMs',
+  'synFp',
+  'synFpDb',
+  'netPath',
+  'netPathMaxHops',
+  'daemonUser',
+  'netFactsUser',
+  'avengerProcessLimit',
+  'avengerCpuLimitMs',
+  'avengerMemoryLimitBytes',
+  'avengerFileSizeLimitBytes',
+  'avengerOpenFilesLimit',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {
   assert.deepEqual(DIRECTIVES.map((d) => d.field).sort(), [...CONFIG_FIELDS].sort());
   const fromEmpty = parseConfigText('', 'x.conf', { systemHostname: 'mx.example.org' });
   assert.equal(fromEmpty.kind, 'ok');
-  if (fromEmpty.kind === 'ok') assert.deepEqual(Object.keys(fromEmpty.config).sort(), ['file', ...CONFIG_FIELDS].sort());
+  if (fromEmpty.kind === 'ok')
+    assert.deepEqual(Object.keys(fromEmpty.config).sort(), ['file', ...CONFIG_FIELDS].sort());
 });
 
 test('directive table: names are unique (case-insensitive) and found in any case', () => {
@@ -27,16 +75,23 @@ test('directive table: names are unique (case-insensitive) and found in any case
     assert.equal(findDirective(d.name.toUpperCase()), d);
     assert.equal(findDirective(d.name.toLowerCase()), d);
   }
-  for (const name of NOT_YET_SUPPORTED) assert.equal(findDirective(name), undefined, `${name} is in the table: remove it from NOT_YET_SUPPORTED`);
+  for (const name of NOT_YET_SUPPORTED)
+    assert.equal(findDirective(name), undefined, `${name} is in the table: remove it from NOT_YET_SUPPORTED`);
 });
 
 test('directive table: rows are grouped by section, in section order, and documented', () => {
   const order = DIRECTIVES.map((d) => SECTIONS.indexOf(d.section));
-  assert.deepEqual(order, [...order].sort((a, b) => a - b));
+  assert.deepEqual(
+    order,
+    [...order].sort((a, b) => a - b),
+  );
   for (const d of DIRECTIVES) {
     assert.ok(d.doc.length > 0 && !d.doc.endsWith('.'), `${d.name}: one line of doc, no final period`);
     assert.ok(d.defaultText.length > 0 && d.sample.length > 0 && d.valueSyntax.length > 0, d.name);
-    assert.ok(/^[\x20-\x7e]*$/.test(d.name + d.valueSyntax + d.sample), `${d.name}: ASCII in what the sample conf shows`);
+    assert.ok(
+      /^[\x20-\x7e]*$/.test(d.name + d.valueSyntax + d.sample),
+      `${d.name}: ASCII in what the sample conf shows`,
+    );
   }
 });
 

@@ -50,11 +50,18 @@ test('the sample etc/asmtpd.conf loads cleanly: all commented out, so all defaul
 
 test('the sample with every example uncommented (but the directives naming files) loads cleanly', () => {
   const sample = readRepoFile('etc/asmtpd.conf') ?? '';
-  const namesFile = (line: string): boolean => ['Sendmail', 'PasswdFile', 'DomainFile', 'AliasFile', 'SPFHostsFile', 'SynFPDB'].some((name) => line.startsWith(`#${name} `));
+  const namesFile = (line: string): boolean =>
+    ['Sendmail', 'PasswdFile', 'DomainFile', 'AliasFile', 'SPFHostsFile', 'SynFPDB'].some((name) =>
+      line.startsWith(`#${name} `),
+    );
   const uncommented = sample
     .split('\n')
     .map((line) => (/^#[A-Za-z]/.test(line) && !namesFile(line) ? line.slice(1) : line))
     .join('\n');
   const result = parseConfigText(uncommented, 'etc/asmtpd.conf', { systemHostname: 'mx.example.org' });
-  assert.equal(result.kind, 'ok', result.kind === 'error' ? result.errors.map((e) => `${e.line}: ${e.message}`).join('\n') : '');
+  assert.equal(
+    result.kind,
+    'ok',
+    result.kind === 'error' ? result.errors.map((e) => `${e.line}: ${e.message}`).join('\n') : '',
+  );
 });

@@ -29,23 +29,61 @@ test('an empty file gives every default', () => {
     warnings: [],
     config: {
       file: '/etc/avenger/asmtpd.conf',
-      smtpPort: 25, bindAddrs: [], hostname: 'mx.example.org', etcDir: '/etc/avenger', dbDir: '/var/spool/avenger',
-      maxClients: 500, maxClientsPerIp: 10, maxMsgSizeBytes: 50 * 1024 * 1024, maxRcpts: 100, maxErrors: 10,
-      smtpTimeoutMs: 300_000, dataTimeoutMs: 600_000, greetingDelayMs: 0, bareLineEndings: 'reject',
-      separator: null, localDomains: ['mx.example.org'], domainFile: null, aliasFile: null, passwdFile: null,
-      avengerUser: 'avenger', avengerTimeoutMs: 60_000,
+      smtpPort: 25,
+      bindAddrs: [],
+      hostname: 'mx.example.org',
+      etcDir: '/etc/avenger',
+      dbDir: '/var/spool/avenger',
+      maxClients: 500,
+      maxClientsPerIp: 10,
+      maxMsgSizeBytes: 50 * 1024 * 1024,
+      maxRcpts: 100,
+      maxErrors: 10,
+      smtpTimeoutMs: 300_000,
+      dataTimeoutMs: 600_000,
+      greetingDelayMs: 0,
+      bareLineEndings: 'reject',
+      separator: null,
+      localDomains: ['mx.example.org'],
+      domainFile: null,
+      aliasFile: null,
+      passwdFile: null,
+      avengerUser: 'avenger',
+      avengerTimeoutMs: 60_000,
       relayNets: [
         { family: 4, address: '127.0.0.0', prefix: 8, text: '127.0.0.0/8' },
         { family: 6, address: '::1', prefix: 128, text: '::1' },
       ],
-      daemonUser: 'asmtpd', netFactsUser: 'asmtpd-net', avengerProcessLimit: 512, avengerCpuLimitMs: 60_000,
-      avengerMemoryLimitBytes: 1024 ** 3, avengerFileSizeLimitBytes: 512 * 1024 ** 2, avengerOpenFilesLimit: 1024,
-      relayHost: null, sendmail: null, holdQueue: '/var/spool/avenger/queue', holdOnFailure: false,
-      relayTimeoutMs: 300_000, relayConnections: 20,
-      dnsResolver: 'tangerine', dnsServers: [], dnsProtocol: 'https', dnsTimeoutMs: 5000, allowDnsFailures: false,
-      spfLocal: null, spfHostsFile: null, spfRejectFail: false, rbls: [], rblThreshold: 1,
-      smtpCallback: true, smtpCallbackTimeoutMs: 30_000, smtpCallbackCacheTtlMs: 86_400_000,
-      synFp: null, synFpDb: null, netPath: false, netPathMaxHops: 30,
+      daemonUser: 'asmtpd',
+      netFactsUser: 'asmtpd-net',
+      avengerProcessLimit: 512,
+      avengerCpuLimitMs: 60_000,
+      avengerMemoryLimitBytes: 1024 ** 3,
+      avengerFileSizeLimitBytes: 512 * 1024 ** 2,
+      avengerOpenFilesLimit: 1024,
+      relayHost: null,
+      sendmail: null,
+      holdQueue: '/var/spool/avenger/queue',
+      holdOnFailure: false,
+      relayTimeoutMs: 300_000,
+      relayConnections: 20,
+      dnsResolver: 'tangerine',
+      dnsServers: [],
+      dnsProtocol: 'https',
+      dnsTimeoutMs: 5000,
+      allowDnsFailures: false,
+      spfLocal: null,
+      spfHostsFile: null,
+      spfRejectFail: false,
+      rbls: [],
+      rblThreshold: 1,
+      smtpCallback: true,
+      smtpCallbackTimeoutMs: 30_000,
+      smtpCallbackCacheTtlMs: 86_400_000,
+      synFp: null,
+      synFpDb: null,
+      netPath: false,
+      netPathMaxHops: 30,
       logLevel: 'info',
     } satisfies Config,
   });
@@ -53,18 +91,55 @@ test('an empty file gives every default', () => {
 
 test('every directive set, names in any case', () => {
   const text = [
-    'smtpport 2525', 'BINDADDR 127.0.0.1 ::1', 'bindaddr 192.0.2.1', 'hostname Mail.Example.NET.', 'etcdir /opt/av/etc',
-    'DbDir /opt/av/db/', 'maxclients 50', 'maxclientsperip 2', 'maxmsgsize 10m', 'maxrcpts 20', 'maxerrors 3',
-    'smtptimeout 60', 'datatimeout 2m', 'greetingdelay 1.5s', 'barelineendings NORMALIZE',
-    'localdomain a.example b.example', 'LocalDomain c.example', 'separator -', 'AVENGERUSER Spamd', 'avengertimeout 2m',
-    'relaynet 10.0.0.0/8', 'relayhost lmtp:[::1]:24',
-    'holdonfailure on', 'relaytimeout 30s', 'loglevel Debug',
-    'dnsresolver SYSTEM', 'dnsserver 127.0.0.1:5353 ::1', 'DNSServer [::1]:53', 'dnsprotocol http', 'dnstimeout 2s',
-    'allowdnsfailures yes', 'spflocal include:fwd.example ip4:192.0.2.0/24', 'spfrejectfail yes',
-    'rbl zen.example.org', 'RBL bl.example.net 0.5 "listed for spam"', 'rblthreshold 1.5',
-    'smtpcb off', 'smtpcbtimeout 10s', 'smtpcbcachettl 2h', 'synfp no', 'netpath yes', 'netpathmaxhops 12',
-    'daemonuser Smtpd', 'netfactsuser netwatch', 'avengerprocesslimit 0', 'avengercpulimit 2m', 'avengermemorylimit 256M',
-    'avengerfilesizelimit 1g', 'avengeropenfileslimit 64',
+    'smtpport 2525',
+    'BINDADDR 127.0.0.1 ::1',
+    'bindaddr 192.0.2.1',
+    'hostname Mail.Example.NET.',
+    'etcdir /opt/av/etc',
+    'DbDir /opt/av/db/',
+    'maxclients 50',
+    'maxclientsperip 2',
+    'maxmsgsize 10m',
+    'maxrcpts 20',
+    'maxerrors 3',
+    'smtptimeout 60',
+    'datatimeout 2m',
+    'greetingdelay 1.5s',
+    'barelineendings NORMALIZE',
+    'localdomain a.example b.example',
+    'LocalDomain c.example',
+    'separator -',
+    'AVENGERUSER Spamd',
+    'avengertimeout 2m',
+    'relaynet 10.0.0.0/8',
+    'relayhost lmtp:[::1]:24',
+    'holdonfailure on',
+    'relaytimeout 30s',
+    'loglevel Debug',
+    'dnsresolver SYSTEM',
+    'dnsserver 127.0.0.1:5353 ::1',
+    'DNSServer [::1]:53',
+    'dnsprotocol http',
+    'dnstimeout 2s',
+    'allowdnsfailures yes',
+    'spflocal include:fwd.example ip4:192.0.2.0/24',
+    'spfrejectfail yes',
+    'rbl zen.example.org',
+    'RBL bl.example.net 0.5 "listed for spam"',
+    'rblthreshold 1.5',
+    'smtpcb off',
+    'smtpcbtimeout 10s',
+    'smtpcbcachettl 2h',
+    'synfp no',
+    'netpath yes',
+    'netpathmaxhops 12',
+    'daemonuser Smtpd',
+    'netfactsuser netwatch',
+    'avengerprocesslimit 0',
+    'avengercpulimit 2m',
+    'avengermemorylimit 256M',
+    'avengerfilesizelimit 1g',
+    'avengeropenfileslimit 64',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
   assert.deepEqual(
@@ -78,12 +153,23 @@ test('every directive set, names in any case', () => {
   assert.deepEqual(c.localDomains, ['a.example', 'b.example', 'c.example']);
   assert.deepEqual([c.separator, c.avengerUser, c.avengerTimeoutMs], ['-', 'spamd', 120_000]);
   assert.deepEqual(
-    [c.daemonUser, c.netFactsUser, c.avengerProcessLimit, c.avengerCpuLimitMs, c.avengerMemoryLimitBytes, c.avengerFileSizeLimitBytes, c.avengerOpenFilesLimit],
+    [
+      c.daemonUser,
+      c.netFactsUser,
+      c.avengerProcessLimit,
+      c.avengerCpuLimitMs,
+      c.avengerMemoryLimitBytes,
+      c.avengerFileSizeLimitBytes,
+      c.avengerOpenFilesLimit,
+    ],
     ['smtpd', 'netwatch', 0, 120_000, 256 * 1024 ** 2, 1024 ** 3, 64],
   );
   assert.deepEqual(c.relayNets, [{ family: 4, address: '10.0.0.0', prefix: 8, text: '10.0.0.0/8' }]);
   assert.deepEqual(c.relayHost, { kind: 'lmtp', host: '::1', port: 24 });
-  assert.deepEqual([c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel], ['/opt/av/db/queue', true, 30_000, 'debug']);
+  assert.deepEqual(
+    [c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel],
+    ['/opt/av/db/queue', true, 30_000, 'debug'],
+  );
   assert.deepEqual([c.dnsResolver, c.dnsProtocol, c.dnsTimeoutMs, c.allowDnsFailures], ['system', 'http', 2000, true]);
   assert.deepEqual(c.dnsServers, [
     { host: '127.0.0.1', port: 5353, text: '127.0.0.1:5353' },
@@ -95,7 +181,10 @@ test('every directive set, names in any case', () => {
     { zone: 'zen.example.org', score: 1, reason: null },
     { zone: 'bl.example.net', score: 0.5, reason: 'listed for spam' },
   ]);
-  assert.deepEqual([c.rblThreshold, c.smtpCallback, c.smtpCallbackTimeoutMs, c.smtpCallbackCacheTtlMs], [1.5, false, 10_000, 7_200_000]);
+  assert.deepEqual(
+    [c.rblThreshold, c.smtpCallback, c.smtpCallbackTimeoutMs, c.smtpCallbackCacheTtlMs],
+    [1.5, false, 10_000, 7_200_000],
+  );
   assert.deepEqual([c.synFp, c.synFpDb, c.netPath, c.netPathMaxHops], [false, null, true, 12]);
 });
 
@@ -120,7 +209,9 @@ test('computed defaults follow the directives they depend on', () => {
   const c = okConfig(parseConfigText('Hostname relay.example.com\nDBDir /srv/avenger\n', 'x.conf', HOST));
   assert.deepEqual(c.localDomains, ['relay.example.com']);
   assert.equal(c.holdQueue, '/srv/avenger/queue');
-  const explicit = okConfig(parseConfigText('DBDir /srv/avenger\nHoldQueue /data/held\nLocalDomain example.com\n', 'x.conf', HOST));
+  const explicit = okConfig(
+    parseConfigText('DBDir /srv/avenger\nHoldQueue /data/held\nLocalDomain example.com\n', 'x.conf', HOST),
+  );
   assert.deepEqual([explicit.holdQueue, explicit.localDomains], ['/data/held', ['example.com']]);
 });
 
@@ -166,7 +257,9 @@ test('a repeated single-value directive is an error even with the same value; re
   assert.deepEqual(errorLines(parseConfigText('Hostname a.example\n\nHOSTNAME a.example\n', 'd.conf', HOST)), [
     'd.conf:3: Hostname: given twice (first at line 1); it takes a single value',
   ]);
-  const c = okConfig(parseConfigText('BindAddr 127.0.0.1\nBindAddr ::1\nbindaddr 192.0.2.1 192.0.2.2\n', 'd.conf', HOST));
+  const c = okConfig(
+    parseConfigText('BindAddr 127.0.0.1\nBindAddr ::1\nbindaddr 192.0.2.1 192.0.2.2\n', 'd.conf', HOST),
+  );
   assert.deepEqual(c.bindAddrs, ['127.0.0.1', '::1', '192.0.2.1', '192.0.2.2']);
 });
 
@@ -204,8 +297,16 @@ test('a bad value in a directive another default depends on reports only that er
 });
 
 test('recipients directives: Separator characters, AvengerUser names, AvengerTimeout range', () => {
-  for (const sep of ['+', '-', '=', '_', '^', '~']) assert.equal(okConfig(parseConfigText(`Separator ${sep}`, 's.conf', HOST)).separator, sep);
-  const bad = ['Separator ++', 'Separator /', 'AvengerUser 1abc', 'AvengerUser "two words"', 'AvengerTimeout 0', 'AvengerTimeout 2h'].join('\n');
+  for (const sep of ['+', '-', '=', '_', '^', '~'])
+    assert.equal(okConfig(parseConfigText(`Separator ${sep}`, 's.conf', HOST)).separator, sep);
+  const bad = [
+    'Separator ++',
+    'Separator /',
+    'AvengerUser 1abc',
+    'AvengerUser "two words"',
+    'AvengerTimeout 0',
+    'AvengerTimeout 2h',
+  ].join('\n');
   assert.deepEqual(errorLines(parseConfigText(bad, 's.conf', HOST)), [
     's.conf:1: Separator: bad value "++": expected one character, one of + - = _ ^ ~',
     's.conf:2: Separator: given twice (first at line 1); it takes a single value',
@@ -222,7 +323,10 @@ test('recipients directives: Separator characters, AvengerUser names, AvengerTim
     assert.equal(parseConfigText(`AvengerUser ${word}`, 's.conf', HOST).kind, 'error', word);
   }
   // AvengerUser need not exist: the daemon checks it at start
-  assert.equal(okConfig(parseConfigText('AvengerUser no_such_account_here', 's.conf', HOST)).avengerUser, 'no_such_account_here');
+  assert.equal(
+    okConfig(parseConfigText('AvengerUser no_such_account_here', 's.conf', HOST)).avengerUser,
+    'no_such_account_here',
+  );
 });
 
 test('files named by directives: DomainFile and AliasFile must exist', () => {
@@ -234,11 +338,14 @@ test('files named by directives: DomainFile and AliasFile must exist', () => {
     writeFileSync(aliases, 'root: bob\n');
     const good = okConfig(parseConfigText(`DomainFile ${domains}\nAliasFile ${aliases}\n`, 'f.conf', HOST));
     assert.deepEqual([good.domainFile, good.aliasFile], [domains, aliases]);
-    assert.deepEqual(errorLines(parseConfigText(`DomainFile ${dir}/missing\nAliasFile ${dir}\nDomainFile x\n`, 'f.conf', HOST)), [
-      `f.conf:1: DomainFile: ${dir}/missing: no such file`,
-      `f.conf:2: AliasFile: ${dir}: not a regular file`,
-      'f.conf:3: DomainFile: given twice (first at line 1); it takes a single value',
-    ]);
+    assert.deepEqual(
+      errorLines(parseConfigText(`DomainFile ${dir}/missing\nAliasFile ${dir}\nDomainFile x\n`, 'f.conf', HOST)),
+      [
+        `f.conf:1: DomainFile: ${dir}/missing: no such file`,
+        `f.conf:2: AliasFile: ${dir}: not a regular file`,
+        'f.conf:3: DomainFile: given twice (first at line 1); it takes a single value',
+      ],
+    );
     assert.deepEqual(errorLines(parseConfigText('AliasFile aliases\n', 'f.conf', HOST)), [
       'f.conf:1: AliasFile: bad value "aliases": expected an absolute path (starting with /)',
     ]);

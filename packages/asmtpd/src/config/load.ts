@@ -62,10 +62,13 @@ export function evaluateConfigFile(file: string, options: LoadOptions = {}): Con
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const message =
-      code === 'ENOENT' ? 'no such file'
-      : code === 'EACCES' ? 'permission denied'
-      : code === 'EISDIR' ? 'is a directory, not a file'
-      : `cannot read: ${(err as Error).message}`;
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory, not a file'
+            : `cannot read: ${(err as Error).message}`;
     return { result: { kind: 'error', errors: [{ file, line: 0, message }] }, directiveCount: 0 };
   }
   return evaluateConfigText(text, file, options);
@@ -85,7 +88,11 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
       errors.push({ file, line: line.line, message: describeUnknown(line.name) });
       continue;
     }
-    const issueAt = (message: string): ConfigIssue => ({ file, line: line.line, message: `${directive.name}: ${message}` });
+    const issueAt = (message: string): ConfigIssue => ({
+      file,
+      line: line.line,
+      message: `${directive.name}: ${message}`,
+    });
     const firstLine = givenAt.get(directive);
     if (firstLine !== undefined && !directive.repeatable) {
       errors.push(issueAt(`given twice (first at line ${firstLine}); it takes a single value`));
@@ -118,8 +125,13 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
 function describeUnknown(name: string): string {
   const planned = NOT_YET_SUPPORTED.find((n) => n.toLowerCase() === name.toLowerCase());
   if (planned !== undefined) return `directive ${planned} is not supported by this version of asmtpd`;
-  const suggestion = closestName(name, DIRECTIVES.map((d) => d.name));
-  return `unknown directive ${JSON.stringify(name)}` + (suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`);
+  const suggestion = closestName(
+    name,
+    DIRECTIVES.map((d) => d.name),
+  );
+  return (
+    `unknown directive ${JSON.stringify(name)}` + (suggestion === undefined ? '' : ` (did you mean ${suggestion}?)`)
+  );
 }
 
 function checkValueCount(directive: Directive, line: DirectiveLine): string | undefined {
@@ -134,17 +146,29 @@ function checkDeliveryChoice(givenAt: ReadonlyMap<Directive, number>, file: stri
   const relayHostLine = lineOf(givenAt, 'RelayHost');
   const sendmailLine = lineOf(givenAt, 'Sendmail');
   if (relayHostLine === undefined || sendmailLine === undefined) return [];
-  return [{
-    file,
-    line: Math.max(relayHostLine, sendmailLine),
-    message: `RelayHost (line ${relayHostLine}) and Sendmail (line ${sendmailLine}) are both set: use one of them`,
-  }];
+  return [
+    {
+      file,
+      line: Math.max(relayHostLine, sendmailLine),
+      message: `RelayHost (line ${relayHostLine}) and Sendmail (line ${sendmailLine}) are both set: use one of them`,
+    },
+  ];
 }
 
-function checkHoldOnFailure(givenAt: ReadonlyMap<Directive, number>, draft: Partial<Config>, file: string): ConfigIssue[] {
+function checkHoldOnFailure(
+  givenAt: ReadonlyMap<Directive, number>,
+  draft: Partial<Config>,
+  file: string,
+): ConfigIssue[] {
   const line = lineOf(givenAt, 'HoldOnFailure');
   if (line === undefined || draft.holdOnFailure !== true || draft.relayHost || draft.sendmail) return [];
-  return [{ file, line, message: 'HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)' }];
+  return [
+    {
+      file,
+      line,
+      message: 'HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)',
+    },
+  ];
 }
 
 function lineOf(givenAt: ReadonlyMap<Directive, number>, name: string): number | undefined {
@@ -153,17 +177,14 @@ function lineOf(givenAt: ReadonlyMap<Directive, number>, name: string): number |
 }
 
 /** Fill every field still empty, in table order (a default may read fields above it). */
-function applyDefaults(
-  draft: Partial<Config>,
-  options: LoadOptions,
-  warn: (message: string) => void,
-): void {
+function applyDefaults(draft: Partial<Config>, options: LoadOptions, warn: (message: string) => void): void {
   const ctx: DefaultContext = {
     systemHostname: options.systemHostname ?? hostname(),
     warn,
     resolved(field) {
       const value = draft[field];
-      if (value === undefined) throw new Error(`config: a default reads ${field}, which is not resolved yet (table order)`);
+      if (value === undefined)
+        throw new Error(`config: a default reads ${field}, which is not resolved yet (table order)`);
       return value as Config[typeof field];
     },
   };

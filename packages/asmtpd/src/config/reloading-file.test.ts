@@ -31,8 +31,15 @@ test('reloading file: read at creation, re-read only after the interval and only
     let clock = 1000;
     let parses = 0;
     const issues: ConfigIssue[][] = [];
-    const file = createReloadingFile(path, (t, f) => { parses++; return lines(t, f); }, [] as string[],
-      { now: () => clock, onIssues: (i) => issues.push(i) });
+    const file = createReloadingFile(
+      path,
+      (t, f) => {
+        parses++;
+        return lines(t, f);
+      },
+      [] as string[],
+      { now: () => clock, onIssues: (i) => issues.push(i) },
+    );
     assert.deepEqual([file.current(), parses], [['a'], 1]);
 
     writeFileSync(path, 'a\nb\nbad\n');
@@ -63,8 +70,10 @@ test('reloading file: a vanished file keeps the last contents, reported once; ba
     writeFileSync(path, 'a\n');
     let clock = 0;
     const issues: string[] = [];
-    const file = createReloadingFile(path, lines, [] as string[],
-      { now: () => clock, onIssues: (i) => issues.push(...i.map((x) => `${x.line}: ${x.message}`)) });
+    const file = createReloadingFile(path, lines, [] as string[], {
+      now: () => clock,
+      onIssues: (i) => issues.push(...i.map((x) => `${x.line}: ${x.message}`)),
+    });
     rmSync(path);
     for (let i = 0; i < 3; i++) {
       clock += 1000;

@@ -95,6 +95,6 @@ export const CONFIGURATION_DOC_RULES: readonly string[] = [
   'an empty part (`bob+`, `bob+a++b`) names no file: the recipient gets `550 5.1.1`.',
   'A `DomainFile` line `example.net bob+net` makes `Anything@example.net` user `bob` with the extension',
   '`net+Anything`; in the file, `+` always separates the user from the prefix (user names never contain `+`),',
-  'and the extension is joined with the Separator, or `+` when no Separator is set (the domain\'s mail then',
+  "and the extension is joined with the Separator, or `+` when no Separator is set (the domain's mail then",
   'has extensions even though local addresses do not).',
 ];

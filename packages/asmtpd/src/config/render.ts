@@ -33,12 +33,14 @@ function cell(text: string): string {
 /** One markdown table per section (`headingLevel` #'s before each section name). */
 export function renderDirectiveTables(headingLevel = 3): string {
   const hashes = '#'.repeat(headingLevel);
-  return SECTIONS.map((section) => {
-    const rows = directivesIn(section).map(
-      (d) => `| \`${d.name}\` *${cell(d.valueSyntax)}* | ${cell(d.defaultText)} | ${cell(meaningOf(d))} |`,
-    );
-    return [`${hashes} ${section}`, '', '| directive | default | meaning |', '|---|---|---|', ...rows].join('\n');
-  }).join('\n\n') + '\n';
+  return (
+    SECTIONS.map((section) => {
+      const rows = directivesIn(section).map(
+        (d) => `| \`${d.name}\` *${cell(d.valueSyntax)}* | ${cell(d.defaultText)} | ${cell(meaningOf(d))} |`,
+      );
+      return [`${hashes} ${section}`, '', '| directive | default | meaning |', '|---|---|---|', ...rows].join('\n');
+    }).join('\n\n') + '\n'
+  );
 }
 
 /** Words → lines of at most `width` characters, each starting with `prefix`. */
@@ -79,7 +81,9 @@ export function renderSampleConf(): string {
 /** docs/configuration.md: syntax, value forms, computed defaults, then the tables. */
 export function renderConfigurationDoc(): string {
   const forms = Object.entries(VALUE_FORMS).map(([form, text]) => `| ${form} | ${cell(text)} |`);
-  const computed = DIRECTIVES.filter((d) => d.defaultNote !== undefined).map((d) => `- \`${d.name}\`: ${d.defaultNote}.`);
+  const computed = DIRECTIVES.filter((d) => d.defaultNote !== undefined).map(
+    (d) => `- \`${d.name}\`: ${d.defaultNote}.`,
+  );
   return [
     '# Configuration: asmtpd.conf',
     '',

@@ -30,25 +30,36 @@ export const VALUE_FORMS = {
   integer: 'a whole number, within the range the directive states',
   port: 'a TCP port, 1 to 65535',
   address: 'an IPv4 or IPv6 address (`192.0.2.25`, `2001:db8::25`)',
-  network: 'an IPv4 or IPv6 network `address/prefix` (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or /128; host bits are masked off (with a warning)',
+  network:
+    'an IPv4 or IPv6 network `address/prefix` (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or /128; host bits are masked off (with a warning)',
   domain: 'a domain name; case and a trailing dot do not matter',
   path: 'an absolute path',
-  target: '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
-  command: 'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
+  target:
+    '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
+  command:
+    'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
   choice: 'one of the words listed, in any case',
   character: 'a single character, one of those listed',
   server: 'an IP address with an optional port: `192.0.2.53`, `127.0.0.1:5353`, `[2001:db8::53]:853`',
   number: 'a number, fractions allowed (`0.5`), within the range the directive states',
   mechanisms: 'SPF mechanisms as in a record, e.g. `ip4:192.0.2.0/24 include:_spf.example.net` (no redirect= or exp=)',
-  dnsbl: '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
-  account: 'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
+  dnsbl:
+    '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
+  account:
+    'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
 } as const;
 
 export type ValueForm = keyof typeof VALUE_FORMS;
 
 const BOOLEAN_WORDS: Record<string, boolean> = {
-  yes: true, on: true, true: true, '1': true,
-  no: false, off: false, false: false, '0': false,
+  yes: true,
+  on: true,
+  true: true,
+  '1': true,
+  no: false,
+  off: false,
+  false: false,
+  '0': false,
 };
 
 export function parseBoolean(text: string): Parsed<boolean> {
@@ -119,9 +130,12 @@ export function parseDomainName(text: string): Parsed<string> {
   if (name === '' || name.length > 253) return fail('expected a domain name (at most 253 characters)');
   const labels = name.split('.');
   if (!labels.every((l) => LABEL.test(l))) {
-    return fail('expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots');
+    return fail(
+      'expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
+    );
   }
-  if (/^\d+$/.test(labels[labels.length - 1] ?? '')) return fail('expected a domain name (the last label is all digits)');
+  if (/^\d+$/.test(labels[labels.length - 1] ?? ''))
+    return fail('expected a domain name (the last label is all digits)');
   return ok(name);
 }
 
@@ -207,14 +221,21 @@ const ACCOUNT_NAME_MAX = 32;
 export function parseAccountName(text: string): Parsed<string> {
   const name = text.toLowerCase();
   if (name.length === 0 || name.length > ACCOUNT_NAME_MAX || !ACCOUNT_NAME.test(name)) {
-    return fail(`expected a user name: letters, digits, _ . -, not starting with a digit, . or -, at most ${ACCOUNT_NAME_MAX} characters`);
+    return fail(
+      `expected a user name: letters, digits, _ . -, not starting with a digit, . or -, at most ${ACCOUNT_NAME_MAX} characters`,
+    );
   }
   return ok(name);
 }
 
 /** "500ms", "45s", "5m", "1.5h"… the shortest exact form. */
 export function formatDuration(ms: number): string {
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
   }
   return ms === 0 ? '0' : `${ms / 1000}s`;
@@ -222,7 +243,11 @@ export function formatDuration(ms: number): string {
 
 /** "50M", "512k", "1000" (bytes): the shortest exact form. */
 export function formatSize(bytes: number): string {
-  for (const [unit, size] of [['G', 1024 ** 3], ['M', 1024 ** 2], ['k', 1024]] as const) {
+  for (const [unit, size] of [
+    ['G', 1024 ** 3],
+    ['M', 1024 ** 2],
+    ['k', 1024],
+  ] as const) {
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return String(bytes);

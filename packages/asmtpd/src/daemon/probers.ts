@@ -25,8 +25,12 @@ function probersOver(open: () => StateDb): Probers {
       probe(sender) {
         db ??= open();
         prober ??= createBounceProber({
-          hostname: config.hostname, timeoutMs: config.smtpCallbackTimeoutMs, cacheTtlMs: config.smtpCallbackCacheTtlMs,
-          db, resolver, log,
+          hostname: config.hostname,
+          timeoutMs: config.smtpCallbackTimeoutMs,
+          cacheTtlMs: config.smtpCallbackCacheTtlMs,
+          db,
+          resolver,
+          log,
         });
         return prober.probe(sender);
       },

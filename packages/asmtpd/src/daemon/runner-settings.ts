@@ -24,13 +24,19 @@ export interface RunnerIds {
 }
 
 export function runnerIds(accounts: ServiceAccounts | null): RunnerIds {
-  return accounts ? { daemonUid: accounts.daemon.uid, deniedUids: [accounts.netFacts.uid] } : { daemonUid: null, deniedUids: [] };
+  return accounts
+    ? { daemonUid: accounts.daemon.uid, deniedUids: [accounts.netFacts.uid] }
+    : { daemonUid: null, deniedUids: [] };
 }
 
 /** Helper variables that are data (the DNS settings), not program paths. */
 const HELPER_DATA = ['ASMTPD_DNS'];
 
-export function runnerSettings(config: Config, ids: RunnerIds, o: { bodyTests: boolean } = { bodyTests: true }): RunnerSettings {
+export function runnerSettings(
+  config: Config,
+  ids: RunnerIds,
+  o: { bodyTests: boolean } = { bodyTests: true },
+): RunnerSettings {
   return {
     etcDir: config.etcDir,
     avengerUser: config.avengerUser,

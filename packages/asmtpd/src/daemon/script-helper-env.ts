@@ -29,8 +29,15 @@ export interface HelperDns {
 
 export const HELPER_PATH = fileURLToPath(new URL('../cli/script-helper.js', import.meta.url));
 
-export function dnsOptionsOf(config: Pick<Config, 'dnsResolver' | 'dnsServers' | 'dnsProtocol' | 'dnsTimeoutMs'>): DnsOptions {
-  return { kind: config.dnsResolver, servers: config.dnsServers, protocol: config.dnsProtocol, timeoutMs: config.dnsTimeoutMs };
+export function dnsOptionsOf(
+  config: Pick<Config, 'dnsResolver' | 'dnsServers' | 'dnsProtocol' | 'dnsTimeoutMs'>,
+): DnsOptions {
+  return {
+    kind: config.dnsResolver,
+    servers: config.dnsServers,
+    protocol: config.dnsProtocol,
+    timeoutMs: config.dnsTimeoutMs,
+  };
 }
 
 type HelperConfig = Pick<Config, 'dnsResolver' | 'dnsServers' | 'dnsProtocol' | 'dnsTimeoutMs' | 'hostname'>;
@@ -58,7 +65,8 @@ export function parseHelperDns(text: string | undefined): HelperDns {
   if (o.kind !== 'tangerine' && o.kind !== 'system') throw new Error('ASMTPD_DNS: kind is tangerine or system');
   if (o.protocol !== 'http' && o.protocol !== 'https') throw new Error('ASMTPD_DNS: protocol is http or https');
   const timeoutMs = o.timeoutMs;
-  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new Error('ASMTPD_DNS: timeoutMs is a positive integer');
+  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs <= 0)
+    throw new Error('ASMTPD_DNS: timeoutMs is a positive integer');
   if (!Array.isArray(o.servers)) throw new Error('ASMTPD_DNS: servers is a list');
   const servers = o.servers.map((s: unknown) => {
     const p = typeof s === 'string' ? parseDnsServer(s) : null;

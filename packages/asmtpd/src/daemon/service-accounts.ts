@@ -50,7 +50,8 @@ function defaultOf(directive: string): string | undefined {
 }
 
 export async function serviceAccounts(config: Config, deps: AccountDeps = {}): Promise<ServiceAccountsResult> {
-  const accounts = deps.accounts ?? (config.passwdFile ? withSystemFallback(createAccounts(config.passwdFile)) : createAccounts(null));
+  const accounts =
+    deps.accounts ?? (config.passwdFile ? withSystemFallback(createAccounts(config.passwdFile)) : createAccounts(null));
   const create = deps.create ?? createSystemAccount;
   const roles: Role[] = [
     { key: 'daemon', directive: 'DaemonUser', name: config.daemonUser, home: null },
@@ -67,7 +68,11 @@ export async function serviceAccounts(config: Config, deps: AccountDeps = {}): P
       } catch (err) {
         // another daemon starting at the same moment may have created it: look again
         account = await lookupAgain(role.name);
-        if (!account) return { kind: 'error', message: `${role.directive} ${role.name} does not exist and could not be created: ${(err as Error).message}` };
+        if (!account)
+          return {
+            kind: 'error',
+            message: `${role.directive} ${role.name} does not exist and could not be created: ${(err as Error).message}`,
+          };
       }
       account ??= await lookupAgain(role.name);
       if (account) created.push(role.name);
@@ -83,9 +88,16 @@ export async function serviceAccounts(config: Config, deps: AccountDeps = {}): P
     found[role.key] = account;
   }
   const all = found as ServiceAccounts;
-  for (const [a, b] of [['daemon', 'avenger'], ['daemon', 'netFacts'], ['avenger', 'netFacts']] as const) {
+  for (const [a, b] of [
+    ['daemon', 'avenger'],
+    ['daemon', 'netFacts'],
+    ['avenger', 'netFacts'],
+  ] as const) {
     if (all[a].uid === all[b].uid) {
-      return { kind: 'error', message: `${directiveOf(a)} and ${directiveOf(b)} must be different accounts (both are uid ${all[a].uid})` };
+      return {
+        kind: 'error',
+        message: `${directiveOf(a)} and ${directiveOf(b)} must be different accounts (both are uid ${all[a].uid})`,
+      };
     }
   }
   return { kind: 'ok', accounts: all, created };
@@ -97,7 +109,8 @@ function directiveOf(key: keyof ServiceAccounts): string {
 
 function unfit(a: Account): string | null {
   if (a.uid === 0 || a.gid === 0) return 'must not be root';
-  if (a.uid === NOBODY_UID || a.gid === NOBODY_UID) return 'must not be nobody (shared with other services): use an account of its own';
+  if (a.uid === NOBODY_UID || a.gid === NOBODY_UID)
+    return 'must not be nobody (shared with other services): use an account of its own';
   return null;
 }
 
@@ -107,16 +120,30 @@ function lookupAgain(name: string): Promise<Account | null> {
 }
 
 function createSystemAccount(name: string, home: string | null): Promise<void> {
-  const args = ['--system', '--user-group', '--shell', '/usr/sbin/nologin', '--comment', `asmtpd ${name}`,
-    ...(home ? ['--home-dir', home, '--create-home'] : ['--home-dir', '/nonexistent', '--no-create-home']), name];
+  const args = [
+    '--system',
+    '--user-group',
+    '--shell',
+    '/usr/sbin/nologin',
+    '--comment',
+    `asmtpd ${name}`,
+    ...(home ? ['--home-dir', home, '--create-home'] : ['--home-dir', '/nonexistent', '--no-create-home']),
+    name,
+  ];
   return new Promise((resolve, reject) => {
     const attempt = (n: number): void => {
-      execFile(USERADD, args, { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 30_000 }, (err, _out, stderr) => {
-        if (!err) return resolve();
-        // 10: /etc/passwd is locked by another useradd (tests start daemons side by side)
-        if ((err as { code?: unknown }).code === 10 && n < 50) return void setTimeout(() => attempt(n + 1), 100 + Math.random() * 200);
-        reject(new Error(stderr.trim() || err.message));
-      });
+      execFile(
+        USERADD,
+        args,
+        { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, timeout: 30_000 },
+        (err, _out, stderr) => {
+          if (!err) return resolve();
+          // 10: /etc/passwd is locked by another useradd (tests start daemons side by side)
+          if ((err as { code?: unknown }).code === 10 && n < 50)
+            return void setTimeout(() => attempt(n + 1), 100 + Math.random() * 200);
+          reject(new Error(stderr.trim() || err.message));
+        },
+      );
     };
     attempt(0);
   });

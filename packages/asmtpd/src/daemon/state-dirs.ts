@@ -20,7 +20,19 @@
  * owned by root or DaemonUser.
  * Not root: the directories are simply created (mode 0700) for the invoking user.
  */
-import { closeSync, constants, fchownSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchownSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Account } from '../recipients/accounts.js';
@@ -52,7 +64,11 @@ function openDirectory(path: string, label: string): number {
     return openSync(path, DIR_FLAGS);
   } catch (err) {
     const code = errnoOf(err);
-    throw new StateDirError(code === 'ELOOP' ? `${label} must not be a symbolic link (name the real directory)` : `cannot open ${label}: ${code}`);
+    throw new StateDirError(
+      code === 'ELOOP'
+        ? `${label} must not be a symbolic link (name the real directory)`
+        : `cannot open ${label}: ${code}`,
+    );
   }
 }
 
@@ -60,11 +76,15 @@ function openDirectory(path: string, label: string): number {
 function claim(fd: number, label: string, owner: Account, created: boolean): void {
   const st = fstatSync(fd);
   if (st.mode & 0o002) throw new StateDirError(`${label} is world-writable`);
-  if (st.mode & 0o020 && st.gid !== owner.gid && st.gid !== 0) throw new StateDirError(`${label} is writable by group ${st.gid}`);
+  if (st.mode & 0o020 && st.gid !== owner.gid && st.gid !== 0)
+    throw new StateDirError(`${label} is writable by group ${st.gid}`);
   if (st.uid === owner.uid) return;
-  if (st.uid !== 0) throw new StateDirError(`${label} belongs to uid ${st.uid}, not to ${owner.name} (uid ${owner.uid}) or root`);
+  if (st.uid !== 0)
+    throw new StateDirError(`${label} belongs to uid ${st.uid}, not to ${owner.name} (uid ${owner.uid}) or root`);
   if (!created && readdirSync(`/proc/self/fd/${fd}`).length > 0) {
-    throw new StateDirError(`${label} belongs to root and is not empty: name a directory of asmtpd's own, or give it to ${owner.name} (chown -R ${owner.name}:)`);
+    throw new StateDirError(
+      `${label} belongs to root and is not empty: name a directory of asmtpd's own, or give it to ${owner.name} (chown -R ${owner.name}:)`,
+    );
   }
   fchownSync(fd, owner.uid, owner.gid);
 }
@@ -91,7 +111,10 @@ function isInside(path: string, dir: string): boolean {
   return path === dir || path.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 }
 
-export function prepareStateDirectories(config: Pick<Config, 'dbDir' | 'holdQueue'>, owner: Account | null): StateDirsResult {
+export function prepareStateDirectories(
+  config: Pick<Config, 'dbDir' | 'holdQueue'>,
+  owner: Account | null,
+): StateDirsResult {
   if (owner === null) {
     try {
       mkdirSync(join(config.dbDir, 'spool'), { recursive: true, mode: 0o700 });
@@ -112,7 +135,8 @@ export function prepareStateDirectories(config: Pick<Config, 'dbDir' | 'holdQueu
     } finally {
       closeSync(spoolFd);
     }
-    if (!isInside(config.holdQueue, config.dbDir)) closeSync(takeOver(config.holdQueue, `HoldQueue ${config.holdQueue}`, owner));
+    if (!isInside(config.holdQueue, config.dbDir))
+      closeSync(takeOver(config.holdQueue, `HoldQueue ${config.holdQueue}`, owner));
     return { kind: 'ok', dbDirFd };
   } catch (err) {
     if (dbDirFd !== null) closeSync(dbDirFd);

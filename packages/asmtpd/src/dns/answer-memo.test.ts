@@ -9,7 +9,9 @@ function fixture() {
   const expiry = new Map<string, number>();
   const answer = <T>(type: string, name: string, value: T): Promise<T> => {
     calls.push(`${type} ${name}`);
-    return name.startsWith('fail') ? Promise.reject(Object.assign(new Error('SERVFAIL'), { code: 'ESERVFAIL' })) : Promise.resolve(value);
+    return name.startsWith('fail')
+      ? Promise.reject(Object.assign(new Error('SERVFAIL'), { code: 'ESERVFAIL' }))
+      : Promise.resolve(value);
   };
   const backend: LookupBackend = {
     resolveTxt: (n) => answer('TXT', n, [['v=spf1', ' -all']]),
@@ -24,7 +26,12 @@ function fixture() {
 test('a cached answer is given again without asking, until the expiry tangerine has for it', async () => {
   let now = 1_000;
   const { calls, expiry, backend } = fixture();
-  const r = withAnswerMemo(backend, (key) => expiry.get(key), 10, () => now);
+  const r = withAnswerMemo(
+    backend,
+    (key) => expiry.get(key),
+    10,
+    () => now,
+  );
   expiry.set('a:host.example', 31_000);
   assert.deepEqual(await r.resolve4('Host.Example'), ['192.0.2.1']);
   assert.deepEqual(await r.resolve4('host.example'), ['192.0.2.1']);
@@ -36,7 +43,12 @@ test('a cached answer is given again without asking, until the expiry tangerine 
 
 test('nothing is kept without a live expiry, and failures are never kept', async () => {
   const { calls, expiry, backend } = fixture();
-  const r = withAnswerMemo(backend, (key) => expiry.get(key), 10, () => 1_000);
+  const r = withAnswerMemo(
+    backend,
+    (key) => expiry.get(key),
+    10,
+    () => 1_000,
+  );
   await r.resolveTxt('uncached.example');
   await r.resolveTxt('uncached.example');
   expiry.set('mx:expired.example', 500);
@@ -45,13 +57,25 @@ test('nothing is kept without a live expiry, and failures are never kept', async
   expiry.set('a:fail.example', 60_000);
   await assert.rejects(r.resolve4('fail.example'), { code: 'ESERVFAIL' });
   await assert.rejects(r.resolve4('fail.example'), { code: 'ESERVFAIL' });
-  assert.deepEqual(calls, ['TXT uncached.example', 'TXT uncached.example', 'MX expired.example', 'MX expired.example', 'A fail.example', 'A fail.example']);
+  assert.deepEqual(calls, [
+    'TXT uncached.example',
+    'TXT uncached.example',
+    'MX expired.example',
+    'MX expired.example',
+    'A fail.example',
+    'A fail.example',
+  ]);
 });
 
 test('types are kept apart, shared answers are frozen, and the memo is bounded', async () => {
   const { calls, expiry, backend } = fixture();
   for (const k of ['txt:x.example', 'a:x.example', 'a:1.example', 'a:2.example', 'a:3.example']) expiry.set(k, 60_000);
-  const r = withAnswerMemo(backend, (key) => expiry.get(key), 2, () => 1_000);
+  const r = withAnswerMemo(
+    backend,
+    (key) => expiry.get(key),
+    2,
+    () => 1_000,
+  );
   const txt = await r.resolveTxt('x.example');
   await r.resolve4('x.example');
   assert.deepEqual(calls, ['TXT x.example', 'A x.example']);

@@ -26,17 +26,37 @@ interface Pkt {
   answers?: Rr[];
   authorities?: Rr[];
 }
-const packet = createRequire(import.meta.url)('dns-packet') as { encode(p: Pkt): Buffer; RECURSION_DESIRED: number; TRUNCATED_RESPONSE: number };
+const packet = createRequire(import.meta.url)('dns-packet') as {
+  encode(p: Pkt): Buffer;
+  RECURSION_DESIRED: number;
+  TRUNCATED_RESPONSE: number;
+};
 const RCODES: Record<string, number> = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 };
 
 function soa(zone: string, ttl: number, minimum: number): Rr {
   return {
-    name: zone, type: 'SOA', ttl, class: 'IN',
-    data: { mname: `ns.${zone}`, rname: `hostmaster.${zone}`, serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum },
+    name: zone,
+    type: 'SOA',
+    ttl,
+    class: 'IN',
+    data: {
+      mname: `ns.${zone}`,
+      rname: `hostmaster.${zone}`,
+      serial: 1,
+      refresh: 3600,
+      retry: 600,
+      expire: 86400,
+      minimum,
+    },
   };
 }
 
-function response(name: string, type: string, rcode: string, o: { answers?: Rr[]; authorities?: Rr[]; tc?: boolean } = {}): Buffer {
+function response(
+  name: string,
+  type: string,
+  rcode: string,
+  o: { answers?: Rr[]; authorities?: Rr[]; tc?: boolean } = {},
+): Buffer {
   return packet.encode({
     type: 'response',
     id: 0,
@@ -95,32 +115,72 @@ test('NegativeCache is bounded: the least recently used entry goes', () => {
 });
 
 test('negativeAnswer: NXDOMAIN and NODATA with an SOA give min(SOA TTL, MINIMUM)', () => {
-  assert.deepEqual(negativeAnswer(response('Nx.Zone.TEST', 'A', 'NXDOMAIN', { authorities: [soa('zone.test', 300, 60)] })), {
-    name: 'nx.zone.test', type: 'A', code: 'ENOTFOUND', ttl: 60,
-  });
-  assert.deepEqual(negativeAnswer(response('zone.test', 'TXT', 'NOERROR', { authorities: [soa('zone.test', 45, 3600)] })), {
-    name: 'zone.test', type: 'TXT', code: 'ENODATA', ttl: 45,
-  });
-  assert.equal(negativeAnswer(response('a.test', 'A', 'NXDOMAIN', { authorities: [soa('.', 0, 0)] }))?.ttl, 0, 'the root zone covers every name; TTL 0 is reported (the cache refuses it)');
+  assert.deepEqual(
+    negativeAnswer(response('Nx.Zone.TEST', 'A', 'NXDOMAIN', { authorities: [soa('zone.test', 300, 60)] })),
+    {
+      name: 'nx.zone.test',
+      type: 'A',
+      code: 'ENOTFOUND',
+      ttl: 60,
+    },
+  );
+  assert.deepEqual(
+    negativeAnswer(response('zone.test', 'TXT', 'NOERROR', { authorities: [soa('zone.test', 45, 3600)] })),
+    {
+      name: 'zone.test',
+      type: 'TXT',
+      code: 'ENODATA',
+      ttl: 45,
+    },
+  );
+  assert.equal(
+    negativeAnswer(response('a.test', 'A', 'NXDOMAIN', { authorities: [soa('.', 0, 0)] }))?.ttl,
+    0,
+    'the root zone covers every name; TTL 0 is reported (the cache refuses it)',
+  );
 });
 
 test('negativeAnswer: nothing without an SOA, for other rcodes, when truncated, via CNAME or off-zone', () => {
   assert.equal(negativeAnswer(response('nx.test', 'A', 'NXDOMAIN')), null, 'no SOA: no TTL to use');
-  assert.equal(negativeAnswer(response('x.test', 'A', 'NOERROR', { authorities: [{ name: 'test', type: 'NS', ttl: 300, data: 'ns.test' }] })), null, 'a referral is no NODATA');
-  for (const rcode of ['SERVFAIL', 'REFUSED']) {
-    assert.equal(negativeAnswer(response('x.zone.test', 'A', rcode, { authorities: [soa('zone.test', 300, 300)] })), null, rcode);
-  }
-  assert.equal(negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { tc: true, authorities: [soa('zone.test', 300, 300)] })), null, 'truncated');
   assert.equal(
-    negativeAnswer(response('alias.zone.test', 'A', 'NXDOMAIN', {
-      answers: [{ name: 'alias.zone.test', type: 'CNAME', ttl: 300, data: 'gone.zone.test' }],
-      authorities: [soa('zone.test', 300, 300)],
-    })),
+    negativeAnswer(
+      response('x.test', 'A', 'NOERROR', { authorities: [{ name: 'test', type: 'NS', ttl: 300, data: 'ns.test' }] }),
+    ),
+    null,
+    'a referral is no NODATA',
+  );
+  for (const rcode of ['SERVFAIL', 'REFUSED']) {
+    assert.equal(
+      negativeAnswer(response('x.zone.test', 'A', rcode, { authorities: [soa('zone.test', 300, 300)] })),
+      null,
+      rcode,
+    );
+  }
+  assert.equal(
+    negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { tc: true, authorities: [soa('zone.test', 300, 300)] })),
+    null,
+    'truncated',
+  );
+  assert.equal(
+    negativeAnswer(
+      response('alias.zone.test', 'A', 'NXDOMAIN', {
+        answers: [{ name: 'alias.zone.test', type: 'CNAME', ttl: 300, data: 'gone.zone.test' }],
+        authorities: [soa('zone.test', 300, 300)],
+      }),
+    ),
     null,
     'NXDOMAIN at the end of a CNAME chain',
   );
-  assert.equal(negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { authorities: [soa('other.test', 300, 300)] })), null, 'SOA of another zone');
-  assert.equal(negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { authorities: [soa('one.zone.test', 300, 300)] })), null, 'SOA of a child zone');
+  assert.equal(
+    negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { authorities: [soa('other.test', 300, 300)] })),
+    null,
+    'SOA of another zone',
+  );
+  assert.equal(
+    negativeAnswer(response('x.zone.test', 'A', 'NXDOMAIN', { authorities: [soa('one.zone.test', 300, 300)] })),
+    null,
+    'SOA of a child zone',
+  );
   assert.equal(negativeAnswer(Buffer.from('garbage')), null);
   const good = response('x.zone.test', 'A', 'NXDOMAIN', { authorities: [soa('zone.test', 300, 300)] });
   assert.equal(negativeAnswer(good.subarray(0, good.length - 5)), null, 'cut short');
@@ -138,7 +198,10 @@ test('recordNegativeAnswers: GET (dns=) and POST requests, 2xx only; the respons
   const cache = new NegativeCache(10);
   const body = response('nx.zone.test', 'TXT', 'NXDOMAIN', { authorities: [soa('zone.test', 300, 120)] });
   let status = 200;
-  const request = recordNegativeAnswers(async (_url: string, _o: { method?: string; body?: Buffer }) => ({ statusCode: status, headers: {}, body }), cache);
+  const request = recordNegativeAnswers(
+    async (_url: string, _o: { method?: string; body?: Buffer }) => ({ statusCode: status, headers: {}, body }),
+    cache,
+  );
   const q = query('nx.zone.test', 'TXT');
   const res = await request(`http://127.0.0.1:1/dns-query?dns=${q.toString('base64url')}`, { method: 'GET' });
   assert.equal(res.body, body);
@@ -178,7 +241,11 @@ test('withNegativeCache answers a cached negative with makeError, without asking
   await assert.rejects(r.resolve4('NX.test.'), { code: 'ENOTFOUND' });
   await assert.rejects(r.resolveTxt('nodata.test'), { code: 'ENODATA' });
   await assert.rejects(r.resolvePtr('1.2.0.192.in-addr.arpa'), { code: 'ENOTFOUND' });
-  assert.deepEqual(made, [['NX.test.', 'A', 'ENOTFOUND'], ['nodata.test', 'TXT', 'ENODATA'], ['1.2.0.192.in-addr.arpa', 'PTR', 'ENOTFOUND']]);
+  assert.deepEqual(made, [
+    ['NX.test.', 'A', 'ENOTFOUND'],
+    ['nodata.test', 'TXT', 'ENODATA'],
+    ['1.2.0.192.in-addr.arpa', 'PTR', 'ENOTFOUND'],
+  ]);
   assert.deepEqual(await r.resolveTxt('nx.test'), [['txt']]);
   assert.deepEqual(await r.resolve4('nodata.test'), ['192.0.2.1']);
   await r.resolveMx('nx.test');

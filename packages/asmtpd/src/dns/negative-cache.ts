@@ -155,7 +155,13 @@ export function negativeAnswer(response: Buffer, query?: Buffer): NegativeAnswer
   const name = norm(q.name);
   if (query !== undefined) {
     const asked = decode(query)?.questions?.[0];
-    if (asked === undefined || norm(asked.name) !== name || asked.type !== q.type || (asked.class ?? 'IN') !== (q.class ?? 'IN')) return null;
+    if (
+      asked === undefined ||
+      norm(asked.name) !== name ||
+      asked.type !== q.type ||
+      (asked.class ?? 'IN') !== (q.class ?? 'IN')
+    )
+      return null;
   }
   let ttl: number | undefined;
   for (const rr of r.authorities ?? []) {

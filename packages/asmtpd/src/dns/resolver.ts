@@ -25,7 +25,13 @@ import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
 import type { DnsServer } from '../config/types.js';
 import { TtlCache } from './ttl-cache.js';
 import { withAnswerMemo } from './answer-memo.js';
-import { NegativeCache, recordNegativeAnswers, withNegativeCache, type LookupBackend, type NegativeCode } from './negative-cache.js';
+import {
+  NegativeCache,
+  recordNegativeAnswers,
+  withNegativeCache,
+  type LookupBackend,
+  type NegativeCode,
+} from './negative-cache.js';
 
 export interface DnsOptions {
   kind: 'tangerine' | 'system';
@@ -59,7 +65,9 @@ function loadTangerine(): ResolverClass {
 const ANSWER_CODES = new Set(['ENOTFOUND', 'ENODATA', 'EBADNAME']);
 
 export function dnsErrorCode(err: unknown): string {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : 'EUNKNOWN';
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? String((err as { code: unknown }).code)
+    : 'EUNKNOWN';
 }
 
 /** A failure worth retrying later (not "no such name" or "no such record"). */
@@ -84,7 +92,12 @@ export function arpaName(ip: string): string | null {
   const h = parts(head);
   const t = parts(tail);
   const groups = ip.includes('::') ? [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t] : h;
-  return `${groups.map((g) => g.padStart(4, '0')).join('').split('').reverse().join('.')}.ip6.arpa`;
+  return `${groups
+    .map((g) => g.padStart(4, '0'))
+    .join('')
+    .split('')
+    .reverse()
+    .join('.')}.ip6.arpa`;
 }
 
 type Backend = LookupBackend;
@@ -113,14 +126,19 @@ function backend(o: DnsOptions): Backend {
   const entries = o.cacheEntries ?? 10_000;
   const negative = new NegativeCache(entries);
   const answers = new TtlCache(entries);
-  const tangerine = new Tangerine({
-    ...(o.servers.length > 0 ? { servers: o.servers.map((s) => serverText(s, null)) } : {}),
-    protocol: o.protocol,
-    timeout: o.timeoutMs,
-    tries: 1,
-    cache: answers,
-  }, recordNegativeAnswers(createDohRequest(), negative)) as unknown as Backend;
-  const asked = withNegativeCache(tangerine, negative, (name: string, type: string, code: NegativeCode) => withoutStack(() => Tangerine.createError(name, type, code)));
+  const tangerine = new Tangerine(
+    {
+      ...(o.servers.length > 0 ? { servers: o.servers.map((s) => serverText(s, null)) } : {}),
+      protocol: o.protocol,
+      timeout: o.timeoutMs,
+      tries: 1,
+      cache: answers,
+    },
+    recordNegativeAnswers(createDohRequest(), negative),
+  ) as unknown as Backend;
+  const asked = withNegativeCache(tangerine, negative, (name: string, type: string, code: NegativeCode) =>
+    withoutStack(() => Tangerine.createError(name, type, code)),
+  );
   return withAnswerMemo(asked, (key) => answers.expiresAt(key), entries);
 }
 
@@ -130,7 +148,9 @@ function backend(o: DnsOptions): Backend {
  */
 function reverseByPtr(b: Backend, ip: string): Promise<string[]> {
   const name = arpaName(ip);
-  return name === null ? Promise.reject(Object.assign(new Error(`not an address: ${ip}`), { code: 'EBADNAME' })) : b.resolvePtr(name);
+  return name === null
+    ? Promise.reject(Object.assign(new Error(`not an address: ${ip}`), { code: 'EBADNAME' }))
+    : b.resolvePtr(name);
 }
 
 export function createDnsResolver(o: DnsOptions): DnsResolver {

@@ -17,7 +17,10 @@ interface Cached {
 export class TtlCache {
   private readonly map = new Map<string, Cached>();
 
-  constructor(private readonly maxEntries: number, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly maxEntries: number,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   get size(): number {
     return this.map.size;
@@ -42,7 +45,9 @@ export class TtlCache {
   }
 
   set(key: string, result: Cached): void {
-    const ttls = (result.answers ?? []).map((a) => a.ttl).filter((t): t is number => typeof t === 'number' && Number.isFinite(t));
+    const ttls = (result.answers ?? [])
+      .map((a) => a.ttl)
+      .filter((t): t is number => typeof t === 'number' && Number.isFinite(t));
     const ttl = ttls.length === 0 ? 0 : Math.min(...ttls);
     if (ttl < 1) return;
     result.ttl = ttl;

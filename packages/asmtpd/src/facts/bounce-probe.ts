@@ -28,7 +28,14 @@ import type { StateDb } from '../store/state-db.js';
 import { guardedCache } from './bounce-cache.js';
 import { addressesOf, dnsTempfail, exchangersOf } from './bounce-route.js';
 import { probeAddress } from './bounce-session.js';
-import { isPlainAddress, refused, tempfail, type BounceResult, type ProbeOutcome, type ProbeResolver } from './bounce-types.js';
+import {
+  isPlainAddress,
+  refused,
+  tempfail,
+  type BounceResult,
+  type ProbeOutcome,
+  type ProbeResolver,
+} from './bounce-types.js';
 import { withDeadline } from './deadline.js';
 import { ANSWER_TEXTS } from '../reply/catalogue.js';
 
@@ -85,10 +92,14 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
   const run = async (sender: Sender): Promise<BounceResult> => {
     const started = performance.now();
     const controller = new AbortController();
-    const finished = await withDeadline<Finished>(attempt(sender, controller.signal, started + o.timeoutMs), o.timeoutMs, () => {
-      controller.abort();
-      return { outcome: tempfail(TIMED_OUT_REPLY) };
-    });
+    const finished = await withDeadline<Finished>(
+      attempt(sender, controller.signal, started + o.timeoutMs),
+      o.timeoutMs,
+      () => {
+        controller.abort();
+        return { outcome: tempfail(TIMED_OUT_REPLY) };
+      },
+    );
     const { outcome } = finished;
     if (now() >= nextPurge) {
       nextPurge = now() + PURGE_INTERVAL_MS;
@@ -126,7 +137,14 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
         tried++;
         const remaining = Math.max(deadline - performance.now(), 1);
         const connectTimeoutMs = Math.min(remaining, Math.max(o.timeoutMs / MAX_ADDRESSES, 500));
-        const options = { port, hostname: o.hostname, address: sender.address, connectTimeoutMs, sessionTimeoutMs: remaining, signal };
+        const options = {
+          port,
+          hostname: o.hostname,
+          address: sender.address,
+          connectTimeoutMs,
+          sessionTimeoutMs: remaining,
+          signal,
+        };
         const r = await probeAddress({ host, ip }, options);
         if (r.kind === 'answered') return { outcome: r.outcome, mx: host, ip };
         unreachable = r.reply;
@@ -134,7 +152,9 @@ export function createBounceProber(o: BounceProberOptions): BounceProber {
     }
     if (unreachable !== null) return { outcome: tempfail(unreachable) };
     if (dnsFailure) return { outcome: dnsFailure };
-    const what = route.implicit ? `${sender.domain} has no mail exchanger and no address` : `no address for the mail exchangers of ${sender.domain}`;
+    const what = route.implicit
+      ? `${sender.domain} has no mail exchanger and no address`
+      : `no address for the mail exchangers of ${sender.domain}`;
     return { outcome: refused(ANSWER_TEXTS.probeNoExchanger(what), 'domain') };
   };
 
@@ -168,8 +188,20 @@ function parseSender(text: string): Sender | null {
   return { address, domain, addressKey: `address:${address}`, domainKey: `domain:${domain}` };
 }
 
-function report(log: Logger, sender: string, r: BounceResult, started: number, where: { mx?: string | undefined; ip?: string | undefined }): void {
-  const fields: Record<string, unknown> = { sender, result: r.kind, reply: r.reply, cached: r.cached, ms: Math.round(performance.now() - started) };
+function report(
+  log: Logger,
+  sender: string,
+  r: BounceResult,
+  started: number,
+  where: { mx?: string | undefined; ip?: string | undefined },
+): void {
+  const fields: Record<string, unknown> = {
+    sender,
+    result: r.kind,
+    reply: r.reply,
+    cached: r.cached,
+    ms: Math.round(performance.now() - started),
+  };
   if (r.scope) fields.scope = r.scope;
   if (where.mx) fields.mx = where.mx;
   if (where.ip) fields.ip = where.ip;

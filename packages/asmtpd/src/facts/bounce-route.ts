@@ -36,13 +36,16 @@ export async function exchangersOf(domain: string, resolver: ProbeResolver): Pro
   } catch (err) {
     const code = dnsErrorCode(err);
     if (code === 'ENODATA') records = [];
-    else if (code === 'ENOTFOUND' || code === 'EBADNAME') return final(refused(ANSWER_TEXTS.probeNoSuchDomain(domain), 'domain'));
+    else if (code === 'ENOTFOUND' || code === 'EBADNAME')
+      return final(refused(ANSWER_TEXTS.probeNoSuchDomain(domain), 'domain'));
     else return final(dnsTempfail(domain, code));
   }
   if (records.length === 0) return { kind: 'hosts', hosts: [domain], implicit: true };
   const real = records.filter((r) => !isRootName(r.exchange));
   if (real.length === 0) return final(refused(ANSWER_TEXTS.probeNullMx(domain), 'domain'));
-  const hosts = [...real].sort((a, b) => a.priority - b.priority).map((r) => r.exchange.toLowerCase().replace(/\.$/, ''));
+  const hosts = [...real]
+    .sort((a, b) => a.priority - b.priority)
+    .map((r) => r.exchange.toLowerCase().replace(/\.$/, ''));
   return { kind: 'hosts', hosts: [...new Set(hosts)], implicit: false };
 }
 

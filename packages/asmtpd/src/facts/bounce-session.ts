@@ -83,7 +83,8 @@ async function dialogue(session: Session, address: string, where: string): Promi
   if (!isPlainAddress(address)) return tempfail(ANSWER_TEXTS.probeSenderUnfit());
   if (utf8 && !session.supports('SMTPUTF8')) return tempfail(ANSWER_TEXTS.probeNoSmtputf8(where));
   const mail = await session.command(`MAIL FROM:<>${utf8 ? ' SMTPUTF8' : ''}`);
-  if (!mail.startsWith('2')) return mail.startsWith('5') ? refused(oneLineReply(mail), 'domain') : temporary(mail, 'MAIL FROM:<>', where);
+  if (!mail.startsWith('2'))
+    return mail.startsWith('5') ? refused(oneLineReply(mail), 'domain') : temporary(mail, 'MAIL FROM:<>', where);
   const rcpt = await session.command(`RCPT TO:<${address}>`);
   if (rcpt.startsWith('2')) return accepted();
   return rcpt.startsWith('5') ? refused(oneLineReply(rcpt), 'address') : temporary(rcpt, 'RCPT TO', where);
@@ -101,7 +102,8 @@ function setupResult(err: NodemailerFailure, where: string): SessionResult {
   if (/^5\d\d/.test(reply)) return { kind: 'answered', outcome: refused(oneLineReply(reply), 'domain') };
   if (greeting && /^4\d\d/.test(reply)) return { kind: 'unreachable', reply: oneLineReply(reply) };
   if (/^4\d\d/.test(reply)) return { kind: 'answered', outcome: tempfail(oneLineReply(reply)) };
-  if (greeting && err.code !== 'ETIMEDOUT') return { kind: 'unreachable', reply: ANSWER_TEXTS.probeNoAnswer(where, reason(err)) };
+  if (greeting && err.code !== 'ETIMEDOUT')
+    return { kind: 'unreachable', reply: ANSWER_TEXTS.probeNoAnswer(where, reason(err)) };
   return { kind: 'answered', outcome: lostOutcome(err, where) };
 }
 
@@ -122,7 +124,11 @@ export function oneLineReply(raw: string): string {
   const [, code, enhanced] = first;
   const texts = lines.map((l) => {
     const text = l.replace(/^\d{3}[ -]?/, '').trim();
-    return enhanced && text.startsWith(`${enhanced} `) ? text.slice(enhanced.length + 1).trim() : text === enhanced ? '' : text;
+    return enhanced && text.startsWith(`${enhanced} `)
+      ? text.slice(enhanced.length + 1).trim()
+      : text === enhanced
+        ? ''
+        : text;
   });
   return [code, enhanced, ...texts].filter((t) => t).join(' ');
 }

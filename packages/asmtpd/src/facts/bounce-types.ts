@@ -60,7 +60,10 @@ export function tempfail(reply: string): ProbeOutcome {
  * anything outside printable ASCII replaced, white space collapsed, length capped.
  */
 export function cleanReply(text: string): string {
-  const flat = text.replace(/[^\x20-\x7e]/g, (c) => (/\s/.test(c) ? ' ' : '?')).replace(/ {2,}/g, ' ').trim();
+  const flat = text
+    .replace(/[^\x20-\x7e]/g, (c) => (/\s/.test(c) ? ' ' : '?'))
+    .replace(/ {2,}/g, ' ')
+    .trim();
   return flat.length > MAX_REPLY_LENGTH ? `${flat.slice(0, MAX_REPLY_LENGTH - 3)}...` : flat;
 }
 

@@ -6,7 +6,9 @@ import { nullLogger } from '../log/logger.js';
 import { createClientFacts } from './client-facts.js';
 
 function config(extra = '') {
-  const r = parseConfigText(`Hostname mx.test\nSMTPCB no\nSynFP no\nRBL bl.test\n${extra}`, 'test.conf', { systemHostname: 'mx.test' });
+  const r = parseConfigText(`Hostname mx.test\nSMTPCB no\nSynFP no\nRBL bl.test\n${extra}`, 'test.conf', {
+    systemHostname: 'mx.test',
+  });
   if (r.kind !== 'ok') throw new Error(JSON.stringify(r.errors));
   return r.config;
 }
@@ -17,19 +19,44 @@ function recordingResolver(): SpfResolver & { calls: string[] } {
   const nx = (name: string) => Promise.reject(Object.assign(new Error(`ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
   return {
     calls,
-    reverse: async (ip) => { calls.push(`PTR ${ip}`); return ['client.test']; },
-    resolve4: (name) => { calls.push(`A ${name}`); return name === 'client.test' ? Promise.resolve(['192.0.2.7']) : nx(name); },
-    resolve6: (name) => { calls.push(`AAAA ${name}`); return nx(name); },
-    resolveTxt: (name) => { calls.push(`TXT ${name}`); return nx(name); },
-    resolveMx: (name) => { calls.push(`MX ${name}`); return nx(name); },
+    reverse: async (ip) => {
+      calls.push(`PTR ${ip}`);
+      return ['client.test'];
+    },
+    resolve4: (name) => {
+      calls.push(`A ${name}`);
+      return name === 'client.test' ? Promise.resolve(['192.0.2.7']) : nx(name);
+    },
+    resolve6: (name) => {
+      calls.push(`AAAA ${name}`);
+      return nx(name);
+    },
+    resolveTxt: (name) => {
+      calls.push(`TXT ${name}`);
+      return nx(name);
+    },
+    resolveMx: (name) => {
+      calls.push(`MX ${name}`);
+      return nx(name);
+    },
   };
 }
 
 test('connect facts start right after connected() returns, not inside it (the banner is written first)', async () => {
   const resolver = recordingResolver();
-  const facts = createClientFacts('192.0.2.7', { config: config(), resolver, prober: null, isOwnDomain: () => false, log: nullLogger() });
+  const facts = createClientFacts('192.0.2.7', {
+    config: config(),
+    resolver,
+    prober: null,
+    isOwnDomain: () => false,
+    log: nullLogger(),
+  });
   facts.connected(40000);
-  assert.equal(resolver.calls.length, 0, `no lookup during the call (the caller sends the 220 after it): ${resolver.calls.join(', ')}`);
+  assert.equal(
+    resolver.calls.length,
+    0,
+    `no lookup during the call (the caller sends the 220 after it): ${resolver.calls.join(', ')}`,
+  );
   await Promise.resolve();
   await Promise.resolve();
   assert.ok(resolver.calls.includes('PTR 192.0.2.7'), `reverse lookup started: ${resolver.calls.join(', ')}`);
@@ -41,7 +68,13 @@ test('connect facts start right after connected() returns, not inside it (the ba
 
 test('settle() called at once after connected() still sees the connect facts', async () => {
   const resolver = recordingResolver();
-  const facts = createClientFacts('192.0.2.7', { config: config(), resolver, prober: null, isOwnDomain: () => false, log: nullLogger() });
+  const facts = createClientFacts('192.0.2.7', {
+    config: config(),
+    resolver,
+    prober: null,
+    isOwnDomain: () => false,
+    log: nullLogger(),
+  });
   facts.connected(40000);
   facts.mailFrom('someone@sender.test', 'client.test');
   const v = await facts.settle();
@@ -53,7 +86,13 @@ test('settle() called at once after connected() still sees the connect facts', a
 
 test('MAIL-time facts start right after mailFrom() returns (the MAIL reply is written first), and settle() sees them', async () => {
   const resolver = recordingResolver();
-  const facts = createClientFacts('192.0.2.7', { config: config(), resolver, prober: null, isOwnDomain: () => false, log: nullLogger() });
+  const facts = createClientFacts('192.0.2.7', {
+    config: config(),
+    resolver,
+    prober: null,
+    isOwnDomain: () => false,
+    log: nullLogger(),
+  });
   facts.connected(40000);
   await facts.settle();
   const before = resolver.calls.length;

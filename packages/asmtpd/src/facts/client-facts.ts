@@ -20,7 +20,6 @@ import { reverseName, type ReverseName } from './reverse-dns.js';
 import { withDeadline } from './deadline.js';
 import type { BounceAnswer } from './bounce-types.js';
 
-
 /** The client's SYN as captured (synfp/): CLIENT_SYNFP, CLIENT_SYNOS, and hops from its TTL. */
 export interface SynFact {
   fp: string;
@@ -111,8 +110,12 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       rbl = config.rbls.length > 0 ? now.then(() => queryRbls(ip, config.rbls, resolver, timeoutMs)) : null;
       void Promise.all([reverse, rbl]).then(([rev, bl]) => {
         log.info('session.facts', {
-          ptr: rev.ptr, name: rev.name, ...(rev.tempfail ? { dnsfail: true } : {}), ...(rev.invalid ? { ptr_invalid: true } : {}),
-          ...(bl ? { rbl_score: bl.score, rbl_listed: bl.listed.map((l) => l.zone) } : {}), ms: Date.now() - started,
+          ptr: rev.ptr,
+          name: rev.name,
+          ...(rev.tempfail ? { dnsfail: true } : {}),
+          ...(rev.invalid ? { ptr_invalid: true } : {}),
+          ...(bl ? { rbl_score: bl.score, rbl_listed: bl.listed.map((l) => l.zone) } : {}),
+          ms: Date.now() - started,
         });
         for (const p of bl?.problems ?? []) log.warn('rbl.error', { zone: p.zone, kind: p.kind, detail: p.detail });
       });
@@ -121,25 +124,44 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       // started in a microtask, like the connect facts: the caller's MAIL reply goes out first
       const now = Promise.resolve();
       spf = now.then(() => checkMailFrom(ip, sender, helo ?? '', spfOptions(helo)));
-      if (helo !== null && spfHelo?.helo !== helo) spfHelo = { helo, result: now.then(() => checkHelo(ip, helo, spfOptions(helo))) };
+      if (helo !== null && spfHelo?.helo !== helo)
+        spfHelo = { helo, result: now.then(() => checkHelo(ip, helo, spfOptions(helo))) };
       if (helo === null) spfHelo = null;
       const domain = splitAddress(sender).domain;
       const prober = deps.prober;
-      const probe = prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
-      bounce = probe && prober ? now.then(() => prober.probe(sender)).catch((err: Error): BounceAnswer => {
-        log.error('session.error', { error: `bounce probe: ${err.message}` });
-        return { kind: 'tempfail', reply: ANSWER_TEXTS.probeFailed() };
-      }) : null;
+      const probe =
+        prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
+      bounce =
+        probe && prober
+          ? now
+              .then(() => prober.probe(sender))
+              .catch((err: Error): BounceAnswer => {
+                log.error('session.error', { error: `bounce probe: ${err.message}` });
+                return { kind: 'tempfail', reply: ANSWER_TEXTS.probeFailed() };
+              })
+          : null;
       const started = Date.now();
       void Promise.all([spf, spfHelo?.result ?? null, bounce]).then(([s, sh, b]) => {
         log.info('mail.facts', {
-          from: sender, spf: s?.result, ...(s?.problem ? { spf_problem: s.problem } : {}), ...(sh ? { spf_helo: sh.result } : {}),
-          ...(b ? { bounce: b.kind, ...(b.reply !== '' ? { bounce_reply: b.reply } : {}) } : {}), ms: Date.now() - started,
+          from: sender,
+          spf: s?.result,
+          ...(s?.problem ? { spf_problem: s.problem } : {}),
+          ...(sh ? { spf_helo: sh.result } : {}),
+          ...(b ? { bounce: b.kind, ...(b.reply !== '' ? { bounce_reply: b.reply } : {}) } : {}),
+          ms: Date.now() - started,
         });
       });
     },
     async settle() {
-      const [rev, bl, s, sh, b, sy, ro] = await Promise.all([reverse, rbl, spf, spfHelo?.result ?? null, bounce, syn, route]);
+      const [rev, bl, s, sh, b, sy, ro] = await Promise.all([
+        reverse,
+        rbl,
+        spf,
+        spfHelo?.result ?? null,
+        bounce,
+        syn,
+        route,
+      ]);
       return { reverse: rev, rbl: bl, spf: s, spfHelo: sh, bounce: b, syn: sy, route: ro };
     },
   };

@@ -7,7 +7,10 @@ const err = (code: string): Error => Object.assign(new Error(code), { code });
 test('rblQueryName: reversed octets, reversed nibbles for IPv6, mapped IPv4', () => {
   assert.equal(rblQueryName('192.0.2.99', 'bl.example'), '99.2.0.192.bl.example');
   assert.equal(rblQueryName('::ffff:192.0.2.99', 'bl.example'), '99.2.0.192.bl.example');
-  assert.equal(rblQueryName('2001:db8::1', 'bl.example'), '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example');
+  assert.equal(
+    rblQueryName('2001:db8::1', 'bl.example'),
+    '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.bl.example',
+  );
   assert.equal(rblQueryName('nonsense', 'bl.example'), null);
 });
 
@@ -31,13 +34,18 @@ test('queryRbls: listings, reasons, refusal codes, foreign answers, failures and
     resolveTxt: (n: string): Promise<string[][]> => (txt[n] ? Promise.resolve(txt[n]) : Promise.reject(err('ENODATA'))),
   };
   const lists = ['listed', 'noreason', 'refuses', 'foreign', 'broken', 'clean', 'slow'].map((z, i) => ({
-    zone: `${z}.example`, score: i === 1 ? 0.5 : 1, reason: z === 'noreason' ? null : 'configured reason',
+    zone: `${z}.example`,
+    score: i === 1 ? 0.5 : 1,
+    reason: z === 'noreason' ? null : 'configured reason',
   }));
   const r = await queryRbls('192.0.2.1', lists, resolver, 200);
-  assert.deepEqual(r.listed.map((l) => [l.zone, l.score, l.reason, l.codes]), [
-    ['listed.example', 1, 'spam source', ['127.0.0.2']],
-    ['noreason.example', 0.5, 'listed by noreason.example', ['127.0.0.4']],
-  ]);
+  assert.deepEqual(
+    r.listed.map((l) => [l.zone, l.score, l.reason, l.codes]),
+    [
+      ['listed.example', 1, 'spam source', ['127.0.0.2']],
+      ['noreason.example', 0.5, 'listed by noreason.example', ['127.0.0.4']],
+    ],
+  );
   assert.equal(r.score, 1.5);
   assert.deepEqual(r.problems, [
     { zone: 'refuses.example', kind: 'refused', detail: '127.255.255.254' },

@@ -57,8 +57,10 @@ const isLoopback8 = (a: string): boolean => a.startsWith('127.');
 const isRefusal = (a: string): boolean => a.startsWith('127.255.255.');
 
 /** A failed A lookup: NXDOMAIN/NODATA is "not listed" (null), anything else a lookup problem. */
-const lookupFailed = (zone: string) => (err: unknown): RblProblem | null =>
-  isTemporaryDnsError(err) ? { zone, kind: 'lookup', detail: dnsErrorCode(err) } : null;
+const lookupFailed =
+  (zone: string) =>
+  (err: unknown): RblProblem | null =>
+    isTemporaryDnsError(err) ? { zone, kind: 'lookup', detail: dnsErrorCode(err) } : null;
 
 function queryOne(labels: string, list: RblList, resolver: Resolver): Promise<RblListing | RblProblem | null> {
   const name = inZone(labels, list.zone);
@@ -66,7 +68,12 @@ function queryOne(labels: string, list: RblList, resolver: Resolver): Promise<Rb
   return resolver.resolve4(name).then((answers) => listingOf(name, list, answers, resolver), lookupFailed(list.zone));
 }
 
-async function listingOf(name: string, list: RblList, answers: string[], resolver: Resolver): Promise<RblListing | RblProblem | null> {
+async function listingOf(
+  name: string,
+  list: RblList,
+  answers: string[],
+  resolver: Resolver,
+): Promise<RblListing | RblProblem | null> {
   const refused = answers.filter(isRefusal);
   const codes = answers.filter((a) => isLoopback8(a) && !isRefusal(a));
   if (codes.length === 0) {
@@ -85,15 +92,27 @@ async function listingOf(name: string, list: RblList, answers: string[], resolve
   return { zone: list.zone, score: list.score, reason, codes };
 }
 
-export async function queryRbls(ip: string, lists: readonly RblList[], resolver: Resolver, timeoutMs?: number): Promise<RblResult> {
+export async function queryRbls(
+  ip: string,
+  lists: readonly RblList[],
+  resolver: Resolver,
+  timeoutMs?: number,
+): Promise<RblResult> {
   const labels = reversedLabels(ip);
   if (labels === null) return { score: 0, listed: [], problems: [] };
   // one timer for every zone: each still unanswered when it fires is a timed-out lookup
   const late = timeoutMs === undefined ? null : deadline(timeoutMs);
-  const results = await Promise.all(lists.map((l) => {
-    const answer = queryOne(labels, l, resolver);
-    return late === null ? answer : Promise.race([answer, late.passed.then((): RblProblem => ({ zone: l.zone, kind: 'lookup', detail: 'ETIMEOUT' }))]);
-  })).finally(() => late?.cancel());
+  const results = await Promise.all(
+    lists.map((l) => {
+      const answer = queryOne(labels, l, resolver);
+      return late === null
+        ? answer
+        : Promise.race([
+            answer,
+            late.passed.then((): RblProblem => ({ zone: l.zone, kind: 'lookup', detail: 'ETIMEOUT' })),
+          ]);
+    }),
+  ).finally(() => late?.cancel());
   const result: RblResult = { score: 0, listed: [], problems: [] };
   for (const r of results) {
     if (r === null) continue;

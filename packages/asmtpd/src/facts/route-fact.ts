@@ -16,4 +16,3 @@ export interface RouteFact {
 export function routersOf(route: RouteFact, clientIp: string): string[] {
   return route.path.at(-1) === clientIp ? route.path.slice(0, -1) : route.path;
 }
-

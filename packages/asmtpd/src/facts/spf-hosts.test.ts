@@ -10,14 +10,23 @@ test('parseSpfHosts: domain and record, comments and blank lines skipped, domain
   const text = '# trusted\n\nExample.COM.  ip4:192.0.2.0/24   -all\n  # indented comment\nv.example v=spf1 mx -all\n';
   const { value, issues } = parseSpfHosts(text, 'F');
   assert.deepEqual(issues, []);
-  assert.deepEqual([...value], [['example.com', 'ip4:192.0.2.0/24 -all'], ['v.example', 'v=spf1 mx -all']]);
+  assert.deepEqual(
+    [...value],
+    [
+      ['example.com', 'ip4:192.0.2.0/24 -all'],
+      ['v.example', 'v=spf1 mx -all'],
+    ],
+  );
 });
 
 test('parseSpfHosts reports bad lines with their line numbers and keeps the rest', () => {
   const text = 'a.example\nbad..name -all\nb.example foo:bar\nc.example -all\nC.example +all\n';
   const { value, issues } = parseSpfHosts(text, 'F');
   assert.deepEqual([...value], [['c.example', '-all']]);
-  assert.deepEqual(issues.map((i) => i.line), [1, 2, 3, 5]);
+  assert.deepEqual(
+    issues.map((i) => i.line),
+    [1, 2, 3, 5],
+  );
   assert.match(issues[0]!.message, /expected an SPF record/);
   assert.match(issues[1]!.message, /expected a domain name/);
   assert.match(issues[2]!.message, /not a valid SPF record/);

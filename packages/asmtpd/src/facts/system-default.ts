@@ -23,7 +23,9 @@ export function systemDefault(f: FactValues, config: Settings, sender: string, c
   const listed = f.rbl ? rblMailError(f.rbl, config.rblThreshold) : null;
   if (listed !== null) return parseReply(listed, 550, '5.7.1');
   if (config.spfRejectFail && f.spf?.result === 'fail') {
-    return f.spf.explanation !== undefined && f.spf.explanation !== null ? REPLIES.spfFail(f.spf.explanation) : REPLIES.spfNotPermitted(f.spf.domain, clientIp);
+    return f.spf.explanation !== undefined && f.spf.explanation !== null
+      ? REPLIES.spfFail(f.spf.explanation)
+      : REPLIES.spfNotPermitted(f.spf.domain, clientIp);
   }
   if (f.bounce?.kind === 'refused') return REPLIES.bouncesRefused(sender, f.bounce.reply);
   if (!config.allowDnsFailures) {

@@ -11,39 +11,60 @@ export const LOG_EVENTS = {
   'session.connect': 'a client connected (ip, port, local address)',
   'session.refused': 'a connection was refused before the banner (limit reached)',
   'session.smtp': 'one SMTP exchange (only with --verbose): command and reply',
-  'session.error': 'a session ended by an error (a bug, or a socket error other than the client going away: ip, code, error); in a transaction the client gets 451 4.3.0',
-  'session.reset': 'info: the client went away in the middle of a transaction (ip, code: ECONNRESET, EPIPE, ETIMEDOUT…); nothing was acknowledged, so nothing is lost. Outside a transaction smtp-server drops these quietly',
+  'session.error':
+    'a session ended by an error (a bug, or a socket error other than the client going away: ip, code, error); in a transaction the client gets 451 4.3.0',
+  'session.reset':
+    'info: the client went away in the middle of a transaction (ip, code: ECONNRESET, EPIPE, ETIMEDOUT…); nothing was acknowledged, so nothing is lost. Outside a transaction smtp-server drops these quietly',
   'session.end': 'the client disconnected (counts of messages, recipients, errors, duration)',
-  'session.abuse': 'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
+  'session.abuse':
+    'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, ptr_invalid, rbl_score, rbl_listed, ms)',
-  'rbl.error': 'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind, detail): not a listing',
+  'rbl.error':
+    'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind, detail): not a listing',
   'mail.facts': 'the MAIL-time facts are in (spf, spf_problem, spf_helo, bounce, ms)',
-  'probe.done': 'a bounce probe of the sender finished (sender, result: accepted, refused or tempfail, reply, scope: address or domain, cached, ms, mx, ip); warn for a temporary failure',
+  'probe.done':
+    'a bounce probe of the sender finished (sender, result: accepted, refused or tempfail, reply, scope: address or domain, cached, ms, mx, ip); warn for a temporary failure',
   'store.error': 'the state database failed (op, error); the caller went on without it',
   'mail.decision': 'MAIL FROM answered (from, reply)',
-  'rcpt.decision': 'RCPT TO answered (from, to, reply; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures)',
+  'rcpt.decision':
+    'RCPT TO answered (from, to, reply; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures)',
   'data.decision': 'end of DATA answered (reply, size, recipients)',
   'data.rejected': 'DATA refused while streaming (size, bare CR/LF, timeout)',
-  'dsn.sent': 'a DSN (RFC 3464) for recipients the downstream refused after the client got 250 (id, dsn_id, to, recipients, result: delivered, held, failed, or none for a null sender)',
-  'data.unanswered': 'warn: the client was gone (socket closed or reset) when the downstream\'s verdict on the final dot came: the message was delivered but the client never heard it and may send it again (reply, count: how many since start)',
-  'data.abandoned': 'the client went away after its final dot and before the downstream\'s final dot: the downstream transaction was dropped (nothing delivered, nothing acknowledged)',
-  'session.half_closed': 'the client shut down its sending side (TCP half-close); what it sent is still answered, then the connection is closed (ip, in_transaction); not logged after our 221 or 421',
-  'relay.capabilities': 'the downstream\'s SMTPUTF8, 8BITMIME and SIZE as learned from its EHLO/LHLO changed; EHLO advertises them from now on (smtputf8, eightbitmime, size)',
+  'dsn.sent':
+    'a DSN (RFC 3464) for recipients the downstream refused after the client got 250 (id, dsn_id, to, recipients, result: delivered, held, failed, or none for a null sender)',
+  'data.unanswered':
+    "warn: the client was gone (socket closed or reset) when the downstream's verdict on the final dot came: the message was delivered but the client never heard it and may send it again (reply, count: how many since start)",
+  'data.abandoned':
+    "the client went away after its final dot and before the downstream's final dot: the downstream transaction was dropped (nothing delivered, nothing acknowledged)",
+  'session.half_closed':
+    'the client shut down its sending side (TCP half-close); what it sent is still answered, then the connection is closed (ip, in_transaction); not logged after our 221 or 421',
+  'relay.capabilities':
+    "the downstream's SMTPUTF8, 8BITMIME and SIZE as learned from its EHLO/LHLO changed; EHLO advertises them from now on (smtputf8, eightbitmime, size)",
   'relay.done': 'the downstream accepted the message (downstream id, ms)',
-  'relay.failed': 'the downstream refused or could not be reached (reply, ms, detail: the address of the downstream and the cause, which the client does not see); at debug level with stale: true when a stale pooled connection is retried',
-  'queue.held': 'a message was written to the hold queue (ok: true, path, recipients, reason) or could not be (ok: false, level error)',
-  'policy.failed': 'a policy script failed, timed out or was refused (user, script, reason): the recipient got 451 4.3.0',
+  'relay.failed':
+    'the downstream refused or could not be reached (reply, ms, detail: the address of the downstream and the cause, which the client does not see); at debug level with stale: true when a stale pooled connection is retried',
+  'queue.held':
+    'a message was written to the hold queue (ok: true, path, recipients, reason) or could not be (ok: false, level error)',
+  'policy.failed':
+    'a policy script failed, timed out or was refused (user, script, reason): the recipient got 451 4.3.0',
   'bodytest.done': 'a body test ran after DATA (user, argv, verdict: accept, discard or refuse with the reply)',
   'data.discarded': 'a body test exited 99: the message was answered 250 and not delivered (size, recipients)',
   'runner.exit': 'the script runner process ended; the daemon stops (it cannot run scripts any more)',
-  'daemon.privileges': 'the SMTP process gave up root (user, uid, gid, avenger_user, netfacts_user) or kept the identity of the invoking user',
-  'daemon.account_created': 'a default-named service account (DaemonUser, AvengerUser or NetFactsUser) was missing and was created as a system account (user)',
+  'daemon.privileges':
+    'the SMTP process gave up root (user, uid, gid, avenger_user, netfacts_user) or kept the identity of the invoking user',
+  'daemon.account_created':
+    'a default-named service account (DaemonUser, AvengerUser or NetFactsUser) was missing and was created as a system account (user)',
   'runner.log': 'a line the script runner wrote to its stderr',
-  'runner.reload': 'after SIGHUP the runner re-read the configuration itself (changes, need_restart); error level when it refused the new one (error)',
-  'netfacts.start': 'the network facts process (SYN capture, NetPath; keeps CAP_NET_RAW) started (pid, syn_fp, net_path, capture: on, off or why not, ports); warn when SynFP yes could not capture',
-  'netfacts.off': 'SynFP/NetPath are off: no CAP_NET_RAW, or the network facts process could not start (reason, syn_fp, net_path); info when SynFP is automatic, warn when SynFP yes or NetPath yes asked for them',
-  'netfacts.capture': 'SYN capture was turned on or off (SIGHUP changed SynFP), or failed or ended (capture: the reason; warn)',
-  'netfacts.exit': 'the network facts process ended unexpectedly (pid, code, signal): SYN fingerprints and routes are off; the daemon keeps serving',
+  'runner.reload':
+    'after SIGHUP the runner re-read the configuration itself (changes, need_restart); error level when it refused the new one (error)',
+  'netfacts.start':
+    'the network facts process (SYN capture, NetPath; keeps CAP_NET_RAW) started (pid, syn_fp, net_path, capture: on, off or why not, ports); warn when SynFP yes could not capture',
+  'netfacts.off':
+    'SynFP/NetPath are off: no CAP_NET_RAW, or the network facts process could not start (reason, syn_fp, net_path); info when SynFP is automatic, warn when SynFP yes or NetPath yes asked for them',
+  'netfacts.capture':
+    'SYN capture was turned on or off (SIGHUP changed SynFP), or failed or ended (capture: the reason; warn)',
+  'netfacts.exit':
+    'the network facts process ended unexpectedly (pid, code, signal): SYN fingerprints and routes are off; the daemon keeps serving',
   'netfacts.log': 'a line the network facts process wrote to its stderr, or a protocol problem with it',
   'synfp.db_error': 'SynFPDB could not be read (no OS guesses) or has a bad line, which is skipped (file, line, error)',
   'config.error': 'a configuration error (file:line)',

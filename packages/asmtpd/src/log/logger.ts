@@ -29,13 +29,27 @@ class PinoAdapter implements Logger {
   log(level: Level, event: LogEvent, fields: Record<string, unknown> = {}): void {
     this.p[level]({ event, ...fields });
   }
-  info(event: LogEvent, fields?: Record<string, unknown>): void { this.log('info', event, fields); }
-  warn(event: LogEvent, fields?: Record<string, unknown>): void { this.log('warn', event, fields); }
-  error(event: LogEvent, fields?: Record<string, unknown>): void { this.log('error', event, fields); }
-  debug(event: LogEvent, fields?: Record<string, unknown>): void { this.log('debug', event, fields); }
-  child(bindings: Record<string, unknown>): Logger { return new PinoAdapter(this.p.child(bindings), this.flushNow); }
-  setLevel(level: Level): void { this.p.level = level; }
-  flush(): void { this.flushNow(); }
+  info(event: LogEvent, fields?: Record<string, unknown>): void {
+    this.log('info', event, fields);
+  }
+  warn(event: LogEvent, fields?: Record<string, unknown>): void {
+    this.log('warn', event, fields);
+  }
+  error(event: LogEvent, fields?: Record<string, unknown>): void {
+    this.log('error', event, fields);
+  }
+  debug(event: LogEvent, fields?: Record<string, unknown>): void {
+    this.log('debug', event, fields);
+  }
+  child(bindings: Record<string, unknown>): Logger {
+    return new PinoAdapter(this.p.child(bindings), this.flushNow);
+  }
+  setLevel(level: Level): void {
+    this.p.level = level;
+  }
+  flush(): void {
+    this.flushNow();
+  }
 }
 
 /**
@@ -69,8 +83,14 @@ export function createLogger(opts: { level?: Level; fd?: number } = {}): Logger 
 /** A logger that drops everything (unit tests, diagnostic modes). */
 export function nullLogger(): Logger {
   const l: Logger = {
-    log() {}, info() {}, warn() {}, error() {}, debug() {},
-    child() { return l; },
+    log() {},
+    info() {},
+    warn() {},
+    error() {},
+    debug() {},
+    child() {
+      return l;
+    },
     setLevel() {},
     flush() {},
   };

@@ -24,14 +24,31 @@ test('X-Avenger carries version, receiver, client-ip, client-port in order', () 
 
 test('Received: protocol names per RFC 3848 / 6531 and a sanitised HELO', () => {
   assert.equal(protocolName({ proto: 'SMTP', tls: null, authenticated: false, smtputf8: false }), 'SMTP');
-  assert.equal(protocolName({ proto: 'ESMTP', tls: { version: 'TLSv1.3', cipher: 'X' }, authenticated: true, smtputf8: false }), 'ESMTPSA');
+  assert.equal(
+    protocolName({ proto: 'ESMTP', tls: { version: 'TLSv1.3', cipher: 'X' }, authenticated: true, smtputf8: false }),
+    'ESMTPSA',
+  );
   assert.equal(protocolName({ proto: 'ESMTP', tls: null, authenticated: false, smtputf8: true }), 'UTF8SMTP');
   const h = receivedHeader({
-    helo: 'evil\r\nX-Injected: 1', clientName: null, clientIp: '2001:db8::1', hostname: 'mx.example', version: '0.1.0',
-    proto: 'ESMTP', tls: null, authenticated: false, smtputf8: false, id: 'ABC', recipient: 'a@b.example',
+    helo: 'evil\r\nX-Injected: 1',
+    clientName: null,
+    clientIp: '2001:db8::1',
+    hostname: 'mx.example',
+    version: '0.1.0',
+    proto: 'ESMTP',
+    tls: null,
+    authenticated: false,
+    smtputf8: false,
+    id: 'ABC',
+    recipient: 'a@b.example',
     date: new Date(Date.UTC(2026, 10, 21, 10, 0, 0)),
   });
   assert.ok(!/\r\nX-Injected/.test(h));
-  assert.equal(h, 'Received: from evil??X-Injected:?1 ([IPv6:2001:db8::1])\r\n\tby mx.example (asmtpd 0.1.0) with ESMTP id ABC for <a@b.example>;\r\n\t' + rfc5322Date(new Date(Date.UTC(2026, 10, 21, 10, 0, 0))) + '\r\n');
+  assert.equal(
+    h,
+    'Received: from evil??X-Injected:?1 ([IPv6:2001:db8::1])\r\n\tby mx.example (asmtpd 0.1.0) with ESMTP id ABC for <a@b.example>;\r\n\t' +
+      rfc5322Date(new Date(Date.UTC(2026, 10, 21, 10, 0, 0))) +
+      '\r\n',
+  );
   for (const line of h.split('\r\n')) assert.ok(line.length <= 78);
 });

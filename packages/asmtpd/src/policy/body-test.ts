@@ -24,10 +24,7 @@ export interface BodyGroup {
   token: string;
 }
 
-export type BodyVerdict =
-  | { kind: 'accept' }
-  | { kind: 'discard' }
-  | { kind: 'refuse'; reply: Reply; detail: string };
+export type BodyVerdict = { kind: 'accept' } | { kind: 'discard' } | { kind: 'refuse'; reply: Reply; detail: string };
 
 export function bodyGroupOf(d: RecipientDecision): BodyGroup | null {
   if (d.outcome.kind !== 'bodytest' || !d.account) return null;
@@ -42,7 +39,12 @@ export function sameGroup(a: BodyGroup | null, b: BodyGroup | null): boolean {
 export const SEND_SEPARATELY = REPLIES.sendSeparately;
 
 function firstLine(s: string): string {
-  return s.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+  return (
+    s
+      .split('\n')
+      .find((l) => l.trim() !== '')
+      ?.trim() ?? ''
+  );
 }
 
 export function bodyTestVerdict(r: RunResult): BodyVerdict {
@@ -50,7 +52,8 @@ export function bodyTestVerdict(r: RunResult): BodyVerdict {
     const why = r.kind === 'refused' ? r.reason : r.kind === 'error' ? r.reason : 'nothing ran';
     return { kind: 'refuse', reply: REPLIES.bodyTestError(), detail: why };
   }
-  if (r.timedOut) return { kind: 'refuse', reply: REPLIES.bodyTestTimeout(), detail: `timeout after ${r.durationMs} ms` };
+  if (r.timedOut)
+    return { kind: 'refuse', reply: REPLIES.bodyTestTimeout(), detail: `timeout after ${r.durationMs} ms` };
   const out = firstLine(r.stdout);
   switch (r.exitCode) {
     case 0:

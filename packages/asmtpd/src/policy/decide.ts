@@ -76,15 +76,24 @@ export interface RecipientRequest {
 
 const NO_SUCH_USER = REPLIES.noSuchUser;
 
-export async function decideRecipient(route: Route, req: RecipientRequest, deps: PolicyDeps): Promise<RecipientDecision> {
+export async function decideRecipient(
+  route: Route,
+  req: RecipientRequest,
+  deps: PolicyDeps,
+): Promise<RecipientDecision> {
   const runs: ScriptRun[] = [];
-  const finish = (outcome: Outcome, account: Account | null, env: Record<string, string>, r?: Reply): RecipientDecision =>
-    ({ outcome, reply: r ?? replyForOutcome(outcome), account, env, runs });
+  const finish = (
+    outcome: Outcome,
+    account: Account | null,
+    env: Record<string, string>,
+    r?: Reply,
+  ): RecipientDecision => ({ outcome, reply: r ?? replyForOutcome(outcome), account, env, runs });
 
   let current: Route = route;
   let address = req.address;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    if (current.kind === 'denied' || current.kind === 'postmaster') return finish({ kind: 'accept', text: null }, null, {});
+    if (current.kind === 'denied' || current.kind === 'postmaster')
+      return finish({ kind: 'accept', text: null }, null, {});
     const avenger = await deps.avengerAccount();
     let step: { outcome: Outcome; env: Record<string, string>; runAs: Account; owner: Account | null };
     if (current.kind === 'user') {
@@ -95,15 +104,32 @@ export async function decideRecipient(route: Route, req: RecipientRequest, deps:
       if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
       const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
       if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {});
-      const ran = await runScript(deps, req, address, { scope: 'user', owner: target, runAs }, lookup.candidates, current.extension, runs);
+      const ran = await runScript(
+        deps,
+        req,
+        address,
+        { scope: 'user', owner: target, runAs },
+        lookup.candidates,
+        current.extension,
+        runs,
+      );
       step = { ...ran, runAs, owner: target };
     } else {
       // unknown, relay and multi-target aliases have no owner: EtcDir scripts as AvengerUser
-      if (!avenger) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+      if (!avenger)
+        return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
       const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
       step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };
       if (file) {
-        const ran = await runScript(deps, req, address, { scope: 'system', runAs: avenger }, [{ file, default: null }], null, runs);
+        const ran = await runScript(
+          deps,
+          req,
+          address,
+          { scope: 'system', runAs: avenger },
+          [{ file, default: null }],
+          null,
+          runs,
+        );
         step = { ...step, ...ran };
         if (ran.outcome.kind === 'provisional' && file === 'unknown' && runs.at(-1)?.script === null) {
           return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, ran.env);
@@ -126,7 +152,12 @@ export async function decideRecipient(route: Route, req: RecipientRequest, deps:
 }
 
 /** A redirect may go to another extension of the same user, or to an address of AvengerUser. */
-async function redirectTarget(deps: PolicyDeps, address: string, from: Account | null, avenger: Account | null): Promise<Route | null> {
+async function redirectTarget(
+  deps: PolicyDeps,
+  address: string,
+  from: Account | null,
+  avenger: Account | null,
+): Promise<Route | null> {
   const r = await deps.route(address);
   if (r.kind !== 'user') return null;
   if (from && r.account.uid === from.uid && r.account.name === from.name) return r;
@@ -136,16 +167,30 @@ async function redirectTarget(deps: PolicyDeps, address: string, from: Account |
 
 /** MAIL_ERROR first, then EtcDir/default as AvengerUser; still provisional → accept. */
 async function systemDefault(
-  deps: PolicyDeps, req: RecipientRequest, address: string, avenger: Account, env: Record<string, string>, runs: ScriptRun[],
+  deps: PolicyDeps,
+  req: RecipientRequest,
+  address: string,
+  avenger: Account,
+  env: Record<string, string>,
+  runs: ScriptRun[],
   finish: (o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => RecipientDecision,
 ): Promise<RecipientDecision> {
   if (req.mailError) {
     const r = req.mailError;
     return finish(r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r }, null, env);
   }
-  const d = await runScript(deps, req, address, { scope: 'system', runAs: avenger }, [{ file: 'default', default: null }], null, runs);
+  const d = await runScript(
+    deps,
+    req,
+    address,
+    { scope: 'system', runAs: avenger },
+    [{ file: 'default', default: null }],
+    null,
+    runs,
+  );
   if (d.outcome.kind === 'provisional') return finish({ kind: 'accept', text: null }, avenger, d.env);
-  if (d.outcome.kind === 'redirect') return finish({ kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' }, null, d.env);
+  if (d.outcome.kind === 'redirect')
+    return finish({ kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' }, null, d.env);
   return finish(d.outcome, avenger, d.env);
 }
 
@@ -153,8 +198,13 @@ async function systemDefault(
 type ScriptOwner = { scope: 'user'; owner: Account; runAs: Account } | { scope: 'system'; runAs: Account };
 
 async function runScript(
-  deps: PolicyDeps, req: RecipientRequest, address: string, who: ScriptOwner,
-  candidates: { file: string; default: string | null }[], extension: string | null, runs: ScriptRun[],
+  deps: PolicyDeps,
+  req: RecipientRequest,
+  address: string,
+  who: ScriptOwner,
+  candidates: { file: string; default: string | null }[],
+  extension: string | null,
+  runs: ScriptRun[],
 ): Promise<{ outcome: Outcome; env: Record<string, string> }> {
   const started = Date.now();
   const { runAs } = who;
@@ -170,23 +220,46 @@ async function runScript(
   };
   const env = scriptEnvironment(envCtx, deps.helperEnv);
   if (who.scope === 'system' && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {
-    runs.push({ user: runAs.name, uid: runAs.uid, dir, tried: [join(dir, candidates[0]!.file)], script: null, outcome: 'provisional', ms: 0, env });
+    runs.push({
+      user: runAs.name,
+      uid: runAs.uid,
+      dir,
+      tried: [join(dir, candidates[0]!.file)],
+      script: null,
+      outcome: 'provisional',
+      ms: 0,
+      env,
+    });
     return { outcome: { kind: 'provisional' }, env };
   }
   // DEFAULT depends on which candidate the runner finds: it adds the entry of the file it runs
   const defaults = new Map(candidates.map((c) => [c.file, c.default]));
   const candidateEnv: Record<string, Record<string, string>> = {};
   for (const c of candidates) if (c.default !== null) candidateEnv[c.file] = { DEFAULT: c.default };
-  const target = who.scope === 'user' ? { scope: 'user' as const, account: who.owner.name } : { scope: 'system' as const };
-  const result = await deps.run({ kind: 'rcpt', ...target, env, candidateEnv, candidates: candidates.map((c) => c.file), timeoutMs: deps.timeoutMs });
-  const script = result.kind === 'ran' || result.kind === 'refused' ? result.script ?? null : null;
+  const target =
+    who.scope === 'user' ? { scope: 'user' as const, account: who.owner.name } : { scope: 'system' as const };
+  const result = await deps.run({
+    kind: 'rcpt',
+    ...target,
+    env,
+    candidateEnv,
+    candidates: candidates.map((c) => c.file),
+    timeoutMs: deps.timeoutMs,
+  });
+  const script = result.kind === 'ran' || result.kind === 'refused' ? (result.script ?? null) : null;
   const scriptFile = script ? script.slice(script.lastIndexOf('/') + 1) : null;
-  const def = scriptFile ? defaults.get(scriptFile) ?? null : null;
+  const def = scriptFile ? (defaults.get(scriptFile) ?? null) : null;
   if (def !== null) env.DEFAULT = def;
   const outcome = outcomeFromRun(result);
   runs.push({
-    user: result.kind === 'ran' ? result.user : runAs.name, uid: result.kind === 'ran' ? result.uid : runAs.uid, dir,
-    tried: 'tried' in result ? result.tried : [], script, outcome: outcome.kind, ms: Date.now() - started, env,
+    user: result.kind === 'ran' ? result.user : runAs.name,
+    uid: result.kind === 'ran' ? result.uid : runAs.uid,
+    dir,
+    tried: 'tried' in result ? result.tried : [],
+    script,
+    outcome: outcome.kind,
+    ms: Date.now() - started,
+    env,
     ...(outcome.kind === 'failed' ? { detail: outcome.reason } : {}),
   });
   return { outcome, env };

@@ -30,9 +30,7 @@ export interface ScriptCandidate {
   default: string | null;
 }
 
-export type ScriptLookup =
-  | { kind: 'ok'; candidates: ScriptCandidate[] }
-  | { kind: 'invalid'; reason: string };
+export type ScriptLookup = { kind: 'ok'; candidates: ScriptCandidate[] } | { kind: 'invalid'; reason: string };
 
 /** Longest file name most file systems accept (bytes). */
 export const MAX_SCRIPT_NAME_BYTES = 255;

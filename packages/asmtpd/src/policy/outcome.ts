@@ -40,7 +40,10 @@ export function outcomeFromRun(r: RunResult): Outcome {
       if (!d) {
         if (r.exitCode === 0) return { kind: 'provisional' };
         const why = r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
-        return { kind: 'failed', reason: `${r.script ?? 'script'} ended without a decision (${why})${r.decisionError ? `: ${r.decisionError}` : ''}` };
+        return {
+          kind: 'failed',
+          reason: `${r.script ?? 'script'} ended without a decision (${why})${r.decisionError ? `: ${r.decisionError}` : ''}`,
+        };
       }
       const text = d.args.join(' ').trim();
       switch (d.verb) {
@@ -51,10 +54,14 @@ export function outcomeFromRun(r: RunResult): Outcome {
         case 'defer':
           return { kind: 'defer', reply: replyFromScriptText(text, 'defer') };
         case 'redirect':
-          return d.args[0] ? { kind: 'redirect', address: d.args[0] } : { kind: 'failed', reason: 'redirect without an address' };
+          return d.args[0]
+            ? { kind: 'redirect', address: d.args[0] }
+            : { kind: 'failed', reason: 'redirect without an address' };
         case 'bodytest':
           if (!d.args.length) return { kind: 'failed', reason: 'bodytest without a command' };
-          return r.bodyTest ? { kind: 'bodytest', argv: d.args, token: r.bodyTest } : { kind: 'failed', reason: 'bodytest without a token from the runner' };
+          return r.bodyTest
+            ? { kind: 'bodytest', argv: d.args, token: r.bodyTest }
+            : { kind: 'failed', reason: 'bodytest without a token from the runner' };
       }
     }
   }

@@ -14,7 +14,11 @@ test('absent only on ENOENT; the answer is kept for the TTL, then refreshed', as
     assert.equal(probe('relay'), true, 'cached');
     await new Promise((r) => setTimeout(r, 60));
     assert.equal(probe('relay'), false, 'noticed after the TTL');
-    assert.equal(createSystemScriptProbe(join(dir, 'relay'), 50)('x'), false, 'ENOTDIR is not "absent": the runner decides');
+    assert.equal(
+      createSystemScriptProbe(join(dir, 'relay'), 50)('x'),
+      false,
+      'ENOTDIR is not "absent": the runner decides',
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,12 +8,21 @@ test('docs/avenger.md documents every script variable, and no other', () => {
   const doc = readFileSync(new URL('../../../../docs/avenger.md', import.meta.url), 'utf8');
   const section = doc.slice(doc.indexOf('## Environment'));
   const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
-  assert.deepEqual(documented, SCRIPT_VARIABLES.map((v) => v.name));
+  assert.deepEqual(
+    documented,
+    SCRIPT_VARIABLES.map((v) => v.name),
+  );
 });
 
 test('scriptEnvironment: values byte-exact, unknown facts absent', () => {
   const ctx: EnvContext = {
-    connection: { client: { ip: '192.0.2.1', port: 4000 }, local: { ip: '192.0.2.2', port: 25 }, helo: null, pipelining: null, post: false },
+    connection: {
+      client: { ip: '192.0.2.1', port: 4000 },
+      local: { ip: '192.0.2.2', port: 25 },
+      helo: null,
+      pipelining: null,
+      post: false,
+    },
     sender: '"$(id)"@evil.example',
     rcpt: { address: 'bob+x@ex.example', user: 'bob', home: '/home/bob', extension: 'x', default: null },
     avengerUser: 'avenger',

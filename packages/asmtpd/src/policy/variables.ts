@@ -58,33 +58,105 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   { name: 'CLIENT_PORT', doc: 'TCP port of the SMTP client', value: (c) => String(c.connection.client.port) },
   { name: 'MY_IP', doc: 'our address the client connected to', value: (c) => c.connection.local.ip },
   { name: 'MY_PORT', doc: 'our port the client connected to', value: (c) => String(c.connection.local.port) },
-  { name: 'CLIENT_NAME', doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise", value: (c) => c.facts?.reverse?.name },
-  { name: 'CLIENT_PTR', doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none', value: (c) => c.facts?.reverse?.ptr },
-  { name: 'CLIENT_DNSFAIL', doc: '1 when the reverse lookup failed temporarily; unset otherwise', value: (c) => (c.facts?.reverse?.tempfail ? '1' : null) },
-  { name: 'CLIENT_PTR_INVALID', doc: 'the PTR answer was not a host name (letters, digits, hyphens and dots) and was dropped: CLIENT_PTR and CLIENT_NAME come only from valid names; unset otherwise', value: (c) => (c.facts?.reverse?.invalid ? '1' : null) },
-  { name: 'CLIENT_SYNFP', doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP", value: (c) => c.facts?.syn?.fp },
-  { name: 'CLIENT_SYNOS', doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches', value: (c) => c.facts?.syn?.os },
-  { name: 'CLIENT_NETHOPS', doc: 'routers between us and the client: counted by the route trace with NetPath, else initial minus observed TTL of the SYN', value: (c) => hopsOf(c) },
-  { name: 'CLIENT_NETPATH', doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only', value: (c) => (c.facts?.route ? routersOf(c.facts.route, c.connection.client.ip).join(' ') : null) },
-  { name: 'CLIENT_PIPELINING', doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved', value: (c) => c.connection.pipelining },
-  { name: 'CLIENT_POST', doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command', value: (c) => (c.connection.post ? '1' : null) },
+  {
+    name: 'CLIENT_NAME',
+    doc: "the client's host name when forward-confirmed (PTR, then A/AAAA back to CLIENT_IP); unset otherwise",
+    value: (c) => c.facts?.reverse?.name,
+  },
+  {
+    name: 'CLIENT_PTR',
+    doc: 'the first PTR name of CLIENT_IP as received, confirmed or not; unset when none',
+    value: (c) => c.facts?.reverse?.ptr,
+  },
+  {
+    name: 'CLIENT_DNSFAIL',
+    doc: '1 when the reverse lookup failed temporarily; unset otherwise',
+    value: (c) => (c.facts?.reverse?.tempfail ? '1' : null),
+  },
+  {
+    name: 'CLIENT_PTR_INVALID',
+    doc: 'the PTR answer was not a host name (letters, digits, hyphens and dots) and was dropped: CLIENT_PTR and CLIENT_NAME come only from valid names; unset otherwise',
+    value: (c) => (c.facts?.reverse?.invalid ? '1' : null),
+  },
+  {
+    name: 'CLIENT_SYNFP',
+    doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP",
+    value: (c) => c.facts?.syn?.fp,
+  },
+  {
+    name: 'CLIENT_SYNOS',
+    doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches',
+    value: (c) => c.facts?.syn?.os,
+  },
+  {
+    name: 'CLIENT_NETHOPS',
+    doc: 'routers between us and the client: counted by the route trace with NetPath, else initial minus observed TTL of the SYN',
+    value: (c) => hopsOf(c),
+  },
+  {
+    name: 'CLIENT_NETPATH',
+    doc: 'the routers to the client, space-separated, in order (* for a silent hop); NetPath only',
+    value: (c) => (c.facts?.route ? routersOf(c.facts.route, c.connection.client.ip).join(' ') : null),
+  },
+  {
+    name: 'CLIENT_PIPELINING',
+    doc: 'pre-greeting (talked before the banner) or unadvertised (pipelined after HELO or before the EHLO reply); unset when well-behaved',
+    value: (c) => c.connection.pipelining,
+  },
+  {
+    name: 'CLIENT_POST',
+    doc: '1 when the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command',
+    value: (c) => (c.connection.post ? '1' : null),
+  },
   { name: 'CLIENT_HELO', doc: 'argument of HELO/EHLO', value: (c) => c.connection.helo },
   { name: 'SENDER', doc: 'envelope sender as given in MAIL FROM (empty for <>)', value: (c) => c.sender },
   { name: 'SENDER_LOCAL', doc: 'local part of SENDER', value: (c) => splitAddress(c.sender).local },
   { name: 'SENDER_HOST', doc: 'domain of SENDER (lower case)', value: (c) => splitAddress(c.sender).domain },
-  { name: 'SENDER_BOUNCERES', doc: "bounce probe: empty when the sender's domain would accept a bounce, else its reply (550 5.1.1 …; 4xx when the probe could not finish); unset when no probe ran", value: (c) => c.facts?.bounce?.reply },
-  { name: 'SPF', doc: 'SPF result of MAIL FROM: none, neutral, pass, fail, softfail, temperror or permerror', value: (c) => c.facts?.spf?.result },
+  {
+    name: 'SENDER_BOUNCERES',
+    doc: "bounce probe: empty when the sender's domain would accept a bounce, else its reply (550 5.1.1 …; 4xx when the probe could not finish); unset when no probe ran",
+    value: (c) => c.facts?.bounce?.reply,
+  },
+  {
+    name: 'SPF',
+    doc: 'SPF result of MAIL FROM: none, neutral, pass, fail, softfail, temperror or permerror',
+    value: (c) => c.facts?.spf?.result,
+  },
   { name: 'SPF_HELO', doc: 'SPF result of the HELO name; unset before HELO', value: (c) => c.facts?.spfHelo?.result },
-  { name: 'SPF_EXPLANATION', doc: 'the explanation of an SPF fail; unset otherwise', value: (c) => (c.facts?.spf?.result === 'fail' ? c.facts.spf.explanation : null) },
-  { name: 'RBL_SCORE', doc: 'total score of the RBL zones that list CLIENT_IP (0 when none); unset without RBL', value: (c) => (c.facts?.rbl ? formatScore(c.facts.rbl.score) : null) },
-  { name: 'RBL_LISTED', doc: 'the zones that list CLIENT_IP, space-separated; unset when none', value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.zone).join(' ') : null) },
-  { name: 'RBL_REASON', doc: "the listings' reasons (TXT text, else the RBL line's reason), joined by \"; \"; unset when none", value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.reason).join('; ') : null) },
+  {
+    name: 'SPF_EXPLANATION',
+    doc: 'the explanation of an SPF fail; unset otherwise',
+    value: (c) => (c.facts?.spf?.result === 'fail' ? c.facts.spf.explanation : null),
+  },
+  {
+    name: 'RBL_SCORE',
+    doc: 'total score of the RBL zones that list CLIENT_IP (0 when none); unset without RBL',
+    value: (c) => (c.facts?.rbl ? formatScore(c.facts.rbl.score) : null),
+  },
+  {
+    name: 'RBL_LISTED',
+    doc: 'the zones that list CLIENT_IP, space-separated; unset when none',
+    value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.zone).join(' ') : null),
+  },
+  {
+    name: 'RBL_REASON',
+    doc: 'the listings\' reasons (TXT text, else the RBL line\'s reason), joined by "; "; unset when none',
+    value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.reason).join('; ') : null),
+  },
   { name: 'RECIPIENT', doc: 'recipient address as given in RCPT TO', value: (c) => c.rcpt.address },
   { name: 'RECIPIENT_LOCAL', doc: 'local part of RECIPIENT', value: (c) => splitAddress(c.rcpt.address).local },
-  { name: 'RECIPIENT_HOST', doc: 'domain of RECIPIENT (lower case)', value: (c) => splitAddress(c.rcpt.address).domain },
+  {
+    name: 'RECIPIENT_HOST',
+    doc: 'domain of RECIPIENT (lower case)',
+    value: (c) => splitAddress(c.rcpt.address).domain,
+  },
   { name: 'EXTENSION', doc: 'address extension after the Separator (unset when none)', value: (c) => c.rcpt.extension },
   { name: 'DEFAULT', doc: 'the part of EXTENSION a rcpt+…default file stands for', value: (c) => c.rcpt.default },
-  { name: 'MAIL_ERROR', doc: 'the reply asmtpd would give by itself (system default), unset when none', value: (c) => c.mailError },
+  {
+    name: 'MAIL_ERROR',
+    doc: 'the reply asmtpd would give by itself (system default), unset when none',
+    value: (c) => c.mailError,
+  },
   { name: 'USER', doc: 'the account the script runs for', value: (c) => c.rcpt.user },
   { name: 'HOME', doc: "that account's home directory (the script's working directory)", value: (c) => c.rcpt.home },
   { name: 'TMPDIR', doc: 'a directory for temporary files', value: (c) => c.tmpDir },
@@ -95,7 +167,10 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
  * The variables whose value is known, added to a copy of `base` (the helpers' ASMTPD_* entries).
  * Built in one object: spreading two objects of this size costs V8 ~10× more (bench: 24 vs 2 µs).
  */
-export function scriptEnvironment(ctx: EnvContext, base: Readonly<Record<string, string>> = {}): Record<string, string> {
+export function scriptEnvironment(
+  ctx: EnvContext,
+  base: Readonly<Record<string, string>> = {},
+): Record<string, string> {
   const env: Record<string, string> = Object.assign({}, base);
   for (const row of SCRIPT_VARIABLES) {
     const v = row.value(ctx);

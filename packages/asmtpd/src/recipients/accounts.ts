@@ -8,4 +8,11 @@
  * takes a uid from this process): @asmtpd/avenger-runner's accounts.ts. PasswdFile is re-read
  * when its mtime changes; the system database is asked through getent, cached for a minute.
  */
-export { createAccounts, withSystemFallback, parsePasswdLine, NOBODY_UID, type Account, type Accounts } from '@asmtpd/avenger-runner';
+export {
+  createAccounts,
+  withSystemFallback,
+  parsePasswdLine,
+  NOBODY_UID,
+  type Account,
+  type Accounts,
+} from '@asmtpd/avenger-runner';

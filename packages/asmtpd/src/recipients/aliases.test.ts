@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIssue, type ConfigIssue } from '../config/issues.js';
 import {
-  aliasTableOf, createAliasTable, loadAliasFile, parseAliases, parseAliasTarget, resolveAlias, MAX_ALIAS_DEPTH, type AliasTarget,
+  aliasTableOf,
+  createAliasTable,
+  loadAliasFile,
+  parseAliases,
+  parseAliasTarget,
+  resolveAlias,
+  MAX_ALIAS_DEPTH,
+  type AliasTarget,
 } from './aliases.js';
 
 const addr = (address: string, literal = false): AliasTarget => ({ kind: 'address', address, literal });
@@ -37,8 +44,14 @@ test('parseAliases: entries and kinds of targets', () => {
   assert.deepEqual(Object.fromEntries([...map].map(([name, e]) => [name, [e.line, e.targets]])), {
     postmaster: [2, [addr('root')]],
     root: [3, [addr('bob'), addr('alice@Example.org')]],
-    lists: [7, [{ kind: 'include', path: '/etc/mail/lists' }, { kind: 'command', command: '/usr/local/bin/archive --all, now' },
-      { kind: 'file', path: '/var/mail/archive' }]],
+    lists: [
+      7,
+      [
+        { kind: 'include', path: '/etc/mail/lists' },
+        { kind: 'command', command: '/usr/local/bin/archive --all, now' },
+        { kind: 'file', path: '/var/mail/archive' },
+      ],
+    ],
     'odd name': [9, [addr('bob', true)]],
     quoted: [10, [addr('"john doe"@example.org'), { kind: 'file', path: '/tmp/x y' }]],
     trailing: [19, [addr('bob'), addr('alice')]],
@@ -88,31 +101,34 @@ const USERS = new Set(['bob', 'alice', 'carol', 'root']);
 const isLocalUser = (name: string): boolean => USERS.has(name);
 const isLocalDomain = (domain: string): boolean => domain === 'example.org';
 
-const CHAINS = parseAliases([
-  'postmaster: root',
-  'root: bob',
-  'webmaster: postmaster',
-  'team: bob, alice',
-  'dupes: bob, bob@example.org, \\bob, root',
-  'fwd: bob@elsewhere.example',
-  'local-domain: alice@EXAMPLE.org.',
-  'self: \\self', // a local name that is no account
-  'selfish: selfish', // an alias that names itself
-  'bobalias: bob, bobalias',
-  'loop-a: loop-b',
-  'loop-b: loop-a',
-  'prog: "|/bin/true"',
-  'mixed: bob, /var/mail/x',
-  'nobody-here: ghost',
-  'diamond: left, right',
-  'left: shared',
-  'right: shared',
-  'shared: carol',
-  ...Array.from({ length: MAX_ALIAS_DEPTH + 2 }, (_, i) => `deep${i}: deep${i + 1}`),
-  `deep${MAX_ALIAS_DEPTH + 2}: alice`,
-  ...Array.from({ length: MAX_ALIAS_DEPTH - 1 }, (_, i) => `ok${i}: ok${i + 1}`),
-  `ok${MAX_ALIAS_DEPTH - 1}: alice`,
-].join('\n'), 'aliases').map;
+const CHAINS = parseAliases(
+  [
+    'postmaster: root',
+    'root: bob',
+    'webmaster: postmaster',
+    'team: bob, alice',
+    'dupes: bob, bob@example.org, \\bob, root',
+    'fwd: bob@elsewhere.example',
+    'local-domain: alice@EXAMPLE.org.',
+    'self: \\self', // a local name that is no account
+    'selfish: selfish', // an alias that names itself
+    'bobalias: bob, bobalias',
+    'loop-a: loop-b',
+    'loop-b: loop-a',
+    'prog: "|/bin/true"',
+    'mixed: bob, /var/mail/x',
+    'nobody-here: ghost',
+    'diamond: left, right',
+    'left: shared',
+    'right: shared',
+    'shared: carol',
+    ...Array.from({ length: MAX_ALIAS_DEPTH + 2 }, (_, i) => `deep${i}: deep${i + 1}`),
+    `deep${MAX_ALIAS_DEPTH + 2}: alice`,
+    ...Array.from({ length: MAX_ALIAS_DEPTH - 1 }, (_, i) => `ok${i}: ok${i + 1}`),
+    `ok${MAX_ALIAS_DEPTH - 1}: alice`,
+  ].join('\n'),
+  'aliases',
+).map;
 
 const RESOLVE: [string, unknown][] = [
   ['Postmaster', { kind: 'user', user: 'bob' }],
@@ -142,10 +158,16 @@ for (const [name, expected] of RESOLVE) {
 
 test('resolveAlias: a loop whose name is an account resolves to it; async account lookups', async () => {
   const map = parseAliases('root: admin\nadmin: root\n', 'a').map;
-  assert.deepEqual(await resolveAlias('root', aliasTableOf(map), async (n) => n === 'root'), { kind: 'user', user: 'root' });
+  assert.deepEqual(await resolveAlias('root', aliasTableOf(map), async (n) => n === 'root'), {
+    kind: 'user',
+    user: 'root',
+  });
   // without isLocalDomain every user@domain is remote
   const remote = parseAliases('x: alice@example.org\n', 'a').map;
-  assert.deepEqual(await resolveAlias('x', aliasTableOf(remote), isLocalUser), { kind: 'multiple', targets: [addr('alice@example.org')] });
+  assert.deepEqual(await resolveAlias('x', aliasTableOf(remote), isLocalUser), {
+    kind: 'multiple',
+    targets: [addr('alice@example.org')],
+  });
 });
 
 test('loadAliasFile and createAliasTable: lower-cased lookups, re-read on change', () => {

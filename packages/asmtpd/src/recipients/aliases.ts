@@ -37,7 +37,11 @@ import type { ConfigIssue } from '../config/issues.js';
 import { createReloadingFile, readDataFile, type FileParse, type ReloadOptions } from '../config/reloading-file.js';
 
 export type AliasTarget =
-  | { kind: 'address'; /** as written, unquoted if the whole target was quoted */ address: string; /** `\user` */ literal: boolean }
+  | {
+      kind: 'address';
+      /** as written, unquoted if the whole target was quoted */ address: string;
+      /** `\user` */ literal: boolean;
+    }
   | { kind: 'command'; /** after the `|` */ command: string }
   | { kind: 'file'; path: string }
   | { kind: 'include'; path: string };
@@ -82,14 +86,17 @@ interface LogicalLine {
 
 function logicalLines(text: string): LogicalLine[] {
   const out: LogicalLine[] = [];
-  text.replace(/^\uFEFF/, '').split(/\r?\n/).forEach((raw, index) => {
-    const trimmed = raw.trim();
-    if (trimmed === '' || trimmed.startsWith('#')) return;
-    const continues = BLANK.test(raw[0] ?? '');
-    const last = out[out.length - 1];
-    if (continues && last !== undefined) last.text += ` ${trimmed}`;
-    else out.push({ line: index + 1, text: trimmed, orphan: continues });
-  });
+  text
+    .replace(/^\uFEFF/, '')
+    .split(/\r?\n/)
+    .forEach((raw, index) => {
+      const trimmed = raw.trim();
+      if (trimmed === '' || trimmed.startsWith('#')) return;
+      const continues = BLANK.test(raw[0] ?? '');
+      const last = out[out.length - 1];
+      if (continues && last !== undefined) last.text += ` ${trimmed}`;
+      else out.push({ line: index + 1, text: trimmed, orphan: continues });
+    });
   return out;
 }
 
@@ -131,7 +138,10 @@ function unquoteWhole(text: string): string | null {
 export function parseAliasTarget(written: string): AliasTarget | { kind: 'error'; message: string } {
   const whole = unquoteWhole(written);
   const text = whole ?? written;
-  const bad = (why: string): { kind: 'error'; message: string } => ({ kind: 'error', message: `bad target ${JSON.stringify(written)}: ${why}` });
+  const bad = (why: string): { kind: 'error'; message: string } => ({
+    kind: 'error',
+    message: `bad target ${JSON.stringify(written)}: ${why}`,
+  });
   if (CONTROL.test(text)) return bad('control character');
   if (text.toLowerCase().startsWith(':include:')) {
     const path = text.slice(':include:'.length).trim();
@@ -142,7 +152,8 @@ export function parseAliasTarget(written: string): AliasTarget | { kind: 'error'
   const literal = text.startsWith('\\');
   const address = literal ? text.slice(1) : text;
   if (address === '' || address.startsWith('@') || address.endsWith('@')) return bad('expected user or user@domain');
-  if (whole === null && splitOutsideQuotes(address.replace(/\t/g, ' '), ' ').length > 1) return bad('blanks in an address; separate targets with commas');
+  if (whole === null && splitOutsideQuotes(address.replace(/\t/g, ' '), ' ').length > 1)
+    return bad('blanks in an address; separate targets with commas');
   return { kind: 'address', address, literal };
 }
 
@@ -154,8 +165,10 @@ function parseEntry({ text, line, orphan }: LogicalLine): AliasEntry | string {
   const written = nameText.trim();
   const name = (unquoteWhole(written) ?? written).toLowerCase();
   if (name === '') return 'empty alias name';
-  if (unquoteWhole(written) === null && (BLANK.test(name) || name.includes('"'))) return `bad alias name ${JSON.stringify(written)}`;
-  if (name.includes('@')) return `alias name ${JSON.stringify(written)} has an @: aliases are local names (DomainFile is for other domains)`;
+  if (unquoteWhole(written) === null && (BLANK.test(name) || name.includes('"')))
+    return `bad alias name ${JSON.stringify(written)}`;
+  if (name.includes('@'))
+    return `alias name ${JSON.stringify(written)} has an @: aliases are local names (DomainFile is for other domains)`;
   if (CONTROL.test(name)) return `bad alias name ${JSON.stringify(written)}: control character`;
   const targets: AliasTarget[] = [];
   for (const item of splitOutsideQuotes(rest.join(':'), ',')) {
@@ -181,7 +194,11 @@ export function parseAliases(text: string, file: string): { map: Map<string, Ali
     }
     const earlier = map.get(entry.name);
     if (earlier !== undefined) {
-      issues.push({ file, line: logical.line, message: `${entry.name}: given twice (first at line ${earlier.line}); this entry is ignored` });
+      issues.push({
+        file,
+        line: logical.line,
+        message: `${entry.name}: given twice (first at line ${earlier.line}); this entry is ignored`,
+      });
       continue;
     }
     map.set(entry.name, entry);
@@ -252,8 +269,10 @@ export async function resolveAlias(
       }
       const next = target.literal || inProgress.has(local) ? null : table.lookup(local);
       if (next === null) addLeaf({ kind: 'address', address: local, literal: true }, local);
-      else if (done.has(next.name)) continue; // its leaves are in already
-      else if (depth >= MAX_ALIAS_DEPTH) addLeaf(target, null); // too deep: never a single user
+      else if (done.has(next.name))
+        continue; // its leaves are in already
+      else if (depth >= MAX_ALIAS_DEPTH)
+        addLeaf(target, null); // too deep: never a single user
       else expand(next, depth + 1);
     }
     inProgress.delete(entry.name);
@@ -263,6 +282,7 @@ export async function resolveAlias(
 
   const all = [...leaves.values()];
   const only = all.length === 1 ? all[0] : undefined;
-  if (only !== undefined && only.local !== null && (await isLocalUser(only.local))) return { kind: 'user', user: only.local };
+  if (only !== undefined && only.local !== null && (await isLocalUser(only.local)))
+    return { kind: 'user', user: only.local };
   return { kind: 'multiple', targets: all.map((leaf) => leaf.target) };
 }

@@ -69,7 +69,8 @@ for (const [text, entry] of TARGETS) {
 
 test('parseDomainFile: CRLF, a byte order mark, an empty file', () => {
   assert.deepEqual(Object.fromEntries(parseDomainFile('\uFEFFa.example bob\r\nb.example al\r\n', 'f').map), {
-    'a.example': { user: 'bob', prefix: null }, 'b.example': { user: 'al', prefix: null },
+    'a.example': { user: 'bob', prefix: null },
+    'b.example': { user: 'al', prefix: null },
   });
   assert.deepEqual(parseDomainFile('', 'f'), { map: new Map(), issues: [] });
 });
@@ -85,12 +86,17 @@ test('loadDomainFile and createDomainTable: lookups lower-cased without the trai
       assert.deepEqual(Object.fromEntries(loaded.map), { 'example.net': { user: 'bob', prefix: 'net' } });
       assert.equal(loaded.issues.length, 1);
     }
-    assert.deepEqual(loadDomainFile(join(dir, 'nope')), { kind: 'error', issues: [{ file: join(dir, 'nope'), line: 0, message: 'no such file' }] });
+    assert.deepEqual(loadDomainFile(join(dir, 'nope')), {
+      kind: 'error',
+      issues: [{ file: join(dir, 'nope'), line: 0, message: 'no such file' }],
+    });
 
     let clock = 0;
     const reported: ConfigIssue[] = [];
     const table = createDomainTable(path, { now: () => clock, onIssues: (i) => reported.push(...i) });
-    assert.deepEqual(reported.map(formatIssue), [`${path}:2: too many words (expected: domain user[+prefix]); a comment starts with #`]);
+    assert.deepEqual(reported.map(formatIssue), [
+      `${path}:2: too many words (expected: domain user[+prefix]); a comment starts with #`,
+    ]);
     assert.deepEqual(table.lookup('Example.NET.'), { user: 'bob', prefix: 'net' });
     assert.equal(table.lookup('other.example'), null);
     assert.equal(table.lookup('sub.example.net'), null);

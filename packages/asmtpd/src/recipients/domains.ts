@@ -46,7 +46,9 @@ export interface DomainTable {
 }
 
 /** `user` or `user+prefix` → entry, or what is wrong with it. */
-export function parseDomainTarget(text: string): { kind: 'ok'; entry: DomainEntry } | { kind: 'error'; message: string } {
+export function parseDomainTarget(
+  text: string,
+): { kind: 'ok'; entry: DomainEntry } | { kind: 'error'; message: string } {
   const plus = text.indexOf('+');
   const userText = plus < 0 ? text : text.slice(0, plus);
   const prefix = plus < 0 ? null : text.slice(plus + 1);
@@ -56,7 +58,10 @@ export function parseDomainTarget(text: string): { kind: 'ok'; entry: DomainEntr
     if (prefix === '') return { kind: 'error', message: `empty prefix after + in ${JSON.stringify(text)}` };
     const parts = prefix.split('+');
     if (prefix.includes('/') || /[\x00-\x1f\x7f]/.test(prefix) || parts.some((p) => p === '' || p.startsWith('.'))) {
-      return { kind: 'error', message: `bad prefix ${JSON.stringify(prefix)}: no /, no empty part, no part starting with .` };
+      return {
+        kind: 'error',
+        message: `bad prefix ${JSON.stringify(prefix)}: no /, no empty part, no part starting with .`,
+      };
     }
   }
   return { kind: 'ok', entry: { user: user.value, prefix } };
@@ -82,7 +87,8 @@ export function parseDomainFile(text: string, file: string): { map: Map<string, 
     const target = parseDomainTarget(targetText);
     if (target.kind === 'error') return issue(`${domain.value}: ${target.message}`);
     const earlier = firstLine.get(domain.value);
-    if (earlier !== undefined) return issue(`${domain.value}: given twice (first at line ${earlier}); this line is ignored`);
+    if (earlier !== undefined)
+      return issue(`${domain.value}: given twice (first at line ${earlier}); this line is ignored`);
     firstLine.set(domain.value, line);
     map.set(domain.value, target.entry);
   });

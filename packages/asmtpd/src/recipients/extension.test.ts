@@ -49,7 +49,8 @@ test('DomainFile without Separator: the scripts are named with +', () => {
   assert.deepEqual(scriptCandidates(extension, extensionSeparator(null)), {
     kind: 'ok',
     candidates: [
-      { file: 'rcpt+net+sales', default: null }, { file: 'rcpt+net+default', default: 'sales' },
+      { file: 'rcpt+net+sales', default: null },
+      { file: 'rcpt+net+default', default: 'sales' },
       { file: 'rcpt+default', default: 'net+sales' },
     ],
   });

@@ -3,8 +3,23 @@ import assert from 'node:assert/strict';
 import { routeRecipient, type RouteContext } from './route.js';
 import { splitAddress, hasRoutingCharacters } from './address.js';
 
-const accounts = { lookup: async (n: string) => (n.toLowerCase() === 'alice' ? { name: 'alice', uid: 1001, gid: 1001, gecos: '', home: '/home/alice', shell: '/bin/sh' } : null), groups: async () => [1001] };
-const ctx = (over: Partial<RouteContext> = {}): RouteContext => ({ localDomains: new Set(['local.test']), mayRelay: false, sourceRoute: false, accounts, separator: '+', aliases: null, domains: null, ...over });
+const accounts = {
+  lookup: async (n: string) =>
+    n.toLowerCase() === 'alice'
+      ? { name: 'alice', uid: 1001, gid: 1001, gecos: '', home: '/home/alice', shell: '/bin/sh' }
+      : null,
+  groups: async () => [1001],
+};
+const ctx = (over: Partial<RouteContext> = {}): RouteContext => ({
+  localDomains: new Set(['local.test']),
+  mayRelay: false,
+  sourceRoute: false,
+  accounts,
+  separator: '+',
+  aliases: null,
+  domains: null,
+  ...over,
+});
 
 const CASES: Array<[string, Partial<RouteContext>, string]> = [
   ['alice@local.test', {}, 'user'],

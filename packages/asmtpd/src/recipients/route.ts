@@ -17,7 +17,13 @@ import type { DomainTable } from './domains.js';
 import { applyDomainFile, splitExtension } from './extension.js';
 
 export type Route =
-  | { kind: 'user'; account: Account; extension: string | null; domain: string; via: 'account' | 'alias' | 'domain-file' }
+  | {
+      kind: 'user';
+      account: Account;
+      extension: string | null;
+      domain: string;
+      via: 'account' | 'alias' | 'domain-file';
+    }
   | { kind: 'postmaster'; domain: string }
   | { kind: 'alias-multiple'; name: string; domain: string }
   | { kind: 'unknown'; local: string; domain: string }
@@ -44,7 +50,9 @@ export async function routeRecipient(address: string, ctx: RouteContext): Promis
   if (virtual) {
     const { user, extension } = applyDomainFile(name, virtual, ctx.separator);
     const account = await ctx.accounts.lookup(user);
-    return account ? { kind: 'user', account, extension, domain, via: 'domain-file' } : { kind: 'unknown', local, domain };
+    return account
+      ? { kind: 'user', account, extension, domain, via: 'domain-file' }
+      : { kind: 'unknown', local, domain };
   }
   if (!ctx.localDomains.has(domain)) {
     return ctx.mayRelay ? { kind: 'relay', domain } : { kind: 'denied', reason: 'relay' };

@@ -97,11 +97,13 @@ export class ConnectionPool<C extends Poolable, F> {
       const left = deadline - Date.now();
       if (left <= 0) return { kind: 'failed', failure: this.busyFailure };
       await new Promise<void>((resolve) => {
-        const timer = Number.isFinite(left) ? setTimeout(() => {
-          const i = this.waiters.indexOf(wake);
-          if (i >= 0) this.waiters.splice(i, 1);
-          resolve();
-        }, left) : null;
+        const timer = Number.isFinite(left)
+          ? setTimeout(() => {
+              const i = this.waiters.indexOf(wake);
+              if (i >= 0) this.waiters.splice(i, 1);
+              resolve();
+            }, left)
+          : null;
         const wake = (): void => {
           if (timer) clearTimeout(timer);
           resolve();
@@ -112,7 +114,8 @@ export class ConnectionPool<C extends Poolable, F> {
   }
 
   release(connection: C, reusable: boolean): void {
-    const keep = reusable && !this.closed && connection.alive && connection.messagesSent < this.limits.maxMessagesPerConnection;
+    const keep =
+      reusable && !this.closed && connection.alive && connection.messagesSent < this.limits.maxMessagesPerConnection;
     if (keep) {
       const timer = setTimeout(() => {
         const i = this.idle.findIndex((e) => e.connection === connection);

@@ -39,7 +39,14 @@
  */
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { classifySendError, classifySetupError, connectionReason, refusedFrom, type DownstreamFailure, type RefusedRecipient } from './downstream-failures.js';
+import {
+  classifySendError,
+  classifySetupError,
+  connectionReason,
+  refusedFrom,
+  type DownstreamFailure,
+  type RefusedRecipient,
+} from './downstream-failures.js';
 import {
   announcedExtensions,
   announcedSizeLimit,
@@ -85,7 +92,6 @@ export interface DownstreamEnvelope {
   smtputf8: boolean;
 }
 
-
 /** A reply to one step of a step-by-step transaction, or why there was none. */
 export type StepResult = { kind: 'reply'; line: string } | { kind: 'failed'; failure: DownstreamFailure };
 
@@ -99,7 +105,9 @@ export type DataOutcome =
   | { kind: 'aborted' }
   | { kind: 'failed'; failure: DownstreamFailure; bodyStarted: boolean; dotSent: boolean };
 
-export type OpenResult = { kind: 'open'; connection: DownstreamConnection } | { kind: 'failed'; failure: DownstreamFailure };
+export type OpenResult =
+  | { kind: 'open'; connection: DownstreamConnection }
+  | { kind: 'failed'; failure: DownstreamFailure };
 
 /** Connect and set up the session (greeting, EHLO or LHLO). Never throws. */
 export async function openDownstream(options: DownstreamOptions): Promise<OpenResult> {
@@ -139,9 +147,15 @@ export async function openDownstream(options: DownstreamOptions): Promise<OpenRe
   });
 }
 
-function connectSocket(endpoint: DownstreamEndpoint, timeoutMs: number): Promise<{ socket: net.Socket } | { failure: DownstreamFailure }> {
+function connectSocket(
+  endpoint: DownstreamEndpoint,
+  timeoutMs: number,
+): Promise<{ socket: net.Socket } | { failure: DownstreamFailure }> {
   return new Promise((resolve) => {
-    const socket = endpoint.kind === 'tcp' ? net.connect({ host: endpoint.host, port: endpoint.port }) : net.connect({ path: endpoint.path });
+    const socket =
+      endpoint.kind === 'tcp'
+        ? net.connect({ host: endpoint.host, port: endpoint.port })
+        : net.connect({ path: endpoint.path });
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ failure: { kind: 'timeout', stage: 'connect' } });
@@ -175,7 +189,11 @@ export class DownstreamConnection {
     // an 'error' without a listener would throw; errors in a transaction reach send()'s callback too
     smtp.on('error', (err: NodemailerFailure) => {
       this.dead = true;
-      this.broke(err.code === 'ETIMEDOUT' ? { kind: 'timeout', stage: err.command ?? 'reply' } : { kind: 'lost', reason: connectionReason(err) });
+      this.broke(
+        err.code === 'ETIMEDOUT'
+          ? { kind: 'timeout', stage: err.command ?? 'reply' }
+          : { kind: 'lost', reason: connectionReason(err) },
+      );
     });
     smtp.on('end', () => {
       this.dead = true;
@@ -250,7 +268,12 @@ export class DownstreamConnection {
           if (err) return settle({ kind: 'failed', failure: classifySendError(err as NodemailerFailure), bodyStarted });
           this.messagesSent++;
           const rejected = (info.rejectedErrors ?? []) as NodemailerFailure[];
-          settle({ kind: 'sent', response: info.response, accepted: [...info.accepted], refused: rejected.map(refusedFrom) });
+          settle({
+            kind: 'sent',
+            response: info.response,
+            accepted: [...info.accepted],
+            refused: rejected.map(refusedFrom),
+          });
         },
       );
     });
@@ -268,7 +291,8 @@ export class DownstreamConnection {
    * timeouts stay nodemailer's). A broken connection resolves as `failed`.
    */
   command(line: string): Promise<StepResult> {
-    if (!this.alive) return Promise.resolve({ kind: 'failed', failure: { kind: 'lost', reason: 'connection already closed' } });
+    if (!this.alive)
+      return Promise.resolve({ kind: 'failed', failure: { kind: 'lost', reason: 'connection already closed' } });
     return new Promise<StepResult>((resolve) => {
       let done = false;
       const finish = (r: StepResult): void => {
@@ -289,15 +313,26 @@ export class DownstreamConnection {
    * false drops the connection instead (the downstream discards a transaction without its dot).
    * `accepted` are the recipients the downstream took at RCPT (LMTP answers once for each).
    */
-  data(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+  data(
+    body: () => AsyncIterable<Buffer>,
+    accepted: string[],
+    beforeDot: () => boolean,
+    transferTimeoutMs: number,
+  ): Promise<DataOutcome> {
     return this.command('DATA').then((dataReply) => {
-      if (dataReply.kind === 'failed') return { kind: 'failed', failure: dataReply.failure, bodyStarted: false, dotSent: false };
+      if (dataReply.kind === 'failed')
+        return { kind: 'failed', failure: dataReply.failure, bodyStarted: false, dotSent: false };
       if (!/^3/.test(dataReply.line)) return { kind: 'refused', line: dataReply.line };
       return this.streamBody(body, accepted, beforeDot, transferTimeoutMs);
     });
   }
 
-  private streamBody(body: () => AsyncIterable<Buffer>, accepted: string[], beforeDot: () => boolean, transferTimeoutMs: number): Promise<DataOutcome> {
+  private streamBody(
+    body: () => AsyncIterable<Buffer>,
+    accepted: string[],
+    beforeDot: () => boolean,
+    transferTimeoutMs: number,
+  ): Promise<DataOutcome> {
     return new Promise<DataOutcome>((resolve) => {
       let settled = false;
       let dotSent = false;
@@ -312,13 +347,15 @@ export class DownstreamConnection {
         settle({ kind: 'failed', failure: { kind: 'timeout', stage: 'transfer' }, bodyStarted: true, dotSent });
         this.destroy();
       }, transferTimeoutMs);
-      const broken = (failure: DownstreamFailure): void => settle({ kind: 'failed', failure, bodyStarted: true, dotSent });
+      const broken = (failure: DownstreamFailure): void =>
+        settle({ kind: 'failed', failure, bodyStarted: true, dotSent });
       this.onBroken.add(broken);
       // the LMTP replies are matched to the accepted recipients through nodemailer's envelope
       setDataEnvelope(this.smtp, accepted);
       const sink = openDataStream(this.smtp, (err, line) => {
         if (err) {
-          if (err.response && /^[45]\d\d/.test(err.response)) return settle({ kind: 'replied', line: err.response, refused: [] });
+          if (err.response && /^[45]\d\d/.test(err.response))
+            return settle({ kind: 'replied', line: err.response, refused: [] });
           return settle({ kind: 'failed', failure: classifySendError(err), bodyStarted: true, dotSent });
         }
         this.messagesSent++;
@@ -336,7 +373,13 @@ export class DownstreamConnection {
       source.on('error', (err) => {
         // no final dot went out: dropping the connection makes the downstream discard the message
         if (err instanceof AbortBeforeDot) settle({ kind: 'aborted' });
-        else settle({ kind: 'failed', failure: { kind: 'spool', reason: (err as NodeJS.ErrnoException).code ?? err.message }, bodyStarted: true, dotSent: false });
+        else
+          settle({
+            kind: 'failed',
+            failure: { kind: 'spool', reason: (err as NodeJS.ErrnoException).code ?? err.message },
+            bodyStarted: true,
+            dotSent: false,
+          });
         this.destroy();
       });
       source.pipe(sink as unknown as NodeJS.WritableStream);

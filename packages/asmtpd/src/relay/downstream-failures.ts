@@ -38,7 +38,8 @@ export type DownstreamFailure =
   | { kind: 'spool'; reason: string };
 
 export function classifySetupError(err: NodemailerFailure): DownstreamFailure {
-  if (err.code === 'ETIMEDOUT') return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };
+  if (err.code === 'ETIMEDOUT')
+    return { kind: 'timeout', stage: err.timeoutType === 'SOCKET_TIMEOUT' ? 'session' : 'greeting' };
   if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'session-refused', response: err.response };
   return { kind: 'unreachable', reason: connectionReason(err) };
 }
@@ -50,7 +51,8 @@ export function classifySendError(err: NodemailerFailure): DownstreamFailure {
     return { kind: 'recipients-refused', refused: err.rejectedErrors.map(refusedFrom) };
   }
   if (err.code === 'EMESSAGE' && !err.response) return { kind: 'too-big' };
-  if (err.response && /^[45]\d\d/.test(err.response)) return { kind: 'reply', command: err.command ?? 'DATA', response: err.response };
+  if (err.response && /^[45]\d\d/.test(err.response))
+    return { kind: 'reply', command: err.command ?? 'DATA', response: err.response };
   return { kind: 'lost', reason: connectionReason(err) };
 }
 

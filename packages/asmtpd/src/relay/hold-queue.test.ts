@@ -19,7 +19,13 @@ test('hold queue: file format, atomic tmp → new (0700 dirs, 0600 file), readHe
   const dir = await makeTempDir('hold');
   const queue = join(dir, 'queue');
   const body = 'Subject: held\r\nX-Asmtpd-Envelope-To: <forged@evil>\r\n\r\nbody\r\n';
-  const msg = await writeMessage(dir, { body, from: '', to: ['a@example.net', '"odd>name"@example.net'], smtputf8: true, eightBit: true });
+  const msg = await writeMessage(dir, {
+    body,
+    from: '',
+    to: ['a@example.net', '"odd>name"@example.net'],
+    smtputf8: true,
+    eightBit: true,
+  });
   const reason = reply(451, '4.4.1', 'downstream 127.0.0.1:25 unavailable: ECONNREFUSED');
   const r = await writeHeld(queue, msg, { hostname: 'mx.test', reason });
   assert.equal(r.kind, 'held');
@@ -31,7 +37,11 @@ test('hold queue: file format, atomic tmp → new (0700 dirs, 0600 file), readHe
 
   const text = (await readFile(r.path)).toString('utf8');
   const lines = text.split('\r\n');
-  assert.deepEqual(lines.slice(0, 3), ['X-Asmtpd-Envelope-From: <>', 'X-Asmtpd-Envelope-To: <a@example.net>', 'X-Asmtpd-Envelope-To: <"odd>name"@example.net>']);
+  assert.deepEqual(lines.slice(0, 3), [
+    'X-Asmtpd-Envelope-From: <>',
+    'X-Asmtpd-Envelope-To: <a@example.net>',
+    'X-Asmtpd-Envelope-To: <"odd>name"@example.net>',
+  ]);
   assert.equal(lines[3], `X-Asmtpd-Queue-Id: ${msg.id}`);
   assert.match(lines[4]!, /^X-Asmtpd-Queued: \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000$/);
   assert.deepEqual(lines.slice(5, 8), [
@@ -42,7 +52,11 @@ test('hold queue: file format, atomic tmp → new (0700 dirs, 0600 file), readHe
 
   const env = await readHeld(r.path);
   assert.equal(env.from, '');
-  assert.deepEqual(env.to, ['a@example.net', '"odd>name"@example.net'], 'X-Asmtpd lines inside the message are not envelope');
+  assert.deepEqual(
+    env.to,
+    ['a@example.net', '"odd>name"@example.net'],
+    'X-Asmtpd lines inside the message are not envelope',
+  );
   assert.equal(env.queueId, msg.id);
   assert.equal(env.smtputf8 && env.eightBit, true);
   assert.equal(env.heldReason, '451 4.4.1 downstream 127.0.0.1:25 unavailable: ECONNREFUSED');
@@ -83,7 +97,9 @@ test('hold queue: disk full (ENOSPC on a tiny tmpfs) → 452 4.3.1, nothing left
     assert.deepEqual(await readdir(join(mountPoint, 'queue', 'tmp')), []);
     assert.deepEqual(await readdir(join(mountPoint, 'queue', 'new')), []);
     // a message that fits still goes in afterwards
-    const small = await writeHeld(join(mountPoint, 'queue'), await writeMessage(dir, { body: 'x\r\n' }), { hostname: 'mx.test' });
+    const small = await writeHeld(join(mountPoint, 'queue'), await writeMessage(dir, { body: 'x\r\n' }), {
+      hostname: 'mx.test',
+    });
     assert.equal(small.kind, 'held');
   } finally {
     execFileSync('umount', [mountPoint]);

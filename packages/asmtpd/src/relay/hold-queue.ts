@@ -98,11 +98,16 @@ async function writeAll(fh: FileHandle, data: Buffer): Promise<void> {
 
 function failureFor(err: unknown): { reply: Reply; reason: string } {
   const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return { reply: insufficientStorage(`hold queue: ${code}`), reason: code };
+  if (code === 'ENOSPC' || code === 'EDQUOT')
+    return { reply: insufficientStorage(`hold queue: ${code}`), reason: code };
   return { reply: localFailure(`hold queue write failed: ${code}`), reason: code };
 }
 
-export async function writeHeld(dir: string, msg: OutgoingMessage, opts: { hostname: string; reason?: Reply }): Promise<WriteHeldResult> {
+export async function writeHeld(
+  dir: string,
+  msg: OutgoingMessage,
+  opts: { hostname: string; reason?: Reply },
+): Promise<WriteHeldResult> {
   const unsafe = [msg.from, ...msg.to, msg.id].find((s) => /[\r\n]/.test(s));
   if (unsafe !== undefined) return { kind: 'failed', reply: REPLIES.heldEnvelopeLineBreak(), reason: 'EINVAL' };
   const name = maildirName(opts.hostname);
@@ -155,7 +160,8 @@ export async function readHeld(path: string): Promise<HeldEnvelope> {
         return parseEnvelope(text.subarray(0, blockEnd).toString('utf8'), blockEnd, size, path);
       }
       const { bytesRead } = await fh.read(chunk, 0, chunk.length, position);
-      if (bytesRead === 0 || position > MAX_ENVELOPE_BYTES) throw new Error(`${path}: no ${END_LINE} line: not a held message`);
+      if (bytesRead === 0 || position > MAX_ENVELOPE_BYTES)
+        throw new Error(`${path}: no ${END_LINE} line: not a held message`);
       position += bytesRead;
       text = Buffer.concat([text, chunk.subarray(0, bytesRead)]);
     }
@@ -165,7 +171,16 @@ export async function readHeld(path: string): Promise<HeldEnvelope> {
 }
 
 function parseEnvelope(block: string, headerOffset: number, sizeBytes: number, path: string): HeldEnvelope {
-  const env: HeldEnvelope = { from: '', to: [], queueId: '', queuedAt: null, smtputf8: false, eightBit: false, headerOffset, sizeBytes };
+  const env: HeldEnvelope = {
+    from: '',
+    to: [],
+    queueId: '',
+    queuedAt: null,
+    smtputf8: false,
+    eightBit: false,
+    headerOffset,
+    sizeBytes,
+  };
   let sawFrom = false;
   for (const line of block.split('\r\n')) {
     const colon = line.indexOf(':');
@@ -211,5 +226,7 @@ export async function listHeld(dir: string): Promise<HeldMessage[]> {
       }
     }
   }
-  return held.sort((a, b) => (a.queuedAt?.getTime() ?? 0) - (b.queuedAt?.getTime() ?? 0) || a.name.localeCompare(b.name));
+  return held.sort(
+    (a, b) => (a.queuedAt?.getTime() ?? 0) - (b.queuedAt?.getTime() ?? 0) || a.name.localeCompare(b.name),
+  );
 }

@@ -30,10 +30,21 @@ export interface HoldQueueOptions {
   hostname: string;
 }
 
-async function hold(opts: HoldQueueOptions, msg: OutgoingMessage, log: Logger, reason?: Reply): Promise<{ kind: 'held'; path: string } | { kind: 'failed'; reply: Reply }> {
+async function hold(
+  opts: HoldQueueOptions,
+  msg: OutgoingMessage,
+  log: Logger,
+  reason?: Reply,
+): Promise<{ kind: 'held'; path: string } | { kind: 'failed'; reply: Reply }> {
   const written = await writeHeld(opts.dir, msg, { hostname: opts.hostname, ...(reason ? { reason } : {}) });
   if (written.kind === 'held') {
-    log.info('queue.held', { id: msg.id, ok: true, path: written.path, recipients: msg.to.length, ...(reason ? { reason: replyForLog(reason) } : {}) });
+    log.info('queue.held', {
+      id: msg.id,
+      ok: true,
+      path: written.path,
+      recipients: msg.to.length,
+      ...(reason ? { reason: replyForLog(reason) } : {}),
+    });
   } else {
     log.error('queue.held', { id: msg.id, ok: false, dir: opts.dir, error: replyForLog(written.reply) });
   }
@@ -55,11 +66,21 @@ export function createHoldQueueRelay(opts: HoldQueueOptions): Relay {
 }
 
 export function withHoldOnFailure(inner: Relay, opts: HoldQueueOptions): Relay {
-  async function holdIfDeferred(msg: OutgoingMessage, result: DeliveryResult, log: Logger, startedMs: number): Promise<DeliveryResult> {
+  async function holdIfDeferred(
+    msg: OutgoingMessage,
+    result: DeliveryResult,
+    log: Logger,
+    startedMs: number,
+  ): Promise<DeliveryResult> {
     if (result.kind !== 'deferred') return result;
     const written = await hold(opts, msg, log, result.reply);
     if (written.kind === 'failed') return result;
-    return { kind: 'accepted', response: `held in the hold queue after: ${formatReply(result.reply)}`, held: written.path, ms: Date.now() - startedMs };
+    return {
+      kind: 'accepted',
+      response: `held in the hold queue after: ${formatReply(result.reply)}`,
+      held: written.path,
+      ms: Date.now() - startedMs,
+    };
   }
   return {
     async deliver(msg, log) {

@@ -4,7 +4,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createRelay } from './index.js';
 import { readHeld } from './hold-queue.js';
-import { captureLogger, closedPort, makeTempDir, smtpError, startDownstream, testConfig, writeMessage } from '../testing/relay.js';
+import {
+  captureLogger,
+  closedPort,
+  makeTempDir,
+  smtpError,
+  startDownstream,
+  testConfig,
+  writeMessage,
+} from '../testing/relay.js';
 import { nullLogger } from '../log/logger.js';
 
 test('createRelay: no RelayHost, no Sendmail → the hold queue; accepted with held path; queue.held + relay.done', async () => {
@@ -18,7 +26,10 @@ test('createRelay: no RelayHost, no Sendmail → the hold queue; accepted with h
   assert.equal(r.kind, 'accepted');
   if (r.kind !== 'accepted') return;
   assert.ok(r.held?.startsWith(join(queue, 'new')));
-  assert.deepEqual(log.lines.map((l) => l.event), ['queue.held', 'relay.done']);
+  assert.deepEqual(
+    log.lines.map((l) => l.event),
+    ['queue.held', 'relay.done'],
+  );
   assert.equal(log.lines[1]!.fields['held'], r.held);
   assert.equal(log.lines[1]!.fields['id'], msg.id);
   assert.ok(!JSON.stringify(log.lines).includes('secret body'), 'message content never logged');
@@ -29,7 +40,10 @@ test('createRelay: HoldOnFailure yes and the downstream down → held (with the 
   const dir = await makeTempDir('hold-on-failure');
   const port = await closedPort();
   const queue = join(dir, 'queue');
-  const relay = createRelay(testConfig({ relayHost: { kind: 'smtp', host: '127.0.0.1', port }, holdOnFailure: true, holdQueue: queue }), nullLogger());
+  const relay = createRelay(
+    testConfig({ relayHost: { kind: 'smtp', host: '127.0.0.1', port }, holdOnFailure: true, holdQueue: queue }),
+    nullLogger(),
+  );
   assert.equal(relay.describe(), `smtp 127.0.0.1:${port} (pooled), hold on failure in ${queue}`);
   const log = captureLogger();
   const msg = await writeMessage(dir, { body: 'Subject: x\r\n\r\nx\r\n', to: ['a@example.net', 'b@example.net'] });
@@ -39,9 +53,19 @@ test('createRelay: HoldOnFailure yes and the downstream down → held (with the 
   const env = await readHeld(r.held);
   assert.deepEqual(env.to, ['a@example.net', 'b@example.net']);
   // issue 14: the held reason keeps the detail the client does not see
-  assert.equal(env.heldReason, `451 4.4.1 mail system temporarily unavailable, try again later (downstream 127.0.0.1:${port} unavailable: ECONNREFUSED)`);
-  assert.ok((await readFile(r.held)).subarray(env.headerOffset).equals(Buffer.concat([msg.headerPrefix, await readFile(msg.spoolPath)])));
-  assert.deepEqual(log.lines.filter((l) => l.event !== 'queue.held').map((l) => l.event), ['relay.done']);
+  assert.equal(
+    env.heldReason,
+    `451 4.4.1 mail system temporarily unavailable, try again later (downstream 127.0.0.1:${port} unavailable: ECONNREFUSED)`,
+  );
+  assert.ok(
+    (await readFile(r.held))
+      .subarray(env.headerOffset)
+      .equals(Buffer.concat([msg.headerPrefix, await readFile(msg.spoolPath)])),
+  );
+  assert.deepEqual(
+    log.lines.filter((l) => l.event !== 'queue.held').map((l) => l.event),
+    ['relay.done'],
+  );
   await relay.close();
 });
 
@@ -49,14 +73,21 @@ test('createRelay: HoldOnFailure passes a permanent refusal through; relay.faile
   const d = await startDownstream({ onRcpt: () => smtpError(550, '5.1.1 no such user') });
   const dir = await makeTempDir('hold-perm');
   const relay = createRelay(
-    testConfig({ relayHost: { kind: 'smtp', host: '127.0.0.1', port: d.port }, holdOnFailure: true, holdQueue: join(dir, 'queue') }),
+    testConfig({
+      relayHost: { kind: 'smtp', host: '127.0.0.1', port: d.port },
+      holdOnFailure: true,
+      holdQueue: join(dir, 'queue'),
+    }),
     nullLogger(),
   );
   const log = captureLogger();
   try {
     const r = await relay.deliver(await writeMessage(dir, { body: 'Subject: x\r\n\r\nx\r\n' }), log);
     assert.equal(r.kind, 'rejected');
-    assert.deepEqual(log.lines.map((l) => [l.event, l.fields['reply']]), [['relay.failed', '550 5.1.1 no such user']]);
+    assert.deepEqual(
+      log.lines.map((l) => [l.event, l.fields['reply']]),
+      [['relay.failed', '550 5.1.1 no such user']],
+    );
   } finally {
     await relay.close();
     await d.close();
@@ -67,11 +98,18 @@ test('createRelay: HoldOnFailure with LMTP holds only the deferred recipients', 
   const d = await startDownstream({ lmtp: true, onData: () => ['ok', smtpError(452, '4.2.2 quota')] });
   const dir = await makeTempDir('hold-lmtp');
   const relay = createRelay(
-    testConfig({ relayHost: { kind: 'lmtp', host: '127.0.0.1', port: d.port }, holdOnFailure: true, holdQueue: join(dir, 'queue') }),
+    testConfig({
+      relayHost: { kind: 'lmtp', host: '127.0.0.1', port: d.port },
+      holdOnFailure: true,
+      holdQueue: join(dir, 'queue'),
+    }),
     nullLogger(),
   );
   try {
-    const r = await relay.deliver(await writeMessage(dir, { body: 'Subject: x\r\n\r\nx\r\n', to: ['ok@example.net', 'full@example.net'] }), captureLogger());
+    const r = await relay.deliver(
+      await writeMessage(dir, { body: 'Subject: x\r\n\r\nx\r\n', to: ['ok@example.net', 'full@example.net'] }),
+      captureLogger(),
+    );
     assert.equal(r.kind, 'accepted');
     if (r.kind !== 'accepted' || !r.held) return assert.fail('not held');
     assert.deepEqual((await readHeld(r.held)).to, ['full@example.net']);
@@ -91,12 +129,20 @@ test('createRelay: Sendmail when set; SMTP relay.done carries the downstream res
     assert.equal((await relay.deliver(msg, log)).kind, 'accepted');
     assert.equal(log.lines.length, 1);
     assert.deepEqual(
-      [log.lines[0]!.event, log.lines[0]!.fields['id'], log.lines[0]!.fields['downstreamId'], log.lines[0]!.fields['relay']],
+      [
+        log.lines[0]!.event,
+        log.lines[0]!.fields['id'],
+        log.lines[0]!.fields['downstreamId'],
+        log.lines[0]!.fields['relay'],
+      ],
       ['relay.done', msg.id, 'ABC123', relay.describe()],
     );
   } finally {
     await relay.close();
     await d.close();
   }
-  assert.equal(createRelay(testConfig({ sendmail: ['/usr/sbin/sendmail', '-f', '%s'] }), nullLogger()).describe(), 'sendmail /usr/sbin/sendmail');
+  assert.equal(
+    createRelay(testConfig({ sendmail: ['/usr/sbin/sendmail', '-f', '%s'] }), nullLogger()).describe(),
+    'sendmail /usr/sbin/sendmail',
+  );
 });

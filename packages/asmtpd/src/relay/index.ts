@@ -36,7 +36,14 @@ import { createSmtpRelay } from './smtp-relay.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 
 export type { DeliveryResult, OutgoingMessage, RecipientResult, Relay } from './types.js';
-export { listHeld, readHeld, writeHeld, type HeldEnvelope, type HeldMessage, type WriteHeldResult } from './hold-queue.js';
+export {
+  listHeld,
+  readHeld,
+  writeHeld,
+  type HeldEnvelope,
+  type HeldMessage,
+  type WriteHeldResult,
+} from './hold-queue.js';
 export { createSmtpRelay, type SmtpRelayOptions } from './smtp-relay.js';
 export { createSendmailRelay, sendmailArgv, type SendmailRelayOptions } from './sendmail-relay.js';
 export { createHoldQueueRelay, withHoldOnFailure, type HoldQueueOptions } from './hold-relay.js';
@@ -47,7 +54,12 @@ export function createRelay(config: Config, _log: Logger): Relay {
   const hold = { dir: config.holdQueue, hostname: config.hostname };
   let relay: Relay;
   if (config.relayHost) {
-    relay = createSmtpRelay({ target: config.relayHost, clientName: config.hostname, timeoutMs: config.relayTimeoutMs, pool: { maxConnections: config.relayConnections } });
+    relay = createSmtpRelay({
+      target: config.relayHost,
+      clientName: config.hostname,
+      timeoutMs: config.relayTimeoutMs,
+      pool: { maxConnections: config.relayConnections },
+    });
   } else if (config.sendmail && config.sendmail.length > 0) {
     relay = createSendmailRelay({ argvTemplate: config.sendmail, timeoutMs: config.relayTimeoutMs });
   } else {
@@ -68,7 +80,11 @@ export function withDeliveryLog(inner: Relay): Relay {
       result = await inner.deliver(msg, log);
     } catch (err) {
       // deliver() never throws by contract; a bug here still must not lose the 4xx
-      result = { kind: 'deferred', reply: localFailure(`relay error: ${(err as Error).message}`), ms: Date.now() - startedMs };
+      result = {
+        kind: 'deferred',
+        reply: localFailure(`relay error: ${(err as Error).message}`),
+        ms: Date.now() - startedMs,
+      };
     }
     logDelivery(log, msg, result, relayName);
     return result;
@@ -93,11 +109,18 @@ function logDelivery(log: Logger, msg: OutgoingMessage, result: DeliveryResult, 
       return;
     case 'rejected':
     case 'deferred':
-      log.warn('relay.failed', { ...base, result: result.kind, reply: formatReply(result.reply), ...detailOf(result.reply) });
+      log.warn('relay.failed', {
+        ...base,
+        result: result.kind,
+        reply: formatReply(result.reply),
+        ...detailOf(result.reply),
+      });
       return;
     case 'per-recipient': {
       const accepted = result.results.filter((r) => r.kind === 'accepted').map((r) => r.to);
-      const refused = result.results.flatMap((r) => (r.kind === 'accepted' ? [] : [{ to: r.to, result: r.kind, reply: formatReply(r.reply) }]));
+      const refused = result.results.flatMap((r) =>
+        r.kind === 'accepted' ? [] : [{ to: r.to, result: r.kind, reply: formatReply(r.reply) }],
+      );
       if (accepted.length > 0) log.info('relay.done', { ...base, accepted, refused });
       else log.warn('relay.failed', { ...base, result: 'per-recipient', refused });
       return;

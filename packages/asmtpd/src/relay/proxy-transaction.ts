@@ -24,7 +24,13 @@ import type { Logger } from '../log/logger.js';
 import type { Reply } from '../reply/reply.js';
 import { DownstreamConnection, type DownstreamFailure } from './downstream-connection.js';
 import { messageChunks, messageNeedsSmtpUtf8 } from './message-body.js';
-import { downstreamFailureReply, downstreamIdFrom, localFailure, perRecipientResult, resultFromReply } from './relay-replies.js';
+import {
+  downstreamFailureReply,
+  downstreamIdFrom,
+  localFailure,
+  perRecipientResult,
+  resultFromReply,
+} from './relay-replies.js';
 import type { BeginResult, DeliveryResult, OutgoingMessage, RelayTransaction, TransactionEnvelope } from './types.js';
 
 export interface ProxyContext {
@@ -84,7 +90,10 @@ class ProxyTransaction implements RelayTransaction {
   private readonly accepted: string[] = [];
   private detachedBy: Reply | null = null;
 
-  constructor(private readonly ctx: ProxyContext, connection: DownstreamConnection) {
+  constructor(
+    private readonly ctx: ProxyContext,
+    connection: DownstreamConnection,
+  ) {
     this.held = connection;
   }
 
@@ -116,7 +125,12 @@ class ProxyTransaction implements RelayTransaction {
       await this.reset();
       return this.ctx.smtputf8Unsupported(ms());
     }
-    const outcome = await connection.data(() => messageChunks(msg), [...this.accepted], () => !clientGone(), this.ctx.timeoutMs);
+    const outcome = await connection.data(
+      () => messageChunks(msg),
+      [...this.accepted],
+      () => !clientGone(),
+      this.ctx.timeoutMs,
+    );
     switch (outcome.kind) {
       case 'aborted':
         this.giveBack(false);
@@ -136,7 +150,8 @@ class ProxyTransaction implements RelayTransaction {
       case 'replied': {
         this.giveBack(true);
         if (outcome.refused.length > 0) return perRecipientResult(msg.to, outcome.refused, ms());
-        if (/^2/.test(outcome.line)) return { kind: 'accepted', downstreamId: downstreamIdFrom(outcome.line), response: outcome.line, ms: ms() };
+        if (/^2/.test(outcome.line))
+          return { kind: 'accepted', downstreamId: downstreamIdFrom(outcome.line), response: outcome.line, ms: ms() };
         return resultFromReply(downstreamFailureReply(outcome.line), ms());
       }
     }

@@ -60,10 +60,20 @@ export function withRecipientSplit(inner: Relay, opts: RecipientSplitOptions): R
     const failed: FailedRecipient[] = rejected.map((r) => ({ to: r.to, ...r.reply }));
     let held: string | undefined;
     if (deferred.length > 0) {
-      const written = await writeHeld(opts.dir, { ...msg, to: deferred.map((r) => r.to) }, { hostname: opts.hostname, reason: deferred[0]!.reply });
+      const written = await writeHeld(
+        opts.dir,
+        { ...msg, to: deferred.map((r) => r.to) },
+        { hostname: opts.hostname, reason: deferred[0]!.reply },
+      );
       if (written.kind === 'held') {
         held = written.path;
-        log.info('queue.held', { id: msg.id, ok: true, path: written.path, recipients: deferred.length, reason: replyForLog(deferred[0]!.reply) });
+        log.info('queue.held', {
+          id: msg.id,
+          ok: true,
+          path: written.path,
+          recipients: deferred.length,
+          reason: replyForLog(deferred[0]!.reply),
+        });
       } else {
         log.error('queue.held', { id: msg.id, ok: false, dir: opts.dir, error: replyForLog(written.reply) });
         failed.push(...deferred.map((r) => ({ to: r.to, ...r.reply })));
@@ -75,41 +85,87 @@ export function withRecipientSplit(inner: Relay, opts: RecipientSplitOptions): R
       ...(held ? [`${deferred.length} held after ${formatReply(deferred[0]!.reply)}`] : []),
       ...(failed.length > 0 ? [`${failed.length} refused (DSN ${dsn ?? 'not sent'})`] : []),
     ];
-    return { ...result, kind: 'accepted', response: parts.join(', '), ms: result.ms + Date.now() - started, ...(held ? { held } : {}) } as DeliveryResult;
+    return {
+      ...result,
+      kind: 'accepted',
+      response: parts.join(', '),
+      ms: result.ms + Date.now() - started,
+      ...(held ? { held } : {}),
+    } as DeliveryResult;
   }
 
   async function sendDsn(msg: OutgoingMessage, failed: FailedRecipient[], log: Logger): Promise<string> {
     if (msg.from === '') {
-      log.info('dsn.sent', { id: msg.id, to: '<>', recipients: failed.map((f) => f.to), result: 'none for a null sender' });
+      log.info('dsn.sent', {
+        id: msg.id,
+        to: '<>',
+        recipients: failed.map((f) => f.to),
+        result: 'none for a null sender',
+      });
       return 'none: null sender';
     }
     const dsnId = newDsnId();
     try {
       const body = buildDsn({
-        hostname: opts.hostname, sender: msg.from, queueId: msg.id, arrival: new Date(), remoteMta: remote, failed,
-        originalHeaders: await originalHeaderLines(messageChunks(msg)), smtputf8: msg.smtputf8,
+        hostname: opts.hostname,
+        sender: msg.from,
+        queueId: msg.id,
+        arrival: new Date(),
+        remoteMta: remote,
+        failed,
+        originalHeaders: await originalHeaderLines(messageChunks(msg)),
+        smtputf8: msg.smtputf8,
       });
       const spoolPath = `${msg.spoolPath}.dsn`;
       await writeFile(spoolPath, body, { mode: 0o600 });
       try {
         const dsnMsg: OutgoingMessage = {
-          id: dsnId, from: '', to: [msg.from], smtputf8: msg.smtputf8, eightBit: body.some((b) => b > 0x7f),
-          headerPrefix: Buffer.alloc(0), spoolPath, size: body.length,
+          id: dsnId,
+          from: '',
+          to: [msg.from],
+          smtputf8: msg.smtputf8,
+          eightBit: body.some((b) => b > 0x7f),
+          headerPrefix: Buffer.alloc(0),
+          spoolPath,
+          size: body.length,
         };
         const sent = await inner.deliver(dsnMsg, log);
         if (sent.kind === 'accepted') {
-          log.info('dsn.sent', { id: msg.id, dsn_id: dsnId, to: msg.from, recipients: failed.map((f) => f.to), result: 'delivered', response: sent.response });
+          log.info('dsn.sent', {
+            id: msg.id,
+            dsn_id: dsnId,
+            to: msg.from,
+            recipients: failed.map((f) => f.to),
+            result: 'delivered',
+            response: sent.response,
+          });
           return `${dsnId} sent`;
         }
-        const written = await writeHeld(opts.dir, dsnMsg, { hostname: opts.hostname, ...(sent.kind !== 'per-recipient' ? { reason: sent.reply } : {}) });
+        const written = await writeHeld(opts.dir, dsnMsg, {
+          hostname: opts.hostname,
+          ...(sent.kind !== 'per-recipient' ? { reason: sent.reply } : {}),
+        });
         const ok = written.kind === 'held';
-        log[ok ? 'info' : 'error']('dsn.sent', { id: msg.id, dsn_id: dsnId, to: msg.from, recipients: failed.map((f) => f.to), result: ok ? 'held' : 'failed', ...(ok ? { path: written.path } : { error: replyForLog(written.reply) }) });
+        log[ok ? 'info' : 'error']('dsn.sent', {
+          id: msg.id,
+          dsn_id: dsnId,
+          to: msg.from,
+          recipients: failed.map((f) => f.to),
+          result: ok ? 'held' : 'failed',
+          ...(ok ? { path: written.path } : { error: replyForLog(written.reply) }),
+        });
         return ok ? `${dsnId} held` : `${dsnId} lost`;
       } finally {
         await unlink(spoolPath).catch(() => {});
       }
     } catch (err) {
-      log.error('dsn.sent', { id: msg.id, dsn_id: dsnId, to: msg.from, result: 'failed', error: (err as Error).message });
+      log.error('dsn.sent', {
+        id: msg.id,
+        dsn_id: dsnId,
+        to: msg.from,
+        result: 'failed',
+        error: (err as Error).message,
+      });
       return `${dsnId} failed`;
     }
   }

@@ -82,7 +82,11 @@ export function detailOf(r: Reply): { detail?: string } {
 }
 
 /** The recipients' results when some were refused: accepted unless named in `refused`. */
-export function perRecipientResult(to: string[], refused: { to: string; response: string }[], ms: number): DeliveryResult {
+export function perRecipientResult(
+  to: string[],
+  refused: { to: string; response: string }[],
+  ms: number,
+): DeliveryResult {
   const results: RecipientResult[] = to.map((address) => {
     const hit = refused.find((r) => r.to === address);
     if (!hit) return { to: address, kind: 'accepted' };

@@ -8,7 +8,12 @@
 import type { Logger } from '../log/logger.js';
 import type { DeliveryResult, OutgoingMessage, Relay, RelayTransaction } from './types.js';
 
-export type ResultMap = (msg: OutgoingMessage, result: DeliveryResult, log: Logger, startedMs: number) => Promise<DeliveryResult>;
+export type ResultMap = (
+  msg: OutgoingMessage,
+  result: DeliveryResult,
+  log: Logger,
+  startedMs: number,
+) => Promise<DeliveryResult>;
 
 export function passOn(inner: Relay, map: ResultMap): Pick<Relay, 'begin' | 'capabilities' | 'ready'> {
   const out: Pick<Relay, 'begin' | 'capabilities' | 'ready'> = {};

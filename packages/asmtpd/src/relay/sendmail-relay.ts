@@ -78,7 +78,9 @@ export function createSendmailRelay(options: SendmailRelayOptions): Relay {
       child.stderr!.on('data', (chunk: Buffer) => {
         if (stderr.length < STDERR_MAX_BYTES) stderr += chunk.toString('utf8');
       });
-      child.on('error', (err: NodeJS.ErrnoException) => settle({ kind: 'spawn-failed', reason: err.code ?? err.message }));
+      child.on('error', (err: NodeJS.ErrnoException) =>
+        settle({ kind: 'spawn-failed', reason: err.code ?? err.message }),
+      );
       // after a kill, 'exit' decides: a grandchild may keep stderr (and so 'close') open
       child.on('exit', () => {
         if (timedOut) settle({ kind: 'timed-out' });
@@ -117,7 +119,11 @@ export function createSendmailRelay(options: SendmailRelayOptions): Relay {
       const outcome = await run(sendmailArgv(options.argvTemplate, msg.from, msg.to), msg);
       switch (outcome.kind) {
         case 'exited': {
-          const firstLine = outcome.stderr.split('\n').find((l) => l.trim() !== '')?.trim() ?? '';
+          const firstLine =
+            outcome.stderr
+              .split('\n')
+              .find((l) => l.trim() !== '')
+              ?.trim() ?? '';
           const detail = firstLine ? `: ${firstLine}` : '';
           if (outcome.status === 0) return { kind: 'accepted', response: `${command} exited 0`, ms: ms() };
           if (outcome.status === EX_TEMPFAIL) {
@@ -130,9 +136,17 @@ export function createSendmailRelay(options: SendmailRelayOptions): Relay {
         case 'spawn-failed':
           return { kind: 'deferred', reply: localFailure(`cannot run ${command}: ${outcome.reason}`), ms: ms() };
         case 'spool-failed':
-          return { kind: 'deferred', reply: localFailure(`could not read the spooled message: ${outcome.reason}`), ms: ms() };
+          return {
+            kind: 'deferred',
+            reply: localFailure(`could not read the spooled message: ${outcome.reason}`),
+            ms: ms(),
+          };
         case 'timed-out':
-          return { kind: 'deferred', reply: localFailure(`${command} did not finish within ${options.timeoutMs} ms`), ms: ms() };
+          return {
+            kind: 'deferred',
+            reply: localFailure(`${command} did not finish within ${options.timeoutMs} ms`),
+            ms: ms(),
+          };
       }
     } catch (err) {
       return { kind: 'deferred', reply: localFailure(`relay error: ${(err as Error).message}`), ms: ms() };

@@ -67,7 +67,14 @@ import {
   unavailable,
 } from './relay-replies.js';
 import { createProxyTransaction } from './proxy-transaction.js';
-import type { BeginResult, DeliveryResult, DownstreamCapabilities, OutgoingMessage, Relay, TransactionEnvelope } from './types.js';
+import type {
+  BeginResult,
+  DeliveryResult,
+  DownstreamCapabilities,
+  OutgoingMessage,
+  Relay,
+  TransactionEnvelope,
+} from './types.js';
 import { REPLIES } from '../reply/catalogue.js';
 
 export interface SmtpRelayOptions {
@@ -83,12 +90,19 @@ type Attempt = SendOutcome | { kind: 'smtputf8-unsupported' };
 export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   const lmtp = options.target.kind !== 'smtp';
   const endpoint: DownstreamEndpoint =
-    options.target.kind === 'lmtp-unix' ? { kind: 'unix', path: options.target.path } : { kind: 'tcp', host: options.target.host, port: options.target.port };
+    options.target.kind === 'lmtp-unix'
+      ? { kind: 'unix', path: options.target.path }
+      : { kind: 'tcp', host: options.target.host, port: options.target.port };
   const name = endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${formatHost(endpoint.host)}:${endpoint.port}`;
   const limits = { ...DEFAULT_POOL_LIMITS, ...options.pool };
   let caps: DownstreamCapabilities | null = null;
   const open = async (): Promise<Awaited<ReturnType<typeof openDownstream>>> => {
-    const opened = await openDownstream({ endpoint, lmtp, clientName: options.clientName, timeoutMs: options.timeoutMs });
+    const opened = await openDownstream({
+      endpoint,
+      lmtp,
+      clientName: options.clientName,
+      timeoutMs: options.timeoutMs,
+    });
     if (opened.kind === 'open') {
       const c = opened.connection;
       caps = { smtputf8: c.supports('SMTPUTF8'), eightBitMime: c.supports('8BITMIME'), sizeLimit: c.sizeLimit };
@@ -125,7 +139,9 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
         return downstreamFailureReply(failure.response);
       case 'recipients-refused':
         // nothing was delivered: a temporary refusal first, so the client's retry can still reach everybody
-        return leastFinal(failure.refused.map((r) => downstreamFailureReply(r.response))) ?? localFailure('no recipient');
+        return (
+          leastFinal(failure.refused.map((r) => downstreamFailureReply(r.response))) ?? localFailure('no recipient')
+        );
       case 'too-big':
         return REPLIES.downstreamTooBig(name);
       case 'spool':
@@ -148,13 +164,15 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
         return resultFromReply(failureReply({ kind: 'recipients-refused', refused: attempt.refused }), ms);
       case 'failed':
         // every recipient refused: nothing was delivered (LMTP reports each, as RFC 2033 does)
-        if (lmtp && attempt.failure.kind === 'recipients-refused') return perRecipient(msg, attempt.failure.refused, ms);
+        if (lmtp && attempt.failure.kind === 'recipients-refused')
+          return perRecipient(msg, attempt.failure.refused, ms);
         return resultFromReply(failureReply(attempt.failure), ms);
     }
   }
 
   async function attemptOn(connection: DownstreamConnection, msg: OutgoingMessage): Promise<Attempt> {
-    if (msg.smtputf8 && !connection.supports('SMTPUTF8') && (await messageNeedsSmtpUtf8(msg))) return { kind: 'smtputf8-unsupported' };
+    if (msg.smtputf8 && !connection.supports('SMTPUTF8') && (await messageNeedsSmtpUtf8(msg)))
+      return { kind: 'smtputf8-unsupported' };
     return connection.send(
       { from: msg.from, to: msg.to, sizeBytes: outgoingSizeBytes(msg), eightBit: msg.eightBit, smtputf8: msg.smtputf8 },
       () => messageChunks(msg),
@@ -167,7 +185,11 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   /** put the session back: clean after success, RSET after a refusal, closed otherwise */
   async function releaseAfter(connection: DownstreamConnection, attempt: Attempt): Promise<void> {
     if (attempt.kind === 'sent' || attempt.kind === 'smtputf8-unsupported') return pool.release(connection, true);
-    if (attempt.kind === 'failed' && ['reply', 'recipients-refused', 'too-big'].includes(attempt.failure.kind) && connection.alive) {
+    if (
+      attempt.kind === 'failed' &&
+      ['reply', 'recipients-refused', 'too-big'].includes(attempt.failure.kind) &&
+      connection.alive
+    ) {
       return pool.release(connection, await connection.reset());
     }
     connection.destroy();
@@ -211,7 +233,12 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
     if (acquired.kind === 'busy') return { kind: 'busy' };
     if (acquired.kind === 'failed') return { kind: 'failed', reply: failureReply(acquired.failure) };
     return createProxyTransaction({
-      connection: acquired.connection, reused: acquired.reused, envelope, lmtp, timeoutMs: options.timeoutMs, log,
+      connection: acquired.connection,
+      reused: acquired.reused,
+      envelope,
+      lmtp,
+      timeoutMs: options.timeoutMs,
+      log,
       release: (c, reusable) => pool.release(c, reusable),
       failureReply,
       reopen: async () => {
@@ -224,7 +251,9 @@ export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   }
 
   return {
-    deliver, begin, describe,
+    deliver,
+    begin,
+    describe,
     close: () => pool.close(),
     capabilities: () => caps,
     ready,

@@ -38,7 +38,13 @@ export type RecipientResult =
   | { to: string; kind: 'rejected' | 'deferred'; reply: Reply };
 
 export type DeliveryResult =
-  | { kind: 'accepted'; downstreamId?: string; response: string; ms: number; held?: string /* path, when written to the hold queue */ }
+  | {
+      kind: 'accepted';
+      downstreamId?: string;
+      response: string;
+      ms: number;
+      held?: string /* path, when written to the hold queue */;
+    }
   /** downstream permanently refused: its 5xx passed back as is (code, enhanced, text) */
   | { kind: 'rejected'; reply: Reply; ms: number }
   /** down, timeout, died mid-transfer, 4xx: 451 4.4.1 / 4.4.2 (or the downstream's own 4xx) */

@@ -28,13 +28,24 @@ export const REPLIES = {
 
   // MAIL
   senderOk: () => reply(250, '2.1.0', 'sender ok'),
-  eightBitNotOffered: () => reply(555, '5.6.3', 'BODY=8BITMIME is not supported here: the mail store behind this server takes 7-bit messages only'),
-  smtputf8NotOffered: () => reply(555, '5.6.7', 'SMTPUTF8 is not supported here: the mail store behind this server cannot take internationalized mail'),
+  eightBitNotOffered: () =>
+    reply(
+      555,
+      '5.6.3',
+      'BODY=8BITMIME is not supported here: the mail store behind this server takes 7-bit messages only',
+    ),
+  smtputf8NotOffered: () =>
+    reply(
+      555,
+      '5.6.7',
+      'SMTPUTF8 is not supported here: the mail store behind this server cannot take internationalized mail',
+    ),
   mailParamUnknown: (key: string) => reply(555, '5.5.4', `MAIL FROM parameter ${key} is not supported`),
 
   // RCPT: routing
   relayDenied: () => reply(550, '5.7.1', 'relaying denied'),
-  routingChars: () => reply(550, '5.7.1', 'relaying denied: source routes and %, ! or @ in local parts are not accepted'),
+  routingChars: () =>
+    reply(550, '5.7.1', 'relaying denied: source routes and %, ! or @ in local parts are not accepted'),
   noSuchUser: () => reply(550, '5.1.1', 'no such user here'),
   rcptParamUnknown: (key: string) => reply(555, '5.5.4', `RCPT TO parameter ${key} is not supported`),
   // RCPT: the policy (a script's own text replaces the default text of accept, reject and defer)
@@ -45,8 +56,10 @@ export const REPLIES = {
   sendSeparately: () => reply(452, '4.5.3', 'send to this recipient separately'),
   // RCPT: the system default (MAIL_ERROR), from the client's facts
   spfFail: (explanation: string) => reply(550, '5.7.23', `SPF: ${explanation}`),
-  spfNotPermitted: (domain: string, clientIp: string) => reply(550, '5.7.23', `SPF: ${domain} does not designate ${clientIp} as permitted sender`),
-  bouncesRefused: (sender: string, probeAnswer: string) => reply(550, '5.1.8', `bounces to <${sender}> are refused: ${probeAnswer}`),
+  spfNotPermitted: (domain: string, clientIp: string) =>
+    reply(550, '5.7.23', `SPF: ${domain} does not designate ${clientIp} as permitted sender`),
+  bouncesRefused: (sender: string, probeAnswer: string) =>
+    reply(550, '5.1.8', `bounces to <${sender}> are refused: ${probeAnswer}`),
   dnsTempfailReverse: (clientIp: string) => reply(451, '4.4.3', `temporary DNS failure: reverse lookup of ${clientIp}`),
   dnsTempfailSpf: (domain: string) => reply(451, '4.4.3', `temporary DNS failure: SPF check of ${domain}`),
 
@@ -64,17 +77,26 @@ export const REPLIES = {
   bodyTestDeferred: (text: string) => reply(451, '4.7.1', text || 'message deferred by body test, try again later'),
 
   // the relay: generic texts for the client, the particulars in the detail (the log only)
-  downstreamUnavailable: (detail: string): DetailedReply => withDetail(reply(451, '4.4.1', 'mail system temporarily unavailable, try again later'), detail),
-  downstreamLost: (detail: string): DetailedReply => withDetail(reply(451, '4.4.2', 'connection to the mail system lost, try again later'), detail),
-  localFailure: (detail: string): DetailedReply => withDetail(reply(451, '4.3.0', 'local error in processing, try again later'), detail),
-  insufficientStorage: (detail: string): DetailedReply => withDetail(reply(452, '4.3.1', 'insufficient system storage, try again later'), detail),
+  downstreamUnavailable: (detail: string): DetailedReply =>
+    withDetail(reply(451, '4.4.1', 'mail system temporarily unavailable, try again later'), detail),
+  downstreamLost: (detail: string): DetailedReply =>
+    withDetail(reply(451, '4.4.2', 'connection to the mail system lost, try again later'), detail),
+  localFailure: (detail: string): DetailedReply =>
+    withDetail(reply(451, '4.3.0', 'local error in processing, try again later'), detail),
+  insufficientStorage: (detail: string): DetailedReply =>
+    withDetail(reply(452, '4.3.1', 'insufficient system storage, try again later'), detail),
   // the relay: what the downstream said or could not take
   unexpectedDownstreamReply: (line: string) => reply(451, '4.3.0', `unexpected downstream reply: ${line}`),
-  downstreamTooBig: (downstream: string) => reply(552, '5.3.4', `message size exceeds the limit of downstream ${downstream}`),
-  downstreamNoSmtputf8: (downstream: string) => reply(550, '5.6.7', `downstream ${downstream} does not support SMTPUTF8, which this message needs (RFC 6531)`),
-  sendmailDashedRecipient: () => reply(553, '5.1.3', 'recipient address starting with "-" cannot be passed to the Sendmail command'),
-  sendmailTempfail: (command: string, detail: string) => reply(451, '4.3.0', `${command} temporary failure (exit 75)${detail}`),
-  sendmailFailed: (command: string, status: number, detail: string) => reply(554, '5.3.0', `${command} failed (exit ${status})${detail}`),
+  downstreamTooBig: (downstream: string) =>
+    reply(552, '5.3.4', `message size exceeds the limit of downstream ${downstream}`),
+  downstreamNoSmtputf8: (downstream: string) =>
+    reply(550, '5.6.7', `downstream ${downstream} does not support SMTPUTF8, which this message needs (RFC 6531)`),
+  sendmailDashedRecipient: () =>
+    reply(553, '5.1.3', 'recipient address starting with "-" cannot be passed to the Sendmail command'),
+  sendmailTempfail: (command: string, detail: string) =>
+    reply(451, '4.3.0', `${command} temporary failure (exit 75)${detail}`),
+  sendmailFailed: (command: string, status: number, detail: string) =>
+    reply(554, '5.3.0', `${command} failed (exit ${status})${detail}`),
   heldEnvelopeLineBreak: () => reply(451, '4.3.0', 'envelope contains a line break'),
 
   // --avenge
@@ -95,7 +117,8 @@ export const ANSWER_TEXTS = {
   probeDnsTempfail: (name: string, code: string) => `451 4.4.3 temporary DNS failure looking up ${name} (${code})`,
   probeNoAnswer: (where: string, reason: string) => `451 4.4.1 no answer from ${where}: ${reason}`,
   probeNoSmtputf8: (where: string) => `451 4.6.7 ${where} does not announce SMTPUTF8`,
-  probeUnexpected: (where: string, command: string, answer: string) => `451 4.5.0 unexpected reply from ${where} to ${command}: ${answer}`,
+  probeUnexpected: (where: string, command: string, answer: string) =>
+    `451 4.5.0 unexpected reply from ${where} to ${command}: ${answer}`,
   probeTimedOutAt: (where: string) => `451 4.4.2 bounce probe timed out waiting for ${where}`,
   probeConnectionLost: (where: string, reason: string) => `451 4.4.2 connection to ${where} lost: ${reason}`,
 } as const satisfies Record<string, (...args: never[]) => string>;

@@ -21,7 +21,11 @@ export function reply(code: number, enhanced: string, text: string): Reply {
   }
   let clean = text.replace(/[\x00-\x1f\x7f]/g, ' ');
   const max = 512 - 2 /* CRLF */ - 4 /* "NNN " */ - enhanced.length - 1;
-  if (Buffer.byteLength(clean) > max) clean = Buffer.from(clean).subarray(0, max).toString('utf8').replace(/\uFFFD$/, '');
+  if (Buffer.byteLength(clean) > max)
+    clean = Buffer.from(clean)
+      .subarray(0, max)
+      .toString('utf8')
+      .replace(/\uFFFD$/, '');
   return { code, enhanced, text: clean };
 }
 
@@ -43,7 +47,6 @@ export function withDetail(r: Reply, detail: string): DetailedReply {
 export function plainReply(r: Reply): Reply {
   return { code: r.code, enhanced: r.enhanced, text: r.text };
 }
-
 
 /**
  * Parse a downstream reply such as "550 5.1.1 <x@y>: unknown user" or "554 no" into a Reply,

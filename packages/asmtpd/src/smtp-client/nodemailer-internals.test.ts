@@ -41,25 +41,36 @@ const installed = (createRequire(import.meta.url)('nodemailer/package.json') as 
 function sourceHash(method: string): string {
   const fn = (SMTPConnection.prototype as unknown as Record<string, unknown>)[method];
   assert.equal(typeof fn, 'function', `nodemailer ${installed} has no SMTPConnection.${method}: re-read ${FILE}`);
-  return createHash('sha256').update((fn as () => void).toString()).digest('hex');
+  return createHash('sha256')
+    .update((fn as () => void).toString())
+    .digest('hex');
 }
 
 test(`tripwire: every nodemailer method nodemailer-internals.ts calls or replaces is the one of nodemailer ${PINNED}`, () => {
   for (const [method, hash] of Object.entries(CALLED)) {
-    assert.equal(sourceHash(method), hash, `nodemailer ${installed} changed SMTPConnection.${method}: re-read its use in ${FILE} and update the hash (taken from ${PINNED})`);
+    assert.equal(
+      sourceHash(method),
+      hash,
+      `nodemailer ${installed} changed SMTPConnection.${method}: re-read its use in ${FILE} and update the hash (taken from ${PINNED})`,
+    );
   }
 });
 
 test(`tripwire: every nodemailer method behind the fields nodemailer-internals.ts reads is the one of nodemailer ${PINNED}`, () => {
   for (const [method, hash] of Object.entries(RELIED_ON)) {
-    assert.equal(sourceHash(method), hash, `nodemailer ${installed} changed SMTPConnection.${method}: re-read what ${FILE} expects of it and update the hash (taken from ${PINNED})`);
+    assert.equal(
+      sourceHash(method),
+      hash,
+      `nodemailer ${installed} changed SMTPConnection.${method}: re-read what ${FILE} expects of it and update the hash (taken from ${PINNED})`,
+    );
   }
 });
 
 test('tripwire: the private members nodemailer-internals.ts uses exist with the expected types, and each accessor works', async () => {
   const downstream = await startDownstream({ sizeLimitBytes: 12345 });
   const smtp = await connected(downstream.port);
-  const where = (member: string): string => `nodemailer ${installed}: SMTPConnection.${member} is not what ${FILE} expects: re-read it`;
+  const where = (member: string): string =>
+    `nodemailer ${installed}: SMTPConnection.${member} is not what ${FILE} expects: re-read it`;
   const raw = smtp as unknown as Record<string, unknown>;
   assert.ok(Array.isArray(raw._supportedExtensions), where('_supportedExtensions'));
   assert.equal(typeof raw._maxAllowedSize, 'number', where('_maxAllowedSize'));
@@ -85,7 +96,11 @@ test('tripwire: the private members nodemailer-internals.ts uses exist with the 
   assert.match(reply, /^250 /, where('_createSendStream (reply to the final dot)'));
   assert.equal(downstream.received.length, 1);
   assert.equal(downstream.received[0]!.mailArgs.BODY, '8BITMIME', where('_sendCommand (rewritten line)'));
-  assert.equal(downstream.received[0]!.data.toString('latin1'), 'Subject: t\r\n\r\n.dot\r\n', where('_createSendStream (dot-stuffing)'));
+  assert.equal(
+    downstream.received[0]!.data.toString('latin1'),
+    'Subject: t\r\n\r\n.dot\r\n',
+    where('_createSendStream (dot-stuffing)'),
+  );
   smtp.close();
   await downstream.close();
 });

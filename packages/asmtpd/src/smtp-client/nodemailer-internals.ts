@@ -81,7 +81,7 @@ export function announcedSizeLimit(c: NodemailerConnection): number {
  */
 export function envelopeSoFar(c: NodemailerConnection): { accepted: string[]; rejectedErrors: NodemailerFailure[] } {
   const env = internals(c)._envelope;
-  return { accepted: [...(env ? env.accepted ?? [] : [])], rejectedErrors: env ? env.rejectedErrors ?? [] : [] };
+  return { accepted: [...(env ? (env.accepted ?? []) : [])], rejectedErrors: env ? (env.rejectedErrors ?? []) : [] };
 }
 
 /**
@@ -122,6 +122,9 @@ export function rewriteCommandLines(c: NodemailerConnection, rewrite: (line: str
  * the final dot; `callback` gets the reply (SMTP) or the last of the replies (LMTP, one per
  * recipient of setDataEnvelope). Upstream: none; a public data step would remove it.
  */
-export function openDataStream(c: NodemailerConnection, callback: (err: NodemailerFailure | null, line?: string) => void): NodeJS.WritableStream {
+export function openDataStream(
+  c: NodemailerConnection,
+  callback: (err: NodemailerFailure | null, line?: string) => void,
+): NodeJS.WritableStream {
   return internals(c)._createSendStream(callback);
 }

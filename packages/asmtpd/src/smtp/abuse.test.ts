@@ -51,14 +51,20 @@ test('unadvertised: after HELO, a second command before the reply, or in the sam
   same.d.replied(250, ['mx']);
   same.d.input(b('MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n'), false);
   same.d.input(b('DATA\r\nSubject: x\r\n'), false);
-  assert.deepEqual(same.seen.map(([k, d]) => [k, d.after]), [['unadvertised', 'MAIL']]);
+  assert.deepEqual(
+    same.seen.map(([k, d]) => [k, d.after]),
+    [['unadvertised', 'MAIL']],
+  );
 });
 
 test('unadvertised: pipelining the EHLO itself; allowed once the EHLO reply offered PIPELINING', () => {
   const early = detector();
   early.d.replied(220, ['mx']);
   early.d.input(b('EHLO x\r\nMAIL FROM:<a@b>\r\n'), false);
-  assert.deepEqual(early.seen.map(([k, d]) => [k, d.after]), [['unadvertised', 'EHLO']]);
+  assert.deepEqual(
+    early.seen.map(([k, d]) => [k, d.after]),
+    [['unadvertised', 'EHLO']],
+  );
 
   const rfc2920 = detector();
   rfc2920.d.replied(220, ['mx']);
@@ -74,7 +80,10 @@ test('unadvertised: pipelining the EHLO itself; allowed once the EHLO reply offe
   // a new EHLO withdraws the offer until its own reply
   rfc2920.d.dispatched('EHLO');
   rfc2920.d.input(b('MAIL FROM:<a@b>\r\n'), false);
-  assert.deepEqual(rfc2920.seen.map(([k, d]) => [k, d.after]), [['unadvertised', 'EHLO']]);
+  assert.deepEqual(
+    rfc2920.seen.map(([k, d]) => [k, d.after]),
+    [['unadvertised', 'EHLO']],
+  );
 
   const noOffer = detector(); // an EHLO reply without PIPELINING offers nothing
   noOffer.d.replied(220, ['mx']);
@@ -96,7 +105,10 @@ test('unadvertised: bytes after the end-of-data dot, or before its reply, withou
   late.d.replied(220, ['mx']);
   late.d.messageEnded(b(''));
   late.d.input(b('QUIT\r\n'), false);
-  assert.deepEqual(late.seen.map(([k, d]) => [k, d.after]), [['unadvertised', '.']]);
+  assert.deepEqual(
+    late.seen.map(([k, d]) => [k, d.after]),
+    [['unadvertised', '.']],
+  );
 });
 
 test('message content is never read as commands; post reported once with the line', () => {
@@ -114,10 +126,28 @@ test('message content is never read as commands; post reported once with the lin
 });
 
 test('isHttpRequestLine and commandVerb', () => {
-  for (const l of ['POST / HTTP/1.1', 'get http://x/ HTTP/1.0', 'CONNECT mx.example:25 HTTP/1.1', 'Head /', 'PUT /x HTTP/1.1', 'OPTIONS * HTTP/1.0', 'POST x']) {
+  for (const l of [
+    'POST / HTTP/1.1',
+    'get http://x/ HTTP/1.0',
+    'CONNECT mx.example:25 HTTP/1.1',
+    'Head /',
+    'PUT /x HTTP/1.1',
+    'OPTIONS * HTTP/1.0',
+    'POST x',
+  ]) {
     assert.equal(isHttpRequestLine(l), true, l);
   }
-  for (const l of ['POST', 'GETTER x', 'HELO get', 'HELP', 'EHLO head', 'MAIL FROM:<post@x>', 'PUT /x', 'Host: example.org', '']) {
+  for (const l of [
+    'POST',
+    'GETTER x',
+    'HELO get',
+    'HELP',
+    'EHLO head',
+    'MAIL FROM:<post@x>',
+    'PUT /x',
+    'Host: example.org',
+    '',
+  ]) {
     assert.equal(isHttpRequestLine(l), false, l);
   }
   assert.equal(commandVerb('mail FROM:<a@b>'), 'MAIL');

@@ -88,7 +88,8 @@ export class AbuseDetector {
 
   replied(code: number, lines: readonly string[]): void {
     this.greeted = true;
-    if (this.awaiting === 'EHLO' && code === 250 && lines.slice(1).some((l) => /^PIPELINING\b/i.test(l))) this.offered = true;
+    if (this.awaiting === 'EHLO' && code === 250 && lines.slice(1).some((l) => /^PIPELINING\b/i.test(l)))
+      this.offered = true;
     this.awaiting = null;
   }
 

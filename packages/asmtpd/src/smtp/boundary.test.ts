@@ -39,27 +39,48 @@ function sourceHash(name: string): string {
   const [cls, method] = name.split('.') as [string, string];
   const fn = (CLASSES[cls]!.prototype as Record<string, unknown>)[method];
   assert.equal(typeof fn, 'function', `smtp-server ${installed} has no ${name}: re-read ${FILE}`);
-  return createHash('sha256').update((fn as () => void).toString()).digest('hex');
+  return createHash('sha256')
+    .update((fn as () => void).toString())
+    .digest('hex');
 }
 
 test(`tripwire: every smtp-server method boundary.ts overrides is the one of smtp-server ${PINNED}`, () => {
   for (const [name, hash] of Object.entries(OVERRIDDEN)) {
-    assert.equal(sourceHash(name), hash, `smtp-server ${installed} changed ${name}: re-read the override in ${FILE} and update the hash (taken from ${PINNED})`);
+    assert.equal(
+      sourceHash(name),
+      hash,
+      `smtp-server ${installed} changed ${name}: re-read the override in ${FILE} and update the hash (taken from ${PINNED})`,
+    );
   }
 });
 
 test(`tripwire: every smtp-server method boundary.ts relies on is the one of smtp-server ${PINNED}`, () => {
   for (const [name, hash] of Object.entries(RELIED_ON)) {
-    assert.equal(sourceHash(name), hash, `smtp-server ${installed} changed ${name}: re-read what ${FILE} expects of it and update the hash (taken from ${PINNED})`);
+    assert.equal(
+      sourceHash(name),
+      hash,
+      `smtp-server ${installed} changed ${name}: re-read what ${FILE} expects of it and update the hash (taken from ${PINNED})`,
+    );
   }
 });
 
 test('tripwire: the overrides in boundary.ts are exactly the ones with a hash', () => {
   const overrides = (cls: { prototype: object }, base: { prototype: object }, prefix: string): string[] =>
-    Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== 'constructor' && n in base.prototype).map((n) => `${prefix}.${n}`);
-  const found = [...overrides(BoundaryServer, SMTPServer, 'SMTPServer'), ...overrides(BoundaryConnection, SMTPConnection, 'SMTPConnection')].sort();
-  const hashed = Object.keys(OVERRIDDEN).filter((n) => !n.startsWith('SMTPStream.')).sort();
-  assert.deepEqual(found, hashed, `the overrides in ${FILE} and the hashes in boundary.test.ts differ: add the hash of each overridden method`);
+    Object.getOwnPropertyNames(cls.prototype)
+      .filter((n) => n !== 'constructor' && n in base.prototype)
+      .map((n) => `${prefix}.${n}`);
+  const found = [
+    ...overrides(BoundaryServer, SMTPServer, 'SMTPServer'),
+    ...overrides(BoundaryConnection, SMTPConnection, 'SMTPConnection'),
+  ].sort();
+  const hashed = Object.keys(OVERRIDDEN)
+    .filter((n) => !n.startsWith('SMTPStream.'))
+    .sort();
+  assert.deepEqual(
+    found,
+    hashed,
+    `the overrides in ${FILE} and the hashes in boundary.test.ts differ: add the hash of each overridden method`,
+  );
 });
 
 test('tripwire: the private members boundary.ts reads exist with the expected types', async () => {
@@ -68,11 +89,13 @@ test('tripwire: the private members boundary.ts reads exist with the expected ty
   const client = await openClient(port);
   assert.match(await client.line(), /^220 /);
   const conn = [...server.connections][0] as unknown as Record<string, unknown>;
-  const where = (member: string): string => `smtp-server ${installed}: ${member} is not what ${FILE} expects: re-read it`;
+  const where = (member: string): string =>
+    `smtp-server ${installed}: ${member} is not what ${FILE} expects: re-read it`;
   assert.ok(conn instanceof BoundaryConnection, where('connect() constructing the connection'));
   assert.equal(conn._server, server, where('SMTPConnection._server'));
   assert.ok(conn._socket instanceof Socket, where('SMTPConnection._socket'));
-  for (const flag of ['_ready', '_closing', '_closed']) assert.equal(typeof conn[flag], 'boolean', where(`SMTPConnection.${flag}`));
+  for (const flag of ['_ready', '_closing', '_closed'])
+    assert.equal(typeof conn[flag], 'boolean', where(`SMTPConnection.${flag}`));
   assert.equal(typeof conn._unrecognizedCommands, 'number', where('SMTPConnection._unrecognizedCommands'));
   assert.equal(conn._nextHandler, false, where('SMTPConnection._nextHandler'));
   assert.equal(typeof (conn.session as { id?: unknown }).id, 'string', where('SMTPConnection.session'));
@@ -81,7 +104,11 @@ test('tripwire: the private members boundary.ts reads exist with the expected ty
   assert.equal(typeof parser.isClosed, 'boolean', where('SMTPStream.isClosed'));
   assert.equal(typeof parser._dataMode, 'boolean', where('SMTPStream._dataMode'));
   assert.ok(server.connections instanceof Set, where('SMTPServer.connections'));
-  assert.equal(typeof Object.getOwnPropertyDescriptor(Socket.prototype, 'readyState')?.get, 'function', 'node: Socket.prototype.readyState is no getter');
+  assert.equal(
+    typeof Object.getOwnPropertyDescriptor(Socket.prototype, 'readyState')?.get,
+    'function',
+    'node: Socket.prototype.readyState is no getter',
+  );
   client.end();
   await close(server);
 });
@@ -159,11 +186,19 @@ function recordingHooks(greetingDelayMs = 0): { hooks: BoundaryHooks; seen: Seen
 }
 
 function quietOptions(): SMTPServerOptions {
-  return { logger: false, disableReverseLookup: true, hideSTARTTLS: true, disabledCommands: ['AUTH', 'STARTTLS'], name: 'mx.test' };
+  return {
+    logger: false,
+    disableReverseLookup: true,
+    hideSTARTTLS: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    name: 'mx.test',
+  };
 }
 
 function listen(server: SMTPServer): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
+  );
 }
 
 function close(server: SMTPServer): Promise<void> {

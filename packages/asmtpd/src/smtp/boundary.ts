@@ -93,7 +93,10 @@ export function createBoundaryServer(options: SMTPServerOptions, hooks: Boundary
 }
 
 export class BoundaryServer extends SMTPServer {
-  constructor(options: SMTPServerOptions, readonly hooks: BoundaryHooks) {
+  constructor(
+    options: SMTPServerOptions,
+    readonly hooks: BoundaryHooks,
+  ) {
     super(options);
   }
 
@@ -158,9 +161,13 @@ export class BoundaryConnection extends SMTPConnection {
     if ('error' in parsed) return false;
     // RFC 6531: a non-ASCII address only in a transaction that MAIL FROM opened with SMTPUTF8
     const mailFrom = this.session?.envelope?.mailFrom;
-    const smtputf8 = verb === 'MAIL FROM'
-      ? parsed.args !== false && parsed.args.SMTPUTF8 !== undefined
-      : mailFrom !== undefined && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.SMTPUTF8 !== undefined;
+    const smtputf8 =
+      verb === 'MAIL FROM'
+        ? parsed.args !== false && parsed.args.SMTPUTF8 !== undefined
+        : mailFrom !== undefined &&
+          mailFrom !== false &&
+          mailFrom.args !== false &&
+          mailFrom.args?.SMTPUTF8 !== undefined;
     if (/[^\x00-\x7f]/.test(parsed.address) && !smtputf8) return false;
     // a parameter given twice (parsed.duplicate): smtp-server answers 501 5.5.4 itself
     return parsed as unknown as ParsedAddress;

@@ -28,7 +28,18 @@ export class ConnectionTable {
   private active = 0;
 
   add(id: string, conn: SmtpConnectionHandle): ConnState {
-    const st: ConnState = { conn, socket: null, halfClosed: false, gone: false, session: null, ip: '', counted: false, timer: null, errors: 0, closing: false };
+    const st: ConnState = {
+      conn,
+      socket: null,
+      halfClosed: false,
+      gone: false,
+      session: null,
+      ip: '',
+      counted: false,
+      timer: null,
+      errors: 0,
+      closing: false,
+    };
     this.byId.set(id, st);
     return st;
   }

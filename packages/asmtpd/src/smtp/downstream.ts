@@ -34,7 +34,13 @@ export async function askDownstream(rt: Runtime, tx: Transaction, address: strin
   if (tx.downstream === 'unverified') return { reply: null, source: 'unverified', detail: {} };
   const holdOnFailure = rt.config.holdOnFailure;
   if (!tx.downstream) {
-    const env = { id: tx.id, from: tx.from, smtputf8: tx.smtputf8, eightBit: tx.eightBit, ...(tx.declaredSize !== undefined ? { size: tx.declaredSize } : {}) };
+    const env = {
+      id: tx.id,
+      from: tx.from,
+      smtputf8: tx.smtputf8,
+      eightBit: tx.eightBit,
+      ...(tx.declaredSize !== undefined ? { size: tx.declaredSize } : {}),
+    };
     const b = await rt.relay.begin(env, tx.log);
     if (b.kind === 'busy') {
       tx.downstream = 'unverified';
@@ -46,7 +52,11 @@ export async function askDownstream(rt: Runtime, tx: Transaction, address: strin
         tx.downstream = 'unverified';
         return { reply: null, source: 'unreachable', detail: ours };
       }
-      return { reply: plainReply(b.reply), source: ours.detail !== undefined ? 'unreachable' : 'mail-refused', detail: ours };
+      return {
+        reply: plainReply(b.reply),
+        source: ours.detail !== undefined ? 'unreachable' : 'mail-refused',
+        detail: ours,
+      };
     }
     tx.downstream = b.tx;
   }
@@ -54,11 +64,17 @@ export async function askDownstream(rt: Runtime, tx: Transaction, address: strin
   if (!refusal) return { reply: null, source: 'accepted', detail: {} };
   const ours = detailOf(refusal);
   // our own failure (the session broke): with HoldOnFailure the recipient is taken and held if need be
-  if (ours.detail !== undefined && refusal.code < 500 && holdOnFailure) return { reply: null, source: 'unreachable', detail: ours };
+  if (ours.detail !== undefined && refusal.code < 500 && holdOnFailure)
+    return { reply: null, source: 'unreachable', detail: ours };
   return { reply: plainReply(refusal), source: ours.detail !== undefined ? 'unreachable' : 'refused', detail: ours };
 }
 
-export async function deliverMessage(rt: Runtime, tx: Transaction, msg: OutgoingMessage, gone: () => boolean): Promise<DeliveryResult | { kind: 'abandoned' }> {
+export async function deliverMessage(
+  rt: Runtime,
+  tx: Transaction,
+  msg: OutgoingMessage,
+  gone: () => boolean,
+): Promise<DeliveryResult | { kind: 'abandoned' }> {
   const down = tx.downstream;
   if (down && down !== 'unverified') {
     tx.downstream = undefined;

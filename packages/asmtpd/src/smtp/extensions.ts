@@ -32,7 +32,11 @@ export function advertised(rt: Runtime): Advertised {
   if (!rt.relay.capabilities) return { smtputf8: true, eightBitMime: true, size: max };
   const caps = rt.relay.capabilities();
   if (!caps) return { smtputf8: false, eightBitMime: false, size: max };
-  return { smtputf8: caps.smtputf8, eightBitMime: caps.eightBitMime, size: caps.sizeLimit > 0 ? Math.min(max, caps.sizeLimit) : max };
+  return {
+    smtputf8: caps.smtputf8,
+    eightBitMime: caps.eightBitMime,
+    size: caps.sizeLimit > 0 ? Math.min(max, caps.sizeLimit) : max,
+  };
 }
 
 export function applyAdvertised(options: Record<string, unknown>, rt: Runtime): Advertised {

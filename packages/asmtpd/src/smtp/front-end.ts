@@ -87,7 +87,11 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       });
       socket.once('end', () => {
         st.halfClosed = true;
-        if (!st.closing) st.session?.log.info('session.half_closed', { ip: st.session.client.ip, in_transaction: st.session.tx !== null });
+        if (!st.closing)
+          st.session?.log.info('session.half_closed', {
+            ip: st.session.client.ip,
+            in_transaction: st.session.tx !== null,
+          });
       });
     },
     onInputEnd(connId, inData) {
@@ -171,56 +175,61 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   const makeServer = (): SMTPServer => {
-  const cfg0 = deps.runtime().config;
-  const server = createBoundaryServer({
-    name: cfg0.hostname,
-    banner: 'asmtpd',
-    size: cfg0.maxMsgSizeBytes,
-    maxRecipients: cfg0.maxRcpts,
-    socketTimeout: Math.max(cfg0.smtpTimeoutMs, cfg0.dataTimeoutMs) + 60_000,
-    closeTimeout: 30_000,
-    disableReverseLookup: true,
-    authOptional: true,
-    hideDSN: true,
-    hideENHANCEDSTATUSCODES: false,
-    hideSTARTTLS: true,
-    hideREQUIRETLS: true,
-    disabledCommands: ['AUTH', 'STARTTLS'],
-    maxCommandLength: 64 * 1024,
-    // a half-closed client still gets its replies (see the header)
-    allowHalfOpen: true,
-    logger: deps.verbose ? wireLogger((cid) => table.get(cid)?.session?.log ?? null) : false,
-    onConnect: (session, callback) => onConnect(connectDeps, session, callback),
-    onMailFrom: (address, session, callback) => onMailFrom(txDeps, address, session, callback),
-    onRcptTo: (address, session, callback) => onRcptTo(txDeps, address, session, callback),
-    onData: (stream, session, callback) => onData(txDeps, stream, session, callback),
-    onClose(session: SMTPServerSession) {
-      const st = table.remove(session.id);
-      const s = st?.session;
-      if (st) st.gone = true;
-      if (s?.tx) abortDownstream(s.tx);
-      if (s) {
-        s.log.info('session.end', { ip: s.client.ip, ms: Date.now() - s.startedAt, ...s.counts });
-      }
-    },
-  }, hooks);
-  // smtp-server reports a socket error of a session here (and drops quiet ones outside a
-  // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
-  server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
-    const fields = { ip: err.remoteAddress, code: err.code, error: err.message };
-    if (err.code !== undefined && CLIENT_GONE.has(err.code)) log.info('session.reset', fields);
-    else log.error('session.error', fields);
-  });
-  return server;
+    const cfg0 = deps.runtime().config;
+    const server = createBoundaryServer(
+      {
+        name: cfg0.hostname,
+        banner: 'asmtpd',
+        size: cfg0.maxMsgSizeBytes,
+        maxRecipients: cfg0.maxRcpts,
+        socketTimeout: Math.max(cfg0.smtpTimeoutMs, cfg0.dataTimeoutMs) + 60_000,
+        closeTimeout: 30_000,
+        disableReverseLookup: true,
+        authOptional: true,
+        hideDSN: true,
+        hideENHANCEDSTATUSCODES: false,
+        hideSTARTTLS: true,
+        hideREQUIRETLS: true,
+        disabledCommands: ['AUTH', 'STARTTLS'],
+        maxCommandLength: 64 * 1024,
+        // a half-closed client still gets its replies (see the header)
+        allowHalfOpen: true,
+        logger: deps.verbose ? wireLogger((cid) => table.get(cid)?.session?.log ?? null) : false,
+        onConnect: (session, callback) => onConnect(connectDeps, session, callback),
+        onMailFrom: (address, session, callback) => onMailFrom(txDeps, address, session, callback),
+        onRcptTo: (address, session, callback) => onRcptTo(txDeps, address, session, callback),
+        onData: (stream, session, callback) => onData(txDeps, stream, session, callback),
+        onClose(session: SMTPServerSession) {
+          const st = table.remove(session.id);
+          const s = st?.session;
+          if (st) st.gone = true;
+          if (s?.tx) abortDownstream(s.tx);
+          if (s) {
+            s.log.info('session.end', { ip: s.client.ip, ms: Date.now() - s.startedAt, ...s.counts });
+          }
+        },
+      },
+      hooks,
+    );
+    // smtp-server reports a socket error of a session here (and drops quiet ones outside a
+    // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
+    server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
+      const fields = { ip: err.remoteAddress, code: err.code, error: err.message };
+      if (err.code !== undefined && CLIENT_GONE.has(err.code)) log.info('session.reset', fields);
+      else log.error('session.error', fields);
+    });
+    return server;
   };
   const servers: SMTPServer[] = [];
   let lastAdvertised = '';
   const advertiseNow = (): void => {
     let a: ReturnType<typeof applyAdvertised> | null = null;
-    for (const server of servers) a = applyAdvertised(server.options as unknown as Record<string, unknown>, deps.runtime());
+    for (const server of servers)
+      a = applyAdvertised(server.options as unknown as Record<string, unknown>, deps.runtime());
     const text = a ? JSON.stringify(a) : '';
     if (a && text !== lastAdvertised) {
-      if (lastAdvertised !== '') log.info('relay.capabilities', { smtputf8: a.smtputf8, eightbitmime: a.eightBitMime, size: a.size });
+      if (lastAdvertised !== '')
+        log.info('relay.capabilities', { smtputf8: a.smtputf8, eightbitmime: a.eightBitMime, size: a.size });
       lastAdvertised = text;
     }
   };

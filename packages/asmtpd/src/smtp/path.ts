@@ -120,7 +120,9 @@ function parseParams(s: string): { value: Record<string, string | true> | false;
       out[key] = true;
       continue;
     }
-    const value = word.slice(eq + 1).replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+    const value = word
+      .slice(eq + 1)
+      .replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
     if (CONTROL.test(value)) return { error: `control characters in parameter ${key}` };
     out[key] = value;
   }

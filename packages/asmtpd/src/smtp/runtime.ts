@@ -51,7 +51,13 @@ export interface Runtime {
   facts(ip: string, log: Logger): ClientFacts;
 }
 
-export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, log: Logger, services: RuntimeServices = {}): Runtime {
+export function buildRuntime(
+  config: Config,
+  relay: Relay,
+  run: ScriptRunner,
+  log: Logger,
+  services: RuntimeServices = {},
+): Runtime {
   const onIssues = (issues: readonly { file: string; line: number; message: string }[]): void => {
     for (const i of issues) log.warn('config.error', { warning: formatIssue(i) });
   };
@@ -61,7 +67,15 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
   const domains = config.domainFile ? createDomainTable(config.domainFile, { onIssues }) : null;
   const localDomains = new Set(config.localDomains.map(normalizeDomain));
   const route = (address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route> =>
-    routeRecipient(address, { localDomains, mayRelay, sourceRoute, accounts, separator: config.separator, aliases, domains });
+    routeRecipient(address, {
+      localDomains,
+      mayRelay,
+      sourceRoute,
+      accounts,
+      separator: config.separator,
+      aliases,
+      domains,
+    });
   const policy: PolicyDeps = {
     run,
     avengerAccount: (): Promise<Account | null> => avengerAccounts.lookup(config.avengerUser),
@@ -74,7 +88,10 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
     helperEnv: services.helperEnv?.(config) ?? {},
   };
   const resolver = (services.resolver ?? createDnsResolver)({
-    kind: config.dnsResolver, servers: config.dnsServers, protocol: config.dnsProtocol, timeoutMs: config.dnsTimeoutMs,
+    kind: config.dnsResolver,
+    servers: config.dnsServers,
+    protocol: config.dnsProtocol,
+    timeoutMs: config.dnsTimeoutMs,
   });
   const prober = config.smtpCallback && services.prober ? services.prober(config, resolver, log) : null;
   const isOwnDomain = (domain: string): boolean => {
@@ -86,7 +103,14 @@ export function buildRuntime(config: Config, relay: Relay, run: ScriptRunner, lo
   const relayNets = networkSet(config.relayNets);
   // RelayNet clients are our own: their senders are not probed
   const facts = (ip: string, sessionLog: Logger): ClientFacts =>
-    createClientFacts(ip, { config, resolver, prober: relayNets.has(ip) ? null : prober, isOwnDomain, net, log: sessionLog,
-      ...(spfHostsRecord ? { spfHostsRecord } : {}) });
+    createClientFacts(ip, {
+      config,
+      resolver,
+      prober: relayNets.has(ip) ? null : prober,
+      isOwnDomain,
+      net,
+      log: sessionLog,
+      ...(spfHostsRecord ? { spfHostsRecord } : {}),
+    });
   return { config, localDomains, relayNets, accounts, aliases, domains, relay, policy, run, route, resolver, facts };
 }

@@ -39,7 +39,11 @@ test('a spool write that fails while the stream waits for drain still ends with 
   // the directory does not exist: the open fails after the first writes were buffered past the
   // high-water mark, so the stream was paused for 'drain' (the same path as ENOSPC on a full DBDir)
   const stream = new PassThrough();
-  const done = spoolMessage(stream, { path: '/nonexistent-asmtpd-dir/spool/x', maxBytes: 10_000_000, bareLineEndings: 'reject' });
+  const done = spoolMessage(stream, {
+    path: '/nonexistent-asmtpd-dir/spool/x',
+    maxBytes: 10_000_000,
+    bareLineEndings: 'reject',
+  });
   const line = Buffer.from('x'.repeat(1022) + '\r\n');
   for (let i = 0; i < 1024; i++) stream.write(line);
   stream.end();

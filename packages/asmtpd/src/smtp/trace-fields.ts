@@ -11,7 +11,13 @@ import { routersOf } from '../facts/client-facts.js';
 import type { Session, Transaction } from './session.js';
 import type { Runtime } from './runtime.js';
 
-export function traceFields(version: string, rt: Runtime, s: Session, tx: Transaction, recipient: string | null): string {
+export function traceFields(
+  version: string,
+  rt: Runtime,
+  s: Session,
+  tx: Transaction,
+  recipient: string | null,
+): string {
   const f = tx.facts;
   const clientName = f?.reverse?.name ?? null;
   const spfField = f?.spf
@@ -32,7 +38,10 @@ export function traceFields(version: string, rt: Runtime, s: Session, tx: Transa
     date: new Date(),
   });
   const xav = xAvengerHeader({
-    version, receiver: rt.config.hostname, clientIp: s.client.ip, clientPort: s.client.port,
+    version,
+    receiver: rt.config.hostname,
+    clientIp: s.client.ip,
+    clientPort: s.client.port,
     ...(clientName ? { clientDns: clientName } : {}),
     ...(f?.bounce && f.bounce.kind !== 'accepted' ? { bounceRes: f.bounce.reply } : {}),
     ...(f?.syn ? { synFp: f.syn.fp, ...(f.syn.os ? { synOs: f.syn.os } : {}) } : {}),

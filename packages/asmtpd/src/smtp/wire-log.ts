@@ -23,7 +23,8 @@ export function wireLogger(sessionLog: (cid: string) => Logger | null): Record<s
     if (!entry || typeof entry.cid !== 'string') return;
     const text = args.length > 0 ? String(args[args.length - 1]) : '';
     if (entry.tnx === 'send' && message === 'S:') sessionLog(entry.cid)?.debug('session.smtp', { reply: cut(text) });
-    else if (entry.tnx === 'command' && message === 'C:') sessionLog(entry.cid)?.debug('session.smtp', { command: cut(text) });
+    else if (entry.tnx === 'command' && message === 'C:')
+      sessionLog(entry.cid)?.debug('session.smtp', { command: cut(text) });
   };
   return { trace: quiet, debug, info: quiet, warn: quiet, error: quiet, fatal: quiet };
 }

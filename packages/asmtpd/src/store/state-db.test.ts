@@ -61,7 +61,10 @@ test('entries survive closing and reopening; the schema is not migrated twice', 
   const second = openStateDb(path);
   t.after(() => second.close());
   assert.equal(second.schemaVersion, SCHEMA_VERSION);
-  assert.deepEqual(second.bounceCache.get('domain:z.test', 5000), { kind: 'refused', reply: '550 5.1.2 z.test: no such domain' });
+  assert.deepEqual(second.bounceCache.get('domain:z.test', 5000), {
+    kind: 'refused',
+    reply: '550 5.1.2 z.test: no such domain',
+  });
 });
 
 test('a file from a newer asmtpd is refused, naming the path, and left as it was', (t) => {
@@ -70,11 +73,17 @@ test('a file from a newer asmtpd is refused, naming the path, and left as it was
   const raw = new Database(path);
   raw.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION + 5);
   raw.close();
-  assert.throws(() => openStateDb(path), (err: unknown) => {
-    assert.ok(err instanceof StateDbError);
-    assert.match(err.message, new RegExp(`${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: schema version ${SCHEMA_VERSION + 5} is newer`));
-    return true;
-  });
+  assert.throws(
+    () => openStateDb(path),
+    (err: unknown) => {
+      assert.ok(err instanceof StateDbError);
+      assert.match(
+        err.message,
+        new RegExp(`${path.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: schema version ${SCHEMA_VERSION + 5} is newer`),
+      );
+      return true;
+    },
+  );
   const check = new Database(path, { readonly: true });
   assert.deepEqual(check.prepare('SELECT version FROM schema_version').all(), [{ version: SCHEMA_VERSION + 5 }]);
   check.close();
@@ -82,7 +91,10 @@ test('a file from a newer asmtpd is refused, naming the path, and left as it was
 
 test('a directory that does not exist is an error naming the path', () => {
   const path = join(tmpdir(), `asmtpd-missing-${process.pid}-${Date.now()}`, 'state.sqlite');
-  assert.throws(() => openStateDb(path), (err: unknown) => err instanceof StateDbError && err.message.startsWith(`state database ${path}: `));
+  assert.throws(
+    () => openStateDb(path),
+    (err: unknown) => err instanceof StateDbError && err.message.startsWith(`state database ${path}: `),
+  );
 });
 
 test('a writer waits for another process holding the write lock (busy timeout) instead of failing', async (t) => {
@@ -102,7 +114,10 @@ test('a writer waits for another process holding the write lock (busy timeout) i
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ${holdMs});
     db.exec('COMMIT');
     db.close();`;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('../..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    cwd: new URL('../..', import.meta.url),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => (d.toString().includes('locked') ? resolve() : undefined));

@@ -98,7 +98,12 @@ export interface Scripted {
   close(): Promise<void>;
 }
 
-export async function startScripted(ip: string, greeting: string | null, answer: (line: string) => string | null, port = 25): Promise<Scripted> {
+export async function startScripted(
+  ip: string,
+  greeting: string | null,
+  answer: (line: string) => string | null,
+  port = 25,
+): Promise<Scripted> {
   const state = { connections: 0, closed: 0 };
   const transcript: string[][] = [];
   const sockets = new Set<net.Socket>();
@@ -162,12 +167,14 @@ export function dnsError(code: string): Error {
 /** Names absent from a table: NXDOMAIN when the name appears nowhere in the zone, else no data. */
 export function fakeResolver(zone: Zone): ProbeResolver & { lookups: string[] } {
   const lookups: string[] = [];
-  const known = (name: string): boolean => [zone.mx, zone.a, zone.aaaa].some((table) => table !== undefined && name in table);
+  const known = (name: string): boolean =>
+    [zone.mx, zone.a, zone.aaaa].some((table) => table !== undefined && name in table);
   const lookup = <T>(type: string, table: Record<string, Answer<T>> | undefined, name: string): Promise<T> => {
     lookups.push(`${type} ${name}`);
     const answer = table?.[name];
     if (answer === undefined) return Promise.reject(dnsError(known(name) ? 'ENODATA' : 'ENOTFOUND'));
-    if (typeof answer === 'object' && answer !== null && 'error' in answer) return Promise.reject(dnsError(answer.error));
+    if (typeof answer === 'object' && answer !== null && 'error' in answer)
+      return Promise.reject(dnsError(answer.error));
     return Promise.resolve(answer as T);
   };
   return {

@@ -50,7 +50,8 @@ function ipv6Header(src: string, dst: string, payloadLength: number, hopLimit: n
   return h;
 }
 
-const US4 = '192.0.2.1', US6 = '2001:db8::1';
+const US4 = '192.0.2.1',
+  US6 = '2001:db8::1';
 
 export function echoReply(family: Family, request: Buffer, from: string): Buffer {
   const r = Buffer.from(request);
@@ -63,10 +64,17 @@ export function echoReply(family: Family, request: Buffer, from: string): Buffer
   return r;
 }
 
-export function icmpError(family: Family, kind: 'time-exceeded' | 'unreachable', request: Buffer, from: string, target: string, o: { quote?: number; code?: number } = {}): Buffer {
+export function icmpError(
+  family: Family,
+  kind: 'time-exceeded' | 'unreachable',
+  request: Buffer,
+  from: string,
+  target: string,
+  o: { quote?: number; code?: number } = {},
+): Buffer {
   const quoted = request.subarray(0, o.quote ?? request.length);
   const head = Buffer.alloc(8);
-  head[0] = family === 4 ? (kind === 'time-exceeded' ? 11 : 3) : (kind === 'time-exceeded' ? 3 : 1);
+  head[0] = family === 4 ? (kind === 'time-exceeded' ? 11 : 3) : kind === 'time-exceeded' ? 3 : 1;
   head[1] = o.code ?? 0;
   if (family === 4) {
     const inner = ipv4(US4, target, 1, quoted, 1);
@@ -139,7 +147,18 @@ export function fakeNetwork(topologyOf: (target: string) => Topology): FakeNetwo
             if (router) answer = [icmpError(family, 'unreachable', packet, router, target, { code: 1 }), router];
           } else if (ttl <= topo.routers.length) {
             const router = topo.routers[ttl - 1];
-            if (router) answer = [icmpError(family, 'time-exceeded', packet, router, target, topo.quote !== undefined ? { quote: topo.quote } : {}), router];
+            if (router)
+              answer = [
+                icmpError(
+                  family,
+                  'time-exceeded',
+                  packet,
+                  router,
+                  target,
+                  topo.quote !== undefined ? { quote: topo.quote } : {},
+                ),
+                router,
+              ];
           } else if (topo.destination) {
             answer = [echoReply(family, packet, topo.destination), topo.destination];
           }

@@ -81,7 +81,11 @@ export async function startDownstream(behaviour: DownstreamBehaviour = {}): Prom
     onRcptTo(address: SMTPServerAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void) {
       cb(behaviour.onRcpt?.(address.address) ?? null);
     },
-    onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string | (string | Error)[]) => void) {
+    onData(
+      stream: SMTPServerDataStream,
+      session: SMTPServerSession,
+      cb: (err?: Error | null, message?: string | (string | Error)[]) => void,
+    ) {
       const chunks: Buffer[] = [];
       let destroyed = false;
       stream.on('data', (c: Buffer) => {
@@ -146,7 +150,14 @@ let messageCounter = 0;
 
 export async function writeMessage(
   dir: string,
-  parts: { body: Buffer | string; headerPrefix?: string; from?: string; to?: string[]; smtputf8?: boolean; eightBit?: boolean },
+  parts: {
+    body: Buffer | string;
+    headerPrefix?: string;
+    from?: string;
+    to?: string[];
+    smtputf8?: boolean;
+    eightBit?: boolean;
+  },
 ): Promise<OutgoingMessage> {
   const spoolPath = join(dir, `spool-${++messageCounter}`);
   const bytes = typeof parts.body === 'string' ? Buffer.from(parts.body, 'utf8') : parts.body;
@@ -157,7 +168,10 @@ export async function writeMessage(
     to: parts.to ?? ['rcpt@example.net'],
     smtputf8: parts.smtputf8 ?? false,
     eightBit: parts.eightBit ?? false,
-    headerPrefix: Buffer.from(parts.headerPrefix ?? 'Received: from test by relay.test; Thu, 21 Nov 2024 05:54:00 +0000\r\n', 'utf8'),
+    headerPrefix: Buffer.from(
+      parts.headerPrefix ?? 'Received: from test by relay.test; Thu, 21 Nov 2024 05:54:00 +0000\r\n',
+      'utf8',
+    ),
     spoolPath,
     size: bytes.length,
   };
@@ -175,11 +189,21 @@ export function captureLogger(lines: LogLine[] = []): Logger & { lines: LogLine[
     log(level, event, fields = {}) {
       lines.push({ level, event, fields });
     },
-    info(event, fields) { logger.log('info', event, fields); },
-    warn(event, fields) { logger.log('warn', event, fields); },
-    error(event, fields) { logger.log('error', event, fields); },
-    debug(event, fields) { logger.log('debug', event, fields); },
-    child() { return logger; },
+    info(event, fields) {
+      logger.log('info', event, fields);
+    },
+    warn(event, fields) {
+      logger.log('warn', event, fields);
+    },
+    error(event, fields) {
+      logger.log('error', event, fields);
+    },
+    debug(event, fields) {
+      logger.log('debug', event, fields);
+    },
+    child() {
+      return logger;
+    },
     setLevel() {},
     flush() {},
   };

@@ -70,7 +70,15 @@ export function createTempUser(): TempUser {
   chmodSync(home, 0o700);
   chmodSync(avengerDir, 0o755);
   return {
-    name, uid, gid, groups: [gid, supplementaryGid], supplementaryGroup, supplementaryGid, base, home, avengerDir,
+    name,
+    uid,
+    gid,
+    groups: [gid, supplementaryGid],
+    supplementaryGroup,
+    supplementaryGid,
+    base,
+    home,
+    avengerDir,
     remove() {
       try {
         runWithRetry('userdel', [name]);
@@ -123,4 +131,13 @@ export function createSpoolDirectory(owner: TempUser): string {
 }
 
 /** Variable names the runner tests let requests set. */
-export const TEST_ENV_NAMES = ['SENDER', 'RECIPIENT', 'MAIL_ERROR', 'DEFAULT', 'N', 'CLIENT_PTR', 'CLIENT_HELO', 'ASMTPD_DNS'];
+export const TEST_ENV_NAMES = [
+  'SENDER',
+  'RECIPIENT',
+  'MAIL_ERROR',
+  'DEFAULT',
+  'N',
+  'CLIENT_PTR',
+  'CLIENT_HELO',
+  'ASMTPD_DNS',
+];

@@ -50,14 +50,21 @@ function octets(s: string): Buffer {
 function resource(name: string, e: ZoneEntry): Record<string, unknown> | undefined {
   const base = { name, class: Packet.CLASS.IN, ttl: 0 };
   switch (e.type) {
-    case 'A': return { ...base, type: Packet.TYPE.A, address: e.value };
-    case 'AAAA': return { ...base, type: Packet.TYPE.AAAA, address: e.value };
-    case 'PTR': return { ...base, type: Packet.TYPE.PTR, domain: e.value.replace(/\.$/, '') };
-    case 'CNAME': return { ...base, type: Packet.TYPE.CNAME, domain: e.value.replace(/\.$/, '') };
-    case 'MX': return { ...base, type: Packet.TYPE.MX, priority: e.priority, exchange: e.exchange === '' ? '' : e.exchange };
+    case 'A':
+      return { ...base, type: Packet.TYPE.A, address: e.value };
+    case 'AAAA':
+      return { ...base, type: Packet.TYPE.AAAA, address: e.value };
+    case 'PTR':
+      return { ...base, type: Packet.TYPE.PTR, domain: e.value.replace(/\.$/, '') };
+    case 'CNAME':
+      return { ...base, type: Packet.TYPE.CNAME, domain: e.value.replace(/\.$/, '') };
+    case 'MX':
+      return { ...base, type: Packet.TYPE.MX, priority: e.priority, exchange: e.exchange === '' ? '' : e.exchange };
     case 'TXT':
-    case 'SPF': return { ...base, type: Packet.TYPE.TXT, data: e.strings.map(octets) };
-    default: return undefined;
+    case 'SPF':
+      return { ...base, type: Packet.TYPE.TXT, data: e.strings.map(octets) };
+    default:
+      return undefined;
   }
 }
 
@@ -83,17 +90,28 @@ export async function startZoneServer(initial: Zone, options: ZoneServerOptions 
       }
       const a = zone.lookup(q.name, type);
       switch (a.kind) {
-        case 'nxdomain': response.header.rcode = Packet.RCODE.NXDOMAIN; break;
-        case 'servfail': response.header.rcode = Packet.RCODE.SERVFAIL; break;
+        case 'nxdomain':
+          response.header.rcode = Packet.RCODE.NXDOMAIN;
+          break;
+        case 'servfail':
+          response.header.rcode = Packet.RCODE.SERVFAIL;
+          break;
         case 'timeout':
           if (hang) return;
           response.header.rcode = Packet.RCODE.SERVFAIL;
           break;
-        case 'nodata': break;
+        case 'nodata':
+          break;
         case 'records': {
           let owner = q.name;
           if (a.cname) {
-            response.answers.push({ name: q.name, class: Packet.CLASS.IN, ttl: 0, type: Packet.TYPE.CNAME, domain: a.cname.target } as never);
+            response.answers.push({
+              name: q.name,
+              class: Packet.CLASS.IN,
+              ttl: 0,
+              type: Packet.TYPE.CNAME,
+              domain: a.cname.target,
+            } as never);
             owner = a.cname.target;
           }
           for (const e of a.records) {
@@ -113,7 +131,9 @@ export async function startZoneServer(initial: Zone, options: ZoneServerOptions 
   return {
     ...(addrs.doh ? { doh: hostPort(addrs.doh.port) } : {}),
     ...(addrs.udp ? { udp: { host, port: addrs.udp.port } } : {}),
-    setZone(z: Zone) { zone = z; },
+    setZone(z: Zone) {
+      zone = z;
+    },
     queries: () => received,
     async close() {
       const doh = (server as unknown as { servers: { doh?: { server: import('node:http').Server } } }).servers.doh;

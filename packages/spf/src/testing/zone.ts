@@ -25,7 +25,11 @@ export type ZoneEntry =
   | { readonly type: 'TXTNONE' | 'TIMEOUT' | 'SERVFAIL' };
 
 export type ZoneAnswer =
-  | { readonly kind: 'records'; readonly records: readonly ZoneEntry[]; readonly cname?: { readonly owner: string; readonly target: string } }
+  | {
+      readonly kind: 'records';
+      readonly records: readonly ZoneEntry[];
+      readonly cname?: { readonly owner: string; readonly target: string };
+    }
   | { readonly kind: 'nxdomain' | 'nodata' | 'timeout' | 'servfail' };
 
 export interface SuiteTest {
@@ -83,7 +87,8 @@ export class Zone {
       const target = norm(cname.value);
       const sub = this.lookup(target, type, false);
       if (sub.kind === 'records') return { kind: 'records', records: sub.records, cname: { owner: name, target } };
-      if (sub.kind === 'nxdomain' || sub.kind === 'nodata') return { kind: 'records', records: [], cname: { owner: name, target } };
+      if (sub.kind === 'nxdomain' || sub.kind === 'nodata')
+        return { kind: 'records', records: [], cname: { owner: name, target } };
       return sub;
     }
     return { kind: 'nodata' };
@@ -129,26 +134,33 @@ export function loadSuite(path: string): Scenario[] {
     tests: Record<string, RawTest>;
     zonedata?: Record<string, Array<string | Record<string, unknown>>>;
   }>;
-  return docs.filter((d) => d !== null && typeof d === 'object').map((d) => {
-    const zone = new Zone();
-    for (const [owner, list] of Object.entries(d.zonedata ?? {})) {
-      for (const item of list ?? []) {
-        if (typeof item === 'string') { zone.add(owner, entryOf(item, true)); continue; }
-        for (const [k, v] of Object.entries(item)) zone.add(owner, entryOf(k, v));
+  return docs
+    .filter((d) => d !== null && typeof d === 'object')
+    .map((d) => {
+      const zone = new Zone();
+      for (const [owner, list] of Object.entries(d.zonedata ?? {})) {
+        for (const item of list ?? []) {
+          if (typeof item === 'string') {
+            zone.add(owner, entryOf(item, true));
+            continue;
+          }
+          for (const [k, v] of Object.entries(item)) zone.add(owner, entryOf(k, v));
+        }
       }
-    }
-    const tests = Object.entries(d.tests).map(([name, t]): SuiteTest => ({
-      scenario: d.description,
-      name,
-      host: String(t.host),
-      mailfrom: t.mailfrom === undefined || t.mailfrom === null ? '' : String(t.mailfrom),
-      helo: t.helo === undefined || t.helo === null ? '' : String(t.helo),
-      results: (Array.isArray(t.result) ? t.result : [t.result]).map((r) => String(r).toLowerCase()),
-      ...(t.explanation !== undefined ? { explanation: String(t.explanation) } : {}),
-      ...(t.spec !== undefined ? { spec: String(t.spec) } : {}),
-    }));
-    return { description: d.description, tests, zone };
-  });
+      const tests = Object.entries(d.tests).map(
+        ([name, t]): SuiteTest => ({
+          scenario: d.description,
+          name,
+          host: String(t.host),
+          mailfrom: t.mailfrom === undefined || t.mailfrom === null ? '' : String(t.mailfrom),
+          helo: t.helo === undefined || t.helo === null ? '' : String(t.helo),
+          results: (Array.isArray(t.result) ? t.result : [t.result]).map((r) => String(r).toLowerCase()),
+          ...(t.explanation !== undefined ? { explanation: String(t.explanation) } : {}),
+          ...(t.spec !== undefined ? { spec: String(t.spec) } : {}),
+        }),
+      );
+      return { description: d.description, tests, zone };
+    });
 }
 
 function dnsError(code: string, name: string): Error {
@@ -164,11 +176,16 @@ export class MemoryResolver implements SpfResolver {
     this.queries++;
     const a = this.zone.lookup(name, type);
     switch (a.kind) {
-      case 'records': return [...a.records];
-      case 'nxdomain': throw dnsError('ENOTFOUND', name);
-      case 'nodata': throw dnsError('ENODATA', name);
-      case 'timeout': throw dnsError('ETIMEOUT', name);
-      case 'servfail': throw dnsError('ESERVFAIL', name);
+      case 'records':
+        return [...a.records];
+      case 'nxdomain':
+        throw dnsError('ENOTFOUND', name);
+      case 'nodata':
+        throw dnsError('ENODATA', name);
+      case 'timeout':
+        throw dnsError('ETIMEOUT', name);
+      case 'servfail':
+        throw dnsError('ESERVFAIL', name);
     }
   }
 

@@ -71,7 +71,11 @@ export interface NetFactsClient {
 /** What CLIENT_SYNFP, CLIENT_SYNOS and the TTL's share of CLIENT_NETHOPS say about one SYN. */
 export function synFact(syn: SynInfo, db: PfosDb | null): SynFact {
   const match = db ? matchFingerprint(db, syn) : null;
-  return { fp: formatFingerprint(syn), os: match ? describeMatch(match) : null, hops: match?.distance ?? hopsFromTtl(syn.ttl) };
+  return {
+    fp: formatFingerprint(syn),
+    os: match ? describeMatch(match) : null,
+    hops: match?.distance ?? hopsFromTtl(syn.ttl),
+  };
 }
 
 /** Read SynFPDB for a configuration; bad lines are logged (and skipped), an unreadable file means no OS guesses. */
@@ -81,12 +85,22 @@ export function loadSynFpDb(path: string | null, log: Logger): PfosDb | null {
   try {
     db = readPfosFile(file);
   } catch (err) {
-    log.warn('synfp.db_error', { file, error: (err as Error).message, note: 'no OS guesses (CLIENT_SYNOS) until it can be read' });
+    log.warn('synfp.db_error', {
+      file,
+      error: (err as Error).message,
+      note: 'no OS guesses (CLIENT_SYNOS) until it can be read',
+    });
     return null;
   }
-  db.errors.slice(0, MAX_DB_ERRORS_LOGGED).forEach((e) => log.warn('synfp.db_error', { file, line: e.line, error: e.message }));
+  db.errors
+    .slice(0, MAX_DB_ERRORS_LOGGED)
+    .forEach((e) => log.warn('synfp.db_error', { file, line: e.line, error: e.message }));
   if (db.errors.length > MAX_DB_ERRORS_LOGGED) {
-    log.warn('synfp.db_error', { file, error: `${db.errors.length - MAX_DB_ERRORS_LOGGED} more bad lines`, skipped: db.errors.length });
+    log.warn('synfp.db_error', {
+      file,
+      error: `${db.errors.length - MAX_DB_ERRORS_LOGGED} more bad lines`,
+      skipped: db.errors.length,
+    });
   }
   return db;
 }
@@ -103,7 +117,10 @@ class Connection implements NetFactsClient {
   private readonly exited: Promise<void>;
   private wantCapture: boolean;
 
-  constructor(private readonly child: ChildProcess, private readonly o: NetFactsOptions) {
+  constructor(
+    private readonly child: ChildProcess,
+    private readonly o: NetFactsOptions,
+  ) {
     this.pid = child.pid ?? -1;
     this.wantCapture = o.capture;
     this.exited = new Promise((resolve) => {
@@ -112,7 +129,13 @@ class Connection implements NetFactsClient {
         for (const done of this.pending.values()) done(null);
         this.pending.clear();
         this.syns.clear();
-        if (!this.closing) o.log.error('netfacts.exit', { pid: this.pid, code, signal, note: 'SYN fingerprints and routes are off until the daemon is restarted' });
+        if (!this.closing)
+          o.log.error('netfacts.exit', {
+            pid: this.pid,
+            code,
+            signal,
+            note: 'SYN fingerprints and routes are off until the daemon is restarted',
+          });
         resolve();
       });
     });
@@ -218,10 +241,18 @@ const SETPRIV = '/usr/bin/setpriv';
 function launcher(account: Account | undefined): string[] {
   if (process.getuid?.() !== 0) return [];
   if (!account) throw new Error('the network facts process needs NetFactsUser when started as root');
-  if (!existsSync(SETPRIV)) throw new Error(`${SETPRIV} is missing: cannot start the network facts process without root`);
+  if (!existsSync(SETPRIV))
+    throw new Error(`${SETPRIV} is missing: cannot start the network facts process without root`);
   return [
-    SETPRIV, `--reuid=${account.uid}`, `--regid=${account.gid}`, '--clear-groups',
-    '--inh-caps=-all,+net_raw', '--ambient-caps=-all,+net_raw', '--bounding-set=-all,+net_raw', '--no-new-privs', '--',
+    SETPRIV,
+    `--reuid=${account.uid}`,
+    `--regid=${account.gid}`,
+    '--clear-groups',
+    '--inh-caps=-all,+net_raw',
+    '--ambient-caps=-all,+net_raw',
+    '--bounding-set=-all,+net_raw',
+    '--no-new-privs',
+    '--',
   ];
 }
 
@@ -260,7 +291,8 @@ export function startNetFacts(o: NetFactsOptions): Promise<NetFactsClient> {
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      if (!ready) reject(new Error(`the network facts process exited before it was ready (${signal ?? `code ${code}`})`));
+      if (!ready)
+        reject(new Error(`the network facts process exited before it was ready (${signal ?? `code ${code}`})`));
     });
     const outLines = new LineSplitter();
     child.stdout?.setEncoding('utf8');
@@ -313,20 +345,30 @@ export async function openNetFacts(
   const settings = { syn_fp: config.synFp === null ? 'auto' : config.synFp, net_path: config.netPath };
   if (!(o.netRaw ?? hasCapability(CAP_NET_RAW))) {
     log.log(asked ? 'warn' : 'info', 'netfacts.off', {
-      ...settings, reason: 'no CAP_NET_RAW: CLIENT_SYNFP, CLIENT_SYNOS and CLIENT_NETHOPS/CLIENT_NETPATH are not gathered (start asmtpd as root)',
+      ...settings,
+      reason:
+        'no CAP_NET_RAW: CLIENT_SYNFP, CLIENT_SYNOS and CLIENT_NETHOPS/CLIENT_NETPATH are not gathered (start asmtpd as root)',
     });
     return null;
   }
   let client: NetFactsClient;
   try {
-    client = await (o.start ?? startNetFacts)({ ports: [config.smtpPort], capture: synOn, log, ...(o.account ? { account: o.account } : {}) });
+    client = await (o.start ?? startNetFacts)({
+      ports: [config.smtpPort],
+      capture: synOn,
+      log,
+      ...(o.account ? { account: o.account } : {}),
+    });
   } catch (err) {
     log.log(asked ? 'warn' : 'info', 'netfacts.off', { ...settings, reason: (err as Error).message });
     return null;
   }
   const captureFailed = synOn && client.captureState !== 'on';
   log.log(captureFailed && asked ? 'warn' : 'info', 'netfacts.start', {
-    pid: client.pid, ...settings, capture: client.captureState, ports: [config.smtpPort],
+    pid: client.pid,
+    ...settings,
+    capture: client.captureState,
+    ports: [config.smtpPort],
     ...(captureFailed ? { note: 'SYN fingerprints are off' } : {}),
   });
   return client;

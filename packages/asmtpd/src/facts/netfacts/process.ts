@@ -23,7 +23,14 @@
 import '@asmtpd/avenger-runner/no-inspector';
 import { readLines } from '@asmtpd/avenger-runner';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
-import { MAX_LINE_BYTES, NETFACTS_PROTOCOL_VERSION, validateRequest, type CaptureState, type ProcessMessage, type Request } from './protocol.js';
+import {
+  MAX_LINE_BYTES,
+  NETFACTS_PROTOCOL_VERSION,
+  validateRequest,
+  type CaptureState,
+  type ProcessMessage,
+  type Request,
+} from './protocol.js';
 import { startSynCapture, type SynCapture } from '../synfp/capture.js';
 import { traceRoute } from '../netpath/trace.js';
 import { createRouteCache } from '../netpath/route-cache.js';
@@ -141,18 +148,29 @@ async function main(): Promise<void> {
   };
 
   if (args.capture) await setCapture(true);
-  readLines(process.stdin, {
-    onLine: handleLine,
-    onFatal(err) {
-      log(`fatal: ${err.message}`);
-      process.exit(1);
+  readLines(
+    process.stdin,
+    {
+      onLine: handleLine,
+      onFatal(err) {
+        log(`fatal: ${err.message}`);
+        process.exit(1);
+      },
+      onEnd() {
+        capture?.close();
+        process.exit(0);
+      },
     },
-    onEnd() {
-      capture?.close();
-      process.exit(0);
-    },
-  }, MAX_LINE_BYTES);
-  send({ kind: 'ready', version: NETFACTS_PROTOCOL_VERSION, pid: process.pid, uid: process.getuid?.() ?? -1, netRaw: hasCapability(CAP_NET_RAW), capture: state });
+    MAX_LINE_BYTES,
+  );
+  send({
+    kind: 'ready',
+    version: NETFACTS_PROTOCOL_VERSION,
+    pid: process.pid,
+    uid: process.getuid?.() ?? -1,
+    netRaw: hasCapability(CAP_NET_RAW),
+    capture: state,
+  });
 }
 
 void main();

@@ -4,8 +4,10 @@ import { isSynInfo, LineSplitter, validateRequest } from './protocol.js';
 import { parseSynPacket } from '../synfp/syn-packet.js';
 
 test('route and capture requests are checked field by field', () => {
-  assert.deepEqual(validateRequest({ id: 3, op: 'route', ip: '192.0.2.1', maxHops: 30, timeoutMs: 5000 }),
-    { ok: true, request: { id: 3, op: 'route', ip: '192.0.2.1', maxHops: 30, timeoutMs: 5000 } });
+  assert.deepEqual(validateRequest({ id: 3, op: 'route', ip: '192.0.2.1', maxHops: 30, timeoutMs: 5000 }), {
+    ok: true,
+    request: { id: 3, op: 'route', ip: '192.0.2.1', maxHops: 30, timeoutMs: 5000 },
+  });
   assert.deepEqual(validateRequest({ op: 'capture', on: false }), { ok: true, request: { op: 'capture', on: false } });
   const bad: [unknown, number | null, RegExp][] = [
     [null, null, /not an object/],
@@ -35,7 +37,8 @@ test('LineSplitter keeps partial lines and refuses endless ones', () => {
 });
 
 test('a SynInfo survives the JSON trip; anything else is refused', () => {
-  const hex = '4500003c8c5b40004006b05e7f0000017f000001c91ebd771ba886b100000000a002ffd7fe3000000204ffd70402080a67ea0332000000000103030a';
+  const hex =
+    '4500003c8c5b40004006b05e7f0000017f000001c91ebd771ba886b100000000a002ffd7fe3000000204ffd70402080a67ea0332000000000103030a';
   const syn = parseSynPacket(Buffer.from(hex, 'hex'))!;
   assert.ok(isSynInfo(JSON.parse(JSON.stringify(syn))));
   assert.equal(isSynInfo({ ...syn, ttl: 300 }), false);

@@ -42,8 +42,11 @@ export type Request =
   | { op: 'capture'; on: boolean }
   | { id: number; op: 'route'; ip: string; maxHops: number; timeoutMs: number };
 
-export function validateRequest(value: unknown): { ok: true; request: Request } | { ok: false; id: number | null; reason: string } {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, id: null, reason: 'bad request: not an object' };
+export function validateRequest(
+  value: unknown,
+): { ok: true; request: Request } | { ok: false; id: number | null; reason: string } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, id: null, reason: 'bad request: not an object' };
   const v = value as Record<string, unknown>;
   if (v.op === 'capture') {
     if (typeof v.on !== 'boolean') return { ok: false, id: null, reason: 'bad request: capture needs on: true|false' };
@@ -52,12 +55,18 @@ export function validateRequest(value: unknown): { ok: true; request: Request } 
   const id = typeof v.id === 'number' && Number.isSafeInteger(v.id) && v.id >= 0 ? v.id : null;
   if (v.op !== 'route') return { ok: false, id, reason: `bad request: unknown op ${JSON.stringify(v.op)}` };
   if (id === null) return { ok: false, id, reason: 'bad request: route needs a numeric id' };
-  if (typeof v.ip !== 'string' || v.ip.length > 64 || isIP(v.ip) === 0) return { ok: false, id, reason: 'bad request: ip is not an IP address' };
+  if (typeof v.ip !== 'string' || v.ip.length > 64 || isIP(v.ip) === 0)
+    return { ok: false, id, reason: 'bad request: ip is not an IP address' };
   const { maxHops, timeoutMs } = v;
   if (typeof maxHops !== 'number' || !Number.isInteger(maxHops) || maxHops < 1 || maxHops > MAX_ROUTE_HOPS) {
     return { ok: false, id, reason: `bad request: maxHops must be 1-${MAX_ROUTE_HOPS}` };
   }
-  if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < 100 || timeoutMs > MAX_ROUTE_TIMEOUT_MS) {
+  if (
+    typeof timeoutMs !== 'number' ||
+    !Number.isInteger(timeoutMs) ||
+    timeoutMs < 100 ||
+    timeoutMs > MAX_ROUTE_TIMEOUT_MS
+  ) {
     return { ok: false, id, reason: `bad request: timeoutMs must be 100-${MAX_ROUTE_TIMEOUT_MS}` };
   }
   return { ok: true, request: { id, op: 'route', ip: v.ip, maxHops, timeoutMs } };
@@ -75,9 +84,21 @@ export function isSynInfo(v: unknown): v is SynInfo {
   if (typeof v !== 'object' || v === null) return false;
   const s = v as Record<string, unknown>;
   const int = (x: unknown, max: number): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
-  return (s.family === 4 || s.family === 6) && typeof s.srcIp === 'string' && typeof s.dstIp === 'string'
-    && int(s.srcPort, 0xffff) && int(s.dstPort, 0xffff) && int(s.ttl, 255) && (s.df === 0 || s.df === 1)
-    && int(s.totalLength, 0xffff) && int(s.window, 0xffff) && Array.isArray(s.options)
-    && s.options.every((o: unknown) => typeof o === 'object' && o !== null && typeof (o as { kind?: unknown }).kind === 'string')
-    && (s.mss === null || int(s.mss, 0xffff)) && Array.isArray(s.quirks);
+  return (
+    (s.family === 4 || s.family === 6) &&
+    typeof s.srcIp === 'string' &&
+    typeof s.dstIp === 'string' &&
+    int(s.srcPort, 0xffff) &&
+    int(s.dstPort, 0xffff) &&
+    int(s.ttl, 255) &&
+    (s.df === 0 || s.df === 1) &&
+    int(s.totalLength, 0xffff) &&
+    int(s.window, 0xffff) &&
+    Array.isArray(s.options) &&
+    s.options.every(
+      (o: unknown) => typeof o === 'object' && o !== null && typeof (o as { kind?: unknown }).kind === 'string',
+    ) &&
+    (s.mss === null || int(s.mss, 0xffff)) &&
+    Array.isArray(s.quirks)
+  );
 }

@@ -4,7 +4,20 @@ import { SynTable } from './syn-table.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 
 function syn(srcIp: string, srcPort: number, ttl = 64): SynInfo {
-  return { family: srcIp.includes(':') ? 6 : 4, srcIp, srcPort, dstIp: '127.0.0.1', dstPort: 25, ttl, df: 1, totalLength: 60, window: 65535, options: [], mss: null, quirks: [] };
+  return {
+    family: srcIp.includes(':') ? 6 : 4,
+    srcIp,
+    srcPort,
+    dstIp: '127.0.0.1',
+    dstPort: 25,
+    ttl,
+    df: 1,
+    totalLength: 60,
+    window: 65535,
+    options: [],
+    mss: null,
+    quirks: [],
+  };
 }
 
 test('a SYN that arrived first is taken at once, and only once', async () => {

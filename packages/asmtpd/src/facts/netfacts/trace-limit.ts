@@ -7,7 +7,8 @@
  *   limitTraces(trace, max) -> (ip, maxHops, timeoutMs) => Promise<R>
  */
 export function limitTraces<R>(
-  trace: (ip: string, maxHops: number, timeoutMs: number) => Promise<R>, max: number,
+  trace: (ip: string, maxHops: number, timeoutMs: number) => Promise<R>,
+  max: number,
 ): (ip: string, maxHops: number, timeoutMs: number) => Promise<R> {
   let running = 0;
   return async (ip, maxHops, timeoutMs) => {

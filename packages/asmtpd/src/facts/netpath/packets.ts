@@ -97,7 +97,8 @@ function ipv6Text(b: Buffer, at: number): string {
 /** id, seq and nonce of one of our echo packets (request or reply) starting at `at`; null if it is not one. */
 function echoFields(b: Buffer, at: number, type: number): { id: number; seq: number; nonce: number | null } | null {
   if (b.length < at + 8 || b[at] !== type) return null;
-  const id = b.readUInt16BE(at + 4), seq = b.readUInt16BE(at + 6);
+  const id = b.readUInt16BE(at + 4),
+    seq = b.readUInt16BE(at + 6);
   if (b.length < at + ECHO_LENGTH) return { id, seq, nonce: null };
   if (!b.subarray(at + 8, at + 12).equals(MAGIC)) return null;
   return { id, seq, nonce: b.readUInt16BE(at + 12) };
@@ -112,7 +113,8 @@ function parseReply4(b: Buffer): IcmpReply | null {
   const ihl = (b[0]! & 0x0f) * 4;
   if (ihl < 20 || b.length < ihl + 8) return null;
   const from = ipv4Text(b, 12);
-  const type = b[ihl]!, code = b[ihl + 1]!;
+  const type = b[ihl]!,
+    code = b[ihl + 1]!;
   const t = TYPES[4];
   if (type === t.reply) {
     const e = echoFields(b, ihl, t.reply);
@@ -125,12 +127,19 @@ function parseReply4(b: Buffer): IcmpReply | null {
   if (innerIhl < 20) return null;
   const e = echoFields(b, inner + innerIhl, t.request);
   if (!e) return null;
-  return { kind: type === t.exceeded ? 'time-exceeded' : 'unreachable', from, code, ...e, target: ipv4Text(b, inner + 16) };
+  return {
+    kind: type === t.exceeded ? 'time-exceeded' : 'unreachable',
+    from,
+    code,
+    ...e,
+    target: ipv4Text(b, inner + 16),
+  };
 }
 
 function parseReply6(b: Buffer, source: string): IcmpReply | null {
   if (b.length < 8) return null;
-  const type = b[0]!, code = b[1]!;
+  const type = b[0]!,
+    code = b[1]!;
   const t = TYPES[6];
   const from = normalizeTarget(source)?.address ?? source;
   if (type === t.reply) {
@@ -143,7 +152,13 @@ function parseReply6(b: Buffer, source: string): IcmpReply | null {
   if (b.length < inner + 40 || b[inner]! >> 4 !== 6 || b[inner + 6] !== 58) return null;
   const e = echoFields(b, inner + 40, t.request);
   if (!e) return null;
-  return { kind: type === t.exceeded ? 'time-exceeded' : 'unreachable', from, code, ...e, target: ipv6Text(b, inner + 24) };
+  return {
+    kind: type === t.exceeded ? 'time-exceeded' : 'unreachable',
+    from,
+    code,
+    ...e,
+    target: ipv6Text(b, inner + 24),
+  };
 }
 
 export function normalizeTarget(ip: string): { family: Family; address: string; zone?: string } | null {

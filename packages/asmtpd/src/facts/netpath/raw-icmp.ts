@@ -39,7 +39,14 @@ export interface ProbeNetwork {
 interface RawSocket {
   on(event: 'message', cb: (buf: Buffer, source: string) => void): unknown;
   on(event: 'error', cb: (err: Error) => void): unknown;
-  send(buf: Buffer, offset: number, length: number, address: string, before: (() => void) | null, after: (err: Error | null, bytes: number) => void): unknown;
+  send(
+    buf: Buffer,
+    offset: number,
+    length: number,
+    address: string,
+    before: (() => void) | null,
+    after: (err: Error | null, bytes: number) => void,
+  ): unknown;
   setOption(level: number, option: number, value: number): void;
   setOption(level: number, option: number, value: Buffer, length: number): void;
   close(): unknown;
@@ -60,8 +67,10 @@ function raw(): RawSocketModule {
 }
 
 // Linux socket options the module has no constants for
-const SOL_RAW = 255, ICMP_FILTER = 1;
-const IPPROTO_ICMPV6 = 58, ICMP6_FILTER = 1;
+const SOL_RAW = 255,
+  ICMP_FILTER = 1;
+const IPPROTO_ICMPV6 = 58,
+  ICMP6_FILTER = 1;
 
 interface Shared {
   socket: RawSocket;
@@ -72,7 +81,9 @@ function applyFilters(r: RawSocketModule, socket: RawSocket, family: Family): vo
   // best effort: a kernel without these options just hands us more to parse
   try {
     socket.setOption(r.SocketLevel.SOL_SOCKET, r.SocketOption.SO_RCVBUF, 256 * 1024);
-  } catch { /* keep the default */ }
+  } catch {
+    /* keep the default */
+  }
   try {
     if (family === 4) {
       // struct icmp_filter: a bit set = that type is dropped
@@ -87,7 +98,9 @@ function applyFilters(r: RawSocketModule, socket: RawSocket, family: Family): vo
       words.forEach((w, i) => (endianness() === 'LE' ? buf.writeUInt32LE(w, i * 4) : buf.writeUInt32BE(w, i * 4)));
       socket.setOption(IPPROTO_ICMPV6, ICMP6_FILTER, buf, buf.length);
     }
-  } catch { /* no filter */ }
+  } catch {
+    /* no filter */
+  }
 }
 
 export function createRawProbeNetwork(): ProbeNetwork {
@@ -99,7 +112,9 @@ export function createRawProbeNetwork(): ProbeNetwork {
     shared.delete(family);
     try {
       s.socket.close();
-    } catch { /* already closed */ }
+    } catch {
+      /* already closed */
+    }
     if (err) for (const sess of s.sessions.values()) sess.onError(err);
     s.sessions.clear();
   };
@@ -135,9 +150,10 @@ export function createRawProbeNetwork(): ProbeNetwork {
       s.sessions.set(id, { onReply, onError });
       let closed = false;
       const r = raw();
-      const [level, option] = family === 4
-        ? [r.SocketLevel.IPPROTO_IP, r.SocketOption.IP_TTL]
-        : [r.SocketLevel.IPPROTO_IPV6, r.SocketOption.IPV6_UNICAST_HOPS];
+      const [level, option] =
+        family === 4
+          ? [r.SocketLevel.IPPROTO_IP, r.SocketOption.IP_TTL]
+          : [r.SocketLevel.IPPROTO_IPV6, r.SocketOption.IPV6_UNICAST_HOPS];
       return {
         id,
         send(target, ttl, packet) {
@@ -146,7 +162,14 @@ export function createRawProbeNetwork(): ProbeNetwork {
               reject(new Error('trace closed'));
               return;
             }
-            s.socket.send(packet, 0, packet.length, target, () => s.socket.setOption(level, option, ttl), (err) => (err ? reject(err) : resolve()));
+            s.socket.send(
+              packet,
+              0,
+              packet.length,
+              target,
+              () => s.socket.setOption(level, option, ttl),
+              (err) => (err ? reject(err) : resolve()),
+            );
           });
         },
         close() {

@@ -3,7 +3,11 @@ import { test } from 'node:test';
 import type { RouteFact } from '../client-facts.js';
 import { createRouteCache, FAILURE_TTL_MS, routeCacheKey } from './route-cache.js';
 
-function fakeTrace(): { trace: (ip: string) => Promise<RouteFact>; calls: string[]; settle(ip: string, fact: RouteFact | Error): void } {
+function fakeTrace(): {
+  trace: (ip: string) => Promise<RouteFact>;
+  calls: string[];
+  settle(ip: string, fact: RouteFact | Error): void;
+} {
   const calls: string[] = [];
   const pending = new Map<string, { resolve: (f: RouteFact) => void; reject: (e: Error) => void }[]>();
   return {

@@ -88,8 +88,12 @@ export function createRouteCache(
       const entry: Entry = {
         traced: client,
         result,
-        get settledAt() { return state.settledAt; },
-        get failed() { return state.failed; },
+        get settledAt() {
+          return state.settledAt;
+        },
+        get failed() {
+          return state.failed;
+        },
       };
       // a rejection nobody awaits must not become an unhandled rejection
       entry.result.catch(() => undefined);

@@ -64,7 +64,10 @@ export interface TraceResult extends RouteFact {
 export type TraceErrorCode = 'bad-address' | 'permission' | 'send' | 'no-answer' | 'socket';
 
 export class TraceError extends Error {
-  constructor(readonly code: TraceErrorCode, message: string) {
+  constructor(
+    readonly code: TraceErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'TraceError';
   }
@@ -80,7 +83,12 @@ export async function traceRoute(ip: string, o: TraceOptions): Promise<RouteFact
   return { hops: r.hops, path: r.path };
 }
 
-export function traceRouteDetail(ip: string, o: TraceOptions, network: ProbeNetwork = rawProbeNetwork(), now: () => number = () => performance.now()): Promise<TraceResult> {
+export function traceRouteDetail(
+  ip: string,
+  o: TraceOptions,
+  network: ProbeNetwork = rawProbeNetwork(),
+  now: () => number = () => performance.now(),
+): Promise<TraceResult> {
   const target = normalizeTarget(ip);
   if (!target) return Promise.reject(new TraceError('bad-address', `not an IP address: ${JSON.stringify(ip)}`));
   const sendTo = target.zone ? `${target.address}%${target.zone}` : target.address;
@@ -102,10 +110,13 @@ export function traceRouteDetail(ip: string, o: TraceOptions, network: ProbeNetw
     let session: ProbeSession | null = null;
 
     const later = (ms: number, f: () => void): void => {
-      const t = setTimeout(() => {
-        timers.delete(t);
-        f();
-      }, Math.max(0, ms));
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          f();
+        },
+        Math.max(0, ms),
+      );
       timers.add(t);
     };
 
@@ -117,12 +128,25 @@ export function traceRouteDetail(ip: string, o: TraceOptions, network: ProbeNetw
       session?.close();
       if (err) return reject(err);
       const last = end ?? Math.max(0, ...answers.keys());
-      if (last === 0) return reject(new TraceError('no-answer', `no answer from ${target.address} or any router within ${maxHops} hops and ${timeoutMs} ms`));
+      if (last === 0)
+        return reject(
+          new TraceError(
+            'no-answer',
+            `no answer from ${target.address} or any router within ${maxHops} hops and ${timeoutMs} ms`,
+          ),
+        );
       const hops: (HopAnswer | null)[] = [];
       for (let ttl = 1; ttl <= last; ttl++) hops.push(answers.get(ttl) ?? null);
       const final = answers.get(last);
-      const reached = end !== null && final !== undefined && (final.kind === 'echo-reply' || final.from === target.address);
-      resolve({ hops: last, path: hops.map((h) => h?.from ?? '*'), reached, answers: hops, elapsedMs: Math.round(now() - start) });
+      const reached =
+        end !== null && final !== undefined && (final.kind === 'echo-reply' || final.from === target.address);
+      resolve({
+        hops: last,
+        path: hops.map((h) => h?.from ?? '*'),
+        reached,
+        answers: hops,
+        elapsedMs: Math.round(now() - start),
+      });
     };
 
     /** nothing more to learn: every TTL before the end answered (or every TTL, when nothing ended the route) */
@@ -143,7 +167,8 @@ export function traceRouteDetail(ip: string, o: TraceOptions, network: ProbeNetw
       slowest = Math.max(slowest, rttMs);
       const terminal = r.kind !== 'time-exceeded';
       const known = answers.get(ttl);
-      if (!known || (terminal && known.kind === 'time-exceeded')) answers.set(ttl, { ttl, from: r.from, kind: r.kind, rttMs: Math.round(rttMs * 10) / 10 });
+      if (!known || (terminal && known.kind === 'time-exceeded'))
+        answers.set(ttl, { ttl, from: r.from, kind: r.kind, rttMs: Math.round(rttMs * 10) / 10 });
       if (terminal && (end === null || ttl < end)) end = ttl;
       if (complete()) finish(null);
       else if (end !== null && round === ROUNDS - 1) settleAfterLastRound();
@@ -173,19 +198,29 @@ export function traceRouteDetail(ip: string, o: TraceOptions, network: ProbeNetw
           if (answers.size === 0) finish(new TraceError('send', `cannot send to ${target.address}: ${err.message}`));
         });
       }
-      if (round < ROUNDS - 1) later(roundGap * (round + 1) - (now() - start), () => {
-        round++;
-        sendRound();
-      });
+      if (round < ROUNDS - 1)
+        later(roundGap * (round + 1) - (now() - start), () => {
+          round++;
+          sendRound();
+        });
       else if (end !== null) settleAfterLastRound();
     };
 
     try {
-      session = network.open(target.family, onReply, (err) => finish(new TraceError('socket', `raw socket failed: ${err.message}`)));
+      session = network.open(target.family, onReply, (err) =>
+        finish(new TraceError('socket', `raw socket failed: ${err.message}`)),
+      );
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      const code: TraceErrorCode = /not permitted|permission denied|EPERM|EACCES/i.test(message) ? 'permission' : 'socket';
-      return reject(new TraceError(code, `cannot open a raw ICMP${target.family === 6 ? 'v6' : ''} socket: ${message}${code === 'permission' ? ' (needs CAP_NET_RAW)' : ''}`));
+      const code: TraceErrorCode = /not permitted|permission denied|EPERM|EACCES/i.test(message)
+        ? 'permission'
+        : 'socket';
+      return reject(
+        new TraceError(
+          code,
+          `cannot open a raw ICMP${target.family === 6 ? 'v6' : ''} socket: ${message}${code === 'permission' ? ' (needs CAP_NET_RAW)' : ''}`,
+        ),
+      );
     }
     later(timeoutMs, () => finish(null));
     sendRound();

@@ -30,7 +30,10 @@ const START_TIMEOUT_MS = 10_000;
 export type CaptureErrorCode = 'permission' | 'interface' | 'helper';
 
 export class CaptureError extends Error {
-  constructor(readonly code: CaptureErrorCode, message: string) {
+  constructor(
+    readonly code: CaptureErrorCode,
+    message: string,
+  ) {
     super(message);
     this.name = 'CaptureError';
   }
@@ -66,7 +69,8 @@ export function normalizeIp(ip: string): string {
   }
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(text);
   if (!mapped) return text;
-  const hi = parseInt(mapped[1]!, 16), lo = parseInt(mapped[2]!, 16);
+  const hi = parseInt(mapped[1]!, 16),
+    lo = parseInt(mapped[2]!, 16);
   return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
 }
 

@@ -61,21 +61,31 @@ export function parseOption(token: string): TcpOption | null {
     return code === null ? null : { kind: '?', code };
   }
   switch (token.toUpperCase()) {
-    case 'S': return { kind: 'S' };
-    case 'N': return { kind: 'N' };
-    case 'E': return { kind: 'E' };
-    case 'T': return { kind: 'T', zero: false };
-    case 'T0': return { kind: 'T', zero: true };
+    case 'S':
+      return { kind: 'S' };
+    case 'N':
+      return { kind: 'N' };
+    case 'E':
+      return { kind: 'E' };
+    case 'T':
+      return { kind: 'T', zero: false };
+    case 'T0':
+      return { kind: 'T', zero: true };
   }
   return null;
 }
 
 /** Read a CLIENT_SYNFP string back; wildcards (`*`, `%N`, `SN`, `TN`) are not fingerprints. */
 export function parseFingerprint(text: string): Fingerprint | null {
-  const fields = text.trim().split(':').map((f) => f.trim());
+  const fields = text
+    .trim()
+    .split(':')
+    .map((f) => f.trim());
   if (fields.length !== 5) return null;
   const [w, t, d, s, o] = fields as [string, string, string, string, string];
-  const window = num(w, 0xffff), ttl = num(t, 255), totalLength = num(s, 0xffff);
+  const window = num(w, 0xffff),
+    ttl = num(t, 255),
+    totalLength = num(s, 0xffff);
   if (window === null || ttl === null || totalLength === null || (d !== '0' && d !== '1')) return null;
   const options: TcpOption[] = [];
   if (o !== '.') {

@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { parseFingerprint } from './fingerprint.js';
-import { DEFAULT_PFOS_PATH, describeMatch, matchAll, matchFingerprint, parsePfos, readPfosFile, type MatchOptions } from './pfos.js';
+import {
+  DEFAULT_PFOS_PATH,
+  describeMatch,
+  matchAll,
+  matchFingerprint,
+  parsePfos,
+  readPfosFile,
+  type MatchOptions,
+} from './pfos.js';
 
 const fp = (s: string) => {
   const f = parseFingerprint(s);
@@ -31,7 +39,10 @@ test('the shipped pf.os: 239 signatures, no bad line, header and notice kept', (
 test('sample fingerprints of shared/p0f/README.md, answered from pf.os', () => {
   const bsd = matchFingerprint(shipped, fp('65535:64:1:60:M1460,N,W0,N,N,T'));
   assert.ok(bsd);
-  assert.deepEqual([bsd.os, bsd.version, bsd.subtype, bsd.details, bsd.generic, bsd.distance, bsd.signature.line], ['FreeBSD', '4.8-4.11', '', 'FreeBSD 4.8-5.2 (or MacOS X)', false, 0, 275]);
+  assert.deepEqual(
+    [bsd.os, bsd.version, bsd.subtype, bsd.details, bsd.generic, bsd.distance, bsd.signature.line],
+    ['FreeBSD', '4.8-4.11', '', 'FreeBSD 4.8-5.2 (or MacOS X)', false, 0, 275],
+  );
   // the same client 12 hops away
   assert.equal(matchFingerprint(shipped, fp('65535:52:1:60:M1460,N,W0,N,N,T'))?.distance, 12);
   // a current Linux over loopback (window = 1 x MSS, wscale 10): pf.os (2010) has no such line
@@ -40,15 +51,27 @@ test('sample fingerprints of shared/p0f/README.md, answered from pf.os', () => {
 });
 
 test('shipped pf.os: Linux, Windows (generic), scanners, IPv6', () => {
-  assert.equal(describeMatch(matchFingerprint(shipped, fp('5840:57:1:60:M1460,S,T,N,W7'))), 'Linux 2.6.8 and newer (?)');
+  assert.equal(
+    describeMatch(matchFingerprint(shipped, fp('5840:57:1:60:M1460,S,T,N,W7'))),
+    'Linux 2.6.8 and newer (?)',
+  );
   const win = matchFingerprint(shipped, fp('64240:113:1:52:M1460,N,W8,N,N,S'));
-  assert.deepEqual([describeMatch(win), win?.os, win?.version, win?.generic, win?.distance], ['Windows XP/2000 (RFC1323 no tstamp) (generic)', 'Windows', 'XP', true, 15]);
+  assert.deepEqual(
+    [describeMatch(win), win?.os, win?.version, win?.generic, win?.distance],
+    ['Windows XP/2000 (RFC1323 no tstamp) (generic)', 'Windows', 'XP', true, 15],
+  );
   const nmap = matchFingerprint(shipped, fp('2048:49:0:40:.'));
   assert.deepEqual([nmap?.os, nmap?.details, nmap?.distance], ['NMAP', 'NMAP syn scan (2)', null]);
   // an IPv6 SYN is 20 bytes longer than the IPv4 sizes of pf.os
-  assert.equal(describeMatch(matchFingerprint(shipped, fp('5840:57:1:80:M1440,S,T,N,W7'))), 'Linux 2.6.8 and newer (?)');
+  assert.equal(
+    describeMatch(matchFingerprint(shipped, fp('5840:57:1:80:M1440,S,T,N,W7'))),
+    'Linux 2.6.8 and newer (?)',
+  );
   // identical lines for several OSes: the first one in the file
-  assert.deepEqual(matchAll(shipped, fp('16384:64:1:44:M1460')).map((m) => m.version), ['2.0-2.2', '3.0-3.5', '4.0-4.2']);
+  assert.deepEqual(
+    matchAll(shipped, fp('16384:64:1:44:M1460')).map((m) => m.version),
+    ['2.0-2.2', '3.0-3.5', '4.0-4.2'],
+  );
 });
 
 test('window forms: N, *, %N, SN, TN (MSS-derived or from the MTU)', () => {
@@ -92,7 +115,12 @@ test('DF and size: exact, *, %N; the IPv6 allowance', () => {
 });
 
 test('options: order, exact values, M*/W*, M%N/W%N, T vs T0, E, ?N', () => {
-  const lines = ['1:64:1:60:M%4,N,W%2,N,N,T:A:1::mod opts', '1:64:1:60:M1460,N,W*,N,N,T0:A:2::t0', '1:64:1:60:M*,W0,E:A:3::eol', '1:64:1:60:M*,?12:A:4::opt12'];
+  const lines = [
+    '1:64:1:60:M%4,N,W%2,N,N,T:A:1::mod opts',
+    '1:64:1:60:M1460,N,W*,N,N,T0:A:2::t0',
+    '1:64:1:60:M*,W0,E:A:3::eol',
+    '1:64:1:60:M*,?12:A:4::opt12',
+  ];
   assert.equal(guess(lines, '1:64:1:60:M1460,N,W2,N,N,T'), 'mod opts');
   assert.equal(guess(lines, '1:64:1:60:M1461,N,W2,N,N,T'), 'unknown');
   assert.equal(guess(lines, '1:64:1:60:M1460,N,W3,N,N,T'), 'unknown');
@@ -111,23 +139,51 @@ test('options: order, exact values, M*/W*, M%N/W%N, T vs T0, E, ?N', () => {
 });
 
 test('generic @ lines only when no specific line matches; * lines give no distance', () => {
-  const lines = ['*:128:1:48:M*,N,N,S:@Win:any::generic', '8192:128:1:48:M*,N,N,S:Win:98::specific', '1024:64:0:40:.:*Scan:::scanner'];
+  const lines = [
+    '*:128:1:48:M*,N,N,S:@Win:any::generic',
+    '8192:128:1:48:M*,N,N,S:Win:98::specific',
+    '1024:64:0:40:.:*Scan:::scanner',
+  ];
   const specific = matchFingerprint(parsePfos(lines.join('\n')), fp('8192:120:1:48:M536,N,N,S'));
   assert.deepEqual([specific?.details, specific?.generic, specific?.distance], ['specific', false, 8]);
   assert.equal(guess(lines, '8193:120:1:48:M536,N,N,S'), 'generic (generic)');
-  assert.deepEqual(matchAll(parsePfos(lines.join('\n')), fp('8192:120:1:48:M536,N,N,S')).map((m) => m.details), ['specific', 'generic']);
+  assert.deepEqual(
+    matchAll(parsePfos(lines.join('\n')), fp('8192:120:1:48:M536,N,N,S')).map((m) => m.details),
+    ['specific', 'generic'],
+  );
   const scan = matchFingerprint(parsePfos(lines.join('\n')), fp('1024:50:0:40:.'));
   assert.deepEqual([scan?.os, scan?.distance], ['Scan', null]);
 });
 
 test('bad lines are reported with their numbers; the good ones still load', () => {
-  const db = parsePfos([
-    '# comment', '', '   ', '1:64:0:40:.:Good:1::good # trailing comment',
-    'bogus', 'S:64:1:60:.:X:1::x', '*:64:2:60:.:X:1::x', '1:300:1:60:.:X:1::x', '1:64:1:60:Q:X:1::x', '%0:64:1:60:.:X:1::x',
-    '1:64:1:60:M%0:X:1::x', '1:64:1:60:.:X:1:', '1:64:1:60:.::1::x', '1:64:1:60:.:X:1::x:extra', '1:64:1:*x:.:X:1::x', '1:64:1:60:M*,,N:X:1::x',
-  ].join('\n'));
-  assert.deepEqual(db.signatures.map((s) => [s.line, s.text, s.details]), [[4, '1:64:0:40:.:Good:1::good', 'good']]);
-  assert.deepEqual(db.errors.map((e) => e.line), [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+  const db = parsePfos(
+    [
+      '# comment',
+      '',
+      '   ',
+      '1:64:0:40:.:Good:1::good # trailing comment',
+      'bogus',
+      'S:64:1:60:.:X:1::x',
+      '*:64:2:60:.:X:1::x',
+      '1:300:1:60:.:X:1::x',
+      '1:64:1:60:Q:X:1::x',
+      '%0:64:1:60:.:X:1::x',
+      '1:64:1:60:M%0:X:1::x',
+      '1:64:1:60:.:X:1:',
+      '1:64:1:60:.::1::x',
+      '1:64:1:60:.:X:1::x:extra',
+      '1:64:1:*x:.:X:1::x',
+      '1:64:1:60:M*,,N:X:1::x',
+    ].join('\n'),
+  );
+  assert.deepEqual(
+    db.signatures.map((s) => [s.line, s.text, s.details]),
+    [[4, '1:64:0:40:.:Good:1::good', 'good']],
+  );
+  assert.deepEqual(
+    db.errors.map((e) => e.line),
+    [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16],
+  );
   assert.match(db.errors[0]!.message, /9 colon-separated fields/);
   assert.match(db.errors[4]!.message, /option "Q"/);
 });

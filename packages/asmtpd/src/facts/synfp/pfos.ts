@@ -125,9 +125,14 @@ function optionSpec(token: string): OptionSpec | string {
     return code === null ? `bad option "${token}"` : { kind: '?', code };
   }
   switch (token.toUpperCase()) {
-    case 'S': case 'N': case 'E': return { kind: token.toUpperCase() as 'S' | 'N' | 'E' };
-    case 'T': return { kind: 'T', zero: false };
-    case 'T0': return { kind: 'T', zero: true };
+    case 'S':
+    case 'N':
+    case 'E':
+      return { kind: token.toUpperCase() as 'S' | 'N' | 'E' };
+    case 'T':
+      return { kind: 'T', zero: false };
+    case 'T0':
+      return { kind: 'T', zero: true };
   }
   return `unknown option "${token}"`;
 }
@@ -135,7 +140,17 @@ function optionSpec(token: string): OptionSpec | string {
 function parseLine(body: string, line: number): PfosSignature | string {
   const f = body.split(':').map((x) => x.trim());
   if (f.length !== 9) return `expected 9 colon-separated fields, found ${f.length}`;
-  const [w, t, d, s, o, osField, version, subtype, details] = f as [string, string, string, string, string, string, string, string, string];
+  const [w, t, d, s, o, osField, version, subtype, details] = f as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   const window = windowSpec(w);
   if (typeof window === 'string') return window;
   const ttl = digits(t, 255);
@@ -151,11 +166,26 @@ function parseLine(body: string, line: number): PfosSignature | string {
       options.push(spec);
     }
   }
-  const generic = osField.startsWith('@'), noDistance = osField.startsWith('*');
+  const generic = osField.startsWith('@'),
+    noDistance = osField.startsWith('*');
   const os = generic || noDistance ? osField.slice(1) : osField;
   if (os === '') return 'empty OS name';
   if (details === '') return 'empty description';
-  return { line, text: body, window, ttl, df: d === '1' ? 1 : 0, size, options, os, version, subtype, details, generic, noDistance };
+  return {
+    line,
+    text: body,
+    window,
+    ttl,
+    df: d === '1' ? 1 : 0,
+    size,
+    options,
+    os,
+    version,
+    subtype,
+    details,
+    generic,
+    noDistance,
+  };
 }
 
 const numMatches = (spec: NumSpec, v: number): boolean =>

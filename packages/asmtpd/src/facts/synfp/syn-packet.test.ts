@@ -14,7 +14,14 @@ function u32(v: number): number[] {
 }
 
 interface TcpOpts {
-  sport?: number; dport?: number; flags?: number; window: number; options: number[]; ack?: number; payload?: number[]; urg?: number;
+  sport?: number;
+  dport?: number;
+  flags?: number;
+  window: number;
+  options: number[];
+  ack?: number;
+  payload?: number[];
+  urg?: number;
 }
 function tcp(o: TcpOpts): Buffer {
   const opts = [...o.options];
@@ -31,7 +38,10 @@ function tcp(o: TcpOpts): Buffer {
   Buffer.from(opts).copy(h, 20);
   return Buffer.concat([h, Buffer.from(o.payload ?? [])]);
 }
-function ipv4(seg: Buffer, o: { ttl: number; df?: boolean; id?: number; proto?: number; frag?: number; ipOptions?: number[] } = { ttl: 64 }): Buffer {
+function ipv4(
+  seg: Buffer,
+  o: { ttl: number; df?: boolean; id?: number; proto?: number; frag?: number; ipOptions?: number[] } = { ttl: 64 },
+): Buffer {
   const opts = o.ipOptions ?? [];
   const ihl = 20 + opts.length;
   const h = Buffer.alloc(ihl);
@@ -62,14 +72,27 @@ test('IPv4 Linux SYN: M1460,S,T,N,W7', () => {
   const info = parseSynPacket(ipv4(tcp({ window: 5840, options: linuxOpts }), { ttl: 57 }));
   assert.ok(info);
   assert.deepEqual(
-    { family: info.family, src: `${info.srcIp}:${info.srcPort}`, dst: `${info.dstIp}:${info.dstPort}`, ttl: info.ttl, df: info.df, len: info.totalLength, mss: info.mss, quirks: info.quirks },
+    {
+      family: info.family,
+      src: `${info.srcIp}:${info.srcPort}`,
+      dst: `${info.dstIp}:${info.dstPort}`,
+      ttl: info.ttl,
+      df: info.df,
+      len: info.totalLength,
+      mss: info.mss,
+      quirks: info.quirks,
+    },
     { family: 4, src: '192.0.2.10:40000', dst: '198.51.100.25:25', ttl: 57, df: 1, len: 60, mss: 1460, quirks: [] },
   );
   assert.equal(formatFingerprint(info), '5840:57:1:60:M1460,S,T,N,W7');
 });
 
 test('a Linux loopback SYN (p0f v3 4:64+0:0:65495:mss*1,10:mss,sok,ts,nop,ws:df,id+:0)', () => {
-  const info = parseSynPacket(ipv4(tcp({ window: 65495, options: [...MSS(65495), ...SACKOK, ...TS(0x7f00aa01), ...NOP, ...WS(10)] }), { ttl: 64 }));
+  const info = parseSynPacket(
+    ipv4(tcp({ window: 65495, options: [...MSS(65495), ...SACKOK, ...TS(0x7f00aa01), ...NOP, ...WS(10)] }), {
+      ttl: 64,
+    }),
+  );
   assert.ok(info);
   assert.equal(formatFingerprint(info), '65495:64:1:60:M65495,S,T,N,W10');
 });
@@ -81,19 +104,37 @@ test('Windows-like SYN: 64240:128:1:52:M1460,N,W8,N,N,S', () => {
 });
 
 test('no options, no DF, zero timestamp, zero IP ID', () => {
-  assert.equal(formatFingerprint(parseSynPacket(ipv4(tcp({ window: 1024, options: [] }), { ttl: 50, df: false }))!), '1024:50:0:40:.');
-  const t0 = parseSynPacket(ipv4(tcp({ window: 16384, options: [...MSS(1460), ...NOP, ...WS(0), ...NOP, ...NOP, ...TS(0)] }), { ttl: 64, df: false, id: 0 }))!;
+  assert.equal(
+    formatFingerprint(parseSynPacket(ipv4(tcp({ window: 1024, options: [] }), { ttl: 50, df: false }))!),
+    '1024:50:0:40:.',
+  );
+  const t0 = parseSynPacket(
+    ipv4(tcp({ window: 16384, options: [...MSS(1460), ...NOP, ...WS(0), ...NOP, ...NOP, ...TS(0)] }), {
+      ttl: 64,
+      df: false,
+      id: 0,
+    }),
+  )!;
   assert.equal(formatFingerprint(t0), '16384:64:0:60:M1460,N,W0,N,N,T0');
   assert.deepEqual(t0.quirks, ['Z']);
 });
 
 test('EOL ends the options (E), unknown kinds are ?N, quirks', () => {
-  const eol = parseSynPacket(ipv4(tcp({ window: 16616, options: [...MSS(1460), ...WS(0), 0, 0, 0, 0, 7, 0, 0, 0] }), { ttl: 255 }))!;
+  const eol = parseSynPacket(
+    ipv4(tcp({ window: 16616, options: [...MSS(1460), ...WS(0), 0, 0, 0, 0, 7, 0, 0, 0] }), { ttl: 255 }),
+  )!;
   assert.equal(formatFingerprint(eol), '16616:255:1:56:M1460,W0,E');
   assert.deepEqual(eol.quirks, ['P']);
-  const unknown = parseSynPacket(ipv4(tcp({ window: 65535, options: [...MSS(1460), 30, 4, 0, 0, ...TS(5, 9), ...NOP, ...NOP] }), { ttl: 64 }))!;
+  const unknown = parseSynPacket(
+    ipv4(tcp({ window: 65535, options: [...MSS(1460), 30, 4, 0, 0, ...TS(5, 9), ...NOP, ...NOP] }), { ttl: 64 }),
+  )!;
   assert.equal(formatFingerprint(unknown), '65535:64:1:60:M1460,?30,T,N,N');
-  const odd = parseSynPacket(ipv4(tcp({ window: 8192, options: [], flags: 0x02 | 0x08, ack: 5, urg: 1, payload: [1, 2] }), { ttl: 64, ipOptions: [1, 1, 1, 0] }))!;
+  const odd = parseSynPacket(
+    ipv4(tcp({ window: 8192, options: [], flags: 0x02 | 0x08, ack: 5, urg: 1, payload: [1, 2] }), {
+      ttl: 64,
+      ipOptions: [1, 1, 1, 0],
+    }),
+  )!;
   assert.deepEqual([...odd.quirks, ...unknown.quirks], ['A', 'D', 'F', 'I', 'U', 'T']);
   assert.equal(odd.totalLength, 46);
 });
@@ -101,7 +142,10 @@ test('EOL ends the options (E), unknown kinds are ?N, quirks', () => {
 test('IPv6: full packet (extension headers skipped) and TCP header only agree', () => {
   const seg = tcp({ window: 5840, options: linuxOpts });
   const full = parseSynPacket(ipv6(seg, 57))!;
-  assert.deepEqual([full.family, full.srcIp, full.dstIp, full.dstPort, full.df, full.totalLength], [6, '2001:db8::1', '2001:db8:0:1::25', 25, 1, 80]);
+  assert.deepEqual(
+    [full.family, full.srcIp, full.dstIp, full.dstPort, full.df, full.totalLength],
+    [6, '2001:db8::1', '2001:db8:0:1::25', 25, 1, 80],
+  );
   assert.equal(formatFingerprint(full), '5840:57:1:80:M1460,S,T,N,W7');
   const withHopByHop = parseSynPacket(ipv6(seg, 57, [6, 0, 1, 4, 0, 0, 0, 0], 0))!;
   assert.equal(formatFingerprint(withHopByHop), '5840:57:1:88:M1460,S,T,N,W7');
@@ -123,7 +167,10 @@ test('not a usable SYN: null, never a throw', () => {
     ['IPv4 header cut', good.subarray(0, 19)],
     ['TCP header cut', good.subarray(0, 35)],
     ['options cut', good.subarray(0, 50)],
-    ['option runs past the header', ipv4(tcp({ window: 1, options: [...MSS(1460), 8, 12, 0, 0, 0, 0, 0, 0, 0, 0] }), { ttl: 64 })],
+    [
+      'option runs past the header',
+      ipv4(tcp({ window: 1, options: [...MSS(1460), 8, 12, 0, 0, 0, 0, 0, 0, 0, 0] }), { ttl: 64 }),
+    ],
     ['option length 1', ipv4(tcp({ window: 1, options: [5, 1, 0, 0] }), { ttl: 64 })],
     ['MSS of the wrong length', ipv4(tcp({ window: 1, options: [2, 3, 5, 1] }), { ttl: 64 })],
     ['IPv6 fragment header', ipv6(seg, 64, [6, 0, 0, 0, 0, 0, 0, 1], 44)],

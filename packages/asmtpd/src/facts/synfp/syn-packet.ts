@@ -62,7 +62,12 @@ export interface SynIpMeta {
   totalLength?: number;
 }
 
-const TH_FIN = 0x01, TH_SYN = 0x02, TH_RST = 0x04, TH_PUSH = 0x08, TH_ACK = 0x10, TH_URG = 0x20;
+const TH_FIN = 0x01,
+  TH_SYN = 0x02,
+  TH_RST = 0x04,
+  TH_PUSH = 0x08,
+  TH_ACK = 0x10,
+  TH_URG = 0x20;
 
 export function parseSynPacket(buf: Buffer): SynInfo | null {
   if (buf.length < 1) return null;
@@ -80,21 +85,26 @@ function parseIpv4(buf: Buffer): SynInfo | null {
   const quirks: string[] = [];
   if (ihl > 20) quirks.push('I');
   if (buf.readUInt16BE(4) === 0) quirks.push('Z');
-  return parseTcpSyn(buf.subarray(ihl, end), {
-    family: 4,
-    srcIp: `${buf[12]}.${buf[13]}.${buf[14]}.${buf[15]}`,
-    dstIp: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`,
-    ttl: buf[8]!,
-    df: fragment & 0x4000 ? 1 : 0,
-    totalLength,
-  }, quirks);
+  return parseTcpSyn(
+    buf.subarray(ihl, end),
+    {
+      family: 4,
+      srcIp: `${buf[12]}.${buf[13]}.${buf[14]}.${buf[15]}`,
+      dstIp: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`,
+      ttl: buf[8]!,
+      df: fragment & 0x4000 ? 1 : 0,
+      totalLength,
+    },
+    quirks,
+  );
 }
 
 function parseIpv6(buf: Buffer): SynInfo | null {
   if (buf.length < 40) return null;
   let next = buf[6]!;
   let off = 40;
-  while (next === 0 || next === 43 || next === 60) { // hop-by-hop, routing, destination options
+  while (next === 0 || next === 43 || next === 60) {
+    // hop-by-hop, routing, destination options
     if (buf.length < off + 2) return null;
     next = buf[off]!;
     off += (buf[off + 1]! + 1) * 8;
@@ -178,7 +188,8 @@ function parseOptions(b: Buffer, quirks: string[]): TcpOption[] | null {
 function ipv6Text(b: Buffer): string {
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i));
-  let bestStart = -1, bestLen = 1;
+  let bestStart = -1,
+    bestLen = 1;
   for (let i = 0; i < 8; ) {
     let j = i;
     while (j < 8 && groups[j] === 0) j++;

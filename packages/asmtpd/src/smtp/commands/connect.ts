@@ -54,7 +54,13 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
   };
   st.session = s;
   s.facts.connected(session.remotePort);
-  s.log.info('session.connect', { ip: s.client.ip, port: s.client.port, local_ip: s.local.ip, local_port: s.local.port, relay_net: s.mayRelay });
+  s.log.info('session.connect', {
+    ip: s.client.ip,
+    port: s.client.port,
+    local_ip: s.local.ip,
+    local_port: s.local.port,
+    relay_net: s.mayRelay,
+  });
   d.replayEarlyAbuse(st, s);
   table.armDeadline(st, rt.config.smtpTimeoutMs, () => d.onIdle(st));
   callback();

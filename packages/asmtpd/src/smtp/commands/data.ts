@@ -45,7 +45,12 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
     s.tx = null;
     // whatever did not reach the downstream's final dot is dropped there (RSET)
     abortDownstream(tx);
-    tx.log.info('data.decision', { reply: formatReply(r), rcpts: tx.rcpts.length, ms: Date.now() - started, ...fields });
+    tx.log.info('data.decision', {
+      reply: formatReply(r),
+      rcpts: tx.rcpts.length,
+      ms: Date.now() - started,
+      ...fields,
+    });
     if (r.code >= 400) cb(new ReplyAsError(r));
     else cb(null, `${r.enhanced} ${r.text}`);
   };
@@ -86,17 +91,33 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
           break;
       }
       try {
-        const headerPrefix = Buffer.from(traceFields(d.version, rt, s, tx, tx.rcpts.length === 1 ? tx.rcpts[0]!.address : null));
+        const headerPrefix = Buffer.from(
+          traceFields(d.version, rt, s, tx, tx.rcpts.length === 1 ? tx.rcpts[0]!.address : null),
+        );
         if (tx.group) {
           const verdict = await runBodyTest(rt, tx.group, headerPrefix, result.path);
-          tx.log.info('bodytest.done', { user: tx.group.account.name, argv: tx.group.argv, verdict: verdict.kind, ...(verdict.kind === 'refuse' ? { detail: verdict.detail, reply: formatReply(verdict.reply) } : {}) });
+          tx.log.info('bodytest.done', {
+            user: tx.group.account.name,
+            argv: tx.group.argv,
+            verdict: verdict.kind,
+            ...(verdict.kind === 'refuse' ? { detail: verdict.detail, reply: formatReply(verdict.reply) } : {}),
+          });
           if (verdict.kind === 'refuse') return finish(verdict.reply, { size: result.size, bodytest: 'refuse' });
           if (verdict.kind === 'discard') {
             tx.log.info('data.discarded', { size: result.size, rcpts: tx.rcpts.map((r) => r.address) });
             return finish(REPLIES.accepted(tx.id), { size: result.size, bodytest: 'discard' });
           }
         }
-        const msg: OutgoingMessage = { id: tx.id, from: tx.from, to: tx.rcpts.map((r) => r.address), smtputf8: tx.smtputf8, eightBit: tx.eightBit, headerPrefix, spoolPath: result.path, size: result.size };
+        const msg: OutgoingMessage = {
+          id: tx.id,
+          from: tx.from,
+          to: tx.rcpts.map((r) => r.address),
+          smtputf8: tx.smtputf8,
+          eightBit: tx.eightBit,
+          headerPrefix,
+          spoolPath: result.path,
+          size: result.size,
+        };
         const delivery = await deliverMessage(rt, tx, msg, () => st.gone);
         if (delivery.kind === 'abandoned') {
           tx.log.info('data.abandoned', { size: result.size, rcpts: tx.rcpts.length });
@@ -121,12 +142,22 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
  * opens SPOOL/ID.full itself (by name in the directory it opened at start) and runs the command
  * its token stands for.
  */
-async function runBodyTest(rt: Runtime, group: BodyGroup, headerPrefix: Buffer, spoolPath: string): Promise<BodyVerdict> {
+async function runBodyTest(
+  rt: Runtime,
+  group: BodyGroup,
+  headerPrefix: Buffer,
+  spoolPath: string,
+): Promise<BodyVerdict> {
   const full = `${spoolPath}.full`;
   try {
     await writeFile(full, headerPrefix, { mode: 0o600 });
     await pipeline(createReadStream(spoolPath), createWriteStream(full, { flags: 'a' }));
-    const result = await rt.run({ kind: 'bodytest', token: group.token, spool: basename(full), timeoutMs: rt.config.avengerTimeoutMs });
+    const result = await rt.run({
+      kind: 'bodytest',
+      token: group.token,
+      spool: basename(full),
+      timeoutMs: rt.config.avengerTimeoutMs,
+    });
     return bodyTestVerdict(result);
   } finally {
     await discard(full);

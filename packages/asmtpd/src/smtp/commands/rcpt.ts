@@ -40,12 +40,25 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       if (downstream?.reply) r = downstream.reply;
       const last = decision?.runs.at(-1);
       tx.log.info('rcpt.decision', {
-        from: tx.from, to: address.address, route: route.kind, reply: formatReply(r), ip: s.client.ip, helo: s.helo,
+        from: tx.from,
+        to: address.address,
+        route: route.kind,
+        reply: formatReply(r),
+        ip: s.client.ip,
+        helo: s.helo,
         ...(decision ? { outcome: decision.outcome.kind, scripts: decision.runs.map(runSummary) } : {}),
         ...(decision?.outcome.kind === 'failed' ? { error: decision.outcome.reason } : {}),
-        ...(cached ? { cached: true } : {}), ...(downstream ? { downstream: downstream.source, ...downstream.detail } : {}), ms: Date.now() - started,
+        ...(cached ? { cached: true } : {}),
+        ...(downstream ? { downstream: downstream.source, ...downstream.detail } : {}),
+        ms: Date.now() - started,
       });
-      if (last && decision?.outcome.kind === 'failed') tx.log.warn('policy.failed', { to: address.address, user: last.user, script: last.script, reason: decision.outcome.reason });
+      if (last && decision?.outcome.kind === 'failed')
+        tx.log.warn('policy.failed', {
+          to: address.address,
+          user: last.user,
+          script: last.script,
+          reason: decision.outcome.reason,
+        });
       // no decision means a refused relay: always a 5xx
       if (r.code >= 400 || !decision) {
         s.counts.rejected++;
@@ -61,17 +74,36 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
     })
     .catch((err: Error) => {
       const r = REPLIES.localError();
-      tx.log.error('rcpt.decision', { from: tx.from, to: address.address, reply: formatReply(r), error: err.message, stack: err.stack });
+      tx.log.error('rcpt.decision', {
+        from: tx.from,
+        to: address.address,
+        reply: formatReply(r),
+        error: err.message,
+        stack: err.stack,
+      });
       cb(new ReplyAsError(r));
     });
 }
 
 function runSummary(r: ScriptRun): Record<string, unknown> {
-  return { user: r.user, uid: r.uid, script: r.script, outcome: r.outcome, ms: r.ms, ...(r.detail ? { detail: r.detail } : {}) };
+  return {
+    user: r.user,
+    uid: r.uid,
+    script: r.script,
+    outcome: r.outcome,
+    ms: r.ms,
+    ...(r.detail ? { detail: r.detail } : {}),
+  };
 }
 
 /** Route, then (for everything but a refused relay) the recipient's policy; cached per (sender, rcpt). */
-async function decide(rt: Runtime, s: Session, from: string, address: string, sourceRoute: boolean): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean }> {
+async function decide(
+  rt: Runtime,
+  s: Session,
+  from: string,
+  address: string,
+  sourceRoute: boolean,
+): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean }> {
   const route = await rt.route(address, s.mayRelay, sourceRoute);
   if (route.kind === 'denied') return { route, decision: null, cached: false };
   // every transaction's added fields need the facts, also when the decision is remembered
@@ -88,5 +120,7 @@ async function decide(rt: Runtime, s: Session, from: string, address: string, so
 }
 
 function replyForRoute(route: Route): Reply {
-  return route.kind === 'denied' && route.reason === 'routing-characters' ? REPLIES.routingChars() : REPLIES.relayDenied();
+  return route.kind === 'denied' && route.reason === 'routing-characters'
+    ? REPLIES.routingChars()
+    : REPLIES.relayDenied();
 }
