@@ -4,7 +4,7 @@
 //   pnpm build
 //   node bench/load/drip.mjs [--drippers 2000] [--seconds 120] [--json /tmp/load-drip.json]
 //
-// One asmtpd (as in idle.mjs: root, drops to nobody, prlimit, quiet DNS, RelayHost = smtp-sink;
+// One asmtpd (as in idle.mjs: root, drops to DaemonUser asmtpd, prlimit, quiet DNS, RelayHost = smtp-sink;
 // SMTPTimeout --timeout, MaxClients/MaxClientsPerIP 20000). First --baseline seconds of normal
 // clients alone; then --drippers connections from 127.0.0.10 … (--addresses of them) each read
 // the banner and send one byte of "NOOP\r\n" every --every seconds — a byte well within the

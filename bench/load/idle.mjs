@@ -5,7 +5,7 @@
 //   pnpm build
 //   node bench/load/idle.mjs [--connections 10000] [--json /tmp/load-idle.json]
 //
-// One asmtpd (`asmtpd -d -f CONF` as root, dropping to nobody; MaxClients and MaxClientsPerIP
+// One asmtpd (`asmtpd -d -f CONF` as root, dropping to DaemonUser asmtpd; MaxClients and MaxClientsPerIP
 // 20000, SMTPTimeout 30m so nobody is cut during the run, RelayNet 127.0.0.1/32, RelayHost =
 // Postfix's smtp-sink, a quiet loopback DNS server) started through `prlimit --nofile=65536:65536`;
 // this script re-executes itself through prlimit too when its own RLIMIT_NOFILE is too low.

@@ -256,7 +256,6 @@ export async function startAsmtpd({ conf = [], name = 'asmtpd', dns, nofile = 65
       'Hostname load.asmtpd.test',
       `DBDir ${join(dir, 'db')}`,
       `EtcDir ${dir}`,
-      'AvengerUser nobody',
       'DNSResolver system',
       `DNSServer ${dns.udp}`,
       'SMTPCB no',

@@ -6,7 +6,7 @@
 //   pnpm build
 //   node bench/load/soak.mjs [--minutes 30] [--rate 30] [--json /tmp/load-soak.json]
 //
-// One asmtpd (`asmtpd -d -f CONF` as root, dropping to nobody; RelayHost = Postfix's smtp-sink;
+// One asmtpd (`asmtpd -d -f CONF` as root, dropping to DaemonUser asmtpd; RelayHost = Postfix's smtp-sink;
 // a quiet loopback DNS server; LocalDomain example.test without users; RelayNet 127.0.0.1/32;
 // SMTPTimeout 10s, MaxErrors 5, MaxMsgSize 1M, MaxClients 500, MaxClientsPerIP 200) gets --rate
 // units of work a second (a token bucket shared by --clients client loops; a message is one unit,

@@ -393,8 +393,6 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
       `RelayHost 127.0.0.1:${sink.port}`,
       'MaxClients 1000',
       'MaxClientsPerIP 1000',
-      // the account per-user avenger scripts run as; must exist (nobody does on Debian)
-      'AvengerUser nobody',
       ...(dns ? factsConfig(name, dns) : []),
       ...ASMTPD_SET,
       '',
