@@ -21,6 +21,7 @@ import type { Parsed, ValueForm } from './values.js';
 
 export const SECTIONS = [
   'Listening and limits',
+  'TLS',
   'Recipients and users',
   'Privileges and script limits',
   'Delivery of accepted mail',

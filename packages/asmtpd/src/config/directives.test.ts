@@ -5,6 +5,9 @@ import { DIRECTIVES, findDirective, NOT_YET_SUPPORTED } from './directives.js';
 import { parseConfigText } from './load.js';
 
 const CONFIG_FIELDS = [
+  'tlsCerts',
+  'tlsKeys',
+  'tlsMinVersion',
   'smtpPort',
   'bindAddrs',
   'hostname',

@@ -51,7 +51,7 @@ test('the sample etc/asmtpd.conf loads cleanly: all commented out, so all defaul
 test('the sample with every example uncommented (but the directives naming files) loads cleanly', () => {
   const sample = readRepoFile('etc/asmtpd.conf') ?? '';
   const namesFile = (line: string): boolean =>
-    ['Sendmail', 'PasswdFile', 'DomainFile', 'AliasFile', 'SPFHostsFile', 'SynFPDB'].some((name) =>
+    ['Sendmail', 'PasswdFile', 'DomainFile', 'AliasFile', 'SPFHostsFile', 'SynFPDB', 'TLSCert', 'TLSKey'].some((name) =>
       line.startsWith(`#${name} `),
     );
   const uncommented = sample

@@ -26,6 +26,7 @@ import type { DefaultContext, Directive } from './directive-kinds.js';
 import { sortIssues, type ConfigIssue } from './issues.js';
 import { lexConfig, type DirectiveLine } from './lexer.js';
 import { closestName } from './suggest.js';
+import { readTlsPairs } from './tls-files.js';
 import type { Config } from './types.js';
 
 export { formatIssue, type ConfigIssue } from './issues.js';
@@ -115,6 +116,7 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
   for (const [directive, line] of givenAt) {
     errors.push(...directive.checkFiles(draft).map((m) => ({ file, line, message: `${directive.name}: ${m}` })));
   }
+  errors.push(...checkTlsPairs(givenAt, draft, file));
 
   const directiveCount = lines.length;
   if (errors.length > 0) return { result: { kind: 'error', errors: sortIssues(errors) }, directiveCount };
@@ -169,6 +171,14 @@ function checkHoldOnFailure(
       message: 'HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)',
     },
   ];
+}
+
+/** TLSCert and TLSKey: as many of each, readable, each key its certificate's (config/tls-files.ts). */
+function checkTlsPairs(givenAt: ReadonlyMap<Directive, number>, draft: Partial<Config>, file: string): ConfigIssue[] {
+  const line = lineOf(givenAt, 'TLSCert') ?? lineOf(givenAt, 'TLSKey');
+  if (line === undefined || !draft.tlsCerts || !draft.tlsKeys || !draft.tlsMinVersion) return [];
+  const files = readTlsPairs({ tlsCerts: draft.tlsCerts, tlsKeys: draft.tlsKeys, tlsMinVersion: draft.tlsMinVersion });
+  return files.kind === 'error' ? [{ file, line, message: `TLSCert/TLSKey: ${files.message}` }] : [];
 }
 
 function lineOf(givenAt: ReadonlyMap<Directive, number>, name: string): number | undefined {

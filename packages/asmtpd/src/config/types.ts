@@ -40,6 +40,12 @@ export interface Config {
   /** absolute path of the file this came from */
   file: string;
 
+  // TLS
+  /** PEM certificate chains, each with the key of the same index in tlsKeys (STARTTLS when any) */
+  tlsCerts: string[];
+  tlsKeys: string[];
+  tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+
   // Listening and limits
   smtpPort: number;
   /** empty = all IPv4 and IPv6 addresses */

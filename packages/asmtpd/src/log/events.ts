@@ -16,6 +16,12 @@ export const LOG_EVENTS = {
   'session.reset':
     'info: the client went away in the middle of a transaction (ip, code: ECONNRESET, EPIPE, ETIMEDOUT…); nothing was acknowledged, so nothing is lost. Outside a transaction smtp-server drops these quietly',
   'session.end': 'the client disconnected (counts of messages, recipients, errors, duration)',
+  'tls.started': 'a STARTTLS handshake finished (ip, version, cipher, bits); the session starts over in TLS',
+  'tls.failed':
+    'warn: a STARTTLS handshake failed (ip, code, reason: e.g. unsupported protocol for TLSv1.0/1.1, no shared cipher); the connection is closed',
+  'tls.loaded':
+    'SIGHUP: the TLS certificates were read again (certificates); new sessions get them, sessions in TLS keep theirs',
+  'tls.error': 'the TLS certificates could not be read (error); STARTTLS is not offered until a SIGHUP reads them',
   'session.abuse':
     'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, ptr_invalid, rbl_score, rbl_listed, ms)',

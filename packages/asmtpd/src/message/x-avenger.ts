@@ -14,6 +14,8 @@ export interface XAvengerFacts {
   bounceRes?: string;
   synFp?: string;
   synOs?: string;
+  /** after STARTTLS: VERSION:CIPHER */
+  tls?: string;
   pipelining?: string;
   post?: boolean;
   hops?: number;
@@ -33,6 +35,7 @@ export function xAvengerHeader(f: XAvengerFacts): string {
   if (f.bounceRes) items.push(`bounce-res=${headerSafe(f.bounceRes)}`);
   if (f.synFp) items.push(`syn-fp=${headerSafe(f.synFp)}`);
   if (f.synOs) items.push(`syn-os=${headerSafe(f.synOs)}`);
+  if (f.tls) items.push(`tls=${headerSafe(f.tls)}`);
   if (f.pipelining) items.push(`pipelining=${headerSafe(f.pipelining)}`);
   if (f.post) items.push('post');
   if (f.hops !== undefined) items.push(`hops=${f.hops}`);

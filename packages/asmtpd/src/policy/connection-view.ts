@@ -9,6 +9,14 @@ export interface Endpoint {
   readonly port: number;
 }
 
+/** A finished STARTTLS handshake: SSL_VERSION, SSL_CIPHER, SSL_CIPHER_BITS, SSL_ALG_BITS. */
+export interface TlsFacts {
+  readonly version: string;
+  readonly cipher: string;
+  readonly cipherBits: number;
+  readonly algBits: number;
+}
+
 export interface ConnectionView {
   readonly client: Endpoint;
   readonly local: Endpoint;
@@ -18,4 +26,6 @@ export interface ConnectionView {
   readonly pipelining: 'pre-greeting' | 'unadvertised' | null;
   /** the client sent an HTTP verb (POST, GET, CONNECT, HEAD) as a command */
   readonly post: boolean;
+  /** after STARTTLS; null in clear */
+  readonly tls: TlsFacts | null;
 }

@@ -22,6 +22,7 @@ test('scriptEnvironment: values byte-exact, unknown facts absent', () => {
       helo: null,
       pipelining: null,
       post: false,
+      tls: null,
     },
     sender: '"$(id)"@evil.example',
     rcpt: { address: 'bob+x@ex.example', user: 'bob', home: '/home/bob', extension: 'x', default: null },

@@ -143,6 +143,26 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
     doc: 'the listings\' reasons (TXT text, else the RBL line\'s reason), joined by "; "; unset when none',
     value: (c) => (c.facts?.rbl?.listed.length ? c.facts.rbl.listed.map((l) => l.reason).join('; ') : null),
   },
+  {
+    name: 'SSL_VERSION',
+    doc: 'the TLS version after STARTTLS (TLSv1.2, TLSv1.3); unset in clear',
+    value: (c) => c.connection.tls?.version,
+  },
+  {
+    name: 'SSL_CIPHER',
+    doc: 'the cipher suite after STARTTLS, as OpenSSL names it (TLS_AES_256_GCM_SHA384); unset in clear',
+    value: (c) => c.connection.tls?.cipher,
+  },
+  {
+    name: 'SSL_CIPHER_BITS',
+    doc: "the cipher's secret-key bits in use (256, 128); unset in clear",
+    value: (c) => (c.connection.tls ? String(c.connection.tls.cipherBits) : null),
+  },
+  {
+    name: 'SSL_ALG_BITS',
+    doc: "the bits of the cipher's algorithm (as SSL_CIPHER_BITS but for 3DES: 168); unset in clear",
+    value: (c) => (c.connection.tls ? String(c.connection.tls.algBits) : null),
+  },
   { name: 'RECIPIENT', doc: 'recipient address as given in RCPT TO', value: (c) => c.rcpt.address },
   { name: 'RECIPIENT_LOCAL', doc: 'local part of RECIPIENT', value: (c) => splitAddress(c.rcpt.address).local },
   {

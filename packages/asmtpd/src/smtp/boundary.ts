@@ -281,7 +281,7 @@ function abuseDetector(conn: BoundaryConnection): AbuseDetector {
  * message). This socket, and only it, reports 'open' while it can still be written to.
  */
 const READY_STATE = Object.getOwnPropertyDescriptor(Socket.prototype, 'readyState')!.get!;
-function replyToHalfClosed(socket: Socket): void {
+export function replyToHalfClosed(socket: Socket): void {
   Object.defineProperty(socket, 'readyState', {
     configurable: true,
     get(this: Socket): string {

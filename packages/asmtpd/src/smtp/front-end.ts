@@ -19,8 +19,12 @@
  * transaction's downstream side is aborted where it still can be (downstream.ts).
  * --verbose: smtp-server's own logger hooks give the exact wire text (session.smtp).
  */
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
-import { createBoundaryServer, sendReply, type BoundaryHooks } from './boundary.js';
+import { readTlsPairs } from '../config/tls-files.js';
+import { sessionTls, tlsOptions, type TlsServerOptions } from './tls.js';
+import { createBoundaryServer, replyToHalfClosed, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
 import { REPLIES } from '../reply/catalogue.js';
@@ -70,6 +74,22 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     s.log.info('session.abuse', { kind, ...detail });
   };
 
+  /** the client's socket (the TLS socket after STARTTLS): its end is a half-close, its close the client gone */
+  const watchSocket = (st: ConnState, socket: Socket): void => {
+    st.socket = socket;
+    socket.once('close', () => {
+      st.gone = true;
+    });
+    socket.once('end', () => {
+      st.halfClosed = true;
+      if (!st.closing)
+        st.session?.log.info('session.half_closed', {
+          ip: st.session.client.ip,
+          in_transaction: st.session.tx !== null,
+        });
+    });
+  };
+
   const closeWith = (st: ConnState, r: ReturnType<typeof REPLIES.timeout>): void => {
     if (st.closing) return;
     st.closing = true;
@@ -80,19 +100,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   // the hooks of this front end's servers (boundary.ts): each server holds its own
   const hooks: BoundaryHooks = {
     onInit(connId, conn, socket) {
-      const st = table.add(connId, conn);
-      st.socket = socket;
-      socket.once('close', () => {
-        st.gone = true;
-      });
-      socket.once('end', () => {
-        st.halfClosed = true;
-        if (!st.closing)
-          st.session?.log.info('session.half_closed', {
-            ip: st.session.client.ip,
-            in_transaction: st.session.tx !== null,
-          });
-      });
+      watchSocket(table.add(connId, conn), socket);
     },
     onInputEnd(connId, inData) {
       const st = table.get(connId);
@@ -122,7 +130,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       // RSET and QUIT always end the transaction (smtp-server resets it): its downstream side too.
       // A HELO/EHLO resets it only when it succeeds: the next MAIL (or the close) aborts it then.
       const whole = line.toString('latin1').trim().toUpperCase();
-      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT')) {
+      // STARTTLS too (RFC 3207 §4.2: nothing from before the handshake carries over)
+      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT' || whole === 'STARTTLS')) {
         abortDownstream(st.session.tx);
         st.session.tx = null;
       }
@@ -174,6 +183,34 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     onIdle: (st) => closeWith(st, REPLIES.timeout()),
   };
 
+  // STARTTLS (tls.ts): the pairs as the configuration loader checked them; re-read on SIGHUP
+  const tlsNow = (config: Config): TlsServerOptions => {
+    const files = readTlsPairs(config);
+    if (files.kind === 'error') log.error('tls.error', { error: files.message });
+    return tlsOptions(files);
+  };
+  /** A finished handshake: the session starts over in TLS (RFC 3207 §4.2) with its TLS facts. */
+  const onSecure = (socket: Socket, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
+    const st = table.get(session.id);
+    const s = st?.session;
+    if (st && s && socket instanceof TLSSocket) {
+      watchSocket(st, socket);
+      replyToHalfClosed(socket);
+      const cipher = socket.getCipher();
+      s.tls = sessionTls(cipher);
+      s.helo = null;
+      s.proto = null;
+      s.decisions.clear();
+      s.log.info('tls.started', {
+        ip: s.client.ip,
+        version: s.tls.version,
+        cipher: s.tls.cipher,
+        bits: s.tls.cipherBits,
+      });
+    }
+    callback();
+  };
+
   const makeServer = (): SMTPServer => {
     const cfg0 = deps.runtime().config;
     const server = createBoundaryServer(
@@ -188,9 +225,9 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         authOptional: true,
         hideDSN: true,
         hideENHANCEDSTATUSCODES: false,
-        hideSTARTTLS: true,
         hideREQUIRETLS: true,
-        disabledCommands: ['AUTH', 'STARTTLS'],
+        ...tlsNow(cfg0),
+        onSecure,
         maxCommandLength: 64 * 1024,
         // a half-closed client still gets its replies (see the header)
         allowHalfOpen: true,
@@ -213,11 +250,17 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     );
     // smtp-server reports a socket error of a session here (and drops quiet ones outside a
     // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
-    server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
-      const fields = { ip: err.remoteAddress, code: err.code, error: err.message };
-      if (err.code !== undefined && CLIENT_GONE.has(err.code)) log.info('session.reset', fields);
-      else log.error('session.error', fields);
-    });
+    server.on(
+      'error',
+      (err: Error & { code?: string; remoteAddress?: string; meta?: { tlsProtocol?: unknown; message?: string } }) => {
+        const fields = { ip: err.remoteAddress, code: err.code, error: err.message };
+        // a handshake that failed (smtp-server's normalizeTLSError adds meta.tlsProtocol): the client's problem, logged
+        if (err.meta && 'tlsProtocol' in err.meta && !(err.code !== undefined && CLIENT_GONE.has(err.code)))
+          log.warn('tls.failed', { ...fields, reason: err.meta.message ?? err.message });
+        else if (err.code !== undefined && CLIENT_GONE.has(err.code)) log.info('session.reset', fields);
+        else log.error('session.error', fields);
+      },
+    );
     return server;
   };
   const servers: SMTPServer[] = [];
@@ -261,11 +304,18 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       ).then(() => undefined);
     },
     applyConfig(config) {
+      const tls = tlsNow(config);
       for (const server of servers) {
         const o = server.options as unknown as Record<string, unknown>;
         o.name = config.hostname;
         o.maxRecipients = config.maxRcpts;
+        // new sessions get the new certificates; a session already in TLS keeps its own
+        o.hideSTARTTLS = tls.hideSTARTTLS;
+        o.disabledCommands = tls.disabledCommands;
+        if (tls.key && tls.cert)
+          server.updateSecureContext({ key: tls.key, cert: tls.cert, minVersion: tls.minVersion });
       }
+      if (tls.cert) log.info('tls.loaded', { certificates: config.tlsCerts });
       advertiseNow();
     },
     stats: () => ({ connections: table.size }),

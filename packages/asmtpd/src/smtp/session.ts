@@ -10,7 +10,7 @@ import type { ClientFacts, FactValues } from '../facts/client-facts.js';
 import type { RelayTransaction } from '../relay/types.js';
 
 export type { Endpoint } from '../policy/connection-view.js';
-import type { Endpoint } from '../policy/connection-view.js';
+import type { Endpoint, TlsFacts } from '../policy/connection-view.js';
 
 export interface Transaction {
   /** queue id: in the Received header, the 250 reply and every log line of the message */
@@ -44,7 +44,7 @@ export interface Session {
   helo: string | null;
   /** 'SMTP' after HELO, 'ESMTP' after EHLO */
   proto: 'SMTP' | 'ESMTP' | null;
-  tls: { version: string; cipher: string } | null;
+  tls: TlsFacts | null;
   /** the client may relay to any domain (RelayNet) */
   mayRelay: boolean;
   tx: Transaction | null;

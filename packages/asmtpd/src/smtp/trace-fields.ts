@@ -45,6 +45,7 @@ export function traceFields(
     ...(clientName ? { clientDns: clientName } : {}),
     ...(f?.bounce && f.bounce.kind !== 'accepted' ? { bounceRes: f.bounce.reply } : {}),
     ...(f?.syn ? { synFp: f.syn.fp, ...(f.syn.os ? { synOs: f.syn.os } : {}) } : {}),
+    ...(s.tls ? { tls: `${s.tls.version}:${s.tls.cipher}` } : {}),
     ...(s.pipelining ? { pipelining: s.pipelining } : {}),
     ...(s.post ? { post: true } : {}),
     ...(f?.route ? routeTokens(routersOf(f.route, s.client.ip)) : f?.syn ? { hops: f.syn.hops } : {}),

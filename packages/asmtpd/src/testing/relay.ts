@@ -213,6 +213,9 @@ export function captureLogger(lines: LogLine[] = []): Logger & { lines: LogLine[
 export function testConfig(overrides: Partial<Config>): Config {
   return {
     file: '/test/asmtpd.conf',
+    tlsCerts: [],
+    tlsKeys: [],
+    tlsMinVersion: 'TLSv1.2',
     separator: null,
     domainFile: null,
     aliasFile: null,

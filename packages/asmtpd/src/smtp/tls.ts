@@ -1,0 +1,55 @@
+/**
+ * tls.ts — STARTTLS in the front end: the options smtp-server gets from TLSCert, TLSKey and
+ * TLSMinVersion (config/tls-files.ts reads and checks the pairs), and what a finished handshake
+ * tells the session (Received "with ESMTPS (version:cipher)", X-Avenger `tls=`, SSL_* variables).
+ *
+ *   tlsOptions(files) -> the smtp-server options: STARTTLS offered with the pairs, or hidden
+ *   sessionTls(cipher) -> TlsFacts      from tls.TLSSocket#getCipher()
+ *   cipherBits(name) -> {cipherBits, algBits}
+ *
+ * Several pairs (an RSA and an ECDSA certificate) are given to OpenSSL together, which picks
+ * per handshake the one the client's signature algorithms allow. TLSv1.0 and TLSv1.1 are never
+ * offered (TLSMinVersion is TLSv1.2 or TLSv1.3); smtp-server's own default would be TLSv1.
+ */
+import type { CipherNameAndProtocol } from 'node:tls';
+import type { TlsFiles } from '../config/tls-files.js';
+import type { TlsFacts } from '../policy/connection-view.js';
+
+export interface TlsServerOptions {
+  hideSTARTTLS: boolean;
+  disabledCommands: string[];
+  key?: Buffer[];
+  cert?: Buffer[];
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+}
+
+/** AUTH stays disabled until it is implemented; STARTTLS only with certificates. */
+export function tlsOptions(files: TlsFiles): TlsServerOptions {
+  if (files.kind !== 'ok') return { hideSTARTTLS: true, disabledCommands: ['AUTH', 'STARTTLS'] };
+  return {
+    hideSTARTTLS: false,
+    disabledCommands: ['AUTH'],
+    key: files.pairs.map((p) => p.key),
+    cert: files.pairs.map((p) => p.cert),
+    minVersion: files.minVersion,
+  };
+}
+
+/**
+ * The secret-key bits of a cipher suite, from its name (OpenSSL's SSL_CIPHER_get_bits: the bits
+ * used, and the bits of the algorithm; they differ only for 3DES). 0 when the name says nothing.
+ */
+export function cipherBits(name: string): { cipherBits: number; algBits: number } {
+  const n = name.toUpperCase();
+  const aes = /AES[_-]?(128|256)/.exec(n);
+  if (aes) return { cipherBits: Number(aes[1]), algBits: Number(aes[1]) };
+  if (n.includes('CHACHA20')) return { cipherBits: 256, algBits: 256 };
+  if (n.includes('CAMELLIA256') || n.includes('ARIA256')) return { cipherBits: 256, algBits: 256 };
+  if (n.includes('CAMELLIA128') || n.includes('ARIA128')) return { cipherBits: 128, algBits: 128 };
+  if (n.includes('3DES') || n.includes('DES-CBC3')) return { cipherBits: 112, algBits: 168 };
+  return { cipherBits: 0, algBits: 0 };
+}
+
+export function sessionTls(c: CipherNameAndProtocol): TlsFacts {
+  return { version: c.version, cipher: c.name, ...cipherBits(c.name) };
+}
