@@ -111,6 +111,7 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
 
   errors.push(...checkDeliveryChoice(givenAt, file));
   warnings.push(...checkHoldOnFailure(givenAt, draft, file));
+  warnings.push(...checkPublicDoh(givenAt, draft, file));
   applyDefaults(draft, options, (message) => warnings.push({ file, line: 0, message }));
   for (const [directive, line] of givenAt) {
     errors.push(...directive.checkFiles(draft).map((m) => ({ file, line, message: `${directive.name}: ${m}` })));
@@ -167,6 +168,24 @@ function checkHoldOnFailure(
       file,
       line,
       message: 'HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)',
+    },
+  ];
+}
+
+/**
+ * tangerine without DNSServer asks tangerine's own default servers: a public DoH service
+ * (Cloudflare) the administrator may not have meant to send every client address to, and one
+ * that DNSBLs such as Spamhaus refuse (127.255.255.254). Accepted, but said.
+ */
+function checkPublicDoh(givenAt: ReadonlyMap<Directive, number>, draft: Partial<Config>, file: string): ConfigIssue[] {
+  const line = lineOf(givenAt, 'DNSResolver');
+  if (line === undefined || draft.dnsResolver !== 'tangerine' || lineOf(givenAt, 'DNSServer') !== undefined) return [];
+  return [
+    {
+      file,
+      line,
+      message:
+        "DNSResolver: tangerine without DNSServer sends every lookup (client addresses, senders' domains, DNSBL queries) to tangerine's public DoH servers (Cloudflare's 1.1.1.1 and 1.0.0.1), and DNSBLs such as Spamhaus refuse queries from public resolvers: name your own DoH server with DNSServer, or use DNSResolver system (the default) with a local caching resolver such as unbound",
     },
   ];
 }
