@@ -782,7 +782,7 @@ log(`smtp-sink on 127.0.0.1:${sink.port}`);
 const targets = [];
 for (const name of TARGETS)
   if (!['sink', 'postfix'].includes(name) && !VARIANTS[name]) throw new Error(`unknown target ${name}`);
-// every asmtpd target gets a loopback DNS server: without DNSServer it would ask public DoH servers
+// every asmtpd target gets a loopback DNS server: without DNSServer it would ask the machine's resolver
 const dns = await startDns(TARGETS.filter((n) => VARIANTS[n]?.zone));
 if (dns) log(`DNS servers (dns-child.mjs, pid ${dns.pid}): ${JSON.stringify(dns.addrs)}`);
 try {

@@ -157,6 +157,14 @@ test('the problems are logged as rbl.error, by kind', { skip }, async () => {
     'outside.test': 'ignored',
     'refuser.test': 'refused',
   });
+  // a refusal says why (127.255.255.254: a public resolver) and what to do about it
+  const refusal = d.logs.find((l) => l.event === 'rbl.error' && l.zone === 'refuser.test');
+  assert.equal(refusal?.detail, '127.255.255.254');
+  assert.equal(refusal?.reason, 'query through a public or open resolver');
+  assert.equal(
+    refusal?.hint,
+    'the DNSBL refuses this resolver: a public resolver or over quota; use a local caching resolver such as unbound',
+  );
 });
 
 test('the lists are asked for d.c.b.a.ZONE, all at connect', { skip }, async () => {

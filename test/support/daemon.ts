@@ -44,13 +44,23 @@ export interface DaemonOptions {
   verbose?: boolean;
   /** EtcDir (system scripts); default: the daemon's temp dir */
   etcDir?: string;
+  /**
+   * The machine's resolver, as a config without DNS lines uses it: no DNS line is added, and the
+   * daemon runs in a private mount namespace (`unshare --mount`, root only) in which this file is
+   * bind-mounted on /etc/resolv.conf — for the daemon and every process it starts, and for no
+   * other process of the machine. The file must name a loopback DNS server on port 53.
+   */
+  resolvConf?: string;
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
   // never let a test daemon ask the machine's resolver (it is not on loopback): unless the test
   // names its own DNSServer, a quiet loopback server answers NXDOMAIN to everything
-  const quietDns = /^DNSServer /im.test(opts.conf ?? '') ? null : await startDnsServer({ doh: false });
+  const quietDns =
+    opts.resolvConf !== undefined || /^DNSServer /im.test(opts.conf ?? '')
+      ? null
+      : await startDnsServer({ doh: false });
   // the daemon gives up root after start: it must still reach its DBDir and its config
   chmodSync(dir, 0o755);
   const dbDir = join(dir, 'db');
@@ -75,7 +85,26 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
   writeConf(opts.conf ?? '');
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // with resolvConf, unshare and sh exec in turn: proc.pid is the daemon's pid all the same
+  const proc =
+    opts.resolvConf === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(
+          'unshare',
+          [
+            '--mount',
+            '--propagation',
+            'private',
+            'sh',
+            '-c',
+            'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"',
+            'sh',
+            opts.resolvConf,
+            process.execPath,
+            ...args,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
   let stderrText = '';

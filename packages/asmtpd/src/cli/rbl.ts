@@ -6,7 +6,7 @@
  * Output, per address, in input order (zones in configuration order):
  *   IP: ZONE score N (127.0.0.2[ 127.0.0.4…]) "REASON"      each list that lists IP
  *   IP: ZONE lookup failed: CODE                             (ETIMEOUT, ESERVFAIL…)
- *   IP: ZONE refused the query: 127.255.255.N                never a listing
+ *   IP: ZONE refused the query: 127.255.255.N (REASON; HINT)   never a listing (facts/dnsbl.ts refusalOf)
  *   IP: ZONE answer ignored (outside 127.0.0.0/8): A.B.C.D
  *   IP: total N >= threshold T: reject 550 5.7.1 listed by ZONE[, ZONE…]: REASON[; REASON…]
  *   IP: total N < threshold T: accept                        (also when nothing lists IP)
@@ -28,7 +28,7 @@ function problemText(p: RblProblem): string {
     case 'lookup':
       return `${p.zone} lookup failed: ${p.detail}`;
     case 'refused':
-      return `${p.zone} refused the query: ${p.detail}`;
+      return `${p.zone} refused the query: ${p.detail} (${p.reason}; ${p.hint})`;
     case 'ignored':
       return `${p.zone} answer ignored (outside 127.0.0.0/8): ${p.detail}`;
   }

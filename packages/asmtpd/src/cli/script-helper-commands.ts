@@ -166,7 +166,7 @@ async function rbl(args: readonly string[], env: Env, io: HelperIo, resolver: ()
   for (const l of r.listed) io.out(`${l.zone} ${clean(l.reason)}\n`);
   for (const p of r.problems)
     io.err(
-      `rbl: ${p.zone}: ${p.kind === 'lookup' ? 'lookup failed' : p.kind === 'refused' ? 'refused the query' : 'answer outside 127.0.0.0/8 ignored'} (${p.detail})\n`,
+      `rbl: ${p.zone}: ${p.kind === 'lookup' ? 'lookup failed' : p.kind === 'refused' ? 'refused the query' : 'answer outside 127.0.0.0/8 ignored'} (${p.detail})${p.kind === 'refused' ? `: ${p.reason}` : ''}\n`,
     );
   if (r.listed.length > 0) return 0;
   const failed = r.problems.filter((p) => p.kind !== 'ignored').length;

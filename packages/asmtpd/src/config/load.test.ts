@@ -70,7 +70,7 @@ test('an empty file gives every default', () => {
       holdOnFailure: false,
       relayTimeoutMs: 300_000,
       relayConnections: 20,
-      dnsResolver: 'tangerine',
+      dnsResolver: 'system',
       dnsServers: [],
       dnsProtocol: 'https',
       dnsTimeoutMs: 5000,
@@ -119,7 +119,7 @@ test('every directive set, names in any case', () => {
     'holdonfailure on',
     'relaytimeout 30s',
     'loglevel Debug',
-    'dnsresolver SYSTEM',
+    'dnsresolver TANGERINE',
     'dnsserver 127.0.0.1:5353 ::1',
     'DNSServer [::1]:53',
     'dnsprotocol http',
@@ -173,7 +173,10 @@ test('every directive set, names in any case', () => {
     [c.holdQueue, c.holdOnFailure, c.relayTimeoutMs, c.logLevel],
     ['/opt/av/db/queue', true, 30_000, 'debug'],
   );
-  assert.deepEqual([c.dnsResolver, c.dnsProtocol, c.dnsTimeoutMs, c.allowDnsFailures], ['system', 'http', 2000, true]);
+  assert.deepEqual(
+    [c.dnsResolver, c.dnsProtocol, c.dnsTimeoutMs, c.allowDnsFailures],
+    ['tangerine', 'http', 2000, true],
+  );
   assert.deepEqual(c.dnsServers, [
     { host: '127.0.0.1', port: 5353, text: '127.0.0.1:5353' },
     { host: '::1', port: null, text: '::1' },
@@ -290,6 +293,15 @@ test('warnings: host bits, HoldOnFailure without an MTA, unqualified system host
   ]);
   assert.deepEqual(warningLines(parseConfigText('HoldOnFailure yes\nRelayHost mx.example:25\n', 'w.conf', HOST)), []);
   assert.deepEqual(warningLines(parseConfigText('Hostname box.example\n', 'w.conf', { systemHostname: 'box' })), []);
+});
+
+test('warnings: DNSResolver tangerine without DNSServer means a public DoH service', () => {
+  assert.deepEqual(warningLines(parseConfigText('DNSTimeout 2s\nDNSResolver tangerine\n', 'w.conf', HOST)), [
+    "w.conf:2: DNSResolver: tangerine without DNSServer sends every lookup (client addresses, senders' domains, DNSBL queries) to tangerine's public DoH servers (Cloudflare's 1.1.1.1 and 1.0.0.1), and DNSBLs such as Spamhaus refuse queries from public resolvers: name your own DoH server with DNSServer, or use DNSResolver system (the default) with a local caching resolver such as unbound",
+  ]);
+  // a DoH server of one's own, the system resolver (given or by default): nothing to say
+  for (const text of ['DNSResolver tangerine\nDNSServer 192.0.2.53\n', 'DNSResolver system\n', ''])
+    assert.deepEqual(warningLines(parseConfigText(text, 'w.conf', HOST)), [], text);
 });
 
 test('a bad value in a directive another default depends on reports only that error', () => {

@@ -112,6 +112,7 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
 
   errors.push(...checkDeliveryChoice(givenAt, file));
   warnings.push(...checkHoldOnFailure(givenAt, draft, file));
+  warnings.push(...checkPublicDoh(givenAt, draft, file));
   applyDefaults(draft, options, (message) => warnings.push({ file, line: 0, message }));
   for (const [directive, line] of givenAt) {
     errors.push(...directive.checkFiles(draft).map((m) => ({ file, line, message: `${directive.name}: ${m}` })));
@@ -179,6 +180,24 @@ function checkTlsPairs(givenAt: ReadonlyMap<Directive, number>, draft: Partial<C
   if (line === undefined || !draft.tlsCerts || !draft.tlsKeys || !draft.tlsMinVersion) return [];
   const files = readTlsPairs({ tlsCerts: draft.tlsCerts, tlsKeys: draft.tlsKeys, tlsMinVersion: draft.tlsMinVersion });
   return files.kind === 'error' ? [{ file, line, message: `TLSCert/TLSKey: ${files.message}` }] : [];
+}
+
+/**
+ * tangerine without DNSServer asks tangerine's own default servers: a public DoH service
+ * (Cloudflare) the administrator may not have meant to send every client address to, and one
+ * that DNSBLs such as Spamhaus refuse (127.255.255.254). Accepted, but said.
+ */
+function checkPublicDoh(givenAt: ReadonlyMap<Directive, number>, draft: Partial<Config>, file: string): ConfigIssue[] {
+  const line = lineOf(givenAt, 'DNSResolver');
+  if (line === undefined || draft.dnsResolver !== 'tangerine' || lineOf(givenAt, 'DNSServer') !== undefined) return [];
+  return [
+    {
+      file,
+      line,
+      message:
+        "DNSResolver: tangerine without DNSServer sends every lookup (client addresses, senders' domains, DNSBL queries) to tangerine's public DoH servers (Cloudflare's 1.1.1.1 and 1.0.0.1), and DNSBLs such as Spamhaus refuse queries from public resolvers: name your own DoH server with DNSServer, or use DNSResolver system (the default) with a local caching resolver such as unbound",
+    },
+  ];
 }
 
 function lineOf(givenAt: ReadonlyMap<Directive, number>, name: string): number | undefined {

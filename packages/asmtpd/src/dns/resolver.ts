@@ -4,8 +4,10 @@
  *
  *   createDnsResolver(options) -> DnsResolver   resolveTxt, resolveMx, resolve4, resolve6, reverse
  *                                               (node dns.promises shapes and error codes), stats()
- *   sharedResolvers() -> (options) => DnsResolver   the same instance (and cache) while the
- *                                               settings stay the same, e.g. across SIGHUP
+ *   sharedResolvers() -> (options) => DnsResolver   tangerine: the same instance (and cache)
+ *                                               while the settings stay the same, e.g. across
+ *                                               SIGHUP; system: a new one each time (it re-reads
+ *                                               /etc/resolv.conf)
  *   isTemporaryDnsError(err) / dnsErrorCode(err) / arpaName(ip)
  *
  * tangerine: DNS over HTTP(S) to DNSServer (or tangerine's public defaults), one try per server,
@@ -13,8 +15,11 @@
  *   NODATA for min(SOA TTL, SOA MINIMUM) in another (negative-cache.ts, RFC 2308; none without an
  *   SOA), answered with tangerine's own ENOTFOUND / ENODATA error without a query; the final
  *   value of a cached answer is kept in front of tangerine until the same expiry (answer-memo.ts).
- * system: node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no cache here
- *   (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's resolver caches.
+ * system (the default): node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no
+ *   cache here (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's
+ *   resolver caches (a local unbound). c-ares reads /etc/resolv.conf when a Resolver is made and
+ *   never again: the daemon makes a new one at each SIGHUP, so an edited resolv.conf applies to the
+ *   sessions that start after the reload (those under way keep the old one).
  * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
  *   are answers; every other code (ETIMEOUT, ESERVFAIL, ECONNREFUSED…) is a temporary failure.
  */
@@ -175,10 +180,15 @@ export function createDnsResolver(o: DnsOptions): DnsResolver {
   };
 }
 
-/** One resolver per daemon: a reload with the same DNS settings keeps it and its cache. */
+/**
+ * One tangerine resolver per daemon: a reload with the same DNS settings keeps it and its cache.
+ * A system resolver holds nothing worth keeping (no cache), and c-ares reads /etc/resolv.conf only
+ * when a Resolver is made: each reload gets a new one, which reads the file as it is now.
+ */
 export function sharedResolvers(): (o: DnsOptions) => DnsResolver {
   let current: { key: string; resolver: DnsResolver } | null = null;
   return (o) => {
+    if (o.kind === 'system') return createDnsResolver(o);
     const key = JSON.stringify([o.kind, o.servers.map((s) => s.text), o.protocol, o.timeoutMs, o.cacheEntries]);
     if (current?.key !== key) current = { key, resolver: createDnsResolver(o) };
     return current.resolver;

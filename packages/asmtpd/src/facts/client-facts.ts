@@ -117,7 +117,13 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
           ...(bl ? { rbl_score: bl.score, rbl_listed: bl.listed.map((l) => l.zone) } : {}),
           ms: Date.now() - started,
         });
-        for (const p of bl?.problems ?? []) log.warn('rbl.error', { zone: p.zone, kind: p.kind, detail: p.detail });
+        for (const p of bl?.problems ?? [])
+          log.warn('rbl.error', {
+            zone: p.zone,
+            kind: p.kind,
+            detail: p.detail,
+            ...(p.kind === 'refused' ? { reason: p.reason, hint: p.hint } : {}),
+          });
       });
     },
     mailFrom(sender, helo) {

@@ -6,8 +6,10 @@
  *     a zone still unanswered after timeoutMs is a lookup problem (ETIMEOUT)
  *
  * A zone lists the client when it answers an A record in 127.0.0.0/8, except 127.255.255.0/24:
- * lists answer that to refuse a resolver (Spamhaus' 127.255.255.254 for public resolvers), which
- * is an error, never a listing. Answers outside 127.0.0.0/8 are ignored (and reported). The
+ * lists answer that to refuse a query (Spamhaus: .252 a typing error in the zone name, .254 a
+ * query through a public or open resolver, .255 too many queries), which is an error, never a
+ * listing, reported with its reason and what to do (refusalOf). Answers outside 127.0.0.0/8 are
+ * ignored (and reported). The
  * reason is the TXT record at the same name, else the RBL line's reason, else `listed by ZONE`.
  * NXDOMAIN/NODATA = not listed; a failed lookup is an error entry (counts as not listed).
  */
@@ -24,11 +26,49 @@ export interface RblListing {
   codes: string[];
 }
 
-export interface RblProblem {
-  zone: string;
-  /** `timeout`/`servfail`… (lookup failed), `refused` (127.255.255.x), `ignored` (answer outside 127/8) */
-  kind: 'lookup' | 'refused' | 'ignored';
-  detail: string;
+export type RblProblem =
+  | {
+      zone: string;
+      /** the lookup failed (detail: ETIMEOUT, ESERVFAIL…), or the answer was outside 127/8 (detail: it) */
+      kind: 'lookup' | 'ignored';
+      detail: string;
+    }
+  | {
+      zone: string;
+      /** the list refused the query: detail is its 127.255.255.x answer(s) */
+      kind: 'refused';
+      detail: string;
+      /** what the code means (refusalOf) */
+      reason: string;
+      /** what the administrator can do about it */
+      hint: string;
+    };
+
+/** What the list means by a 127.255.255.x answer, and what to do about it. */
+export interface Refusal {
+  reason: string;
+  hint: string;
+}
+
+const RESOLVER_HINT =
+  'the DNSBL refuses this resolver: a public resolver or over quota; use a local caching resolver such as unbound';
+
+/**
+ * The error codes of 127.255.255.0/24 (Spamhaus' DNSBL return codes, also used by other lists):
+ * .252 typing error in the DNSBL name, .254 query via a public or open resolver, .255 excessive
+ * number of queries; any other is an error code of the list all the same.
+ */
+export function refusalOf(code: string): Refusal {
+  switch (code) {
+    case '127.255.255.252':
+      return { reason: 'typing error in the DNSBL name', hint: 'check the zone of the RBL line' };
+    case '127.255.255.254':
+      return { reason: 'query through a public or open resolver', hint: RESOLVER_HINT };
+    case '127.255.255.255':
+      return { reason: 'excessive number of queries', hint: RESOLVER_HINT };
+    default:
+      return { reason: 'an error code of the list (127.255.255.0/24), not a listing', hint: RESOLVER_HINT };
+  }
 }
 
 export interface RblResult {
@@ -77,7 +117,8 @@ async function listingOf(
   const refused = answers.filter(isRefusal);
   const codes = answers.filter((a) => isLoopback8(a) && !isRefusal(a));
   if (codes.length === 0) {
-    if (refused.length > 0) return { zone: list.zone, kind: 'refused', detail: refused.join(' ') };
+    if (refused.length > 0)
+      return { zone: list.zone, kind: 'refused', detail: refused.join(' '), ...refusalOf(refused[0]!) };
     if (answers.length > 0) return { zone: list.zone, kind: 'ignored', detail: answers.join(' ') };
     return null;
   }

@@ -26,7 +26,7 @@ export const LOG_EVENTS = {
     'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, ptr_invalid, rbl_score, rbl_listed, ms)',
   'rbl.error':
-    'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind, detail): not a listing',
+    'a DNSBL lookup failed, was refused (127.255.255.x) or gave an answer outside 127/8 (zone, kind: lookup, refused or ignored, detail; for refused: reason and hint, e.g. a public resolver or over quota): not a listing',
   'mail.facts': 'the MAIL-time facts are in (spf, spf_problem, spf_helo, bounce, ms)',
   'probe.done':
     'a bounce probe of the sender finished (sender, result: accepted, refused or tempfail, reply, scope: address or domain, cached, ms, mx, ip); warn for a temporary failure',
