@@ -44,13 +44,21 @@ export interface DaemonOptions {
   verbose?: boolean;
   /** EtcDir (system scripts); default: the daemon's temp dir */
   etcDir?: string;
+  /**
+   * the whole configuration file instead of the base lines and `conf` (a shipped file with the
+   * values a test must use put in): the port, DBDir, EtcDir and the quiet loopback DNS server
+   */
+  fullConf?: (t: { port: number; dbDir: string; etcDir: string; dnsServer: string }) => string;
+  /** a command to start the daemon under (e.g. setpriv with a capability bounding set) */
+  wrapper?: string[];
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
   // never let a test daemon ask the machine's resolver (it is not on loopback): unless the test
   // names its own DNSServer, a quiet loopback server answers NXDOMAIN to everything
-  const quietDns = /^DNSServer /im.test(opts.conf ?? '') ? null : await startDnsServer({ doh: false });
+  const quietDns =
+    /^DNSServer /im.test(opts.conf ?? '') && !opts.fullConf ? null : await startDnsServer({ doh: false });
   // the daemon gives up root after start: it must still reach its DBDir and its config
   chmodSync(dir, 0o755);
   const dbDir = join(dir, 'db');
@@ -72,10 +80,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       // SYN capture is on by default as root; tests about it say so (X-Avenger stays comparable)
       ...(/^SynFP /im.test(text) ? [] : ['SynFP no']),
     ].join('\n') + '\n';
-  const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
-  writeConf(opts.conf ?? '');
+  const writeConf = (text: string): void => writeFileSync(confPath, opts.fullConf ? text : base(text) + text + '\n');
+  writeConf(
+    opts.fullConf
+      ? opts.fullConf({ port, dbDir, etcDir, dnsServer: `127.0.0.1:${quietDns!.udp.port}` })
+      : (opts.conf ?? ''),
+  );
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
-  const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, ...argv] = [...(opts.wrapper ?? []), process.execPath, ...args] as [string, ...string[]];
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
   let stderrText = '';
