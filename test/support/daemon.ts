@@ -51,6 +51,13 @@ export interface DaemonOptions {
    * other process of the machine. The file must name a loopback DNS server on port 53.
    */
   resolvConf?: string;
+  /**
+   * the whole configuration file instead of the base lines and `conf` (a shipped file with the
+   * values a test must use put in): the port, DBDir, EtcDir and the quiet loopback DNS server
+   */
+  fullConf?: (t: { port: number; dbDir: string; etcDir: string; dnsServer: string }) => string;
+  /** a command to start the daemon under (e.g. setpriv with a capability bounding set) */
+  wrapper?: string[];
 }
 
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
@@ -58,7 +65,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
   // never let a test daemon ask the machine's resolver (it is not on loopback): unless the test
   // names its own DNSServer, a quiet loopback server answers NXDOMAIN to everything
   const quietDns =
-    opts.resolvConf !== undefined || /^DNSServer /im.test(opts.conf ?? '')
+    opts.resolvConf !== undefined || (/^DNSServer /im.test(opts.conf ?? '') && !opts.fullConf)
       ? null
       : await startDnsServer({ doh: false });
   // the daemon gives up root after start: it must still reach its DBDir and its config
@@ -82,29 +89,32 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
       // SYN capture is on by default as root; tests about it say so (X-Avenger stays comparable)
       ...(/^SynFP /im.test(text) ? [] : ['SynFP no']),
     ].join('\n') + '\n';
-  const writeConf = (text: string): void => writeFileSync(confPath, base(text) + text + '\n');
-  writeConf(opts.conf ?? '');
+  const writeConf = (text: string): void => writeFileSync(confPath, opts.fullConf ? text : base(text) + text + '\n');
+  writeConf(
+    opts.fullConf
+      ? opts.fullConf({ port, dbDir, etcDir, dnsServer: `127.0.0.1:${quietDns!.udp.port}` })
+      : (opts.conf ?? ''),
+  );
   const args = [ASMTPD_BIN, '-d', '-f', confPath, ...(opts.verbose ? ['--verbose'] : [])];
-  // with resolvConf, unshare and sh exec in turn: proc.pid is the daemon's pid all the same
-  const proc =
+  const command = [...(opts.wrapper ?? []), process.execPath, ...args];
+  // with resolvConf, unshare and sh exec in turn: proc.pid is the daemon's (or the wrapper's) pid
+  const [cmd, ...argv] = (
     opts.resolvConf === undefined
-      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(
+      ? command
+      : [
           'unshare',
-          [
-            '--mount',
-            '--propagation',
-            'private',
-            'sh',
-            '-c',
-            'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"',
-            'sh',
-            opts.resolvConf,
-            process.execPath,
-            ...args,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount --bind "$1" /etc/resolv.conf && shift && exec "$@"',
+          'sh',
+          opts.resolvConf,
+          ...command,
+        ]
+  ) as [string, ...string[]];
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
   let stderrText = '';
