@@ -215,6 +215,10 @@ test('STARTTLS is offered only with certificates, and refused without', { skip }
   const ehlo = await c.cmd('EHLO client.test');
   assert.doesNotMatch(ehlo.lines.join('\n'), /STARTTLS/);
   assert.match((await c.cmd('STARTTLS')).last, /^5\d\d /);
+  // a refused STARTTLS leaves the transaction as it was (the fuzz test found it dropped once)
+  assert.match((await c.cmd('MAIL FROM:<s@remote.test>')).last, /^250 /);
+  assert.match((await c.cmd('STARTTLS')).last, /^5\d\d /);
+  assert.match((await c.cmd(`RCPT TO:<${rcptOf()}>`)).last, /^250 2\.1\.5 tls= cipher= bits=\/$/);
   c.close();
   const s = await startTls(d.port);
   assert.match(s.ehloInClear, /250[ -]STARTTLS/);

@@ -130,8 +130,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       // RSET and QUIT always end the transaction (smtp-server resets it): its downstream side too.
       // A HELO/EHLO resets it only when it succeeds: the next MAIL (or the close) aborts it then.
       const whole = line.toString('latin1').trim().toUpperCase();
-      // STARTTLS too (RFC 3207 §4.2: nothing from before the handshake carries over)
-      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT' || whole === 'STARTTLS')) {
+      if (st.session?.tx && (whole === 'RSET' || whole === 'QUIT')) {
         abortDownstream(st.session.tx);
         st.session.tx = null;
       }
@@ -198,6 +197,9 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       replyToHalfClosed(socket);
       const cipher = socket.getCipher();
       s.tls = sessionTls(cipher);
+      // RFC 3207 §4.2: nothing from before the handshake carries over (smtp-server reset its side)
+      if (s.tx) abortDownstream(s.tx);
+      s.tx = null;
       s.helo = null;
       s.proto = null;
       s.decisions.clear();
