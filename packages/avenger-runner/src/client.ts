@@ -152,24 +152,25 @@ export function startRunner(options: StartRunnerOptions): Promise<RunnerClient> 
   // as root, keep only the powers the runner uses: become users (setuid, setgid), signal their
   // process groups (kill), read spool files of the SMTP process (dac_read_search); setpriv
   // (util-linux) empties the capability bounding set but for them, and the inheritable set
-  const [cmd, argv] =
-    process.getuid?.() === 0 && existsSync(SETPRIV)
-      ? [
-          SETPRIV,
-          [
-            '--bounding-set',
-            `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`,
-            '--inh-caps',
-            '-all',
-            '--',
-            node,
-            ...args,
-          ],
-        ]
-      : [node, args];
+  const viaSetpriv = process.getuid?.() === 0 && existsSync(SETPRIV);
+  const [cmd, argv] = viaSetpriv
+    ? [
+        SETPRIV,
+        [
+          '--bounding-set',
+          `-all,${RUNNER_CAPABILITIES.map((c) => `+${c}`).join(',')}`,
+          '--inh-caps',
+          '-all',
+          '--',
+          node,
+          ...args,
+        ],
+      ]
+    : [node, args];
   const child = spawn(cmd, argv, {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { PATH: SAFE_PATH },
+    // capability-guard.ts: the runner refuses to run with more than these (setpriv without CAP_SETPCAP)
+    env: { PATH: SAFE_PATH, ...(viaSetpriv ? { ASMTPD_CAPABILITIES: RUNNER_CAPABILITIES.join(',') } : {}) },
   });
   const connection = new RunnerConnection(child, options);
   const onLog = options.onLog ?? ((line: string) => process.stderr.write(`${line}\n`));

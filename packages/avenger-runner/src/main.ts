@@ -11,6 +11,7 @@
  *   SIGUSR1 is neutralised before anything else is loaded (no-inspector.ts).
  */
 import './no-inspector.js';
+import './capability-guard.js';
 import { validateSettings, type RunnerSettings } from './protocol.js';
 import { serveRunner } from './serve.js';
 

@@ -93,7 +93,12 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
   for (const name of created) log.info('daemon.account_created', { user: name });
   let runner: RunnerClient;
-  let stopNow: (why: string) => void = () => process.exit(1);
+  // until the daemon is up, what ends it is said on stderr too (the admin starting it reads that)
+  let starting = true;
+  let stopNow: (why: string) => void = (why) => {
+    process.stderr.write(`asmtpd: ${why} while starting\n`);
+    process.exit(1);
+  };
   try {
     const ids = runnerIds(accounts);
     runner = await startRunner({
@@ -107,7 +112,10 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
           ...ids.deniedUids.map((u) => `--denied-uid=${u}`),
         ],
       },
-      onLog: (line) => log.warn('runner.log', { line }),
+      onLog: (line) => {
+        log.warn('runner.log', { line });
+        if (starting) process.stderr.write(`${line}\n`);
+      },
       onExit: (code, signal, expected) => {
         if (expected) return;
         log.error('runner.exit', { code, signal });
@@ -169,6 +177,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
           note: 'not started as root: every script runs as the invoking user',
         },
   );
+  starting = false;
   log.info('daemon.start', {
     version: VERSION,
     pid: process.pid,

@@ -12,6 +12,7 @@
  * hand the runner a setting.
  */
 import '@asmtpd/avenger-runner/no-inspector';
+import '@asmtpd/avenger-runner/capability-guard';
 import { serveRunner, type RunnerSettings } from '@asmtpd/avenger-runner';
 import { loadForCommand } from '../config/source.js';
 import { formatIssue } from '../config/load.js';

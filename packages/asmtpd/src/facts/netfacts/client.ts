@@ -266,7 +266,9 @@ export function startNetFacts(o: NetFactsOptions): Promise<NetFactsClient> {
     return Promise.reject(err);
   }
   const [cmd, ...argv] = [...prefix, node, ...args] as [string, ...string[]];
-  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: { PATH: SAFE_PATH }, cwd: '/' });
+  // capability-guard: through setpriv, the process refuses to run with more than CAP_NET_RAW
+  const env = { PATH: SAFE_PATH, ...(prefix.length > 0 ? { ASMTPD_CAPABILITIES: 'net_raw' } : {}) };
+  const child = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'], env, cwd: '/' });
   const connection = new Connection(child, o);
   const errLines = new LineSplitter();
   child.stderr?.setEncoding('utf8');

@@ -21,6 +21,7 @@
  *   only, umask 077, in /; SIGUSR1 is neutralised first.
  */
 import '@asmtpd/avenger-runner/no-inspector';
+import '@asmtpd/avenger-runner/capability-guard';
 import { readLines } from '@asmtpd/avenger-runner';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
 import {
