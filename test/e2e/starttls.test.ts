@@ -400,6 +400,32 @@ test(
   },
 );
 
+test('a key only root can read is served, with a warning that SIGHUP could not re-read it', { skip }, async () => {
+  assert.deepEqual(
+    d.logs.filter((l) => l.event === 'config.error' && /not readable by DaemonUser/.test(String(l.warning))),
+    [],
+    'no warning for keys DaemonUser can read',
+  );
+  const rootOnly = join(certs, 'root-only.key');
+  copyFileSync(join(certs, 'ec.key'), rootOnly);
+  chmodSync(rootOnly, 0o600);
+  const r = await startDaemon({
+    etcDir: etc,
+    conf: [`TLSCert ${join(certs, 'ec-chain.pem')}`, `TLSKey ${rootOnly}`].join('\n'),
+  });
+  try {
+    const w = await r.waitLog(
+      (l) => l.event === 'config.error' && /not readable by DaemonUser/.test(String(l.warning)),
+    );
+    assert.match(String(w.warning), new RegExp(`^${rootOnly}: not readable by DaemonUser asmtpd: .*chmod 640`));
+    const s = await startTls(r.port);
+    assert.equal(s.tls.getPeerCertificate().asn1Curve, 'prime256v1', 'served all the same');
+    s.tls.end();
+  } finally {
+    await r.stop();
+  }
+});
+
 test('Postfix with smtp_tls_security_level = encrypt delivers through asmtpd', { skip }, async (t) => {
   if (!requirePostfix(t)) return;
   const pf = await startPostfix({

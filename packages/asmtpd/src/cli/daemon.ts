@@ -36,6 +36,7 @@ import { openNetFacts } from '../facts/netfacts/client.js';
 import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
 import { loadForCommand } from '../config/source.js';
 import { VERSION } from '../version.js';
+import { unreadableBy } from '../daemon/tls-readable.js';
 
 export interface DaemonArgs {
   file: string;
@@ -91,6 +92,12 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }),
   );
   for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
+  if (accounts) {
+    for (const path of unreadableBy(accounts.daemon, [...config.tlsCerts, ...config.tlsKeys]))
+      log.warn('config.error', {
+        warning: `${path}: not readable by DaemonUser ${accounts.daemon.name}: served now, but a SIGHUP cannot re-read it (a renewed certificate needs a restart); e.g. chgrp ${accounts.daemon.name} ${path}; chmod 640 ${path}`,
+      });
+  }
   for (const name of created) log.info('daemon.account_created', { user: name });
   let runner: RunnerClient;
   // until the daemon is up, what ends it is said on stderr too (the admin starting it reads that)
