@@ -20,7 +20,7 @@ import {
 } from 'node:tls';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
-import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { canCreateUsers, createUser, etcWithPasswd, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { requirePostfix, startPostfix } from '../support/postfix.js';
 import { SmtpClient, dotStuff } from '../support/smtp-client.js';
 
@@ -179,11 +179,9 @@ before(async () => {
   chmodSync(join(certs, 'served-rsa.key'), 0o644);
   u = createUser('tls');
   writeScript(u, 'rcpt', SCRIPT);
-  etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
-  chmodSync(etc, 0o755);
-  const passwd = join(etc, 'passwd');
-  writeFileSync(passwd, passwdLine(u));
-  chmodSync(passwd, 0o644);
+  const files = etcWithPasswd([u]);
+  etc = files.etc;
+  const passwd = files.passwd;
   sink = await startSink();
   const common = ['LocalDomain a.example', `PasswdFile ${passwd}`, `RelayHost 127.0.0.1:${sink.port}`];
   d = await startDaemon({

@@ -3,7 +3,7 @@
  * removed with userdel at the end. Names are unique per run so suites can run in parallel.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync, chmodSync, chownSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync, chmodSync, chownSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -72,4 +72,14 @@ export function writeScript(
 /** A passwd(5) line for a test account (for a PasswdFile listing the test users). */
 export function passwdLine(u: { name: string; uid: number; gid: number; home: string }): string {
   return `${u.name}:x:${u.uid}:${u.gid}::${u.home}:/bin/sh\n`;
+}
+
+/** An EtcDir for a test daemon (root's, mode 755) holding a PasswdFile that lists `users`. */
+export function etcWithPasswd(users: readonly TestUser[]): { etc: string; passwd: string } {
+  const etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
+  chmodSync(etc, 0o755);
+  const passwd = join(etc, 'passwd');
+  writeFileSync(passwd, users.map(passwdLine).join(''));
+  chmodSync(passwd, 0o644);
+  return { etc, passwd };
 }
