@@ -85,7 +85,7 @@ async function viaHaproxy(version: 'v1' | 'v2', from: string): Promise<SmtpClien
 before(async () => {
   if (skip) return;
   u = createUser('proxy');
-  writeScript(u, 'rcpt', 'accept "client=$CLIENT_IP:$CLIENT_PORT"');
+  writeScript(u, 'rcpt', 'accept "client=$CLIENT_IP:$CLIENT_PORT syn=$CLIENT_SYNFP"');
   etc = mkdtempSync(join(tmpdir(), 'asmtpd-etc-'));
   chmodSync(etc, 0o755);
   const passwd = join(etc, 'passwd');
@@ -101,8 +101,11 @@ before(async () => {
       'ProxyProtocol 127.0.0.1/32',
       'RelayNet 127.0.0.77/32',
       'MaxClientsPerIP 1',
+      // the SYN asmtpd sees behind HAProxy is HAProxy's: no SYN fact for a proxied client
+      'SynFP yes',
     ].join('\n'),
   });
+  await d.waitLog((l) => l.event === 'netfacts.start');
   plain = await startDaemon({ etcDir: etc, conf: common.join('\n') });
   await startHaproxy(d.port);
 });
@@ -131,7 +134,7 @@ for (const [version, from, relayNet] of [
       const clientPort = c.socket.localPort!;
       assert.match((await c.cmd('EHLO client.test')).last, /^250 /);
       assert.match((await c.cmd('MAIL FROM:<s@remote.test>')).last, /^250 /);
-      assert.equal((await c.cmd(`RCPT TO:<${rcptOf()}>`)).last, `250 2.1.5 client=${from}:${clientPort}`);
+      assert.equal((await c.cmd(`RCPT TO:<${rcptOf()}>`)).last, `250 2.1.5 client=${from}:${clientPort} syn=`);
       assert.match((await c.cmd('DATA')).last, /^354 /);
       c.write(`Subject: proxied ${version}\r\n\r\nthrough HAProxy\r\n.\r\n`);
       assert.match((await c.reply()).last, /^250 2\.0\.0 /);
@@ -152,9 +155,29 @@ for (const [version, from, relayNet] of [
       assert.match(head, new RegExp(`X-Avenger: .*client-ip=${from.replace(/\./g, '\\.')}; client-port=${clientPort}`));
       assert.match(head, new RegExp(`^Received: from client\\.test \\(\\[${from.replace(/\./g, '\\.')}\\]\\)`, 'm'));
       assert.doesNotMatch(head, /127\.0\.0\.1/, 'HAProxy appears nowhere in the message');
+      assert.doesNotMatch(head, /syn-fp=|hops=/, "no SYN fact: it would be HAProxy's");
     },
   );
 }
+
+test(
+  'a client straight to asmtpd from an unlisted address is served as before, with its own SYN',
+  { skip },
+  async () => {
+    const c = await SmtpClient.connect(d.port, '127.0.0.1', '127.0.0.82');
+    assert.match((await c.greeting()).last, /^220 /);
+    assert.match((await c.cmd('EHLO client.test')).last, /^250 /);
+    assert.match((await c.cmd('MAIL FROM:<s@remote.test>')).last, /^250 /);
+    const port = c.socket.localPort!;
+    assert.match(
+      (await c.cmd(`RCPT TO:<${rcptOf()}>`)).last,
+      new RegExp(`^250 2\\.1\\.5 client=127\\.0\\.0\\.82:${port} syn=\\d+:`),
+    );
+    c.close();
+    const connected = await d.waitLog((l) => l.event === 'session.connect' && l.ip === '127.0.0.82');
+    assert.equal(connected.proxy, undefined);
+  },
+);
 
 test('MaxClientsPerIP counts the clients behind HAProxy, not HAProxy', { skip }, async () => {
   const first = await viaHaproxy('v1', '127.0.0.79');
@@ -208,7 +231,7 @@ test('without ProxyProtocol nothing changes: a PROXY line is an unknown command'
   assert.match((await c.cmd('PROXY TCP4 192.0.2.66 127.0.0.1 40000 25')).last, /^5\d\d /);
   assert.match((await c.cmd(`EHLO client.test`)).last, /^250 /);
   assert.match((await c.cmd('MAIL FROM:<s@remote.test>')).last, /^250 /);
-  assert.equal((await c.cmd(`RCPT TO:<${rcptOf()}>`)).last, `250 2.1.5 client=127.0.0.77:${c.socket.localPort}`);
+  assert.equal((await c.cmd(`RCPT TO:<${rcptOf()}>`)).last, `250 2.1.5 client=127.0.0.77:${c.socket.localPort} syn=`);
   c.close();
   assert.equal(
     plain.logs.some((l) => l.event === 'session.proxy_refused'),
