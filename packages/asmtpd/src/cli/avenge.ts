@@ -63,6 +63,7 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     helo: null,
     proto: 'ESMTP',
     tls: null,
+    proxy: null,
     mayRelay: rt.relayNets.has(args.ip),
     tx: null,
     pipelining: null,

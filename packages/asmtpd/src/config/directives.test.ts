@@ -22,6 +22,7 @@ const CONFIG_FIELDS = [
   'dataTimeoutMs',
   'greetingDelayMs',
   'bareLineEndings',
+  'proxyProtocol',
   'separator',
   'localDomains',
   'domainFile',

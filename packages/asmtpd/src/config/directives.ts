@@ -226,6 +226,18 @@ export const DIRECTIVES: readonly Directive[] = [
     parse: (w) => parseChoice(w, ['reject', 'normalize'] as const, { normalise: 'normalize' }),
     default: 'reject',
   }),
+  listValue('proxyProtocol', {
+    name: 'ProxyProtocol',
+    section: 'Listening and limits',
+    form: 'network',
+    valueSyntax: 'network...',
+    defaultText: 'none',
+    sample: '192.0.2.10/32',
+    doc: 'load balancers (HAProxy send-proxy or send-proxy-v2) whose connections must start with a PROXY header, v1 or v2, within SMTPTimeout; the client it names replaces the peer for every fact, limit, log line, header and script (no SYN or route facts then). A PROXY header from any other peer, or none from these, closes the connection',
+    defaultNote: 'none: no PROXY header is read, and one a client sends is an unknown command as before',
+    parseItem: parseCidr,
+    default: () => [],
+  }),
 
   // ── TLS ──────────────────────────────────────────────────────────────────────────────
   listValue('tlsCerts', {

@@ -46,6 +46,7 @@ test('an empty file gives every default', () => {
       dataTimeoutMs: 600_000,
       greetingDelayMs: 0,
       bareLineEndings: 'reject',
+      proxyProtocol: [],
       separator: null,
       localDomains: ['mx.example.org'],
       domainFile: null,

@@ -63,6 +63,8 @@ export interface Config {
   greetingDelayMs: number;
   /** what to do with a bare CR or LF inside DATA: reject (554 5.6.0) or normalise to CRLF */
   bareLineEndings: 'reject' | 'normalize';
+  /** ProxyProtocol: peers whose connections start with a PROXY header (v1 or v2); empty = none */
+  proxyProtocol: Cidr[];
 
   // Recipients and users
   /** one of values.ts SEPARATOR_CHARACTERS; null = addresses have no extensions */

@@ -104,3 +104,37 @@ test('MAIL-time facts start right after mailFrom() returns (the MAIL reply is wr
   assert.equal(v.spf?.result, 'none');
   assert.equal(v.spfHelo?.result, 'none');
 });
+
+test("a client named by a PROXY header (tcpPeer false) gets no SYN and no route: they would be the proxy's", async () => {
+  const asked: string[] = [];
+  const net = {
+    syn: async (ip: string, port: number) => {
+      asked.push(`syn ${ip}:${port}`);
+      return { fp: '64240:64:1:60:M1460', os: 'Linux', hops: 0 };
+    },
+    route: async (ip: string) => {
+      asked.push(`route ${ip}`);
+      return null;
+    },
+  };
+  const deps = {
+    config: config(),
+    resolver: recordingResolver(),
+    prober: null,
+    isOwnDomain: () => false,
+    net,
+    log: nullLogger(),
+  };
+  const proxied = createClientFacts('192.0.2.7', deps);
+  proxied.connected(40000, { tcpPeer: false });
+  const p = await proxied.settle();
+  assert.equal(p.syn, null);
+  assert.equal(p.route, null);
+  assert.deepEqual(asked, []);
+  assert.notEqual(p.reverse, null, "the DNS facts are the client's as before");
+  const direct = createClientFacts('192.0.2.7', deps);
+  direct.connected(40000);
+  const d = await direct.settle();
+  assert.equal(d.syn?.os, 'Linux');
+  assert.deepEqual(asked, ['syn 192.0.2.7:40000', 'route 192.0.2.7']);
+});

@@ -4,7 +4,8 @@
  * awaited only when a recipient's policy needs them.
  *
  *   createClientFacts(ip, deps) -> ClientFacts
- *     .connected(port)         start reverse DNS, every DNSBL, the SYN lookup and the route trace
+ *     .connected(port, {tcpPeer})  start reverse DNS, every DNSBL, and (when the client is the
+ *                              TCP peer, not named by a PROXY header) the SYN lookup and the route trace
  *     .mailFrom(sender, helo)  start SPF of MAIL FROM and of HELO, and the bounce probe
  *     .settle() -> FactValues  await what was started, each within its own bound; never rejects
  *
@@ -70,7 +71,11 @@ export interface FactValues {
 }
 
 export interface ClientFacts {
-  connected(port: number): void;
+  /**
+   * tcpPeer false: the client was named by a PROXY header (ProxyProtocol); the SYN and the route
+   * would be the load balancer's, so neither is taken
+   */
+  connected(port: number, opts?: { tcpPeer: boolean }): void;
   mailFrom(sender: string, helo: string | null): void;
   settle(): Promise<FactValues>;
 }
@@ -98,9 +103,9 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
   });
 
   return {
-    connected(port) {
+    connected(port, opts = { tcpPeer: true }) {
       const started = Date.now();
-      const net = deps.net ?? null;
+      const net = opts.tcpPeer ? (deps.net ?? null) : null;
       // started in a microtask: the caller's banner goes out first (its write is synchronous),
       // and the lookups' synchronous part (cache reads, timers) does not delay it
       const now = Promise.resolve();

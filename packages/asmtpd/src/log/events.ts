@@ -8,8 +8,11 @@ export const LOG_EVENTS = {
   'daemon.reload_failed': 'SIGHUP: the new configuration was refused; the old one stays (errors)',
   'daemon.stop': 'SIGTERM/SIGINT: stopping (sessions still open)',
   'daemon.error': 'an unexpected error outside any session',
-  'session.connect': 'a client connected (ip, port, local address)',
+  'session.connect':
+    'a client connected (ip, port, local address, relay_net; behind a ProxyProtocol load balancer the client of its header, and proxy, proxy_port, proxy_version: the load balancer)',
   'session.refused': 'a connection was refused before the banner (limit reached)',
+  'session.proxy_refused':
+    'warn: ProxyProtocol closed a connection for its PROXY header (peer, peer_port: the TCP peer; reason: no-header, invalid, timeout, closed (info) before any session, or not-listed: a header as the first bytes of a session, answered 421, with ip; detail)',
   'session.smtp': 'one SMTP exchange (only with --verbose): command and reply',
   'session.error':
     'a session ended by an error (a bug, or a socket error other than the client going away: ip, code, error); in a transaction the client gets 451 4.3.0',

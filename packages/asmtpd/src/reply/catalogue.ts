@@ -18,6 +18,8 @@ export const REPLIES = {
   tooManyErrors: () => reply(421, '4.7.0', 'too many errors, closing connection'),
   timeout: () => reply(421, '4.4.2', 'timeout exceeded, closing connection'),
   shuttingDown: () => reply(421, '4.3.2', 'server shutting down, try again later'),
+  // ProxyProtocol: a PROXY header from a peer that is not listed, as the session's first bytes
+  proxyHeaderRefused: () => reply(421, '4.7.0', 'PROXY header not accepted from your address, closing connection'),
 
   // any command
   lineTooLong: () => reply(500, '5.5.2', 'line too long (more than 512 octets)'),

@@ -6,7 +6,13 @@ import { connect, Socket, type AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { BoundaryConnection, BoundaryServer, createBoundaryServer, type BoundaryHooks } from './boundary.js';
+import {
+  BoundaryConnection,
+  BoundaryServer,
+  createBoundaryServer,
+  type BoundaryHooks,
+  type ProxyOrigin,
+} from './boundary.js';
 
 // ---- tripwire: what boundary.ts overrides in, or relies on from, the installed smtp-server ----
 
@@ -16,6 +22,9 @@ const PINNED = '3.21.6';
 /** sha256 of Function.prototype.toString() of each library method, as in smtp-server PINNED. */
 const OVERRIDDEN: Record<string, string> = {
   'SMTPServer.connect': '9818ea13a1c36459c8faeb45453d428705c921b2cca67765c389558913b1870f',
+  // ProxyProtocol (v1 and v2, CIDR peers): the library's useProxy is v1 only, exact addresses
+  'SMTPServer._expectsProxyHeader': 'b900129fbb5a986c4dbefa3b3493de42611bcb90be193f903d95319e3136b9ed',
+  'SMTPServer._handleProxy': 'b52456c48b0458fe5705b1adb72ec2a6f54c2453cee8bc544c42849e220bcc9c',
   'SMTPConnection.send': 'c33568c0111a58b2d16786c2ffebbeef6f040c6914742bbcae1c3b3b2507efcb',
   'SMTPConnection._parseAddressCommand': '9f368803e4fdff1525b5b5238e974c4d1c49facf2f665c628b01dbabc2ff857e',
   'SMTPConnection.init': '1265a7d7ca8f5510b4ce94ce4c52bdc127a13b6ef912ec7f9dec69be7a662918',
@@ -28,6 +37,10 @@ const OVERRIDDEN: Record<string, string> = {
 const RELIED_ON: Record<string, string> = {
   'SMTPServer._onError': '01d6f6dc6b8d6e908775357d467ce6a8b6376a42177101b1d013365b09fdf745',
   'SMTPServer._onClientConnect': '530fef2b2700ba7a0e64e3602b9692f784f415ccd5462c74c04d29c99257175a',
+  // ProxyProtocol: it asks _expectsProxyHeader whether to guard a socket until connect() (a
+  // timeout, server.close() destroying it); the constructor's listener then calls _handleProxy
+  // and passes its socketOptions (remoteAddress, remotePort) to connect(): the behaviour test below
+  'SMTPServer._acceptSocket': 'f4c69396f94c5c50e7f8aa5a3c30859560a5f43550a56ca66e109ed8c5f35561',
   'SMTPConnection._setListeners': 'cf07ab6f47db09acf796970e44196427a39c0d8f357d207ec797ca08f10027f5',
   'SMTPConnection.connectionReady': '361a2b1de88fbf67ef10e475034bcc7c3cecd09687cf7df361277e80f3eda09f',
 };
@@ -154,6 +167,115 @@ test('two servers in one process each report to their own hooks; a plain SMTPSer
   await Promise.all([close(serverA), close(serverB), close(plain)]);
 });
 
+// ---- ProxyProtocol: the header of a listed peer names the client ----
+
+/** A v2 PROXY header (TCP over IPv4) from src:sport to dst:dport, as HAProxy's send-proxy-v2 writes it. */
+function v2Header(src: string, sport: number, dst: string, dport: number): Buffer {
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const meta = Buffer.from([0x21, 0x11, 0x00, 12]);
+  const addr = Buffer.alloc(12);
+  src.split('.').forEach((b, i) => addr.writeUInt8(Number(b), i));
+  dst.split('.').forEach((b, i) => addr.writeUInt8(Number(b), 4 + i));
+  addr.writeUInt16BE(sport, 8);
+  addr.writeUInt16BE(dport, 10);
+  return Buffer.concat([sig, meta, addr]);
+}
+
+test("ProxyProtocol: a listed peer's v1 and v2 headers name the client of the session; the peer is its ProxyOrigin", async () => {
+  const h = recordingHooks(0, ['127.0.0.1']);
+  const sessions: { ip: string; port: number }[] = [];
+  const server = createBoundaryServer(
+    {
+      ...quietOptions(),
+      onConnect: (session, cb) => {
+        sessions.push({ ip: session.remoteAddress, port: session.remotePort });
+        cb();
+      },
+    },
+    h.hooks,
+  );
+  const port = await listen(server);
+  const v1 = await openClient(port);
+  // the header and the first command in one segment: what follows the header is the session's
+  v1.write('PROXY TCP4 192.0.2.7 127.0.0.1 40001 25\r\nHELO one.example\r\n');
+  assert.match(await v1.line(), /^220 /);
+  assert.match(await v1.line(), /^250 /);
+  const v2 = await openClient(port);
+  v2.write(v2Header('198.51.100.9', 40002, '127.0.0.1', 25));
+  assert.match(await v2.line(), /^220 /);
+  // a health check (v1 UNKNOWN): the peer's own connection, no client named
+  const check = await openClient(port);
+  check.write('PROXY UNKNOWN\r\n');
+  assert.match(await check.line(), /^220 /);
+  assert.deepEqual(
+    sessions.map((s) => (s.ip === '127.0.0.1' ? { ip: s.ip } : s)),
+    [{ ip: '192.0.2.7', port: 40001 }, { ip: '198.51.100.9', port: 40002 }, { ip: '127.0.0.1' }],
+  );
+  assert.deepEqual(
+    h.seen.proxies.map((p) => (p ? [p.peer.ip, p.version] : null)),
+    [['127.0.0.1', 1], ['127.0.0.1', 2], null],
+  );
+  check.end();
+  assert.deepEqual(h.seen.commands, ['HELO one.example']);
+  v1.end();
+  v2.end();
+  await close(server);
+});
+
+test('ProxyProtocol: a listed peer without a header is closed before any banner; a header from an unlisted peer closes its session', async () => {
+  const listed = recordingHooks(0, ['127.0.0.1']);
+  const server = createBoundaryServer(quietOptions(), listed.hooks);
+  const port = await listen(server);
+  const bare = await openClient(port);
+  bare.write('EHLO no-header.example\r\n');
+  await bare.closed;
+  const silent = await openClient(port);
+  await silent.closed; // proxyHeaderTimeoutMs
+  assert.deepEqual(
+    listed.seen.refused.map((r) => [r.id, r.reason, r.peer]),
+    [
+      [null, 'no-header', '127.0.0.1'],
+      [null, 'timeout', '127.0.0.1'],
+    ],
+  );
+  assert.deepEqual(listed.seen.replies, [], 'nothing was sent: no banner');
+  await close(server);
+
+  const other = recordingHooks(0, ['192.0.2.1']);
+  const server2 = createBoundaryServer(quietOptions(), other.hooks);
+  const port2 = await listen(server2);
+  for (const header of [
+    Buffer.from('PROXY TCP4 192.0.2.7 127.0.0.1 40001 25\r\n'),
+    v2Header('192.0.2.7', 1, '127.0.0.1', 25),
+  ]) {
+    const c = await openClient(port2);
+    assert.match(await c.line(), /^220 /);
+    c.write(Buffer.concat([header, Buffer.from('HELO after.example\r\n')]));
+    await c.closed;
+  }
+  assert.deepEqual(
+    other.seen.refused.map((r) => [typeof r.id, r.reason, r.peer]),
+    [
+      ['string', 'not-listed', '127.0.0.1'],
+      ['string', 'not-listed', '127.0.0.1'],
+    ],
+  );
+  assert.deepEqual(other.seen.commands, [], 'nothing after the header was read as a command');
+  await close(server2);
+
+  // without ProxyProtocol a PROXY line is an unknown command, as before
+  const none = recordingHooks(0, null);
+  const server3 = createBoundaryServer(quietOptions(), none.hooks);
+  const port3 = await listen(server3);
+  const c = await openClient(port3);
+  assert.match(await c.line(), /^220 /);
+  c.write('PROXY TCP4 192.0.2.7 127.0.0.1 40001 25\r\n');
+  assert.match(await c.line(), /^5\d\d /);
+  assert.deepEqual(none.seen.refused, []);
+  c.end();
+  await close(server3);
+});
+
 // ---- helpers ----
 
 interface Seen {
@@ -161,12 +283,24 @@ interface Seen {
   commands: string[];
   replies: number[];
   abuse: string[];
+  proxies: (ProxyOrigin | null)[];
+  refused: { id: string | null; reason: string; peer: string }[];
 }
 
-function recordingHooks(greetingDelayMs = 0): { hooks: BoundaryHooks; seen: Seen } {
-  const seen: Seen = { ids: new Set(), commands: [], replies: [], abuse: [] };
+function recordingHooks(greetingDelayMs = 0, proxyPeers: string[] | null = null): { hooks: BoundaryHooks; seen: Seen } {
+  const seen: Seen = { ids: new Set(), commands: [], replies: [], abuse: [], proxies: [], refused: [] };
   const hooks: BoundaryHooks = {
-    onInit: (id) => void seen.ids.add(id),
+    onInit: (id, _conn, _socket, proxy) => {
+      seen.ids.add(id);
+      seen.proxies.push(proxy);
+    },
+    proxyPeers: () => (proxyPeers ? { has: (ip: string) => proxyPeers.includes(ip) } : null),
+    proxyHeaderTimeoutMs: () => 1000,
+    onProxyRefused: (id, r) => {
+      seen.refused.push({ id, reason: r.reason, peer: r.peer.ip });
+      // the front end answers 421 and closes; here: close
+      if (id !== null) for (const c of servers) for (const conn of c.connections) if (conn.id === id) conn.close();
+    },
     onInputEnd: () => {},
     onReply: (id, code) => {
       seen.ids.add(id);
@@ -195,25 +329,30 @@ function quietOptions(): SMTPServerOptions {
   };
 }
 
+const servers = new Set<SMTPServer>();
 function listen(server: SMTPServer): Promise<number> {
+  servers.add(server);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () => resolve((server.server.address() as AddressInfo).port)),
   );
 }
 
 function close(server: SMTPServer): Promise<void> {
+  servers.delete(server);
   return new Promise((resolve) => server.close(() => resolve()));
 }
 
 interface Client {
   line(): Promise<string>;
-  write(s: string): void;
+  write(s: string | Buffer): void;
   end(): void;
+  /** resolves when the server closed the connection */
+  closed: Promise<void>;
 }
 
-function openClient(port: number): Promise<Client> {
+function openClient(port: number, localAddress?: string): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = connect({ host: '127.0.0.1', port, ...(localAddress ? { localAddress } : {}) });
     let buffered = '';
     const lines: string[] = [];
     const waiting: ((l: string) => void)[] = [];
@@ -228,9 +367,11 @@ function openClient(port: number): Promise<Client> {
         else lines.push(l);
       }
     });
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
     socket.once('error', reject);
     socket.once('connect', () =>
       resolve({
+        closed,
         line: () => {
           const l = lines.shift();
           return l !== undefined ? Promise.resolve(l) : new Promise((r) => waiting.push(r));

@@ -43,11 +43,20 @@
  *    reports replies. Detected abuse goes to hooks.onAbuse, once per kind. The parser's end (the
  *    server runs with allowHalfOpen, so a client's half-close ends the input but not the
  *    connection) goes to hooks.onInputEnd once everything the client sent was answered.
+ *    With ProxyProtocol, a PROXY header as a session's first bytes goes to hooks.onProxyRefused
+ *    (the header came from a peer that is not listed) and nothing more of the input is read.
+ *  - _expectsProxyHeader(), _handleProxy() (BoundaryServer): ProxyProtocol. The listed peers
+ *    (hooks.proxyPeers, CIDR) must start with a PROXY header, v1 or v2 (proxy-header.ts), before
+ *    the connection exists; its client replaces the peer as remoteAddress/remotePort for the whole
+ *    session (facts, limits, logs, headers, scripts). The library's own `useProxy` reads v1 only,
+ *    from exact addresses, and answers a bad header with "* BAD". The peer reaches the front end
+ *    with hooks.onInit (ProxyOrigin).
  * The hooks receive the connection id, which is smtp-server's session.id.
  *
  * The tripwire (boundary.test.ts) holds a hash of the source of every library method overridden
  * or relied on here, and checks each private member used: an upgrade that changes one fails it.
  */
+import { randomBytes } from 'node:crypto';
 import { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
@@ -56,10 +65,26 @@ import { parsePathCommand } from './path.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Reply } from '../reply/reply.js';
 import { AbuseDetector, commandVerb, isHttpRequestLine, type AbuseKind } from './abuse.js';
+import { readProxyHeader, startsWithProxyHeader, type ProxyRefusal } from './proxy-header.js';
+
+/** The TCP peer of a connection whose client a PROXY header named (ProxyProtocol). */
+export interface ProxyOrigin {
+  /** the load balancer's own address and port */
+  peer: { ip: string; port: number };
+  version: 1 | 2;
+}
+
+/** A connection closed for its PROXY header (or its lack of one): logged by the front end. */
+export interface ProxyRefused {
+  /** the TCP peer */
+  peer: { ip: string; port: number };
+  reason: ProxyRefusal;
+  detail: string;
+}
 
 export interface BoundaryHooks {
   /** a new connection object exists (before onConnect), with its socket */
-  onInit(connId: string, conn: SmtpConnectionHandle, socket: Socket): void;
+  onInit(connId: string, conn: SmtpConnectionHandle, socket: Socket, proxy: ProxyOrigin | null): void;
   /**
    * the client's input ended (it closed its sending side) and every command it sent was answered;
    * inData: it ended inside a message, before the final dot
@@ -73,6 +98,17 @@ export interface BoundaryHooks {
   greetingDelayMs(): number;
   /** protocol abuse seen on a connection (abuse.ts), once per kind; may come before onConnect */
   onAbuse(connId: string, kind: AbuseKind, detail: Record<string, unknown>): void;
+  /**
+   * ProxyProtocol: the peers whose connections start with a PROXY header (null: none, and a
+   * header from anyone is left to the SMTP parser as before), and how long the header may take
+   */
+  proxyPeers(): { has(ip: string): boolean } | null;
+  proxyHeaderTimeoutMs(): number;
+  /**
+   * a connection was closed for its PROXY header: from a listed peer before any session (connId
+   * null), or a header as the first bytes of a session (connId: the front end answers and closes)
+   */
+  onProxyRefused(connId: string | null, refusal: ProxyRefused): void;
 }
 
 /** What the rest of asmtpd may do with a raw connection. */
@@ -93,6 +129,9 @@ export function createBoundaryServer(options: SMTPServerOptions, hooks: Boundary
 }
 
 export class BoundaryServer extends SMTPServer {
+  /** the ProxyOrigin of each socket that came with a PROXY header (read by the connection's init) */
+  readonly proxied = new WeakMap<Socket, ProxyOrigin>();
+
   constructor(
     options: SMTPServerOptions,
     readonly hooks: BoundaryHooks,
@@ -112,6 +151,46 @@ export class BoundaryServer extends SMTPServer {
     connection.on('connect', (data) => this._onClientConnect(data));
     connection.init();
   }
+
+  /**
+   * ProxyProtocol: a PROXY header is expected from the peers it lists (CIDR, re-read on SIGHUP),
+   * instead of the library's exact addresses of `useProxy`. The library's _acceptSocket() guards
+   * such a socket until connect() (server.close() destroys it; maxClients counts it).
+   * Upstream: `useProxy` taking a function of the address would remove this.
+   */
+  override _expectsProxyHeader(socket: Socket): boolean {
+    return this.hooks.proxyPeers()?.has(socket.remoteAddress ?? '') ?? false;
+  }
+
+  /**
+   * The PROXY header, v1 or v2 (proxy-header.ts, with proxy-protocol-js), from a listed peer:
+   * the client it names becomes the connection's remoteAddress and remotePort (the library's
+   * SMTPConnection takes them from socketOptions), and the peer is kept as its ProxyOrigin. No
+   * header, a bad one, a timeout or a close: the socket is destroyed, nothing was sent, and
+   * hooks.onProxyRefused says why. Other peers go the library's way (no header read).
+   * Upstream: the library reads v1 only and answers a bad header with an IMAP-style "* BAD";
+   * a v2 parser (or a `parseProxyHeader` option) would remove this.
+   */
+  override _handleProxy(socket: Socket, callback: Parameters<SMTPServer['_handleProxy']>[1]): void {
+    if (!this._expectsProxyHeader(socket)) return super._handleProxy(socket, callback);
+    const peer = { ip: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
+    readProxyHeader(socket, this.hooks.proxyHeaderTimeoutMs(), (r) => {
+      if (r.kind === 'refused') {
+        this.hooks.onProxyRefused(null, { peer, reason: r.reason, detail: r.detail });
+        socket.on('error', () => undefined);
+        socket.destroy();
+        return callback(new Error(`PROXY header refused: ${r.reason}`));
+      }
+      // the session id as the library makes it (SMTPConnection would make the same kind without one)
+      const id = BigInt('0x' + randomBytes(10).toString('hex'))
+        .toString(32)
+        .padStart(16, '0');
+      // LOCAL (v2) or UNKNOWN (v1): the peer's own connection (a health check), the peer is the client
+      if (r.kind === 'local') return callback(null, { id });
+      this.proxied.set(socket, { peer, version: r.version });
+      callback(null, { id, remoteAddress: r.client.ip, remotePort: r.client.port });
+    });
+  }
 }
 
 type ParsedAddress = ReturnType<SMTPConnection['_parseAddressCommand']>;
@@ -124,6 +203,10 @@ export class BoundaryConnection extends SMTPConnection {
   declare held: { command: Buffer; callback: (() => void) | undefined } | undefined;
   /** the 250 for the MAIL or RCPT being answered (answerSuccessWith), instead of the library's "Accepted" */
   declare successReply: Reply | undefined;
+  /** the first bytes of the session were looked at (a PROXY header there is refused) */
+  declare firstInputSeen: boolean | undefined;
+  /** closed for a PROXY header in the session: what else the client sends is dropped */
+  declare proxyRefused: boolean | undefined;
 
   /**
    * The reply's own enhanced status, the success texts, the replies seen by the detector and
@@ -180,7 +263,8 @@ export class BoundaryConnection extends SMTPConnection {
    */
   override init(): void {
     replyToHalfClosed(this._socket);
-    hooksOf(this).onInit(this.id, this, this._socket);
+    const proxy = (this._server as BoundaryServer).proxied.get(this._socket) ?? null;
+    hooksOf(this).onInit(this.id, this, this._socket, proxy);
     this._setListeners(() => {
       const delay = hooksOf(this).greetingDelayMs();
       // after the banner: answer what an early talker sent meanwhile, in order
@@ -205,6 +289,22 @@ export class BoundaryConnection extends SMTPConnection {
     const conn = this;
     const write = parser.write;
     parser.write = function (this: SMTPStream, chunk: unknown, ...rest: unknown[]): boolean {
+      if (conn.proxyRefused) return true;
+      // ProxyProtocol: a PROXY header as the session's first bytes comes from a peer that is not
+      // listed (or from the client behind a listed one): the connection is closed
+      if (Buffer.isBuffer(chunk) && !conn.firstInputSeen) {
+        conn.firstInputSeen = true;
+        if (hooksOf(conn).proxyPeers() !== null && startsWithProxyHeader(chunk)) {
+          conn.proxyRefused = true;
+          const sock = conn._socket;
+          hooksOf(conn).onProxyRefused(conn.id, {
+            peer: { ip: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 },
+            reason: 'not-listed',
+            detail: chunk[0] === 0x50 ? 'v1' : 'v2',
+          });
+          return true;
+        }
+      }
       if (Buffer.isBuffer(chunk) && !parser.isClosed && !conn._closing && !conn._closed) {
         abuseDetector(conn).input(chunk, parser._dataMode);
       }

@@ -4,7 +4,7 @@
  * DataTimeout for the whole DATA transfer), and the MaxErrors counter.
  */
 import type { Socket } from 'node:net';
-import type { SmtpConnectionHandle } from './boundary.js';
+import type { ProxyOrigin, SmtpConnectionHandle } from './boundary.js';
 import type { Session } from './session.js';
 
 export interface ConnState {
@@ -15,6 +15,8 @@ export interface ConnState {
   /** the client's socket is closed or reset: nothing we write reaches it */
   gone: boolean;
   session: Session | null;
+  /** the load balancer whose PROXY header named the client (ProxyProtocol); null: the peer is the client */
+  proxy: ProxyOrigin | null;
   ip: string;
   counted: boolean;
   timer: NodeJS.Timeout | null;
@@ -34,6 +36,7 @@ export class ConnectionTable {
       halfClosed: false,
       gone: false,
       session: null,
+      proxy: null,
       ip: '',
       counted: false,
       timer: null,

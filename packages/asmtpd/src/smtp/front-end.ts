@@ -99,8 +99,10 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
 
   // the hooks of this front end's servers (boundary.ts): each server holds its own
   const hooks: BoundaryHooks = {
-    onInit(connId, conn, socket) {
-      watchSocket(table.add(connId, conn), socket);
+    onInit(connId, conn, socket, proxy) {
+      const st = table.add(connId, conn);
+      st.proxy = proxy;
+      watchSocket(st, socket);
     },
     onInputEnd(connId, inData) {
       const st = table.get(connId);
@@ -116,6 +118,19 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       st.conn.close();
     },
     greetingDelayMs: () => deps.runtime().config.greetingDelayMs,
+    // ProxyProtocol (boundary.ts, proxy-header.ts): the header may take as long as a command
+    proxyPeers: () => deps.runtime().proxyPeers,
+    proxyHeaderTimeoutMs: () => deps.runtime().config.smtpTimeoutMs,
+    onProxyRefused(connId, r) {
+      const fields = { peer: r.peer.ip, peer_port: r.peer.port, reason: r.reason, detail: r.detail };
+      const st = connId === null ? undefined : table.get(connId);
+      const s = st?.session;
+      // a peer that connects and goes away without a byte is a health check more often than not
+      const level = r.reason === 'closed' ? 'info' : 'warn';
+      (s?.log ?? log)[level]('session.proxy_refused', { ...(s ? { ip: s.client.ip } : {}), ...fields });
+      // a header inside a session: its client hears why (before the connection, nothing is sent)
+      if (st) closeWith(st, REPLIES.proxyHeaderRefused());
+    },
     onAbuse(connId, kind, detail) {
       const st = table.get(connId);
       if (!st) return;

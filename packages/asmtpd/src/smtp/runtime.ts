@@ -39,6 +39,8 @@ export interface Runtime {
   config: Config;
   localDomains: ReadonlySet<string>;
   relayNets: NetworkSet;
+  /** ProxyProtocol: the peers that must send a PROXY header; null when none is listed */
+  proxyPeers: NetworkSet | null;
   accounts: Accounts;
   aliases: AliasTable | null;
   domains: DomainTable | null;
@@ -101,6 +103,7 @@ export function buildRuntime(
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;
   const relayNets = networkSet(config.relayNets);
+  const proxyPeers = config.proxyProtocol.length > 0 ? networkSet(config.proxyProtocol) : null;
   // RelayNet clients are our own: their senders are not probed
   const facts = (ip: string, sessionLog: Logger): ClientFacts =>
     createClientFacts(ip, {
@@ -112,5 +115,19 @@ export function buildRuntime(
       log: sessionLog,
       ...(spfHostsRecord ? { spfHostsRecord } : {}),
     });
-  return { config, localDomains, relayNets, accounts, aliases, domains, relay, policy, run, route, resolver, facts };
+  return {
+    config,
+    localDomains,
+    relayNets,
+    proxyPeers,
+    accounts,
+    aliases,
+    domains,
+    relay,
+    policy,
+    run,
+    route,
+    resolver,
+    facts,
+  };
 }

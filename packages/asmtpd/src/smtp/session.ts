@@ -8,6 +8,7 @@ import type { RecipientDecision } from '../policy/decide.js';
 import type { BodyGroup } from '../policy/body-test.js';
 import type { ClientFacts, FactValues } from '../facts/client-facts.js';
 import type { RelayTransaction } from '../relay/types.js';
+import type { ProxyOrigin } from './boundary.js';
 
 export type { Endpoint } from '../policy/connection-view.js';
 import type { Endpoint, TlsFacts } from '../policy/connection-view.js';
@@ -38,8 +39,11 @@ export interface Transaction {
 
 export interface Session {
   id: string;
+  /** the client: with ProxyProtocol, the one the PROXY header named, not the TCP peer */
   client: Endpoint;
   local: Endpoint;
+  /** the load balancer that sent the PROXY header (ProxyProtocol); null: the TCP peer is the client */
+  proxy: ProxyOrigin | null;
   startedAt: number;
   helo: string | null;
   /** 'SMTP' after HELO, 'ESMTP' after EHLO */

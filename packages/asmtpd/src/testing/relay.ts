@@ -242,6 +242,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     dataTimeoutMs: 60_000,
     greetingDelayMs: 0,
     bareLineEndings: 'reject',
+    proxyProtocol: [],
     localDomains: ['relay.test'],
     passwdFile: null,
     relayNets: [],

@@ -2,6 +2,9 @@
  * connect.ts — a new connection, before the banner: the limits (MaxClients, MaxClientsPerIP) and
  * shutdown are checked, the Session is made, and the connect-time facts start (reverse DNS,
  * DNSBLs, SYN and route). A refusal is a 421 from the catalogue, logged as session.refused.
+ * With ProxyProtocol, smtp-server's session already names the client of the PROXY header
+ * (boundary.ts): the limits, RelayNet and the facts are about it; the SYN and the route are not
+ * taken (they would describe the load balancer, the TCP peer), and session.connect names the peer.
  *
  *   onConnect(deps, session, callback)      logs session.connect
  */
@@ -43,6 +46,7 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     helo: null,
     proto: null,
     tls: null,
+    proxy: st.proxy,
     mayRelay: rt.relayNets.has(session.remoteAddress),
     tx: null,
     pipelining: null,
@@ -53,13 +57,14 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     log: sessionLog,
   };
   st.session = s;
-  s.facts.connected(session.remotePort);
+  s.facts.connected(session.remotePort, { tcpPeer: s.proxy === null });
   s.log.info('session.connect', {
     ip: s.client.ip,
     port: s.client.port,
     local_ip: s.local.ip,
     local_port: s.local.port,
     relay_net: s.mayRelay,
+    ...(s.proxy ? { proxy: s.proxy.peer.ip, proxy_port: s.proxy.peer.port, proxy_version: s.proxy.version } : {}),
   });
   d.replayEarlyAbuse(st, s);
   table.armDeadline(st, rt.config.smtpTimeoutMs, () => d.onIdle(st));
