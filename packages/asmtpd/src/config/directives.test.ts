@@ -37,6 +37,7 @@ const CONFIG_FIELDS = [
   'relayTimeoutMs',
   'relayConnections',
   'logLevel',
+  'metricsListen',
   'dnsResolver',
   'dnsServers',
   'dnsProtocol',
