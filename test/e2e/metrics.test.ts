@@ -1,11 +1,13 @@
 /**
  * MetricsListen (issue 16, item 5): the daemon's Prometheus endpoint scraped while mail flows.
- * One daemon with a user whose scripts accept (rcpt) and reject (rcpt+no), a recording
+ * One daemon with a user whose scripts accept (rcpt), reject (rcpt+no) and fail (rcpt+crash), a
+ * user without scripts (the system default decides), a recording
  * downstream, the tangerine resolver against a loopback DoH server (so the DNS caches are ours to
- * count), MaxClientsPerIP 1 and HoldOnFailure yes. The test scrapes, sends mail — accepted, refused
- * by a script, a refused relay, a repeated recipient (the session's cache), a connection over the
- * limit, a message the downstream defers (held) — scrapes again and checks each counter moved by
- * exactly what was sent; `promtool check metrics` (Debian's prometheus) must pass on the text.
+ * count), MaxClientsPerIP 1 and HoldOnFailure yes. The test scrapes, sends mail — accepted by a
+ * script and by the system default, refused by a script, a failing script, postmaster, an unknown
+ * user, a refused relay, a repeated recipient (the session's cache), a connection over the limit,
+ * a message the downstream defers (held) — scrapes again and checks each counter moved by exactly
+ * what was sent; `promtool check metrics` (Debian's prometheus) must pass on the text.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -26,6 +28,8 @@ if (!PROMTOOL && process.env.CI) throw new Error('promtool is missing (Debian pa
 const skip = unavailable ? `skipped: ${unavailable}` : false;
 
 let u: TestUser;
+/** a user without scripts: the system default decides */
+let v: TestUser;
 let sink: Sink;
 let dns: DnsServer;
 let d: Daemon;
@@ -36,6 +40,8 @@ before(async () => {
   u = createUser('metrics');
   writeScript(u, 'rcpt', 'accept');
   writeScript(u, 'rcpt+no', 'reject "not here"');
+  writeScript(u, 'rcpt+crash', 'exit 3');
+  v = createUser('metricsv');
   sink = await startSink();
   dns = await startDnsServer({
     udp: false,
@@ -69,6 +75,7 @@ after(async () => {
   await sink?.close();
   await dns?.close();
   if (u) removeUser(u);
+  if (v) removeUser(v);
 });
 
 function scrape(path = '/metrics'): Promise<{ status: number; type: string; text: string }> {
@@ -126,6 +133,10 @@ test('metrics move by exactly the mail sent, and promtool accepts the text', { s
   assert.equal((await c1.cmd(`RCPT TO:<${u.name}+no@mx.example.test>`)).last, '550 5.7.1 not here');
   assert.equal((await c1.cmd('RCPT TO:<someone@elsewhere.test>')).last, '550 5.7.1 relaying denied');
   assert.equal((await c1.cmd(`RCPT TO:<${me}>`)).code, 250);
+  assert.match((await c1.cmd(`RCPT TO:<${u.name}+crash@mx.example.test>`)).last, /^451 4\.3\.0 /);
+  assert.equal((await c1.cmd(`RCPT TO:<${v.name}@mx.example.test>`)).code, 250);
+  assert.equal((await c1.cmd('RCPT TO:<postmaster@mx.example.test>')).code, 250);
+  assert.equal((await c1.cmd('RCPT TO:<nobody-here@mx.example.test>')).last, '550 5.1.1 no such user here');
   assert.equal((await c1.cmd('DATA')).code, 354);
   c1.write('Subject: one\r\n\r\nhello\r\n.\r\n');
   assert.match((await c1.reply()).last, /^250 2\.0\.0 Ok: queued as /);
@@ -140,11 +151,13 @@ test('metrics move by exactly the mail sent, and promtool accepts the text', { s
   await c3.waitClosed();
   assert.equal((await c2.cmd('QUIT')).code, 221);
   await c2.waitClosed();
+  // the server's side of c2 is closed too (MaxClientsPerIP counts it until then)
+  await scrapeUntil((s) => at(s, 'asmtpd_connections_open') === 0);
 
   // 3. the downstream defers the message: held (HoldOnFailure), the client gets 250
   sink.mode = { kind: 'reject-data', code: 451, text: 'try later' };
   const c4 = await SmtpClient.connect(d.port);
-  await c4.greeting();
+  assert.match((await c4.greeting()).last, /^220 /);
   assert.match((await c4.send('sender@remote.test', [me], 'Subject: two\r\n\r\nhello\r\n')).last, /^250 /);
   assert.equal((await c4.cmd('QUIT')).code, 221);
   await c4.waitClosed();
@@ -157,17 +170,22 @@ test('metrics move by exactly the mail sent, and promtool accepts the text', { s
     ['asmtpd_replies_total{command="connect",class="4xx"}', 1],
     ['asmtpd_replies_total{command="ehlo",class="2xx"}', 2],
     ['asmtpd_replies_total{command="mail",class="2xx"}', 2],
-    ['asmtpd_replies_total{command="rcpt",class="2xx"}', 3],
-    ['asmtpd_replies_total{command="rcpt",class="5xx"}', 2],
+    ['asmtpd_replies_total{command="rcpt",class="2xx"}', 5],
+    ['asmtpd_replies_total{command="rcpt",class="4xx"}', 1],
+    ['asmtpd_replies_total{command="rcpt",class="5xx"}', 3],
     ['asmtpd_replies_total{command="data",class="3xx"}', 2],
     ['asmtpd_replies_total{command="message",class="2xx"}', 2],
     ['asmtpd_replies_total{command="quit",class="2xx"}', 3],
     ['asmtpd_rcpt_decisions_total{outcome="accepted",source="script"}', 2],
     ['asmtpd_rcpt_decisions_total{outcome="rejected",source="script"}', 1],
-    ['asmtpd_rcpt_decisions_total{outcome="rejected",source="route"}', 1],
+    ['asmtpd_rcpt_decisions_total{outcome="deferred",source="script"}', 1],
+    ['asmtpd_rcpt_decisions_total{outcome="rejected",source="route"}', 2],
+    ['asmtpd_rcpt_decisions_total{outcome="accepted",source="route"}', 1],
+    ['asmtpd_rcpt_decisions_total{outcome="accepted",source="system-default"}', 1],
     ['asmtpd_rcpt_decisions_total{outcome="accepted",source="cache"}', 1],
     ['asmtpd_script_run_seconds_count{outcome="accept"}', 2],
     ['asmtpd_script_run_seconds_count{outcome="reject"}', 1],
+    ['asmtpd_script_run_seconds_count{outcome="failed"}', 1],
     ['asmtpd_relay_seconds_count{result="accepted"}', 1],
     ['asmtpd_relay_seconds_count{result="held"}', 1],
     ['asmtpd_messages_total{outcome="accepted"}', 2],
