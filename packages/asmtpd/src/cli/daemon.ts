@@ -11,7 +11,8 @@
  * SIGTERM/SIGINT stop accepting, let sessions in DATA finish (30 s at most), then exit 0.
  * Started as root (docs/security.md): it checks (or creates) its accounts, takes over DBDir,
  * starts the script runner (root, to become users) and, for SynFP/NetPath, the network facts
- * process (NetFactsUser with CAP_NET_RAW), listens, and becomes DaemonUser for good.
+ * process (NetFactsUser with CAP_NET_RAW), listens (SMTP, and MetricsListen's Prometheus endpoint:
+ * daemon/metrics-listener.ts), and becomes DaemonUser for good.
  */
 import { closeSync, mkdirSync } from 'node:fs';
 import { spawn } from 'node:child_process';
@@ -19,7 +20,9 @@ import { join } from 'node:path';
 import { formatIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { createRelay } from '../relay/index.js';
+import { countHeld, createRelay } from '../relay/index.js';
+import { metrics } from '../metrics/metrics.js';
+import { startMetricsListener, type MetricsListener } from '../daemon/metrics-listener.js';
 import type { Relay } from '../relay/types.js';
 import { buildRuntime, type Runtime, type RuntimeServices } from '../smtp/runtime.js';
 import { helperEnvironment } from '../daemon/script-helper-env.js';
@@ -158,6 +161,26 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     await netFacts?.close();
     return 1;
   }
+  // the Prometheus endpoint: bound now (a port below 1024 needs root), served as DaemonUser
+  metrics.setVersion(VERSION);
+  metrics.watch({
+    connections: () => frontEnd.stats().connections,
+    holdQueue: () => countHeld(runtime.config.holdQueue),
+  });
+  let metricsListener: MetricsListener | null = null;
+  if (config.metricsListen) {
+    try {
+      metricsListener = await startMetricsListener(config.metricsListen, metrics);
+    } catch (err) {
+      const where = config.metricsListen.text;
+      log.error('daemon.error', { error: (err as Error).message, metrics_listen: where });
+      log.flush();
+      process.stderr.write(`asmtpd: cannot listen on MetricsListen ${where}: ${(err as Error).message}\n`);
+      await runner.close();
+      await netFacts?.close();
+      return 1;
+    }
+  }
   const privileges: PrivilegeResult | null = accounts ? dropPrivileges(accounts.daemon) : null;
   if (privileges?.kind === 'error') {
     log.error('daemon.error', { error: privileges.message });
@@ -193,6 +216,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     addresses: hosts,
     relay: relay.describe(),
     privileged: privileges?.kind === 'dropped',
+    ...(config.metricsListen ? { metrics: config.metricsListen.text } : {}),
   });
 
   process.on('SIGHUP', () => {
@@ -217,12 +241,13 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
       cfg.bindAddrs.join() !== old.config.bindAddrs.join() ||
       cfg.dbDir !== old.config.dbDir ||
       cfg.daemonUser !== old.config.daemonUser ||
-      cfg.netFactsUser !== old.config.netFactsUser;
+      cfg.netFactsUser !== old.config.netFactsUser ||
+      cfg.metricsListen?.text !== old.config.metricsListen?.text;
     log.info('daemon.reload', {
       config: next.source,
       relay: relay.describe(),
       ...(restartNeeded
-        ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser and NetFactsUser need a restart' }
+        ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser, NetFactsUser and MetricsListen need a restart' }
         : {}),
     });
     // the runner re-reads the configuration itself
@@ -245,6 +270,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .then(() => relay.close())
         .then(() => runner.close())
         .then(() => netFacts?.close())
+        .then(() => metricsListener?.close())
         .finally(() => {
           probers.close();
           log.flush();

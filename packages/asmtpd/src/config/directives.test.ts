@@ -38,6 +38,7 @@ const CONFIG_FIELDS = [
   'relayTimeoutMs',
   'relayConnections',
   'logLevel',
+  'metricsListen',
   'dnsResolver',
   'dnsServers',
   'dnsProtocol',

@@ -22,7 +22,7 @@ import {
 } from './directive-kinds.js';
 import { parseDnsServer, parseRblLine, parseScore, parseSpfLocal } from './fact-values.js';
 import { checkExecutableFile, checkReadableFile } from './files.js';
-import { parseCidr, parseIpAddress } from './ip.js';
+import { parseCidr, parseIpAddress, parseListenAddress } from './ip.js';
 import type { Cidr } from './types.js';
 import {
   parseAbsolutePath,
@@ -732,6 +732,17 @@ export const DIRECTIVES: readonly Directive[] = [
     doc: 'least severe level written to the log',
     parse: (w) => parseChoice(w, ['debug', 'info', 'warn', 'error'] as const, { warning: 'warn' }),
     default: 'info',
+  }),
+  oneValue('metricsListen', {
+    name: 'MetricsListen',
+    section: 'Logging',
+    form: 'listen',
+    valueSyntax: 'address:port',
+    defaultText: 'none',
+    sample: '127.0.0.1:9725',
+    doc: 'serve Prometheus metrics at http://address:port/metrics (docs/metrics.md); no authentication: bind it to loopback or firewall it; a change needs a restart',
+    parse: parseListenAddress,
+    default: null,
   }),
 ];
 

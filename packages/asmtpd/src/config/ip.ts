@@ -1,15 +1,15 @@
 /**
- * IP address and network values for asmtpd.conf (BindAddr, RelayNet, RelayHost).
+ * IP address and network values for asmtpd.conf (BindAddr, RelayNet, RelayHost, MetricsListen).
  *
- * Public: parseIpAddress(text), parseCidr(text), formatIpv6(hextets).
+ * Public: parseIpAddress(text), parseCidr(text), parseListenAddress(text), formatIpv6(hextets).
  * Validation uses node:net isIP. IPv6 addresses are normalised to the RFC 5952 text form
  * (lower case, no leading zeros, the longest run of zero groups as `::`), so that the same
  * address always prints the same way in logs and --check. A CIDR's network is masked
  * (10.1.2.3/8 → 10.0.0.0/8, with a warning); a bare address is a /32 or /128.
  */
 import { isIP } from 'node:net';
-import type { Cidr } from './types.js';
-import type { Parsed } from './values.js';
+import type { Cidr, ListenAddress } from './types.js';
+import { parsePort, type Parsed } from './values.js';
 
 /** An IPv4 or IPv6 address (an IPv6 zone such as `%eth0` is kept). */
 export function parseIpAddress(text: string): Parsed<string> {
@@ -22,6 +22,18 @@ export function parseIpAddress(text: string): Parsed<string> {
     return { kind: 'ok', value: formatIpv6(hextets) + (zone === undefined ? '' : `%${zone}`) };
   }
   return { kind: 'error', message: 'expected an IPv4 or IPv6 address' };
+}
+
+/** An address and a port to listen on: `127.0.0.1:9725`, `[::1]:9725` (MetricsListen). */
+export function parseListenAddress(text: string): Parsed<ListenAddress> {
+  const m = /^\[([^\]]+)\]:([^:]*)$/.exec(text) ?? /^([^:[\]]+):([^:]*)$/.exec(text);
+  const bracketed = text.startsWith('[');
+  const address = m ? parseIpAddress(m[1]!) : null;
+  if (!m || !address || address.kind === 'error' || bracketed !== m[1]!.includes(':'))
+    return { kind: 'error', message: 'expected address:port, e.g. 127.0.0.1:9725 or [::1]:9725' };
+  const port = parsePort(m[2]!);
+  if (port.kind === 'error') return port;
+  return { kind: 'ok', value: { host: address.value, port: port.value, text } };
 }
 
 /** A network: `address/prefix` or a bare address (/32, /128). */

@@ -89,6 +89,7 @@ test('an empty file gives every default', () => {
       netPath: false,
       netPathMaxHops: 30,
       logLevel: 'info',
+      metricsListen: null,
     } satisfies Config,
   });
 });
@@ -144,6 +145,7 @@ test('every directive set, names in any case', () => {
     'avengermemorylimit 256M',
     'avengerfilesizelimit 1g',
     'avengeropenfileslimit 64',
+    'metricslisten [::1]:9725',
   ].join('\n');
   const c = okConfig(parseConfigText(text, 'x.conf', HOST));
   assert.deepEqual(
@@ -193,6 +195,17 @@ test('every directive set, names in any case', () => {
     [1.5, false, 10_000, 7_200_000],
   );
   assert.deepEqual([c.synFp, c.synFpDb, c.netPath, c.netPathMaxHops], [false, null, true, 12]);
+  assert.deepEqual(c.metricsListen, { host: '::1', port: 9725, text: '[::1]:9725' });
+});
+
+test('MetricsListen: an address and a port, IPv6 in brackets', () => {
+  const c = okConfig(parseConfigText('MetricsListen 127.0.0.1:9725', 'x.conf', HOST));
+  assert.deepEqual(c.metricsListen, { host: '127.0.0.1', port: 9725, text: '127.0.0.1:9725' });
+  for (const bad of ['127.0.0.1', '::1:9725', '[127.0.0.1]:9725', 'localhost:9725', '127.0.0.1:0', '[::1]:', ':9725']) {
+    const r = parseConfigText(`MetricsListen ${bad}`, 'x.conf', HOST);
+    assert.equal(r.kind, 'error', bad);
+    if (r.kind === 'error') assert.match(r.errors.map((i) => i.message).join('\n'), /MetricsListen: bad value/, bad);
+  }
 });
 
 test('bad DNS and Facts values name the directive', () => {

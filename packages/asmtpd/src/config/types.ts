@@ -28,6 +28,15 @@ export interface DnsServer {
   text: string;
 }
 
+/** An address and port to listen on (MetricsListen). */
+export interface ListenAddress {
+  /** an IPv4 or IPv6 address (normalised) */
+  host: string;
+  port: number;
+  /** as written, for logs */
+  text: string;
+}
+
 /** An RBL line: `RBL zone [score [reason]]`. */
 export interface RblList {
   zone: string;
@@ -138,4 +147,6 @@ export interface Config {
 
   // Logging
   logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** the Prometheus endpoint (GET /metrics); null = none */
+  metricsListen: ListenAddress | null;
 }

@@ -40,6 +40,7 @@ export const VALUE_FORMS = {
     'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
   choice: 'one of the words listed, in any case',
   character: 'a single character, one of those listed',
+  listen: 'an IP address and a port: `127.0.0.1:9725`, `[::1]:9725`',
   server: 'an IP address with an optional port: `192.0.2.53`, `127.0.0.1:5353`, `[2001:db8::53]:853`',
   number: 'a number, fractions allowed (`0.5`), within the range the directive states',
   mechanisms: 'SPF mechanisms as in a record, e.g. `ip4:192.0.2.0/24 include:_spf.example.net` (no redirect= or exp=)',

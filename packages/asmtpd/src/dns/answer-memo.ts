@@ -15,6 +15,7 @@
  *   modify it would throw instead of corrupting the others' answers.
  */
 import type { LookupBackend } from './negative-cache.js';
+import { metrics } from '../metrics/metrics.js';
 
 interface Memo {
   value: unknown;
@@ -50,7 +51,10 @@ export function withAnswerMemo(
     const key = `${type}:${name}`.toLowerCase();
     const m = memo.get(key);
     if (m !== undefined) {
-      if (m.expires > now()) return Promise.resolve(m.value as T);
+      if (m.expires > now()) {
+        metrics.dnsCacheHit('answer');
+        return Promise.resolve(m.value as T);
+      }
       memo.delete(key);
     }
     return lookup().then((value) => {

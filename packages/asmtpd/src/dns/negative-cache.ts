@@ -26,6 +26,7 @@
  */
 import { createRequire } from 'node:module';
 import type { SpfResolver } from '@asmtpd/spf';
+import { metrics } from '../metrics/metrics.js';
 
 export type NegativeCode = 'ENOTFOUND' | 'ENODATA';
 
@@ -235,7 +236,9 @@ export function withNegativeCache(
   };
   const ask = <T>(name: string, type: string, lookup: () => Promise<T>): Promise<T> => {
     const code = cache.get(name, type);
-    return code === undefined ? lookup() : Promise.reject(errorFor(name, type, code));
+    if (code === undefined) return lookup();
+    metrics.dnsCacheHit('negative');
+    return Promise.reject(errorFor(name, type, code));
   };
   return {
     resolveTxt: (name) => ask(name, 'TXT', () => b.resolveTxt(name)),

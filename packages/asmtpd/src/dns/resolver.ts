@@ -29,6 +29,7 @@ import { createRequire } from 'node:module';
 import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
 import type { DnsServer } from '../config/types.js';
 import { TtlCache } from './ttl-cache.js';
+import { metrics, type DnsType } from '../metrics/metrics.js';
 import { withAnswerMemo } from './answer-memo.js';
 import {
   NegativeCache,
@@ -161,21 +162,26 @@ function reverseByPtr(b: Backend, ip: string): Promise<string[]> {
 export function createDnsResolver(o: DnsOptions): DnsResolver {
   const inner = backend(o);
   const stats: DnsStats = { lookups: 0, failures: 0 };
-  const countFailure = (err: unknown): void => {
-    if (isTemporaryDnsError(err)) stats.failures++;
-  };
-  // the caller gets the lookup's own promise (no extra hop); failures are counted on the side
-  const counted = <T>(p: Promise<T>): Promise<T> => {
+  // the caller gets the lookup's own promise (no extra hop); it is counted on the side (and in
+  // the metrics, when it settles)
+  const counted = <T>(type: DnsType, p: Promise<T>): Promise<T> => {
     stats.lookups++;
-    p.then(undefined, countFailure);
+    p.then(
+      () => metrics.dnsLookup(type, false),
+      (err: unknown) => {
+        const failed = isTemporaryDnsError(err);
+        if (failed) stats.failures++;
+        metrics.dnsLookup(type, failed);
+      },
+    );
     return p;
   };
   return {
-    resolveTxt: (name) => counted(inner.resolveTxt(name)),
-    resolveMx: (name) => counted(inner.resolveMx(name)),
-    resolve4: (name) => counted(inner.resolve4(name)),
-    resolve6: (name) => counted(inner.resolve6(name)),
-    reverse: (ip) => counted(reverseByPtr(inner, ip)),
+    resolveTxt: (name) => counted('TXT', inner.resolveTxt(name)),
+    resolveMx: (name) => counted('MX', inner.resolveMx(name)),
+    resolve4: (name) => counted('A', inner.resolve4(name)),
+    resolve6: (name) => counted('AAAA', inner.resolve6(name)),
+    reverse: (ip) => counted('PTR', reverseByPtr(inner, ip)),
     stats: () => ({ ...stats }),
   };
 }

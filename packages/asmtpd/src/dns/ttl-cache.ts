@@ -8,6 +8,8 @@
  * default 300 s. Here an answer is kept for its smallest TTL and not at all when that is below
  * 1 s or there are no answers; the least recently used entry goes when the map is full.
  */
+import { metrics } from '../metrics/metrics.js';
+
 interface Cached {
   answers?: { ttl?: number }[];
   ttl?: number;
@@ -35,6 +37,7 @@ export class TtlCache {
     }
     this.map.delete(key);
     this.map.set(key, entry);
+    metrics.dnsCacheHit('answer');
     return entry;
   }
 

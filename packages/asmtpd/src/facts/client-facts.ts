@@ -9,6 +9,9 @@
  *     .mailFrom(sender, helo)  start SPF of MAIL FROM and of HELO, and the bounce probe
  *     .settle() -> FactValues  await what was started, each within its own bound; never rejects
  *
+ * Metrics: each fact's time from its start to its value and its temporary failures
+ * (asmtpd_fact_seconds, asmtpd_fact_failures_total; timed() below).
+ *
  * Bounds: reverse DNS, each DNSBL and each SPF check within DNSTimeout as a whole (a late one
  * counts as a temporary failure); the bounce probe within SMTPCBTimeout (the prober's own).
  */
@@ -20,6 +23,14 @@ import { queryRbls, type RblResult } from './dnsbl.js';
 import { reverseName, type ReverseName } from './reverse-dns.js';
 import { withDeadline } from './deadline.js';
 import type { BounceAnswer } from './bounce-types.js';
+import { metrics, type FactKind } from '../metrics/metrics.js';
+
+/** The fact's time and whether it failed temporarily go to the metrics when it settles. */
+function timed<T>(kind: FactKind, p: Promise<T>, failed: (value: T) => boolean): Promise<T> {
+  const started = Date.now();
+  void p.then((v) => metrics.fact(kind, Date.now() - started, failed(v)));
+  return p;
+}
 
 /** The client's SYN as captured (synfp/): CLIENT_SYNFP, CLIENT_SYNOS, and hops from its TTL. */
 export interface SynFact {
@@ -109,10 +120,34 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
       // started in a microtask: the caller's banner goes out first (its write is synchronous),
       // and the lookups' synchronous part (cache reads, timers) does not delay it
       const now = Promise.resolve();
-      syn = net ? now.then(() => net.syn(ip, port)).catch(() => null) : null;
-      route = net?.route ? now.then(() => net.route?.(ip) ?? null).catch(() => null) : null;
-      reverse = now.then(() => withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE));
-      rbl = config.rbls.length > 0 ? now.then(() => queryRbls(ip, config.rbls, resolver, timeoutMs)) : null;
+      // syn: not seen; route: the trace failed
+      syn = net
+        ? timed(
+            'syn',
+            now.then(() => net.syn(ip, port)).catch(() => null),
+            (v) => v === null,
+          )
+        : null;
+      route = net?.route
+        ? timed(
+            'route',
+            now.then(() => net.route?.(ip) ?? null).catch(() => null),
+            (v) => v === null,
+          )
+        : null;
+      reverse = timed(
+        'reverse',
+        now.then(() => withDeadline(reverseName(ip, resolver), timeoutMs, () => LATE_REVERSE)),
+        (v) => v.tempfail === true,
+      );
+      rbl =
+        config.rbls.length > 0
+          ? timed(
+              'rbl',
+              now.then(() => queryRbls(ip, config.rbls, resolver, timeoutMs)),
+              (v) => v.problems.some((p) => p.kind !== 'ignored'),
+            )
+          : null;
       void Promise.all([reverse, rbl]).then(([rev, bl]) => {
         log.info('session.facts', {
           ptr: rev.ptr,
@@ -134,9 +169,21 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
     mailFrom(sender, helo) {
       // started in a microtask, like the connect facts: the caller's MAIL reply goes out first
       const now = Promise.resolve();
-      spf = now.then(() => checkMailFrom(ip, sender, helo ?? '', spfOptions(helo)));
+      const spfFailed = (v: SpfResult): boolean => v.result === 'temperror';
+      spf = timed(
+        'spf',
+        now.then(() => checkMailFrom(ip, sender, helo ?? '', spfOptions(helo))),
+        spfFailed,
+      );
       if (helo !== null && spfHelo?.helo !== helo)
-        spfHelo = { helo, result: now.then(() => checkHelo(ip, helo, spfOptions(helo))) };
+        spfHelo = {
+          helo,
+          result: timed(
+            'spf_helo',
+            now.then(() => checkHelo(ip, helo, spfOptions(helo))),
+            spfFailed,
+          ),
+        };
       if (helo === null) spfHelo = null;
       const domain = splitAddress(sender).domain;
       const prober = deps.prober;
@@ -144,12 +191,16 @@ export function createClientFacts(ip: string, deps: FactDeps): ClientFacts {
         prober !== null && sender !== '' && domain !== '' && !domain.startsWith('[') && !deps.isOwnDomain(domain);
       bounce =
         probe && prober
-          ? now
-              .then(() => prober.probe(sender))
-              .catch((err: Error): BounceAnswer => {
-                log.error('session.error', { error: `bounce probe: ${err.message}` });
-                return { kind: 'tempfail', reply: ANSWER_TEXTS.probeFailed() };
-              })
+          ? timed(
+              'bounce',
+              now
+                .then(() => prober.probe(sender))
+                .catch((err: Error): BounceAnswer => {
+                  log.error('session.error', { error: `bounce probe: ${err.message}` });
+                  return { kind: 'tempfail', reply: ANSWER_TEXTS.probeFailed() };
+                }),
+              (v) => v.kind === 'tempfail',
+            )
           : null;
       const started = Date.now();
       void Promise.all([spf, spfHelo?.result ?? null, bounce]).then(([s, sh, b]) => {

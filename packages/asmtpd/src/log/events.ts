@@ -3,7 +3,7 @@
  * them with their fields (a test keeps the two in sync).
  */
 export const LOG_EVENTS = {
-  'daemon.start': 'the daemon is listening (addresses, port, pid, privileged or not)',
+  'daemon.start': 'the daemon is listening (addresses, port, pid, privileged or not, metrics: MetricsListen)',
   'daemon.reload': 'SIGHUP: a new configuration was loaded',
   'daemon.reload_failed': 'SIGHUP: the new configuration was refused; the old one stays (errors)',
   'daemon.stop': 'SIGTERM/SIGINT: stopping (sessions still open)',

@@ -41,8 +41,17 @@ export interface ScriptRun {
   detail?: string;
 }
 
+/**
+ * Who decided (metrics: asmtpd_rcpt_decisions_total's source): the route without a script
+ * (postmaster, no such user), a script (the recipient's, EtcDir/unknown or relay, a redirect's),
+ * the system default (MAIL_ERROR, EtcDir/default, or accept when nothing decided), or an error
+ * outside any script (AvengerUser missing).
+ */
+export type DecidedBy = 'route' | 'script' | 'system-default' | 'error';
+
 export interface RecipientDecision {
   outcome: Outcome;
+  decidedBy: DecidedBy;
   reply: Reply;
   /** the account a body test runs as (the one whose script asked for it) */
   account: Account | null;
@@ -83,17 +92,18 @@ export async function decideRecipient(
 ): Promise<RecipientDecision> {
   const runs: ScriptRun[] = [];
   const finish = (
+    decidedBy: DecidedBy,
     outcome: Outcome,
     account: Account | null,
     env: Record<string, string>,
     r?: Reply,
-  ): RecipientDecision => ({ outcome, reply: r ?? replyForOutcome(outcome), account, env, runs });
+  ): RecipientDecision => ({ outcome, decidedBy, reply: r ?? replyForOutcome(outcome), account, env, runs });
 
   let current: Route = route;
   let address = req.address;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     if (current.kind === 'denied' || current.kind === 'postmaster')
-      return finish({ kind: 'accept', text: null }, null, {});
+      return finish('route', { kind: 'accept', text: null }, null, {});
     const avenger = await deps.avengerAccount();
     let step: { outcome: Outcome; env: Record<string, string>; runAs: Account; owner: Account | null };
     if (current.kind === 'user') {
@@ -101,9 +111,10 @@ export async function decideRecipient(
       // scripts never run as root: a root recipient's policy runs as AvengerUser (the runner
       // decides that itself; this is for the logs and the environment shown by --avenge)
       const runAs = target.uid === 0 ? avenger : target;
-      if (!runAs) return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+      if (!runAs)
+        return finish('error', { kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
       const lookup = scriptCandidates(current.extension, deps.separator ?? '+');
-      if (lookup.kind === 'invalid') return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, {});
+      if (lookup.kind === 'invalid') return finish('route', { kind: 'reject', reply: NO_SUCH_USER() }, null, {});
       const ran = await runScript(
         deps,
         req,
@@ -117,7 +128,7 @@ export async function decideRecipient(
     } else {
       // unknown, relay and multi-target aliases have no owner: EtcDir scripts as AvengerUser
       if (!avenger)
-        return finish({ kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
+        return finish('error', { kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
       const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
       step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };
       if (file) {
@@ -132,23 +143,24 @@ export async function decideRecipient(
         );
         step = { ...step, ...ran };
         if (ran.outcome.kind === 'provisional' && file === 'unknown' && runs.at(-1)?.script === null) {
-          return finish({ kind: 'reject', reply: NO_SUCH_USER() }, null, ran.env);
+          return finish('route', { kind: 'reject', reply: NO_SUCH_USER() }, null, ran.env);
         }
       }
     }
     const { outcome, env, runAs } = step;
     if (outcome.kind === 'redirect') {
       const next = await redirectTarget(deps, outcome.address, step.owner, avenger);
-      if (!next) return finish({ kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
+      if (!next)
+        return finish('script', { kind: 'failed', reason: `redirect to ${outcome.address} is not allowed` }, null, env);
       current = next;
       address = outcome.address;
       continue;
     }
-    if (outcome.kind !== 'provisional') return finish(outcome, runAs, env);
-    if (!avenger) return finish({ kind: 'accept', text: null }, runAs, env);
+    if (outcome.kind !== 'provisional') return finish('script', outcome, runAs, env);
+    if (!avenger) return finish('system-default', { kind: 'accept', text: null }, runAs, env);
     return systemDefault(deps, req, address, avenger, env, runs, finish);
   }
-  return finish({ kind: 'failed', reason: `more than ${MAX_REDIRECTS} redirects` }, null, {});
+  return finish('script', { kind: 'failed', reason: `more than ${MAX_REDIRECTS} redirects` }, null, {});
 }
 
 /** A redirect may go to another extension of the same user, or to an address of AvengerUser. */
@@ -173,11 +185,16 @@ async function systemDefault(
   avenger: Account,
   env: Record<string, string>,
   runs: ScriptRun[],
-  finish: (o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => RecipientDecision,
+  finish: (by: DecidedBy, o: Outcome, a: Account | null, e: Record<string, string>, r?: Reply) => RecipientDecision,
 ): Promise<RecipientDecision> {
   if (req.mailError) {
     const r = req.mailError;
-    return finish(r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r }, null, env);
+    return finish(
+      'system-default',
+      r.code >= 500 ? { kind: 'reject', reply: r } : { kind: 'defer', reply: r },
+      null,
+      env,
+    );
   }
   const d = await runScript(
     deps,
@@ -188,10 +205,15 @@ async function systemDefault(
     null,
     runs,
   );
-  if (d.outcome.kind === 'provisional') return finish({ kind: 'accept', text: null }, avenger, d.env);
+  if (d.outcome.kind === 'provisional') return finish('system-default', { kind: 'accept', text: null }, avenger, d.env);
   if (d.outcome.kind === 'redirect')
-    return finish({ kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' }, null, d.env);
-  return finish(d.outcome, avenger, d.env);
+    return finish(
+      'system-default',
+      { kind: 'failed', reason: 'redirect is not allowed in EtcDir/default' },
+      null,
+      d.env,
+    );
+  return finish('system-default', d.outcome, avenger, d.env);
 }
 
 /** Whose scripts: a user's ~/.avenger (owner; runs as runAs) or EtcDir's (as AvengerUser). */

@@ -7,6 +7,8 @@
  *   readHeld(path)                               → HeldEnvelope (from, to, queue id, queued date, mail
  *                                                  parameters, held reason, headerOffset, sizeBytes)
  *   listHeld(dir)                                → HeldMessage[] for the files in new/ and cur/, oldest first
+ *   countHeld(dir)                               → how many entries new/ and cur/ hold (the metrics' figure:
+ *                                                  names only, no file is opened)
  *   maildirName(hostname)                        → "time.M<usec>P<pid>Q<n>.<host>" (unique in this process)
  *
  * File format (one file per message; the file is itself a valid RFC 5322 message):
@@ -206,6 +208,18 @@ function parseEnvelope(block: string, headerOffset: number, sizeBytes: number, p
 }
 
 /** Held messages in new/ and cur/ (files that do not parse are skipped), oldest first. */
+export async function countHeld(dir: string): Promise<number> {
+  let n = 0;
+  for (const sub of ['new', 'cur']) {
+    try {
+      n += (await readdir(join(dir, sub))).length;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return n;
+}
+
 export async function listHeld(dir: string): Promise<HeldMessage[]> {
   const held: HeldMessage[] = [];
   for (const sub of ['new', 'cur']) {

@@ -13,7 +13,7 @@
  *       (The config loader refuses RelayHost together with Sendmail; RelayHost would win.)
  *   withDeliveryLog(relay) → Relay    the one log line per delivery (used by createRelay)
  *   Re-exported: types (OutgoingMessage, DeliveryResult, RecipientResult, Relay), hold-queue helpers
- *   (writeHeld, readHeld, listHeld), createSmtpRelay, createSendmailRelay, createHoldQueueRelay,
+ *   (writeHeld, readHeld, listHeld, countHeld), createSmtpRelay, createSendmailRelay, createHoldQueueRelay,
  *   withHoldOnFailure.
  *
  * Logging: exactly one line per delivery, on the logger passed to deliver() (it carries sid/tid):
@@ -22,7 +22,8 @@
  *   relay.failed (id, relay, ms, reply)                                   rejected / deferred / none accepted
  * plus queue.held from the hold queue, and (debug level only) a relay.failed line with stale: true
  * when a pooled session turned out dead and the message was retried on a fresh one.
- * Addresses and replies only, never message content.
+ * Addresses and replies only, never message content. Each delivery is also timed in the metrics
+ * (asmtpd_relay_seconds by result: accepted, held, partial, rejected, deferred).
  */
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
@@ -34,9 +35,11 @@ import { passOn } from './relay-wrap.js';
 import { createSendmailRelay } from './sendmail-relay.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
+import { metrics, type RelayResult } from '../metrics/metrics.js';
 
 export type { DeliveryResult, OutgoingMessage, RecipientResult, Relay } from './types.js';
 export {
+  countHeld,
   listHeld,
   readHeld,
   writeHeld,
@@ -96,7 +99,23 @@ export function withDeliveryLog(inner: Relay): Relay {
   return { deliver, ...passOn(inner, logged), close: () => inner.close(), describe: () => relayName };
 }
 
+/** accepted (held when the hold queue took it), partial (some recipients), or why none was delivered */
+function relayResult(result: DeliveryResult): RelayResult {
+  switch (result.kind) {
+    case 'accepted':
+      return result.held ? 'held' : 'accepted';
+    case 'rejected':
+    case 'deferred':
+      return result.kind;
+    case 'per-recipient':
+      if (result.results.some((r) => r.kind === 'accepted')) return 'partial';
+      if (result.held) return 'held';
+      return result.results.some((r) => r.kind === 'deferred') ? 'deferred' : 'rejected';
+  }
+}
+
 function logDelivery(log: Logger, msg: OutgoingMessage, result: DeliveryResult, relay: string): void {
+  metrics.relay(relayResult(result), result.ms);
   const base = { id: msg.id, relay, ms: result.ms, recipients: msg.to.length };
   switch (result.kind) {
     case 'accepted':

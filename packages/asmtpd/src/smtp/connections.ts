@@ -6,6 +6,7 @@
 import type { Socket } from 'node:net';
 import type { ProxyOrigin, SmtpConnectionHandle } from './boundary.js';
 import type { Session } from './session.js';
+import type { ReplyCommand } from '../metrics/metrics.js';
 
 export interface ConnState {
   conn: SmtpConnectionHandle;
@@ -22,6 +23,8 @@ export interface ConnState {
   timer: NodeJS.Timeout | null;
   errors: number;
   closing: boolean;
+  /** what the next reply answers (metrics): the banner, the last command, the message after 354 */
+  answering: ReplyCommand;
 }
 
 export class ConnectionTable {
@@ -42,6 +45,7 @@ export class ConnectionTable {
       timer: null,
       errors: 0,
       closing: false,
+      answering: 'connect',
     };
     this.byId.set(id, st);
     return st;

@@ -40,6 +40,7 @@ import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
 import type { Runtime } from './runtime.js';
 import type { Config } from '../config/types.js';
+import { commandLabel, metrics } from '../metrics/metrics.js';
 
 export interface FrontEndDeps {
   runtime(): Runtime;
@@ -93,6 +94,8 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const closeWith = (st: ConnState, r: ReturnType<typeof REPLIES.timeout>): void => {
     if (st.closing) return;
     st.closing = true;
+    // not an answer to a command: the command (if any) had its reply
+    st.answering = 'none';
     sendReply(st.conn, r);
     st.conn.close();
   };
@@ -100,6 +103,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   // the hooks of this front end's servers (boundary.ts): each server holds its own
   const hooks: BoundaryHooks = {
     onInit(connId, conn, socket, proxy) {
+      metrics.connectionAccepted();
       const st = table.add(connId, conn);
       st.proxy = proxy;
       watchSocket(st, socket);
@@ -141,6 +145,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       const st = table.get(connId);
       if (!st) return;
       table.clearDeadline(st);
+      st.answering = commandLabel(line.subarray(0, 9).toString('latin1'));
       const verb = line.subarray(0, 5).toString('latin1').trim().toUpperCase();
       // RSET and QUIT always end the transaction (smtp-server resets it): its downstream side too.
       // A HELO/EHLO resets it only when it succeeds: the next MAIL (or the close) aborts it then.
@@ -155,6 +160,9 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     onReply(connId, code) {
       const st = table.get(connId);
       if (!st) return;
+      metrics.reply(st.answering, code);
+      // the reply after DATA's 354 answers the message
+      if (code === 354) st.answering = 'message';
       const cfg = deps.runtime().config;
       if (code >= 500 && code <= 504) {
         st.errors++;

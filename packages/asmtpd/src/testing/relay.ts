@@ -270,6 +270,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     netPath: false,
     netPathMaxHops: 30,
     logLevel: 'info',
+    metricsListen: null,
     ...overrides,
   };
 }

@@ -14,6 +14,7 @@ import type { Logger } from '../../log/logger.js';
 import type { ConnectionTable, ConnState } from '../connections.js';
 import type { Session } from '../session.js';
 import type { Runtime } from '../runtime.js';
+import { metrics } from '../../metrics/metrics.js';
 
 export interface ConnectDeps {
   runtime(): Runtime;
@@ -31,9 +32,13 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
   const st = table.get(session.id);
   const rt = d.runtime();
   if (!st) return callback(new ReplyAsError(REPLIES.localError()));
-  if (d.shuttingDown()) return callback(new ReplyAsError(REPLIES.shuttingDown()));
+  if (d.shuttingDown()) {
+    metrics.connectionRefused('shutting-down');
+    return callback(new ReplyAsError(REPLIES.shuttingDown()));
+  }
   const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
   if (verdict !== 'ok') {
+    metrics.connectionRefused(verdict);
     log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
     return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
   }

@@ -28,6 +28,7 @@ import type { Runtime } from '../runtime.js';
 import { abortDownstream, deliverMessage } from '../downstream.js';
 import { traceFields } from '../trace-fields.js';
 import type { Callback, CommandDeps } from './context.js';
+import { metrics, type MessageOutcome } from '../../metrics/metrics.js';
 
 export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SMTPServerSession, cb: Callback): void {
   const s = d.sessionOf(session);
@@ -45,6 +46,7 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
     s.tx = null;
     // whatever did not reach the downstream's final dot is dropped there (RSET)
     abortDownstream(tx);
+    metrics.message(messageOutcome(r, fields));
     tx.log.info('data.decision', {
       reply: formatReply(r),
       rcpts: tx.rcpts.length,
@@ -62,6 +64,7 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
       // Answer now, before the client has sent the rest, and close (RFC 5321 §4.5.3.1.7 allows
       // no later reply on this connection that the client would still be waiting for).
       const r = REPLIES.messageTooBig(cfg.maxMsgSizeBytes);
+      metrics.message('rejected');
       tx.log.warn('data.rejected', { reason: 'oversize', size, reply: formatReply(r) });
       st.closing = true;
       d.clearDeadline(st);
@@ -162,6 +165,12 @@ async function runBodyTest(
   } finally {
     await discard(full);
   }
+}
+
+function messageOutcome(r: Reply, fields: Record<string, unknown>): MessageOutcome {
+  if (fields.bodytest === 'discard') return 'discarded';
+  if (fields.relay === 'abandoned') return 'abandoned';
+  return r.code < 400 ? 'accepted' : r.code < 500 ? 'deferred' : 'rejected';
 }
 
 /** Downstream verdicts the client never heard (gone before our reply), since the daemon started. */

@@ -18,6 +18,7 @@ import type { Runtime } from '../runtime.js';
 import { rcptParamProblem } from '../extensions.js';
 import { askDownstream } from '../downstream.js';
 import { succeed, type Callback, type CommandDeps } from './context.js';
+import { metrics, type DecisionOutcome, type DecisionSource } from '../../metrics/metrics.js';
 
 export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void {
   const s = d.sessionOf(session);
@@ -31,13 +32,26 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
   decide(rt, s, tx.from, address.address, sourceRoute)
     .then(async ({ route, decision, cached }) => {
       let r = decision?.reply ?? replyForRoute(route);
+      let source: DecisionSource = cached ? 'cache' : (decision?.decidedBy ?? 'route');
       const group = decision ? bodyGroupOf(decision) : null;
-      if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) r = SEND_SEPARATELY();
-      if (r.code < 400 && paramError) r = paramError;
+      if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) {
+        r = SEND_SEPARATELY();
+        source = 'protocol';
+      }
+      if (r.code < 400 && paramError) {
+        r = paramError;
+        source = 'protocol';
+      }
       // the policy said yes: the downstream has its say (once per address)
       const repeated = tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase());
       const downstream = r.code < 400 && decision && !repeated ? await askDownstream(rt, tx, address.address) : null;
-      if (downstream?.reply) r = downstream.reply;
+      if (downstream?.reply) {
+        r = downstream.reply;
+        source = 'downstream';
+      }
+      metrics.rcptDecision(outcomeOf(r), source);
+      if (!cached)
+        for (const run of decision?.runs ?? []) if (run.script !== null) metrics.scriptRun(run.outcome, run.ms);
       const last = decision?.runs.at(-1);
       tx.log.info('rcpt.decision', {
         from: tx.from,
@@ -74,6 +88,7 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
     })
     .catch((err: Error) => {
       const r = REPLIES.localError();
+      metrics.rcptDecision(outcomeOf(r), 'error');
       tx.log.error('rcpt.decision', {
         from: tx.from,
         to: address.address,
@@ -83,6 +98,10 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       });
       cb(new ReplyAsError(r));
     });
+}
+
+function outcomeOf(r: Reply): DecisionOutcome {
+  return r.code < 400 ? 'accepted' : r.code < 500 ? 'deferred' : 'rejected';
 }
 
 function runSummary(r: ScriptRun): Record<string, unknown> {
