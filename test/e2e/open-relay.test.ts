@@ -9,7 +9,8 @@
  * Positions: daemon O has `RelayNet 10.99.0.0/16`, so its loopback client is outside; daemon I has
  * `RelayNet 127.0.0.1/32`: 127.0.0.1 is inside, 127.0.0.2 outside. Relaying to other domains from
  * inside RelayNet is allowed by design (docs/decisions.md) — the suite shows that only that client
- * can. AUTH does not exist yet: EHLO must not offer it and it must not help (nor XCLIENT/XFORWARD).
+ * can. These daemons have no AuthFile: EHLO must not offer AUTH and it must not help (nor XCLIENT/XFORWARD);
+ * AUTH itself is test/e2e/auth.test.ts.
  * The relay-control suite has the basic cases; this one is the exhaustive matrix with delivery.
  */
 import { test, before, after } from 'node:test';

@@ -65,6 +65,8 @@ export async function runAvenge(config: Config, args: AvengeArgs, out: NodeJS.Wr
     tls: null,
     proxy: null,
     mayRelay: rt.relayNets.has(args.ip),
+    authUser: null,
+    authFailures: 0,
     tx: null,
     pipelining: null,
     post: false,

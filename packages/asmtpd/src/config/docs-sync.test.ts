@@ -51,9 +51,17 @@ test('the sample etc/asmtpd.conf loads cleanly: all commented out, so all defaul
 test('the sample with every example uncommented (but the directives naming files) loads cleanly', () => {
   const sample = readRepoFile('etc/asmtpd.conf') ?? '';
   const namesFile = (line: string): boolean =>
-    ['Sendmail', 'PasswdFile', 'DomainFile', 'AliasFile', 'SPFHostsFile', 'SynFPDB', 'TLSCert', 'TLSKey'].some((name) =>
-      line.startsWith(`#${name} `),
-    );
+    [
+      'Sendmail',
+      'PasswdFile',
+      'DomainFile',
+      'AliasFile',
+      'SPFHostsFile',
+      'SynFPDB',
+      'TLSCert',
+      'TLSKey',
+      'AuthFile',
+    ].some((name) => line.startsWith(`#${name} `));
   const uncommented = sample
     .split('\n')
     .map((line) => (/^#[A-Za-z]/.test(line) && !namesFile(line) ? line.slice(1) : line))

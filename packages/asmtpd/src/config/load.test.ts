@@ -32,6 +32,9 @@ test('an empty file gives every default', () => {
       tlsCerts: [],
       tlsKeys: [],
       tlsMinVersion: 'TLSv1.2',
+      authFile: null,
+      insecureAuth: false,
+      authMaxFailures: 5,
       smtpPort: 25,
       bindAddrs: [],
       hostname: 'mx.example.org',
@@ -247,7 +250,7 @@ test('a file with several errors reports each one at its line', () => {
     '  10.0.0.0/40 fe80::/10', // 8
     'HoldOnFailure maybe', // 9
     'Hostname "two words"', // 10
-    'AuthFile /x.pem', // 11
+    'DovecotAuth unix:/x', // 11
     'Frobnicate yes', // 12
     'MaxMsgSize 50M # fifty megabytes', // 13
     'Sendmail sendmail -oi', // 14
@@ -263,7 +266,7 @@ test('a file with several errors reports each one at its line', () => {
     'bad.conf:7: RelayNet: bad value "10.0.0.0/40": prefix length must be 0 to 32 for IPv4',
     'bad.conf:9: HoldOnFailure: bad value "maybe": expected yes or no (also on/off, true/false, 1/0)',
     'bad.conf:10: Hostname: bad value "two words": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
-    'bad.conf:11: directive AuthFile is not supported by this version of asmtpd',
+    'bad.conf:11: directive DovecotAuth is not supported by this version of asmtpd',
     'bad.conf:12: unknown directive "Frobnicate"',
     'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
     'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',

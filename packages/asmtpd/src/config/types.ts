@@ -54,6 +54,12 @@ export interface Config {
   tlsCerts: string[];
   tlsKeys: string[];
   tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
+  /** SMTP AUTH against this Dovecot passwd-file (config/auth-file.ts); null = no AUTH */
+  authFile: string | null;
+  /** offer AUTH before STARTTLS too */
+  insecureAuth: boolean;
+  /** failed AUTH attempts per connection and per client IP (in a window) before 421 4.7.0 */
+  authMaxFailures: number;
 
   // Listening and limits
   smtpPort: number;

@@ -28,4 +28,6 @@ export interface ConnectionView {
   readonly post: boolean;
   /** after STARTTLS; null in clear */
   readonly tls: TlsFacts | null;
+  /** the name the client authenticated as with SMTP AUTH (AUTH_USER); null when it did not */
+  readonly authUser: string | null;
 }

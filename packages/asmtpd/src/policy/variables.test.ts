@@ -23,6 +23,7 @@ test('scriptEnvironment: values byte-exact, unknown facts absent', () => {
       pipelining: null,
       post: false,
       tls: null,
+      authUser: null,
     },
     sender: '"$(id)"@evil.example',
     rcpt: { address: 'bob+x@ex.example', user: 'bob', home: '/home/bob', extension: 'x', default: null },

@@ -163,6 +163,11 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
     doc: "the bits of the cipher's algorithm (as SSL_CIPHER_BITS but for 3DES: 168); unset in clear",
     value: (c) => (c.connection.tls ? String(c.connection.tls.algBits) : null),
   },
+  {
+    name: 'AUTH_USER',
+    doc: 'the name the client authenticated as with SMTP AUTH (as the AuthFile writes it); unset when it did not',
+    value: (c) => c.connection.authUser,
+  },
   { name: 'RECIPIENT', doc: 'recipient address as given in RCPT TO', value: (c) => c.rcpt.address },
   { name: 'RECIPIENT_LOCAL', doc: 'local part of RECIPIENT', value: (c) => splitAddress(c.rcpt.address).local },
   {

@@ -28,6 +28,10 @@ export const REPLIES = {
   httpRequest: () => reply(502, '5.7.0', 'HTTP requests are not accepted: this is an SMTP server'),
   localError: () => reply(451, '4.3.0', 'local error in processing, try again later'),
 
+  // AUTH (commands/auth.ts); the 235 of a success is smtp-server's own
+  authFailed: () => reply(535, '5.7.8', 'authentication credentials invalid'),
+  authTooManyFailures: () => reply(421, '4.7.0', 'too many authentication failures, closing connection'),
+
   // MAIL
   senderOk: () => reply(250, '2.1.0', 'sender ok'),
   eightBitNotOffered: () =>

@@ -11,7 +11,9 @@
  *                                   SMTPUTF8 not offered → 555 5.6.7 (RFC 6531: the message needs
  *                                   an extension the downstream lacks; refused before any DATA)
  *                                   BODY=8BITMIME not offered → 555 5.6.3; unknown parameter
- *                                   (FOO=bar, RET=, ENVID=, AUTH=…) → 555 5.5.4 (RFC 5321 §4.1.1.11)
+ *                                   (FOO=bar, RET=, ENVID=…) → 555 5.5.4 (RFC 5321 §4.1.1.11);
+ *                                   AUTH= is taken and ignored with an AuthFile (RFC 4954 §5: an
+ *                                   authenticated client's MTA sends it; its identity is not trusted)
  *   rcptParamProblem(args)        RCPT takes no parameter here (DSN is not offered): 555 5.5.4
  *
  * SIZE over the limit is smtp-server's own 552 (it reads options.size), BODY values other than
@@ -52,6 +54,7 @@ export function mailParamProblem(args: Record<string, string | true> | false | u
   const a = advertised(rt);
   for (const [key, value] of Object.entries(args)) {
     if (key === 'SIZE') continue;
+    if (key === 'AUTH' && rt.auth !== null) continue;
     if (key === 'BODY') {
       if (typeof value === 'string' && value.toUpperCase() === '8BITMIME' && !a.eightBitMime) {
         return REPLIES.eightBitNotOffered();

@@ -8,8 +8,9 @@
  * (commands/connect.ts: limits, Session) → banner → commands (boundary.ts checks, MaxErrors,
  * SMTPTimeout) → HELO/EHLO, MAIL, RCPT, DATA (commands/: one file per command) → onClose (one
  * session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES, and 8BITMIME, SMTPUTF8,
- * SIZE as far as the downstream offers them (extensions.ts; DSN, STARTTLS and AUTH are hidden
- * until they are implemented).
+ * SIZE as far as the downstream offers them (extensions.ts; DSN is hidden), STARTTLS with
+ * certificates (tls.ts), AUTH PLAIN LOGIN with an AuthFile (commands/auth.ts): inside TLS only,
+ * unless InsecureAuth — a session in clear gets its own disabledCommands with AUTH in it.
  *
  * Half-close (RFC 5321 §3.8, as Postfix and Exim do it): the server runs with allowHalfOpen, so a
  * client that shuts down its sending side after ".\r\nQUIT\r\n" (Exim) still gets the reply to its
@@ -23,7 +24,7 @@ import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerSession } from 'smtp-server';
 import { readTlsPairs } from '../config/tls-files.js';
-import { sessionTls, tlsOptions, type TlsServerOptions } from './tls.js';
+import { clearTextCommands, sessionTls, tlsOptions, type AuthSettings, type TlsServerOptions } from './tls.js';
 import { createBoundaryServer, replyToHalfClosed, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
 import { ConnectionTable, type ConnState } from './connections.js';
@@ -35,6 +36,8 @@ import { onConnect, type ConnectDeps } from './commands/connect.js';
 import { onMailFrom } from './commands/mail.js';
 import { onRcptTo } from './commands/rcpt.js';
 import { onData } from './commands/data.js';
+import { onAuth, type AuthDeps } from './commands/auth.js';
+import { AuthFailures } from './auth-limiter.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
@@ -205,16 +208,27 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     onIdle: (st) => closeWith(st, REPLIES.timeout()),
   };
 
+  // AUTH (commands/auth.ts): failures per client IP outlive a SIGHUP's new Runtime
+  const authDeps: AuthDeps = { ...txDeps, failures: new AuthFailures() };
+  const authSettings = (config: Config): AuthSettings => ({
+    on: config.authFile !== null,
+    insecure: config.insecureAuth,
+  });
+
   // STARTTLS (tls.ts): the pairs as the configuration loader checked them; re-read on SIGHUP
   const tlsNow = (config: Config): TlsServerOptions => {
     const files = readTlsPairs(config);
     if (files.kind === 'error') log.error('tls.error', { error: files.message });
-    return tlsOptions(files);
+    return tlsOptions(files, authSettings(config));
   };
+  /** the options of new sessions (AUTH hidden in clear: clearTextCommands) */
+  let tlsCurrent: TlsServerOptions | null = null;
   /** A finished handshake: the session starts over in TLS (RFC 3207 §4.2) with its TLS facts. */
   const onSecure = (socket: Socket, session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
     const st = table.get(session.id);
     const s = st?.session;
+    // AUTH may be offered now (the server's disabledCommands apply again)
+    delete session.disabledCommands;
     if (st && s && socket instanceof TLSSocket) {
       watchSocket(st, socket);
       replyToHalfClosed(socket);
@@ -226,6 +240,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       s.helo = null;
       s.proto = null;
       s.decisions.clear();
+      s.authUser = null;
       s.log.info('tls.started', {
         ip: s.client.ip,
         version: s.tls.version,
@@ -238,6 +253,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
 
   const makeServer = (): SMTPServer => {
     const cfg0 = deps.runtime().config;
+    tlsCurrent = tlsNow(cfg0);
     const server = createBoundaryServer(
       {
         name: cfg0.hostname,
@@ -251,13 +267,23 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         hideDSN: true,
         hideENHANCEDSTATUSCODES: false,
         hideREQUIRETLS: true,
-        ...tlsNow(cfg0),
+        ...tlsCurrent,
         onSecure,
+        // AUTH before STARTTLS is hidden per session (clearTextCommands), not by smtp-server's 538
+        authMethods: ['PLAIN', 'LOGIN'],
+        allowInsecureAuth: true,
+        onAuth: (auth, session, callback) => onAuth(authDeps, auth, session, callback),
         maxCommandLength: 64 * 1024,
         // a half-closed client still gets its replies (see the header)
         allowHalfOpen: true,
         logger: deps.verbose ? wireLogger((cid) => table.get(cid)?.session?.log ?? null) : false,
-        onConnect: (session, callback) => onConnect(connectDeps, session, callback),
+        onConnect: (session, callback) =>
+          onConnect(connectDeps, session, (err) => {
+            const cfg = deps.runtime().config;
+            const commands = tlsCurrent ? clearTextCommands(tlsCurrent, authSettings(cfg)) : undefined;
+            if (!err && commands) session.disabledCommands = commands;
+            callback(err);
+          }),
         onMailFrom: (address, session, callback) => onMailFrom(txDeps, address, session, callback),
         onRcptTo: (address, session, callback) => onRcptTo(txDeps, address, session, callback),
         onData: (stream, session, callback) => onData(txDeps, stream, session, callback),
@@ -330,6 +356,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     },
     applyConfig(config) {
       const tls = tlsNow(config);
+      tlsCurrent = tls;
       for (const server of servers) {
         const o = server.options as unknown as Record<string, unknown>;
         o.name = config.hostname;

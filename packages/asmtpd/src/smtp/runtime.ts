@@ -18,6 +18,7 @@ import { formatIssue } from '../config/load.js';
 import { createDnsResolver, type DnsOptions, type DnsResolver } from '../dns/resolver.js';
 import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource } from '../facts/client-facts.js';
 import { loadSpfHosts } from '../facts/spf-hosts.js';
+import { createAuthFile, type Authenticator } from '../auth/authenticator.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
 export type ScriptRunner = (req: RcptRequest | BodyTestRequest) => Promise<RunResult>;
@@ -49,6 +50,8 @@ export interface Runtime {
   run: ScriptRunner;
   route(address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route>;
   resolver: DnsResolver;
+  /** SMTP AUTH's backend (AuthFile, re-read when it changes); null: AUTH is not offered */
+  auth: Authenticator | null;
   /** the fact gatherer of one client */
   facts(ip: string, log: Logger): ClientFacts;
 }
@@ -103,6 +106,7 @@ export function buildRuntime(
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;
   const relayNets = networkSet(config.relayNets);
+  const auth = config.authFile ? createAuthFile(config.authFile, { onIssues }) : null;
   const proxyPeers = config.proxyProtocol.length > 0 ? networkSet(config.proxyProtocol) : null;
   // RelayNet clients are our own: their senders are not probed
   const facts = (ip: string, sessionLog: Logger): ClientFacts =>
@@ -128,6 +132,7 @@ export function buildRuntime(
     run,
     route,
     resolver,
+    auth,
     facts,
   };
 }

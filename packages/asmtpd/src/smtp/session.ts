@@ -49,8 +49,12 @@ export interface Session {
   /** 'SMTP' after HELO, 'ESMTP' after EHLO */
   proto: 'SMTP' | 'ESMTP' | null;
   tls: TlsFacts | null;
-  /** the client may relay to any domain (RelayNet) */
+  /** the client may relay to any domain (RelayNet); an authenticated client may too (authUser) */
   mayRelay: boolean;
+  /** the name the client authenticated as (SMTP AUTH, commands/auth.ts); null before or without */
+  authUser: string | null;
+  /** failed AUTH attempts on this connection (AuthMaxFailures) */
+  authFailures: number;
   tx: Transaction | null;
   /** protocol abuse seen so far: data before the banner, or pipelining where it was not offered */
   pipelining: 'pre-greeting' | 'unadvertised' | null;

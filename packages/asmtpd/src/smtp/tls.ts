@@ -3,7 +3,10 @@
  * TLSMinVersion (config/tls-files.ts reads and checks the pairs), and what a finished handshake
  * tells the session (Received "with ESMTPS (version:cipher)", X-Avenger `tls=`, SSL_* variables).
  *
- *   tlsOptions(files) -> the smtp-server options: STARTTLS offered with the pairs, or hidden
+ *   tlsOptions(files, auth) -> the smtp-server options: STARTTLS offered with the pairs, or hidden;
+ *                              AUTH enabled with a backend (inside TLS, or also in clear with InsecureAuth)
+ *   clearTextCommands(options, auth) -> the session's disabled commands before STARTTLS (AUTH hidden
+ *                              there unless InsecureAuth), or undefined: the server's own
  *   sessionTls(cipher) -> TlsFacts      from tls.TLSSocket#getCipher()
  *   cipherBits(name) -> {cipherBits, algBits}
  *
@@ -23,16 +26,37 @@ export interface TlsServerOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
-/** AUTH stays disabled until it is implemented; STARTTLS only with certificates. */
-export function tlsOptions(files: TlsFiles): TlsServerOptions {
-  if (files.kind !== 'ok') return { hideSTARTTLS: true, disabledCommands: ['AUTH', 'STARTTLS'] };
+/** SMTP AUTH's settings: a backend exists (AuthFile), InsecureAuth */
+export interface AuthSettings {
+  on: boolean;
+  insecure: boolean;
+}
+
+/**
+ * STARTTLS only with certificates; AUTH only with a backend, and without certificates only with
+ * InsecureAuth (it could never be offered otherwise).
+ */
+export function tlsOptions(files: TlsFiles, auth: AuthSettings): TlsServerOptions {
+  const authOff = !auth.on || (files.kind !== 'ok' && !auth.insecure);
+  if (files.kind !== 'ok')
+    return { hideSTARTTLS: true, disabledCommands: authOff ? ['AUTH', 'STARTTLS'] : ['STARTTLS'] };
   return {
     hideSTARTTLS: false,
-    disabledCommands: ['AUTH'],
+    disabledCommands: authOff ? ['AUTH'] : [],
     key: files.pairs.map((p) => p.key),
     cert: files.pairs.map((p) => p.cert),
     minVersion: files.minVersion,
   };
+}
+
+/**
+ * A session in clear: AUTH is neither advertised nor accepted before STARTTLS unless InsecureAuth
+ * (smtp-server itself would advertise it and answer 538). smtp-server reads a session's
+ * disabledCommands, when set, instead of the server's; after STARTTLS the front end removes it.
+ */
+export function clearTextCommands(options: TlsServerOptions, auth: AuthSettings): string[] | undefined {
+  if (auth.insecure || options.disabledCommands.includes('AUTH')) return undefined;
+  return [...options.disabledCommands, 'AUTH'];
 }
 
 /**

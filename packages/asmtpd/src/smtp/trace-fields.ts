@@ -31,7 +31,7 @@ export function traceFields(
     version,
     proto: s.proto ?? 'ESMTP',
     tls: s.tls,
-    authenticated: false,
+    authenticated: s.authUser !== null,
     smtputf8: tx.smtputf8,
     id: tx.id,
     recipient,

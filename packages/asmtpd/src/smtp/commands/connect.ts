@@ -53,6 +53,8 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     tls: null,
     proxy: st.proxy,
     mayRelay: rt.relayNets.has(session.remoteAddress),
+    authUser: null,
+    authFailures: 0,
     tx: null,
     pipelining: null,
     post: false,

@@ -123,7 +123,8 @@ async function decide(
   address: string,
   sourceRoute: boolean,
 ): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean }> {
-  const route = await rt.route(address, s.mayRelay, sourceRoute);
+  // an authenticated client may relay as a RelayNet client does (commands/auth.ts)
+  const route = await rt.route(address, s.mayRelay || s.authUser !== null, sourceRoute);
   if (route.kind === 'denied') return { route, decision: null, cached: false };
   // every transaction's added fields need the facts, also when the decision is remembered
   const facts = route.kind === 'postmaster' ? null : await s.facts.settle();

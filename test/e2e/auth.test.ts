@@ -1,0 +1,316 @@
+/**
+ * SMTP AUTH (issue 16, item 2) over a real socket: an AuthFile of `doveadm pw` hashes (one user per
+ * scheme: SHA512-CRYPT, BLF-CRYPT, ARGON2ID), real AUTH PLAIN and AUTH LOGIN exchanges inside
+ * STARTTLS (a self-signed certificate made with openssl), and a second daemon without
+ * certificates and with InsecureAuth. Each test speaks from its own loopback address, so the
+ * per-IP failure counts of one do not reach another.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startSink, type Sink } from '../support/sink.js';
+import { canCreateUsers, createUser, etcWithPasswd, removeUser, writeScript, type TestUser } from '../support/users.js';
+import { dotStuff } from '../support/smtp-client.js';
+
+const DOVEADM = '/usr/bin/doveadm';
+const skip =
+  canCreateUsers() ??
+  (!existsSync('/usr/bin/openssl')
+    ? 'openssl is not installed'
+    : !existsSync(DOVEADM)
+      ? 'doveadm is not installed (apt-get install dovecot-core)'
+      : false);
+
+/** user → [scheme, password] */
+const USERS: Record<string, [string, string]> = {
+  sha: ['SHA512-CRYPT', 'sha secret 1'],
+  blf: ['BLF-CRYPT', 'blf secret 2'],
+  argon: ['ARGON2ID', 'argon secret 3'],
+};
+
+let certs: string;
+let u: TestUser;
+let etc: string;
+let sink: Sink;
+let d: Daemon;
+let insecure: Daemon;
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+/** SMTP replies (the whole reply, up to its last line) on a socket that can become its TLS successor. */
+class Dialogue {
+  private buffer = '';
+  socket: Socket;
+  constructor(socket: Socket) {
+    this.socket = socket;
+    this.listen(socket);
+  }
+  listen(socket: Socket): void {
+    this.socket = socket;
+    socket.on('data', (chunk: Buffer) => (this.buffer += chunk.toString('latin1')));
+    socket.on('error', () => undefined);
+  }
+  async reply(timeoutMs = 15_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = /^(\d{3}) .*\r\n/m.exec(this.buffer);
+      if (m) {
+        const end = m.index + m[0].length;
+        const text = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end);
+        return text.trimEnd();
+      }
+      if (Date.now() > deadline) throw new Error(`no reply; have ${JSON.stringify(this.buffer)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  async cmd(line: string): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    return this.reply();
+  }
+  /** the last line of the reply to `line`, and how long it took */
+  async timed(line: string): Promise<{ last: string; ms: number }> {
+    const t = Date.now();
+    const r = await this.cmd(line);
+    return { last: r.split('\r\n').at(-1)!, ms: Date.now() - t };
+  }
+  closed(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+    });
+  }
+}
+
+async function open(port: number, from: string): Promise<{ s: Dialogue; ehlo: string }> {
+  const raw = netConnect({ port, host: '127.0.0.1', localAddress: from });
+  const s = new Dialogue(raw);
+  assert.match(await s.reply(), /^220 /);
+  return { s, ehlo: await s.cmd('EHLO client.test') };
+}
+
+/** Connect from `from`, EHLO, STARTTLS, EHLO again: the dialogue inside TLS. */
+async function openTls(port: number, from: string): Promise<{ s: Dialogue; ehloInClear: string; ehlo: string }> {
+  const { s, ehlo: ehloInClear } = await open(port, from);
+  assert.match(await s.cmd('STARTTLS'), /^220 /);
+  const raw = s.socket;
+  raw.removeAllListeners('data');
+  const tls = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mx.test' });
+  await new Promise<void>((resolve, reject) => {
+    tls.once('secureConnect', () => resolve());
+    tls.once('error', reject);
+  });
+  s.listen(tls);
+  return { s, ehloInClear, ehlo: await s.cmd('EHLO client.test') };
+}
+
+const plain = (user: string, password: string): string => `AUTH PLAIN ${b64(`\0${user}\0${password}`)}`;
+
+async function login(s: Dialogue, user: string, password: string): Promise<string> {
+  assert.equal(await s.cmd('AUTH LOGIN'), '334 VXNlcm5hbWU6');
+  assert.equal(await s.cmd(b64(user)), '334 UGFzc3dvcmQ6');
+  return s.cmd(b64(password));
+}
+
+before(async () => {
+  if (skip) return;
+  certs = mkdtempSync(join(tmpdir(), 'asmtpd-auth-tls-'));
+  chmodSync(certs, 0o755);
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'key.pem',
+      '-out',
+      'cert.pem',
+      '-subj',
+      '/CN=mx.test',
+      '-days',
+      '2',
+    ],
+    { cwd: certs, stdio: 'pipe' },
+  );
+  chmodSync(join(certs, 'key.pem'), 0o644);
+  u = createUser('auth');
+  writeScript(u, 'rcpt', 'accept "user=$AUTH_USER"');
+  const files = etcWithPasswd([u]);
+  etc = files.etc;
+  // the AuthFile, with hashes as Dovecot makes them; DaemonUser reads it (re-read when it changes)
+  const authFile = join(etc, 'auth-users');
+  const lines = Object.entries(USERS).map(([name, [scheme, pw]]) => {
+    const hash = execFileSync(DOVEADM, ['pw', '-s', scheme, '-p', pw], { encoding: 'utf8' }).trim();
+    return `${name}:${hash}\n`;
+  });
+  writeFileSync(authFile, '# made by doveadm pw\n' + lines.join(''));
+  chmodSync(authFile, 0o644);
+  sink = await startSink();
+  const common = [
+    'LocalDomain a.example',
+    // loopback clients (the default RelayNet) would relay anyway
+    'RelayNet 10.99.0.0/16',
+    `PasswdFile ${files.passwd}`,
+    `RelayHost 127.0.0.1:${sink.port}`,
+    `AuthFile ${authFile}`,
+  ];
+  d = await startDaemon({
+    etcDir: etc,
+    conf: [
+      ...common,
+      `TLSCert ${join(certs, 'cert.pem')}`,
+      `TLSKey ${join(certs, 'key.pem')}`,
+      'AuthMaxFailures 3',
+    ].join('\n'),
+  });
+  insecure = await startDaemon({ etcDir: etc, conf: [...common, 'InsecureAuth yes'].join('\n') });
+});
+
+after(async () => {
+  if (skip) return;
+  await d?.stop();
+  await insecure?.stop();
+  await sink?.close();
+  if (u) removeUser(u);
+  rmSync(certs, { recursive: true, force: true });
+  rmSync(etc, { recursive: true, force: true });
+});
+
+test('AUTH is neither offered nor taken before STARTTLS; inside TLS it is', { skip }, async () => {
+  const { s, ehloInClear, ehlo } = await openTls(d.port, '127.0.0.10');
+  assert.doesNotMatch(ehloInClear, /AUTH/);
+  assert.match(ehloInClear, /250[ -]STARTTLS/);
+  assert.match(ehlo, /^250[ -]AUTH PLAIN LOGIN\r?$/m);
+  s.socket.end();
+  const clear = await open(d.port, '127.0.0.10');
+  assert.match(await clear.s.cmd(plain('sha', USERS.sha![1])), /^5\d\d /);
+  assert.match(await clear.s.cmd('MAIL FROM:<s@remote.test>'), /^250 /);
+  assert.match(await clear.s.cmd('RCPT TO:<x@other.example>'), /^550 5\.7\.1 relaying denied$/);
+  clear.s.socket.end();
+});
+
+test('every scheme, PLAIN and LOGIN: the right password 235, a wrong one 535 5.7.8', { skip }, async () => {
+  let ip = 11;
+  for (const [user, [, password]] of Object.entries(USERS)) {
+    for (const mech of ['PLAIN', 'LOGIN']) {
+      const { s } = await openTls(d.port, `127.0.0.${ip++}`);
+      const wrong = mech === 'PLAIN' ? await s.cmd(plain(user, password + 'x')) : await login(s, user, password + 'x');
+      assert.equal(wrong, '535 5.7.8 authentication credentials invalid', `${user} ${mech}`);
+      const right = mech === 'PLAIN' ? await s.cmd(plain(user, password)) : await login(s, user, password);
+      assert.match(right, /^235 2\.7\.0 /, `${user} ${mech}`);
+      // no second AUTH in a session
+      assert.match(await s.cmd(plain(user, password)), /^503 /);
+      s.socket.end();
+    }
+  }
+  const { s } = await openTls(d.port, `127.0.0.${ip++}`);
+  assert.equal(await s.cmd(plain('nobody', 'sha secret 1')), '535 5.7.8 authentication credentials invalid');
+  s.socket.end();
+  await d.waitLog((l) => l.event === 'auth.decision' && l.result === 'failed' && l.reason === 'unknown-user');
+});
+
+test('an authenticated client relays (AUTH_USER, ESMTPSA); without AUTH the same is refused', { skip }, async () => {
+  const before = sink.messages.length;
+  const { s } = await openTls(d.port, '127.0.0.20');
+  assert.match(await s.cmd('MAIL FROM:<s@remote.test>'), /^250 /);
+  assert.equal(await s.cmd('RCPT TO:<x@other.example>'), '550 5.7.1 relaying denied');
+  assert.equal(await s.cmd(`RCPT TO:<${u.name}@a.example>`), '250 2.1.5 user=');
+  assert.match(await s.cmd('RSET'), /^250 /);
+  assert.match(await s.cmd(plain('sha', USERS.sha![1])), /^235 /);
+  assert.match(await s.cmd('MAIL FROM:<s@remote.test> AUTH=<>'), /^250 /);
+  assert.equal(await s.cmd('RCPT TO:<x@other.example>'), '250 2.1.5 recipient ok');
+  assert.equal(await s.cmd(`RCPT TO:<${u.name}@a.example>`), '250 2.1.5 user=sha');
+  assert.match(await s.cmd('DATA'), /^354 /);
+  s.socket.write(dotStuff('Subject: auth\r\n\r\nrelayed\r\n'));
+  assert.match(await s.cmd('.'), /^250 2\.0\.0 /);
+  s.socket.end();
+  const m = sink.messages[before];
+  assert.ok(m, 'relayed');
+  assert.deepEqual(m.to.sort(), ['x@other.example', `${u.name}@a.example`].sort());
+  const head = m.data
+    .toString('latin1')
+    .split('\r\n\r\n')[0]!
+    .replace(/\r\n\s+/g, ' ');
+  assert.match(head, /^Received: from client\.test .* with ESMTPSA \(TLSv1\.[23]:/m);
+  const ok = await d.waitLog((l) => l.event === 'auth.decision' && l.result === 'ok' && l.ip === '127.0.0.20');
+  assert.equal(ok.user, 'sha');
+  assert.equal(ok.method, 'PLAIN');
+});
+
+test('failures wait longer each time, a success does not wait; the limit is 421 4.7.0', { skip }, async () => {
+  const pw = USERS.sha![1];
+  // per connection (AuthMaxFailures 3): 0.5 s, 1 s, then 421 and the connection closed
+  const a = (await openTls(d.port, '127.0.0.30')).s;
+  const f1 = await a.timed(plain('sha', 'guess 1'));
+  assert.equal(f1.last, '535 5.7.8 authentication credentials invalid');
+  assert.ok(f1.ms >= 450 && f1.ms < 900, `first failure after ${f1.ms} ms`);
+  const f2 = await a.timed(plain('sha', 'guess 2'));
+  assert.ok(f2.ms >= 950 && f2.ms < 1500, `second failure after ${f2.ms} ms`);
+  const ok = await a.timed(plain('sha', pw));
+  assert.match(ok.last, /^235 /);
+  assert.ok(ok.ms < 400, `a success after two failures waited ${ok.ms} ms`);
+  a.socket.end();
+  const b = (await openTls(d.port, '127.0.0.31')).s;
+  await b.cmd(plain('sha', 'guess 1'));
+  await b.cmd(plain('blf', 'guess 2'));
+  const f3 = await b.timed(plain('argon', 'guess 3'));
+  assert.equal(f3.last, '421 4.7.0 too many authentication failures, closing connection');
+  assert.ok(f3.ms < 900, `the 421 waited ${f3.ms} ms`);
+  await b.closed();
+  const limit = await d.waitLog((l) => l.event === 'auth.decision' && l.result === 'limit' && l.ip === '127.0.0.31');
+  assert.equal(limit.level, 'warn');
+  assert.equal(limit.user, 'argon');
+  assert.equal(limit.failures, 3);
+  // per client IP, across connections: the third failure from 127.0.0.32 is the 421, and the
+  // next AUTH from there is refused before any password is checked, even the right one
+  for (const [i, expect] of [
+    [1, /^535 /],
+    [2, /^535 /],
+    [3, /^421 4\.7\.0 /],
+  ] as const) {
+    const c = (await openTls(d.port, '127.0.0.32')).s;
+    assert.match(await c.cmd(plain('sha', `guess ${i}`)), expect);
+    c.socket.end();
+    await c.closed();
+  }
+  const late = (await openTls(d.port, '127.0.0.32')).s;
+  const refused = await late.timed(plain('sha', pw));
+  assert.equal(refused.last, '421 4.7.0 too many authentication failures, closing connection');
+  assert.ok(refused.ms < 400, `waited ${refused.ms} ms`);
+  await late.closed();
+  // another address is not held back by it
+  const other = (await openTls(d.port, '127.0.0.33')).s;
+  assert.match(await other.cmd(plain('sha', pw)), /^235 /);
+  other.socket.end();
+  // the passwords never reach the log
+  const text = JSON.stringify(d.logs);
+  for (const [, password] of Object.values(USERS)) assert.ok(!text.includes(password), 'a password in the log');
+  assert.ok(!text.includes('guess 1'));
+  assert.ok(!text.includes(b64('\0sha\0guess 1')));
+});
+
+test('InsecureAuth without certificates: AUTH offered in clear, Received says ESMTPA', { skip }, async () => {
+  const before = sink.messages.length;
+  const { s, ehlo } = await open(insecure.port, '127.0.0.40');
+  assert.match(ehlo, /^250[ -]AUTH PLAIN LOGIN\r?$/m);
+  assert.doesNotMatch(ehlo, /STARTTLS/);
+  assert.match(await login(s, 'blf', USERS.blf![1]), /^235 /);
+  assert.match(await s.cmd('MAIL FROM:<s@remote.test>'), /^250 /);
+  assert.equal(await s.cmd('RCPT TO:<x@other.example>'), '250 2.1.5 recipient ok');
+  assert.match(await s.cmd('DATA'), /^354 /);
+  s.socket.write(dotStuff('Subject: auth\r\n\r\nin clear\r\n'));
+  assert.match(await s.cmd('.'), /^250 2\.0\.0 /);
+  s.socket.end();
+  const m = sink.messages[before];
+  assert.ok(m, 'relayed');
+  assert.match(m.data.toString('latin1').replace(/\r\n\s+/g, ' '), / with ESMTPA id /);
+});
