@@ -168,3 +168,107 @@ async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
   }
   throw new Error(`dovecot lmtp on 127.0.0.1:${port} did not greet within ${timeoutMs} ms`);
 }
+
+export interface DovecotAuthService {
+  /** the auth-client inet listener on 127.0.0.1 (DovecotAuth inet:127.0.0.1:PORT) */
+  readonly port: number;
+  /** the auth-client unix socket (DovecotAuth unix:PATH), mode 0666 */
+  readonly socket: string;
+  log(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A private Dovecot with no protocol but its auth service: a passwd-file passdb of `passwdFile`
+ * (lines `user:{SCHEME}hash`), mechanisms PLAIN and LOGIN, the auth-client listener on a unix
+ * socket and on 127.0.0.1:PORT. auth_failure_delay is 0 here (asmtpd's own delay is under test).
+ */
+export async function startDovecotAuth(passwdFile: string): Promise<DovecotAuthService> {
+  if (!existsSync(DOVECOT))
+    throw new Error('startDovecotAuth: Dovecot is not installed (apt-get install dovecot-core)');
+  if (process.getuid?.() !== 0) throw new Error('startDovecotAuth: a private Dovecot needs root');
+  const dir = await mkdtemp(join(tmpdir(), 'asmtpd-dovecot-auth-'));
+  await chmod(dir, 0o755);
+  await mkdir(join(dir, 'run'), { mode: 0o755 });
+  await writeFile(join(dir, 'users'), passwdFile, { mode: 0o644 });
+  const port = await freePort();
+  const socket = join(dir, 'run', 'auth-client');
+  const conf = `# written by test/support/dovecot.ts
+base_dir = ${join(dir, 'run')}
+state_dir = ${join(dir, 'run')}
+instance_name = asmtpd-test-auth-${port}
+protocols =
+listen = 127.0.0.1
+ssl = no
+log_path = ${join(dir, 'dovecot.log')}
+default_internal_user = dovecot
+default_login_user = dovenull
+auth_mechanisms = plain login
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = ${join(dir, 'users')}
+}
+userdb {
+  driver = static
+  args = uid=65534 gid=65534 home=/nonexistent
+}
+service auth {
+  unix_listener auth-client {
+    mode = 0666
+  }
+  inet_listener {
+    address = 127.0.0.1
+    port = ${port}
+  }
+}
+service anvil {
+  chroot =
+}
+service log {
+  chroot =
+}
+service stats {
+  chroot =
+}
+`;
+  const confPath = join(dir, 'dovecot.conf');
+  await writeFile(confPath, conf);
+  const log = (): Promise<string> => readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync(DOVECOT, ['-c', confPath, 'stop'], { stdio: 'ignore', timeout: 10_000 });
+    const pidFile = join(dir, 'run', 'master.pid');
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  };
+  const started = spawnSync(DOVECOT, ['-c', confPath], { encoding: 'utf8', timeout: 10_000 });
+  if (started.status !== 0) {
+    const text = `${started.stdout}${started.stderr}${await log()}`;
+    await stop();
+    throw new Error(`dovecot -c ${confPath} failed (${started.status}): ${text}`);
+  }
+  // the auth service answers VERSION at once
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.setTimeout(2000, () => (s.destroy(), resolve(false)));
+      s.on('error', () => resolve(false));
+      s.once('data', (d: Buffer) => {
+        s.destroy();
+        resolve(d.toString().startsWith('VERSION'));
+      });
+    });
+    if (ok && existsSync(socket)) break;
+    if (Date.now() > deadline) {
+      const text = await log();
+      await stop();
+      throw new Error(`dovecot auth on 127.0.0.1:${port} did not answer\n${text}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { port, socket, log, stop };
+}

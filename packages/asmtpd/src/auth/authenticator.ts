@@ -17,8 +17,16 @@ export type AuthCheck =
   | { kind: 'ok'; /** the name as the file writes it */ user: string }
   | { kind: 'failed'; reason: 'unknown-user' | 'wrong-password' };
 
+/** what a backend may pass on about the client (DovecotAuth: rip, secured) */
+export interface AuthContext {
+  ip: string;
+  /** inside TLS */
+  secured: boolean;
+}
+
 export interface Authenticator {
-  check(user: string, password: string): Promise<AuthCheck>;
+  /** rejects only for a failure of the backend itself (DovecotAuth unreachable): not the client's */
+  check(user: string, password: string, ctx?: AuthContext): Promise<AuthCheck>;
 }
 
 export function createAuthFile(path: string, options: ReloadOptions = {}): Authenticator {

@@ -9,6 +9,7 @@ const CONFIG_FIELDS = [
   'tlsKeys',
   'tlsMinVersion',
   'authFile',
+  'dovecotAuth',
   'insecureAuth',
   'authMaxFailures',
   'smtpPort',

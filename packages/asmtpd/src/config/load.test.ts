@@ -33,6 +33,7 @@ test('an empty file gives every default', () => {
       tlsKeys: [],
       tlsMinVersion: 'TLSv1.2',
       authFile: null,
+      dovecotAuth: null,
       insecureAuth: false,
       authMaxFailures: 5,
       smtpPort: 25,
@@ -250,7 +251,7 @@ test('a file with several errors reports each one at its line', () => {
     '  10.0.0.0/40 fe80::/10', // 8
     'HoldOnFailure maybe', // 9
     'Hostname "two words"', // 10
-    'DovecotAuth unix:/x', // 11
+    'DovecotAuth tcp:127.0.0.1:12345', // 11
     'Frobnicate yes', // 12
     'MaxMsgSize 50M # fifty megabytes', // 13
     'Sendmail sendmail -oi', // 14
@@ -266,7 +267,7 @@ test('a file with several errors reports each one at its line', () => {
     'bad.conf:7: RelayNet: bad value "10.0.0.0/40": prefix length must be 0 to 32 for IPv4',
     'bad.conf:9: HoldOnFailure: bad value "maybe": expected yes or no (also on/off, true/false, 1/0)',
     'bad.conf:10: Hostname: bad value "two words": expected a domain name: labels of letters, digits and inner hyphens, 1 to 63 characters, separated by dots',
-    'bad.conf:11: directive DovecotAuth is not supported by this version of asmtpd',
+    'bad.conf:11: DovecotAuth: bad value "tcp:127.0.0.1:12345": expected unix:/path or inet:host:port',
     'bad.conf:12: unknown directive "Frobnicate"',
     'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
     'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',
@@ -293,7 +294,7 @@ test('unknown directives: near misses get a suggestion, others do not', () => {
     ['Port 25', 'unknown directive "Port" (did you mean SMTPPort?)'],
     ['LocalDomains example.org', 'unknown directive "LocalDomains" (did you mean LocalDomain?)'],
     ['Banner hello', 'unknown directive "Banner"'],
-    ['dovecotauth /run/x', 'directive DovecotAuth is not supported by this version of asmtpd'],
+    ['dovecotauth /run/x', 'DovecotAuth: bad value "/run/x": expected unix:/path or inet:host:port'],
   ];
   for (const [line, message] of cases) {
     assert.deepEqual(errorLines(parseConfigText(line, 'u.conf', HOST)), [`u.conf:1: ${message}`]);
@@ -433,4 +434,12 @@ test('loadConfig: reads the file, absolute Config.file, missing file at line 0',
 test('formatIssue', () => {
   assert.equal(formatIssue({ file: 'a.conf', line: 3, message: 'm' }), 'a.conf:3: m');
   assert.equal(formatIssue({ file: 'a.conf', line: 0, message: 'm' }), 'a.conf: m');
+});
+
+test('AuthFile and DovecotAuth together are refused', () => {
+  const r = parseConfigText('AuthFile /nonexistent/users\nDovecotAuth inet:127.0.0.1:12345', 'a.conf', HOST);
+  assert.ok(
+    errorLines(r).includes('a.conf:2: AuthFile (line 1) and DovecotAuth (line 2) are both set: use one of them'),
+    JSON.stringify(r),
+  );
 });

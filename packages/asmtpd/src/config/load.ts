@@ -111,6 +111,7 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
   }
 
   errors.push(...checkDeliveryChoice(givenAt, file));
+  errors.push(...checkAuthChoice(givenAt, file));
   warnings.push(...checkHoldOnFailure(givenAt, draft, file));
   warnings.push(...checkPublicDoh(givenAt, draft, file));
   applyDefaults(draft, options, (message) => warnings.push({ file, line: 0, message }));
@@ -154,6 +155,20 @@ function checkDeliveryChoice(givenAt: ReadonlyMap<Directive, number>, file: stri
       file,
       line: Math.max(relayHostLine, sendmailLine),
       message: `RelayHost (line ${relayHostLine}) and Sendmail (line ${sendmailLine}) are both set: use one of them`,
+    },
+  ];
+}
+
+/** AuthFile and DovecotAuth are two backends of SMTP AUTH: only one may be set. */
+function checkAuthChoice(givenAt: ReadonlyMap<Directive, number>, file: string): ConfigIssue[] {
+  const a = lineOf(givenAt, 'AuthFile');
+  const b = lineOf(givenAt, 'DovecotAuth');
+  if (a === undefined || b === undefined) return [];
+  return [
+    {
+      file,
+      line: Math.max(a, b),
+      message: `AuthFile (line ${a}) and DovecotAuth (line ${b}) are both set: use one of them`,
     },
   ];
 }

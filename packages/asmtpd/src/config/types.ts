@@ -14,6 +14,9 @@ export interface Cidr {
 }
 
 /** Where accepted mail goes (RelayHost). */
+/** DovecotAuth: a Dovecot auth service's client socket */
+export type DovecotAuthTarget = { kind: 'unix'; path: string } | { kind: 'inet'; host: string; port: number };
+
 export type RelayTarget =
   | { kind: 'smtp'; host: string; port: number }
   | { kind: 'lmtp'; host: string; port: number }
@@ -56,6 +59,8 @@ export interface Config {
   tlsMinVersion: 'TLSv1.2' | 'TLSv1.3';
   /** SMTP AUTH against this Dovecot passwd-file (config/auth-file.ts); null = no AUTH */
   authFile: string | null;
+  /** SMTP AUTH against a Dovecot auth service (auth/dovecot-auth.ts); null = none */
+  dovecotAuth: DovecotAuthTarget | null;
   /** offer AUTH before STARTTLS too */
   insecureAuth: boolean;
   /** failed AUTH attempts per connection and per client IP (in a window) before 421 4.7.0 */

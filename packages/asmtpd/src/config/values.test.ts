@@ -13,6 +13,7 @@ import {
   parseInteger,
   parsePort,
   parseRelayTarget,
+  parseDovecotAuthTarget,
   parseSeparator,
   parseSizeBytes,
   type Parsed,
@@ -294,4 +295,21 @@ test('formatDuration and formatSize give the shortest exact form', () => {
     '50M',
     '2G',
   ]);
+});
+
+test('parseDovecotAuthTarget: unix:/path or inet:host:port, nothing else', () => {
+  assert.deepEqual(parseDovecotAuthTarget('unix:/run/dovecot/auth-client'), {
+    kind: 'ok',
+    value: { kind: 'unix', path: '/run/dovecot/auth-client' },
+  });
+  assert.deepEqual(parseDovecotAuthTarget('inet:127.0.0.1:12345'), {
+    kind: 'ok',
+    value: { kind: 'inet', host: '127.0.0.1', port: 12345 },
+  });
+  assert.deepEqual(parseDovecotAuthTarget('INET:[::1]:12345'), {
+    kind: 'ok',
+    value: { kind: 'inet', host: '::1', port: 12345 },
+  });
+  for (const bad of ['unix:relative', 'inet:127.0.0.1', 'tcp:127.0.0.1:1', '/run/auth', 'inet:127.0.0.1:0'])
+    assert.equal(parseDovecotAuthTarget(bad).kind, 'error', bad);
 });

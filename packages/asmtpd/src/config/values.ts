@@ -13,7 +13,7 @@
  */
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
-import type { RelayTarget } from './types.js';
+import type { DovecotAuthTarget, RelayTarget } from './types.js';
 
 export type Parsed<T> =
   | { kind: 'ok'; value: T; /** accepted, but worth telling the admin */ warning?: string }
@@ -34,6 +34,7 @@ export const VALUE_FORMS = {
     'an IPv4 or IPv6 network `address/prefix` (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or /128; host bits are masked off (with a warning)',
   domain: 'a domain name; case and a trailing dot do not matter',
   path: 'an absolute path',
+  socket: '`unix:/path` (a unix socket) or `inet:host:port` (TCP; an IPv6 address in brackets)',
   target:
     '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
   command:
@@ -162,6 +163,22 @@ export function parseRelayTarget(text: string): Parsed<RelayTarget> {
   const hostPort = parseHostPort(isLmtp ? text.slice('lmtp:'.length) : text, isLmtp ? LMTP_PORT : SMTP_PORT);
   if (hostPort.kind === 'error') return hostPort;
   return ok({ kind: isLmtp ? 'lmtp' : 'smtp', ...hostPort.value });
+}
+
+/** DovecotAuth: `unix:/path` or `inet:host:port` (Dovecot's auth-client listener). */
+export function parseDovecotAuthTarget(text: string): Parsed<DovecotAuthTarget> {
+  const lower = text.toLowerCase();
+  if (lower.startsWith('unix:')) {
+    const path = parseAbsolutePath(text.slice('unix:'.length));
+    if (path.kind === 'error') return fail('expected unix:/absolute/path/of/the/auth-client/socket');
+    return ok({ kind: 'unix', path: path.value });
+  }
+  if (!lower.startsWith('inet:')) return fail('expected unix:/path or inet:host:port');
+  const rest = text.slice('inet:'.length);
+  if (!/:\d+$/.test(rest)) return fail('expected inet:host:port (the port of the auth inet_listener)');
+  const hostPort = parseHostPort(rest, 0);
+  if (hostPort.kind === 'error') return hostPort;
+  return ok({ kind: 'inet', ...hostPort.value });
 }
 
 function parseHostPort(text: string, defaultPort: number): Parsed<{ host: string; port: number }> {

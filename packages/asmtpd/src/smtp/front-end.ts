@@ -211,7 +211,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   // AUTH (commands/auth.ts): failures per client IP outlive a SIGHUP's new Runtime
   const authDeps: AuthDeps = { ...txDeps, failures: new AuthFailures() };
   const authSettings = (config: Config): AuthSettings => ({
-    on: config.authFile !== null,
+    on: config.authFile !== null || config.dovecotAuth !== null,
     insecure: config.insecureAuth,
   });
 

@@ -19,6 +19,7 @@ import { createDnsResolver, type DnsOptions, type DnsResolver } from '../dns/res
 import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource } from '../facts/client-facts.js';
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 import { createAuthFile, type Authenticator } from '../auth/authenticator.js';
+import { createDovecotAuth } from '../auth/dovecot-auth.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
 export type ScriptRunner = (req: RcptRequest | BodyTestRequest) => Promise<RunResult>;
@@ -50,7 +51,7 @@ export interface Runtime {
   run: ScriptRunner;
   route(address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route>;
   resolver: DnsResolver;
-  /** SMTP AUTH's backend (AuthFile, re-read when it changes); null: AUTH is not offered */
+  /** SMTP AUTH's backend (AuthFile, re-read when it changes, or DovecotAuth); null: AUTH is not offered */
   auth: Authenticator | null;
   /** the fact gatherer of one client */
   facts(ip: string, log: Logger): ClientFacts;
@@ -106,7 +107,11 @@ export function buildRuntime(
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;
   const relayNets = networkSet(config.relayNets);
-  const auth = config.authFile ? createAuthFile(config.authFile, { onIssues }) : null;
+  const auth = config.authFile
+    ? createAuthFile(config.authFile, { onIssues })
+    : config.dovecotAuth
+      ? createDovecotAuth(config.dovecotAuth)
+      : null;
   const proxyPeers = config.proxyProtocol.length > 0 ? networkSet(config.proxyProtocol) : null;
   // RelayNet clients are our own: their senders are not probed
   const facts = (ip: string, sessionLog: Logger): ClientFacts =>

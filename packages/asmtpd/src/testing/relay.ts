@@ -217,6 +217,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     tlsKeys: [],
     tlsMinVersion: 'TLSv1.2',
     authFile: null,
+    dovecotAuth: null,
     insecureAuth: false,
     authMaxFailures: 5,
     separator: null,

@@ -57,7 +57,7 @@ export function onAuth(
   if (d.failures.count(ip) >= max)
     return refuse(REPLIES.authTooManyFailures(), { failures: s.authFailures, ip_failures: d.failures.count(ip) });
   backend
-    .check(user, auth.password ?? '')
+    .check(user, auth.password ?? '', { ip, secured: s.tls !== null })
     .then((result) => {
       if (result.kind === 'ok') {
         s.authUser = result.user;
