@@ -60,12 +60,16 @@ test('each recording function moves its own series, by the labels given', async 
   m.dnsLookup('PTR', false);
   m.dnsLookup('TXT', true);
   m.dnsCacheHit('negative');
+  m.auth('failed');
+  m.auth('ok');
   const s = samples(await m.render());
   const expected: [string, number][] = [
     ['asmtpd_info{version="1.2.3"}', 1],
     ['asmtpd_connections_total', 2],
     ['asmtpd_connections_refused_total{reason="max-per-ip"}', 1],
     ['asmtpd_connections_open', 0],
+    ['asmtpd_auth_total{result="failed"}', 1],
+    ['asmtpd_auth_total{result="ok"}', 1],
     ['asmtpd_replies_total{command="connect",class="2xx"}', 1],
     ['asmtpd_replies_total{command="rcpt",class="5xx"}', 2],
     ['asmtpd_replies_total{command="data",class="3xx"}', 1],

@@ -61,6 +61,8 @@ export function commandLabel(line: string): ReplyCommand {
 }
 
 export type RefusalReason = 'max-clients' | 'max-per-ip' | 'shutting-down';
+/** an AUTH answered: 235, 535, 421 at AuthMaxFailures, or the backend failed (451) */
+export type AuthResult = 'ok' | 'failed' | 'limit' | 'error';
 /** what the client heard at RCPT */
 export type DecisionOutcome = 'accepted' | 'deferred' | 'rejected';
 /**
@@ -92,6 +94,8 @@ export interface Metrics {
   connectionRefused(reason: RefusalReason): void;
   /** a reply went out */
   reply(command: ReplyCommand, code: number): void;
+  /** an AUTH answered (commands/auth.ts) */
+  auth(result: AuthResult): void;
   /** RCPT answered */
   rcptDecision(outcome: DecisionOutcome, source: DecisionSource): void;
   /** one policy script run (outcome: the Outcome kind it gave: accept, reject, defer, failed…) */
@@ -208,6 +212,7 @@ export function createMetrics(): Metrics {
     'connections refused with 421 before the banner, by reason',
     ['reason'],
   );
+  const auths = countedBy(registers, 'asmtpd_auth_total', 'SMTP AUTH attempts answered, by result', ['result']);
   new Gauge({
     name: 'asmtpd_connections_open',
     help: 'connections admitted and still open',
@@ -282,6 +287,7 @@ export function createMetrics(): Metrics {
     connectionAccepted: () => accepted(),
     connectionRefused: (reason) => refused(reason),
     reply: (command, code) => replies(command, replyClass(code)),
+    auth: (result) => auths(result),
     rcptDecision: (outcome, source) => decisions(outcome, source),
     scriptRun: (outcome, ms) => scripts(outcome, ms / 1000),
     fact(kind, ms, failed) {

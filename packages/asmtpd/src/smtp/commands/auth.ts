@@ -17,6 +17,7 @@ import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
 import { formatReply, type Reply } from '../../reply/reply.js';
 import { failureDelayMs, type AuthFailures } from '../auth-limiter.js';
 import type { CommandDeps } from './context.js';
+import { metrics } from '../../metrics/metrics.js';
 
 export interface AuthDeps extends CommandDeps {
   failures: AuthFailures;
@@ -39,7 +40,13 @@ export function onAuth(
   const user = auth.username ?? '';
   const ip = s.client.ip;
   const started = Date.now();
-  const log = (level: 'info' | 'warn', result: string, r: Reply | null, extra: Record<string, unknown> = {}): void =>
+  const log = (
+    level: 'info' | 'warn',
+    result: 'ok' | 'failed' | 'limit',
+    r: Reply | null,
+    extra: Record<string, unknown> = {},
+  ): void => {
+    metrics.auth(result);
     s.log[level]('auth.decision', {
       ip,
       user,
@@ -49,6 +56,7 @@ export function onAuth(
       ...extra,
       ms: Date.now() - started,
     });
+  };
   const refuse = (r: Reply, extra: Record<string, unknown>): void => {
     log('warn', 'limit', r, extra);
     cb(new ReplyAsError(r));
@@ -76,6 +84,7 @@ export function onAuth(
     })
     .catch((err: Error) => {
       const r = REPLIES.localError();
+      metrics.auth('error');
       s.log.error('auth.decision', { ip, user, method: auth.method, result: 'error', error: err.message });
       cb(new ReplyAsError(r));
     });
