@@ -9,14 +9,13 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { canCreateUsers, createUser, etcWithPasswd, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { dotStuff } from '../support/smtp-client.js';
+import { openDialogue, startTls, type SmtpDialogue } from '../support/smtp-dialogue.js';
 
 const DOVEADM = '/usr/bin/doveadm';
 const skip =
@@ -43,71 +42,17 @@ let insecure: Daemon;
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
 
-/** SMTP replies (the whole reply, up to its last line) on a socket that can become its TLS successor. */
-class Dialogue {
-  private buffer = '';
-  socket: Socket;
-  constructor(socket: Socket) {
-    this.socket = socket;
-    this.listen(socket);
-  }
-  listen(socket: Socket): void {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => (this.buffer += chunk.toString('latin1')));
-    socket.on('error', () => undefined);
-  }
-  async reply(timeoutMs = 15_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(\d{3}) .*\r\n/m.exec(this.buffer);
-      if (m) {
-        const end = m.index + m[0].length;
-        const text = this.buffer.slice(0, end);
-        this.buffer = this.buffer.slice(end);
-        return text.trimEnd();
-      }
-      if (Date.now() > deadline) throw new Error(`no reply; have ${JSON.stringify(this.buffer)}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  }
-  async cmd(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.reply();
-  }
-  /** the last line of the reply to `line`, and how long it took */
-  async timed(line: string): Promise<{ last: string; ms: number }> {
-    const t = Date.now();
-    const r = await this.cmd(line);
-    return { last: r.split('\r\n').at(-1)!, ms: Date.now() - t };
-  }
-  closed(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.destroyed) return resolve();
-      this.socket.once('close', () => resolve());
-    });
-  }
-}
+type Dialogue = SmtpDialogue;
 
 async function open(port: number, from: string): Promise<{ s: Dialogue; ehlo: string }> {
-  const raw = netConnect({ port, host: '127.0.0.1', localAddress: from });
-  const s = new Dialogue(raw);
-  assert.match(await s.reply(), /^220 /);
-  return { s, ehlo: await s.cmd('EHLO client.test') };
+  const { dialogue, ehlo } = await openDialogue(port, { from });
+  return { s: dialogue, ehlo };
 }
 
 /** Connect from `from`, EHLO, STARTTLS, EHLO again: the dialogue inside TLS. */
 async function openTls(port: number, from: string): Promise<{ s: Dialogue; ehloInClear: string; ehlo: string }> {
-  const { s, ehlo: ehloInClear } = await open(port, from);
-  assert.match(await s.cmd('STARTTLS'), /^220 /);
-  const raw = s.socket;
-  raw.removeAllListeners('data');
-  const tls = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mx.test' });
-  await new Promise<void>((resolve, reject) => {
-    tls.once('secureConnect', () => resolve());
-    tls.once('error', reject);
-  });
-  s.listen(tls);
-  return { s, ehloInClear, ehlo: await s.cmd('EHLO client.test') };
+  const { dialogue, ehloInClear, ehlo } = await startTls(port, { from });
+  return { s: dialogue, ehloInClear, ehlo };
 }
 
 const plain = (user: string, password: string): string => `AUTH PLAIN ${b64(`\0${user}\0${password}`)}`;

@@ -9,20 +9,16 @@ import assert from 'node:assert/strict';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  connect as tlsConnect,
-  createServer as createTlsServer,
-  type ConnectionOptions,
-  type TLSSocket,
-} from 'node:tls';
+import { connect as tlsConnect, createServer as createTlsServer, type ConnectionOptions } from 'node:tls';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { canCreateUsers, createUser, etcWithPasswd, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { requirePostfix, startPostfix } from '../support/postfix.js';
 import { SmtpClient, dotStuff } from '../support/smtp-client.js';
+import { SmtpDialogue, startTls as openTls, type TlsDialogue } from '../support/smtp-dialogue.js';
 
 const run = promisify(execFile);
 const skip = canCreateUsers() ?? (existsSync('/usr/bin/openssl') ? false : 'openssl is not installed');
@@ -78,71 +74,11 @@ function leaf(name: string, cn: string, keyArgs: string[]): void {
   chmodSync(join(certs, `${name}.key`), 0o644);
 }
 
-/** Reads SMTP replies (the last line of each) from a socket that can be swapped for its TLS successor. */
-class Dialogue {
-  private buffer = '';
-  private waiting: (() => void) | null = null;
-  socket: Socket;
-  constructor(socket: Socket) {
-    this.socket = socket;
-    this.listen(socket);
-  }
-  listen(socket: Socket): void {
-    this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.buffer += chunk.toString('latin1');
-      this.waiting?.();
-    });
-    socket.on('error', () => undefined);
-  }
-  async reply(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = /^(\d{3}) .*\r\n/m.exec(this.buffer);
-      if (m) {
-        const end = m.index + m[0].length;
-        const text = this.buffer.slice(0, end);
-        this.buffer = this.buffer.slice(end);
-        return text.trimEnd();
-      }
-      if (Date.now() > deadline) throw new Error(`no reply; have ${JSON.stringify(this.buffer)}`);
-      await new Promise<void>((r) => {
-        this.waiting = r;
-        setTimeout(r, 50);
-      });
-    }
-  }
-  async cmd(line: string): Promise<string> {
-    this.socket.write(`${line}\r\n`);
-    return this.reply();
-  }
-}
-
-interface TlsSession {
-  dialogue: Dialogue;
-  tls: TLSSocket;
-  ehloInClear: string;
-}
-
 /** Connect, EHLO, STARTTLS, handshake with `options`, EHLO again. */
-async function startTls(port: number, options: ConnectionOptions = {}): Promise<TlsSession> {
-  const raw = netConnect(port, '127.0.0.1');
-  const dialogue = new Dialogue(raw);
-  assert.match(await dialogue.reply(), /^220 /);
-  const ehloInClear = await dialogue.cmd('EHLO client.test');
-  assert.match(await dialogue.cmd('STARTTLS'), /^220 /);
-  raw.removeAllListeners('data');
-  const tls = tlsConnect({ socket: raw, rejectUnauthorized: false, servername: 'mx.test', ...options });
-  await new Promise<void>((resolve, reject) => {
-    tls.once('secureConnect', () => resolve());
-    tls.once('error', reject);
-  });
-  dialogue.listen(tls);
-  assert.match(await dialogue.cmd('EHLO client.test'), /^250 /m);
-  return { dialogue, tls, ehloInClear };
-}
+const startTls = (port: number, options: ConnectionOptions = {}): Promise<TlsDialogue> =>
+  openTls(port, { tls: options });
 
-async function send(s: Dialogue, rcpt: string, body: string): Promise<{ rcpt: string; data: string }> {
+async function send(s: SmtpDialogue, rcpt: string, body: string): Promise<{ rcpt: string; data: string }> {
   assert.match(await s.cmd('MAIL FROM:<s@remote.test>'), /^250 /m);
   const rcptReply = await s.cmd(`RCPT TO:<${rcpt}>`);
   assert.match(await s.cmd('DATA'), /^354 /);
@@ -288,7 +224,7 @@ test('TLS 1.0 and 1.1 are refused, logged, and the daemon serves on', { skip }, 
 
 test('commands sent in clear behind STARTTLS are dropped, not run inside TLS', { skip }, async () => {
   const raw = netConnect(d.port, '127.0.0.1');
-  const dialogue = new Dialogue(raw);
+  const dialogue = new SmtpDialogue(raw);
   await dialogue.reply();
   await dialogue.cmd('EHLO client.test');
   raw.write('STARTTLS\r\nMAIL FROM:<injected@evil.test>\r\n');

@@ -111,24 +111,7 @@ service stats {
   chroot =
 }
 `;
-  const confPath = join(dir, 'dovecot.conf');
-  await writeFile(confPath, conf);
-  const log = (): Promise<string> => readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    spawnSync(DOVECOT, ['-c', confPath, 'stop'], { stdio: 'ignore', timeout: 10_000 });
-    const pidFile = join(dir, 'run', 'master.pid');
-    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  };
-  const started = spawnSync(DOVECOT, ['-c', confPath], { encoding: 'utf8', timeout: 10_000 });
-  if (started.status !== 0) {
-    const text = `${started.stdout}${started.stderr}${await log()}`;
-    await stop();
-    throw new Error(`dovecot -c ${confPath} failed (${started.status}): ${text}`);
-  }
+  const { log, stop } = await runDovecot(dir, conf);
   await waitForGreeting(port, 10_000).catch(async (err: Error) => {
     const text = await log();
     await stop();
@@ -149,6 +132,29 @@ service stats {
     log,
     stop,
   };
+}
+
+/** Write DIR/dovecot.conf, start that Dovecot; stop() stops it and removes DIR (idempotent). */
+async function runDovecot(dir: string, conf: string): Promise<{ log(): Promise<string>; stop(): Promise<void> }> {
+  const confPath = join(dir, 'dovecot.conf');
+  await writeFile(confPath, conf);
+  const log = (): Promise<string> => readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
+  let stopped = false;
+  const stop = async (): Promise<void> => {
+    if (stopped) return;
+    stopped = true;
+    spawnSync(DOVECOT, ['-c', confPath, 'stop'], { stdio: 'ignore', timeout: 10_000 });
+    const pidFile = join(dir, 'run', 'master.pid');
+    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+  };
+  const started = spawnSync(DOVECOT, ['-c', confPath], { encoding: 'utf8', timeout: 10_000 });
+  if (started.status !== 0) {
+    const text = `${started.stdout}${started.stderr}${await log()}`;
+    await stop();
+    throw new Error(`dovecot -c ${confPath} failed (${started.status}): ${text}`);
+  }
+  return { log, stop };
 }
 
 async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
@@ -232,24 +238,7 @@ service stats {
   chroot =
 }
 `;
-  const confPath = join(dir, 'dovecot.conf');
-  await writeFile(confPath, conf);
-  const log = (): Promise<string> => readFile(join(dir, 'dovecot.log'), 'utf8').catch(() => '');
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
-    spawnSync(DOVECOT, ['-c', confPath, 'stop'], { stdio: 'ignore', timeout: 10_000 });
-    const pidFile = join(dir, 'run', 'master.pid');
-    for (let i = 0; i < 100 && existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
-    await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
-  };
-  const started = spawnSync(DOVECOT, ['-c', confPath], { encoding: 'utf8', timeout: 10_000 });
-  if (started.status !== 0) {
-    const text = `${started.stdout}${started.stderr}${await log()}`;
-    await stop();
-    throw new Error(`dovecot -c ${confPath} failed (${started.status}): ${text}`);
-  }
+  const { log, stop } = await runDovecot(dir, conf);
   // the auth service answers VERSION at once
   const deadline = Date.now() + 10_000;
   for (;;) {

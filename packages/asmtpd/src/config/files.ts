@@ -1,13 +1,15 @@
 /**
  * File checks for directives that name files (PasswdFile, Sendmail's program).
  *
- * Public: checkReadableFile(path), checkExecutableFile(path) → problems (empty = fine).
+ * Public: checkReadableFile(path), checkExecutableFile(path) → problems (empty = fine);
+ * describeFileError(path, err) → the message for a failed stat or read.
  * Messages complete the sentence `Directive: …`. Only existence, type and mode are checked;
  * contents are the business of the module that reads the file.
  */
 import { accessSync, constants, statSync } from 'node:fs';
 
-function describeStatError(path: string, err: unknown): string {
+/** `PATH: no such file` / `PATH: permission denied` / `PATH: <message>` for a failed stat or read. */
+export function describeFileError(path: string, err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') return `${path}: no such file`;
   if (code === 'EACCES') return `${path}: permission denied`;
@@ -19,7 +21,7 @@ export function checkReadableFile(path: string): string[] {
   try {
     if (!statSync(path).isFile()) return [`${path}: not a regular file`];
   } catch (err) {
-    return [describeStatError(path, err)];
+    return [describeFileError(path, err)];
   }
   return [];
 }

@@ -8,6 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
+import { describeFileError } from './files.js';
 import type { Config } from './types.js';
 
 export interface TlsPair {
@@ -37,11 +38,7 @@ export function readTlsPairs(config: Pick<Config, 'tlsCerts' | 'tlsKeys' | 'tlsM
     try {
       pair = { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath };
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      return {
-        kind: 'error',
-        message: `${e.path ?? certPath}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.message}`,
-      };
+      return { kind: 'error', message: describeFileError((err as NodeJS.ErrnoException).path ?? certPath, err) };
     }
     try {
       createSecureContext({ cert: pair.cert, key: pair.key, minVersion: config.tlsMinVersion });
