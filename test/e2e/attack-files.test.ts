@@ -132,6 +132,44 @@ test('a detached daemon writes its pid file and removes it when it stops', { ski
   assert.equal(existsSync(join(db, 'asmtpd.pid')), false, 'the pid file is removed when the daemon stops');
 });
 
+test('the detaching command returns once the daemon serves: the port answers at once', { skip }, async () => {
+  const db = join(base, 'db3ready');
+  const c = await conf('threeready', db);
+  try {
+    const started = startDetached(c.path);
+    assert.equal(started.status, 0, started.out);
+    assert.match(started.out, /^asmtpd: started, pid \d+, log /);
+    const client = await SmtpClient.connect(c.port);
+    try {
+      assert.equal((await client.greeting()).code, 220);
+    } finally {
+      client.close();
+    }
+  } finally {
+    await stopDetached(c.path);
+  }
+});
+
+test('a SIGTERM while the daemon is still starting removes its pid file too', { skip }, async () => {
+  const db = join(base, 'db3early');
+  const c = await conf('threeearly', db);
+  const pidFile = join(db, 'asmtpd.pid');
+  // the detached child itself (what `asmtpd` starts), signalled as soon as its pid file is there:
+  // before the runner and the listener are up (at 9b4df55 that signal killed it, the file stayed)
+  const child = spawn(process.execPath, [ASMTPD_BIN, '-f', c.path, '-d', '--detached'], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    for (let i = 0; i < 300 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 10));
+    assert.ok(existsSync(pidFile), 'the pid file was written');
+    child.kill('SIGTERM');
+    const code = await exited;
+    assert.notEqual(code, null, 'it exited by itself, not killed by the signal');
+    assert.equal(existsSync(pidFile), false, 'the pid file is removed');
+  } finally {
+    child.kill('SIGKILL');
+  }
+});
+
 test('pid and log files: planted symlinks to root-only files are never written through', { skip }, async () => {
   const db = join(base, 'db3');
   const c = await conf('three', db);

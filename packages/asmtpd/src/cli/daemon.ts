@@ -2,10 +2,10 @@
  * daemon.ts — `asmtpd [-d] [--verbose] [-f FILE]`: load the configuration, listen, serve.
  *
  * Without -d the daemon detaches: it re-runs itself with -d --detached in the background, its log
- * appended to DBDir/asmtpd.log (opened here, daemon/state-dirs.ts), and the command returns after
- * 1.5 s: 0 ("started") if the child is still running then, 1 if it exited before (it does not learn
- * whether the child listens: the log says, `daemon.start`); the detached daemon writes
- * DBDir/asmtpd.pid and removes it when it stops.
+ * appended to DBDir/asmtpd.log (opened here, daemon/state-dirs.ts), and the command returns once
+ * the child says it serves (a line on its fd 3, written after `daemon.start`): 0 then, 1 if the
+ * child exits first or is not serving within 60 s (it is stopped then). The detached daemon writes
+ * DBDir/asmtpd.pid first and removes it however it stops (a signal while starting included).
  * Signals: SIGHUP re-reads the configuration (a broken file is refused and logged, the running one
  * stays; listening addresses, accounts, DBDir and the script limits need a restart);
  * SIGTERM/SIGINT stop accepting, let sessions in DATA finish (30 s at most), then exit 0.
@@ -14,10 +14,11 @@
  * process (NetFactsUser with CAP_NET_RAW), listens (SMTP, and MetricsListen's Prometheus endpoint:
  * daemon/metrics-listener.ts), and becomes DaemonUser for good.
  */
-import { closeSync, mkdirSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, writeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { formatIssue } from '../config/load.js';
+import { formatIssue, type ConfigIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { countHeld, createRelay } from '../relay/index.js';
@@ -85,7 +86,21 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   } finally {
     closeSync(dirs.dbDirFd);
   }
+  try {
+    return await serve(args, config, source, result.warnings, accounts, created);
+  } finally {
+    if (args.detached) removePidFile(config.dbDir);
+  }
+}
 
+async function serve(
+  args: DaemonArgs,
+  config: Config,
+  source: string,
+  warnings: readonly ConfigIssue[],
+  accounts: ServiceAccounts | null,
+  created: readonly string[],
+): Promise<number> {
   tuneHeapForServer();
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
   // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
@@ -94,7 +109,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   process.on('unhandledRejection', (err) =>
     log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }),
   );
-  for (const w of result.warnings) log.warn('config.error', { warning: formatIssue(w) });
+  for (const w of warnings) log.warn('config.error', { warning: formatIssue(w) });
   if (accounts) {
     for (const path of unreadableBy(accounts.daemon, [...config.tlsCerts, ...config.tlsKeys]))
       log.warn('config.error', {
@@ -107,8 +122,13 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   let starting = true;
   let stopNow: (why: string) => void = (why) => {
     process.stderr.write(`asmtpd: ${why} while starting\n`);
+    if (args.detached) removePidFile(config.dbDir);
     process.exit(1);
   };
+  // from the first moment: a stop while starting still removes the pid file (process.exit skips
+  // runDaemon's finally); the runner and network facts process end with their pipes
+  process.on('SIGTERM', () => stopNow('SIGTERM'));
+  process.on('SIGINT', () => stopNow('SIGINT'));
   try {
     const ids = runnerIds(accounts);
     runner = await startRunner({
@@ -274,14 +294,12 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
         .finally(() => {
           probers.close();
           log.flush();
-          if (args.detached) removePidFile(config.dbDir);
           resolve(0);
           setTimeout(() => process.exit(0), 200).unref();
         });
     };
     stopNow = stop;
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    if (args.detached) tellParentReady();
   });
 }
 
@@ -320,9 +338,26 @@ async function listenWithFallback(fe: FrontEnd, port: number, host: string): Pro
   }
 }
 
+/** How long a detaching `asmtpd` waits for its child to serve. */
+const READY_TIMEOUT_MS = 60_000;
+/** The detached child's end of the readiness pipe (detach() below). */
+const READY_FD = 3;
+
+/** Detached: say "serving" on fd 3 if that is the detaching parent's pipe, and close it. */
+function tellParentReady(): void {
+  try {
+    const st = fstatSync(READY_FD);
+    if (!st.isSocket() && !st.isFIFO()) return;
+    writeSync(READY_FD, 'ready\n');
+    closeSync(READY_FD);
+  } catch {
+    /* no parent waiting (started by hand with --detached), or it gave up */
+  }
+}
+
 /**
- * Re-run in the background with -d --detached. Resolves 1 if the child exits within 1.5 s, else 0
- * then: a child still starting (or failing later) counts as started; see DBDir/asmtpd.log.
+ * Re-run in the background with -d --detached and wait until the child serves (its line on fd 3):
+ * 0 then; 1 if it exits first, or is not serving within READY_TIMEOUT_MS (then it is stopped).
  */
 function detach(config: Config, dbDirFd: number, accounts: ServiceAccounts | null): Promise<number> {
   const logFile = join(config.dbDir, LOG_FILE);
@@ -336,19 +371,27 @@ function detach(config: Config, dbDirFd: number, accounts: ServiceAccounts | nul
     closeSync(dbDirFd);
   }
   const argv = [...process.execArgv, process.argv[1]!, ...process.argv.slice(2), '-d', '--detached'];
-  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', fd, fd, 'pipe'] });
   closeSync(fd);
+  const ready = child.stdio[READY_FD] as Readable;
   return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.unref();
-      process.stdout.write(`asmtpd: started, pid ${child.pid}, log ${logFile}\n`);
-      resolve(0);
-    }, 1500);
-    child.once('exit', (code) => {
+    const done = (code: number, line: string): void => {
       clearTimeout(timer);
-      process.stderr.write(`asmtpd: failed to start (exit ${code}); see ${logFile}\n`);
-      resolve(1);
-    });
+      child.removeAllListeners('exit');
+      ready.destroy();
+      child.unref();
+      (code === 0 ? process.stdout : process.stderr).write(`asmtpd: ${line}\n`);
+      resolve(code);
+    };
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      done(1, `not serving after ${READY_TIMEOUT_MS / 1000} s: stopped pid ${child.pid}; see ${logFile}`);
+    }, READY_TIMEOUT_MS);
+    ready.on('data', () => done(0, `started, pid ${child.pid}, log ${logFile}`));
+    ready.on('error', () => undefined);
+    child.once('exit', (code, signal) =>
+      done(1, `failed to start (${signal ? `signal ${signal}` : `exit ${code}`}); see ${logFile}`),
+    );
   });
 }
 
