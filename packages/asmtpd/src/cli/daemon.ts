@@ -53,6 +53,11 @@ export interface DaemonArgs {
 
 const STOP_GRACE_MS = 30_000;
 
+/** What SIGTERM, SIGINT and a runner that died do: exit while starting, a graceful stop after. */
+interface Stopper {
+  stop: (why: string) => void;
+}
+
 export { loadForCommand } from '../config/source.js';
 
 export async function runDaemon(args: DaemonArgs): Promise<number> {
@@ -78,6 +83,17 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     return 2;
   }
   if (!args.foreground) return detach(config, dirs.dbDirFd, accounts);
+  // from before the pid file exists: a stop while starting still removes it (process.exit skips
+  // the finally below); the runner and network facts process end with their pipes
+  const stopper: Stopper = {
+    stop: (why) => {
+      process.stderr.write(`asmtpd: ${why} while starting\n`);
+      if (args.detached) removePidFile(config.dbDir);
+      process.exit(1);
+    },
+  };
+  process.on('SIGTERM', () => stopper.stop('SIGTERM'));
+  process.on('SIGINT', () => stopper.stop('SIGINT'));
   try {
     if (args.detached) writePidFile(dirs.dbDirFd);
   } catch (err) {
@@ -87,7 +103,7 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     closeSync(dirs.dbDirFd);
   }
   try {
-    return await serve(args, config, source, result.warnings, accounts, created);
+    return await serve(args, config, source, result.warnings, accounts, created, stopper);
   } finally {
     if (args.detached) removePidFile(config.dbDir);
   }
@@ -100,6 +116,7 @@ async function serve(
   warnings: readonly ConfigIssue[],
   accounts: ServiceAccounts | null,
   created: readonly string[],
+  stopper: Stopper,
 ): Promise<number> {
   tuneHeapForServer();
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
@@ -120,15 +137,6 @@ async function serve(
   let runner: RunnerClient;
   // until the daemon is up, what ends it is said on stderr too (the admin starting it reads that)
   let starting = true;
-  let stopNow: (why: string) => void = (why) => {
-    process.stderr.write(`asmtpd: ${why} while starting\n`);
-    if (args.detached) removePidFile(config.dbDir);
-    process.exit(1);
-  };
-  // from the first moment: a stop while starting still removes the pid file (process.exit skips
-  // runDaemon's finally); the runner and network facts process end with their pipes
-  process.on('SIGTERM', () => stopNow('SIGTERM'));
-  process.on('SIGINT', () => stopNow('SIGINT'));
   try {
     const ids = runnerIds(accounts);
     runner = await startRunner({
@@ -149,7 +157,7 @@ async function serve(
       onExit: (code, signal, expected) => {
         if (expected) return;
         log.error('runner.exit', { code, signal });
-        stopNow('runner exited');
+        stopper.stop('runner exited');
       },
     });
   } catch (err) {
@@ -298,7 +306,7 @@ async function serve(
           setTimeout(() => process.exit(0), 200).unref();
         });
     };
-    stopNow = stop;
+    stopper.stop = stop;
     if (args.detached) tellParentReady();
   });
 }
