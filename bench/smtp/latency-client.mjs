@@ -3,7 +3,9 @@
 //
 //   sessions parallel SMTP sessions, `messages` messages in all, one recipient,
 //   `size` bytes of body (plus a few header lines, like smtp-source -l),
-//   no PIPELINING (smtp-source doesn't pipeline either), plain TCP.
+//   no PIPELINING (smtp-source doesn't pipeline either), plain TCP, or with
+//   starttls=true: EHLO, STARTTLS, a full TLS handshake (no session resumption:
+//   every connection pays for one), EHLO again, then the transaction.
 //   reuse=false: connect, 220, EHLO, MAIL, RCPT, DATA, body, 250, QUIT, close
 //                per message; latency = connect() call .. 250 after the final dot;
 //                banner = connect() call .. the 220 greeting (bannerMs).
@@ -12,6 +14,7 @@
 // Any reply other than the expected class is an error and counted (the session
 // then starts over with a new connection).
 import { connect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 /** Makes the message: header lines then `size` bytes of body (76-char lines + CRLF). */
 export function makeMessage(from, to, size) {
@@ -30,16 +33,20 @@ export function makeMessage(from, to, size) {
 /** A connection with a reply reader (multi-line replies: 'NNN-' continues, 'NNN ' ends). */
 class Conn {
   constructor(host, port) {
-    this.sock = connect({ host, port });
-    this.sock.setNoDelay(true);
     this.buf = '';
     this.waiter = null;
     this.closed = null;
-    this.sock.on('data', (d) => {
+    this.attach(connect({ host, port }));
+    this.sock.setNoDelay(true);
+  }
+  attach(sock) {
+    this.sock = sock;
+    sock.on('data', (d) => {
       this.buf += d.toString('latin1');
       this.pump();
     });
     const fail = (e) => {
+      if (this.sock !== sock) return; // the plain socket under TLS
       this.closed = e ?? new Error('connection closed');
       if (this.waiter) {
         const w = this.waiter;
@@ -47,8 +54,20 @@ class Conn {
         w.reject(this.closed);
       }
     };
-    this.sock.on('error', fail);
-    this.sock.on('close', () => fail(null));
+    sock.on('error', fail);
+    sock.on('close', () => fail(null));
+  }
+  /** After the 220 to STARTTLS: the handshake (certificates are not checked: a benchmark). */
+  startTls() {
+    const plain = this.sock;
+    plain.removeAllListeners('data');
+    return new Promise((resolve, reject) => {
+      const t = tlsConnect({ socket: plain, rejectUnauthorized: false }, () =>
+        resolve({ protocol: t.getProtocol(), cipher: t.getCipher()?.name }),
+      );
+      t.once('error', reject);
+      this.attach(t);
+    });
   }
   pump() {
     if (!this.waiter) return;
@@ -85,9 +104,21 @@ class Conn {
 /**
  * bannerMs: connect() .. 220 of every connection opened (one per message with reuse=false, one
  * per session with reuse=true), sorted.
- * @returns {Promise<{elapsedMs:number, latenciesMs:Float64Array, bannerMs:Float64Array, sent:number, errors:number, firstError?:string}>}
+ * tls: protocol and cipher of the first STARTTLS handshake.
+ * @returns {Promise<{elapsedMs:number, latenciesMs:Float64Array, bannerMs:Float64Array, sent:number, errors:number, firstError?:string, tls?:{protocol:string,cipher:string}}>}
  */
-export async function runClient({ host, port, sessions, messages, size, reuse, from, to, helo = 'bench-client.test' }) {
+export async function runClient({
+  host,
+  port,
+  sessions,
+  messages,
+  size,
+  reuse,
+  from,
+  to,
+  helo = 'bench-client.test',
+  starttls = false,
+}) {
   const msg = makeMessage(from, to, size);
   const lat = new Float64Array(messages);
   let next = 0;
@@ -95,6 +126,8 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
   let errors = 0;
   let firstError;
   const banners = [];
+  /** protocol and cipher of the first TLS connection */
+  let tls;
   const t0 = performance.now();
 
   async function open() {
@@ -103,6 +136,12 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
     await c.cmd(null, 2);
     banners.push(performance.now() - tc);
     await c.cmd(`EHLO ${helo}\r\n`, 2);
+    if (starttls) {
+      await c.cmd('STARTTLS\r\n', 2);
+      const negotiated = await c.startTls();
+      tls ??= negotiated;
+      await c.cmd(`EHLO ${helo}\r\n`, 2);
+    }
     return c;
   }
   async function transaction(c) {
@@ -150,7 +189,15 @@ export async function runClient({ host, port, sessions, messages, size, reuse, f
   const elapsedMs = performance.now() - t0;
   const ok = lat.filter((x) => !Number.isNaN(x)).sort();
   const bannerMs = Float64Array.from(banners).sort();
-  return { elapsedMs, latenciesMs: ok, bannerMs, sent, errors, ...(firstError ? { firstError } : {}) };
+  return {
+    elapsedMs,
+    latenciesMs: ok,
+    bannerMs,
+    sent,
+    errors,
+    ...(firstError ? { firstError } : {}),
+    ...(tls ? { tls } : {}),
+  };
 }
 
 /**

@@ -61,28 +61,45 @@
 //   --asmtpd-set 'D V'    extra config line for the asmtpd target (repeatable)
 //   --asmtpd-node-args 'A' node options for every asmtpd daemon (profiling: '--cpu-prof --cpu-prof-dir=DIR')
 //   --json FILE           also write the results as JSON
-import { execFileSync, fork, spawn, spawnSync } from 'node:child_process';
+//   --tls                 TLS cost (issue 16): targets postfix,asmtpd (default), both given one
+//                         certificate (RSA 2048, made with openssl); every mode measured by ONE load
+//                         client, latency-client.mjs, with and without STARTTLS: modes new, new-tls
+//                         (default; also reuse, reuse-tls). No smtp-source (it has no TLS).
+import { fork, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
   existsSync,
   openSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   readSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { connect } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { percentile, probeBanner, runClient } from './latency-client.mjs';
+import {
+  busyPercent,
+  CLK_TCK,
+  cpuBusy,
+  loadHarness,
+  log,
+  machine,
+  median,
+  need,
+  root,
+  sleep,
+  startSink as startSinkOn,
+  treeCpu,
+  waitGreeting,
+  waitSink,
+} from './lib.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 
 // ---------------------------------------------------------------- options
 const argv = process.argv.slice(2);
@@ -130,10 +147,20 @@ const factsAt = argv.indexOf('--facts');
 const factsKind =
   factsAt < 0 ? null : argv[factsAt + 1] && !argv[factsAt + 1].startsWith('--') ? argv[factsAt + 1] : 'tangerine';
 if (factsKind !== null && !FACT_SETS[factsKind]) throw new Error(`--facts ${factsKind}: tangerine, system or both`);
-const TARGETS = factsKind !== null ? FACT_SETS[factsKind] : opt('targets', 'sink,postfix,asmtpd').split(',');
+/** --tls: one load client (latency-client.mjs) with and without STARTTLS, for the TLS cost (issue 16) */
+const TLS = argv.includes('--tls');
+const TARGETS =
+  factsKind !== null ? FACT_SETS[factsKind] : opt('targets', TLS ? 'postfix,asmtpd' : 'sink,postfix,asmtpd').split(',');
 const BANNER_PROBES = Number(opt('banner-probes', 200));
 const BANNER_GAP = Number(opt('banner-gap', 10));
-const MODES = opt('modes', 'new,reuse').split(',');
+const MODES = opt('modes', TLS ? 'new,new-tls' : 'new,reuse').split(',');
+const MODE_LABELS = {
+  new: 'new connection per message',
+  reuse: 'reused connections (-d)',
+  'new-tls': 'new connection per message, STARTTLS',
+  'reuse-tls': 'reused connections, STARTTLS once each',
+};
+for (const mo of MODES) if (!MODE_LABELS[mo] || (mo.endsWith('-tls') && !TLS)) throw new Error(`--modes ${mo}?`);
 const FROM = 'sender@bench-source.test';
 /** HELO name of both clients (smtp-source -M; it also names the default addresses, which -f/-t replace) */
 const HELO = 'bench-client.test';
@@ -167,145 +194,25 @@ const POSTFIX_SET = Object.fromEntries(
   ),
 );
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
-
-function need(cmd) {
-  const r = spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`${cmd} not found: apt-get install postfix (see .ci/run)`);
-  return r.stdout.trim();
-}
 const SMTP_SOURCE = need('smtp-source');
-const SMTP_SINK = need('smtp-sink');
 if (process.getuid?.() !== 0) throw new Error('run as root (private Postfix instance, smtp-sink -u)');
 
 // ---------------------------------------------------------------- the Postfix harness
-async function loadHarness() {
-  const ts = join(root, 'test', 'support', 'postfix.ts');
-  const built = join(root, 'test', 'dist', 'support', 'postfix.js');
-  if (existsSync(built) && statSync(built).mtimeMs >= statSync(ts).mtimeMs) return import(pathToFileURL(built).href);
-  // Compile just the harness (it only imports node builtins), so the bench does
-  // not depend on the whole workspace building.
-  const out = mkdtempSync(join(tmpdir(), 'bench-harness-'));
-  execFileSync(
-    join(root, 'node_modules', '.bin', 'tsc'),
-    [
-      ts,
-      '--outDir',
-      out,
-      '--module',
-      'NodeNext',
-      '--moduleResolution',
-      'NodeNext',
-      '--target',
-      'ES2022',
-      '--types',
-      'node',
-      '--skipLibCheck',
-      '--strict',
-    ],
-    { stdio: 'inherit' },
-  );
-  return import(pathToFileURL(join(out, 'postfix.js')).href);
-}
 const harness = await loadHarness();
+const startSink = async () => startSinkOn(await freePort());
 
 // ---------------------------------------------------------------- processes & CPU accounting
-const CLK_TCK = 100;
-function procTimes(pid) {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // fields after ')' start at index 0 = state(3); utime=14 stime=15 cutime=16 cstime=17 (1-based)
-    return { ppid: Number(f[1]), self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
-  } catch {
-    return null;
-  }
-}
-/** CPU seconds used so far by pid, its reaped children and its live descendants. */
-function treeCpu(pid) {
-  const me = procTimes(pid);
-  if (!me) return 0;
-  let ticks = me.self + me.children;
-  const all = [];
-  for (const name of readdirSafe('/proc')) if (/^\d+$/.test(name)) all.push(Number(name));
-  const ppid = new Map();
-  for (const p of all) {
-    const t = procTimes(p);
-    if (t) ppid.set(p, t);
-  }
-  const todo = [pid];
-  while (todo.length) {
-    const cur = todo.pop();
-    for (const [p, t] of ppid) {
-      if (t.ppid === cur) {
-        ticks += t.self; // its own reaped children are in its .children, but Postfix daemons fork none
-        todo.push(p);
-      }
-    }
-  }
-  return ticks / CLK_TCK;
-}
 /** CPU seconds of this benchmark: this process, its children (smtp-source, smtp-sink, asmtpd) and the Postfix instance. */
 let postfixMasterPid = 0;
 function oursCpu() {
   return treeCpu(process.pid) + (postfixMasterPid ? treeCpu(postfixMasterPid) : 0);
-}
-function readdirSafe(d) {
-  try {
-    return readdirSync(d);
-  } catch {
-    return [];
-  }
 }
 
 async function freePort() {
   return harness.freePort();
 }
 
-function waitGreeting(port, timeoutMs, proc) {
-  const deadline = Date.now() + timeoutMs;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      if (proc && proc.exitCode !== null) return reject(new Error(`exited with ${proc.exitCode} before greeting`));
-      const s = connect({ host: '127.0.0.1', port });
-      s.once('data', (d) => {
-        s.end('QUIT\r\n');
-        if (String(d).startsWith('220')) resolve();
-        else reject(new Error(`greeting: ${String(d).trim()}`));
-      });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`no greeting on port ${port} within ${timeoutMs} ms`));
-        else setTimeout(attempt, 100);
-      });
-    };
-    attempt();
-  });
-}
-
 // ---------------------------------------------------------------- smtp-sink
-async function startSink() {
-  const port = await freePort();
-  // -u postfix: required as root. backlog 1024. -c: running counter "sess=N quit=N mesg=N\r" on stdout.
-  const p = spawn(SMTP_SINK, ['-u', 'postfix', '-c', `127.0.0.1:${port}`, '1024'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let tail = '';
-  let err = '';
-  p.stdout.on('data', (d) => {
-    tail = (tail + d.toString()).slice(-200);
-  });
-  p.stderr.on('data', (d) => (err += d.toString()));
-  await waitGreeting(port, 5000, p).catch((e) => {
-    throw new Error(`smtp-sink: ${e.message}: ${err}`);
-  });
-  const count = () => {
-    const m = [...tail.matchAll(/mesg=(\d+)/g)].pop();
-    return m ? Number(m[1]) : 0;
-  };
-  return { port, pid: p.pid, count, stop: () => p.kill('SIGTERM') };
-}
 
 // ---------------------------------------------------------------- targets
 async function startPostfixTarget(sink) {
@@ -463,14 +370,6 @@ function smtpSource(port, count, reuse) {
   });
 }
 
-async function waitSink(sink, expected, timeoutMs) {
-  const deadline = Date.now() + timeoutMs;
-  while (sink.count() < expected) {
-    if (Date.now() > deadline) throw new Error(`sink counted ${sink.count()} of ${expected}`);
-    await sleep(5);
-  }
-}
-
 /** Byte length of a file now (0 when missing). */
 function fileSize(f) {
   try {
@@ -556,7 +455,98 @@ function factsSummary(f) {
   };
 }
 
+/** --tls: one RSA 2048 certificate for every target (a temporary directory, kept for the run). */
+function tlsFiles() {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-tls-'));
+  chmodSync(dir, 0o755);
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  const args = ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2'];
+  const r = spawnSync(need('openssl'), [...args, '-subj', '/CN=bench.test'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl req: ${r.stderr}`);
+  return { cert, key };
+}
+
+/**
+ * --tls: every mode and target driven by the same load client (latency-client.mjs), with or without
+ * STARTTLS: throughput, server CPU and latencies all from that one run.
+ */
+async function measureWithClient(target, sink, mode) {
+  const reuse = mode.startsWith('reuse');
+  const starttls = mode.endsWith('-tls');
+  const drive = (messages) =>
+    runClient({
+      host: '127.0.0.1',
+      port: target.port,
+      sessions: SESSIONS,
+      messages,
+      size: SIZE,
+      reuse,
+      from: FROM,
+      to: RCPT,
+      starttls,
+    });
+  let base = sink.count();
+  if (WARMUP > 0) {
+    const w = await drive(WARMUP);
+    await waitSink(sink, base + w.sent, 120_000);
+  }
+  await sleep(500);
+  base = sink.count();
+  const cpu0 = treeCpu(target.pid);
+  const client0 = process.cpuUsage();
+  const ours0 = oursCpu();
+  const m0 = cpuBusy();
+  const t0 = performance.now();
+  const c = await drive(N);
+  const atAccept = sink.count() - base;
+  await waitSink(sink, base + c.sent, 300_000);
+  const deliverMs = performance.now() - t0;
+  const cpu = treeCpu(target.pid) - cpu0;
+  const client = process.cpuUsage(client0);
+  const m1 = cpuBusy();
+  const otherCores =
+    Math.max(0, (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK - (oursCpu() - ours0)) / (deliverMs / 1000);
+  if (c.errors > 0) throw new Error(`${c.errors} of ${N} messages failed, the first: ${c.firstError}`);
+  const l = c.latenciesMs;
+  const b = c.bannerMs;
+  const r = {
+    target: target.name,
+    mode,
+    messages: c.sent,
+    acceptSeconds: c.elapsedMs / 1000,
+    acceptPerSec: c.sent / (c.elapsedMs / 1000),
+    deliveredSeconds: deliverMs / 1000,
+    deliveredPerSec: c.sent / (deliverMs / 1000),
+    sinkCountAtAccept: atAccept,
+    serverCpuSeconds: cpu,
+    serverCpuMsPerMsg: (cpu * 1000) / c.sent,
+    clientCpuMsPerMsg: (client.user + client.system) / 1000 / c.sent,
+    otherCores,
+    ...(c.tls ? { tls: c.tls } : {}),
+    latency: {
+      bannerP50: percentile(b, 50),
+      bannerP99: percentile(b, 99),
+      messages: c.sent,
+      errors: c.errors,
+      clientPerSec: c.sent / (c.elapsedMs / 1000),
+      p50: percentile(l, 50),
+      p90: percentile(l, 90),
+      p99: percentile(l, 99),
+      p999: percentile(l, 99.9),
+      max: l.length ? l[l.length - 1] : NaN,
+    },
+  };
+  if (otherCores > 0.25)
+    log(`WARNING: ${target.name}/${mode}: other processes used ${otherCores.toFixed(2)} cores during the measurement`);
+  log(
+    `${target.name}/${mode}: ${r.acceptPerSec.toFixed(0)} msg/s accepted, ${r.deliveredPerSec.toFixed(0)} msg/s delivered, server CPU ${r.serverCpuMsPerMsg.toFixed(3)} ms/msg, client CPU ${r.clientCpuMsPerMsg.toFixed(3)} ms/msg, p50 ${r.latency.p50.toFixed(2)} ms, p99 ${r.latency.p99.toFixed(2)} ms${c.tls ? `, ${c.tls.protocol} ${c.tls.cipher}` : ''}`,
+  );
+  return r;
+}
+
 async function measure(target, sink, mode) {
+  if (TLS) return measureWithClient(target, sink, mode);
   const reuse = mode === 'reuse';
   const port = target.port;
   const isAsmtpd = Boolean(VARIANTS[target.name]);
@@ -735,41 +725,8 @@ async function measureTogether(ts, mode) {
 }
 
 // ---------------------------------------------------------------- machine
-function machine() {
-  const cpu = cpus();
-  const sh = (c) => {
-    try {
-      return execFileSync('sh', ['-c', c], { encoding: 'utf8' }).trim();
-    } catch {
-      return '?';
-    }
-  };
-  return {
-    cpu: `${cpu[0]?.model ?? '?'} x${cpu.length}`,
-    memGiB: Math.round(Number(sh("awk '/MemTotal/{print $2}' /proc/meminfo")) / 1048576),
-    kernel: sh('uname -r'),
-    os: sh('. /etc/os-release; echo $PRETTY_NAME'),
-    node: process.version,
-    postfix: sh('postconf -dh mail_version'),
-    asmtpdCommit:
-      sh(`git -C ${root} rev-parse --short HEAD`) +
-      (sh(`git -C ${root} status --porcelain -- packages/asmtpd | head -1`) ? '+dirty' : ''),
-    tmpdirFs: sh(`df -T ${tmpdir()} | awk 'NR==2{print $2}'`),
-  };
-}
 
 // ---------------------------------------------------------------- is the machine quiet?
-function cpuBusy() {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  const idle = f[3] + f[4];
-  return { idle, total: f.reduce((a, b) => a + b, 0) };
-}
-async function busyPercent(ms) {
-  const a = cpuBusy();
-  await sleep(ms);
-  const b = cpuBusy();
-  return 100 * (1 - (b.idle - a.idle) / Math.max(1, b.total - a.total));
-}
 const busyBefore = await busyPercent(2000);
 if (busyBefore > 10)
   log(`WARNING: the machine is already ${busyBefore.toFixed(0)}% busy before the benchmark; figures will be skewed`);
@@ -777,6 +734,14 @@ if (busyBefore > 10)
 // ---------------------------------------------------------------- main
 const results = [];
 const notes = [];
+if (TLS) {
+  const files = tlsFiles();
+  POSTFIX_SET.smtpd_tls_security_level ??= 'may';
+  POSTFIX_SET.smtpd_tls_cert_file ??= files.cert;
+  POSTFIX_SET.smtpd_tls_key_file ??= files.key;
+  ASMTPD_SET.push(`TLSCert ${files.cert}`, `TLSKey ${files.key}`);
+  log(`--tls: certificate ${files.cert}`);
+}
 const sink = await startSink();
 log(`smtp-sink on 127.0.0.1:${sink.port}`);
 const targets = [];
@@ -848,11 +813,6 @@ try {
 
 // ---------------------------------------------------------------- report
 const m = machine();
-const median = (xs) => {
-  const v = xs.filter((x) => typeof x === 'number' && !Number.isNaN(x)).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
-};
 /** accepted msg/s of result r over that of target b in the same round and mode */
 function vs(r, b) {
   const x = results.find((y) => y.round === r.round && y.mode === r.mode && y.target === b);
@@ -871,6 +831,7 @@ function summary(t, mode) {
     acceptPerSec: med((r) => r.acceptPerSec),
     deliveredPerSec: med((r) => r.deliveredPerSec),
     serverCpuMsPerMsg: med((r) => r.serverCpuMsPerMsg),
+    clientCpuMsPerMsg: med((r) => r.clientCpuMsPerMsg),
     otherCores: med((r) => r.otherCores),
     p50: med((r) => r.latency?.p50),
     p90: med((r) => r.latency?.p90),
@@ -916,7 +877,9 @@ lines.push(
   `CPU busy (all cores) in the 2 s before the run: ${busyBefore.toFixed(0)}%${busyBefore > 10 ? ' -- NOT QUIET, figures skewed' : ''}`,
 );
 lines.push(
-  `Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}${TOGETHER ? `; --together: the targets measured at the same time, each with its own smtp-source (${SESSIONS} sessions) and smtp-sink, rate = its sink's count when the first smtp-source finished / that time` : ''}`,
+  TLS
+    ? `Load: latency-client.mjs (the one load client for every row), ${SESSIONS} sessions, ${N} messages of ${SIZE} bytes per measurement, 1 recipient (${RCPT}), no pipelining; warm-up ${WARMUP}; STARTTLS in the -tls modes (a full handshake per connection, no resumption)${ROUNDS > 1 ? `; ${ROUNDS} rounds in rotating order, medians shown` : ''}`
+    : `Load: smtp-source -s ${SESSIONS} -m ${N} -l ${SIZE}, 1 recipient (${RCPT}); warm-up ${WARMUP}; latencies from ${LAT_N} messages of latency-client.mjs, same shape${ROUNDS > 1 ? `; ${ROUNDS} rounds, medians shown` : ''}${TOGETHER ? `; --together: the targets measured at the same time, each with its own smtp-source (${SESSIONS} sessions) and smtp-sink, rate = its sink's count when the first smtp-source finished / that time` : ''}`,
 );
 lines.push('');
 lines.push(
@@ -929,7 +892,7 @@ for (const mode of MODES) {
     const r = summary(t, mode);
     if (!r) continue;
     lines.push(
-      `| ${r.mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${r.target} | ${f0(r.acceptPerSec)} | ${f0(r.deliveredPerSec)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.p50)} | ${f2(r.p90)} | ${f2(r.p99)} | ${f2(r.p999)} | ${f2(r.max)} | ${f0(r.clientPerSec)} | ${f2(r.otherCores)} |` +
+      `| ${MODE_LABELS[r.mode]} | ${r.target} | ${f0(r.acceptPerSec)} | ${f0(r.deliveredPerSec)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.p50)} | ${f2(r.p90)} | ${f2(r.p99)} | ${f2(r.p999)} | ${f2(r.max)} | ${f0(r.clientPerSec)} | ${f2(r.otherCores)} |` +
         (ROUNDS > 1 ? ` ${r.acceptPerSecEach.map(f0).join(', ')} |` : ''),
     );
   }
@@ -963,7 +926,7 @@ if (BEFORE_BUILD) {
     );
   }
 }
-const factTargets = TARGETS.filter((t) => VARIANTS[t] && t !== 'asmtpd-before');
+const factTargets = TLS ? [] : TARGETS.filter((t) => VARIANTS[t] && t !== 'asmtpd-before');
 if (factTargets.length) {
   lines.push('');
   lines.push(
@@ -993,7 +956,7 @@ if (factTargets.length) {
               : `all, 3 RBL; TTL ${v.ttl}`;
       const pair = (a, b) => `${f2(a)} / ${f2(b)}`;
       lines.push(
-        `| ${mode === 'new' ? 'new connection per message' : 'reused connections (-d)'} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsNoFacts)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.cpuVsNoFacts)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
+        `| ${MODE_LABELS[mode]} | ${t} | ${v.resolver} | ${recs} | ${f0(r.acceptPerSec)} | ${f2(r.vsNoFacts)} | ${f2(r.vsEmpty)} | ${f2(r.vsCached)} | ${f3(r.serverCpuMsPerMsg)} | ${f2(r.cpuVsNoFacts)} | ${f2(r.dnsQueriesPerMsg)} | ${f3(r.dnsCpuMsPerMsg)} | ${mode === 'new' ? pair(r.bannerP50, r.bannerP99) : '-'} | ${mode === 'new' ? pair(r.idleBannerP50, r.idleBannerP99) : '-'} | ${pair(r.connectFactsP50, r.connectFactsP99)} | ${pair(r.mailFactsP50, r.mailFactsP99)} |` +
           (ROUNDS > 1
             ? ` ${r.vsNoFactsEach.map(f2).join(', ')} | ${r.vsEmptyEach.map(f2).join(', ')} | ${r.vsCachedEach.map(f2).join(', ')} |`
             : ''),
@@ -1009,6 +972,47 @@ if (factTargets.length) {
           `Facts seen (${t}/${mode}, last round): names ${JSON.stringify(r.facts.names)}, dnsfail ${r.facts.dnsfail}, rbl_score ${JSON.stringify(r.facts.rblScores)}, spf ${JSON.stringify(r.facts.spf)}, spf_helo ${JSON.stringify(r.facts.spfHelo)}, rbl.error ${r.facts.rblErrors}, 4.4.3 replies ${r.facts.temp451}; DNS queries by type ${JSON.stringify(r.dns?.byType ?? {})}`,
         );
     }
+  }
+}
+if (TLS) {
+  lines.push('');
+  lines.push(
+    'TLS cost (issue 16): per target and connection mode, the STARTTLS row over the plain one, same round (medians over rounds; "each round" in order). rate = accepted msg/s, CPU = server CPU per message; "+CPU ms" = what TLS adds per message.',
+  );
+  lines.push('');
+  lines.push(
+    '| connections | target | msg/s plain | msg/s TLS | rate TLS/plain | CPU ms/msg plain | CPU ms/msg TLS | CPU TLS/plain | +CPU ms/msg | client CPU ms/msg plain / TLS | rate TLS/plain, each round | CPU TLS/plain, each round | negotiated |',
+  );
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|');
+  const perRound = (t, plain, f) =>
+    results
+      .filter((r) => r.target === t && r.mode === `${plain}-tls`)
+      .map((r) => {
+        const x = results.find((y) => y.round === r.round && y.target === t && y.mode === plain);
+        return x ? f(r, x) : NaN;
+      });
+  const overhead = {};
+  for (const plain of ['new', 'reuse']) {
+    if (!MODES.includes(plain) || !MODES.includes(`${plain}-tls`)) continue;
+    for (const t of TARGETS) {
+      const a = summary(t, plain);
+      const b = summary(t, `${plain}-tls`);
+      if (!a || !b) continue;
+      const rate = perRound(t, plain, (r, x) => r.acceptPerSec / x.acceptPerSec);
+      const cpu = perRound(t, plain, (r, x) => r.serverCpuMsPerMsg / x.serverCpuMsPerMsg);
+      const added = perRound(t, plain, (r, x) => r.serverCpuMsPerMsg - x.serverCpuMsPerMsg);
+      overhead[`${t}/${plain}`] = { rate: median(rate), cpu: median(cpu) };
+      const tls = results.find((r) => r.target === t && r.mode === `${plain}-tls`)?.tls;
+      lines.push(
+        `| ${plain === 'new' ? 'new per message' : 'reused'} | ${t} | ${f0(a.acceptPerSec)} | ${f0(b.acceptPerSec)} | ${f2(median(rate))} | ${f3(a.serverCpuMsPerMsg)} | ${f3(b.serverCpuMsPerMsg)} | ${f2(median(cpu))} | ${f3(median(added))} | ${f3(a.clientCpuMsPerMsg)} / ${f3(b.clientCpuMsPerMsg)} | ${rate.map(f2).join(', ')} | ${cpu.map(f2).join(', ')} | ${tls ? `${tls.protocol} ${tls.cipher}` : '-'} |`,
+      );
+    }
+    const a = overhead[`asmtpd/${plain}`];
+    const p = overhead[`postfix/${plain}`];
+    if (a && p)
+      lines.push(
+        `|  | **asmtpd vs postfix** (${plain}) | | | ${f2(a.rate / p.rate)} (≥ 1: asmtpd loses less rate to TLS) | | | ${f2(a.cpu / p.cpu)} (≤ 1: asmtpd's CPU grows less) | | | | | |`,
+      );
   }
 }
 for (const n of notes) lines.push(`Note: ${n}`);
