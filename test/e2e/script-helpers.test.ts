@@ -263,6 +263,7 @@ test(
       envNames: ['ASMTPD_DNS', ...Object.keys(CLIENT)],
       limits: runnerModule.DEFAULT_LIMITS,
       fixedEnv: { ASMTPD_NODE: udpEnv.ASMTPD_NODE!, ASMTPD_HELPER: udpEnv.ASMTPD_HELPER! },
+      toolsDir: null,
     };
     const runner = await runnerModule.startRunner({ settings, onLog: () => {} });
     try {

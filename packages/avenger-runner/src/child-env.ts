@@ -10,7 +10,8 @@
  *        at MAX_VALUE_CHARS — a hostile DNS answer or TXT record is data, never a reason to
  *        refuse the request (which would turn a user's reject into a deferral);
  *     3. then the runner's own values: the settings' fixed variables (the helpers' node and
- *        script), USER and HOME of the account it runs as, AVENGER_USER, TMPDIR and PATH.
+ *        script), USER and HOME of the account it runs as, AVENGER_USER, TMPDIR and PATH (the
+ *        utilities' directory, toolsDir, then SAFE_PATH).
  *
  * SECURITY
  *   A request can never set LD_PRELOAD, BASH_ENV, ENV, IFS or the helpers' program paths: only
@@ -26,7 +27,7 @@ export function cleanValue(value: string): string {
   return short.replace(CONTROL, '?');
 }
 
-type EnvSettings = Pick<RunnerSettings, 'envNames' | 'fixedEnv' | 'avengerUser'>;
+type EnvSettings = Pick<RunnerSettings, 'envNames' | 'fixedEnv' | 'avengerUser' | 'toolsDir'>;
 
 /** The variables of the request that pass: listed, not the runner's own, values cleaned. */
 export function requestedVariables(
@@ -54,6 +55,6 @@ export function childEnvironment(
     HOME: account.home,
     AVENGER_USER: settings.avengerUser,
     TMPDIR: '/tmp',
-    PATH: SAFE_PATH,
+    PATH: settings.toolsDir === null ? SAFE_PATH : `${settings.toolsDir}:${SAFE_PATH}`,
   });
 }

@@ -25,6 +25,7 @@ describe('modes and failure handling', { skip: !isRoot && 'needs root (creates u
       deniedUids: [],
       envNames: TEST_ENV_NAMES,
       fixedEnv: {},
+      toolsDir: null,
       limits: DEFAULT_LIMITS,
     };
     for (const [name, body] of [

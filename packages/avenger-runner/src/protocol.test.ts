@@ -26,6 +26,7 @@ const settings = {
   deniedUids: [102],
   envNames: ['SENDER'],
   fixedEnv: { ASMTPD_NODE: '/usr/bin/node' },
+  toolsDir: null,
   limits: DEFAULT_LIMITS,
 };
 

@@ -85,6 +85,11 @@ export interface RunnerSettings {
   envNames: string[];
   /** variables set by the runner for every child (the helpers' node and script paths) */
   fixedEnv: Record<string, string>;
+  /**
+   * the scripts' utilities (dbutil, deliver, …: docs/utilities.md), first on every child's PATH;
+   * as root the runner starts only if it and the path to it are root's alone
+   */
+  toolsDir: string | null;
   limits: ScriptLimits;
 }
 
@@ -286,6 +291,7 @@ const SETTINGS_FIELDS = [
   'deniedUids',
   'envNames',
   'fixedEnv',
+  'toolsDir',
   'limits',
 ] as const;
 
@@ -311,6 +317,7 @@ export function validateSettings(
   if (!Array.isArray(s.envNames) || !s.envNames.every((n) => typeof n === 'string' && ENV_NAME.test(n)))
     return fail('envNames');
   if (envProblem(s.fixedEnv, 'fixedEnv') !== null) return fail('fixedEnv');
+  if (s.toolsDir !== null && (!isAbsolutePath(s.toolsDir) || s.toolsDir.includes(':'))) return fail('toolsDir');
   const l = s.limits;
   if (!isObject(l) || !['processes', 'cpuSeconds', 'dataBytes', 'fileBytes', 'openFiles'].every((k) => isCount(l[k])))
     return fail('limits');

@@ -54,6 +54,7 @@ describe('avenger runner as root', { skip: !isRoot && 'needs root (creates users
       deniedUids: [],
       envNames: TEST_ENV_NAMES,
       fixedEnv: { ASMTPD_NODE: '/fixed/node' },
+      toolsDir: null,
       limits: DEFAULT_LIMITS,
     };
     runner = await startRunner({ settings, onLog: (line) => runnerLog.push(line) });
@@ -646,6 +647,7 @@ describe('a uid-0 account', { skip: !isRoot && 'needs root (creates users)' }, (
         deniedUids: [],
         envNames: TEST_ENV_NAMES,
         fixedEnv: {},
+        toolsDir: null,
         limits: DEFAULT_LIMITS,
       },
       onLog: () => {},

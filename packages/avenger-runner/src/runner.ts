@@ -110,6 +110,10 @@ export async function createRunnerContext(
     const problem = runnableProblem(avenger, await avengerAccounts.groups(avenger), rule);
     if (problem !== null) throw new Error(`AvengerUser cannot run scripts: ${problem}`);
   }
+  if (privileged && settings.toolsDir !== null && !rootOnlyDirectory(settings.toolsDir))
+    throw new Error(
+      `${settings.toolsDir} (the scripts' utilities, first on their PATH) must be a directory that only root can change, on a path only root can change`,
+    );
   const reuse = options.reuse;
   const spoolDirFd = reuse
     ? reuse.spoolDirFd
@@ -333,6 +337,16 @@ function rootControlledPath(base: string): boolean {
   rootAncestry.set(base, { at: now, ok });
   if (rootAncestry.size > 10_000) rootAncestry.delete(rootAncestry.keys().next().value as string);
   return ok;
+}
+
+/** dir is root's, writable by root only, and reached on a path only root can change. */
+function rootOnlyDirectory(dir: string): boolean {
+  try {
+    const st = lstatSync(dir);
+    return st.isDirectory() && st.uid === 0 && (st.mode & 0o022) === 0 && rootControlledPath(dir);
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -7,7 +7,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_PFOS_PATH } from '../facts/synfp/pfos.js';
 
-const BIN = fileURLToPath(new URL('../../bin/synos', import.meta.url));
+const BIN = fileURLToPath(new URL('../../tools/synos', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'synos-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 

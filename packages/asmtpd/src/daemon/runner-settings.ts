@@ -8,9 +8,11 @@
  *
  * envNames is the table of script variables (policy/variables.ts) and the helpers' DNS settings:
  * the only names a request may set. The helpers' node binary and script are fixed here, so no
- * request can make a user's `spf` run another program.
+ * request can make a user's `spf` run another program; toolsDir (TOOLS_DIR) puts the utilities
+ * of docs/utilities.md first on the scripts' PATH.
  */
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { RunnerSettings } from '@asmtpd/avenger-runner';
 import type { Config } from '../config/types.js';
 import { SCRIPT_VARIABLES } from '../policy/variables.js';
@@ -29,6 +31,9 @@ export function runnerIds(accounts: ServiceAccounts | null): RunnerIds {
     : { daemonUid: null, deniedUids: [] };
 }
 
+/** The scripts' utilities (packages/asmtpd/tools: dbutil, deliver, synos, …), first on their PATH. */
+export const TOOLS_DIR = fileURLToPath(new URL('../../tools', import.meta.url));
+
 /** Helper variables that are data (the DNS settings), not program paths. */
 const HELPER_DATA = ['ASMTPD_DNS'];
 
@@ -46,6 +51,7 @@ export function runnerSettings(
     deniedUids: ids.deniedUids,
     envNames: [...SCRIPT_VARIABLES.map((v) => v.name), ...HELPER_DATA],
     fixedEnv: { ASMTPD_NODE: process.execPath, ASMTPD_HELPER: HELPER_PATH },
+    toolsDir: TOOLS_DIR,
     limits: {
       processes: config.avengerProcessLimit,
       cpuSeconds: Math.ceil(config.avengerCpuLimitMs / 1000),
