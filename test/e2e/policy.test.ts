@@ -183,7 +183,8 @@ test('hostile senders and recipients execute nothing and arrive byte-exact', { s
   assert.ok(!existsSync(join(alice.home, 'pwned')), 'nothing was executed in the home either');
   assert.equal(await rcpt(`${alice.name}+env@a.example`, 'x@y.example'), '250 2.1.5 recipient ok');
   const env = readFileSync(join(alice.home, 'env-all'), 'utf8');
-  assert.match(env, /^PATH=\/usr\/local\/bin:\/usr\/bin:\/bin$/m);
+  // the utilities' directory (docs/utilities.md), then the fixed system directories
+  assert.match(env, /^PATH=\/\S+\/packages\/asmtpd\/tools:\/usr\/local\/bin:\/usr\/bin:\/bin$/m);
   assert.match(env, new RegExp(`^USER=${alice.name}$`, 'm'));
   assert.match(env, new RegExp(`^HOME=${alice.home}$`, 'm'));
   assert.match(env, /^CLIENT_IP=127\.0\.0\.2$/m);
