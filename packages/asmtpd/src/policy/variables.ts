@@ -7,7 +7,7 @@
  * Later facts (reverse DNS, SPF, DNSBL, SYN fingerprint…) add rows here and fields to EnvContext;
  * docs/avenger.md lists the same names (a docs-sync test keeps them equal).
  * Values are data: they are passed to the runner as environment entries, never as shell text.
- * PATH is not here: the runner fixes it (SAFE_PATH).
+ * PATH is not here: the runner fixes it (the utilities' directory, toolsDir, then SAFE_PATH).
  */
 import type { ConnectionView } from './connection-view.js';
 import { splitAddress } from '../recipients/address.js';
