@@ -15,6 +15,8 @@
  *   lab.close()                        deletes the namespaces (and with them every veth, and the
  *                                      root routes through them); also run at exit, and stale labs
  *                                      of dead test processes are removed when a lab is created
+ *   freeSubnet() -> 0-511              a /24 of 198.18.0.0/15 no root route uses (also for user-tcp.ts)
+ *   LINUX_DEFAULT_TCP_RMEM             Linux's default tcp_rmem, to give a namespace a stock stack
  *
  * Addresses: IPv4 subnets are /24s of 198.18.0.0/15 (RFC 2544 benchmarking) that no root route
  * uses yet, IPv6 /64s of a random ULA /48 per lab, so that parallel runs do not collide. Nothing here
@@ -86,8 +88,8 @@ function removeStale(): void {
   }
 }
 
-/** A /24 of 198.18.0.0/15 (its index 0-511) that no route of the root namespace uses yet. */
-function freeSubnet(taken: Set<number>): number {
+/** A /24 of 198.18.0.0/15 (its index 0-511) that no route of the root namespace uses yet (nor `taken`). */
+export function freeSubnet(taken: Set<number> = new Set()): number {
   const used = new Set<number>(taken);
   for (const m of ipCmd(['-4', 'route', 'show', 'root', '198.18.0.0/15']).matchAll(/^198\.(18|19)\.(\d+)\./gm)) {
     used.add((Number(m[1]) - 18) * 256 + Number(m[2]));
@@ -203,6 +205,9 @@ export function readSysctl(ns: string | null, key: string): string {
   if (r.status !== 0) throw new Error(`cannot read ${key}${ns ? ` in ${ns}` : ''}: ${r.stderr.trim()}`);
   return r.stdout.trim().replace(/\s+/g, ' ');
 }
+
+/** Linux's default net.ipv4.tcp_rmem (Documentation/networking/ip-sysctl.rst); a new namespace copies the root's instead */
+export const LINUX_DEFAULT_TCP_RMEM = '4096 131072 6291456';
 
 /** What decides the SYN a Linux client sends on one route. */
 export interface LinuxStack {

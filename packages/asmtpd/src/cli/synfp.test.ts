@@ -87,7 +87,7 @@ test('runSynfp prints each SYN until stopped; exit 2 without CAP_NET_RAW, or whe
   const stopped = new Promise<void>((r) => (stop = r));
   const run = runSynfp(
     { port: 2525, ip: '192.0.2.1', interfaces: ['eth0'] },
-    testConfig({ synFpDb: '/nonexistent/pf.os' }),
+    testConfig({ synFpDb: ['/nonexistent/pf.os'] }),
     out,
     err,
     {

@@ -1,8 +1,8 @@
 /**
  * synfp.ts — `asmtpd --synfp [-f FILE] [PORT [IP [IFACE…]]]` (spec asmtpd.md §2): capture the TCP
  * SYNs to PORT (default 25) as the daemon does (facts/synfp/capture.ts) and print, for each, what a
- * session would get: the source, CLIENT_SYNFP, the OS guess from SynFPDB (the configuration's, else
- * the shipped pf.os) and the distance in hops. Runs until SIGINT/SIGTERM. Needs CAP_NET_RAW.
+ * session would get: the source, CLIENT_SYNFP, the OS guess from SynFPDB (the configuration's files, else
+ * the shipped pf.os.modern and pf.os) and the distance in hops. Runs until SIGINT/SIGTERM. Needs CAP_NET_RAW.
  *
  *   runSynfp(cmd, config, out, err, deps?) -> exit code
  *   formatSynLine(syn, fact) -> the output line
@@ -23,9 +23,9 @@
 import type { Config } from '../config/types.js';
 import type { SynFact } from '../facts/client-facts.js';
 import { CAP_NET_RAW, hasCapability } from '../facts/netfacts/capability.js';
-import { synFact } from '../facts/netfacts/client.js';
+import { synFact, synFpDbFiles } from '../facts/netfacts/client.js';
 import { CaptureError, startSynCapture, type CaptureOptions, type SynCapture } from '../facts/synfp/capture.js';
-import { DEFAULT_PFOS_PATH, readPfosFile, type PfosDb } from '../facts/synfp/pfos.js';
+import { concatPfos, readPfosFile, type PfosDb } from '../facts/synfp/pfos.js';
 import type { SynInfo } from '../facts/synfp/syn-packet.js';
 
 interface Writable {
@@ -51,16 +51,19 @@ export function formatSynLine(syn: Pick<SynInfo, 'family' | 'srcIp' | 'srcPort'>
 }
 
 function loadDb(config: Config, err: Writable): PfosDb | null {
-  const file = config.synFpDb ?? DEFAULT_PFOS_PATH;
-  try {
-    const db = readPfosFile(file);
-    for (const e of db.errors.slice(0, 10)) err.write(`asmtpd: ${file}:${e.line}: ${e.message} (line ignored)\n`);
-    if (db.errors.length > 10) err.write(`asmtpd: ${file}: ${db.errors.length - 10} more bad lines ignored\n`);
-    return db;
-  } catch (e) {
-    err.write(`asmtpd: cannot read SynFPDB ${file}: ${(e as Error).message}; no OS guesses\n`);
-    return null;
+  const dbs: PfosDb[] = [];
+  for (const file of synFpDbFiles(config)) {
+    try {
+      dbs.push(readPfosFile(file));
+    } catch (e) {
+      err.write(`asmtpd: cannot read SynFPDB ${file}: ${(e as Error).message}; no OS guesses from it\n`);
+    }
   }
+  if (dbs.length === 0) return null;
+  const db = concatPfos(dbs);
+  for (const e of db.errors.slice(0, 10)) err.write(`asmtpd: ${e.file}:${e.line}: ${e.message} (line ignored)\n`);
+  if (db.errors.length > 10) err.write(`asmtpd: SynFPDB: ${db.errors.length - 10} more bad lines ignored\n`);
+  return db;
 }
 
 function signalled(): Promise<string> {

@@ -136,9 +136,10 @@ export function listValue<K extends ListField>(
   row: Docs & {
     parseItem(word: string): Parsed<ItemOf<K>>;
     default: DefaultOf<Config[K]>;
+    checkFiles?: (value: Config[K]) => string[];
   },
 ): Directive {
-  const { parseItem, default: defaultValue, ...docs } = row;
+  const { parseItem, default: defaultValue, checkFiles, ...docs } = row;
   return {
     ...docs,
     field,
@@ -160,7 +161,7 @@ export function listValue<K extends ListField>(
     applyDefault(draft, ctx) {
       draft[field] = resolveDefault(defaultValue, ctx);
     },
-    checkFiles: () => [],
+    checkFiles: makeCheckFiles(field, checkFiles),
   };
 }
 

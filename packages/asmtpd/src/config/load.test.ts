@@ -89,7 +89,7 @@ test('an empty file gives every default', () => {
       smtpCallbackTimeoutMs: 30_000,
       smtpCallbackCacheTtlMs: 86_400_000,
       synFp: null,
-      synFpDb: null,
+      synFpDb: [],
       netPath: false,
       netPathMaxHops: 30,
       logLevel: 'info',
@@ -198,7 +198,7 @@ test('every directive set, names in any case', () => {
     [c.rblThreshold, c.smtpCallback, c.smtpCallbackTimeoutMs, c.smtpCallbackCacheTtlMs],
     [1.5, false, 10_000, 7_200_000],
   );
-  assert.deepEqual([c.synFp, c.synFpDb, c.netPath, c.netPathMaxHops], [false, null, true, 12]);
+  assert.deepEqual([c.synFp, c.synFpDb, c.netPath, c.netPathMaxHops], [false, [], true, 12]);
   assert.deepEqual(c.metricsListen, { host: '::1', port: 9725, text: '[::1]:9725' });
 });
 

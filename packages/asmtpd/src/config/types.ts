@@ -151,8 +151,8 @@ export interface Config {
   smtpCallbackCacheTtlMs: number;
   /** capture SYN fingerprints; null = when the daemon has CAP_NET_RAW */
   synFp: boolean | null;
-  /** pf.os file; null = the one shipped with asmtpd (share/pf.os) */
-  synFpDb: string | null;
+  /** pf.os-format files, matched as one in this order; empty = the shipped ones (share/pf.os.modern, share/pf.os) */
+  synFpDb: string[];
   netPath: boolean;
   netPathMaxHops: number;
 

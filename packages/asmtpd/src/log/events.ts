@@ -77,7 +77,8 @@ export const LOG_EVENTS = {
   'netfacts.exit':
     'the network facts process ended unexpectedly (pid, code, signal): SYN fingerprints and routes are off; the daemon keeps serving',
   'netfacts.log': 'a line the network facts process wrote to its stderr, or a protocol problem with it',
-  'synfp.db_error': 'SynFPDB could not be read (no OS guesses) or has a bad line, which is skipped (file, line, error)',
+  'synfp.db_error':
+    'a SynFPDB file could not be read (no OS guesses from it; none at all when no file can be) or has a bad line, which is skipped (file, line, error)',
   'config.error': 'a configuration error (file:line)',
 } as const;
 

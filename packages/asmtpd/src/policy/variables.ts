@@ -85,7 +85,7 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
   },
   {
     name: 'CLIENT_SYNOS',
-    doc: 'the operating system SynFPDB names for CLIENT_SYNFP; unset when none matches',
+    doc: 'the operating system SynFPDB names for CLIENT_SYNFP (by default from the shipped pf.os.modern, then pf.os: `Linux 4.19+`, `Windows 10/11 (or Server 2016+)`, `macOS or iOS`, `FreeBSD 9-14`, …); unset when none matches',
     value: (c) => c.facts?.syn?.os,
   },
   {

@@ -270,7 +270,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     smtpCallbackTimeoutMs: 30_000,
     smtpCallbackCacheTtlMs: 86_400_000,
     synFp: false,
-    synFpDb: null,
+    synFpDb: [],
     netPath: false,
     netPathMaxHops: 30,
     logLevel: 'info',

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSynFpDb, openNetFacts, startNetFacts, synFact, type NetFactsClient } from './client.js';
+import { loadSynFpDb, openNetFacts, startNetFacts, synFact, synFpDbFiles, type NetFactsClient } from './client.js';
 import { CAP_NET_RAW, hasCapability } from './capability.js';
-import { parsePfos } from '../synfp/pfos.js';
+import { DEFAULT_MODERN_PATH, DEFAULT_PFOS_PATH, parsePfos } from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 import { captureLogger, testConfig } from '../../testing/relay.js';
 import type { Account } from '../../recipients/accounts.js';
@@ -50,7 +50,7 @@ test('loadSynFpDb logs each bad line (ten at most, then a count) and an unreadab
     const file = join(dir, 'pf.os');
     writeFileSync(file, ['S4:64:1:60:M*:Linux:2.6:x:ok', ...Array.from({ length: 12 }, () => 'bad')].join('\n'));
     const log = captureLogger();
-    const db = loadSynFpDb(file, log);
+    const db = loadSynFpDb([file], log);
     assert.equal(db?.signatures.length, 1);
     assert.equal(log.lines.length, 11);
     assert.deepEqual(log.lines[0], {
@@ -60,7 +60,7 @@ test('loadSynFpDb logs each bad line (ten at most, then a count) and an unreadab
     });
     assert.match(String(log.lines[10]!.fields.error), /2 more bad lines/);
     const missing = captureLogger();
-    assert.equal(loadSynFpDb(join(dir, 'none'), missing), null);
+    assert.equal(loadSynFpDb([join(dir, 'none')], missing), null);
     assert.deepEqual(
       missing.lines.map((l) => [l.level, l.event]),
       [['warn', 'synfp.db_error']],
@@ -68,6 +68,40 @@ test('loadSynFpDb logs each bad line (ten at most, then a count) and an unreadab
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('loadSynFpDb reads several files as one, in order; an unreadable one is logged and left out', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'synfpdb-'));
+  try {
+    const first = join(dir, 'first.os'),
+      second = join(dir, 'second.os');
+    writeFileSync(first, 'S4:64:1:60:M*,S,T,N,W2:Linux:new::First file\n');
+    writeFileSync(second, 'S4:64:1:60:M*,S,T,N,W2:Linux:old::Second file\n@bad\n');
+    const log = captureLogger();
+    const db = loadSynFpDb([first, join(dir, 'none'), second], log);
+    assert.deepEqual(
+      db?.signatures.map((s) => [s.file, s.details]),
+      [
+        [first, 'First file'],
+        [second, 'Second file'],
+      ],
+    );
+    assert.equal(synFact(SYN, db).os, 'First file');
+    assert.deepEqual(
+      log.lines.map((l) => [l.fields.file, l.fields.line ?? null]),
+      [
+        [join(dir, 'none'), null],
+        [second, 2],
+      ],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('synFpDbFiles: the configured files, else the shipped pf.os.modern then pf.os', () => {
+  assert.deepEqual(synFpDbFiles({ synFpDb: ['/etc/a.os', '/etc/b.os'] }), ['/etc/a.os', '/etc/b.os']);
+  assert.deepEqual(synFpDbFiles({ synFpDb: [] }), [DEFAULT_MODERN_PATH, DEFAULT_PFOS_PATH]);
 });
 
 test('openNetFacts without CAP_NET_RAW: one line, info when automatic, warn when asked for; nothing when both are off', async () => {

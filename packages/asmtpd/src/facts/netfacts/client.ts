@@ -14,6 +14,7 @@
  *       when SynFP and NetPath are off, or without CAP_NET_RAW, or when the process cannot start —
  *       each said in one log line (netfacts.off; warn when SynFP yes / NetPath yes asked for it)
  *   synFact(syn, db) -> SynFact                          fingerprint, OS guess, distance
+ *   synFpDbFiles(config), loadSynFpDb(paths, log)       SynFPDB's files (default: the shipped pair), read as one
  *
  * syn(ip, port): the SYN of that connection from the table (syn-table.ts), waiting up to
  * SYN_WAIT_MS for it; null when capture is off or the SYN was not seen. route(ip): a trace by the
@@ -29,7 +30,14 @@ import type { Config } from '../../config/types.js';
 import type { Logger } from '../../log/logger.js';
 import type { NetFactSource, RouteFact, SynFact } from '../client-facts.js';
 import { formatFingerprint, hopsFromTtl } from '../synfp/fingerprint.js';
-import { DEFAULT_PFOS_PATH, describeMatch, matchFingerprint, readPfosFile, type PfosDb } from '../synfp/pfos.js';
+import {
+  DEFAULT_SYNFP_DBS,
+  concatPfos,
+  describeMatch,
+  matchFingerprint,
+  readPfosFile,
+  type PfosDb,
+} from '../synfp/pfos.js';
 import type { SynInfo } from '../synfp/syn-packet.js';
 import { isSynInfo, LineSplitter, type CaptureState, type ProcessMessage } from './protocol.js';
 import { SynTable } from './syn-table.js';
@@ -78,26 +86,36 @@ export function synFact(syn: SynInfo, db: PfosDb | null): SynFact {
   };
 }
 
-/** Read SynFPDB for a configuration; bad lines are logged (and skipped), an unreadable file means no OS guesses. */
-export function loadSynFpDb(path: string | null, log: Logger): PfosDb | null {
-  const file = path ?? DEFAULT_PFOS_PATH;
-  let db: PfosDb;
-  try {
-    db = readPfosFile(file);
-  } catch (err) {
-    log.warn('synfp.db_error', {
-      file,
-      error: (err as Error).message,
-      note: 'no OS guesses (CLIENT_SYNOS) until it can be read',
-    });
-    return null;
+/** The files SynFPDB names, or the shipped pair when it names none. */
+export function synFpDbFiles(config: Pick<Config, 'synFpDb'>): readonly string[] {
+  return config.synFpDb.length > 0 ? config.synFpDb : DEFAULT_SYNFP_DBS;
+}
+
+/**
+ * Read SynFPDB's files as one database (in order); bad lines are logged (and skipped), an
+ * unreadable file is logged and left out; null (no OS guesses) when none could be read.
+ */
+export function loadSynFpDb(paths: readonly string[], log: Logger): PfosDb | null {
+  const dbs: PfosDb[] = [];
+  for (const file of paths) {
+    try {
+      dbs.push(readPfosFile(file));
+    } catch (err) {
+      log.warn('synfp.db_error', {
+        file,
+        error: (err as Error).message,
+        note: 'this file gives no OS guesses (CLIENT_SYNOS) until it can be read',
+      });
+    }
   }
+  if (dbs.length === 0) return null;
+  const db = concatPfos(dbs);
   db.errors
     .slice(0, MAX_DB_ERRORS_LOGGED)
-    .forEach((e) => log.warn('synfp.db_error', { file, line: e.line, error: e.message }));
+    .forEach((e) => log.warn('synfp.db_error', { file: e.file, line: e.line, error: e.message }));
   if (db.errors.length > MAX_DB_ERRORS_LOGGED) {
     log.warn('synfp.db_error', {
-      file,
+      file: paths.join(' '),
       error: `${db.errors.length - MAX_DB_ERRORS_LOGGED} more bad lines`,
       skipped: db.errors.length,
     });
@@ -207,7 +225,7 @@ class Connection implements NetFactsClient {
     const synOn = config.synFp !== false;
     this.setCapture(synOn);
     if (!synOn && !config.netPath) return null;
-    const db = synOn ? loadSynFpDb(config.synFpDb, this.o.log) : null;
+    const db = synOn ? loadSynFpDb(synFpDbFiles(config), this.o.log) : null;
     const waitMs = this.o.synWaitMs ?? SYN_WAIT_MS;
     const maxHops = config.netPathMaxHops;
     const timeoutMs = Math.min(60_000, Math.max(100, config.dnsTimeoutMs));

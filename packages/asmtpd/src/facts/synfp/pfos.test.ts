@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { parseFingerprint } from './fingerprint.js';
 import {
   DEFAULT_PFOS_PATH,
+  concatPfos,
   describeMatch,
   matchAll,
   matchFingerprint,
@@ -186,4 +187,24 @@ test('bad lines are reported with their numbers; the good ones still load', () =
   );
   assert.match(db.errors[0]!.message, /9 colon-separated fields/);
   assert.match(db.errors[4]!.message, /option "Q"/);
+});
+
+test('parsePfos(text, file) names the file in each signature and error; concatPfos keeps the order', () => {
+  const a = parsePfos('S4:64:1:60:M*:A:1::a line\nbad\n', '/db/a.os');
+  const b = parsePfos('# b\n*:64:1:60:M*:@B:1::b line\n', '/db/b.os');
+  assert.deepEqual(
+    a.signatures.map((s) => [s.file, s.line]),
+    [['/db/a.os', 1]],
+  );
+  assert.deepEqual(a.errors, [{ file: '/db/a.os', line: 2, message: 'expected 9 colon-separated fields, found 1' }]);
+  const ab = concatPfos([a, b]);
+  assert.deepEqual(
+    ab.signatures.map((s) => [s.file, s.line, s.details]),
+    [
+      ['/db/a.os', 1, 'a line'],
+      ['/db/b.os', 2, 'b line'],
+    ],
+  );
+  assert.equal(ab.errors.length, 1);
+  assert.equal(parsePfos('S4:64:1:60:M*:A:1::x\n').signatures[0]!.file, '');
 });

@@ -2,9 +2,13 @@
  * pfos.ts — the pf.os SYN fingerprint database (p0f v2 format, OpenBSD pf.os; spec asmtpd.md §3
  * SynFPDB, §4 CLIENT_SYNOS; avenger.md §5 synos) and the OS guess for a fingerprint.
  *
- *   DEFAULT_PFOS_PATH                          the copy shipped in packages/asmtpd/share/pf.os
- *   parsePfos(text) -> PfosDb                  never throws: bad lines land in db.errors (line, message)
+ *   DEFAULT_PFOS_PATH                          the copy shipped in packages/asmtpd/share/pf.os (2010)
+ *   DEFAULT_MODERN_PATH                        share/pf.os.modern: today's systems, in the same syntax
+ *   DEFAULT_SYNFP_DBS                          [pf.os.modern, pf.os]: what is read when none is named
+ *   parsePfos(text, file?) -> PfosDb           never throws: bad lines land in db.errors (file, line, message)
  *   readPfosFile(path?) -> PfosDb              reads the file (throws only the fs error)
+ *   concatPfos(dbs) -> PfosDb                  several databases as one: their lines in that order
+ *   readPfosFiles(paths) -> PfosDb             readPfosFile of each, concatenated (throws the first fs error)
  *   matchFingerprint(db, fp, {mtu}?) -> OsMatch | null   the guess
  *   matchAll(db, fp, {mtu}?) -> OsMatch[]      every matching line: specific ones in file order, then generic
  *   describeMatch(match) -> "FreeBSD 4.8-5.2 (or MacOS X)", "… (generic)", or "unknown"
@@ -23,12 +27,17 @@
  *            (pf stops at EOL without recording it).
  * OS names: `@` = generic (tried only when no specific line matches), `*` = no distance reported
  * (scanners with bogus TTLs). distance = the line's TTL - the observed TTL.
+ * Several databases are matched as one file made of theirs in order (concatPfos): a specific line
+ * of any of them wins over every generic one; among specific (then generic) lines the first wins.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Fingerprint } from './fingerprint.js';
 
 export const DEFAULT_PFOS_PATH: string = fileURLToPath(new URL('../../../share/pf.os', import.meta.url));
+export const DEFAULT_MODERN_PATH: string = fileURLToPath(new URL('../../../share/pf.os.modern', import.meta.url));
+/** Today's systems first, so that their lines win over a 2010 line that happens to match. */
+export const DEFAULT_SYNFP_DBS: readonly string[] = [DEFAULT_MODERN_PATH, DEFAULT_PFOS_PATH];
 export const MAX_TTL_DISTANCE = 40;
 export const DEFAULT_MTU = 1500;
 
@@ -41,6 +50,8 @@ export type OptionSpec =
   | { kind: '?'; code: number };
 
 export interface PfosSignature {
+  /** the database it comes from ('' when parsed from a string without a name) */
+  file: string;
   line: number;
   /** the line as written (comment and surrounding blanks removed) */
   text: string;
@@ -59,7 +70,7 @@ export interface PfosSignature {
 
 export interface PfosDb {
   signatures: PfosSignature[];
-  errors: { line: number; message: string }[];
+  errors: { file: string; line: number; message: string }[];
 }
 
 export interface OsMatch {
@@ -79,17 +90,25 @@ export interface MatchOptions {
 }
 
 export function readPfosFile(path: string = DEFAULT_PFOS_PATH): PfosDb {
-  return parsePfos(readFileSync(path, 'utf8'));
+  return parsePfos(readFileSync(path, 'utf8'), path);
 }
 
-export function parsePfos(text: string): PfosDb {
+export function readPfosFiles(paths: readonly string[]): PfosDb {
+  return concatPfos(paths.map((p) => readPfosFile(p)));
+}
+
+export function concatPfos(dbs: readonly PfosDb[]): PfosDb {
+  return { signatures: dbs.flatMap((db) => db.signatures), errors: dbs.flatMap((db) => db.errors) };
+}
+
+export function parsePfos(text: string, file = ''): PfosDb {
   const db: PfosDb = { signatures: [], errors: [] };
   text.split(/\r?\n/).forEach((raw, i) => {
     const hash = raw.indexOf('#');
     const body = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
     if (body === '') return;
-    const sig = parseLine(body, i + 1);
-    if (typeof sig === 'string') db.errors.push({ line: i + 1, message: sig });
+    const sig = parseLine(body, i + 1, file);
+    if (typeof sig === 'string') db.errors.push({ file, line: i + 1, message: sig });
     else db.signatures.push(sig);
   });
   return db;
@@ -137,7 +156,7 @@ function optionSpec(token: string): OptionSpec | string {
   return `unknown option "${token}"`;
 }
 
-function parseLine(body: string, line: number): PfosSignature | string {
+function parseLine(body: string, line: number, file: string): PfosSignature | string {
   const f = body.split(':').map((x) => x.trim());
   if (f.length !== 9) return `expected 9 colon-separated fields, found ${f.length}`;
   const [w, t, d, s, o, osField, version, subtype, details] = f as [
@@ -172,6 +191,7 @@ function parseLine(body: string, line: number): PfosSignature | string {
   if (os === '') return 'empty OS name';
   if (details === '') return 'empty description';
   return {
+    file,
     line,
     text: body,
     window,
