@@ -126,6 +126,7 @@ function printDecision(d: RecipientDecision, out: NodeJS.WritableStream): void {
       .filter((k) => !k.startsWith('ASMTPD_'))
       .sort())
       out.write(`    ${k}=${JSON.stringify(run.env[k])}\n`);
+    if (run.stderr) out.write(`  stderr: ${JSON.stringify(run.stderr)}\n`);
     out.write(`  outcome: ${run.outcome}${run.detail ? ` (${run.detail})` : ''}\n`);
   });
   const o = d.outcome;

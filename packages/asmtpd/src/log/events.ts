@@ -38,7 +38,7 @@ export const LOG_EVENTS = {
   'store.error': 'the state database failed (op, error); the caller went on without it',
   'mail.decision': 'MAIL FROM answered (from, reply)',
   'rcpt.decision':
-    'RCPT TO answered (from, to, reply; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures)',
+    'RCPT TO answered (from, to, reply; scripts: each run with user, uid, script, outcome, ms, detail, and stderr, the first 300 characters the script wrote there; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures)',
   'data.decision': 'end of DATA answered (reply, size, recipients)',
   'data.rejected': 'DATA refused while streaming (size, bare CR/LF, timeout)',
   'dsn.sent':

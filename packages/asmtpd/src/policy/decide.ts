@@ -39,7 +39,13 @@ export interface ScriptRun {
   ms: number;
   env: Record<string, string>;
   detail?: string;
+  /** what the script wrote on stderr (the first STDERR_LOG_CHARS characters): a command it
+   * could not run (`escape: not found`) is seen in the log even when the script still decided */
+  stderr?: string;
 }
+
+/** How much of a script's stderr a ScriptRun keeps. */
+export const STDERR_LOG_CHARS = 300;
 
 /**
  * Who decided (metrics: asmtpd_rcpt_decisions_total's source): the route without a script
@@ -283,6 +289,9 @@ async function runScript(
     ms: Date.now() - started,
     env,
     ...(outcome.kind === 'failed' ? { detail: outcome.reason } : {}),
+    ...(result.kind === 'ran' && result.stderr.trim() !== ''
+      ? { stderr: result.stderr.trim().slice(0, STDERR_LOG_CHARS) }
+      : {}),
   });
   return { outcome, env };
 }

@@ -1,6 +1,7 @@
 /**
  * store/state-db — the daemon's SQLite state database (DBDir/state.sqlite, spec asmtpd.md §3
- * `DBDir`; docs/facts.md "Bounce probe"). The only module that imports better-sqlite3.
+ * `DBDir`; docs/facts.md "Bounce probe"). It and kv-db.ts (dbutil's files) are the only modules
+ * that import better-sqlite3.
  *
  *   openStateDb(path) -> StateDb     open or create the file, WAL journal, busy timeout, schema
  *                                    migrations; throws StateDbError naming the path

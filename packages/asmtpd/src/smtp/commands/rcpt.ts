@@ -112,6 +112,7 @@ function runSummary(r: ScriptRun): Record<string, unknown> {
     outcome: r.outcome,
     ms: r.ms,
     ...(r.detail ? { detail: r.detail } : {}),
+    ...(r.stderr ? { stderr: r.stderr } : {}),
   };
 }
 
