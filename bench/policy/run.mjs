@@ -2,7 +2,7 @@
 // bench/policy/run.mjs — RCPT policy decisions per second through the real daemon (issue 3,
 // item 9), next to the raw rate of spawning `/bin/sh -c true` from Node, in one run.
 //
-//   cd /work/main && pnpm build && node bench/policy/run.mjs [options]
+//   pnpm build && node bench/policy/run.mjs [options]
 //
 // Root only (useradd, the daemon's privileged runner). What it does, for concurrency N = 1, 2, 8:
 //   raw        N loops of spawn('/bin/sh', ['-c', 'true']) from this process (the yardstick);

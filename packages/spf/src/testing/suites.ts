@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { SuiteTest } from './zone.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-// dist/testing → packages/spf → /work/main → /work/shared/spf
+// dist/testing → packages/spf → the checkout → ../shared/spf beside it
 export const SUITE_DIR =
   process.env.SPF_SUITE_DIR ??
   [resolve(here, '../../../../../shared/spf'), resolve(here, '../../../../shared/spf')].find((d) => existsSync(d)) ??
