@@ -58,5 +58,6 @@ test('--detached is internal: only with -d (what a detaching asmtpd starts)', ()
 });
 
 test('USAGE names every mode', () => {
-  for (const flag of ['--check', '--avenge', '--spf', '--rbl', '--version']) assert.match(USAGE, new RegExp(flag));
+  for (const flag of ['--check', '--avenge', '--spf', '--rbl', '--install-etc', '--version'])
+    assert.match(USAGE, new RegExp(flag));
 });

@@ -14,6 +14,7 @@ export type CliCommand =
   | { mode: 'rbl'; file: string; fileGiven: boolean }
   | { mode: 'netpath'; ip: string; maxHops: number }
   | { mode: 'synfp'; file: string; fileGiven: boolean; port: number; ip: string | null; interfaces: string[] }
+  | { mode: 'install-etc'; dir: string }
   | { mode: 'help' }
   | { mode: 'version' };
 
@@ -34,13 +35,17 @@ export const USAGE = `usage:
                                       print one line per TCP SYN to PORT (default 25; IP: to that
                                       address only, "any" for all; IFACE: on those interfaces):
                                       SOURCE CLIENT_SYNFP OS distance N; needs CAP_NET_RAW
+  asmtpd --install-etc DIR            install the stock EtcDir scripts (unknown, relay, default) into
+                                      DIR (created if needed), mode 0755, owned by root; an existing
+                                      file is never overwritten (it is named as kept)
   asmtpd --version | --help
 Default FILE: ${DEFAULT_CONFIG_FILE}. Without it (and without -f), asmtpd runs on its embedded
 default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
 
 export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-error'; message: string } {
   let file: string | null = null;
-  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'netpath' | 'synfp' | 'help' | 'version' = 'daemon';
+  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'netpath' | 'synfp' | 'install-etc' | 'help' | 'version' =
+    'daemon';
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
@@ -81,6 +86,10 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
         mode = 'synfp';
         break;
+      case '--install-etc':
+        if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
+        mode = 'install-etc';
+        break;
       case '-h':
       case '--help':
         return { mode: 'help' };
@@ -91,7 +100,10 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
           file = a.slice(2);
           break;
         }
-        if ((mode === 'avenge' || mode === 'netpath' || mode === 'synfp') && !a.startsWith('-')) {
+        if (
+          (mode === 'avenge' || mode === 'netpath' || mode === 'synfp' || mode === 'install-etc') &&
+          !a.startsWith('-')
+        ) {
           positional.push(a);
           break;
         }
@@ -118,6 +130,12 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   }
   if (mode === 'netpath') return netpathCommand(positional, fileGiven || foreground || verbose);
   if (mode === 'synfp') return synfpCommand(positional, f, fileGiven, foreground || verbose);
+  if (mode === 'install-etc') {
+    if (fileGiven || foreground || verbose)
+      return { mode: 'usage-error', message: '--install-etc takes only DIR (it reads no configuration)' };
+    if (positional.length !== 1) return { mode: 'usage-error', message: '--install-etc needs DIR (e.g. /etc/avenger)' };
+    return { mode: 'install-etc', dir: positional[0]! };
+  }
   if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose, detached };
   return { mode };
 }

@@ -14,6 +14,7 @@ import { runSpf } from './spf.js';
 import { runRbl } from './rbl.js';
 import { runNetpath } from './netpath.js';
 import { runSynfp } from './synfp.js';
+import { runInstallEtc } from './install-etc.js';
 import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/load.js';
 import { VERSION } from '../version.js';
@@ -44,6 +45,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runNetpath(cmd, process.stdout, process.stderr);
     case 'synfp':
       return withConfig(cmd, (config) => runSynfp(cmd, config, process.stdout, process.stderr));
+    case 'install-etc':
+      return runInstallEtc(cmd.dir, process.stdout, process.stderr);
   }
 }
 

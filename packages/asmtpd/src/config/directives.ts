@@ -23,6 +23,7 @@ import {
 import { parseDnsServer, parseRblLine, parseScore, parseSpfLocal } from './fact-values.js';
 import { checkExecutableFile, checkReadableFile } from './files.js';
 import { checkAuthFile } from './auth-file.js';
+import { parseSendmailCommand } from './sendmail-command.js';
 import { parseCidr, parseIpAddress, parseListenAddress } from './ip.js';
 import type { Cidr } from './types.js';
 import {
@@ -30,7 +31,6 @@ import {
   parseAccountName,
   parseBoolean,
   parseChoice,
-  parseCommandLine,
   parseDomainName,
   parseDovecotAuthTarget,
   parseDurationMs,
@@ -518,9 +518,9 @@ export const DIRECTIVES: readonly Directive[] = [
     form: 'command',
     valueSyntax: 'command...',
     defaultText: 'none',
-    sample: '/usr/sbin/sendmail -oi -f %s --',
-    doc: 'command run per message instead of RelayHost (%s = sender, recipients appended); exit 0 = accepted, 75 = try again, other = refused',
-    parse: parseCommandLine,
+    sample: '/usr/sbin/sendmail -oi',
+    doc: "command run per message instead of RelayHost: Mail Avenger's `sendmail -oi` (a program name is looked up in the standard sbin and bin directories; asmtpd adds -oi if missing, then -f SENDER --), or a command with %s where the sender goes; recipients appended; exit 0 = accepted, 75 = try again, other = refused",
+    parse: (words) => parseSendmailCommand(words),
     default: null,
     checkFiles: (argv) => (argv?.[0] === undefined ? [] : checkExecutableFile(argv[0])),
   }),

@@ -254,7 +254,7 @@ test('a file with several errors reports each one at its line', () => {
     'DovecotAuth tcp:127.0.0.1:12345', // 11
     'Frobnicate yes', // 12
     'MaxMsgSize 50M # fifty megabytes', // 13
-    'Sendmail sendmail -oi', // 14
+    'Sendmail bin/sendmail -oi', // 14
     'RelayHost ::1', // 15
     'EtcDir "unterminated', // 16
   ].join('\n');
@@ -270,7 +270,7 @@ test('a file with several errors reports each one at its line', () => {
     'bad.conf:11: DovecotAuth: bad value "tcp:127.0.0.1:12345": expected unix:/path or inet:host:port',
     'bad.conf:12: unknown directive "Frobnicate"',
     'bad.conf:13: MaxMsgSize: too many values: expected one size, got 4; a # comment must be on a line of its own',
-    'bad.conf:14: Sendmail: bad value "sendmail -oi": the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)',
+    'bad.conf:14: Sendmail: bad value "bin/sendmail -oi": the program is an absolute path or a name looked up in /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
     'bad.conf:15: RelayHost: bad value "::1": an IPv6 address must be written in brackets, e.g. [::1]:25',
     'bad.conf:15: RelayHost (line 15) and Sendmail (line 14) are both set: use one of them',
     'bad.conf:16: unterminated double quote',

@@ -6,7 +6,6 @@ import {
   parseAbsolutePath,
   parseBoolean,
   parseChoice,
-  parseCommandLine,
   parseAccountName,
   parseDomainName,
   parseDurationMs,
@@ -267,15 +266,6 @@ checkParser(
   ],
   ['', '1avenger', '-x', '.x', 'a b', 'a/b', 'a:b', 'a@b', 'a+b', 'x'.repeat(33), 'r\u00e9my'],
 );
-
-test('command line: the first word must be an absolute path', () => {
-  assert.deepEqual(parseCommandLine(['/usr/sbin/sendmail', '-oi', '-f', '%s', '--']), {
-    kind: 'ok',
-    value: ['/usr/sbin/sendmail', '-oi', '-f', '%s', '--'],
-  });
-  assert.equal(parseCommandLine(['sendmail', '-oi']).kind, 'error');
-  assert.equal(parseCommandLine([]).kind, 'error');
-});
 
 test('formatDuration and formatSize give the shortest exact form', () => {
   assert.deepEqual([0, 500, 1000, 90_000, 300_000, 3_600_000, 86_400_000].map(formatDuration), [

@@ -3,7 +3,7 @@
  * a typed value, or an error message saying what was expected.
  *
  * Public: Parsed<T>; parseBoolean, parseDurationMs, parseSizeBytes, parseInteger, parsePort,
- * parseChoice, parseDomainName, parseAbsolutePath, parseRelayTarget, parseCommandLine,
+ * parseChoice, parseDomainName, parseAbsolutePath, parseRelayTarget,
  * parseSeparator, parseAccountName; SEPARATOR_CHARACTERS;
  * formatDuration, formatSize; VALUE_FORMS (the value forms as documented in
  * docs/configuration.md). IP addresses and networks are in ip.ts.
@@ -38,7 +38,7 @@ export const VALUE_FORMS = {
   target:
     '`host[:port]` or `[ipv6]:port` (SMTP, port 25 if omitted), `lmtp:host[:port]` (LMTP over TCP, port 24 if omitted), or `unix:/path` (LMTP over a unix socket)',
   command:
-    'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the absolute path of an executable',
+    'a command line, split into words like the rest of the file (quotes, backslashes); the first word is the program: an absolute path, or a name looked up in /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
   choice: 'one of the words listed, in any case',
   character: 'a single character, one of those listed',
   listen: 'an IP address and a port: `127.0.0.1:9725`, `[::1]:9725`',
@@ -207,15 +207,6 @@ function parseHostPort(text: string, defaultPort: number): Parsed<{ host: string
   if (portText === null) return ok({ host: hostText, port: defaultPort });
   const port = parsePort(portText);
   return port.kind === 'ok' ? ok({ host: hostText, port: port.value }) : port;
-}
-
-/** A command line already split into words; the first must be an absolute path. */
-export function parseCommandLine(words: readonly string[]): Parsed<string[]> {
-  const [program] = words;
-  if (program === undefined || !program.startsWith('/')) {
-    return fail('the first word must be the absolute path of the program (e.g. /usr/sbin/sendmail)');
-  }
-  return ok([...words]);
 }
 
 /**
