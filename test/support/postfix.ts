@@ -54,6 +54,12 @@ export interface StartPostfixOptions {
   mainCf?: Record<string, string>;
   /** smtpd process limit in master.cf (default: '-' = default_process_limit, 100). */
   smtpdProcessLimit?: number;
+  /**
+   * Maildir mode: only these recipients exist (virtual_mailbox_maps = texthash:DIR/etc/recipients,
+   * virtual_mailbox_domains = their domains); any other recipient of those domains gets Postfix's
+   * `550 5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table` at RCPT.
+   */
+  recipients?: string[];
 }
 
 export interface PostfixInstance {
@@ -239,6 +245,7 @@ function mainCf(o: {
   port: number;
   mode: PostfixMode;
   extra: Record<string, string> | undefined;
+  recipients?: string[] | undefined;
 }): string {
   const p: [string, string][] = [
     ['compatibility_level', '3.6'],
@@ -284,10 +291,12 @@ function mainCf(o: {
     ['alias_database', ''],
   ];
   if (o.mode === 'maildir') {
+    const listed = o.recipients !== undefined;
+    const domains = [...new Set((o.recipients ?? []).map((r) => r.slice(r.lastIndexOf('@') + 1)))];
     p.push(
-      ['virtual_mailbox_domains', 'static:all'],
+      ['virtual_mailbox_domains', listed ? domains.join(' ') : 'static:all'],
       ['virtual_mailbox_base', o.dir],
-      ['virtual_mailbox_maps', 'static:Maildir/'],
+      ['virtual_mailbox_maps', listed ? `texthash:${join(o.dir, 'etc', 'recipients')}` : 'static:Maildir/'],
       ['virtual_uid_maps', `static:${NOBODY}`],
       ['virtual_gid_maps', `static:${NOBODY}`],
       ['virtual_minimum_uid', '100'],
@@ -417,7 +426,12 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
     await chown(join(spool, q), uid, gid);
   }
   await writeFile(join(spool, 'quick-start'), '');
-  await writeFile(join(etc, 'main.cf'), mainCf({ dir, port, mode: opts.mode, extra: opts.mainCf }));
+  if (opts.recipients)
+    await writeFile(join(etc, 'recipients'), opts.recipients.map((r) => `${r} Maildir/\n`).join(''), { mode: 0o644 });
+  await writeFile(
+    join(etc, 'main.cf'),
+    mainCf({ dir, port, mode: opts.mode, extra: opts.mainCf, recipients: opts.recipients }),
+  );
   await writeFile(join(etc, 'master.cf'), masterCf(port, opts.smtpdProcessLimit));
   // Postfix sleeps (300 ms steps, ~2 s) before reading a config file whose mtime
   // is not yet in the past; back-date them.
