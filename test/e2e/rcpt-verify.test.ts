@@ -337,3 +337,38 @@ test('RcptVerifyTempfail no: a backend that cannot be asked lets the recipient t
     await d3.stop();
   }
 });
+
+test('RcptVerifySkip exempts a client; RcptVerifySubdomains on and off', { skip }, async () => {
+  const withSkip = await startDaemon({
+    conf: ['RelayNet 192.0.2.0/24', `RelayDomain a.test 127.0.0.1:${pf.port}`, 'RcptVerifySkip 127.0.0.0/8'].join('\n'),
+  });
+  const before = policy.verifications();
+  try {
+    const c = await session(withSkip.port);
+    await c.cmd('MAIL FROM:<s@remote.test>');
+    assert.equal((await c.cmd('RCPT TO:<skipped-unknown@a.test>')).code, 250);
+    assert.equal((await c.cmd('RCPT TO:<alice@sub.a.test>')).last, '550 5.7.1 relaying denied', 'subdomains off');
+    c.close();
+    assert.equal(policy.verifications(), before, 'a skipped client is not verified');
+    const [decision] = await logsOf(withSkip, 'rcpt.decision', 1);
+    assert.equal(decision!.verify, 'skipped');
+  } finally {
+    await withSkip.stop();
+  }
+  const withSub = await startDaemon({
+    conf: ['RelayNet 192.0.2.0/24', `RelayDomain a.test 127.0.0.1:${pf.port}`, 'RcptVerifySubdomains yes'].join('\n'),
+  });
+  try {
+    const c = await session(withSub.port);
+    await c.cmd('MAIL FROM:<s@remote.test>');
+    const r = await c.cmd('RCPT TO:<alice@sub.a.test>');
+    c.close();
+    assert.equal(policy.verifications('alice@sub.a.test'), 1, 'asked of a.test’s backend');
+    const [decision] = await logsOf(withSub, 'rcpt.decision', 1);
+    assert.equal(decision!.route, 'relay-domain');
+    // sub.a.test is none of the backend's address classes, and asmtpd is in its mynetworks: 250
+    assert.equal(r.code, 250, r.last);
+  } finally {
+    await withSub.stop();
+  }
+});
