@@ -326,6 +326,7 @@ function relaySettings(c: Config): string {
     c.relayConnections,
     c.hostname,
     c.relayDomains,
+    c.mailertable,
     c.rcptVerifySubdomains,
   ]);
 }

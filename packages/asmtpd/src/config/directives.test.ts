@@ -68,6 +68,7 @@ const CONFIG_FIELDS = [
   'avengerFileSizeLimitBytes',
   'avengerOpenFilesLimit',
   'relayDomains',
+  'mailertable',
   'rcptVerifySubdomains',
   'rcptVerifyValidTtlMs',
   'rcptVerifyInvalidTtlMs',

@@ -76,6 +76,7 @@ test('an empty file gives every default', () => {
       relayTimeoutMs: 300_000,
       relayConnections: 20,
       relayDomains: [],
+      mailertable: null,
       rcptVerifySubdomains: false,
       rcptVerifyValidTtlMs: 86_400_000,
       rcptVerifyInvalidTtlMs: 3_000_000,

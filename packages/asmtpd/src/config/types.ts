@@ -148,6 +148,8 @@ export interface Config {
 
   // Relay domains and recipient verification (recipients/relay-domains.ts, relay/recipient-verifier.ts)
   relayDomains: RelayDomainRoute[];
+  /** sendmail mailertable file of further relay domains (recipients/mailertable.ts) */
+  mailertable: string | null;
   rcptVerifySubdomains: boolean;
   rcptVerifyValidTtlMs: number;
   rcptVerifyInvalidTtlMs: number;

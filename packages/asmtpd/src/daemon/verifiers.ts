@@ -16,6 +16,7 @@ import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import type { StateDb } from '../store/state-db.js';
 import { createBackendVerifier } from '../relay/backend-verify.js';
+import { hasRelayDomains } from '../recipients/relay-domains.js';
 import { createRecipientVerifier, type RecipientVerifier } from '../relay/recipient-verifier.js';
 
 const DAY_MS = 86_400_000;
@@ -51,7 +52,7 @@ export function createVerifiers(db: () => StateDb, log: Logger): Verifiers {
   };
   return {
     factory(config) {
-      if (config.relayDomains.length === 0) return null;
+      if (!hasRelayDomains(config)) return null;
       const key = settingsOf(config);
       if (current?.key === key) return current.verifier;
       const retired = current?.verifier;

@@ -173,6 +173,10 @@ class BackendSessions {
     const rcpt = await c.command(`RCPT TO:<${address}>`);
     if (rcpt.kind === 'failed') return { kind: 'broken', reason: failureText(rcpt.failure) };
     if (/^421/.test(rcpt.line)) return { kind: 'broken', reason: firstLine(rcpt.line) };
+    // Postfix delays a refusal of the sender to RCPT (smtpd_delay_reject yes, its default): a 5xx
+    // about the null sender says nothing about the recipient — the backend cannot verify
+    if (/^5/.test(rcpt.line) && refusesSender(rcpt.line))
+      return { kind: 'unusable', reason: `MAIL FROM:<> refused: ${firstLine(rcpt.line)}` };
     use.rcpts++;
     const kind = /^2/.test(rcpt.line) ? 'valid' : /^5/.test(rcpt.line) ? 'invalid' : 'deferred';
     return { kind: 'answer', answer: { kind, backend: this.name, line: rcpt.line.trim() } };
@@ -181,6 +185,19 @@ class BackendSessions {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/**
+ * a RCPT refusal that is about the sender, not the recipient: the enhanced status of a bad
+ * sender address (X.1.7, X.1.8), Postfix's "Sender address rejected", or a text about `<>` itself
+ */
+export function refusesSender(line: string): boolean {
+  const first = firstLine(line);
+  return (
+    /^\d{3}[ -]\d\.1\.[78]\b/.test(first) ||
+    /Sender address rejected/i.test(first) ||
+    /^\d{3}[ -](\d\.\d{1,3}\.\d{1,3} )?<>:/.test(first)
+  );
 }
 
 function firstLine(line: string): string {

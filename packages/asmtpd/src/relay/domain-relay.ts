@@ -2,8 +2,11 @@
  * relay/domain-relay — delivery of RelayDomain recipients to their backend, beside the main relay
  * (RelayHost, Sendmail or the hold queue) for everybody else (seeds.md §A).
  *
- *   withRelayDomains(main, routes, routeOf, options) → Relay
+ *   withRelayDomains(main, routeOf, relayFor) → Relay
  *     routeOf(address) → the RelayDomainRoute of a recipient, null for the main relay
+ *     relayFor(route) → the relay of a list of backends, made at first use and kept (one per
+ *                       list of backends: domains with the same backends share it; a Mailertable
+ *                       edited to name other backends gets a new one)
  *   createFallbackRelay(relays) → Relay     the first backend, the next ones only while it cannot be reached
  *
  * deliver(): the recipients are grouped by destination and each group delivered by its relay (a
@@ -28,13 +31,17 @@ const MAIN = '';
 
 export function withRelayDomains(
   main: Relay,
-  routes: readonly RelayDomainRoute[],
   routeOf: (address: string) => RelayDomainRoute | null,
   relayFor: (route: RelayDomainRoute) => Relay,
 ): Relay {
   const relays = new Map<string, Relay>();
-  for (const r of routes) if (!relays.has(r.domain)) relays.set(r.domain, relayFor(r));
-  const keyOf = (address: string): string => routeOf(address)?.domain ?? MAIN;
+  const keyOf = (address: string): string => {
+    const route = routeOf(address);
+    if (!route) return MAIN;
+    const key = route.backends.map((b) => `${b.host.includes(':') ? `[${b.host}]` : b.host}:${b.port}`).join(',');
+    if (!relays.has(key)) relays.set(key, relayFor(route));
+    return key;
+  };
   const relayOf = (key: string): Relay => (key === MAIN ? main : relays.get(key)!);
 
   function groups(to: readonly string[]): Map<string, string[]> {
@@ -63,7 +70,7 @@ export function withRelayDomains(
   const relay: Relay = {
     deliver,
     describe: () =>
-      `${main.describe()}; ${routes.map((r) => `${r.domain} → ${relays.get(r.domain)!.describe()}`).join(', ')}`,
+      `${main.describe()}; relay domains → ${relays.size === 0 ? 'their backends' : [...relays.values()].map((r) => r.describe()).join(', ')}`,
     async close() {
       await Promise.all([main.close(), ...[...relays.values()].map((r) => r.close())]);
     },

@@ -37,7 +37,7 @@ import { passOn } from './relay-wrap.js';
 import { createSendmailRelay } from './sendmail-relay.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import { createFallbackRelay, withRelayDomains } from './domain-relay.js';
-import { createRelayDomainTable } from '../recipients/relay-domains.js';
+import { createRelayDomainTable, hasRelayDomains } from '../recipients/relay-domains.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 import { metrics, type RelayResult } from '../metrics/metrics.js';
 
@@ -72,12 +72,14 @@ export function createRelay(config: Config, _log: Logger): Relay {
   } else {
     relay = createHoldQueueRelay(hold);
   }
-  const relayDomains = config.relayDomains.length > 0;
+  const relayDomains = hasRelayDomains(config);
   if (relayDomains) {
-    const table = createRelayDomainTable(config.relayDomains, { subdomains: config.rcptVerifySubdomains });
+    const table = createRelayDomainTable(config.relayDomains, {
+      subdomains: config.rcptVerifySubdomains,
+      mailertable: config.mailertable,
+    });
     relay = withRelayDomains(
       relay,
-      config.relayDomains,
       (address) => table.lookup(address.slice(address.lastIndexOf('@') + 1)),
       (route) =>
         createFallbackRelay(

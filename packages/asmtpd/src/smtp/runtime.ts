@@ -20,7 +20,7 @@ import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource 
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 import { createAuthFile, type Authenticator } from '../auth/authenticator.js';
 import { createDovecotAuth } from '../auth/dovecot-auth.js';
-import { createRelayDomainTable, type RelayDomainTable } from '../recipients/relay-domains.js';
+import { createRelayDomainTable, hasRelayDomains, type RelayDomainTable } from '../recipients/relay-domains.js';
 import type { RecipientVerifier } from '../relay/recipient-verifier.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
@@ -86,10 +86,13 @@ export function buildRuntime(
   const aliases = config.aliasFile ? createAliasTable(config.aliasFile, { onIssues }) : null;
   const domains = config.domainFile ? createDomainTable(config.domainFile, { onIssues }) : null;
   const localDomains = new Set(config.localDomains.map(normalizeDomain));
-  const relayDomains =
-    config.relayDomains.length > 0
-      ? createRelayDomainTable(config.relayDomains, { subdomains: config.rcptVerifySubdomains })
-      : null;
+  const relayDomains = hasRelayDomains(config)
+    ? createRelayDomainTable(config.relayDomains, {
+        subdomains: config.rcptVerifySubdomains,
+        mailertable: config.mailertable,
+        onIssues,
+      })
+    : null;
   const route = (address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route> =>
     routeRecipient(address, {
       localDomains,

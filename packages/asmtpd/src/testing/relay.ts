@@ -257,6 +257,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     relayTimeoutMs: 5000,
     relayConnections: 20,
     relayDomains: [],
+    mailertable: null,
     rcptVerifySubdomains: false,
     rcptVerifyValidTtlMs: 86_400_000,
     rcptVerifyInvalidTtlMs: 3_000_000,
