@@ -12,7 +12,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
@@ -104,6 +104,8 @@ test('a dead primary: the IPv6-literal fallback verifies and takes the mail', { 
   c.close();
   const files = await v6.waitForMessages(1, 20_000);
   assert.equal(files.length, 1);
+  // X-Avenger names the verification, not the recipients (one header for all: no Bcc disclosed)
+  assert.match(readFileSync(files[0]!, 'latin1').replace(/\r?\n\t/g, ' '), /^X-Avenger: .*; rcpt-verify=valid\r?$/m);
   const decisions = (await logsOf('rcpt.decision', 2)).filter((l) => String(l.to).endsWith('@f.test'));
   assert.deepEqual(
     decisions.map((l) => [l.to, l.route, l.verify, l.backend]),

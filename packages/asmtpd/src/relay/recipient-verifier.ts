@@ -27,6 +27,7 @@ import type { Reply } from '../reply/reply.js';
 import type { CachedVerification, RcptVerifyCache } from '../store/state-db.js';
 import type { Backend, BackendVerifier } from './backend-verify.js';
 import { downstreamFailureReply } from './relay-replies.js';
+import { metrics } from '../metrics/metrics.js';
 
 export type VerifyStatus =
   | 'valid'
@@ -85,7 +86,9 @@ export function createRecipientVerifier(o: RecipientVerifierOptions): RecipientV
     guard('rcpt_verify_cache.get', (c) => c.get(key, now()) ?? null, null);
 
   async function ask(key: string, address: string, backends: readonly Backend[]): Promise<Verification> {
+    const started = performance.now();
     const a = await o.backends.ask(backends, address);
+    metrics.rcptVerifyBackend(a.kind, performance.now() - started);
     switch (a.kind) {
       case 'valid':
         if (o.validTtlMs > 0)
@@ -120,6 +123,7 @@ export function createRecipientVerifier(o: RecipientVerifierOptions): RecipientV
     async verify(address, backends) {
       const key = address.toLowerCase();
       const hit = cached(key);
+      metrics.rcptVerifyCache(hit !== null);
       if (hit)
         return hit.valid
           ? { status: 'cached-valid', reply: null, expires: hit.expires }

@@ -62,6 +62,7 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
         source = 'downstream';
       }
       metrics.rcptDecision(outcomeOf(r), source);
+      if (verification) metrics.rcptVerify(verification.status);
       if (!cached)
         for (const run of decision?.runs ?? []) if (run.script !== null) metrics.scriptRun(run.outcome, run.ms);
       const last = decision?.runs.at(-1);
@@ -118,7 +119,12 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       tx.group = group;
       // a repeated RCPT for the same address (smtp-server compares case-insensitively) is one recipient
       if (!tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase())) {
-        tx.rcpts.push({ address: address.address, route, decision });
+        tx.rcpts.push({
+          address: address.address,
+          route,
+          decision,
+          ...(verification ? { verify: verification.status } : {}),
+        });
         s.counts.rcpts++;
       }
       succeed(d, session, r, cb);
