@@ -54,11 +54,19 @@ export interface StartPostfixOptions {
   mainCf?: Record<string, string>;
   /** smtpd process limit in master.cf (default: '-' = default_process_limit, 100). */
   smtpdProcessLimit?: number;
+  /**
+   * Maildir mode: only these recipients exist (virtual_mailbox_maps = texthash:DIR/etc/recipients,
+   * virtual_mailbox_domains = their domains); any other recipient of those domains gets Postfix's
+   * `550 5.1.1 <…>: Recipient address rejected: User unknown in virtual mailbox table` at RCPT.
+   */
+  recipients?: string[];
+  /** The address smtpd listens on: 127.0.0.1 (default) or ::1 (inet_protocols = ipv6; mynetworks [::1]/128 too). */
+  listen?: '127.0.0.1' | '::1';
 }
 
 export interface PostfixInstance {
   readonly port: number;
-  readonly host: '127.0.0.1';
+  readonly host: '127.0.0.1' | '::1';
   /** The instance's temp dir (removed by stop()). */
   readonly dir: string;
   /** Maildir path (maildir mode only). */
@@ -209,12 +217,12 @@ async function descendants(root: number): Promise<number[]> {
 }
 
 /** Waits until the smtpd answers with a 220 greeting. */
-async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
+async function waitForGreeting(host: string, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port });
+      const s = connect({ host, port });
       let buf = '';
       const done = (v: boolean) => (s.destroy(), resolve(v));
       s.setTimeout(2000, () => done(false));
@@ -231,7 +239,7 @@ async function waitForGreeting(port: number, timeoutMs: number): Promise<void> {
     if (ok) return;
     await sleep(50);
   }
-  throw new Error(`postfix smtpd on 127.0.0.1:${port} did not greet within ${timeoutMs} ms (last: ${last})`);
+  throw new Error(`postfix smtpd on ${host}:${port} did not greet within ${timeoutMs} ms (last: ${last})`);
 }
 
 function mainCf(o: {
@@ -239,6 +247,8 @@ function mainCf(o: {
   port: number;
   mode: PostfixMode;
   extra: Record<string, string> | undefined;
+  recipients?: string[] | undefined;
+  listen: '127.0.0.1' | '::1';
 }): string {
   const p: [string, string][] = [
     ['compatibility_level', '3.6'],
@@ -249,9 +259,9 @@ function mainCf(o: {
     ['myhostname', `pf${o.port}.harness.test`],
     ['mydomain', 'harness.test'],
     ['myorigin', '$myhostname'],
-    ['inet_interfaces', '127.0.0.1'],
-    ['inet_protocols', 'ipv4'],
-    ['mynetworks', '127.0.0.0/8'],
+    ['inet_interfaces', o.listen],
+    ['inet_protocols', o.listen === '::1' ? 'ipv6' : 'ipv4'],
+    ['mynetworks', o.listen === '::1' ? '127.0.0.0/8 [::1]/128' : '127.0.0.0/8'],
     ['smtpd_banner', '$myhostname ESMTP Postfix (test harness)'],
     // no DNS anywhere
     ['smtp_dns_support_level', 'disabled'],
@@ -284,10 +294,12 @@ function mainCf(o: {
     ['alias_database', ''],
   ];
   if (o.mode === 'maildir') {
+    const listed = o.recipients !== undefined;
+    const domains = [...new Set((o.recipients ?? []).map((r) => r.slice(r.lastIndexOf('@') + 1)))];
     p.push(
-      ['virtual_mailbox_domains', 'static:all'],
+      ['virtual_mailbox_domains', listed ? domains.join(' ') : 'static:all'],
       ['virtual_mailbox_base', o.dir],
-      ['virtual_mailbox_maps', 'static:Maildir/'],
+      ['virtual_mailbox_maps', listed ? `texthash:${join(o.dir, 'etc', 'recipients')}` : 'static:Maildir/'],
       ['virtual_uid_maps', `static:${NOBODY}`],
       ['virtual_gid_maps', `static:${NOBODY}`],
       ['virtual_minimum_uid', '100'],
@@ -302,11 +314,11 @@ function mainCf(o: {
   return '# written by test/support/postfix.ts\n' + p.map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
 }
 
-function masterCf(port: number, smtpdProcessLimit: number | undefined): string {
+function masterCf(listen: string, port: number, smtpdProcessLimit: number | undefined): string {
   const lim = smtpdProcessLimit === undefined ? '-' : String(smtpdProcessLimit);
   // service type private unpriv chroot wakeup maxproc command
   return `# written by test/support/postfix.ts -- no chroot anywhere
-127.0.0.1:${port} inet n - n - ${lim} smtpd
+${listen === '::1' ? '[::1]' : listen}:${port} inet n - n - ${lim} smtpd
 pickup    unix  n       -       n       60      1       pickup
 cleanup   unix  n       -       n       -       0       cleanup
 qmgr      unix  n       -       n       300     1       qmgr
@@ -370,6 +382,7 @@ export async function startPostfix(opts: StartPostfixOptions): Promise<PostfixIn
 
 async function startOnce(opts: StartPostfixOptions, port: number): Promise<PostfixInstance> {
   const pfUser = userIds('postfix')!;
+  const listen = opts.listen ?? '127.0.0.1';
 
   const dir = await mkdtemp(join(tmpdir(), 'asmtpd-postfix-'));
   await chmod(dir, 0o755); // postfix's unprivileged daemons must traverse it
@@ -417,8 +430,13 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
     await chown(join(spool, q), uid, gid);
   }
   await writeFile(join(spool, 'quick-start'), '');
-  await writeFile(join(etc, 'main.cf'), mainCf({ dir, port, mode: opts.mode, extra: opts.mainCf }));
-  await writeFile(join(etc, 'master.cf'), masterCf(port, opts.smtpdProcessLimit));
+  if (opts.recipients)
+    await writeFile(join(etc, 'recipients'), opts.recipients.map((r) => `${r} Maildir/\n`).join(''), { mode: 0o644 });
+  await writeFile(
+    join(etc, 'main.cf'),
+    mainCf({ dir, port, mode: opts.mode, extra: opts.mainCf, recipients: opts.recipients, listen }),
+  );
+  await writeFile(join(etc, 'master.cf'), masterCf(listen, port, opts.smtpdProcessLimit));
   // Postfix sleeps (300 ms steps, ~2 s) before reading a config file whose mtime
   // is not yet in the past; back-date them.
   const past = new Date(Date.now() - 60_000);
@@ -465,7 +483,7 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
   }
   masterPid = Number((await readFile(join(spool, 'pid', 'master.pid'), 'utf8').catch(() => '')).trim()) || 0;
   try {
-    await waitForGreeting(port, 10_000);
+    await waitForGreeting(listen, port, 10_000);
   } catch (e) {
     const log = await readLog();
     await stop().catch(() => undefined);
@@ -491,7 +509,7 @@ async function startOnce(opts: StartPostfixOptions, port: number): Promise<Postf
 
   const inst: PostfixInstance = {
     port,
-    host: '127.0.0.1',
+    host: listen,
     dir,
     ...(maildir ? { maildir } : {}),
     async waitForMessages(n: number, timeoutMs: number): Promise<string[]> {

@@ -40,6 +40,19 @@ test('the other modes are unchanged', () => {
     sender: '',
     ip: '192.0.2.1',
   });
+  assert.deepEqual(parseArgs(['--verify', '-f', '/c', 'bob@a.test']), {
+    mode: 'verify',
+    file: '/c',
+    fileGiven: true,
+    address: 'bob@a.test',
+  });
+  for (const bad of [
+    ['--verify'],
+    ['--verify', 'nodomain'],
+    ['--verify', 'a@b', 'c@d'],
+    ['--verify', 'a@b', '--avenge'],
+  ])
+    assert.equal(parseArgs(bad).mode, 'usage-error', bad.join(' '));
   assert.deepEqual(parseArgs(['--help']), { mode: 'help' });
   assert.deepEqual(parseArgs(['--version']), { mode: 'version' });
 });
@@ -58,6 +71,6 @@ test('--detached is internal: only with -d (what a detaching asmtpd starts)', ()
 });
 
 test('USAGE names every mode', () => {
-  for (const flag of ['--check', '--avenge', '--spf', '--rbl', '--install-etc', '--version'])
+  for (const flag of ['--check', '--avenge', '--verify', '--spf', '--rbl', '--install-etc', '--version'])
     assert.match(USAGE, new RegExp(flag));
 });

@@ -10,6 +10,7 @@ export type CliCommand =
   | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean; detached: boolean }
   | { mode: 'check'; file: string; fileGiven: boolean }
   | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
+  | { mode: 'verify'; file: string; fileGiven: boolean; address: string }
   | { mode: 'spf'; file: string; fileGiven: boolean }
   | { mode: 'rbl'; file: string; fileGiven: boolean }
   | { mode: 'netpath'; ip: string; maxHops: number }
@@ -23,6 +24,9 @@ export const USAGE = `usage:
   asmtpd --check [-f FILE]            validate the configuration; prints FILE:LINE: message
   asmtpd --avenge [-f FILE] RECIPIENT [SENDER [IP]]
                                       dry run of the RCPT-time policy (runs the scripts, sends no mail)
+  asmtpd --verify [-f FILE] ADDRESS   a relay-domain recipient: its cached answer with the expiry, or
+                                      asks the backend (MAIL FROM:<>, RCPT TO) and prints its answer;
+                                      exit 0 valid, 3 invalid, 1 could not be asked, 2 not a relay domain
   asmtpd --spf [-f FILE]              SPF workbench: reads lines IP SENDER [HELO] (or
                                       IP SENDER HELO -- MECHANISMS...) from stdin, prints result,
                                       explanation and Received-SPF with the configured resolver
@@ -44,8 +48,18 @@ default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
 
 export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-error'; message: string } {
   let file: string | null = null;
-  let mode: 'daemon' | 'check' | 'avenge' | 'spf' | 'rbl' | 'netpath' | 'synfp' | 'install-etc' | 'help' | 'version' =
-    'daemon';
+  let mode:
+    | 'daemon'
+    | 'check'
+    | 'avenge'
+    | 'verify'
+    | 'spf'
+    | 'rbl'
+    | 'netpath'
+    | 'synfp'
+    | 'install-etc'
+    | 'help'
+    | 'version' = 'daemon';
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
@@ -73,10 +87,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         break;
       case '--check':
       case '--avenge':
+      case '--verify':
       case '--spf':
       case '--rbl':
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
-        mode = a.slice(2) as 'check' | 'avenge' | 'spf' | 'rbl';
+        mode = a.slice(2) as 'check' | 'avenge' | 'verify' | 'spf' | 'rbl';
         break;
       case '--netpath':
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
@@ -101,7 +116,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
           break;
         }
         if (
-          (mode === 'avenge' || mode === 'netpath' || mode === 'synfp' || mode === 'install-etc') &&
+          (mode === 'avenge' ||
+            mode === 'verify' ||
+            mode === 'netpath' ||
+            mode === 'synfp' ||
+            mode === 'install-etc') &&
           !a.startsWith('-')
         ) {
           positional.push(a);
@@ -115,6 +134,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
   if (mode === 'check' || mode === 'spf' || mode === 'rbl') return { mode, file: f, fileGiven };
+  if (mode === 'verify') {
+    if (positional.length !== 1 || !positional[0]!.includes('@'))
+      return { mode: 'usage-error', message: '--verify needs one ADDRESS (local@domain)' };
+    return { mode, file: f, fileGiven, address: positional[0]! };
+  }
   if (mode === 'avenge') {
     if (positional.length < 1 || positional.length > 3)
       return { mode: 'usage-error', message: '--avenge needs RECIPIENT [SENDER [IP]]' };

@@ -110,6 +110,8 @@ function describeRoute(r: Route): string {
       return `unknown recipient in local domain ${r.domain}`;
     case 'relay':
       return `relay to ${r.domain}`;
+    case 'relay-domain':
+      return `relay domain ${r.domain}, verified against and delivered to ${r.backend.backends.map((b) => `${b.host}:${b.port}`).join(', ')}`;
     case 'denied':
       return `denied (${r.reason})`;
   }

@@ -28,6 +28,7 @@ import type { Relay } from '../relay/types.js';
 import { buildRuntime, type Runtime, type RuntimeServices } from '../smtp/runtime.js';
 import { helperEnvironment } from '../daemon/script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
+import { createVerifiers } from '../daemon/verifiers.js';
 import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges, type PrivilegeResult } from '../daemon/privileges.js';
 import { serviceAccounts, type ServiceAccounts } from '../daemon/service-accounts.js';
@@ -170,9 +171,12 @@ async function serve(
   const netFacts = await openNetFacts(config, log, accounts ? { account: accounts.netFacts } : {});
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
+  const verifiers = createVerifiers(probers.db, log);
   const services: RuntimeServices = {
     helperEnv: helperEnvironment,
     prober: probers.factory,
+    verifier: verifiers.factory,
+    recordUnknown: verifiers.recordUnknown,
     resolver: sharedResolvers(),
     ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
   };
@@ -296,6 +300,7 @@ async function serve(
       void frontEnd
         .close(STOP_GRACE_MS)
         .then(() => relay.close())
+        .then(() => verifiers.close())
         .then(() => runner.close())
         .then(() => netFacts?.close())
         .then(() => metricsListener?.close())
@@ -320,6 +325,9 @@ function relaySettings(c: Config): string {
     c.relayTimeoutMs,
     c.relayConnections,
     c.hostname,
+    c.relayDomains,
+    c.mailertable,
+    c.rcptVerifySubdomains,
   ]);
 }
 

@@ -10,6 +10,7 @@ import { parseArgs, USAGE } from './args.js';
 import { runCheck } from './check.js';
 import { runDaemon, loadForCommand } from './daemon.js';
 import { runAvenge } from './avenge.js';
+import { runVerify } from './verify.js';
 import { runSpf } from './spf.js';
 import { runRbl } from './rbl.js';
 import { runNetpath } from './netpath.js';
@@ -37,6 +38,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return runDaemon(cmd);
     case 'avenge':
       return withConfig(cmd, (config) => runAvenge(config, cmd, process.stdout));
+    case 'verify':
+      return withConfig(cmd, (config) => runVerify(config, cmd.address, process.stdout));
     case 'spf':
       return withConfig(cmd, (config) => runSpf(config, process.stdin, process.stdout, process.stderr));
     case 'rbl':

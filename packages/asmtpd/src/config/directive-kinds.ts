@@ -25,6 +25,7 @@ export const SECTIONS = [
   'Recipients and users',
   'Privileges and script limits',
   'Delivery of accepted mail',
+  'Relay domains',
   'DNS',
   'Facts',
   'Logging',

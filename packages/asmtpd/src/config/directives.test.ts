@@ -67,6 +67,16 @@ const CONFIG_FIELDS = [
   'avengerMemoryLimitBytes',
   'avengerFileSizeLimitBytes',
   'avengerOpenFilesLimit',
+  'relayDomains',
+  'mailertable',
+  'rcptVerifySubdomains',
+  'rcptVerifyValidTtlMs',
+  'rcptVerifyInvalidTtlMs',
+  'rcptVerifyBackoffMs',
+  'rcptVerifyTempfail',
+  'rcptVerifySkip',
+  'rcptVerifyTimeoutMs',
+  'rcptVerifyConnections',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {
@@ -121,5 +131,55 @@ test('directive table: a literal default text parses to the computed default', (
     const draft = {};
     d.applyLine(draft, d.arity === 'one' ? [d.sample] : d.sample.split(' '));
     assert.deepEqual((draft as Record<string, unknown>)[d.field], defaults.config[d.field], d.name);
+  }
+});
+
+test('RelayDomain: a domain and its backends (port 25 by default, IPv6 in brackets, fallbacks after commas); may repeat', () => {
+  const r = parseConfigText(
+    [
+      'RelayDomain A.Example. 192.0.2.25,[2001:db8::25]:2525,mx2.example.net:26',
+      'RelayDomain b.example 127.0.0.1:10026',
+      'RcptVerifySubdomains yes',
+      'RcptVerifyValidTTL 2h',
+      'RcptVerifyInvalidTTL 0',
+      'RcptVerifyBackoff 30s',
+      'RcptVerifyTempfail no',
+      'RcptVerifySkip 192.0.2.0/24',
+      'RcptVerifyTimeout 5s',
+      'RcptVerifyConnections 2',
+    ].join('\n'),
+    'x.conf',
+    { systemHostname: 'mx.example.org' },
+  );
+  assert.equal(r.kind, 'ok');
+  if (r.kind !== 'ok') return;
+  const c = r.config;
+  assert.deepEqual(c.relayDomains, [
+    {
+      domain: 'a.example',
+      backends: [
+        { host: '192.0.2.25', port: 25 },
+        { host: '2001:db8::25', port: 2525 },
+        { host: 'mx2.example.net', port: 26 },
+      ],
+    },
+    { domain: 'b.example', backends: [{ host: '127.0.0.1', port: 10026 }] },
+  ]);
+  assert.deepEqual(
+    [c.rcptVerifySubdomains, c.rcptVerifyValidTtlMs, c.rcptVerifyInvalidTtlMs, c.rcptVerifyBackoffMs],
+    [true, 7_200_000, 0, 30_000],
+  );
+  assert.deepEqual([c.rcptVerifyTempfail, c.rcptVerifyTimeoutMs, c.rcptVerifyConnections], [false, 5000, 2]);
+  assert.equal(c.rcptVerifySkip[0]?.text, '192.0.2.0/24');
+  const defaults = parseConfigText('', 'x.conf', { systemHostname: 'mx.example.org' });
+  assert.ok(defaults.kind === 'ok');
+  if (defaults.kind === 'ok')
+    assert.deepEqual(
+      [defaults.config.relayDomains, defaults.config.rcptVerifyValidTtlMs, defaults.config.rcptVerifyInvalidTtlMs],
+      [[], 86_400_000, 3_000_000],
+    );
+  for (const bad of ['RelayDomain a.example', 'RelayDomain a.example 2001:db8::1', 'RelayDomain a.example h1,,h2']) {
+    const e = parseConfigText(bad, 'x.conf', { systemHostname: 'mx.example.org' });
+    assert.equal(e.kind, 'error', bad);
   }
 });

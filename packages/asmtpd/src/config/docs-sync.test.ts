@@ -61,6 +61,7 @@ test('the sample with every example uncommented (but the directives naming files
       'TLSCert',
       'TLSKey',
       'AuthFile',
+      'Mailertable',
     ].some((name) => line.startsWith(`#${name} `));
   const uncommented = sample
     .split('\n')

@@ -22,6 +22,21 @@ export type RelayTarget =
   | { kind: 'lmtp'; host: string; port: number }
   | { kind: 'lmtp-unix'; path: string };
 
+/** One backend of a RelayDomain (SMTP, port 25 when omitted). */
+export interface BackendHost {
+  /** an IP address or a host name */
+  host: string;
+  port: number;
+}
+
+/** RelayDomain DOMAIN HOST[:PORT][,FALLBACK…]: mail for DOMAIN is verified against and delivered to these. */
+export interface RelayDomainRoute {
+  /** lower case, no trailing dot */
+  domain: string;
+  /** tried in order: the first is the primary, the others are fallbacks while it is down */
+  backends: BackendHost[];
+}
+
 /** A DNSServer entry. */
 export interface DnsServer {
   host: string;
@@ -130,6 +145,21 @@ export interface Config {
   relayTimeoutMs: number;
   /** downstream sessions at most (each client transaction holds one from its first RCPT to its end) */
   relayConnections: number;
+
+  // Relay domains and recipient verification (recipients/relay-domains.ts, relay/recipient-verifier.ts)
+  relayDomains: RelayDomainRoute[];
+  /** sendmail mailertable file of further relay domains (recipients/mailertable.ts) */
+  mailertable: string | null;
+  rcptVerifySubdomains: boolean;
+  rcptVerifyValidTtlMs: number;
+  rcptVerifyInvalidTtlMs: number;
+  rcptVerifyBackoffMs: number;
+  /** true: a backend that cannot be asked gives 451 4.4.1; false: accept unverified */
+  rcptVerifyTempfail: boolean;
+  rcptVerifySkip: Cidr[];
+  rcptVerifyTimeoutMs: number;
+  /** verification sessions at most per backend */
+  rcptVerifyConnections: number;
 
   // DNS
   dnsResolver: 'tangerine' | 'system';

@@ -13,7 +13,7 @@
  */
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
-import type { DovecotAuthTarget, RelayTarget } from './types.js';
+import type { BackendHost, DovecotAuthTarget, RelayDomainRoute, RelayTarget } from './types.js';
 
 export type Parsed<T> =
   | { kind: 'ok'; value: T; /** accepted, but worth telling the admin */ warning?: string }
@@ -47,6 +47,8 @@ export const VALUE_FORMS = {
   mechanisms: 'SPF mechanisms as in a record, e.g. `ip4:192.0.2.0/24 include:_spf.example.net` (no redirect= or exp=)',
   dnsbl:
     '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
+  backends:
+    '`DOMAIN HOST[:PORT][,FALLBACK[:PORT]…]`: a domain and its SMTP backends, port 25 when omitted, an IPv6 address in brackets (`[2001:db8::25]:25`); the first is asked, the next ones only while it is down',
   account:
     'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
 } as const;
@@ -207,6 +209,27 @@ function parseHostPort(text: string, defaultPort: number): Parsed<{ host: string
   if (portText === null) return ok({ host: hostText, port: defaultPort });
   const port = parsePort(portText);
   return port.kind === 'ok' ? ok({ host: hostText, port: port.value }) : port;
+}
+
+/** RelayDomain: `DOMAIN HOST[:PORT][,FALLBACK…]` (SMTP backends, port 25 by default). */
+export function parseRelayDomain(words: readonly string[]): Parsed<RelayDomainRoute> {
+  if (words.length !== 2) return fail('expected DOMAIN HOST[:PORT][,FALLBACK…]');
+  const domain = parseDomainName(words[0]!);
+  if (domain.kind === 'error') return domain;
+  const backends = parseBackendList(words[1]!.split(','));
+  return backends.kind === 'ok' ? ok({ domain: domain.value, backends: backends.value }) : backends;
+}
+
+/** SMTP backends `host[:port]` / `[ipv6][:port]` (port 25 by default), at least one. */
+export function parseBackendList(items: readonly string[]): Parsed<BackendHost[]> {
+  const backends: BackendHost[] = [];
+  for (const item of items) {
+    if (item === '') return fail('an empty backend between commas');
+    const hp = parseHostPort(item, SMTP_PORT);
+    if (hp.kind === 'error') return fail(`${item}: ${hp.message}`);
+    backends.push(hp.value);
+  }
+  return backends.length > 0 ? ok(backends) : fail('expected at least one backend');
 }
 
 /**

@@ -4,7 +4,9 @@
  * unprivileged daemon after it gave up root (not as root before), and kept for the process's
  * life: a DBDir changed by SIGHUP takes effect at the next start.
  *
- *   stateDbProbers(dbDir) -> { factory: ProberFactory, close() }
+ *   stateDbProbers(dbDir) -> { factory: ProberFactory, db(), close() }
+ *                            db(): the state database, opened at its first use (the recipient
+ *                            verifier's cache shares it, daemon/verifiers.ts)
  *   memoryProbers()       -> the same over an in-memory database (--avenge: no shared state)
  */
 import { join } from 'node:path';
@@ -14,11 +16,13 @@ import type { ProberFactory } from '../smtp/runtime.js';
 
 export interface Probers {
   factory: ProberFactory;
+  db(): StateDb;
   close(): void;
 }
 
 function probersOver(open: () => StateDb): Probers {
   let db: StateDb | null = null;
+  const shared = (): StateDb => (db ??= open());
   const factory: ProberFactory = (config, resolver, log) => {
     let prober: BounceProber | null = null;
     return {
@@ -36,7 +40,7 @@ function probersOver(open: () => StateDb): Probers {
       },
     };
   };
-  return { factory, close: () => db?.close() };
+  return { factory, db: shared, close: () => db?.close() };
 }
 
 export function stateDbProbers(dbDir: string): Probers {

@@ -38,7 +38,11 @@ export const LOG_EVENTS = {
   'store.error': 'the state database failed (op, error); the caller went on without it',
   'mail.decision': 'MAIL FROM answered (from, reply)',
   'rcpt.decision':
-    'RCPT TO answered (from, to, reply; scripts: each run with user, uid, script, outcome, ms, detail, and stderr, the first 300 characters the script wrote there; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures)',
+    'RCPT TO answered (from, to, reply; scripts: each run with user, uid, script, outcome, ms, detail, and stderr, the first 300 characters the script wrote there; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures; verify: the RCPT_VERIFY of a RelayDomain recipient, with backend, verify_detail when no backend could be asked, shared when it waited for the same question)',
+  'rcpt.unknown':
+    'a recipient refused as unknown (ip, to, source: local (no such account or alias) or backend (a RelayDomain backend or its cached 5xx), reply); also one row in the state database table unknown_rcpt (ip, address, at) — the input of dictionary-attack blocking',
+  'rcpt.verify_failed':
+    'warn: no backend of a RelayDomain could be asked (to, detail: each backend and why, result: tempfail (451 4.4.1) or unverified (accepted, RcptVerifyTempfail no))',
   'data.decision': 'end of DATA answered (reply, size, recipients)',
   'data.rejected': 'DATA refused while streaming (size, bare CR/LF, timeout)',
   'dsn.sent':

@@ -22,6 +22,17 @@ test('X-Avenger carries version, receiver, client-ip, client-port in order', () 
   );
 });
 
+test('X-Avenger rcpt-verify: each RCPT_VERIFY value once, never an address', () => {
+  const h = xAvengerHeader({
+    version: '0.1.0',
+    receiver: 'mx.example',
+    clientIp: '192.0.2.1',
+    clientPort: 4321,
+    rcptVerify: ['valid', 'cached-valid'],
+  });
+  assert.match(h.replace(/\r\n\t/g, ' '), /; rcpt-verify=valid cached-valid\r\n$/);
+});
+
 test('Received: protocol names per RFC 3848 / 6531 and a sanitised HELO', () => {
   assert.equal(protocolName({ proto: 'SMTP', tls: null, authenticated: false, smtputf8: false }), 'SMTP');
   assert.equal(

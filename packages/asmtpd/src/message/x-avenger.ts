@@ -1,6 +1,9 @@
 /**
  * x-avenger.ts — the X-Avenger: header (spec asmtpd.md §5), folded at 78 columns.
  * Tokens appear in the spec's order and only when known; values never contain `;` or CR/LF.
+ * After them, ours: `rcpt-verify=` the RCPT_VERIFY values of the relay-domain recipients (issue
+ * 18), each distinct value once — never the addresses: one header goes to every recipient, and
+ * naming them would disclose Bcc recipients.
  */
 import { foldHeader, headerSafe } from './fold.js';
 
@@ -22,6 +25,8 @@ export interface XAvengerFacts {
   path?: string[];
   spf?: string;
   rbl?: string[];
+  /** the RCPT_VERIFY of the message's relay-domain recipients, each distinct value once, in order */
+  rcptVerify?: string[];
 }
 
 export function xAvengerHeader(f: XAvengerFacts): string {
@@ -42,5 +47,7 @@ export function xAvengerHeader(f: XAvengerFacts): string {
   if (f.path && f.path.length) items.push(`path=${f.path.map((p) => headerSafe(p)).join(' ')}`);
   if (f.spf) items.push(`spf=${headerSafe(f.spf)}`);
   if (f.rbl && f.rbl.length) items.push(`rbl=${f.rbl.map((z) => headerSafe(z)).join(' ')}`);
+  if (f.rcptVerify && f.rcptVerify.length)
+    items.push(`rcpt-verify=${f.rcptVerify.map((v) => headerSafe(v)).join(' ')}`);
   return foldHeader('X-Avenger', items);
 }

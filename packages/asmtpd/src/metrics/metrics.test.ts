@@ -56,6 +56,13 @@ test('each recording function moves its own series, by the labels given', async 
   m.fact('reverse', 3, false);
   m.fact('spf', 2, true);
   m.relay('accepted', 120);
+  m.rcptVerify('cached-valid');
+  m.rcptVerify('cached-valid');
+  m.rcptVerify('invalid');
+  m.rcptVerifyCache(true);
+  m.rcptVerifyCache(true);
+  m.rcptVerifyCache(false);
+  m.rcptVerifyBackend('invalid', 4);
   m.message('accepted');
   m.dnsLookup('PTR', false);
   m.dnsLookup('TXT', true);
@@ -84,6 +91,12 @@ test('each recording function moves its own series, by the labels given', async 
     ['asmtpd_fact_seconds_count{kind="spf"}', 1],
     ['asmtpd_fact_failures_total{kind="spf"}', 1],
     ['asmtpd_relay_seconds_count{result="accepted"}', 1],
+    ['asmtpd_rcpt_verify_total{result="cached-valid"}', 2],
+    ['asmtpd_rcpt_verify_total{result="invalid"}', 1],
+    ['asmtpd_rcpt_verify_cache_total{lookup="hit"}', 2],
+    ['asmtpd_rcpt_verify_cache_total{lookup="miss"}', 1],
+    ['asmtpd_rcpt_verify_backend_seconds_count{answer="invalid"}', 1],
+    ['asmtpd_rcpt_verify_backend_seconds_sum{answer="invalid"}', 0.004],
     ['asmtpd_relay_seconds_sum{result="accepted"}', 0.12],
     ['asmtpd_messages_total{outcome="accepted"}', 1],
     ['asmtpd_dns_lookups_total{type="PTR"}', 1],

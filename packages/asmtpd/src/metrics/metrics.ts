@@ -75,6 +75,18 @@ export type DecisionOutcome = 'accepted' | 'deferred' | 'rejected';
 export type DecisionSource = 'route' | 'script' | 'system-default' | 'cache' | 'downstream' | 'protocol' | 'error';
 export type FactKind = 'reverse' | 'rbl' | 'spf' | 'spf_helo' | 'bounce' | 'syn' | 'route';
 export type RelayResult = 'accepted' | 'held' | 'partial' | 'rejected' | 'deferred';
+/** RCPT_VERIFY of a relay-domain recipient (relay/recipient-verifier.ts, smtp/commands/rcpt.ts) */
+export type VerifyResult =
+  | 'valid'
+  | 'cached-valid'
+  | 'invalid'
+  | 'cached-invalid'
+  | 'deferred'
+  | 'tempfail'
+  | 'unverified'
+  | 'skipped';
+/** what a backend question ended in (relay/backend-verify.ts) */
+export type VerifyAnswer = 'valid' | 'invalid' | 'deferred' | 'unreachable';
 export type MessageOutcome = 'accepted' | 'deferred' | 'rejected' | 'discarded' | 'abandoned';
 export type DnsType = 'A' | 'AAAA' | 'MX' | 'PTR' | 'TXT';
 export type DnsCache = 'answer' | 'negative';
@@ -106,6 +118,12 @@ export interface Metrics {
   relay(result: RelayResult, ms: number): void;
   /** the end of a message (after DATA) */
   message(outcome: MessageOutcome): void;
+  /** a relay-domain recipient's verification at RCPT, by its RCPT_VERIFY */
+  rcptVerify(result: VerifyResult): void;
+  /** the verification cache looked up: hit (a live entry) or miss */
+  rcptVerifyCache(hit: boolean): void;
+  /** one question to the backends (this process's own, not one shared), in ms */
+  rcptVerifyBackend(answer: VerifyAnswer, ms: number): void;
   /** a DNS lookup asked by a fact; failed: a temporary failure (not NXDOMAIN or NODATA) */
   dnsLookup(type: DnsType, failed: boolean): void;
   /** a DNS lookup answered from a cache of ours (tangerine's; the system resolver caches outside) */
@@ -260,6 +278,24 @@ export function createMetrics(): Metrics {
   const messages = countedBy(registers, 'asmtpd_messages_total', 'messages at the end of DATA, by outcome', [
     'outcome',
   ]);
+  const verifications = countedBy(
+    registers,
+    'asmtpd_rcpt_verify_total',
+    'relay-domain recipients verified at RCPT, by RCPT_VERIFY',
+    ['result'],
+  );
+  const verifyCache = countedBy(
+    registers,
+    'asmtpd_rcpt_verify_cache_total',
+    'lookups of the recipient verification cache, by hit or miss',
+    ['lookup'],
+  );
+  const verifyBackend = timedBy(
+    registers,
+    'asmtpd_rcpt_verify_backend_seconds',
+    'questions to a relay domain backend (MAIL FROM:<>, RCPT TO), by answer',
+    'answer',
+  );
   const dnsLookups = countedBy(registers, 'asmtpd_dns_lookups_total', 'DNS lookups, by record type', ['type']);
   const dnsFailures = countedBy(
     registers,
@@ -296,6 +332,9 @@ export function createMetrics(): Metrics {
     },
     relay: (result, ms) => relays(result, ms / 1000),
     message: (outcome) => messages(outcome),
+    rcptVerify: (result) => verifications(result),
+    rcptVerifyCache: (hit) => verifyCache(hit ? 'hit' : 'miss'),
+    rcptVerifyBackend: (answer, ms) => verifyBackend(answer, ms / 1000),
     dnsLookup(type, failed) {
       dnsLookups(type);
       if (failed) dnsFailures(type);

@@ -6,7 +6,8 @@
  *
  * user      → ~/.avenger/rcpt… (lookup.ts) as the user; root recipients run as AvengerUser
  * unknown   → EtcDir/unknown as AvengerUser; no such file → 550 5.1.1 no such user here
- * relay     → EtcDir/relay as AvengerUser
+ * relay     → EtcDir/relay as AvengerUser (also a RelayDomain recipient the backend did not refuse:
+ *             RCPT_VERIFY says what the backend said)
  * aliases   → an alias that resolves to several targets has no owner: system default only
  * postmaster→ accepted (RFC 5321 §4.5.1), no script
  * A provisional accept (no file, or no decision) goes to the system default: MAIL_ERROR if set,
@@ -87,6 +88,8 @@ export interface RecipientRequest {
   address: string;
   mailError: Reply | null;
   facts: FactValues | null;
+  /** RCPT_VERIFY: a RelayDomain recipient's verification (relay/recipient-verifier.ts); else absent */
+  rcptVerify?: string | null;
 }
 
 const NO_SUCH_USER = REPLIES.noSuchUser;
@@ -135,7 +138,12 @@ export async function decideRecipient(
       // unknown, relay and multi-target aliases have no owner: EtcDir scripts as AvengerUser
       if (!avenger)
         return finish('error', { kind: 'failed', reason: `AvengerUser ${deps.avengerUser} does not exist` }, null, {});
-      const file = current.kind === 'unknown' ? 'unknown' : current.kind === 'relay' ? 'relay' : null;
+      const file =
+        current.kind === 'unknown'
+          ? 'unknown'
+          : current.kind === 'relay' || current.kind === 'relay-domain'
+            ? 'relay'
+            : null;
       step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };
       if (file) {
         const ran = await runScript(
@@ -245,6 +253,7 @@ async function runScript(
     mailError: req.mailError ? `${req.mailError.code} ${req.mailError.enhanced} ${req.mailError.text}` : null,
     tmpDir: '/tmp',
     facts: req.facts,
+    rcptVerify: req.rcptVerify ?? null,
   };
   const env = scriptEnvironment(envCtx, deps.helperEnv);
   if (who.scope === 'system' && candidates.length === 1 && deps.systemScriptAbsent(candidates[0]!.file)) {

@@ -34,6 +34,8 @@ export interface EnvContext {
   tmpDir: string;
   /** the client facts (facts/client-facts.ts); null in contexts that have none */
   facts: FactValues | null;
+  /** RCPT_VERIFY (a RelayDomain recipient); null or absent otherwise */
+  rcptVerify?: string | null;
 }
 
 function hopsOf(c: EnvContext): string | null {
@@ -174,6 +176,11 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
     name: 'RECIPIENT_HOST',
     doc: 'domain of RECIPIENT (lower case)',
     value: (c) => splitAddress(c.rcpt.address).domain,
+  },
+  {
+    name: 'RCPT_VERIFY',
+    doc: 'a RelayDomain recipient: what its backend said — valid or cached-valid (2xx now, or remembered), unverified (no backend could be asked, RcptVerifyTempfail no), skipped (RelayNet, authenticated or RcptVerifySkip client: not asked); unset for other recipients (a refused one never reaches a script)',
+    value: (c) => c.rcptVerify,
   },
   { name: 'EXTENSION', doc: 'address extension after the Separator (unset when none)', value: (c) => c.rcpt.extension },
   { name: 'DEFAULT', doc: 'the part of EXTENSION a rcpt+…default file stands for', value: (c) => c.rcpt.default },

@@ -3,7 +3,8 @@
  *
  *   routeRecipient(address, ctx) -> Route
  *
- * Order: postmaster (RFC 5321 §4.5.1) → relay tricks → DomainFile (virtual domains:
+ * Order: postmaster (RFC 5321 §4.5.1) → relay tricks → RelayDomain (`relay-domain`, for every
+ * client: verified against the backend and delivered there) → DomainFile (virtual domains:
  * `anything@domain` is `user+[prefix+]anything`) → LocalDomain: the user part (before Separator)
  * through AliasFile (an alias resolving to one local account is that account; to several targets:
  * `alias-multiple`), then the accounts (PasswdFile or system) → unknown. Other domains: `relay` for
@@ -14,6 +15,8 @@ import { splitAddress, hasRoutingCharacters, unquoteLocal } from './address.js';
 import type { Account, Accounts } from './accounts.js';
 import { resolveAlias, type AliasTable } from './aliases.js';
 import type { DomainTable } from './domains.js';
+import type { RelayDomainTable } from './relay-domains.js';
+import type { RelayDomainRoute } from '../config/types.js';
 import { applyDomainFile, splitExtension } from './extension.js';
 
 export type Route =
@@ -28,6 +31,7 @@ export type Route =
   | { kind: 'alias-multiple'; name: string; domain: string }
   | { kind: 'unknown'; local: string; domain: string }
   | { kind: 'relay'; domain: string }
+  | { kind: 'relay-domain'; domain: string; backend: RelayDomainRoute }
   | { kind: 'denied'; reason: 'relay' | 'routing-characters' };
 
 export interface RouteContext {
@@ -38,6 +42,7 @@ export interface RouteContext {
   separator: string | null;
   aliases: AliasTable | null;
   domains: DomainTable | null;
+  relayDomains?: RelayDomainTable | null;
 }
 
 export async function routeRecipient(address: string, ctx: RouteContext): Promise<Route> {
@@ -45,6 +50,9 @@ export async function routeRecipient(address: string, ctx: RouteContext): Promis
   const { local, domain } = splitAddress(address);
   if (ctx.sourceRoute || hasRoutingCharacters(local)) return { kind: 'denied', reason: 'routing-characters' };
   const name = unquoteLocal(local);
+
+  const backend = ctx.relayDomains?.lookup(domain) ?? null;
+  if (backend) return { kind: 'relay-domain', domain, backend };
 
   const virtual = ctx.domains?.lookup(domain) ?? null;
   if (virtual) {

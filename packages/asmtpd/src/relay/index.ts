@@ -7,6 +7,8 @@
  *       RelayHost set      → SMTP (host:port) or LMTP (lmtp:host:port, unix:/path), pooled (smtp-relay.ts)
  *       else Sendmail set  → the command per message (sendmail-relay.ts)
  *       else               → the hold queue at HoldQueue (hold-relay.ts), the embedded default
+ *       RelayDomain recipients → their backend (SMTP, pooled; the fallbacks while it is unreachable),
+ *       whatever the main relay is (domain-relay.ts)
  *       With RelayHost or Sendmail, recipient-split.ts settles mixed per-recipient results (hold the
  *       deferred, DSN the refused, 250 to the client).
  *       HoldOnFailure yes (with RelayHost or Sendmail) → a temporary failure is held and accepted.
@@ -34,6 +36,8 @@ import { withRecipientSplit } from './recipient-split.js';
 import { passOn } from './relay-wrap.js';
 import { createSendmailRelay } from './sendmail-relay.js';
 import { createSmtpRelay } from './smtp-relay.js';
+import { createFallbackRelay, withRelayDomains } from './domain-relay.js';
+import { createRelayDomainTable, hasRelayDomains } from '../recipients/relay-domains.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 import { metrics, type RelayResult } from '../metrics/metrics.js';
 
@@ -68,8 +72,31 @@ export function createRelay(config: Config, _log: Logger): Relay {
   } else {
     relay = createHoldQueueRelay(hold);
   }
-  const holdOnFailure = config.holdOnFailure && Boolean(config.relayHost || config.sendmail);
-  if (config.relayHost || config.sendmail) relay = withRecipientSplit(relay, { ...hold, holdOnFailure });
+  const relayDomains = hasRelayDomains(config);
+  if (relayDomains) {
+    const table = createRelayDomainTable(config.relayDomains, {
+      subdomains: config.rcptVerifySubdomains,
+      mailertable: config.mailertable,
+    });
+    relay = withRelayDomains(
+      relay,
+      (address) => table.lookup(address.slice(address.lastIndexOf('@') + 1)),
+      (route) =>
+        createFallbackRelay(
+          route.backends.map((b) =>
+            createSmtpRelay({
+              target: { kind: 'smtp', host: b.host, port: b.port },
+              clientName: config.hostname,
+              timeoutMs: config.relayTimeoutMs,
+              pool: { maxConnections: config.relayConnections },
+            }),
+          ),
+        ),
+    );
+  }
+  const holdOnFailure = config.holdOnFailure && Boolean(config.relayHost || config.sendmail || relayDomains);
+  if (config.relayHost || config.sendmail || relayDomains)
+    relay = withRecipientSplit(relay, { ...hold, holdOnFailure });
   if (holdOnFailure) relay = withHoldOnFailure(relay, hold);
   return withDeliveryLog(relay);
 }

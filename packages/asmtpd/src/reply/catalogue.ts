@@ -53,6 +53,9 @@ export const REPLIES = {
   routingChars: () =>
     reply(550, '5.7.1', 'relaying denied: source routes and %, ! or @ in local parts are not accepted'),
   noSuchUser: () => reply(550, '5.1.1', 'no such user here'),
+  // RCPT: a relay domain's recipient that no backend could verify (RcptVerifyTempfail yes, relay/recipient-verifier.ts)
+  recipientUnverifiable: (detail: string): DetailedReply =>
+    withDetail(reply(451, '4.4.1', 'cannot verify the recipient now, try again later'), detail),
   rcptParamUnknown: (key: string) => reply(555, '5.5.4', `RCPT TO parameter ${key} is not supported`),
   // RCPT: the policy (a script's own text replaces the default text of accept, reject and defer)
   recipientOk: (text?: string | null) => reply(250, '2.1.5', text ?? 'recipient ok'),

@@ -20,6 +20,8 @@ import { createClientFacts, type ClientFacts, type FactDeps, type NetFactSource 
 import { loadSpfHosts } from '../facts/spf-hosts.js';
 import { createAuthFile, type Authenticator } from '../auth/authenticator.js';
 import { createDovecotAuth } from '../auth/dovecot-auth.js';
+import { createRelayDomainTable, hasRelayDomains, type RelayDomainTable } from '../recipients/relay-domains.js';
+import type { RecipientVerifier } from '../relay/recipient-verifier.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
 export type ScriptRunner = (req: RcptRequest | BodyTestRequest) => Promise<RunResult>;
@@ -35,6 +37,10 @@ export interface RuntimeServices {
   net?: (config: Config) => NetFactSource | null;
   /** the daemon's resolver for these settings (default: a new one) */
   resolver?: (options: DnsOptions) => DnsResolver;
+  /** the RelayDomain recipient verifier for these settings (pooled sessions, the state database's cache) */
+  verifier?: (config: Config) => RecipientVerifier | null;
+  /** a recipient refused as unknown, per client (the state database's unknown_rcpt) */
+  recordUnknown?: (ip: string, address: string) => void;
 }
 
 export interface Runtime {
@@ -46,6 +52,14 @@ export interface Runtime {
   accounts: Accounts;
   aliases: AliasTable | null;
   domains: DomainTable | null;
+  /** RelayDomain: verified against and delivered to their backends; null when none */
+  relayDomains: RelayDomainTable | null;
+  /** asks the backends (null: no RelayDomain, or no verifier here: recipients are accepted unverified) */
+  verifier: RecipientVerifier | null;
+  /** RcptVerifySkip: clients whose RelayDomain recipients are not verified */
+  verifySkip: NetworkSet;
+  /** a recipient refused as unknown (issue 19's input); never throws */
+  recordUnknown(ip: string, address: string): void;
   relay: Relay;
   policy: PolicyDeps;
   run: ScriptRunner;
@@ -72,6 +86,13 @@ export function buildRuntime(
   const aliases = config.aliasFile ? createAliasTable(config.aliasFile, { onIssues }) : null;
   const domains = config.domainFile ? createDomainTable(config.domainFile, { onIssues }) : null;
   const localDomains = new Set(config.localDomains.map(normalizeDomain));
+  const relayDomains = hasRelayDomains(config)
+    ? createRelayDomainTable(config.relayDomains, {
+        subdomains: config.rcptVerifySubdomains,
+        mailertable: config.mailertable,
+        onIssues,
+      })
+    : null;
   const route = (address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route> =>
     routeRecipient(address, {
       localDomains,
@@ -81,6 +102,7 @@ export function buildRuntime(
       separator: config.separator,
       aliases,
       domains,
+      relayDomains,
     });
   const policy: PolicyDeps = {
     run,
@@ -102,7 +124,7 @@ export function buildRuntime(
   const prober = config.smtpCallback && services.prober ? services.prober(config, resolver, log) : null;
   const isOwnDomain = (domain: string): boolean => {
     const d = normalizeDomain(domain);
-    return localDomains.has(d) || domains?.lookup(d) != null;
+    return localDomains.has(d) || domains?.lookup(d) != null || relayDomains?.lookup(d) != null;
   };
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;
@@ -132,6 +154,10 @@ export function buildRuntime(
     accounts,
     aliases,
     domains,
+    relayDomains,
+    verifier: relayDomains ? (services.verifier?.(config) ?? null) : null,
+    verifySkip: networkSet(config.rcptVerifySkip),
+    recordUnknown: services.recordUnknown ?? ((): void => {}),
     relay,
     policy,
     run,

@@ -21,7 +21,8 @@ export interface Transaction {
   smtputf8: boolean;
   eightBit: boolean;
   /** accepted recipients in order, with their routes and policy decisions */
-  rcpts: { address: string; route: Route; decision: RecipientDecision }[];
+  /** verify: RCPT_VERIFY of a relay-domain recipient (X-Avenger's rcpt-verify) */
+  rcpts: { address: string; route: Route; decision: RecipientDecision; verify?: string }[];
   /** the body-test group of the accepted recipients (undefined until the first is accepted) */
   group: BodyGroup | null | undefined;
   /** the facts as the last policy decision saw them (X-Avenger, Received-SPF); null before */

@@ -51,8 +51,14 @@ export function traceFields(
     ...(f?.route ? routeTokens(routersOf(f.route, s.client.ip)) : f?.syn ? { hops: f.syn.hops } : {}),
     ...(f?.spf ? { spf: f.spf.result } : {}),
     ...(f?.rbl?.listed.length ? { rbl: f.rbl.listed.map((l) => l.zone) } : {}),
+    ...verifyTokens(tx),
   });
   return spfField + received + xav;
+}
+
+function verifyTokens(tx: Transaction): { rcptVerify?: string[] } {
+  const seen = [...new Set(tx.rcpts.flatMap((r) => (r.verify ? [r.verify] : [])))];
+  return seen.length ? { rcptVerify: seen } : {};
 }
 
 function routeTokens(routers: string[]): { hops: number; path: string[] } {

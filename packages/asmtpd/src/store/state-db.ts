@@ -8,6 +8,11 @@
  *   StateDb.bounceCache.get(key, now) -> CachedBounce | undefined   an entry not yet expired
  *   StateDb.bounceCache.put(key, value, expiresAt)                  insert or replace
  *   StateDb.bounceCache.purgeExpired(now) -> number                 entries removed
+ *   StateDb.rcptVerifyCache.get(address, now) -> CachedVerification | undefined   (recipient verification)
+ *   StateDb.rcptVerifyCache.put(address, value, expiresAt) / .delete(address) / .purgeExpired(now)
+ *   StateDb.unknownRecipients.record(ip, address, at)     a recipient refused as unknown, per client
+ *   StateDb.unknownRecipients.count(ip, since) -> number  (what dictionary-attack blocking reads)
+ *   StateDb.unknownRecipients.purgeBefore(at) -> number
  *   StateDb.schemaVersion / path / close()
  *
  * Times are milliseconds since the epoch; an entry lives while `now < expires`. Statements are
@@ -36,10 +41,35 @@ export interface BounceCache {
   purgeExpired(now: number): number;
 }
 
+/** A remembered answer of a relay domain's backend (relay/recipient-verifier.ts). */
+export interface CachedVerification {
+  valid: boolean;
+  /** '' when valid, else the backend's refusal as one line ("550 5.1.1 …") */
+  reply: string;
+  /** ms since the epoch */
+  expires: number;
+}
+
+export interface RcptVerifyCache {
+  get(address: string, now: number): CachedVerification | undefined;
+  put(address: string, value: { valid: boolean; reply: string }, expiresAt: number): void;
+  delete(address: string): void;
+  purgeExpired(now: number): number;
+}
+
+/** Recipients refused as unknown, one row each, by client IP (the input of dictionary-attack blocking). */
+export interface UnknownRecipients {
+  record(ip: string, address: string, at: number): void;
+  count(ip: string, since: number): number;
+  purgeBefore(at: number): number;
+}
+
 export interface StateDb {
   readonly path: string;
   readonly schemaVersion: number;
   readonly bounceCache: BounceCache;
+  readonly rcptVerifyCache: RcptVerifyCache;
+  readonly unknownRecipients: UnknownRecipients;
   /** idempotent; any later use throws */
   close(): void;
 }
@@ -63,6 +93,21 @@ const MIGRATIONS: readonly string[] = [
      expires INTEGER NOT NULL
    ) WITHOUT ROWID;
    CREATE INDEX bounce_cache_expires ON bounce_cache (expires);`,
+  // issue 18: recipient verification against a relay domain's backend, and the unknown-recipient events
+  `CREATE TABLE rcpt_verify_cache (
+     address TEXT PRIMARY KEY,
+     valid INTEGER NOT NULL CHECK (valid IN (0, 1)),
+     reply TEXT NOT NULL,
+     expires INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX rcpt_verify_cache_expires ON rcpt_verify_cache (expires);
+   CREATE TABLE unknown_rcpt (
+     ip TEXT NOT NULL,
+     address TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );
+   CREATE INDEX unknown_rcpt_ip_at ON unknown_rcpt (ip, at);
+   CREATE INDEX unknown_rcpt_at ON unknown_rcpt (at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -83,6 +128,8 @@ export function openStateDb(path: string): StateDb {
       path,
       schemaVersion,
       bounceCache: bounceCacheOn(db),
+      rcptVerifyCache: rcptVerifyCacheOn(db),
+      unknownRecipients: unknownRecipientsOn(db),
       close: () => {
         if (db.open) db.close();
       },
@@ -143,6 +190,52 @@ function bounceCacheOn(db: Database.Database): BounceCache {
     },
     purgeExpired(now) {
       return purge.run(now).changes;
+    },
+  };
+}
+
+function rcptVerifyCacheOn(db: Database.Database): RcptVerifyCache {
+  const select = db.prepare<[string, number], { valid: number; reply: string; expires: number }>(
+    'SELECT valid, reply, expires FROM rcpt_verify_cache WHERE address = ? AND expires > ?',
+  );
+  const upsert = db.prepare<[string, number, string, number]>(
+    `INSERT INTO rcpt_verify_cache (address, valid, reply, expires) VALUES (?, ?, ?, ?)
+     ON CONFLICT (address) DO UPDATE SET valid = excluded.valid, reply = excluded.reply, expires = excluded.expires`,
+  );
+  const remove = db.prepare<[string]>('DELETE FROM rcpt_verify_cache WHERE address = ?');
+  const purge = db.prepare<[number]>('DELETE FROM rcpt_verify_cache WHERE expires <= ?');
+  return {
+    get(address, now) {
+      const row = select.get(address, now);
+      return row ? { valid: row.valid === 1, reply: row.reply, expires: row.expires } : undefined;
+    },
+    put(address, value, expiresAt) {
+      upsert.run(address, value.valid ? 1 : 0, value.reply, Math.floor(expiresAt));
+    },
+    delete(address) {
+      remove.run(address);
+    },
+    purgeExpired(now) {
+      return purge.run(now).changes;
+    },
+  };
+}
+
+function unknownRecipientsOn(db: Database.Database): UnknownRecipients {
+  const insert = db.prepare<[string, string, number]>('INSERT INTO unknown_rcpt (ip, address, at) VALUES (?, ?, ?)');
+  const count = db.prepare<[string, number], { n: number }>(
+    'SELECT count(*) AS n FROM unknown_rcpt WHERE ip = ? AND at >= ?',
+  );
+  const purge = db.prepare<[number]>('DELETE FROM unknown_rcpt WHERE at < ?');
+  return {
+    record(ip, address, at) {
+      insert.run(ip, address, Math.floor(at));
+    },
+    count(ip, since) {
+      return count.get(ip, since)?.n ?? 0;
+    },
+    purgeBefore(at) {
+      return purge.run(at).changes;
     },
   };
 }

@@ -1,10 +1,14 @@
 /**
- * rcpt.ts — RCPT TO: route the address, settle the client's facts, run the recipient's policy
+ * rcpt.ts — RCPT TO: route the address, settle the client's facts, verify a RelayDomain recipient
+ * against its backend (relay/recipient-verifier.ts: a refusal there is the answer, and no script
+ * runs for it; RelayNet, authenticated and RcptVerifySkip clients are not verified), run the recipient's policy
  * (remembered per sender and recipient for the session), then — the policy said yes — ask the
  * downstream (relay begin(): the before-queue proxy opens the downstream transaction at the first
  * accepted RCPT, downstream.ts): its refusal refuses this recipient only, with its own reply.
  *
- *   onRcptTo(deps, address, session, cb)      logs rcpt.decision (and policy.failed)
+ *   onRcptTo(deps, address, session, cb)      logs rcpt.decision (and policy.failed, rcpt.unknown,
+ *                                             rcpt.verify_failed)
+ * A RelayDomain recipient is not asked of RelayHost's downstream: it is delivered to its backend.
  */
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
@@ -19,6 +23,10 @@ import { rcptParamProblem } from '../extensions.js';
 import { askDownstream } from '../downstream.js';
 import { succeed, type Callback, type CommandDeps } from './context.js';
 import { metrics, type DecisionOutcome, type DecisionSource } from '../../metrics/metrics.js';
+import type { Verification } from '../../relay/recipient-verifier.js';
+
+/** RCPT_VERIFY of a RelayDomain recipient: the verifier's status, or why it was not asked */
+type RcptVerify = Verification | { status: 'skipped' | 'unverified'; reply: null; detail?: string };
 
 export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SMTPServerSession, cb: Callback): void {
   const s = d.sessionOf(session);
@@ -30,9 +38,10 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
   const sourceRoute = (address as { sourceRoute?: boolean }).sourceRoute === true;
   const started = Date.now();
   decide(rt, s, tx.from, address.address, sourceRoute)
-    .then(async ({ route, decision, cached }) => {
-      let r = decision?.reply ?? replyForRoute(route);
+    .then(async ({ route, decision, cached, verification }) => {
+      let r = decision?.reply ?? verification?.reply ?? replyForRoute(route);
       let source: DecisionSource = cached ? 'cache' : (decision?.decidedBy ?? 'route');
+      if (!decision && verification?.reply) source = 'downstream';
       const group = decision ? bodyGroupOf(decision) : null;
       if (r.code < 400 && tx.group !== undefined && !sameGroup(tx.group, group)) {
         r = SEND_SEPARATELY();
@@ -44,12 +53,16 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       }
       // the policy said yes: the downstream has its say (once per address)
       const repeated = tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase());
-      const downstream = r.code < 400 && decision && !repeated ? await askDownstream(rt, tx, address.address) : null;
+      const downstream =
+        r.code < 400 && decision && !repeated && route.kind !== 'relay-domain'
+          ? await askDownstream(rt, tx, address.address)
+          : null;
       if (downstream?.reply) {
         r = downstream.reply;
         source = 'downstream';
       }
       metrics.rcptDecision(outcomeOf(r), source);
+      if (verification) metrics.rcptVerify(verification.status);
       if (!cached)
         for (const run of decision?.runs ?? []) if (run.script !== null) metrics.scriptRun(run.outcome, run.ms);
       const last = decision?.runs.at(-1);
@@ -64,8 +77,33 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
         ...(decision?.outcome.kind === 'failed' ? { error: decision.outcome.reason } : {}),
         ...(cached ? { cached: true } : {}),
         ...(downstream ? { downstream: downstream.source, ...downstream.detail } : {}),
+        ...(verification ? verifyFields(verification) : {}),
         ms: Date.now() - started,
       });
+      if (
+        verification?.detail !== undefined &&
+        (verification.status === 'tempfail' || verification.status === 'unverified')
+      )
+        tx.log.warn('rcpt.verify_failed', {
+          to: address.address,
+          detail: verification.detail,
+          result: verification.status,
+        });
+      const unknownSource =
+        verification?.status === 'invalid' || verification?.status === 'cached-invalid'
+          ? 'backend'
+          : route.kind === 'unknown' && decision?.decidedBy === 'route' && r.code >= 500
+            ? 'local'
+            : null;
+      if (unknownSource) {
+        tx.log.info('rcpt.unknown', {
+          ip: s.client.ip,
+          to: address.address,
+          source: unknownSource,
+          reply: formatReply(r),
+        });
+        rt.recordUnknown(s.client.ip, address.address);
+      }
       if (last && decision?.outcome.kind === 'failed')
         tx.log.warn('policy.failed', {
           to: address.address,
@@ -81,7 +119,12 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       tx.group = group;
       // a repeated RCPT for the same address (smtp-server compares case-insensitively) is one recipient
       if (!tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase())) {
-        tx.rcpts.push({ address: address.address, route, decision });
+        tx.rcpts.push({
+          address: address.address,
+          route,
+          decision,
+          ...(verification ? { verify: verification.status } : {}),
+        });
         s.counts.rcpts++;
       }
       succeed(d, session, r, cb);
@@ -98,6 +141,15 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       });
       cb(new ReplyAsError(r));
     });
+}
+
+function verifyFields(v: RcptVerify): Record<string, unknown> {
+  return {
+    verify: v.status,
+    ...('backend' in v && v.backend ? { backend: v.backend } : {}),
+    ...(v.detail !== undefined ? { verify_detail: v.detail } : {}),
+    ...('shared' in v && v.shared ? { shared: true } : {}),
+  };
 }
 
 function outcomeOf(r: Reply): DecisionOutcome {
@@ -123,21 +175,38 @@ async function decide(
   from: string,
   address: string,
   sourceRoute: boolean,
-): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean }> {
+): Promise<{ route: Route; decision: RecipientDecision | null; cached: boolean; verification: RcptVerify | null }> {
   // an authenticated client may relay as a RelayNet client does (commands/auth.ts)
-  const route = await rt.route(address, s.mayRelay || s.authUser !== null, sourceRoute);
-  if (route.kind === 'denied') return { route, decision: null, cached: false };
+  const ours = s.mayRelay || s.authUser !== null;
+  const route = await rt.route(address, ours, sourceRoute);
+  if (route.kind === 'denied') return { route, decision: null, cached: false, verification: null };
+  // a RelayDomain recipient is asked of its backend while the facts settle
+  const verifying: Promise<RcptVerify> | null =
+    route.kind !== 'relay-domain'
+      ? null
+      : ours || rt.verifySkip.has(s.client.ip)
+        ? Promise.resolve({ status: 'skipped', reply: null })
+        : rt.verifier
+          ? rt.verifier.verify(address, route.backend.backends)
+          : Promise.resolve({ status: 'unverified', reply: null, detail: 'no verifier in this mode' });
   // every transaction's added fields need the facts, also when the decision is remembered
   const facts = route.kind === 'postmaster' ? null : await s.facts.settle();
   if (facts && s.tx) s.tx.facts = facts;
+  const verification = verifying ? await verifying : null;
+  // refused (or deferred) by the backend: that is the answer, no script runs for it
+  if (verification?.reply) return { route, decision: null, cached: false, verification };
   const key = `${from}\0${address}`;
   const hit = s.decisions.get(key);
-  if (hit) return { route, decision: hit, cached: true };
+  if (hit) return { route, decision: hit, cached: true, verification };
   const mailError = facts ? systemDefault(facts, rt.config, from, s.client.ip) : null;
-  const decision = await decideRecipient(route, { connection: s, sender: from, address, mailError, facts }, rt.policy);
+  const decision = await decideRecipient(
+    route,
+    { connection: s, sender: from, address, mailError, facts, rcptVerify: verification?.status ?? null },
+    rt.policy,
+  );
   // a temporary failure is not remembered: the client may try again in this session
   if (decision.reply.code < 400 || decision.reply.code >= 500) s.decisions.set(key, decision);
-  return { route, decision, cached: false };
+  return { route, decision, cached: false, verification };
 }
 
 function replyForRoute(route: Route): Reply {
