@@ -59,10 +59,7 @@ test("a user's rcpt script finds the utilities first on its PATH and runs them a
     await c.cmd('MAIL FROM:<bob@sender.example>');
     const r = await c.cmd(`RCPT TO:<${user.name}@a.example>`);
     // synos answers 0 (matched) or 1 (unknown): either way it ran; 127 would be "not found"
-    assert.match(
-      r.last,
-      new RegExp(`^550 5\\.7\\.1 path=${TOOLS}/synos uid=${user.uid} code=[01] first=${TOOLS}$`),
-    );
+    assert.match(r.last, new RegExp(`^550 5\\.7\\.1 path=${TOOLS}/synos uid=${user.uid} code=[01] first=${TOOLS}$`));
   } finally {
     c.close();
   }
