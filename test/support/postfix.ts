@@ -2,6 +2,8 @@
 //
 //   const pf = await startPostfix({ mode: 'maildir' });            // deliver everything to one Maildir
 //   const pf = await startPostfix({ mode: { relayTo: '127.0.0.1:2525' } }); // relay everything there
+//   const pf = await startPostfix({ mode: { local: { domain: 'local.test', mailboxCommand: '…' } } });
+//                                                     // local(8) delivers to this machine's accounts
 //   ... SMTP to pf.host:pf.port ...
 //   const files = await pf.waitForMessages(1, 10_000);
 //   await pf.stop();
@@ -25,6 +27,11 @@
 //   virtual_mailbox_maps = static:Maildir/, uid/gid 65534 (nobody/nogroup).
 // - Relay mode: mydestination empty, no local delivery, relayhost =
 //   [host]:port; clients in mynetworks (127.0.0.0/8) may relay to any domain.
+// - Local mode: mydestination = the domain, delivered by local(8) to the system's accounts
+//   (getpwnam: users made with test/support/users.ts) through mailbox_command (run by local(8)
+//   with the recipient's uid and gid, as in a real installation); no aliases, no
+//   local_recipient_maps (an unknown user bounces at delivery), recipient_delimiter +; any other
+//   domain is refused (default_transport = error).
 // - Loopback only: inet_interfaces = 127.0.0.1, inet_protocols = ipv4, one
 //   smtpd on 127.0.0.1:PORT in master.cf. No DNS at all:
 //   smtp_dns_support_level = disabled (the Postfix >= 3 name of
@@ -44,7 +51,11 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-export type PostfixMode = 'maildir' | { relayTo: string };
+export type PostfixMode =
+  | 'maildir'
+  | { relayTo: string }
+  /** local(8) delivery for `domain` through `mailboxCommand` (Postfix's syntax: run by /bin/sh when it has shell characters) */
+  | { local: { domain: string; mailboxCommand: string } };
 
 export interface StartPostfixOptions {
   /** TCP port for the instance's smtpd on 127.0.0.1. Default: a free port. */
@@ -305,6 +316,15 @@ function mainCf(o: {
       ['virtual_minimum_uid', '100'],
       ['virtual_mailbox_limit', '0'],
       ['virtual_transport', 'virtual'],
+    );
+  } else if ('local' in o.mode) {
+    p.push(
+      ['mydestination', o.mode.local.domain],
+      ['local_transport', 'local'],
+      ['mailbox_command', o.mode.local.mailboxCommand],
+      ['recipient_delimiter', '+'],
+      ['mailbox_size_limit', '0'],
+      ['default_transport', 'error:the test harness delivers locally only'],
     );
   } else {
     const { host, port } = parseHostPort(o.mode.relayTo);

@@ -5,6 +5,8 @@
  *   startRunner({settings} | {entry}) → RunnerClient   start the runner process and talk to it
  *   serveRunner({initial, reload})             the runner's request loop, for an entry of one's own
  *   runInProcess(request, settings)             the same work in the calling process
+ *   runLocalDelivery(request, context)         a user's ~/.avenger/local… (or a fallback) with the
+ *                                              message on stdin, in the calling process (avenger.local)
  *   createAccounts, withSystemFallback, parsePasswdLine, runnableProblem   accounts, shared with asmtpd
  *   SHELL_PRELUDE, parseDecision               the rcpt shell prelude and its record parser
  *   validateRequest, validateSettings, isValidCandidateName, isValidSpoolName
@@ -25,6 +27,12 @@ export {
   type RunnerContextOptions,
 } from './runner.js';
 export { serveRunner, type SettingsSource } from './serve.js';
+export {
+  runLocalDelivery,
+  LOCAL_PRELUDE,
+  type LocalDeliveryRequest,
+  type LocalDeliveryResult,
+} from './local-delivery.js';
 export {
   createAccounts,
   withSystemFallback,

@@ -86,7 +86,7 @@ export interface RunnerContextOptions {
   reuse?: RunnerContext;
 }
 
-interface RunAs {
+export interface RunAs {
   account: Account;
   credentials: ChildCredentials;
 }
@@ -173,8 +173,8 @@ async function credentialsOf(account: Account, accounts: Accounts, context: Runn
   return { uid: account.uid, gid: account.gid, groups: await accounts.groups(account) };
 }
 
-/** Who runs a script of `account`, or why nobody may. */
-async function runAsFor(account: Account, context: RunnerContext): Promise<RunAs | string> {
+/** Who runs a script of `account`, or why nobody may (uid 0: AvengerUser; local-delivery.ts too). */
+export async function runAsFor(account: Account, context: RunnerContext): Promise<RunAs | string> {
   const { settings } = context;
   let runAs = account;
   let source = account.name === settings.avengerUser ? context.avengerAccounts : context.accounts;
@@ -377,7 +377,7 @@ function ownCredentials(): ChildCredentials {
 
 type Ran = Extract<RunResult, { kind: 'ran' }>;
 
-function ranResult(
+export function ranResult(
   outcome: Extract<ChildOutcome, { kind: 'exited' }>,
   user: string,
   uid: number,

@@ -3,8 +3,9 @@
  * Pure: argv in, a CliCommand or a usage error out.
  */
 import { isIP } from 'node:net';
+import { DEFAULT_CONFIG_FILE } from '../config/source.js';
 
-export const DEFAULT_CONFIG_FILE = '/etc/avenger/asmtpd.conf';
+export { DEFAULT_CONFIG_FILE };
 
 export type CliCommand =
   | { mode: 'daemon'; file: string; fileGiven: boolean; foreground: boolean; verbose: boolean; detached: boolean }
