@@ -25,6 +25,7 @@ import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type T
 import { ENV_SCRIPT, readEnv } from '../support/facts.js';
 import { LINUX_DEFAULT_TCP_RMEM, createNetLab, netnsUnavailable, type Link, type NetLab } from '../support/netns.js';
 import { openTun, tunUnavailable, type Tun, type UserTcp } from '../support/user-tcp.js';
+import { nsSmtpClientArgv } from '../support/ns-smtp-client.js';
 
 const EXAMPLE = new URL('../../../examples/dot-avenger/windows-desktop/rcpt', import.meta.url).pathname;
 
@@ -212,44 +213,20 @@ test('not Windows: a crafted macOS SYN without a name or SPF is let through', { 
   });
 });
 
-/** One SMTP dialogue up to RCPT from inside the namespace; prints {"replies":[…]}. */
-const NS_CLIENT = `
-const [host, port, from, ...rcpts] = process.argv.slice(1);
-const steps = ['EHLO linux.example', 'MAIL FROM:<' + from + '>', ...rcpts.map((r) => 'RCPT TO:<' + r + '>'), 'QUIT'];
-const replies = [];
-let partial = '';
-const s = require('net').connect({ host, port: Number(port) });
-s.setTimeout(10000, () => s.destroy(new Error('timeout')));
-s.on('data', (d) => {
-  partial += d;
-  let i;
-  while ((i = partial.indexOf('\\r\\n')) >= 0) {
-    const line = partial.slice(0, i);
-    partial = partial.slice(i + 2);
-    if (!/^\\d{3} /.test(line)) continue;
-    replies.push(line);
-    const next = steps.shift();
-    if (next) s.write(next + '\\r\\n'); else s.end();
-  }
-});
-s.on('error', (e) => { console.log(JSON.stringify({ error: e.message })); process.exitCode = 1; });
-s.on('close', () => { if (process.exitCode !== 1) console.log(JSON.stringify({ replies })); });
-`;
-
 test(
   "not Windows: this machine's Linux (kernel SYN from a namespace) without a name or SPF is let through",
   { skip },
   async () => {
-    const r = await lab.run(ns, [
-      process.execPath,
-      '-e',
-      NS_CLIENT,
-      link.v4.a,
-      String(d.port),
-      'someone@nospf.example',
-      `${rec.name}+linux@a.example`,
-      `${u.name}@a.example`,
-    ]);
+    const r = await lab.run(
+      ns,
+      nsSmtpClientArgv({
+        host: link.v4.a,
+        port: d.port,
+        helo: 'linux.example',
+        from: 'someone@nospf.example',
+        rcpts: [`${rec.name}+linux@a.example`, `${u.name}@a.example`],
+      }),
+    );
     const out = JSON.parse(r.out.trim() || '{}') as { replies?: string[]; error?: string };
     assert.equal(out.error, undefined, r.err);
     assert.deepEqual(out.replies?.slice(3, 5), [OK, OK], JSON.stringify(out));

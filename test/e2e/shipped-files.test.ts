@@ -63,7 +63,8 @@ function resolveBare(spec: string): string | null {
 }
 
 /**
- * Import edges of every compiled module and its declarations, the bin scripts and the e2e tests:
+ * Import edges of every compiled module and its declarations, the bin, tools and libexec scripts and
+ * the e2e tests:
  * file → what it loads. A module whose only production users import types (log/events.js) is used
  * through the declarations that name it.
  */
@@ -72,9 +73,12 @@ function importGraph(): Map<string, Set<string>> {
     ...PACKAGES.flatMap((name) => [
       ...walk(join(ROOT, 'packages', name, 'dist')),
       ...walk(join(ROOT, 'packages', name, 'bin')),
+      // the scripts' utilities (packages/asmtpd/tools) and node entry points in libexec
+      ...walk(join(ROOT, 'packages', name, 'tools')),
+      ...walk(join(ROOT, 'packages', name, 'libexec')),
     ]),
     ...walk(join(ROOT, 'test', 'dist')),
-  ].filter((p) => p.endsWith('.js') || p.endsWith('.d.ts') || !/\.[a-z]+$/.test(p));
+  ].filter((p) => p.endsWith('.js') || p.endsWith('.mjs') || p.endsWith('.d.ts') || !/\.[a-z]+$/.test(p));
   const edges = new Map<string, Set<string>>();
   // static and dynamic imports, and the entry points spawned by path (new URL('./x.js', import.meta.url))
   const re = /(?:\bfrom\s*|\bimport\s*\(?\s*|new URL\(\s*)['"]([^'"]+\.js|@asmtpd\/[^'"]+|asmtpd\/[^'"]+)['"]/g;

@@ -35,6 +35,7 @@ import {
   type NetLab,
 } from '../support/netns.js';
 import { openTun, tunUnavailable, type Tun } from '../support/user-tcp.js';
+import { nsSmtpClientArgv } from '../support/ns-smtp-client.js';
 
 const unavailable = canCreateUsers() ?? netnsUnavailable() ?? tunUnavailable();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
@@ -148,30 +149,6 @@ for (const family of [4, 6] as const) {
   });
 }
 
-/** One SMTP dialogue up to RCPT from inside the namespace; prints {"port":N,"replies":[…]}. */
-const NS_CLIENT = `
-const [host, port, rcpt] = process.argv.slice(1);
-const steps = ['EHLO ns.example', 'MAIL FROM:<s@b.example>', 'RCPT TO:<' + rcpt + '>', 'QUIT'];
-const replies = [];
-let local = 0, partial = '';
-const s = require('net').connect({ host, port: Number(port) }, () => { local = s.localPort; });
-s.setTimeout(10000, () => s.destroy(new Error('timeout')));
-s.on('data', (d) => {
-  partial += d;
-  let i;
-  while ((i = partial.indexOf('\\r\\n')) >= 0) {
-    const line = partial.slice(0, i);
-    partial = partial.slice(i + 2);
-    if (!/^\\d{3} /.test(line)) continue;
-    replies.push(line);
-    const next = steps.shift();
-    if (next) s.write(next + '\\r\\n'); else s.end();
-  }
-});
-s.on('error', (e) => { console.log(JSON.stringify({ error: e.message })); process.exitCode = 1; });
-s.on('close', () => { if (process.exitCode !== 1) console.log(JSON.stringify({ port: local, replies })); });
-`;
-
 for (const family of [4, 6] as const) {
   test(
     `this machine's Linux from a namespace through a veth (IPv${family}): CLIENT_SYNOS names it`,
@@ -181,14 +158,14 @@ for (const family of [4, 6] as const) {
       assert.deepEqual(stack.rmem, LINUX_DEFAULT_TCP_RMEM.split(' ').map(Number));
       const expected = linuxSynFingerprint(stack);
       const tag = `veth${family}`;
-      const r = await lab.run(ns, [
-        process.execPath,
-        '-e',
-        NS_CLIENT,
-        family === 4 ? link.v4.a : link.v6.a,
-        String(d.port),
-        `${u.name}+${tag}@a.example`,
-      ]);
+      const r = await lab.run(
+        ns,
+        nsSmtpClientArgv({
+          host: family === 4 ? link.v4.a : link.v6.a,
+          port: d.port,
+          rcpts: [`${u.name}+${tag}@a.example`],
+        }),
+      );
       const out = JSON.parse(r.out.trim() || '{}') as { replies?: string[]; error?: string };
       assert.equal(out.error, undefined, r.err);
       assert.match(out.replies?.[3] ?? '', /^250 /, JSON.stringify(out));

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { ENV_SCRIPT, readEnv } from '../support/facts.js';
+import { nsSmtpClientArgv } from '../support/ns-smtp-client.js';
 import {
   createNetLab,
   linuxSynFingerprint,
@@ -34,30 +35,6 @@ import {
 const unavailable = canCreateUsers() ?? netnsUnavailable();
 if (unavailable && process.env.CI) throw new Error(`CI runs as root: ${unavailable}`);
 const skip = unavailable ? `skipped: ${unavailable}` : false;
-
-/** One SMTP dialogue up to RCPT; prints {"port":N,"replies":[…]} (runs inside a namespace). */
-const CLIENT = `
-const [host, port, rcpt] = process.argv.slice(1);
-const steps = ['EHLO ns.example', 'MAIL FROM:<s@b.example>', 'RCPT TO:<' + rcpt + '>', 'QUIT'];
-const replies = [];
-let local = 0, partial = '';
-const s = require('net').connect({ host, port: Number(port) }, () => { local = s.localPort; });
-s.setTimeout(10000, () => s.destroy(new Error('timeout')));
-s.on('data', (d) => {
-  partial += d;
-  let i;
-  while ((i = partial.indexOf('\\r\\n')) >= 0) {
-    const line = partial.slice(0, i);
-    partial = partial.slice(i + 2);
-    if (!/^\\d{3} /.test(line)) continue;
-    replies.push(line);
-    const next = steps.shift();
-    if (next) s.write(next + '\\r\\n'); else s.end();
-  }
-});
-s.on('error', (e) => { console.log(JSON.stringify({ error: e.message })); process.exitCode = 1; });
-s.on('close', () => { if (process.exitCode !== 1) console.log(JSON.stringify({ port: local, replies })); });
-`;
 
 interface Case {
   tag: string;
@@ -271,14 +248,10 @@ for (const c of CASES) {
         routers: c.stack.routers ?? 0,
       };
       assert.equal(linuxSynFingerprint(readLinuxStack(ns[c.ns], c.family, clientDev(c), route)), expected.get(c.tag));
-      const r = await lab.run(ns[c.ns], [
-        process.execPath,
-        '-e',
-        CLIENT,
-        daemonAddress(c),
-        String(d.port),
-        `${u.name}+${c.tag}@a.example`,
-      ]);
+      const r = await lab.run(
+        ns[c.ns],
+        nsSmtpClientArgv({ host: daemonAddress(c), port: d.port, rcpts: [`${u.name}+${c.tag}@a.example`] }),
+      );
       const out = JSON.parse(r.out.trim() || '{}') as { port?: number; replies?: string[]; error?: string };
       assert.equal(out.error, undefined, r.err);
       assert.match(out.replies?.[3] ?? '', /^250 /, JSON.stringify(out));

@@ -32,9 +32,15 @@ import { basename, dirname, join } from 'node:path';
 
 let count = 0;
 
-export function uniqueName(now = Date.now(), micros = process.hrtime.bigint()): string {
-  const seconds = Math.floor(now / 1000);
-  const usec = Number(micros / 1000n) % 1_000_000;
+/** Now, in microseconds of wall-clock time (Date.now() has milliseconds only). */
+function nowMicros(): number {
+  return Math.floor((performance.timeOrigin + performance.now()) * 1000);
+}
+
+export function uniqueName(micros = nowMicros()): string {
+  // M is the microsecond within that second, so names sort by time (mailexec relies on it)
+  const seconds = Math.floor(micros / 1_000_000);
+  const usec = micros % 1_000_000;
   const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
   return `${seconds}.M${usec}P${process.pid}R${randomBytes(8).toString('hex')}Q${++count}.${host}`;
 }

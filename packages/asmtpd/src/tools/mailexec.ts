@@ -109,9 +109,17 @@ function maildirFiles(dir: string, newOnly: boolean): string[] {
   const files = subs.flatMap((sub) =>
     readdirSync(join(dir, sub))
       .filter((n) => !n.startsWith('.'))
-      .map((n) => ({ key: n.split(':')[0]!, path: join(dir, sub, n) })),
+      .map((n) => ({ ...deliveryTime(n), key: n.split(':')[0]!, path: join(dir, sub, n) })),
   );
-  return files.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((f) => f.path);
+  return files
+    .sort((a, b) => a.seconds - b.seconds || a.usec - b.usec || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+    .map((f) => f.path);
+}
+
+/** SECONDS.M<usec>… of a Maildir name (deliver's, Dovecot's, Postfix's): the order of delivery. */
+function deliveryTime(name: string): { seconds: number; usec: number } {
+  const m = /^(\d+)\.(?:[^.]*?M(\d+))?/.exec(name);
+  return { seconds: m ? Number(m[1]) : Infinity, usec: m?.[2] ? Number(m[2]) : 0 };
 }
 
 async function eachMaildirMessage(o: Options, io: ToolIo, each: (m: Buffer) => Promise<void>): Promise<void> {
