@@ -48,8 +48,12 @@
 //   --asmtpd-set 'D V'    extra config line for asmtpd (repeatable), e.g. 'RcptVerifyConnections 8'
 //   --asmtpd-node-args 'A' node options for asmtpd, e.g. '--cpu-prof --cpu-prof-dir=/tmp/prof'
 //                         (the directory must be writable by the daemon user)
+//   --probe N             calls of the in-process cache hit probe, run first (200000; 0 = skip):
+//                         RecipientVerifier.verify over the state database alone, no sockets
+//   --local-rcpt ADDR     the local scenario's recipient (avenger@example.test)
 //   --json FILE           also write the results as JSON
 import { fork, spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +91,8 @@ const SCENARIOS = opt('scenarios', 'local,skipped,cold,cached,invalid-cold').spl
 const ASMTPD_SET = argv.flatMap((a, i) => (a === '--asmtpd-set' && argv[i + 1] ? [argv[i + 1]] : []));
 const ASMTPD_NODE_ARGS = opt('asmtpd-node-args', '').split(' ').filter(Boolean);
 const JSON_OUT = opt('json', '');
+/** calls of the in-process cache-hit probe (0 = skip) */
+const PROBE = Number(opt('probe', 200000));
 const KNOWN = ['local', 'skipped', 'cold', 'cached', 'invalid-cold'];
 for (const s of SCENARIOS) if (!KNOWN.includes(s)) throw new Error(`--scenarios: unknown ${s}`);
 if (SCENARIOS.includes('cached') && !SCENARIOS.includes('cold')) throw new Error('cached needs cold');
@@ -411,9 +417,73 @@ async function scenario(name, ctx, sets) {
   return r;
 }
 
+// ---------------------------------------------------------------- the cache hit path, in process
+/**
+ * The cache hit path alone, without sockets, sessions or the policy: the daemon's own
+ * createRecipientVerifier (dist) over a state database (openStateDb, WAL, as the daemon opens it)
+ * holding `n` valid entries; each call `await verifier.verify(address, backends)` timed with
+ * performance.now(), addresses in turn. A backend question would throw: every call must hit.
+ */
+async function cacheHitProbe(calls, n = 20000) {
+  const dist = (f) => import(pathToFileURL(join(root, 'packages', 'asmtpd', 'dist', f)).href);
+  const { openStateDb } = await dist('store/state-db.js');
+  const { createRecipientVerifier } = await dist('relay/recipient-verifier.js');
+  const dir = mkdtempSync(join(tmpdir(), 'bench-verify-probe-'));
+  const db = openStateDb(join(dir, 'state.db'));
+  const addrs = Array.from({ length: n }, (_, i) => `p${i}@${DOMAIN}`);
+  const until = Date.now() + 86_400_000;
+  for (const a of addrs) db.rcptVerifyCache.put(a, { valid: true, reply: '' }, until);
+  const nop = () => undefined;
+  const logger = { debug: nop, info: nop, warn: nop, error: nop, child: () => logger };
+  const v = createRecipientVerifier({
+    backends: {
+      ask: async () => {
+        throw new Error('probe: a cache miss');
+      },
+      stats: () => ({}),
+      close: async () => undefined,
+    },
+    cache: () => db.rcptVerifyCache,
+    validTtlMs: 86_400_000,
+    invalidTtlMs: 3_000_000,
+    tempfail: true,
+    log: logger,
+  });
+  const backends = [{ host: '127.0.0.1', port: 25 }];
+  for (let i = 0; i < Math.min(calls, 20000); i++) await v.verify(addrs[i % n], backends); // warm-up
+  const lat = new Float64Array(calls);
+  const t0 = performance.now();
+  for (let i = 0; i < calls; i++) {
+    const t = performance.now();
+    const r = await v.verify(addrs[i % n], backends);
+    lat[i] = performance.now() - t;
+    if (r.status !== 'cached-valid') throw new Error(`probe: ${r.status}`);
+  }
+  const ms = performance.now() - t0;
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+  lat.sort();
+  const us = (p) => percentile(lat, p) * 1000;
+  return {
+    calls,
+    entries: n,
+    perSec: calls / (ms / 1000),
+    p50us: us(50),
+    p90us: us(90),
+    p99us: us(99),
+    p999us: us(99.9),
+    maxUs: lat.at(-1) * 1000,
+  };
+}
+
 // ---------------------------------------------------------------- main
 const busyBefore = await busyPercent(2000);
 if (busyBefore > 10) log(`WARNING: the machine is already ${busyBefore.toFixed(0)}% busy before the benchmark`);
+let probe = null;
+if (PROBE > 0) {
+  probe = await cacheHitProbe(PROBE);
+  log(`cache-hit probe: ${JSON.stringify(probe)}`);
+}
 const results = [];
 const notes = [];
 const sink = await startSink(await harness.freePort());
@@ -584,6 +654,10 @@ if (aim !== null)
   lines.push(
     `Aim (issue 18): the cache hit path adds < 0.2 ms at p99: cached p99 - local p99 = ${f(aim, 3)} ms (separate phases)${pairedAim !== null ? `, ${f(pairedAim, 3)} ms (paired)` : ''} -> ${Math.max(aim, pairedAim ?? -Infinity) < 0.2 ? 'MET' : 'NOT MET'}`,
   );
+if (probe)
+  lines.push(
+    `Cache hit path in process (RecipientVerifier.verify over openStateDb with ${probe.entries} entries, ${probe.calls} awaited calls, no sockets; before the SMTP scenarios): p50 ${f(probe.p50us, 1)} µs, p90 ${f(probe.p90us, 1)} µs, p99 ${f(probe.p99us, 1)} µs, p99.9 ${f(probe.p999us, 1)} µs, max ${f(probe.maxUs, 0)} µs; ${f(probe.perSec, 0)} calls/s`,
+  );
 for (const s of S)
   lines.push(`Seen (${s.scenario}, last round): rcpt.decision verify= ${JSON.stringify(s.verify)}; errors ${s.errors}`);
 for (const n of notes) lines.push(`Note: ${n}`);
@@ -597,6 +671,7 @@ if (JSON_OUT)
         busyBeforePercent: busyBefore,
         params: { RECIPIENTS, RCPTS, SESSIONS, LAT_RCPTS, LAT_SESSIONS, PER_TX, WARMUP, ROUNDS, SCENARIOS },
         asmtpdConf,
+        probe,
         summary: S,
         results,
         notes,
