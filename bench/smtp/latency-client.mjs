@@ -30,13 +30,16 @@ export function makeMessage(from, to, size) {
   return Buffer.from(head + body + '.\r\n', 'latin1');
 }
 
-/** A connection with a reply reader (multi-line replies: 'NNN-' continues, 'NNN ' ends). */
-class Conn {
-  constructor(host, port) {
+/**
+ * A connection with a reply reader (multi-line replies: 'NNN-' continues, 'NNN ' ends); also used
+ * by bench/verify/run.mjs. localAddress: the source address to bind (e.g. 127.0.0.2), optional.
+ */
+export class Conn {
+  constructor(host, port, localAddress) {
     this.buf = '';
     this.waiter = null;
     this.closed = null;
-    this.attach(connect({ host, port }));
+    this.attach(connect({ host, port, ...(localAddress ? { localAddress } : {}) }));
     this.sock.setNoDelay(true);
   }
   attach(sock) {
