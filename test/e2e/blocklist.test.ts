@@ -15,6 +15,7 @@ import { startDaemon, ASMTPD_BIN, type Daemon } from '../support/daemon.js';
 import { startDnsServer, type DnsServer } from '../support/dns-server.js';
 import { SmtpClient, type SmtpReply } from '../support/smtp-client.js';
 import { freePort } from '../support/ports.js';
+import { startPostfix, postfixUnavailableReason } from '../support/postfix.js';
 
 let dns: DnsServer;
 let d: Daemon;
@@ -251,4 +252,36 @@ test('--blocklist add and del reach the running daemon; export feeds postmap, rb
   assert.equal(del.status, 0, del.stderr);
   await sleep(1500);
   assert.equal((await banner(ip)).reply.code, 220);
+});
+
+test('unknown recipients refused by a RelayDomain backend (a real Postfix) count too', async (t) => {
+  const unavailable = postfixUnavailableReason();
+  if (unavailable) return t.skip(unavailable);
+  const pf = await startPostfix({
+    mode: 'maildir',
+    recipients: ['alice@a.test'],
+    mainCf: { smtpd_error_sleep_time: '0' },
+  });
+  const r = await startDaemon({
+    conf: `RelayNet 192.0.2.0/24\nRelayDomain a.test 127.0.0.1:${pf.port}\nBlockUnknownRcpts 3 10m\nBlockTime 1m`,
+  });
+  try {
+    const c = await SmtpClient.connect(r.port, '127.0.0.1', '127.0.12.1');
+    await c.reply();
+    await c.cmd('EHLO harvester.test');
+    await c.cmd('MAIL FROM:<spam@harvester.test>');
+    const codes: number[] = [];
+    for (const n of ['alice', ...randomNames(4, 'b')]) {
+      const reply = await c.cmd(`RCPT TO:<${n}@a.test>`);
+      codes.push(reply.code);
+      if (reply.code === 421) break;
+    }
+    assert.deepEqual(codes, [250, 550, 550, 550, 421], 'the backend refused three: the fourth unknown is cut');
+    const added = await r.waitLog((l) => l.event === 'block.added');
+    assert.equal(added.unknown, 3);
+    assert.equal(r.logs.filter((l) => l.event === 'rcpt.unknown' && l.source === 'backend').length, 3);
+  } finally {
+    await r.stop();
+    await pf.stop();
+  }
 });
