@@ -12,6 +12,7 @@ export type CliCommand =
   | { mode: 'check'; file: string; fileGiven: boolean }
   | { mode: 'avenge'; file: string; fileGiven: boolean; recipient: string; sender: string; ip: string }
   | { mode: 'verify'; file: string; fileGiven: boolean; address: string }
+  | { mode: 'blocklist'; file: string; fileGiven: boolean; args: string[] }
   | { mode: 'spf'; file: string; fileGiven: boolean }
   | { mode: 'rbl'; file: string; fileGiven: boolean }
   | { mode: 'netpath'; ip: string; maxHops: number }
@@ -28,6 +29,10 @@ export const USAGE = `usage:
   asmtpd --verify [-f FILE] ADDRESS   a relay-domain recipient: its cached answer with the expiry, or
                                       asks the backend (MAIL FROM:<>, RCPT TO) and prints its answer;
                                       exit 0 valid, 3 invalid, 1 could not be asked, 2 not a relay domain
+  asmtpd --blocklist [-f FILE] list | add IP[/N] [TIME] | del IP[/N] | export FORMAT | stats [IP]
+                                      the blocks of dictionary-attack blocking (BlockUnknownRcpts);
+                                      add/del reach the running daemon within a second; FORMAT:
+                                      rbldnsd, rbldnsd6, postfix, nft, iptables; stats: per client
   asmtpd --spf [-f FILE]              SPF workbench: reads lines IP SENDER [HELO] (or
                                       IP SENDER HELO -- MECHANISMS...) from stdin, prints result,
                                       explanation and Received-SPF with the configured resolver
@@ -54,6 +59,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
     | 'check'
     | 'avenge'
     | 'verify'
+    | 'blocklist'
     | 'spf'
     | 'rbl'
     | 'netpath'
@@ -89,10 +95,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
       case '--check':
       case '--avenge':
       case '--verify':
+      case '--blocklist':
       case '--spf':
       case '--rbl':
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
-        mode = a.slice(2) as 'check' | 'avenge' | 'verify' | 'spf' | 'rbl';
+        mode = a.slice(2) as 'check' | 'avenge' | 'verify' | 'blocklist' | 'spf' | 'rbl';
         break;
       case '--netpath':
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
@@ -119,6 +126,7 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         if (
           (mode === 'avenge' ||
             mode === 'verify' ||
+            mode === 'blocklist' ||
             mode === 'netpath' ||
             mode === 'synfp' ||
             mode === 'install-etc') &&
@@ -135,6 +143,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   const fileGiven = file !== null;
   const f = file ?? DEFAULT_CONFIG_FILE;
   if (mode === 'check' || mode === 'spf' || mode === 'rbl') return { mode, file: f, fileGiven };
+  if (mode === 'blocklist') {
+    if (positional.length < 1)
+      return { mode: 'usage-error', message: '--blocklist needs list, add, del, export or stats' };
+    return { mode, file: f, fileGiven, args: positional };
+  }
   if (mode === 'verify') {
     if (positional.length !== 1 || !positional[0]!.includes('@'))
       return { mode: 'usage-error', message: '--verify needs one ADDRESS (local@domain)' };

@@ -29,6 +29,7 @@ import { buildRuntime, type Runtime, type RuntimeServices } from '../smtp/runtim
 import { helperEnvironment } from '../daemon/script-helper-env.js';
 import { stateDbProbers } from '../daemon/probers.js';
 import { createVerifiers } from '../daemon/verifiers.js';
+import { createBlocklist } from '../daemon/blocklist.js';
 import { sharedResolvers } from '../dns/resolver.js';
 import { dropPrivileges, type PrivilegeResult } from '../daemon/privileges.js';
 import { serviceAccounts, type ServiceAccounts } from '../daemon/service-accounts.js';
@@ -172,11 +173,13 @@ async function serve(
   let relay = createRelay(config, log);
   const probers = stateDbProbers(config.dbDir);
   const verifiers = createVerifiers(probers.db, log);
+  // dictionary-attack blocking (issue 19): its set is read once privileges are given up (below)
+  const blocklist = createBlocklist({ db: probers.db, record: verifiers.recordUnknown, log });
   const services: RuntimeServices = {
     helperEnv: helperEnvironment,
     prober: probers.factory,
     verifier: verifiers.factory,
-    recordUnknown: verifiers.recordUnknown,
+    abuse: blocklist.guard,
     resolver: sharedResolvers(),
     ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
   };
@@ -239,6 +242,7 @@ async function serve(
           note: 'not started as root: every script runs as the invoking user',
         },
   );
+  blocklist.start();
   starting = false;
   log.info('daemon.start', {
     version: VERSION,
@@ -305,6 +309,7 @@ async function serve(
         .then(() => netFacts?.close())
         .then(() => metricsListener?.close())
         .finally(() => {
+          blocklist.close();
           probers.close();
           log.flush();
           resolve(0);

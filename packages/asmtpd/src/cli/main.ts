@@ -11,6 +11,7 @@ import { runCheck } from './check.js';
 import { runDaemon, loadForCommand } from './daemon.js';
 import { runAvenge } from './avenge.js';
 import { runVerify } from './verify.js';
+import { runBlocklist } from './blocklist.js';
 import { runSpf } from './spf.js';
 import { runRbl } from './rbl.js';
 import { runNetpath } from './netpath.js';
@@ -40,6 +41,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       return withConfig(cmd, (config) => runAvenge(config, cmd, process.stdout));
     case 'verify':
       return withConfig(cmd, (config) => runVerify(config, cmd.address, process.stdout));
+    case 'blocklist':
+      return withConfig(cmd, (config) => runBlocklist(config, cmd.args, process.stdout));
     case 'spf':
       return withConfig(cmd, (config) => runSpf(config, process.stdin, process.stdout, process.stderr));
     case 'rbl':

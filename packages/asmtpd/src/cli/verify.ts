@@ -97,7 +97,7 @@ function readCache(path: string, key: string): CacheRead {
 }
 
 /** as root: the database's owner, for good (its -wal and -shm files must stay the daemon's) */
-function becomeOwnerOf(path: string): void {
+export function becomeOwnerOf(path: string): void {
   if (process.getuid?.() !== 0) return;
   const st = statSync(path);
   if (st.uid === 0) return;

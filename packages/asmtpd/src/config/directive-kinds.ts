@@ -26,6 +26,7 @@ export const SECTIONS = [
   'Privileges and script limits',
   'Delivery of accepted mail',
   'Relay domains',
+  'Abuse blocking',
   'DNS',
   'Facts',
   'Logging',

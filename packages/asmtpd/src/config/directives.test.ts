@@ -77,6 +77,13 @@ const CONFIG_FIELDS = [
   'rcptVerifySkip',
   'rcptVerifyTimeoutMs',
   'rcptVerifyConnections',
+  'blockUnknownRcpts',
+  'blockNetmask',
+  'blockTimeMs',
+  'blockTimeMaxMs',
+  'blockAtBanner',
+  'whiteList',
+  'whiteListFile',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

@@ -57,6 +57,7 @@ test('the sample with every example uncommented (but the directives naming files
       'DomainFile',
       'AliasFile',
       'SPFHostsFile',
+      'WhiteListFile',
       'SynFPDB',
       'TLSCert',
       'TLSKey',

@@ -85,6 +85,13 @@ test('an empty file gives every default', () => {
       rcptVerifySkip: [],
       rcptVerifyTimeoutMs: 10_000,
       rcptVerifyConnections: 4,
+      blockUnknownRcpts: { count: 10, windowMs: 600_000 },
+      blockNetmask: { v4: 32, v6: 64 },
+      blockTimeMs: 4 * 3_600_000,
+      blockTimeMaxMs: 7 * 86_400_000,
+      blockAtBanner: 'tempfail',
+      whiteList: [],
+      whiteListFile: null,
       dnsResolver: 'system',
       dnsServers: [],
       dnsProtocol: 'https',
@@ -303,7 +310,8 @@ test('unknown directives: near misses get a suggestion, others do not', () => {
     ['maxmsgsiz 5M', 'unknown directive "maxmsgsiz" (did you mean MaxMsgSize?)'],
     ['Port 25', 'unknown directive "Port" (did you mean SMTPPort?)'],
     ['LocalDomains example.org', 'unknown directive "LocalDomains" (did you mean LocalDomain?)'],
-    ['Banner hello', 'unknown directive "Banner"'],
+    // ("Banner" is now near BlockAtBanner)
+    ['Frobnicate hello', 'unknown directive "Frobnicate"'],
     ['dovecotauth /run/x', 'DovecotAuth: bad value "/run/x": expected unix:/path or inet:host:port'],
   ];
   for (const [line, message] of cases) {

@@ -161,6 +161,20 @@ export interface Config {
   /** verification sessions at most per backend */
   rcptVerifyConnections: number;
 
+  // Abuse blocking (issue 19: net/blocking.ts, daemon/blocklist.ts)
+  /** null = off: unknown recipients are not counted toward a block */
+  blockUnknownRcpts: { count: number; windowMs: number } | null;
+  /** the prefix lengths counts and blocks aggregate over */
+  blockNetmask: { v4: number; v6: number };
+  blockTimeMs: number;
+  blockTimeMaxMs: number;
+  /** a blocked client's banner: 421 4.7.1 (tempfail) or 554 5.7.1 (reject), then the close */
+  blockAtBanner: 'tempfail' | 'reject';
+  /** networks never counted nor blocked (besides RelayNet and authenticated clients) */
+  whiteList: Cidr[];
+  /** a file of further networks, one or more per line, `#` comments; re-read on SIGHUP */
+  whiteListFile: string | null;
+
   // DNS
   dnsResolver: 'tangerine' | 'system';
   /** `host:port` texts; empty = the resolver's own defaults */

@@ -49,6 +49,8 @@ export const VALUE_FORMS = {
     '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
   backends:
     '`DOMAIN HOST[:PORT][,FALLBACK[:PORT]…]`: a domain and its SMTP backends, port 25 when omitted, an IPv6 address in brackets (`[2001:db8::25]:25`); the first is asked, the next ones only while it is down',
+  threshold: 'a count and a duration (`10 10m`), or `off`',
+  netmasks: 'an IPv4 prefix length (8-32) and, optionally, an IPv6 one (32-128): `32 64`, `24`',
   account:
     'a user name as in passwd(5): letters, digits, `_`, `.` and `-`, not starting with a digit, `.` or `-`; at most 32 characters; any case (looked up lower-cased)',
 } as const;
@@ -283,4 +285,28 @@ export function formatSize(bytes: number): string {
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   }
   return String(bytes);
+}
+
+/** BlockUnknownRcpts: `N DURATION` or `off`. */
+export function parseThreshold(
+  words: readonly string[],
+  range: { maxCount: number; minMs: number; maxMs: number },
+): Parsed<{ count: number; windowMs: number } | null> {
+  if (words.length === 1 && /^(off|no|0)$/i.test(words[0]!)) return ok(null);
+  if (words.length !== 2) return fail('expected a count and a duration (e.g. 10 10m), or off');
+  const count = parseInteger(words[0]!, { min: 1, max: range.maxCount });
+  if (count.kind !== 'ok') return fail(count.message);
+  const windowMs = parseDurationMs(words[1]!, { minMs: range.minMs, maxMs: range.maxMs });
+  if (windowMs.kind !== 'ok') return fail(windowMs.message);
+  return ok({ count: count.value, windowMs: windowMs.value });
+}
+
+/** BlockNetmask: the IPv4 prefix length and, optionally, the IPv6 one (default 64). */
+export function parseNetmasks(words: readonly string[]): Parsed<{ v4: number; v6: number }> {
+  if (words.length < 1 || words.length > 2) return fail('expected an IPv4 prefix length and optionally an IPv6 one');
+  const v4 = parseInteger(words[0]!.replace(/^\//, ''), { min: 8, max: 32 });
+  if (v4.kind !== 'ok') return fail(v4.message);
+  const v6 = words[1] === undefined ? ok(64) : parseInteger(words[1].replace(/^\//, ''), { min: 32, max: 128 });
+  if (v6.kind !== 'ok') return fail(v6.message);
+  return ok({ v4: v4.value, v6: v6.value });
 }

@@ -7,7 +7,7 @@
  *              change them (its pooled backend sessions, its backoff state and the questions in
  *              flight stay); a changed set gets a new one and the old one's sessions are closed
  *              once the sessions that may still use it are done (a minute)
- *     recordUnknown: one row of unknown_rcpt per refused unknown recipient; a store failure is
+ *     recordUnknown: one row of unknown_rcpt per refused unknown recipient (with its BlockNetmask net); a store failure is
  *              logged (store.error) and ignored. Rows older than a day are purged once an hour.
  *
  * The database is opened at first use (after the daemon gave up root), shared with the bounce probe.
@@ -24,7 +24,7 @@ const PURGE_EVERY_MS = 3_600_000;
 
 export interface Verifiers {
   factory(config: Config): RecipientVerifier | null;
-  recordUnknown(ip: string, address: string): void;
+  recordUnknown(ip: string, address: string, net?: string): void;
   close(): Promise<void>;
 }
 
@@ -73,9 +73,9 @@ export function createVerifiers(db: () => StateDb, log: Logger): Verifiers {
       current = { key, verifier };
       return verifier;
     },
-    recordUnknown(ip, address) {
+    recordUnknown(ip, address, net = ip) {
       const now = Date.now();
-      guard('unknown_rcpt.record', () => db().unknownRecipients.record(ip, address, now));
+      guard('unknown_rcpt.record', () => db().unknownRecipients.record(ip, address, now, net));
       if (now - lastPurge > PURGE_EVERY_MS) {
         lastPurge = now;
         guard('unknown_rcpt.purge', () => db().unknownRecipients.purgeBefore(now - DAY_MS));

@@ -11,6 +11,12 @@ export const LOG_EVENTS = {
   'session.connect':
     'a client connected (ip, port, local address, relay_net; behind a ProxyProtocol load balancer the client of its header, and proxy, proxy_port, proxy_version: the load balancer)',
   'session.refused': 'a connection was refused before the banner (limit reached)',
+  'session.blocked':
+    'a blocked client was answered at once and closed, before any fact (ip, net: the block, until, reply: 421 4.7.1 or 554 5.7.1 as BlockAtBanner says; at: banner), or its open session was cut at RCPT (at: rcpt, to)',
+  'block.added':
+    'warn: a network was blocked (net, ip: the client whose refusal crossed the line, unknown: the unknown recipients counted within the window, offences: 1 for a first block, duration_ms: BlockTime doubled per repeat up to BlockTimeMax, until)',
+  'block.reload':
+    'the in-memory blocklist was read again from the state database because it changed outside this process (asmtpd --blocklist add or del): blocks, generation',
   'session.proxy_refused':
     'warn: ProxyProtocol closed a connection for its PROXY header (peer, peer_port: the TCP peer; reason: no-header, invalid, timeout, closed (info) before any session, or not-listed: a header as the first bytes of a session, answered 421, with ip; detail)',
   'session.smtp': 'one SMTP exchange (only with --verbose): command and reply',
@@ -40,7 +46,7 @@ export const LOG_EVENTS = {
   'rcpt.decision':
     'RCPT TO answered (from, to, reply; scripts: each run with user, uid, script, outcome, ms, detail, and stderr, the first 300 characters the script wrote there; downstream: accepted, refused, unreachable, mail-refused, busy or unverified when the downstream was asked or not, with its detail for our own failures; verify: the RCPT_VERIFY of a RelayDomain recipient, with backend, verify_detail when no backend could be asked, shared when it waited for the same question)',
   'rcpt.unknown':
-    'a recipient refused as unknown (ip, to, source: local (no such account or alias) or backend (a RelayDomain backend or its cached 5xx), reply); also one row in the state database table unknown_rcpt (ip, address, at) — the input of dictionary-attack blocking',
+    'a recipient refused as unknown (ip, to, source: local (no such account or alias), backend (a RelayDomain backend or its cached 5xx) or script (a reject with 5.1.1), reply); also one row in the state database table unknown_rcpt (ip, address, at, net) — the input of dictionary-attack blocking (BlockUnknownRcpts)',
   'rcpt.verify_failed':
     'warn: no backend of a RelayDomain could be asked (to, detail: each backend and why, result: tempfail (451 4.4.1) or unverified (accepted, RcptVerifyTempfail no))',
   'data.decision': 'end of DATA answered (reply, size, recipients)',

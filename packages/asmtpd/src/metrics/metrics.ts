@@ -60,7 +60,9 @@ export function commandLabel(line: string): ReplyCommand {
   return KNOWN_VERBS.has(verb as ReplyCommand) ? (verb as ReplyCommand) : 'other';
 }
 
-export type RefusalReason = 'max-clients' | 'max-per-ip' | 'shutting-down';
+export type RefusalReason = 'max-clients' | 'max-per-ip' | 'shutting-down' | 'blocked';
+/** why a network was blocked (issue 19): counted unknown recipients */
+export type BlockReason = 'unknown-rcpts';
 /** an AUTH answered: 235, 535, 421 at AuthMaxFailures, or the backend failed (451) */
 export type AuthResult = 'ok' | 'failed' | 'limit' | 'error';
 /** what the client heard at RCPT */
@@ -104,6 +106,10 @@ export interface Metrics {
   connectionAccepted(): void;
   /** a connection got 421 before the banner */
   connectionRefused(reason: RefusalReason): void;
+  /** a network was blocked (daemon/blocklist.ts) */
+  blockAdded(reason: BlockReason): void;
+  /** a blocked client's open session was cut at RCPT */
+  blockCut(): void;
   /** a reply went out */
   reply(command: ReplyCommand, code: number): void;
   /** an AUTH answered (commands/auth.ts) */
@@ -230,6 +236,13 @@ export function createMetrics(): Metrics {
     'connections refused with 421 before the banner, by reason',
     ['reason'],
   );
+  const blocks = countedBy(registers, 'asmtpd_blocks_total', 'networks blocked, by reason', ['reason']);
+  const cuts = countedBy(
+    registers,
+    'asmtpd_block_cuts_total',
+    'open sessions of a client blocked meanwhile, cut with 421 4.7.1 at their next RCPT',
+    [],
+  );
   const auths = countedBy(registers, 'asmtpd_auth_total', 'SMTP AUTH attempts answered, by result', ['result']);
   new Gauge({
     name: 'asmtpd_connections_open',
@@ -322,6 +335,8 @@ export function createMetrics(): Metrics {
   return {
     connectionAccepted: () => accepted(),
     connectionRefused: (reason) => refused(reason),
+    blockAdded: (reason) => blocks(reason),
+    blockCut: () => cuts(),
     reply: (command, code) => replies(command, replyClass(code)),
     auth: (result) => auths(result),
     rcptDecision: (outcome, source) => decisions(outcome, source),

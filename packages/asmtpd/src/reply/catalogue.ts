@@ -18,6 +18,10 @@ export const REPLIES = {
   tooManyErrors: () => reply(421, '4.7.0', 'too many errors, closing connection'),
   timeout: () => reply(421, '4.4.2', 'timeout exceeded, closing connection'),
   shuttingDown: () => reply(421, '4.3.2', 'server shutting down, try again later'),
+  // a blocked client (issue 19, BlockAtBanner): before any fact is looked up, then the close
+  blockedTempfail: () =>
+    reply(421, '4.7.1', 'too many unknown recipients from your network: blocked for a while, try again later'),
+  blockedReject: () => reply(554, '5.7.1', 'too many unknown recipients from your network: connection refused'),
   // ProxyProtocol: a PROXY header from a peer that is not listed, as the session's first bytes
   proxyHeaderRefused: () => reply(421, '4.7.0', 'PROXY header not accepted from your address, closing connection'),
 

@@ -22,6 +22,7 @@ import { createAuthFile, type Authenticator } from '../auth/authenticator.js';
 import { createDovecotAuth } from '../auth/dovecot-auth.js';
 import { createRelayDomainTable, hasRelayDomains, type RelayDomainTable } from '../recipients/relay-domains.js';
 import type { RecipientVerifier } from '../relay/recipient-verifier.js';
+import { readWhiteListFile } from '../net/white-list-file.js';
 
 /** What runs scripts: the runner process (daemon) or the runner in-process (--avenge). */
 export type ScriptRunner = (req: RcptRequest | BodyTestRequest) => Promise<RunResult>;
@@ -39,9 +40,28 @@ export interface RuntimeServices {
   resolver?: (options: DnsOptions) => DnsResolver;
   /** the RelayDomain recipient verifier for these settings (pooled sessions, the state database's cache) */
   verifier?: (config: Config) => RecipientVerifier | null;
-  /** a recipient refused as unknown, per client (the state database's unknown_rcpt) */
-  recordUnknown?: (ip: string, address: string) => void;
+  /** dictionary-attack blocking over the state database for these settings (daemon/blocklist.ts) */
+  abuse?: (config: Config) => AbuseGuard;
 }
+
+/**
+ * Dictionary-attack blocking as a session sees it (issue 19). The daemon's keeps the live blocks
+ * in memory (blocked() is a lookup, no query); without one nothing is counted nor blocked.
+ */
+export interface AbuseGuard {
+  /** the running block that covers ip, if any */
+  blocked(ip: string): { net: string; until: number } | null;
+  /** a recipient refused as unknown: recorded (unknown_rcpt) and, unless exempt, counted toward a block */
+  unknown(ip: string, address: string, exempt: boolean): void;
+  /** per-client statistics: a connection admitted, one refused as blocked, a message accepted */
+  seen(ip: string, kind: 'connection' | 'blocked' | 'message'): void;
+}
+
+export const NO_ABUSE_GUARD: AbuseGuard = {
+  blocked: () => null,
+  unknown: () => undefined,
+  seen: () => undefined,
+};
 
 export interface Runtime {
   config: Config;
@@ -58,8 +78,12 @@ export interface Runtime {
   verifier: RecipientVerifier | null;
   /** RcptVerifySkip: clients whose RelayDomain recipients are not verified */
   verifySkip: NetworkSet;
-  /** a recipient refused as unknown (issue 19's input); never throws */
-  recordUnknown(ip: string, address: string): void;
+  /** dictionary-attack blocking (issue 19); never throws */
+  abuse: AbuseGuard;
+  /** WhiteList and WhiteListFile: never counted nor blocked */
+  whiteList: NetworkSet;
+  /** RelayNet or WhiteList: a client that is never blocked (an authenticated one neither) */
+  neverBlocked(ip: string): boolean;
   relay: Relay;
   policy: PolicyDeps;
   run: ScriptRunner;
@@ -129,6 +153,10 @@ export function buildRuntime(
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;
   const relayNets = networkSet(config.relayNets);
+  const whiteList = networkSet([
+    ...config.whiteList,
+    ...(config.whiteListFile ? readWhiteListFile(config.whiteListFile, onIssues) : []),
+  ]);
   const auth = config.authFile
     ? createAuthFile(config.authFile, { onIssues })
     : config.dovecotAuth
@@ -157,7 +185,9 @@ export function buildRuntime(
     relayDomains,
     verifier: relayDomains ? (services.verifier?.(config) ?? null) : null,
     verifySkip: networkSet(config.rcptVerifySkip),
-    recordUnknown: services.recordUnknown ?? ((): void => {}),
+    abuse: services.abuse?.(config) ?? NO_ABUSE_GUARD,
+    whiteList,
+    neverBlocked: (ip) => relayNets.has(ip) || whiteList.has(ip),
     relay,
     policy,
     run,

@@ -13,6 +13,12 @@
  *   StateDb.unknownRecipients.record(ip, address, at)     a recipient refused as unknown, per client
  *   StateDb.unknownRecipients.count(ip, since) -> number  (what dictionary-attack blocking reads)
  *   StateDb.unknownRecipients.purgeBefore(at) -> number
+ *   StateDb.unknownRecipients.countNet(net, since) -> number   the same per BlockNetmask network
+ *   StateDb.blocks.live(now) / .all() / .get(net) / .put(row) / .delete(net) / .purgeBefore(at)
+ *   StateDb.blocks.generation() -> number   bumped by every change of the blocks table: the
+ *                                           daemon re-reads its in-memory set when it moves
+ *   StateDb.clientStats.add(rows) / .get(ip) / .all()   per client: connections, blocked
+ *                                           connections, unknown recipients, messages, first/last seen
  *   StateDb.schemaVersion / path / close()
  *
  * Times are milliseconds since the epoch; an entry lives while `now < expires`. Statements are
@@ -59,9 +65,64 @@ export interface RcptVerifyCache {
 
 /** Recipients refused as unknown, one row each, by client IP (the input of dictionary-attack blocking). */
 export interface UnknownRecipients {
-  record(ip: string, address: string, at: number): void;
+  /** net: the client's BlockNetmask network (default: the address itself) */
+  record(ip: string, address: string, at: number, net?: string): void;
   count(ip: string, since: number): number;
+  countNet(net: string, since: number): number;
   purgeBefore(at: number): number;
+}
+
+/** A block of a network (issue 19); kept after its end until BlockTimeMax, for the doubling. */
+export interface BlockRow {
+  /** canonical `address/prefix` (net/blocking.ts) */
+  net: string;
+  /** ms since the epoch: the block runs while now < until */
+  until: number;
+  /** 1 for a first block, 2 for the next… */
+  offences: number;
+  /** when this block began */
+  since: number;
+  /** 'unknown-rcpts' (counted) or 'admin' (asmtpd --blocklist add) */
+  reason: string;
+}
+
+export interface Blocks {
+  live(now: number): BlockRow[];
+  all(): BlockRow[];
+  get(net: string): BlockRow | undefined;
+  put(row: BlockRow): void;
+  delete(net: string): boolean;
+  /** forget blocks that ended before `at` (their offences no longer double) */
+  purgeBefore(at: number): number;
+  generation(): number;
+}
+
+/** Counts to add for one client (a batch flushed by the daemon). */
+export interface ClientStatsDelta {
+  ip: string;
+  connections: number;
+  blocked: number;
+  unknownRcpts: number;
+  messages: number;
+  /** the first and the last event of the batch */
+  first: number;
+  at: number;
+}
+
+export interface ClientStatsRow {
+  ip: string;
+  connections: number;
+  blocked: number;
+  unknownRcpts: number;
+  messages: number;
+  firstSeen: number;
+  lastSeen: number;
+}
+
+export interface ClientStats {
+  add(deltas: readonly ClientStatsDelta[]): void;
+  get(ip: string): ClientStatsRow | undefined;
+  all(): ClientStatsRow[];
 }
 
 export interface StateDb {
@@ -70,6 +131,8 @@ export interface StateDb {
   readonly bounceCache: BounceCache;
   readonly rcptVerifyCache: RcptVerifyCache;
   readonly unknownRecipients: UnknownRecipients;
+  readonly blocks: Blocks;
+  readonly clientStats: ClientStats;
   /** idempotent; any later use throws */
   close(): void;
 }
@@ -108,6 +171,32 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX unknown_rcpt_ip_at ON unknown_rcpt (ip, at);
    CREATE INDEX unknown_rcpt_at ON unknown_rcpt (at);`,
+  // issue 19: dictionary-attack blocking — counts per BlockNetmask network, blocks, per-client statistics
+  `ALTER TABLE unknown_rcpt ADD COLUMN net TEXT NOT NULL DEFAULT '';
+   UPDATE unknown_rcpt SET net = ip;
+   CREATE INDEX unknown_rcpt_net_at ON unknown_rcpt (net, at);
+   CREATE TABLE blocks (
+     net TEXT PRIMARY KEY,
+     until INTEGER NOT NULL,
+     offences INTEGER NOT NULL,
+     since INTEGER NOT NULL,
+     reason TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE INDEX blocks_until ON blocks (until);
+   CREATE TABLE blocks_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
+   INSERT INTO blocks_generation (id, generation) VALUES (1, 0);
+   CREATE TRIGGER blocks_ins AFTER INSERT ON blocks BEGIN UPDATE blocks_generation SET generation = generation + 1; END;
+   CREATE TRIGGER blocks_upd AFTER UPDATE ON blocks BEGIN UPDATE blocks_generation SET generation = generation + 1; END;
+   CREATE TRIGGER blocks_del AFTER DELETE ON blocks BEGIN UPDATE blocks_generation SET generation = generation + 1; END;
+   CREATE TABLE client_stats (
+     ip TEXT PRIMARY KEY,
+     connections INTEGER NOT NULL,
+     blocked INTEGER NOT NULL,
+     unknown_rcpts INTEGER NOT NULL,
+     messages INTEGER NOT NULL,
+     first_seen INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -130,6 +219,8 @@ export function openStateDb(path: string): StateDb {
       bounceCache: bounceCacheOn(db),
       rcptVerifyCache: rcptVerifyCacheOn(db),
       unknownRecipients: unknownRecipientsOn(db),
+      blocks: blocksOn(db),
+      clientStats: clientStatsOn(db),
       close: () => {
         if (db.open) db.close();
       },
@@ -222,21 +313,81 @@ function rcptVerifyCacheOn(db: Database.Database): RcptVerifyCache {
 }
 
 function unknownRecipientsOn(db: Database.Database): UnknownRecipients {
-  const insert = db.prepare<[string, string, number]>('INSERT INTO unknown_rcpt (ip, address, at) VALUES (?, ?, ?)');
+  const insert = db.prepare<[string, string, number, string]>(
+    'INSERT INTO unknown_rcpt (ip, address, at, net) VALUES (?, ?, ?, ?)',
+  );
   const count = db.prepare<[string, number], { n: number }>(
     'SELECT count(*) AS n FROM unknown_rcpt WHERE ip = ? AND at >= ?',
   );
+  const countNet = db.prepare<[string, number], { n: number }>(
+    'SELECT count(*) AS n FROM unknown_rcpt WHERE net = ? AND at >= ?',
+  );
   const purge = db.prepare<[number]>('DELETE FROM unknown_rcpt WHERE at < ?');
   return {
-    record(ip, address, at) {
-      insert.run(ip, address, Math.floor(at));
+    record(ip, address, at, net = ip) {
+      insert.run(ip, address, Math.floor(at), net);
     },
     count(ip, since) {
       return count.get(ip, since)?.n ?? 0;
     },
+    countNet(net, since) {
+      return countNet.get(net, since)?.n ?? 0;
+    },
     purgeBefore(at) {
       return purge.run(at).changes;
     },
+  };
+}
+
+function blocksOn(db: Database.Database): Blocks {
+  const cols = 'net, until, offences, since, reason';
+  const live = db.prepare<[number], BlockRow>(`SELECT ${cols} FROM blocks WHERE until > ? ORDER BY net`);
+  const all = db.prepare<[], BlockRow>(`SELECT ${cols} FROM blocks ORDER BY net`);
+  const one = db.prepare<[string], BlockRow>(`SELECT ${cols} FROM blocks WHERE net = ?`);
+  const upsert = db.prepare<[string, number, number, number, string]>(
+    `INSERT INTO blocks (${cols}) VALUES (?, ?, ?, ?, ?)
+     ON CONFLICT (net) DO UPDATE SET until = excluded.until, offences = excluded.offences,
+       since = excluded.since, reason = excluded.reason`,
+  );
+  const remove = db.prepare<[string]>('DELETE FROM blocks WHERE net = ?');
+  const purge = db.prepare<[number]>('DELETE FROM blocks WHERE until < ?');
+  const generation = db.prepare<[], { generation: number }>('SELECT generation FROM blocks_generation');
+  return {
+    live: (now) => live.all(now),
+    all: () => all.all(),
+    get: (net) => one.get(net),
+    put(r) {
+      upsert.run(r.net, Math.floor(r.until), r.offences, Math.floor(r.since), r.reason);
+    },
+    delete: (net) => remove.run(net).changes > 0,
+    purgeBefore: (at) => purge.run(at).changes,
+    generation: () => generation.get()?.generation ?? 0,
+  };
+}
+
+function clientStatsOn(db: Database.Database): ClientStats {
+  const upsert = db.prepare<[string, number, number, number, number, number, number]>(
+    `INSERT INTO client_stats (ip, connections, blocked, unknown_rcpts, messages, first_seen, last_seen)
+     VALUES (?, ?, ?, ?, ?, ?, ?)
+     ON CONFLICT (ip) DO UPDATE SET connections = connections + excluded.connections,
+       blocked = blocked + excluded.blocked, unknown_rcpts = unknown_rcpts + excluded.unknown_rcpts,
+       messages = messages + excluded.messages, last_seen = max(last_seen, excluded.last_seen)`,
+  );
+  const cols =
+    'ip, connections, blocked, unknown_rcpts AS unknownRcpts, messages, first_seen AS firstSeen, last_seen AS lastSeen';
+  const one = db.prepare<[string], ClientStatsRow>(`SELECT ${cols} FROM client_stats WHERE ip = ?`);
+  const all = db.prepare<[], ClientStatsRow>(`SELECT ${cols} FROM client_stats ORDER BY last_seen DESC`);
+  const addAll = db.transaction((deltas: readonly ClientStatsDelta[]) => {
+    for (const d of deltas) {
+      upsert.run(d.ip, d.connections, d.blocked, d.unknownRcpts, d.messages, Math.floor(d.first), Math.floor(d.at));
+    }
+  });
+  return {
+    add: (deltas) => {
+      if (deltas.length) addAll.immediate(deltas);
+    },
+    get: (ip) => one.get(ip),
+    all: () => all.all(),
   };
 }
 

@@ -1,6 +1,8 @@
 /**
- * connect.ts — a new connection, before the banner: the limits (MaxClients, MaxClientsPerIP) and
- * shutdown are checked, the Session is made, and the connect-time facts start (reverse DNS,
+ * connect.ts — a new connection, before the banner: the blocklist first (issue 19: a blocked
+ * client — not RelayNet, not WhiteList — hears 421 4.7.1 or 554 5.7.1 as BlockAtBanner says and
+ * is closed; one in-memory lookup, before any fact, any process, any limit), then the limits
+ * (MaxClients, MaxClientsPerIP) and shutdown are checked, the Session is made, and the connect-time facts start (reverse DNS,
  * DNSBLs, SYN and route). A refusal is a 421 from the catalogue, logged as session.refused.
  * With ProxyProtocol, smtp-server's session already names the client of the PROXY header
  * (boundary.ts): the limits, RelayNet and the facts are about it; the SYN and the route are not
@@ -10,6 +12,7 @@
  */
 import type { SMTPServerSession } from 'smtp-server';
 import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
+import { formatReply } from '../../reply/reply.js';
 import type { Logger } from '../../log/logger.js';
 import type { ConnectionTable, ConnState } from '../connections.js';
 import type { Session } from '../session.js';
@@ -35,6 +38,22 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
   if (d.shuttingDown()) {
     metrics.connectionRefused('shutting-down');
     return callback(new ReplyAsError(REPLIES.shuttingDown()));
+  }
+  const ip = session.remoteAddress;
+  const block = rt.neverBlocked(ip) ? null : rt.abuse.blocked(ip);
+  if (block) {
+    const r = rt.config.blockAtBanner === 'reject' ? REPLIES.blockedReject() : REPLIES.blockedTempfail();
+    metrics.connectionRefused('blocked');
+    rt.abuse.seen(ip, 'blocked');
+    log.info('session.blocked', {
+      sid: session.id,
+      ip,
+      net: block.net,
+      until: new Date(block.until).toISOString(),
+      reply: formatReply(r),
+      at: 'banner',
+    });
+    return callback(new ReplyAsError(r));
   }
   const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
   if (verdict !== 'ok') {
@@ -64,6 +83,7 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     log: sessionLog,
   };
   st.session = s;
+  rt.abuse.seen(s.client.ip, 'connection');
   s.facts.connected(session.remotePort, { tcpPeer: s.proxy === null });
   s.log.info('session.connect', {
     ip: s.client.ip,

@@ -127,7 +127,10 @@ export function onData(d: CommandDeps, stream: SMTPServerDataStream, session: SM
           return finish(REPLIES.localError(), { size: result.size, relay: 'abandoned' });
         }
         const r = replyForDelivery(delivery, tx.id);
-        if (r.code < 400) s.counts.messages++;
+        if (r.code < 400) {
+          s.counts.messages++;
+          rt.abuse.seen(s.client.ip, 'message');
+        }
         if (st.gone) noteUnanswered(tx, r);
         finish(r, { size: result.size, relay: delivery.kind });
       } finally {

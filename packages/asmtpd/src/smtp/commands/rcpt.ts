@@ -7,7 +7,10 @@
  * accepted RCPT, downstream.ts): its refusal refuses this recipient only, with its own reply.
  *
  *   onRcptTo(deps, address, session, cb)      logs rcpt.decision (and policy.failed, rcpt.unknown,
- *                                             rcpt.verify_failed)
+ *                                             rcpt.verify_failed, session.blocked)
+ * First of all, a client blocked meanwhile (issue 19: dictionary-attack blocking) is cut with
+ * 421 4.7.1 and the connection closed. A recipient refused as unknown (no such user, the backend,
+ * a script's reject with 5.1.1) is logged as rcpt.unknown and counted (Runtime.abuse).
  * A RelayDomain recipient is not asked of RelayHost's downstream: it is delivered to its backend.
  */
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
@@ -33,6 +36,25 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
   const tx = s?.tx;
   if (!s || !tx) return cb(new ReplyAsError(REPLIES.localError()));
   const rt = d.runtime();
+  // blocked meanwhile (issue 19: by this session's own refusals or another's): cut at this RCPT
+  const exempt = s.authUser !== null || rt.neverBlocked(s.client.ip);
+  const block = exempt ? null : rt.abuse.blocked(s.client.ip);
+  if (block) {
+    const r = REPLIES.blockedTempfail();
+    metrics.blockCut();
+    metrics.rcptDecision('deferred', 'protocol');
+    s.log.warn('session.blocked', {
+      ip: s.client.ip,
+      net: block.net,
+      until: new Date(block.until).toISOString(),
+      reply: formatReply(r),
+      at: 'rcpt',
+      to: address.address,
+    });
+    cb(new ReplyAsError(r));
+    d.connOf(session)?.conn.close();
+    return;
+  }
   // a parameter we do not take (555) refuses a recipient the policy would accept; a refusal wins
   const paramError = rcptParamProblem(address.args);
   const sourceRoute = (address as { sourceRoute?: boolean }).sourceRoute === true;
@@ -94,7 +116,10 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
           ? 'backend'
           : route.kind === 'unknown' && decision?.decidedBy === 'route' && r.code >= 500
             ? 'local'
-            : null;
+            : // a script's `reject` with 5.1.1 ("no such user") is an unknown recipient too
+              decision?.outcome.kind === 'reject' && r.code >= 500 && r.enhanced === '5.1.1'
+              ? 'script'
+              : null;
       if (unknownSource) {
         tx.log.info('rcpt.unknown', {
           ip: s.client.ip,
@@ -102,7 +127,7 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
           source: unknownSource,
           reply: formatReply(r),
         });
-        rt.recordUnknown(s.client.ip, address.address);
+        rt.abuse.unknown(s.client.ip, address.address, exempt);
       }
       if (last && decision?.outcome.kind === 'failed')
         tx.log.warn('policy.failed', {
