@@ -87,7 +87,6 @@ function relayConf(extra = ''): string {
     'RcptVerifyConnections 4',
     'MaxClientsPerIP 100',
     // these clients collect far more than 10 unknown recipients on purpose: no dictionary-attack block (issue 19)
-    'BlockUnknownRcpts off',
     extra,
   ].join('\n');
 }
