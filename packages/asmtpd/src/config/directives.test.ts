@@ -51,6 +51,7 @@ const CONFIG_FIELDS = [
   'spfLocal',
   'spfHostsFile',
   'spfRejectFail',
+  'dynamicNameReject',
   'rbls',
   'rblThreshold',
   'smtpCallback',

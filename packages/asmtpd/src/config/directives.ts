@@ -862,6 +862,17 @@ export const DIRECTIVES: readonly Directive[] = [
     parse: parseBoolean,
     default: false,
   }),
+  oneValue('dynamicNameReject', {
+    name: 'DynamicNameReject',
+    section: 'Facts',
+    form: 'boolean',
+    valueSyntax: 'boolean',
+    defaultText: 'no',
+    sample: 'no',
+    doc: 'with yes, a client whose confirmed name looks dynamic (CLIENT_DYNAMIC) makes the system default 451 4.7.1',
+    parse: parseBoolean,
+    default: false,
+  }),
   lineListValue('rbls', {
     name: 'RBL',
     section: 'Facts',

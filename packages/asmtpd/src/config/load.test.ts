@@ -100,6 +100,7 @@ test('an empty file gives every default', () => {
       spfLocal: null,
       spfHostsFile: null,
       spfRejectFail: false,
+      dynamicNameReject: false,
       rbls: [],
       rblThreshold: 1,
       smtpCallback: true,

@@ -188,6 +188,7 @@ export interface Config {
   spfLocal: string | null;
   spfHostsFile: string | null;
   spfRejectFail: boolean;
+  dynamicNameReject: boolean;
   rbls: RblList[];
   rblThreshold: number;
   smtpCallback: boolean;

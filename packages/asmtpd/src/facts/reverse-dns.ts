@@ -5,7 +5,8 @@
  *
  * PTR of the address; then, for each PTR name (at most MAX_NAMES), its A (IPv4 client) or AAAA
  * (IPv6) records: the first name whose records include the client address is `name`. `ptr` is
- * the first PTR name as received. `tempfail` is true when the PTR lookup, or a forward lookup
+ * the first PTR name as received; `dynamic` says the confirmed name looks like an access network's
+ * generic name (facts/dynamic-name.ts: CLIENT_DYNAMIC). `tempfail` is true when the PTR lookup, or a forward lookup
  * that could have confirmed a name, failed temporarily (and no name was confirmed).
  *
  * SECURITY: a PTR answer is whatever the client's DNS owner wants it to be (CR, LF, NUL, `$(…)`).
@@ -16,6 +17,7 @@
 import { isIPv4 } from 'node:net';
 import type { SpfResolver } from '@asmtpd/spf';
 import { isTemporaryDnsError } from '../dns/resolver.js';
+import { isDynamicName } from './dynamic-name.js';
 
 export interface ReverseName {
   /** confirmed host name, lower case, no trailing dot */
@@ -23,6 +25,8 @@ export interface ReverseName {
   /** first PTR name as received, no trailing dot */
   ptr: string | null;
   tempfail: boolean;
+  /** the confirmed name looks dynamic (facts/dynamic-name.ts); absent otherwise */
+  dynamic?: boolean;
   /** a PTR answer was not a host name and was dropped */
   invalid?: boolean;
 }
@@ -83,6 +87,10 @@ export async function reverseName(clientIp: string, resolver: Resolver): Promise
   });
   const confirmed = await Promise.all(checks);
   const i = confirmed.indexOf(true);
-  if (i >= 0) return { name: (names[i] as string).toLowerCase(), ptr, tempfail: false, ...invalid };
+  if (i >= 0) {
+    const name = (names[i] as string).toLowerCase();
+    const dynamic = isDynamicName(name, ip) ? { dynamic: true } : {};
+    return { name, ptr, tempfail: false, ...dynamic, ...invalid };
+  }
   return { name: null, ptr, tempfail, ...invalid };
 }

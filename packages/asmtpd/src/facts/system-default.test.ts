@@ -23,7 +23,7 @@ const spf = (result: string, explanation?: string) =>
     queries: 0,
     ...(explanation ? { explanation } : {}),
   }) as NonNullable<FactValues['spf']>;
-const cfg = { rblThreshold: 1, spfRejectFail: true, allowDnsFailures: false };
+const cfg = { rblThreshold: 1, spfRejectFail: true, dynamicNameReject: false, allowDnsFailures: false };
 const text = (f: Partial<FactValues>, c = cfg): string | null => {
   const r = systemDefault({ ...none, ...f }, c, 'a@s.example', '192.0.2.1');
   return r ? formatReply(r) : null;
@@ -69,4 +69,18 @@ test('MAIL_ERROR: each cause, in order of precedence', () => {
     null,
     'a dead DNSBL defers nothing',
   );
+});
+
+test('MAIL_ERROR: a dynamic-looking name with DynamicNameReject, after the rejections', () => {
+  const dyn = {
+    reverse: { name: 'dsl-192-0-2-1.example.net', ptr: 'dsl-192-0-2-1.example.net', tempfail: false, dynamic: true },
+  };
+  const on = { ...cfg, dynamicNameReject: true };
+  assert.equal(text(dyn), null, 'DynamicNameReject no: a fact only');
+  assert.equal(
+    text(dyn, on),
+    "451 4.7.1 client host name dsl-192-0-2-1.example.net looks dynamic: send through your provider's mail server",
+  );
+  assert.equal(text({ ...dyn, spf: spf('fail', 'not here') }, on), '550 5.7.23 SPF: not here', 'a rejection first');
+  assert.equal(text({}, on), null, 'a static name');
 });

@@ -1,6 +1,7 @@
 /**
  * x-avenger.ts — the X-Avenger: header (spec asmtpd.md §5), folded at 78 columns.
  * Tokens appear in the spec's order and only when known; values never contain `;` or CR/LF.
+ * After client-dns, ours: `dynamic` when the client's name looks dynamic (CLIENT_DYNAMIC, issue 19).
  * After them, ours: `rcpt-verify=` the RCPT_VERIFY values of the relay-domain recipients (issue
  * 18), each distinct value once — never the addresses: one header goes to every recipient, and
  * naming them would disclose Bcc recipients.
@@ -14,6 +15,8 @@ export interface XAvengerFacts {
   clientIp: string;
   clientPort: number;
   clientDns?: string;
+  /** CLIENT_DYNAMIC: the bare token `dynamic` after client-dns */
+  dynamic?: boolean;
   bounceRes?: string;
   synFp?: string;
   synOs?: string;
@@ -37,6 +40,7 @@ export function xAvengerHeader(f: XAvengerFacts): string {
     `client-port=${f.clientPort}`,
   ];
   if (f.clientDns) items.push(`client-dns=${headerSafe(f.clientDns)}`);
+  if (f.dynamic) items.push('dynamic');
   if (f.bounceRes) items.push(`bounce-res=${headerSafe(f.bounceRes)}`);
   if (f.synFp) items.push(`syn-fp=${headerSafe(f.synFp)}`);
   if (f.synOs) items.push(`syn-os=${headerSafe(f.synOs)}`);

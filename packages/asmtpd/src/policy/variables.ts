@@ -81,6 +81,11 @@ export const SCRIPT_VARIABLES: readonly VariableRow[] = [
     value: (c) => (c.facts?.reverse?.invalid ? '1' : null),
   },
   {
+    name: 'CLIENT_DYNAMIC',
+    doc: "1 when CLIENT_NAME looks like an access network's generic name: three or more of CLIENT_IP's octets in it (dashed, dotted, underscored, forward or reversed, zero-padded), the address in hex or as one number, or a keyword (dsl, dyn, pool, ppp, cable, dhcp, client, host, ip…) with two numbers; unset otherwise (docs/facts.md)",
+    value: (c) => (c.facts?.reverse?.dynamic ? '1' : null),
+  },
+  {
     name: 'CLIENT_SYNFP',
     doc: "the client's TCP SYN in pf.os form (window:ttl:df:size:options, e.g. 65535:64:1:60:M1460,N,W0,N,N,T); unset without SynFP",
     value: (c) => c.facts?.syn?.fp,

@@ -73,6 +73,8 @@ export const REPLIES = {
     reply(550, '5.7.23', `SPF: ${domain} does not designate ${clientIp} as permitted sender`),
   bouncesRefused: (sender: string, probeAnswer: string) =>
     reply(550, '5.1.8', `bounces to <${sender}> are refused: ${probeAnswer}`),
+  dynamicName: (name: string) =>
+    reply(451, '4.7.1', `client host name ${name} looks dynamic: send through your provider's mail server`),
   dnsTempfailReverse: (clientIp: string) => reply(451, '4.4.3', `temporary DNS failure: reverse lookup of ${clientIp}`),
   dnsTempfailSpf: (domain: string) => reply(451, '4.4.3', `temporary DNS failure: SPF check of ${domain}`),
 

@@ -43,6 +43,7 @@ export function traceFields(
     clientIp: s.client.ip,
     clientPort: s.client.port,
     ...(clientName ? { clientDns: clientName } : {}),
+    ...(f?.reverse?.dynamic ? { dynamic: true } : {}),
     ...(f?.bounce && f.bounce.kind !== 'accepted' ? { bounceRes: f.bounce.reply } : {}),
     ...(f?.syn ? { synFp: f.syn.fp, ...(f.syn.os ? { synOs: f.syn.os } : {}) } : {}),
     ...(s.tls ? { tls: `${s.tls.version}:${s.tls.cipher}` } : {}),

@@ -281,6 +281,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     spfLocal: null,
     spfHostsFile: null,
     spfRejectFail: false,
+    dynamicNameReject: false,
     rbls: [],
     rblThreshold: 1,
     smtpCallback: false,
