@@ -39,10 +39,13 @@ function asctimeUtc(seconds: number): string {
   )}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} ${d.getUTCFullYear()}`;
 }
 
-/** Byte-equal to make(date) for one of the seconds since t0. */
-function assertBytesWithDate(actual: Buffer, t0: number, make: (date: string) => string): void {
+/** Byte-equal to make(date1, date2) for seconds since t0, date2 not before date1 (two deliveries). */
+function assertBytesWithDate(actual: Buffer, t0: number, make: (date1: string, date2: string) => string): void {
   const want: string[] = [];
-  for (let s = Math.floor(t0 / 1000); s <= Math.floor(Date.now() / 1000); s++) want.push(make(asctimeUtc(s)));
+  const first = Math.floor(t0 / 1000);
+  const last = Math.floor(Date.now() / 1000);
+  for (let s1 = first; s1 <= last; s1++)
+    for (let s2 = s1; s2 <= last; s2++) want.push(make(asctimeUtc(s1), asctimeUtc(s2)));
   assert.ok(want.includes(actual.toString('latin1')), `unexpected file:\n${actual.toString('latin1').slice(0, 2000)}`);
 }
 
@@ -79,12 +82,12 @@ test('deliver: Maildir and mbox files byte for byte, owned by the user, private'
   assertBytesWithDate(
     readFileSync(mbox),
     t0,
-    (d) =>
+    (d, d2) =>
       `From alice@sender.example ${d}\nReturn-Path: <alice@sender.example>\n` +
       'Received: from x by y; Mon, 1 Jan 2024 00:00:00 +0000\nSubject: bytes\n\n' +
       '>From the first line of the body\n>>From an already quoted line\n>>>From twice\nFrom:not a From_ line\n' +
       'last line without a newline\n\n' +
-      `From MAILER-DAEMON ${d}\nReturn-Path: <>\nSubject: bounce\n\n>From here\n\n`,
+      `From MAILER-DAEMON ${d2}\nReturn-Path: <>\nSubject: bounce\n\n>From here\n\n`,
   );
   assert.equal(statSync(mbox).uid, u.uid);
   assert.equal(statSync(mbox).mode & 0o777, 0o600);

@@ -10,7 +10,7 @@
  *     2. the message is written to tmp/NAME and fsynced, linked to new/NAME (rename where the file
  *        system has no hard links), tmp/NAME removed, and new/ fsynced: once this returns, the
  *        message survives a crash; a reader never sees a partial file in new/
- *   uniqueName() -> SECONDS.M<usec>P<pid>R<random>Q<count>.HOST  ("/" and ":" of the host name as
+ *   uniqueName() -> SECONDS.M<usec, 6 digits>P<pid>R<random>Q<count>.HOST  ("/" and ":" of the host name as
  *        \057 and \072)
  * A failure leaves nothing in new/ (tmp/NAME is removed) and throws.
  */
@@ -40,7 +40,8 @@ function nowMicros(): number {
 export function uniqueName(micros = nowMicros()): string {
   // M is the microsecond within that second, so names sort by time (mailexec relies on it)
   const seconds = Math.floor(micros / 1_000_000);
-  const usec = micros % 1_000_000;
+  // zero-padded, so that names of one second also sort by time as plain strings
+  const usec = String(micros % 1_000_000).padStart(6, '0');
   const host = hostname().replace(/\//g, '\\057').replace(/:/g, '\\072');
   return `${seconds}.M${usec}P${process.pid}R${randomBytes(8).toString('hex')}Q${++count}.${host}`;
 }
