@@ -14,9 +14,8 @@
  *   released when the command has ended.
  */
 import { spawn } from 'node:child_process';
-import { constants as osConstants } from 'node:os';
 import { lockMailbox } from './mailbox-lock.js';
-import { writeOut, type ToolIo } from './tool-io.js';
+import { writeOut, type ToolIo, shellStatus } from './tool-io.js';
 
 export const DOTLOCK_USAGE = `usage: dotlock [-L] [--timeout=SECONDS] MBOX COMMAND [ARG...]
   Run COMMAND while holding the lock of the mbox file MBOX: flock on MBOX, then MBOX.lock.
@@ -68,9 +67,7 @@ function runCommand(argv: string[], io: ToolIo): Promise<{ status: number } | { 
       resolve(r);
     };
     child.on('error', (err) => done({ spawnError: err }));
-    child.on('exit', (code, signal) =>
-      done({ status: code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0) }),
-    );
+    child.on('exit', (code, signal) => done({ status: shellStatus(code, signal) }));
   });
 }
 

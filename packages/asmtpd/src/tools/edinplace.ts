@@ -19,9 +19,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, ftruncateSync, openSync, writeSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { readDescriptor, regularFileDescriptor, rewindDescriptor } from './tool-input.js';
-import { writeOut, type ToolIo } from './tool-io.js';
+import { writeOut, type ToolIo, shellStatus } from './tool-io.js';
 
 export const EDINPLACE_USAGE = `usage: edinplace [-x CODE] [-f FILE] [--skipfrom] [COMMAND [ARG...]]
   Run COMMAND on the contents of FILE (default: standard input, a file open for reading and
@@ -95,7 +94,7 @@ function filter(argv: string[], input: Buffer, io: ToolIo): Promise<Filtered> {
     child.on('error', (err) => resolve({ spawnError: err }));
     child.on('close', (code, signal) =>
       resolve({
-        status: code ?? 128 + (signal ? (osConstants.signals[signal] ?? 0) : 0),
+        status: shellStatus(code, signal),
         output: Buffer.concat(out),
       }),
     );

@@ -20,7 +20,6 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync, fstatSync } from 'node:fs';
-import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { flockDescriptor } from './mailbox-lock.js';
 import {
@@ -34,7 +33,7 @@ import {
   stripLeadingFields,
   type MboxMessage,
 } from './mbox-format.js';
-import { writeOut, type ToolIo } from './tool-io.js';
+import { writeOut, type ToolIo, shellStatus } from './tool-io.js';
 
 export const MAILEXEC_USAGE = `usage: mailexec [-nvFR] MAILBOX COMMAND [ARG...]
   Run COMMAND once for every message of MAILBOX (an mbox file or a Maildir directory),
@@ -90,9 +89,7 @@ function runOnce(argv: string[], input: Buffer, io: ToolIo): Promise<number> {
     child.stdin!.on('error', () => {}); // EPIPE: the command did not want the rest
     child.stdin!.end(input);
     child.on('error', (err) => reject(new SpawnFailure(`${argv[0]}: ${err.message}`)));
-    child.on('close', (code, signal) =>
-      resolve(code ?? 128 + (signal === null ? 0 : (osConstants.signals[signal] ?? 0))),
-    );
+    child.on('close', (code, signal) => resolve(shellStatus(code, signal)));
   });
 }
 
