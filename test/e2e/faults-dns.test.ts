@@ -77,7 +77,9 @@ before(async () => {
     `DNSTimeout ${TIMEOUT_MS / 1000}s`,
   ];
   const system = ['DNSResolver system', `DNSServer 127.0.0.1:${dns.udp.port}`];
-  [systemStrict, systemLenient, dohStrict] = await Promise.all([
+  // allSettled: when one fails to start, the others are still assigned, so after() stops them
+  // (a daemon left running keeps this test file from ever ending)
+  const started = await Promise.allSettled([
     startDaemon({ etcDir: etc, conf: [...common, ...system, 'AllowDNSFailures no'].join('\n') }),
     startDaemon({ etcDir: etc, conf: [...common, ...system, 'AllowDNSFailures yes'].join('\n') }),
     startDaemon({
@@ -91,6 +93,12 @@ before(async () => {
       ].join('\n'),
     }),
   ]);
+  const ok = (i: number): Daemon | undefined => {
+    const r = started[i]!;
+    return r.status === 'fulfilled' ? r.value : undefined;
+  };
+  [systemStrict, systemLenient, dohStrict] = [ok(0)!, ok(1)!, ok(2)!];
+  for (const r of started) if (r.status === 'rejected') throw r.reason;
 });
 
 after(async () => {

@@ -60,7 +60,22 @@ export interface DaemonOptions {
   wrapper?: string[];
 }
 
+/**
+ * freePort() found the port free a moment before the daemon binds it; another test may have taken
+ * it since (EADDRINUSE): then the daemon is started again on a new port, twice at most.
+ */
 export async function startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDaemonOnce(opts);
+    } catch (err) {
+      if (attempt < 3 && /EADDRINUSE/.test((err as Error).message)) continue;
+      throw err;
+    }
+  }
+}
+
+async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'asmtpd-e2e-'));
   // never let a test daemon ask the machine's resolver (it is not on loopback): unless the test
   // names its own DNSServer, a quiet loopback server answers NXDOMAIN to everything
