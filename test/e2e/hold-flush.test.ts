@@ -16,9 +16,13 @@ import { readHeld } from 'asmtpd/dist/relay/hold-queue.js';
 import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
 import { freePort } from '../support/ports.js';
 import { startSink, type Sink } from '../support/sink.js';
+import { postfixUnavailableReason, startPostfix, type PostfixInstance } from '../support/postfix.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
 const run = promisify(execFile);
+
+const noPostfix = postfixUnavailableReason();
+if (noPostfix && process.env.CI) throw new Error(`CI needs a real Postfix for these tests: ${noPostfix}`);
 
 async function asmtpd(
   d: Daemon,
@@ -360,3 +364,50 @@ test('HoldDomain: taken from a stranger, always held (never retried, never relay
 async function countHeldForDomain(d: Daemon, domain: string): Promise<number> {
   return (await queueJson(d, domain)).filter((m) => m.to.some((t) => t.endsWith(`@${domain}`))).length;
 }
+
+test(
+  'a real Postfix as the MTA: down while mail is held, back up, asmtpd --flush delivers to its Maildir unchanged',
+  { skip: noPostfix ? `skipped: ${noPostfix}` : false },
+  async () => {
+    const mtaPort = await freePort();
+    let pf: PostfixInstance | null = null;
+    const d = await startDaemon({
+      conf: [
+        'RelayNet 127.0.0.0/8',
+        `RelayHost 127.0.0.1:${mtaPort}`,
+        'HoldOnFailure yes',
+        'HoldRetry 1h 4h',
+        'RelayTimeout 5s',
+      ].join('\n'),
+    });
+    try {
+      for (let i = 0; i < 3; i++)
+        assert.match(
+          await sendOne(
+            d.port,
+            'alice@sender.test',
+            [`u${i}@remote.test`],
+            `Subject: pf ${i}\r\n\r\nline ${i}\r\n..dots\r\n`,
+          ),
+          /^250 /,
+        );
+      const bodies = await heldBodies(d);
+      pf = await startPostfix({ mode: 'maildir', smtpdPort: mtaPort });
+      const r = await asmtpd(d, ['--flush']);
+      assert.match(r.stdout, /^delivered 3 deferred 0 failed 0 busy 0/, r.stderr);
+      const files = await pf.waitForMessages(3, 20_000);
+      assert.equal(files.length, 3);
+      for (const f of files) {
+        const data = readFileSync(f);
+        // Postfix prepends Return-Path, Delivered-To and its Received, and stores LF line ends
+        const text = data.toString('latin1');
+        const same = [...bodies.values()].filter((b) => text.endsWith(b.toString('latin1').replace(/\r\n/g, '\n')));
+        assert.equal(same.length, 1, "one held message, unchanged after Postfix's own fields");
+      }
+      assert.deepEqual(await queueJson(d), []);
+    } finally {
+      await d.stop();
+      await pf?.stop();
+    }
+  },
+);
