@@ -465,3 +465,43 @@ test('AuthFile and DovecotAuth together are refused', () => {
     JSON.stringify(r),
   );
 });
+
+test('HoldDomain: one user per line, lines of one domain merged, one site; HoldRetry and HoldMaxAge', () => {
+  const c = okConfig(
+    parseConfigText(
+      [
+        'HoldDomain Office.Example. alice 192.0.2.80:2525',
+        'HoldDomain office.example bob',
+        'HoldDomain office.example alice',
+        'HoldDomain shop.example carol',
+        'HoldRetry 1m 2h',
+        'HoldMaxAge 3d',
+      ].join('\n'),
+      'x.conf',
+      HOST,
+    ),
+  );
+  assert.deepEqual(c.holdDomains, [
+    { domain: 'office.example', users: ['alice', 'bob'], site: { host: '192.0.2.80', port: 2525 } },
+    { domain: 'shop.example', users: ['carol'] },
+  ]);
+  assert.deepEqual(c.holdRetry, { minMs: 60_000, maxMs: 7_200_000 });
+  assert.equal(c.holdMaxAgeMs, 3 * 86_400_000);
+  const d = okConfig(parseConfigText('', 'x.conf', HOST));
+  assert.deepEqual(
+    [d.holdDomains, d.holdRetry, d.holdMaxAgeMs],
+    [[], { minMs: 300_000, maxMs: 14_400_000 }, 432_000_000],
+  );
+  for (const bad of [
+    'HoldDomain office.example',
+    'HoldDomain office.example a b c',
+    'HoldDomain office.example a host:99999',
+    'HoldDomain "bad domain" a',
+    'HoldRetry 5m',
+    'HoldRetry 4h 5m',
+    'HoldMaxAge 10s',
+  ])
+    assert.equal(parseConfigText(bad, 'x.conf', HOST).kind, 'error', bad);
+  const clash = parseConfigText('HoldDomain o.example a 192.0.2.1\nHoldDomain o.example b 192.0.2.2', 'x.conf', HOST);
+  assert.match(errorLines(clash).join('\n'), /o\.example already has the site 192\.0\.2\.1:25/);
+});
