@@ -77,6 +77,8 @@ export type DecisionOutcome = 'accepted' | 'deferred' | 'rejected';
 export type DecisionSource = 'route' | 'script' | 'system-default' | 'cache' | 'downstream' | 'protocol' | 'error';
 export type FactKind = 'reverse' | 'rbl' | 'spf' | 'spf_helo' | 'bounce' | 'syn' | 'route';
 export type RelayResult = 'accepted' | 'held' | 'partial' | 'rejected' | 'deferred';
+/** one held message's attempt by the hold queue (relay/hold-flush.ts) */
+export type HeldAttemptResult = 'delivered' | 'deferred' | 'failed' | 'busy';
 /** RCPT_VERIFY of a relay-domain recipient (relay/recipient-verifier.ts, smtp/commands/rcpt.ts) */
 export type VerifyResult =
   | 'valid'
@@ -126,6 +128,8 @@ export interface Metrics {
   message(outcome: MessageOutcome): void;
   /** a relay-domain recipient's verification at RCPT, by its RCPT_VERIFY */
   rcptVerify(result: VerifyResult): void;
+  /** a held message tried by the hold queue (retry pass, flush, ETRN, ATRN) */
+  heldAttempt(result: HeldAttemptResult): void;
   /** the verification cache looked up: hit (a live entry) or miss */
   rcptVerifyCache(hit: boolean): void;
   /** one question to the backends (this process's own, not one shared), in ms */
@@ -291,6 +295,12 @@ export function createMetrics(): Metrics {
   const messages = countedBy(registers, 'asmtpd_messages_total', 'messages at the end of DATA, by outcome', [
     'outcome',
   ]);
+  const heldAttempts = countedBy(
+    registers,
+    'asmtpd_hold_queue_attempts_total',
+    'held messages tried by the hold queue (retries, flushes, ETRN, ATRN), by result',
+    ['result'],
+  );
   const verifications = countedBy(
     registers,
     'asmtpd_rcpt_verify_total',
@@ -348,6 +358,7 @@ export function createMetrics(): Metrics {
     relay: (result, ms) => relays(result, ms / 1000),
     message: (outcome) => messages(outcome),
     rcptVerify: (result) => verifications(result),
+    heldAttempt: (result) => heldAttempts(result),
     rcptVerifyCache: (hit) => verifyCache(hit ? 'hit' : 'miss'),
     rcptVerifyBackend: (answer, ms) => verifyBackend(answer, ms / 1000),
     dnsLookup(type, failed) {

@@ -43,6 +43,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/types.js';
 import type { Logger } from '../log/logger.js';
 import { buildDsn, originalHeaderLines } from '../message/dsn.js';
+import { metrics } from '../metrics/metrics.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Reply } from '../reply/reply.js';
 import { readHeld, writeHeld, type HeldEnvelope } from './hold-queue.js';
@@ -160,7 +161,9 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
   const ctx: PassContext = { opts, routes: opts.routes ?? ownRoutes!, log, dsns: [] };
   const report: FlushReport = { delivered: 0, deferred: 0, failed: 0, busy: 0 };
   const count = (o: Outcome): void => {
-    if (o !== 'skipped') report[o]++;
+    if (o === 'skipped') return;
+    report[o]++;
+    metrics.heldAttempt(o);
   };
   try {
     await runAll(await listEntries(opts.dir, ['queued']), opts.concurrency ?? opts.config.relayConnections, ctx, count);
