@@ -13,7 +13,8 @@
 //            postqueue call to the sink counting N more; CPU: the instance's process tree
 //            (master, qmgr, smtp…: utime+stime, exited children included) before and after.
 // Messages: about --size bytes each, one recipient. Prints per-round figures and the medians.
-// Root is needed (Postfix's master, smtp-sink -u postfix).
+// Root is needed (Postfix's master, smtp-sink -u postfix); also Debian's postfix (smtp-source,
+// smtp-sink, postqueue) and time (/usr/bin/time) packages.
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
