@@ -311,6 +311,8 @@ function recordingHooks(greetingDelayMs = 0, proxyPeers: string[] | null = null)
       seen.commands.push(line.toString('latin1'));
     },
     greetingDelayMs: () => greetingDelayMs,
+    ehloOffer: () => ({ authMethods: null, keywords: [] }),
+    onVerb: () => false,
     onAbuse: (id, kind) => {
       seen.ids.add(id);
       seen.abuse.push(kind);

@@ -10,7 +10,7 @@ test('cipherBits: from the suite name, as OpenSSL counts them', () => {
   assert.deepEqual(cipherBits('NULL-SHA'), { cipherBits: 0, algBits: 0 });
 });
 
-const noAuth = { on: false, insecure: false };
+const noAuth = { on: false, insecure: false, cramInClear: false };
 
 test('tlsOptions: STARTTLS only with certificates; AUTH only with a backend, in clear only with InsecureAuth', () => {
   assert.deepEqual(tlsOptions({ kind: 'none' }, noAuth).hideSTARTTLS, true);
@@ -23,6 +23,11 @@ test('tlsOptions: STARTTLS only with certificates; AUTH only with a backend, in 
   assert.ok(!on.disabledCommands.includes('STARTTLS'));
   assert.equal(on.minVersion, 'TLSv1.3');
   assert.ok(on.disabledCommands.includes('AUTH'), 'no backend: no AUTH');
-  assert.deepEqual(tlsOptions({ kind: 'none' }, { on: true, insecure: false }).disabledCommands, ['AUTH', 'STARTTLS']);
-  assert.deepEqual(tlsOptions({ kind: 'none' }, { on: true, insecure: true }).disabledCommands, ['STARTTLS']);
+  assert.deepEqual(tlsOptions({ kind: 'none' }, { on: true, insecure: false, cramInClear: false }).disabledCommands, [
+    'AUTH',
+    'STARTTLS',
+  ]);
+  assert.deepEqual(tlsOptions({ kind: 'none' }, { on: true, insecure: true, cramInClear: false }).disabledCommands, [
+    'STARTTLS',
+  ]);
 });
