@@ -173,9 +173,11 @@ export function lineListValue<K extends ListField>(
   row: Docs & {
     parseLine(words: readonly string[]): Parsed<ItemOf<K>>;
     default: DefaultOf<Config[K]>;
+    /** lines that merge into an earlier item (HoldDomain): add `item` to `list`, or say why not */
+    merge?(list: ItemOf<K>[], item: ItemOf<K>): string | null;
   },
 ): Directive {
-  const { parseLine, default: defaultValue, ...docs } = row;
+  const { parseLine, default: defaultValue, merge, ...docs } = row;
   return {
     ...docs,
     field,
@@ -184,8 +186,13 @@ export function lineListValue<K extends ListField>(
     applyLine(draft, values) {
       const list = (draft[field] ?? []) as ItemOf<K>[];
       const parsed = parseLine(values);
-      if (parsed.kind === 'ok') list.push(parsed.value);
+      let mergeError: string | null = null;
+      if (parsed.kind === 'ok') {
+        if (merge) mergeError = merge(list, parsed.value);
+        else list.push(parsed.value);
+      }
       (draft as Record<K, ItemOf<K>[]>)[field] = list;
+      if (mergeError !== null) return { errors: [mergeError], warnings: [] };
       return outcomeOf(parsed, values.join(' '));
     },
     applyDefault(draft, ctx) {

@@ -37,6 +37,16 @@ export interface RelayDomainRoute {
   backends: BackendHost[];
 }
 
+/** HoldDomain DOMAIN USER [HOST[:PORT]] (lines of one domain merged): its mail is always held. */
+export interface HoldDomain {
+  /** lower case, no trailing dot */
+  domain: string;
+  /** the AUTH users that may take it with ATRN (RFC 2645); at least one */
+  users: string[];
+  /** where a flush (asmtpd --flush, ETRN) delivers it; absent: the domain's MX */
+  site?: { host: string; port: number };
+}
+
 /** A DNSServer entry. */
 export interface DnsServer {
   host: string;
@@ -147,6 +157,12 @@ export interface Config {
   /** Maildir of the hold queue; default DBDir/queue */
   holdQueue: string;
   holdOnFailure: boolean;
+  /** held mail retried by the daemon: first interval, doubling up to maxMs */
+  holdRetry: { minMs: number; maxMs: number };
+  /** held mail older than this goes to failed/ with a DSN */
+  holdMaxAgeMs: number;
+  /** domains whose mail is always held until flushed (ETRN, --flush) or taken (ATRN) */
+  holdDomains: HoldDomain[];
   /** seconds a relay attempt may take (connect, each reply, whole transfer) */
   relayTimeoutMs: number;
   /** downstream sessions at most (each client transaction holds one from its first RCPT to its end) */

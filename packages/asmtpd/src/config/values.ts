@@ -13,7 +13,7 @@
  */
 import { isIP } from 'node:net';
 import { posix } from 'node:path';
-import type { BackendHost, DovecotAuthTarget, RelayDomainRoute, RelayTarget } from './types.js';
+import type { BackendHost, DovecotAuthTarget, HoldDomain, RelayDomainRoute, RelayTarget } from './types.js';
 
 export type Parsed<T> =
   | { kind: 'ok'; value: T; /** accepted, but worth telling the admin */ warning?: string }
@@ -49,6 +49,9 @@ export const VALUE_FORMS = {
     '`zone [score [reason]]`: a DNSBL zone, its score (default 1) and, as the rest of the line, a reason used when the zone publishes no TXT record',
   backends:
     '`DOMAIN HOST[:PORT][,FALLBACK[:PORT]…]`: a domain and its SMTP backends, port 25 when omitted, an IPv6 address in brackets (`[2001:db8::25]:25`); the first is asked, the next ones only while it is down',
+  backoff: 'two durations: the first retry interval and the longest (`5m 4h`); the interval doubles after each attempt',
+  holddomain:
+    '`DOMAIN USER [HOST[:PORT]]`: a domain, one AUTH user who may take its mail (ATRN), and optionally its site (SMTP, port 25 when omitted); several lines for one domain add users (a site given on more than one line must be the same)',
   threshold: 'a count and a duration (`10 10m`), or `off`',
   netmasks: 'an IPv4 prefix length (8-32) and, optionally, an IPv6 one (32-128): `32 64`, `24`',
   account:
@@ -220,6 +223,47 @@ export function parseRelayDomain(words: readonly string[]): Parsed<RelayDomainRo
   if (domain.kind === 'error') return domain;
   const backends = parseBackendList(words[1]!.split(','));
   return backends.kind === 'ok' ? ok({ domain: domain.value, backends: backends.value }) : backends;
+}
+
+/** HoldDomain: `DOMAIN USER [HOST[:PORT]]` (one user per line; lines are merged by mergeHoldDomain). */
+export function parseHoldDomain(words: readonly string[]): Parsed<HoldDomain> {
+  if (words.length < 2 || words.length > 3) return fail('expected DOMAIN USER [HOST[:PORT]]');
+  const domain = parseDomainName(words[0]!);
+  if (domain.kind === 'error') return domain;
+  const user = words[1]!;
+  if (!/^[\x21-\x7e]{1,255}$/.test(user)) return fail('USER: printable ASCII without spaces, 1-255 characters');
+  if (words[2] === undefined) return ok({ domain: domain.value, users: [user] });
+  const site = parseHostPort(words[2], SMTP_PORT);
+  if (site.kind === 'error') return fail(`${words[2]}: ${site.message}`);
+  return ok({ domain: domain.value, users: [user], site: site.value });
+}
+
+/** Add one HoldDomain line to the list: a known domain gets the user (and the site); null or why not. */
+export function mergeHoldDomain(list: HoldDomain[], line: HoldDomain): string | null {
+  const known = list.find((d) => d.domain === line.domain);
+  if (!known) {
+    list.push({ ...line, users: [...line.users] });
+    return null;
+  }
+  if (line.site && known.site && (line.site.host !== known.site.host || line.site.port !== known.site.port))
+    return `${line.domain} already has the site ${known.site.host}:${known.site.port}`;
+  if (line.site) known.site = line.site;
+  for (const u of line.users) if (!known.users.includes(u)) known.users.push(u);
+  return null;
+}
+
+/** HoldRetry: `FIRST MAX` durations (FIRST ≤ MAX). */
+export function parseBackoff(
+  words: readonly string[],
+  range: { minMs: number; maxMs: number },
+): Parsed<{ minMs: number; maxMs: number }> {
+  if (words.length !== 2) return fail('expected two durations: the first interval and the longest (e.g. 5m 4h)');
+  const min = parseDurationMs(words[0]!, range);
+  if (min.kind === 'error') return min;
+  const max = parseDurationMs(words[1]!, range);
+  if (max.kind === 'error') return max;
+  if (max.value < min.value) return fail('the longest interval is shorter than the first');
+  return ok({ minMs: min.value, maxMs: max.value });
 }
 
 /** SMTP backends `host[:port]` / `[ipv6][:port]` (port 25 by default), at least one. */

@@ -71,6 +71,14 @@ export const LOG_EVENTS = {
     'the downstream refused or could not be reached (reply, ms, detail: the address of the downstream and the cause, which the client does not see); at debug level with stale: true when a stale pooled connection is retried',
   'queue.held':
     'a message was written to the hold queue (ok: true, path, recipients, reason) or could not be (ok: false, level error)',
+  'queue.delivered':
+    'a held message was delivered by the hold queue (id: its queue file, queue_id, to: the recipients delivered, relay, response, attempts, by: retry, flush, etrn or atrn); the message left the queue unless other recipients remain',
+  'queue.deferred': 'a held message was tried and stays queued (id, queue_id, to, relay, reply, attempts, next_retry)',
+  'queue.failed':
+    'warn: held recipients refused for good (5xx) or expired (HoldMaxAge) (id, queue_id, to, reply, dsn: the queue file of the DSN, or none for a null sender); the message is in HoldQueue/failed/ once no recipient is left',
+  'queue.recovered':
+    'warn: claims of a process that died while delivering went back to the queue (count); a message the downstream had already taken is delivered again (docs/hold-queue.md)',
+  'queue.flush': 'a pass over the hold queue ended (by, domain, delivered, deferred, failed, busy, ms)',
   'policy.failed':
     'a policy script failed, timed out or was refused (user, script, reason): the recipient got 451 4.3.0',
   'bodytest.done': 'a body test ran after DATA (user, argv, verdict: accept, discard or refuse with the reply)',

@@ -34,7 +34,7 @@ export interface DsnInfo {
   sender: string;
   queueId: string;
   arrival: Date;
-  /** the downstream that refused, e.g. "127.0.0.1:24" */
+  /** the downstream that refused, e.g. "127.0.0.1:24"; '' when none answered (expired in the queue) */
   remoteMta: string;
   failed: FailedRecipient[];
   /** header lines of the original, without their CRLF */
@@ -110,8 +110,8 @@ export function buildDsn(i: DsnInfo): Buffer {
       `Final-Recipient: ${xtextAddress(f.to, i.smtputf8)}`,
       'Action: failed',
       `Status: ${f.enhanced}`,
-      `Remote-MTA: dns; ${i.remoteMta}`,
-      `Diagnostic-Code: smtp; ${f.code} ${f.enhanced} ${f.text}`,
+      ...(i.remoteMta ? [`Remote-MTA: dns; ${i.remoteMta}`] : []),
+      ...(i.remoteMta ? [`Diagnostic-Code: smtp; ${f.code} ${f.enhanced} ${f.text}`] : []),
       '',
     );
   }

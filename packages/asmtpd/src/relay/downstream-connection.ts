@@ -65,7 +65,11 @@ export type { DownstreamFailure, RefusedRecipient };
 /** thrown by the body when `beforeDot` refuses: the connection is dropped before the final dot */
 class AbortBeforeDot extends Error {}
 
-export type DownstreamEndpoint = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type DownstreamEndpoint =
+  | { kind: 'tcp'; host: string; port: number }
+  | { kind: 'unix'; path: string }
+  /** a connection that is already open (ATRN, RFC 2645: the roles reversed on the client's socket) */
+  | { kind: 'socket'; socket: net.Socket; host: string; port: number };
 
 export interface DownstreamOptions {
   endpoint: DownstreamEndpoint;
@@ -111,13 +115,19 @@ export type OpenResult =
 
 /** Connect and set up the session (greeting, EHLO or LHLO). Never throws. */
 export async function openDownstream(options: DownstreamOptions): Promise<OpenResult> {
-  const socket = await connectSocket(options.endpoint, options.timeoutMs);
-  if ('failure' in socket) return { kind: 'failed', failure: socket.failure };
   const endpoint = options.endpoint;
+  const closed: DownstreamFailure = { kind: 'unreachable', reason: 'the connection is closed' };
+  const socket: { socket: net.Socket } | { failure: DownstreamFailure } =
+    endpoint.kind === 'socket'
+      ? endpoint.socket.destroyed
+        ? { failure: closed }
+        : { socket: endpoint.socket }
+      : await connectSocket(endpoint, options.timeoutMs);
+  if ('failure' in socket) return { kind: 'failed', failure: socket.failure };
   const smtp = createNodemailerConnection({
     connection: socket.socket,
-    host: endpoint.kind === 'tcp' ? endpoint.host : 'localhost',
-    port: endpoint.kind === 'tcp' ? endpoint.port : 0,
+    host: endpoint.kind === 'unix' ? 'localhost' : endpoint.host,
+    port: endpoint.kind === 'unix' ? 0 : endpoint.port,
     lmtp: options.lmtp,
     name: options.clientName,
     ignoreTLS: true,
@@ -148,7 +158,7 @@ export async function openDownstream(options: DownstreamOptions): Promise<OpenRe
 }
 
 function connectSocket(
-  endpoint: DownstreamEndpoint,
+  endpoint: Exclude<DownstreamEndpoint, { kind: 'socket' }>,
   timeoutMs: number,
 ): Promise<{ socket: net.Socket } | { failure: DownstreamFailure }> {
   return new Promise((resolve) => {

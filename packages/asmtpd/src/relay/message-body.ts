@@ -2,8 +2,9 @@
  * relay/message-body — the bytes a relay sends: headerPrefix, then the spool file, streamed.
  *
  * Public functions:
- *   messageChunks(msg)         async iterable of Buffers: headerPrefix then the spool file in 64 KiB
- *                              reads (never the whole file in memory)
+ *   messageChunks(msg)         async iterable of Buffers: headerPrefix then the spool file (from
+ *                              spoolOffset: a held file's message after its envelope block) in
+ *                              64 KiB reads (never the whole file in memory)
  *   messageNeedsSmtpUtf8(msg)  true when the client used SMTPUTF8 and the envelope, the added headers
  *                              or the message's own header section contain a non-ASCII byte (RFC 6531
  *                              §3.4: such a message must not be passed to a server without SMTPUTF8)
@@ -18,7 +19,7 @@ const READ_CHUNK_BYTES = 64 * 1024;
 
 export async function* messageChunks(msg: OutgoingMessage): AsyncGenerator<Buffer> {
   if (msg.headerPrefix.length > 0) yield msg.headerPrefix;
-  const spool = createReadStream(msg.spoolPath, { highWaterMark: READ_CHUNK_BYTES });
+  const spool = createReadStream(msg.spoolPath, { highWaterMark: READ_CHUNK_BYTES, start: msg.spoolOffset ?? 0 });
   try {
     for await (const chunk of spool) yield chunk as Buffer;
   } finally {
@@ -38,12 +39,12 @@ function hasNonAscii(bytes: Buffer | string): boolean {
 export async function messageNeedsSmtpUtf8(msg: OutgoingMessage): Promise<boolean> {
   if (!msg.smtputf8) return false;
   if (hasNonAscii(msg.from) || msg.to.some(hasNonAscii) || hasNonAscii(msg.headerPrefix)) return true;
-  return spoolHeaderHasNonAscii(msg.spoolPath);
+  return spoolHeaderHasNonAscii(msg.spoolPath, msg.spoolOffset ?? 0);
 }
 
 /** Scan the spool's header section (up to the first empty line) for a byte > 0x7f. */
-async function spoolHeaderHasNonAscii(spoolPath: string): Promise<boolean> {
-  const spool = createReadStream(spoolPath, { highWaterMark: READ_CHUNK_BYTES });
+async function spoolHeaderHasNonAscii(spoolPath: string, start: number): Promise<boolean> {
+  const spool = createReadStream(spoolPath, { highWaterMark: READ_CHUNK_BYTES, start });
   // the last three bytes of the previous chunk, so a CRLFCRLF split across chunks is seen
   let carry = Buffer.alloc(0);
   let first = true;

@@ -82,6 +82,8 @@ export interface SmtpRelayOptions {
   clientName: string;
   timeoutMs: number;
   pool?: Partial<PoolLimits>;
+  /** deliver over this open connection instead of connecting to target (ATRN); one session only */
+  socket?: import('node:net').Socket;
 }
 
 /** Outcome of one try on one session, before it becomes a DeliveryResult. */
@@ -89,14 +91,31 @@ type Attempt = SendOutcome | { kind: 'smtputf8-unsupported' };
 
 export function createSmtpRelay(options: SmtpRelayOptions): Relay {
   const lmtp = options.target.kind !== 'smtp';
-  const endpoint: DownstreamEndpoint =
-    options.target.kind === 'lmtp-unix'
+  const endpoint: DownstreamEndpoint = options.socket
+    ? {
+        kind: 'socket',
+        socket: options.socket,
+        host: options.target.kind === 'lmtp-unix' ? 'localhost' : options.target.host,
+        port: options.target.kind === 'lmtp-unix' ? 0 : options.target.port,
+      }
+    : options.target.kind === 'lmtp-unix'
       ? { kind: 'unix', path: options.target.path }
       : { kind: 'tcp', host: options.target.host, port: options.target.port };
   const name = endpoint.kind === 'unix' ? `unix:${endpoint.path}` : `${formatHost(endpoint.host)}:${endpoint.port}`;
-  const limits = { ...DEFAULT_POOL_LIMITS, ...options.pool };
+  const limits = {
+    ...DEFAULT_POOL_LIMITS,
+    ...options.pool,
+    // one given connection: kept for every message, never reopened
+    ...(options.socket
+      ? { maxConnections: 1, maxMessagesPerConnection: Number.MAX_SAFE_INTEGER, idleMs: 2 ** 31 - 1 }
+      : {}),
+  };
+  let socketUsed = false;
   let caps: DownstreamCapabilities | null = null;
   const open = async (): Promise<Awaited<ReturnType<typeof openDownstream>>> => {
+    if (endpoint.kind === 'socket' && socketUsed)
+      return { kind: 'failed', failure: { kind: 'unreachable', reason: 'the ATRN connection was closed' } };
+    socketUsed = true;
     const opened = await openDownstream({
       endpoint,
       lmtp,

@@ -29,8 +29,10 @@ export interface OutgoingMessage {
   headerPrefix: Buffer;
   /** the message as received: CRLF line endings, dot-unstuffed, no final ".\r\n", ends with CRLF */
   spoolPath: string;
-  /** bytes of the spool file */
+  /** bytes of the spool file (from spoolOffset on) */
   size: number;
+  /** where the message starts in spoolPath (a held file: after its envelope block); 0 if absent */
+  spoolOffset?: number;
 }
 
 export type RecipientResult =

@@ -138,6 +138,19 @@ export const REPLIES = {
   sendmailFailed: (command: string, status: number, detail: string) =>
     reply(554, '5.3.0', `${command} failed (exit ${status})${detail}`),
   heldEnvelopeLineBreak: () => reply(451, '4.3.0', 'envelope contains a line break'),
+  // the hold queue's deliveries (relay/hold-flush.ts, hold-routes.ts)
+  heldExpired: (age: string) =>
+    reply(451, '4.4.7', `delivery time expired: held for ${age}, longer than HoldMaxAge; not tried again`),
+  heldNoRoute: () =>
+    reply(
+      451,
+      '4.4.0',
+      'no route for this recipient yet (no RelayHost, Sendmail or RelayDomain; HoldDomain: not flushed)',
+    ),
+  mxNullMx: (domain: string) => reply(556, '5.1.10', `domain ${domain} accepts no mail (null MX, RFC 7505)`),
+  mxNoDomain: (domain: string) => reply(550, '5.1.2', `domain ${domain} does not exist`),
+  mxLookupFailed: (domain: string, detail: string): DetailedReply =>
+    withDetail(reply(451, '4.4.3', `cannot look up the mail exchangers of ${domain}, try again later`), detail),
 
   // --avenge
   noDeliveryInAvenge: () => reply(451, '4.3.0', 'no delivery in --avenge'),
