@@ -40,6 +40,7 @@ import { tuneHeapForServer } from '../daemon/heap.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { openNetFacts } from '../facts/netfacts/client.js';
 import { createFrontEnd, type FrontEnd, type ListenerKind } from '../smtp/front-end.js';
+import { createHeldMail } from '../daemon/held-mail.js';
 import { loadForCommand } from '../config/source.js';
 import { VERSION } from '../version.js';
 import { unreadableBy } from '../daemon/tls-readable.js';
@@ -184,7 +185,14 @@ async function serve(
     ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
   };
   let runtime: Runtime = buildRuntime(config, relay, run, log, services);
-  const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
+  const frontEnd = createFrontEnd({
+    runtime: () => runtime,
+    log,
+    verbose: args.verbose,
+    version: VERSION,
+    // ETRN and ATRN reach the hold queue of the configuration in force
+    heldMail: createHeldMail(() => runtime, log),
+  });
 
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
   try {

@@ -3,11 +3,11 @@
  * the daemon binds it to relay/hold-flush.ts, the tests to fakes.
  *
  *   HeldMail        count a domain's held messages, start a flush, deliver over a reversed connection
- *   holdDomainsOf(config) -> HoldDomainRule[]     the HoldDomain lines
+ *   holdDomainsOf(config) -> HoldDomain[]         the HoldDomain lines
  *   domainsOfUser(config, user) -> string[]       the HoldDomains an AUTH user may take with ATRN
  */
 import type { Socket } from 'node:net';
-import type { Config } from '../config/types.js';
+import type { Config, HoldDomain } from '../config/types.js';
 
 /** What one delivery of held mail did (relay/hold-flush.ts FlushReport). */
 export interface HeldReport {
@@ -27,15 +27,8 @@ export interface HeldMail {
   deliverOver(socket: Socket, domains: readonly string[]): Promise<HeldReport>;
 }
 
-/** One HoldDomain line: DOMAIN's mail is held for USER (ATRN), or delivered to HOST[:PORT]. */
-export interface HoldDomainRule {
-  domain: string;
-  users: string[];
-  site?: { host: string; port: number };
-}
-
-export function holdDomainsOf(config: Config): readonly HoldDomainRule[] {
-  return (config as Config & { holdDomains?: HoldDomainRule[] }).holdDomains ?? [];
+export function holdDomainsOf(config: Config): readonly HoldDomain[] {
+  return config.holdDomains;
 }
 
 /** The HoldDomains mapped to `user` (names compare in lower case, as the AuthFile's). */
