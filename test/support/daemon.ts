@@ -58,6 +58,8 @@ export interface DaemonOptions {
   fullConf?: (t: { port: number; dbDir: string; etcDir: string; dnsServer: string }) => string;
   /** a command to start the daemon under (e.g. setpriv with a capability bounding set) */
   wrapper?: string[];
+  /** extra environment variables of the daemon (e.g. ASMTPD_TEST_CLOCK_OFFSET_MS) */
+  env?: Record<string, string>;
 }
 
 /**
@@ -132,7 +134,10 @@ async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
           ...command,
         ]
   ) as [string, ...string[]];
-  const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, argv, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
   const logs: LogLine[] = [];
   const waiters: Array<() => void> = [];
   let stderrText = '';

@@ -15,6 +15,8 @@ export interface SinkMessage {
 export type SinkMode =
   | { kind: 'accept' }
   | { kind: 'reject-rcpt'; code: number; text: string }
+  /** only the recipients matching `pattern` are refused (the others accepted) */
+  | { kind: 'reject-rcpt-matching'; pattern: RegExp; code: number; text: string }
   | { kind: 'reject-data'; code: number; text: string }
   | { kind: 'die-in-data' };
 
@@ -32,7 +34,8 @@ function replyError(code: number, text: string): Error {
   return e;
 }
 
-export async function startSink(mode: SinkMode = { kind: 'accept' }): Promise<Sink> {
+/** `port`: listen there (a port a test kept closed until now); default any free port */
+export async function startSink(mode: SinkMode = { kind: 'accept' }, port = 0): Promise<Sink> {
   const sink: Sink = { port: 0, messages: [], connections: 0, mode, close: async () => undefined };
   const server = new SMTPServer({
     authOptional: true,
@@ -42,8 +45,10 @@ export async function startSink(mode: SinkMode = { kind: 'accept' }): Promise<Si
       sink.connections++;
       cb();
     },
-    onRcptTo(_a, _s, cb) {
+    onRcptTo(a, _s, cb) {
       if (sink.mode.kind === 'reject-rcpt') return cb(replyError(sink.mode.code, sink.mode.text));
+      if (sink.mode.kind === 'reject-rcpt-matching' && sink.mode.pattern.test(a.address))
+        return cb(replyError(sink.mode.code, sink.mode.text));
       cb();
     },
     onData(stream, session, cb) {
@@ -70,7 +75,7 @@ export async function startSink(mode: SinkMode = { kind: 'accept' }): Promise<Si
       });
     },
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
   sink.port = (server.server.address() as AddressInfo).port;
   sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return sink;

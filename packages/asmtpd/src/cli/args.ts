@@ -18,6 +18,9 @@ export type CliCommand =
   | { mode: 'netpath'; ip: string; maxHops: number }
   | { mode: 'synfp'; file: string; fileGiven: boolean; port: number; ip: string | null; interfaces: string[] }
   | { mode: 'install-etc'; dir: string }
+  | { mode: 'queue'; file: string; fileGiven: boolean; domain: string | null; json: boolean; delete: string | null }
+  | { mode: 'hold' | 'release'; file: string; fileGiven: boolean; id: string }
+  | { mode: 'flush'; file: string; fileGiven: boolean; domain: string | null; to: { host: string; port: number } | null }
   | { mode: 'help' }
   | { mode: 'version' };
 
@@ -48,6 +51,14 @@ export const USAGE = `usage:
   asmtpd --install-etc DIR            install the stock EtcDir scripts (unknown, relay, default) into
                                       DIR (created if needed), mode 0755, owned by root; an existing
                                       file is never overwritten (it is named as kept)
+  asmtpd --queue [-f FILE] [DOMAIN] [--json]
+                                      the hold queue: id, state, age, sender, recipients, size,
+                                      attempts, next retry, last error (DOMAIN: messages with a
+                                      recipient there); --queue --delete ID removes a message
+  asmtpd --hold ID | --release ID     keep a queued message from being tried | queue it again now
+  asmtpd --flush [-f FILE] [DOMAIN] [--to HOST:PORT]
+                                      deliver held mail now (DOMAIN: its recipients only) to its
+                                      route (RelayHost, RelayDomain, HoldDomain site or MX) or HOST
   asmtpd --version | --help
 Default FILE: ${DEFAULT_CONFIG_FILE}. Without it (and without -f), asmtpd runs on its embedded
 default: 127.0.0.1:2525, accepted mail kept in the hold-queue Maildir.`;
@@ -65,12 +76,19 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
     | 'netpath'
     | 'synfp'
     | 'install-etc'
+    | 'queue'
+    | 'hold'
+    | 'release'
+    | 'flush'
     | 'help'
     | 'version' = 'daemon';
   const positional: string[] = [];
   let foreground = false;
   let verbose = false;
   let detached = false;
+  let json = false;
+  let deleteId: string | null = null;
+  let to: string | null = null;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     switch (a) {
@@ -101,6 +119,24 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
         mode = a.slice(2) as 'check' | 'avenge' | 'verify' | 'blocklist' | 'spf' | 'rbl';
         break;
+      case '--queue':
+      case '--hold':
+      case '--release':
+      case '--flush':
+        if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
+        mode = a.slice(2) as 'queue' | 'hold' | 'release' | 'flush';
+        break;
+      case '--json':
+        json = true;
+        break;
+      case '--delete':
+      case '--to': {
+        const v = argv[++i];
+        if (!v || v.startsWith('-')) return { mode: 'usage-error', message: `${a} needs a value` };
+        if (a === '--delete') deleteId = v;
+        else to = v;
+        break;
+      }
       case '--netpath':
         if (mode !== 'daemon') return { mode: 'usage-error', message: `${a} cannot be combined with --${mode}` };
         mode = 'netpath';
@@ -126,6 +162,10 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
         if (
           (mode === 'avenge' ||
             mode === 'verify' ||
+            mode === 'queue' ||
+            mode === 'hold' ||
+            mode === 'release' ||
+            mode === 'flush' ||
             mode === 'blocklist' ||
             mode === 'netpath' ||
             mode === 'synfp' ||
@@ -148,6 +188,11 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
       return { mode: 'usage-error', message: '--blocklist needs list, add, del, export or stats' };
     return { mode, file: f, fileGiven, args: positional };
   }
+  if ((json || deleteId !== null) && mode !== 'queue')
+    return { mode: 'usage-error', message: '--json and --delete go with --queue' };
+  if (to !== null && mode !== 'flush') return { mode: 'usage-error', message: '--to goes with --flush' };
+  if (mode === 'queue' || mode === 'hold' || mode === 'release' || mode === 'flush')
+    return queueCommand(mode, positional, f, fileGiven, { json, deleteId, to, otherFlags: foreground || verbose });
   if (mode === 'verify') {
     if (positional.length !== 1 || !positional[0]!.includes('@'))
       return { mode: 'usage-error', message: '--verify needs one ADDRESS (local@domain)' };
@@ -176,6 +221,47 @@ export function parseArgs(argv: readonly string[]): CliCommand | { mode: 'usage-
   }
   if (mode === 'daemon') return { mode, file: f, fileGiven, foreground, verbose, detached };
   return { mode };
+}
+
+/** `--queue [DOMAIN] [--json]`, `--queue --delete ID`, `--hold ID`, `--release ID`, `--flush [DOMAIN] [--to HOST:PORT]`. */
+function queueCommand(
+  mode: 'queue' | 'hold' | 'release' | 'flush',
+  positional: readonly string[],
+  file: string,
+  fileGiven: boolean,
+  o: { json: boolean; deleteId: string | null; to: string | null; otherFlags: boolean },
+): CliCommand | { mode: 'usage-error'; message: string } {
+  if (o.otherFlags) return { mode: 'usage-error', message: `--${mode} takes no -d or --verbose` };
+  const domain = positional[0]?.toLowerCase().replace(/\.$/, '') ?? null;
+  if (domain !== null && !/^[a-z0-9._-]+$/.test(domain))
+    return { mode: 'usage-error', message: `--${mode}: not a domain: ${JSON.stringify(positional[0])}` };
+  const id = positional[0] ?? '';
+  const validId = /^[A-Za-z0-9._,=\\-]+$/.test(id) && !id.startsWith('.');
+  switch (mode) {
+    case 'queue':
+      if (o.deleteId !== null) {
+        if (positional.length > 0 || o.json) return { mode: 'usage-error', message: '--queue --delete takes only ID' };
+        if (!/^[A-Za-z0-9._,=\\-]+$/.test(o.deleteId) || o.deleteId.startsWith('.'))
+          return { mode: 'usage-error', message: `--delete: not a queue id: ${JSON.stringify(o.deleteId)}` };
+      } else if (positional.length > 1) return { mode: 'usage-error', message: '--queue takes at most one DOMAIN' };
+      return { mode, file, fileGiven, domain: o.deleteId === null ? domain : null, json: o.json, delete: o.deleteId };
+    case 'hold':
+    case 'release':
+      if (positional.length !== 1 || !validId) return { mode: 'usage-error', message: `--${mode} needs one queue ID` };
+      return { mode, file, fileGiven, id };
+    case 'flush': {
+      if (positional.length > 1) return { mode: 'usage-error', message: '--flush takes at most one DOMAIN' };
+      let target: { host: string; port: number } | null = null;
+      if (o.to !== null) {
+        const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(o.to);
+        const port = Number(m?.[3]);
+        if (!m || port < 1 || port > 65535)
+          return { mode: 'usage-error', message: `--to: expected HOST:PORT or [IPv6]:PORT, not ${JSON.stringify(o.to)}` };
+        target = { host: (m[1] ?? m[2])!, port };
+      }
+      return { mode, file, fileGiven, domain, to: target };
+    }
+  }
 }
 
 /** `--netpath IP [HOPS]`: reads no configuration, so -f, -d and --verbose are refused. */

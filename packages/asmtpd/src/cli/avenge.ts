@@ -112,6 +112,8 @@ function describeRoute(r: Route): string {
       return `relay to ${r.domain}`;
     case 'relay-domain':
       return `relay domain ${r.domain}, verified against and delivered to ${r.backend.backends.map((b) => `${b.host}:${b.port}`).join(', ')}`;
+    case 'hold-domain':
+      return `hold domain ${r.domain}: held until flushed (ETRN, asmtpd --flush) or taken with ATRN`;
     case 'denied':
       return `denied (${r.reason})`;
   }

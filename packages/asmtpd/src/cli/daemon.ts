@@ -22,6 +22,7 @@ import { formatIssue, type ConfigIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
 import { countHeld, createRelay } from '../relay/index.js';
+import { startHoldRetry } from '../relay/hold-retry.js';
 import { metrics } from '../metrics/metrics.js';
 import { startMetricsListener, type MetricsListener } from '../daemon/metrics-listener.js';
 import type { Relay } from '../relay/types.js';
@@ -318,6 +319,7 @@ async function serve(
     });
   });
 
+  const holdRetry = startHoldRetry(() => runtime.config, log); // held mail retried (issue 20): this process only
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -326,6 +328,7 @@ async function serve(
       log.info('daemon.stop', { signal, connections: frontEnd.stats().connections });
       void frontEnd
         .close(STOP_GRACE_MS)
+        .then(() => holdRetry.stop())
         .then(() => relay.close())
         .then(() => verifiers.close())
         .then(() => runner.close())
@@ -354,6 +357,7 @@ function relaySettings(c: Config): string {
     c.relayConnections,
     c.hostname,
     c.relayDomains,
+    c.holdDomains,
     c.mailertable,
     c.rcptVerifySubdomains,
   ]);

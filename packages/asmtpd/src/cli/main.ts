@@ -17,6 +17,7 @@ import { runRbl } from './rbl.js';
 import { runNetpath } from './netpath.js';
 import { runSynfp } from './synfp.js';
 import { runInstallEtc } from './install-etc.js';
+import { runQueue } from './queue.js';
 import type { Config } from '../config/types.js';
 import { formatIssue } from '../config/load.js';
 import { VERSION } from '../version.js';
@@ -53,6 +54,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       return withConfig(cmd, (config) => runSynfp(cmd, config, process.stdout, process.stderr));
     case 'install-etc':
       return runInstallEtc(cmd.dir, process.stdout, process.stderr);
+    case 'queue':
+    case 'hold':
+    case 'release':
+    case 'flush':
+      return withConfig(cmd, (config) => runQueue(config, cmd, process.stdout));
   }
 }
 

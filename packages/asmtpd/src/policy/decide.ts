@@ -141,7 +141,7 @@ export async function decideRecipient(
       const file =
         current.kind === 'unknown'
           ? 'unknown'
-          : current.kind === 'relay' || current.kind === 'relay-domain'
+          : current.kind === 'relay' || current.kind === 'relay-domain' || current.kind === 'hold-domain'
             ? 'relay'
             : null;
       step = { outcome: { kind: 'provisional' }, env: {}, runAs: avenger, owner: null };

@@ -3,7 +3,8 @@
  *
  *   routeRecipient(address, ctx) -> Route
  *
- * Order: postmaster (RFC 5321 §4.5.1) → relay tricks → RelayDomain (`relay-domain`, for every
+ * Order: postmaster (RFC 5321 §4.5.1) → relay tricks → HoldDomain (`hold-domain`, for every
+ * client: held for the site) → RelayDomain (`relay-domain`, for every
  * client: verified against the backend and delivered there) → DomainFile (virtual domains:
  * `anything@domain` is `user+[prefix+]anything`) → LocalDomain: the user part (before Separator)
  * through AliasFile (an alias resolving to one local account is that account; to several targets:
@@ -32,6 +33,8 @@ export type Route =
   | { kind: 'unknown'; local: string; domain: string }
   | { kind: 'relay'; domain: string }
   | { kind: 'relay-domain'; domain: string; backend: RelayDomainRoute }
+  /** HoldDomain: taken from anyone, always held in the hold queue until flushed or taken by ATRN */
+  | { kind: 'hold-domain'; domain: string }
   | { kind: 'denied'; reason: 'relay' | 'routing-characters' };
 
 export interface RouteContext {
@@ -43,6 +46,8 @@ export interface RouteContext {
   aliases: AliasTable | null;
   domains: DomainTable | null;
   relayDomains?: RelayDomainTable | null;
+  /** HoldDomain domains, lower case */
+  holdDomains?: ReadonlySet<string> | null;
 }
 
 export async function routeRecipient(address: string, ctx: RouteContext): Promise<Route> {
@@ -50,6 +55,8 @@ export async function routeRecipient(address: string, ctx: RouteContext): Promis
   const { local, domain } = splitAddress(address);
   if (ctx.sourceRoute || hasRoutingCharacters(local)) return { kind: 'denied', reason: 'routing-characters' };
   const name = unquoteLocal(local);
+
+  if (ctx.holdDomains?.has(domain.toLowerCase())) return { kind: 'hold-domain', domain };
 
   const backend = ctx.relayDomains?.lookup(domain) ?? null;
   if (backend) return { kind: 'relay-domain', domain, backend };

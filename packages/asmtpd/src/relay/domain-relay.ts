@@ -8,6 +8,7 @@
  *                       list of backends: domains with the same backends share it; a Mailertable
  *                       edited to name other backends gets a new one)
  *   createFallbackRelay(relays) → Relay     the first backend, the next ones only while it cannot be reached
+ *   mergeResults(parts) → DeliveryResult    several groups' results as one (also relay/hold-domains.ts)
  *
  * deliver(): the recipients are grouped by destination and each group delivered by its relay (a
  * pooled SMTP relay per backend, relay/smtp-relay.ts); one group is the group's result as it is;
@@ -64,7 +65,7 @@ export function withRelayDomains(
   async function deliver(msg: OutgoingMessage, log: Logger): Promise<DeliveryResult> {
     const g = groups(msg.to);
     if (g.size === 1) return relayOf(g.keys().next().value!).deliver(msg, log);
-    return merge(await deliverGroups(msg, g, log));
+    return mergeResults(await deliverGroups(msg, g, log));
   }
 
   const relay: Relay = {
@@ -97,7 +98,7 @@ export function withRelayDomains(
             if (r.kind === 'abandoned') return r;
             first = [{ to: mainTo, result: r }];
           } else inner.abort();
-          return merge([...first, ...(await deliverGroups(msg, g, txLog))]);
+          return mergeResults([...first, ...(await deliverGroups(msg, g, txLog))]);
         },
       };
       return { kind: 'open', tx };
@@ -107,7 +108,7 @@ export function withRelayDomains(
 }
 
 /** Several groups' results as one: accepted when all were, else each recipient with its group's answer. */
-function merge(parts: { to: string[]; result: DeliveryResult }[]): DeliveryResult {
+export function mergeResults(parts: { to: string[]; result: DeliveryResult }[]): DeliveryResult {
   const ms = Math.max(0, ...parts.map((p) => p.result.ms));
   if (parts.length === 1) return parts[0]!.result;
   if (parts.every((p) => p.result.kind === 'accepted'))

@@ -52,6 +52,7 @@ import {
   claim,
   ensureQueueDirs,
   listEntries,
+  listEntriesSettled,
   readRecord,
   recoverClaims,
   writeRecord,
@@ -177,7 +178,8 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
       await dsnRoutes.close();
     }
   }
-  log.info('queue.flush', {
+  if (!opts.dueOnly || report.delivered + report.deferred + report.failed + report.busy > 0)
+    log.info('queue.flush', {
     by: opts.by ?? 'flush',
     ...(opts.domain ? { domain: opts.domain } : {}),
     ...report,
@@ -420,7 +422,7 @@ async function queueDsn(
         spoolPath,
         size: body.length,
       },
-      { hostname: opts.config.hostname },
+      { hostname: opts.config.hostname, now: new Date(queueNow()) },
     );
     if (written.kind !== 'held') throw new Error(`the DSN could not be queued: ${replyForLog(written.reply)}`);
     const name = written.path.slice(written.path.lastIndexOf('/') + 1);
@@ -435,7 +437,7 @@ async function queueDsn(
 export async function countHeldFor(dir: string, domain: string): Promise<number> {
   const d = domain.toLowerCase();
   let n = 0;
-  for (const e of await listEntries(dir, ['queued', 'active'])) {
+  for (const e of await listEntriesSettled(dir, ['queued', 'active'])) {
     try {
       const env = await readHeld(e.path);
       if (!env.to.some((a) => domainOf(a) === d)) continue;

@@ -108,7 +108,7 @@ function failureFor(err: unknown): { reply: Reply; reason: string } {
 export async function writeHeld(
   dir: string,
   msg: OutgoingMessage,
-  opts: { hostname: string; reason?: Reply },
+  opts: { hostname: string; reason?: Reply; now?: Date },
 ): Promise<WriteHeldResult> {
   const unsafe = [msg.from, ...msg.to, msg.id].find((s) => /[\r\n]/.test(s));
   if (unsafe !== undefined) return { kind: 'failed', reply: REPLIES.heldEnvelopeLineBreak(), reason: 'EINVAL' };
@@ -120,7 +120,7 @@ export async function writeHeld(
   try {
     for (const sub of SUBDIRS) await mkdir(join(dir, sub), { recursive: true, mode: 0o700 });
     fh = await open(tmpPath, 'wx', 0o600);
-    await writeAll(fh, envelopeBlock(msg, opts.reason, new Date()));
+    await writeAll(fh, envelopeBlock(msg, opts.reason, opts.now ?? new Date()));
     for await (const chunk of messageChunks(msg)) await writeAll(fh, chunk);
     await fh.sync();
     await fh.close();

@@ -11,6 +11,7 @@
  *       whatever the main relay is (domain-relay.ts)
  *       With RelayHost or Sendmail, recipient-split.ts settles mixed per-recipient results (hold the
  *       deferred, DSN the refused, 250 to the client).
+ *       HoldDomain recipients → always the hold queue (hold-domains.ts), whatever the main relay is.
  *       HoldOnFailure yes (with RelayHost or Sendmail) → a temporary failure is held and accepted.
  *       (The config loader refuses RelayHost together with Sendmail; RelayHost would win.)
  *   withDeliveryLog(relay) → Relay    the one log line per delivery (used by createRelay)
@@ -37,6 +38,8 @@ import { passOn } from './relay-wrap.js';
 import { createSendmailRelay } from './sendmail-relay.js';
 import { createSmtpRelay } from './smtp-relay.js';
 import { createFallbackRelay, withRelayDomains } from './domain-relay.js';
+import { withHoldDomains } from './hold-domains.js';
+import { domainOf } from './hold-routes.js';
 import { createRelayDomainTable, hasRelayDomains } from '../recipients/relay-domains.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 import { metrics, type RelayResult } from '../metrics/metrics.js';
@@ -55,6 +58,7 @@ export { createSmtpRelay, type SmtpRelayOptions } from './smtp-relay.js';
 export { createSendmailRelay, sendmailArgv, type SendmailRelayOptions } from './sendmail-relay.js';
 export { createHoldQueueRelay, withHoldOnFailure, type HoldQueueOptions } from './hold-relay.js';
 export { DEFAULT_POOL_LIMITS, type PoolLimits } from './connection-pool.js';
+export { countHeldFor, deliverHeldOver, flushHeld, type FlushOptions, type FlushReport } from './hold-flush.js';
 
 /** `_log` is the daemon's logger: deliveries log on the per-session logger given to deliver(). */
 export function createRelay(config: Config, _log: Logger): Relay {
@@ -94,6 +98,9 @@ export function createRelay(config: Config, _log: Logger): Relay {
         ),
     );
   }
+  const holdDomains = new Set(config.holdDomains.map((d) => d.domain));
+  if (holdDomains.size > 0 && (config.relayHost || config.sendmail || relayDomains))
+    relay = withHoldDomains(relay, (address) => holdDomains.has(domainOf(address)), hold);
   const holdOnFailure = config.holdOnFailure && Boolean(config.relayHost || config.sendmail || relayDomains);
   if (config.relayHost || config.sendmail || relayDomains)
     relay = withRecipientSplit(relay, { ...hold, holdOnFailure });

@@ -28,6 +28,7 @@
  * Public:
  *   QUEUE_SUBDIRS, idOf(fileName), ownerToken(), ownerAlive(token)
  *   listEntries(dir, states) → QueueEntry[]          { id, state, path } (no file is opened)
+ *   listEntriesSettled(dir, states)                  the same, read twice (for listings and counts)
  *   claim(dir, entry) → Claim | 'busy' | 'gone'      Claim: release(), remove(), fail()
  *   recoverClaims(dir) → how many dead claims went back to new/
  *   readRecord(dir, id) / writeRecord(dir, id, record, { durable })
@@ -140,6 +141,17 @@ export async function listEntries(dir: string, states: readonly QueueState[]): P
         out.push(entry);
       }
   return out;
+}
+
+/**
+ * listEntries() twice, merged by ID (the second listing wins): a message that moved between two
+ * directories while the first listing read them (work/ → new/ after new/ was read) is not missed.
+ */
+export async function listEntriesSettled(dir: string, states: readonly QueueState[]): Promise<QueueEntry[]> {
+  const first = await listEntries(dir, states);
+  const byId = new Map(first.map((e) => [e.id, e]));
+  for (const e of await listEntries(dir, states)) byId.set(e.id, e);
+  return [...byId.values()];
 }
 
 export interface Claim {

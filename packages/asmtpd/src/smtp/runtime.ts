@@ -117,6 +117,7 @@ export function buildRuntime(
         onIssues,
       })
     : null;
+  const holdDomains = new Set(config.holdDomains.map((d) => d.domain));
   const route = (address: string, mayRelay: boolean, sourceRoute: boolean): Promise<Route> =>
     routeRecipient(address, {
       localDomains,
@@ -127,6 +128,7 @@ export function buildRuntime(
       aliases,
       domains,
       relayDomains,
+      holdDomains,
     });
   const policy: PolicyDeps = {
     run,
@@ -148,7 +150,7 @@ export function buildRuntime(
   const prober = config.smtpCallback && services.prober ? services.prober(config, resolver, log) : null;
   const isOwnDomain = (domain: string): boolean => {
     const d = normalizeDomain(domain);
-    return localDomains.has(d) || domains?.lookup(d) != null || relayDomains?.lookup(d) != null;
+    return localDomains.has(d) || holdDomains.has(d) || domains?.lookup(d) != null || relayDomains?.lookup(d) != null;
   };
   const spfHostsRecord = config.spfHostsFile ? loadSpfHosts(config.spfHostsFile, { onIssues }) : undefined;
   const net = services.net?.(config) ?? null;

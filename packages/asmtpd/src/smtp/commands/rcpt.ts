@@ -76,7 +76,7 @@ export function onRcptTo(d: CommandDeps, address: SMTPServerAddress, session: SM
       // the policy said yes: the downstream has its say (once per address)
       const repeated = tx.rcpts.some((x) => x.address.toLowerCase() === address.address.toLowerCase());
       const downstream =
-        r.code < 400 && decision && !repeated && route.kind !== 'relay-domain'
+        r.code < 400 && decision && !repeated && route.kind !== 'relay-domain' && route.kind !== 'hold-domain'
           ? await askDownstream(rt, tx, address.address)
           : null;
       if (downstream?.reply) {
