@@ -103,7 +103,12 @@ test('held while the MTA is down: retried with backoff (attempts counted), deliv
   });
   try {
     for (let i = 0; i < 3; i++) {
-      const r = await sendOne(d.port, 'alice@sender.test', [`bob${i}@remote.test`], `Subject: held ${i}\r\n\r\nbody ${i}\r\n.dot line\r\n`);
+      const r = await sendOne(
+        d.port,
+        'alice@sender.test',
+        [`bob${i}@remote.test`],
+        `Subject: held ${i}\r\n\r\nbody ${i}\r\n.dot line\r\n`,
+      );
       assert.match(r, /^250 /);
     }
     const bodies = await heldBodies(d);
@@ -136,7 +141,10 @@ test('held while the MTA is down: retried with backoff (attempts counted), deliv
       return lines.length >= 3 && lines;
     });
     assert.equal(delivered.length, 3);
-    assert.ok(delivered.every((l) => Number(l.attempts) >= 3 && l.by === 'retry'), 'delivered on a later attempt');
+    assert.ok(
+      delivered.every((l) => Number(l.attempts) >= 3 && l.by === 'retry'),
+      'delivered on a later attempt',
+    );
     assert.deepEqual(await queueJson(d), []);
   } finally {
     await d.stop();
@@ -149,11 +157,20 @@ test('asmtpd --flush delivers held mail at once; DOMAIN takes only its recipient
   let sink: Sink | null = null;
   let other: Sink | null = null;
   const d = await startDaemon({
-    conf: ['RelayNet 127.0.0.0/8', `RelayHost 127.0.0.1:${mtaPort}`, 'HoldOnFailure yes', 'HoldRetry 1h 4h', 'RelayTimeout 5s'].join('\n'),
+    conf: [
+      'RelayNet 127.0.0.0/8',
+      `RelayHost 127.0.0.1:${mtaPort}`,
+      'HoldOnFailure yes',
+      'HoldRetry 1h 4h',
+      'RelayTimeout 5s',
+    ].join('\n'),
   });
   try {
     assert.match(await sendOne(d.port, 'alice@sender.test', ['a@one.test'], 'Subject: one\r\n\r\n1\r\n'), /^250 /);
-    assert.match(await sendOne(d.port, 'alice@sender.test', ['b@two.test', 'c@one.test'], 'Subject: two\r\n\r\n2\r\n'), /^250 /);
+    assert.match(
+      await sendOne(d.port, 'alice@sender.test', ['b@two.test', 'c@one.test'], 'Subject: two\r\n\r\n2\r\n'),
+      /^250 /,
+    );
     assert.match(await sendOne(d.port, 'alice@sender.test', ['d@three.test'], 'Subject: three\r\n\r\n3\r\n'), /^250 /);
     const bodies = await heldBodies(d);
     sink = await startSink({ kind: 'accept' }, mtaPort);
@@ -188,16 +205,31 @@ test('a permanent 5xx moves the message to failed/ with the reply, and a DSN rea
   const mtaPort = await freePort();
   let sink: Sink | null = null;
   const d = await startDaemon({
-    conf: ['RelayNet 127.0.0.0/8', `RelayHost 127.0.0.1:${mtaPort}`, 'HoldOnFailure yes', 'HoldRetry 1h 4h', 'RelayTimeout 5s'].join('\n'),
+    conf: [
+      'RelayNet 127.0.0.0/8',
+      `RelayHost 127.0.0.1:${mtaPort}`,
+      'HoldOnFailure yes',
+      'HoldRetry 1h 4h',
+      'RelayTimeout 5s',
+    ].join('\n'),
   });
   try {
     const original = 'Subject: will bounce\r\nMessage-ID: <bounce-1@sender.test>\r\n\r\nno such user\r\n';
-    assert.match(await sendOne(d.port, 'alice@sender.test', ['nobody@remote.test', 'ok@remote.test'], original), /^250 /);
-    assert.match(await sendOne(d.port, 'alice@sender.test', ['later@remote.test'], 'Subject: later\r\n\r\nx\r\n'), /^250 /);
+    assert.match(
+      await sendOne(d.port, 'alice@sender.test', ['nobody@remote.test', 'ok@remote.test'], original),
+      /^250 /,
+    );
+    assert.match(
+      await sendOne(d.port, 'alice@sender.test', ['later@remote.test'], 'Subject: later\r\n\r\nx\r\n'),
+      /^250 /,
+    );
     const later = (await queueJson(d)).find((m) => m.to.includes('later@remote.test'))!;
     const held = await asmtpd(d, ['--hold', later.id]);
     assert.equal(held.code, 0, held.stderr);
-    sink = await startSink({ kind: 'reject-rcpt-matching', pattern: /^nobody@/, code: 550, text: '5.1.1 no such user' }, mtaPort);
+    sink = await startSink(
+      { kind: 'reject-rcpt-matching', pattern: /^nobody@/, code: 550, text: '5.1.1 no such user' },
+      mtaPort,
+    );
     const r = await asmtpd(d, ['--flush']);
     assert.match(r.stdout, /^delivered 0 deferred 0 failed 1 busy 0/);
     // ok@ got the message, the DSN went to alice@, the held one was not tried
@@ -221,7 +253,10 @@ test('a permanent 5xx moves the message to failed/ with the reply, and a DSN rea
     const heldNow = listed.find((m) => m.state === 'held')!;
     assert.equal(heldNow.id, later.id);
     const text2 = (await asmtpd(d, ['--queue'])).stdout;
-    assert.match(text2, / failed age .*\n.*\n {2}to <ok@remote\.test> delivered\n {2}to <nobody@remote\.test> failed: 550 5\.1\.1 no such user/);
+    assert.match(
+      text2,
+      / failed age .*\n.*\n {2}to <ok@remote\.test> delivered\n {2}to <nobody@remote\.test> failed: 550 5\.1\.1 no such user/,
+    );
     assert.match(text2, /1 queued, 0 active, 1 held, 1 failed|0 queued, 0 active, 1 held, 1 failed/);
     // released: tried at the next flush
     assert.equal((await asmtpd(d, ['--release', later.id])).code, 0);
@@ -240,10 +275,20 @@ test('HoldMaxAge: held mail older than it goes to failed/ (4.4.7) and the sender
   const mtaPort = await freePort();
   let sink: Sink | null = null;
   const d = await startDaemon({
-    conf: ['RelayNet 127.0.0.0/8', `RelayHost 127.0.0.1:${mtaPort}`, 'HoldOnFailure yes', 'HoldRetry 1h 4h', 'HoldMaxAge 5d', 'RelayTimeout 5s'].join('\n'),
+    conf: [
+      'RelayNet 127.0.0.0/8',
+      `RelayHost 127.0.0.1:${mtaPort}`,
+      'HoldOnFailure yes',
+      'HoldRetry 1h 4h',
+      'HoldMaxAge 5d',
+      'RelayTimeout 5s',
+    ].join('\n'),
   });
   try {
-    assert.match(await sendOne(d.port, 'alice@sender.test', ['old@remote.test'], 'Subject: too old\r\n\r\nx\r\n'), /^250 /);
+    assert.match(
+      await sendOne(d.port, 'alice@sender.test', ['old@remote.test'], 'Subject: too old\r\n\r\nx\r\n'),
+      /^250 /,
+    );
     assert.match(await sendOne(d.port, '', ['old2@remote.test'], 'Subject: bounce too old\r\n\r\nx\r\n'), /^250 /);
     sink = await startSink({ kind: 'accept' }, mtaPort);
     // four days on: not yet expired, delivered normally? no: the MTA is up, so the age check comes first
@@ -258,7 +303,9 @@ test('HoldMaxAge: held mail older than it goes to failed/ (4.4.7) and the sender
     assert.match(dsn.data.toString(), /Subject: too old/);
     const listed = await queueJson(d);
     assert.equal(listed.length, 2);
-    assert.ok(listed.every((m) => m.state === 'failed' && /^451 4\.4\.7 delivery time expired/.test(m.failed[0]!.reply)));
+    assert.ok(
+      listed.every((m) => m.state === 'failed' && /^451 4\.4\.7 delivery time expired/.test(m.failed[0]!.reply)),
+    );
   } finally {
     await d.stop();
     await sink?.close();
@@ -281,7 +328,10 @@ test('HoldDomain: taken from a stranger, always held (never retried, never relay
   });
   try {
     // a client outside RelayNet: office.test is ours, anything else is relaying
-    assert.match(await sendOne(d.port, 'x@sender.test', ['boss@office.test'], 'Subject: for the office\r\n\r\nhi\r\n'), /^250 /);
+    assert.match(
+      await sendOne(d.port, 'x@sender.test', ['boss@office.test'], 'Subject: for the office\r\n\r\nhi\r\n'),
+      /^250 /,
+    );
     const c = await SmtpClient.connect(d.port);
     await c.greeting();
     await c.cmd('EHLO client.test');
@@ -294,7 +344,10 @@ test('HoldDomain: taken from a stranger, always held (never retried, never relay
     assert.equal(await countHeldForDomain(d, 'office.test'), 1);
     const r = await asmtpd(d, ['--flush', 'office.test']);
     assert.match(r.stdout, /^delivered 1 /);
-    assert.deepEqual(site.messages.map((m) => m.to), [['boss@office.test']]);
+    assert.deepEqual(
+      site.messages.map((m) => m.to),
+      [['boss@office.test']],
+    );
     assert.equal(mta.messages.length, 0);
     assert.deepEqual(await queueJson(d), []);
   } finally {

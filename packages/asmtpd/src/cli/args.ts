@@ -20,7 +20,13 @@ export type CliCommand =
   | { mode: 'install-etc'; dir: string }
   | { mode: 'queue'; file: string; fileGiven: boolean; domain: string | null; json: boolean; delete: string | null }
   | { mode: 'hold' | 'release'; file: string; fileGiven: boolean; id: string }
-  | { mode: 'flush'; file: string; fileGiven: boolean; domain: string | null; to: { host: string; port: number } | null }
+  | {
+      mode: 'flush';
+      file: string;
+      fileGiven: boolean;
+      domain: string | null;
+      to: { host: string; port: number } | null;
+    }
   | { mode: 'help' }
   | { mode: 'version' };
 
@@ -256,7 +262,10 @@ function queueCommand(
         const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(o.to);
         const port = Number(m?.[3]);
         if (!m || port < 1 || port > 65535)
-          return { mode: 'usage-error', message: `--to: expected HOST:PORT or [IPv6]:PORT, not ${JSON.stringify(o.to)}` };
+          return {
+            mode: 'usage-error',
+            message: `--to: expected HOST:PORT or [IPv6]:PORT, not ${JSON.stringify(o.to)}`,
+          };
         target = { host: (m[1] ?? m[2])!, port };
       }
       return { mode, file, fileGiven, domain, to: target };

@@ -16,7 +16,11 @@ import { mergeResults } from './domain-relay.js';
 import { createHoldQueueRelay, type HoldQueueOptions } from './hold-relay.js';
 import type { DeliveryResult, OutgoingMessage, Relay, RelayTransaction } from './types.js';
 
-export function withHoldDomains(inner: Relay, isHoldDomain: (address: string) => boolean, hold: HoldQueueOptions): Relay {
+export function withHoldDomains(
+  inner: Relay,
+  isHoldDomain: (address: string) => boolean,
+  hold: HoldQueueOptions,
+): Relay {
   const holdRelay = createHoldQueueRelay(hold);
   const split = (to: readonly string[]): { held: string[]; rest: string[] } => ({
     held: to.filter(isHoldDomain),

@@ -180,11 +180,11 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
   }
   if (!opts.dueOnly || report.delivered + report.deferred + report.failed + report.busy > 0)
     log.info('queue.flush', {
-    by: opts.by ?? 'flush',
-    ...(opts.domain ? { domain: opts.domain } : {}),
-    ...report,
-    ms: Date.now() - started,
-  });
+      by: opts.by ?? 'flush',
+      ...(opts.domain ? { domain: opts.domain } : {}),
+      ...report,
+      ms: Date.now() - started,
+    });
   return report;
 }
 

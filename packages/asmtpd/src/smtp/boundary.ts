@@ -6,6 +6,7 @@
  *                                                         overrides below and report to `hooks`
  *   sendReply(conn, reply)                               a Reply value on a raw connection
  *   answerSuccessWith(conn, reply)                       the 250 of the MAIL or RCPT being answered
+ *   handOver(conn) -> Socket | null                      ATRN: the socket, no longer read by the library
  *   BoundaryServer, BoundaryConnection                   exported for the tripwire test only
  *
  * Per instance, never process-wide: BoundaryServer (a subclass of SMTPServer) replaces connect(),
@@ -37,6 +38,11 @@
  *    header lines that follow it, so MaxErrors (front-end.ts) closes a proxied request with 421,
  *    and a client that goes on with SMTP reaches a policy that sees CLIENT_POST (the library's
  *    own HTTP check, a 421, is not reached for such a line); hooks.onCommand sees each command.
+ *    Then hooks.onVerb may answer a command itself (ETRN, ATRN, the ODMR port's 502, an AUTH
+ *    mechanism the session may not use: the library has no ETRN/ATRN and one server-wide list of
+ *    AUTH mechanisms), never a SASL continuation nor during a STARTTLS handshake; and at EHLO,
+ *    hooks.ehloOffer says which AUTH mechanisms and extra keywords send() puts in the reply.
+ *  - handOver(conn): ATRN reverses the roles; the library lets go of the socket (below).
  *  - _createParser(): each command parser (the constructor's, and a new one after STARTTLS)
  *    reports the bytes it is given, before it reads them, and the end of each message, to the
  *    connection's AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send()
@@ -395,7 +401,8 @@ export class BoundaryConnection extends SMTPConnection {
       setImmediate(() => callback?.());
       return;
     }
-    if (this._ready && !this._nextHandler && !this._closing) {
+    // never while a STARTTLS handshake runs: what was pipelined in clear is the library's to drop
+    if (this._ready && !this._nextHandler && !this._closing && !this._upgrading) {
       const text = command.toString('latin1');
       const verb = commandVerb(text);
       const secure = (this as unknown as { secure: boolean }).secure === true;
@@ -410,7 +417,8 @@ export class BoundaryConnection extends SMTPConnection {
  * ATRN (RFC 2645 §5.3): the roles reverse on this connection. The library lets go of the socket —
  * no more commands are read (its parser is unpiped and closed), its idle timeout is off, and the
  * server forgets the connection (its close() would send a 421 into what is now our client's
- * session) — and the socket is returned for the SMTP client that takes it over. Its 'close' still
+ * session) — and the socket is returned, paused (nothing the peer sends is read before the new
+ * owner listens), for the SMTP client that takes it over and resumes it. Its 'close' still
  * reaches the library, so the session ends as any other (onClose). Upstream: none; a
  * `connection.detach()` returning the socket would remove it.
  */
