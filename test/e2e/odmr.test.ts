@@ -15,6 +15,8 @@
  *   byte-identical; another domain's mail stays held. A user asking for a domain not theirs gets
  *   450 (fetchmail: "ATRN request refused"); the ODMR port refuses MAIL with 502 and ATRN before
  *   AUTH with 530; nothing held gives 453.
+ * - A bare ATRN takes every domain of the user over one reversed session; the test's side is then
+ *   a real SMTP server (smtp-server on the same socket): it greets, we EHLO and deliver.
  * Needs root (a user for fetchmail), fetchmail and doveadm: skipped with the reason elsewhere,
  * a failure in CI.
  */
@@ -34,6 +36,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as netConnect, type Socket } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { readHeld } from 'asmtpd/dist/relay/hold-queue.js';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink, type Sink } from '../support/sink.js';
@@ -55,6 +59,7 @@ const skip = unavailable ? `skipped: ${unavailable}` : false;
 
 const ODMR_SECRET = 'odmr secret: never in clear';
 const OTHER_SECRET = 'other-secret';
+const MULTI_SECRET = 'multi-secret';
 
 let d: Daemon | undefined;
 let odmrPort = 0;
@@ -148,7 +153,7 @@ before(async () => {
     chmodSync(dir, 0o755);
     const cram = execFileSync(DOVEADM, ['pw', '-s', 'CRAM-MD5', '-p', ODMR_SECRET], { encoding: 'utf8' }).trim();
     const authFile = join(dir, 'auth-users');
-    writeFileSync(authFile, `odmr:${cram}\nother:{PLAIN}${OTHER_SECRET}\n`);
+    writeFileSync(authFile, `odmr:${cram}\nother:{PLAIN}${OTHER_SECRET}\nmulti:{PLAIN}${MULTI_SECRET}\n`);
     chmodSync(authFile, 0o644);
     etrnSite = await startSink();
     customer = await startSink();
@@ -165,6 +170,8 @@ before(async () => {
         'HoldDomain empty.example other',
         `HoldDomain etrn.example other 127.0.0.1:${etrnSite.port}`,
         `HoldDomain sub.etrn.example other 127.0.0.1:${etrnSite.port}`,
+        'HoldDomain one.example multi',
+        'HoldDomain two.example multi',
       ].join('\n'),
     });
   } catch (err) {
@@ -382,5 +389,109 @@ test(
     assert.deepEqual(done.domains, ['odmr.example']);
     assert.equal((await heldFor('odmr.example')).size, 0, 'delivered mail left the queue');
     assert.equal((await heldFor('other.example')).size, 1, "the other user's domain stays held");
+  },
+);
+
+/** A raw client of the ODMR port: one reply at a time, and the socket itself for the turnaround. */
+function rawClient(
+  port: number,
+): Promise<{ socket: Socket; reply(): Promise<string>; cmd(line: string): Promise<string>; detach(): void }> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ port, host: '127.0.0.1' });
+    let buffer = '';
+    let wake: (() => void) | null = null;
+    const onData = (b: Buffer): void => {
+      buffer += b.toString('latin1');
+      wake?.();
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+    const reply = async (): Promise<string> => {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const m = /^\d{3} .*\r\n/m.exec(buffer);
+        if (m) {
+          const end = m.index + m[0].length;
+          const text = buffer.slice(0, end).trimEnd();
+          buffer = buffer.slice(end);
+          return text;
+        }
+        if (Date.now() > deadline) throw new Error(`no reply; have ${JSON.stringify(buffer)}`);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 50);
+        });
+      }
+    };
+    socket.once('connect', () =>
+      resolve({
+        socket,
+        reply,
+        cmd: (line) => {
+          socket.write(`${line}\r\n`);
+          return reply();
+        },
+        detach: () => {
+          assert.equal(buffer, '', 'nothing unread before the turnaround');
+          socket.off('data', onData);
+        },
+      }),
+    );
+  });
+}
+
+test(
+  'bare ATRN: every domain of the user, over one reversed session, to a real SMTP server on the customer side',
+  { skip },
+  async () => {
+    await hold('x@one.example', 'Subject: one\r\n\r\nfor one.example\r\n');
+    await hold('y@two.example', 'Subject: two\r\n\r\nfor two.example\r\n');
+    const held = new Map([...(await heldFor('one.example')), ...(await heldFor('two.example'))]);
+    assert.equal(held.size, 2);
+    const c = await rawClient(odmrPort);
+    assert.match(await c.reply(), /^220 /);
+    assert.match(await c.cmd('EHLO customer.test'), /^250[- ]ATRN$/m);
+    const challenge = await c.cmd('AUTH CRAM-MD5');
+    assert.match(await c.cmd(cramAnswer(challenge, 'multi', MULTI_SECRET)), /^235 /);
+    assert.equal(await c.cmd('ATRN'), '250 2.0.0 OK now reversing the connection');
+    // the roles reverse: the customer is an SMTP server now, on the same connection (RFC 2645 §5.3)
+    c.detach();
+    const received: { to: string[]; data: Buffer; helo: string }[] = [];
+    const server = new SMTPServer({
+      authOptional: true,
+      disabledCommands: ['AUTH', 'STARTTLS'],
+      logger: false,
+      name: 'customer.test',
+      onData(stream, session, cb) {
+        const chunks: Buffer[] = [];
+        stream.on('data', (b: Buffer) => chunks.push(b));
+        stream.on('end', () => {
+          received.push({
+            to: session.envelope.rcptTo.map((r) => r.address),
+            data: Buffer.concat(chunks),
+            helo: session.hostNameAppearsAs,
+          });
+          cb();
+        });
+      },
+    });
+    const closed = new Promise<void>((r) => c.socket.once('close', () => r()));
+    (server as unknown as { connect(socket: Socket): void }).connect(c.socket);
+    await closed;
+    assert.deepEqual(received.map((m) => m.to.join()).sort(), ['x@one.example', 'y@two.example']);
+    for (const m of received) {
+      assert.equal(m.helo, 'mx.example.test', 'we sent EHLO with our Hostname');
+      assert.ok(
+        [...held.values()].some((b) => b.equals(m.data)),
+        `${m.to.join()}: byte-identical`,
+      );
+    }
+    await waitFor(() => d!.logs.some((l) => l.event === 'atrn.done' && l.user === 'multi'), 'atrn.done of multi');
+    const done = d!.logs.find((l) => l.event === 'atrn.done' && l.user === 'multi')!;
+    assert.deepEqual(
+      [done.domains, done.delivered, done.deferred, done.failed],
+      [['one.example', 'two.example'], 2, 0, 0],
+    );
+    await new Promise<void>((r) => server.close(() => r()));
   },
 );
