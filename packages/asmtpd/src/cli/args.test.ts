@@ -74,3 +74,52 @@ test('USAGE names every mode', () => {
   for (const flag of ['--check', '--avenge', '--verify', '--spf', '--rbl', '--install-etc', '--version'])
     assert.match(USAGE, new RegExp(flag));
 });
+
+test('the hold queue commands: --queue [DOMAIN] [--json], --queue --delete ID, --hold/--release ID, --flush [DOMAIN] [--to HOST:PORT]', () => {
+  const f = { file: DEFAULT_CONFIG_FILE, fileGiven: false };
+  assert.deepEqual(parseArgs(['--queue']), { mode: 'queue', ...f, domain: null, json: false, delete: null });
+  assert.deepEqual(parseArgs(['--queue', 'Example.ORG.', '--json']), {
+    mode: 'queue',
+    ...f,
+    domain: 'example.org',
+    json: true,
+    delete: null,
+  });
+  assert.deepEqual(parseArgs(['--queue', '--delete', '1.M2P3Q4.mx']), {
+    mode: 'queue',
+    ...f,
+    domain: null,
+    json: false,
+    delete: '1.M2P3Q4.mx',
+  });
+  assert.deepEqual(parseArgs(['--hold', '1.M2P3Q4.mx']), { mode: 'hold', ...f, id: '1.M2P3Q4.mx' });
+  assert.deepEqual(parseArgs(['--release', '1.M2P3Q4.mx', '-f', '/x.conf']), {
+    mode: 'release',
+    file: '/x.conf',
+    fileGiven: true,
+    id: '1.M2P3Q4.mx',
+  });
+  assert.deepEqual(parseArgs(['--flush', 'office.test', '--to', '[::1]:2525']), {
+    mode: 'flush',
+    ...f,
+    domain: 'office.test',
+    to: { host: '::1', port: 2525 },
+  });
+  assert.deepEqual(parseArgs(['--flush', '--to', 'site.example:25']).mode, 'flush');
+  for (const argv of [
+    ['--queue', '--delete', '../etc/passwd'],
+    ['--queue', '--delete', '.hidden'],
+    ['--hold'],
+    ['--hold', 'a', 'b'],
+    ['--release', 'x/y'],
+    ['--flush', '--to', 'nohostport'],
+    ['--flush', '--to', 'h:99999'],
+    ['--flush', 'a', 'b'],
+    ['--queue', '--to', 'h:25'],
+    ['--flush', '--json'],
+    ['--queue', 'bad domain!'],
+    ['--queue', '--flush'],
+  ])
+    assert.equal(parseArgs(argv).mode, 'usage-error', argv.join(' '));
+  assert.match(USAGE, /--flush \[-f FILE\] \[DOMAIN\] \[--to HOST:PORT\]/);
+});

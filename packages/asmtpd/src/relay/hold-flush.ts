@@ -273,6 +273,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
   let relayName = '';
   let tried = false;
   let doneNow: string[] = [];
+  let noRoute = false;
 
   if (pending.length > 0 && expired(env, opts.config, now)) {
     const inScope = opts.domain ? pending.filter((a) => domainOf(a) === opts.domain) : pending;
@@ -283,6 +284,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
     for (const a of pending) {
       if (opts.domain && domainOf(a) !== opts.domain) continue;
       const route = ctx.routes.routeOf(a);
+      if (!route) noRoute = true;
       if (!route || (opts.dueOnly && route.holdDomain)) continue;
       const g = groups.get(route.key);
       if (g) g.to.push(a);
@@ -348,6 +350,12 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
     });
   } else if (newlyFailed.length > 0)
     rec.lastError = `${newlyFailed[0]!.code} ${newlyFailed[0]!.enhanced} ${newlyFailed[0]!.text}`;
+  let noted = false;
+  if (!tried && noRoute && rec.lastError === undefined) {
+    // nowhere to send it (no RelayHost, Sendmail or RelayDomain): said, not counted as an attempt
+    rec.lastError = replyForLog(REPLIES.heldNoRoute());
+    noted = true;
+  }
 
   const left = pendingOf(env, rec);
   if (left.length === 0) {
@@ -356,7 +364,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
       await c.fail();
     } else await c.remove();
   } else {
-    if (doneNow.length > 0 || newlyFailed.length > 0 || tried)
+    if (doneNow.length > 0 || newlyFailed.length > 0 || tried || noted)
       await writeRecord(opts.dir, c.id, rec, { durable: doneNow.length > 0 || newlyFailed.length > 0 });
     await c.release();
   }
