@@ -3,7 +3,8 @@
  * changes (config/reloading-file.ts: at most one stat a second), and the password checked against
  * its hash (password-hash.ts).
  *
- *   createAuthFile(path, options) -> Authenticator { check(user, password) -> Promise<AuthCheck> }
+ *   createAuthFile(path, options) -> Authenticator { check(user, password) -> Promise<AuthCheck>,
+ *                                                    checkCram(user, challenge, response) -> Promise<AuthCheck> }
  *
  * A user the file does not name fails as a wrong password does (the client hears the same 535).
  * SECURITY: the password is never logged or kept; a file that cannot be read keeps its last
@@ -11,7 +12,7 @@
  */
 import { parseAuthFile, type AuthTable } from '../config/auth-file.js';
 import { createReloadingFile, type ReloadOptions } from '../config/reloading-file.js';
-import { verifyPassword } from './password-hash.js';
+import { verifyCramMd5, verifyPassword } from './password-hash.js';
 
 export type AuthCheck =
   | { kind: 'ok'; /** the name as the file writes it */ user: string }
@@ -27,6 +28,11 @@ export interface AuthContext {
 export interface Authenticator {
   /** rejects only for a failure of the backend itself (DovecotAuth unreachable): not the client's */
   check(user: string, password: string, ctx?: AuthContext): Promise<AuthCheck>;
+  /**
+   * AUTH CRAM-MD5 (RFC 2195): the client's hex answer to our challenge. Only an AuthFile has it
+   * (a `{CRAM-MD5}` or `{PLAIN}` entry; any other entry fails as a wrong password)
+   */
+  checkCram?(user: string, challenge: string, response: string): Promise<AuthCheck>;
 }
 
 export function createAuthFile(path: string, options: ReloadOptions = {}): Authenticator {
@@ -36,6 +42,13 @@ export function createAuthFile(path: string, options: ReloadOptions = {}): Authe
       const entry = file.current().get(user.toLowerCase());
       if (!entry) return { kind: 'failed', reason: 'unknown-user' };
       return (await verifyPassword(entry, password))
+        ? { kind: 'ok', user: entry.user }
+        : { kind: 'failed', reason: 'wrong-password' };
+    },
+    async checkCram(user, challenge, response) {
+      const entry = file.current().get(user.toLowerCase());
+      if (!entry) return { kind: 'failed', reason: 'unknown-user' };
+      return verifyCramMd5(entry, challenge, response)
         ? { kind: 'ok', user: entry.user }
         : { kind: 'failed', reason: 'wrong-password' };
     },

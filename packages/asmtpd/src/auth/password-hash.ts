@@ -15,7 +15,28 @@
  */
 import { argon2Verify, bcryptVerify } from 'hash-wasm';
 import { verify as shaCryptVerify } from 'unixcrypt';
+import { timingSafeEqual } from 'node:crypto';
 import type { AuthEntry } from '../config/auth-file.js';
+import { cramContext, cramDigestFromContext, cramDigestFromSecret } from './cram-md5.js';
+
+/** Equal strings, compared in constant time for their length. */
+function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Does `response` (lower-case hex, the client's) answer `challenge` for this entry? */
+export function verifyCramMd5(entry: Pick<AuthEntry, 'kind' | 'hash'>, challenge: string, response: string): boolean {
+  switch (entry.kind) {
+    case 'plain':
+      return sameText(cramDigestFromSecret(entry.hash, challenge), response.toLowerCase());
+    case 'cram-md5':
+      return sameText(cramDigestFromContext(entry.hash, challenge), response.toLowerCase());
+    default:
+      return false;
+  }
+}
 
 export async function verifyPassword(entry: Pick<AuthEntry, 'kind' | 'hash'>, password: string): Promise<boolean> {
   try {
@@ -26,6 +47,10 @@ export async function verifyPassword(entry: Pick<AuthEntry, 'kind' | 'hash'>, pa
         return await bcryptVerify({ password, hash: entry.hash });
       case 'argon2':
         return await argon2Verify({ password, hash: entry.hash });
+      case 'cram-md5':
+        return sameText(cramContext(password), entry.hash.toLowerCase());
+      case 'plain':
+        return sameText(password, entry.hash);
     }
   } catch {
     return false;

@@ -40,7 +40,8 @@ import { runnerProcessPath } from '../daemon/runner-entry.js';
 import { tuneHeapForServer } from '../daemon/heap.js';
 import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
 import { openNetFacts } from '../facts/netfacts/client.js';
-import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
+import { createFrontEnd, type FrontEnd, type ListenerKind } from '../smtp/front-end.js';
+import { createHeldMail } from '../daemon/held-mail.js';
 import { loadForCommand } from '../config/source.js';
 import { VERSION } from '../version.js';
 import { unreadableBy } from '../daemon/tls-readable.js';
@@ -185,7 +186,14 @@ async function serve(
     ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
   };
   let runtime: Runtime = buildRuntime(config, relay, run, log, services);
-  const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
+  const frontEnd = createFrontEnd({
+    runtime: () => runtime,
+    log,
+    verbose: args.verbose,
+    version: VERSION,
+    // ETRN and ATRN reach the hold queue of the configuration in force
+    heldMail: createHeldMail(() => runtime, log),
+  });
 
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
   try {
@@ -194,6 +202,17 @@ async function serve(
     log.error('daemon.error', { error: (err as Error).message, port: config.smtpPort });
     log.flush();
     process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
+    await netFacts?.close();
+    return 1;
+  }
+  // On-Demand Mail Relay (RFC 2645): its own listener at every address, bound while we are root (366)
+  try {
+    if (config.odmrPort !== null)
+      for (const host of hosts) await listenWithFallback(frontEnd, config.odmrPort, host, 'odmr');
+  } catch (err) {
+    log.error('daemon.error', { error: (err as Error).message, port: config.odmrPort });
+    log.flush();
+    process.stderr.write(`asmtpd: cannot listen on ODMRPort ${config.odmrPort}: ${(err as Error).message}\n`);
     await netFacts?.close();
     return 1;
   }
@@ -250,6 +269,7 @@ async function serve(
     pid: process.pid,
     config: source,
     port: config.smtpPort,
+    ...(config.odmrPort !== null ? { odmr_port: config.odmrPort } : {}),
     addresses: hosts,
     relay: relay.describe(),
     privileged: privileges?.kind === 'dropped',
@@ -275,6 +295,7 @@ async function serve(
     frontEnd.applyConfig(cfg);
     const restartNeeded =
       cfg.smtpPort !== old.config.smtpPort ||
+      cfg.odmrPort !== old.config.odmrPort ||
       cfg.bindAddrs.join() !== old.config.bindAddrs.join() ||
       cfg.dbDir !== old.config.dbDir ||
       cfg.daemonUser !== old.config.daemonUser ||
@@ -284,7 +305,9 @@ async function serve(
       config: next.source,
       relay: relay.describe(),
       ...(restartNeeded
-        ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser, NetFactsUser and MetricsListen need a restart' }
+        ? {
+            note: 'changes of SMTPPort, ODMRPort, BindAddr, DBDir, DaemonUser, NetFactsUser and MetricsListen need a restart',
+          }
         : {}),
     });
     // the runner re-reads the configuration itself
@@ -350,13 +373,13 @@ function prepareOwnDirectories(c: Config, log: Logger): void {
   }
 }
 
-async function listenWithFallback(fe: FrontEnd, port: number, host: string): Promise<void> {
+async function listenWithFallback(fe: FrontEnd, port: number, host: string, kind?: ListenerKind): Promise<void> {
   try {
-    await fe.listen(port, host);
+    await fe.listen(port, host, kind);
   } catch (err) {
     // a host without IPv6: "all addresses" falls back to all IPv4 addresses
     if (host === '::' && ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((err as NodeJS.ErrnoException).code ?? '')) {
-      await fe.listen(port, '0.0.0.0');
+      await fe.listen(port, '0.0.0.0', kind);
       return;
     }
     throw err;

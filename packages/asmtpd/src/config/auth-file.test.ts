@@ -20,11 +20,16 @@ test('password fields: each scheme, prefixed or bare, and what is refused', () =
     [`{ARGON2ID}${ARGON}`, 'argon2'],
     [ARGON, 'argon2'],
     [`{ARGON2I}${ARGON.replace('argon2id', 'argon2i')}`, 'argon2'],
+    // AUTH CRAM-MD5 (AuthCramMD5): Dovecot's CRAM-MD5 context, or the secret itself
+    ['{CRAM-MD5}cd3ba7deaad6e5ca23448ba42e379747a9e0f7f1fbc00c8a81bbaac395731b56', 'cram-md5'],
+    ['{PLAIN}secret', 'plain'],
   ];
   for (const [field, kind] of cases)
     assert.deepEqual(parsePasswordField(field), { kind, hash: field.replace(/^\{[^}]*\}/, '') }, field);
   const refused: [string, RegExp][] = [
-    ['{PLAIN}secret', /unknown password scheme \{PLAIN\}/],
+    ['{PLAIN-MD5}secret', /unknown password scheme \{PLAIN-MD5\}/],
+    ['{CRAM-MD5}cd3ba7', /not a CRAM-MD5 hash/],
+    ['{PLAIN}', /empty password/],
     ['{SSHA}abc', /unknown password scheme \{SSHA\}/],
     ['{}x', /unknown password scheme \{\}/],
     ['abJnggxhB/yWI', /DES and MD5 crypt are not accepted/],
@@ -45,7 +50,7 @@ test('AuthFile lines: comments, extra fields, CRLF, case of names, duplicates an
     '',
     `alice:{SHA512-CRYPT}${SHA}:1000:1000::/home/alice::`,
     `Bob:${BLF}\r`,
-    'carol:{PLAIN}pw',
+    'carol:{SSHA}pw',
     'no colon here',
     `ALICE:${ARGON}`,
     `dave:{ARGON2ID}${ARGON}`,
@@ -57,7 +62,7 @@ test('AuthFile lines: comments, extra fields, CRLF, case of names, duplicates an
   assert.deepEqual(
     issues.map((i) => `${i.line}: ${i.message}`),
     [
-      `5: carol: unknown password scheme {PLAIN} (supported: SHA512-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, CRYPT)`,
+      `5: carol: unknown password scheme {SSHA} (supported: SHA512-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, CRYPT, CRAM-MD5, PLAIN)`,
       '6: not a `user:{SCHEME}hash` line',
       '7: ALICE: given twice (the first line counts)',
     ],
@@ -70,7 +75,7 @@ test('checkAuthFile: FILE:LINE problems for --check, and a missing file', () => 
     const path = join(dir, 'users');
     writeFileSync(path, `a:${SHA}\nb:{MD5}x\n`);
     assert.deepEqual(checkAuthFile(path), [
-      `${path}:2: b: unknown password scheme {MD5} (supported: SHA512-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, CRYPT)`,
+      `${path}:2: b: unknown password scheme {MD5} (supported: SHA512-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, CRYPT, CRAM-MD5, PLAIN)`,
     ]);
     assert.deepEqual(checkAuthFile(join(dir, 'none')), [`${join(dir, 'none')}: no such file`]);
   } finally {

@@ -11,9 +11,12 @@
  *
  *   {SHA512-CRYPT}$6$…   {BLF-CRYPT}$2y$… ($2b$, $2a$)   {ARGON2ID}$argon2id$…   {ARGON2I}$argon2i$…
  *   {CRYPT}… or bare: one of those crypt strings, told apart by its prefix
+ *   {CRAM-MD5}<64 hex>   Dovecot's CRAM-MD5 scheme (`doveadm pw -s CRAM-MD5`): AUTH CRAM-MD5, and
+ *                        PLAIN/LOGIN too (auth/cram-md5.ts); {PLAIN}secret: the secret itself
  *
- * Anything else — another scheme ({PLAIN}, {SSHA}, {CRAM-MD5}…), DES or MD5 crypt, a hash that is not
+ * Anything else — another scheme ({SSHA}, {MD5-CRYPT}…), DES or MD5 crypt, a hash that is not
  * of its scheme's form — is an issue: --check fails on it, the daemon skips the line and logs it.
+ * Only {CRAM-MD5} and {PLAIN} entries can answer AUTH CRAM-MD5 (AuthCramMD5): a crypt hash cannot.
  * User names compare in lower case (Dovecot's default auth_username_format %Lu); the first line of
  * a user wins, a second is an issue.
  */
@@ -22,7 +25,7 @@ import type { FileParse } from './reloading-file.js';
 import { readDataFile } from './reloading-file.js';
 
 /** How a hash is verified (auth/password-hash.ts). */
-export type HashKind = 'sha512-crypt' | 'bcrypt' | 'argon2';
+export type HashKind = 'sha512-crypt' | 'bcrypt' | 'argon2' | 'cram-md5' | 'plain';
 
 export interface AuthEntry {
   /** the user name as written in the file */
@@ -35,7 +38,7 @@ export interface AuthEntry {
 /** lower-cased user name → entry */
 export type AuthTable = ReadonlyMap<string, AuthEntry>;
 
-export const AUTH_SCHEMES = ['SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID', 'ARGON2I', 'CRYPT'] as const;
+export const AUTH_SCHEMES = ['SHA512-CRYPT', 'BLF-CRYPT', 'ARGON2ID', 'ARGON2I', 'CRYPT', 'CRAM-MD5', 'PLAIN'] as const;
 
 const FORMS: readonly { kind: HashKind; scheme: string; pattern: RegExp }[] = [
   { kind: 'sha512-crypt', scheme: 'SHA512-CRYPT', pattern: /^\$6\$(rounds=\d+\$)?[^$:]{0,16}\$[./0-9A-Za-z]{86}$/ },
@@ -50,6 +53,9 @@ const FORMS: readonly { kind: HashKind; scheme: string; pattern: RegExp }[] = [
     scheme: 'ARGON2I',
     pattern: /^\$argon2i\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/,
   },
+  { kind: 'cram-md5', scheme: 'CRAM-MD5', pattern: /^[0-9a-fA-F]{64}$/ },
+  // the secret as written (not empty; a passwd-file field has no ':')
+  { kind: 'plain', scheme: 'PLAIN', pattern: /^.+$/ },
 ];
 
 /** The entry's kind, or why the password field is not one we verify. */
@@ -59,7 +65,11 @@ export function parsePasswordField(field: string): { kind: HashKind; hash: strin
   const hash = m ? m[2]! : field;
   if (!(AUTH_SCHEMES as readonly string[]).includes(scheme))
     return { error: `unknown password scheme {${m ? m[1] : ''}} (supported: ${AUTH_SCHEMES.join(', ')})` };
-  const form = FORMS.find((f) => (scheme === 'CRYPT' || f.scheme === scheme) && f.pattern.test(hash));
+  const form = FORMS.find(
+    (f) =>
+      (scheme === 'CRYPT' ? f.scheme !== 'CRAM-MD5' && f.scheme !== 'PLAIN' : f.scheme === scheme) &&
+      f.pattern.test(hash),
+  );
   if (form) return { kind: form.kind, hash };
   if (hash === '') return { error: 'empty password' };
   return {

@@ -88,6 +88,12 @@ export interface Config {
   dovecotAuth: DovecotAuthTarget | null;
   /** offer AUTH before STARTTLS too */
   insecureAuth: boolean;
+  /** AUTH CRAM-MD5 (AuthFile {CRAM-MD5}/{PLAIN} entries): off, inside TLS only, or in clear too */
+  authCramMd5: 'no' | 'tls' | 'yes';
+  /** On-Demand Mail Relay (RFC 2645): its own listener's port; null = none */
+  odmrPort: number | null;
+  /** ATRN offered after EHLO on SMTPPort too */
+  atrnOnSmtpPort: boolean;
   /** failed AUTH attempts per connection and per client IP (in a window) before 421 4.7.0 */
   authMaxFailures: number;
 

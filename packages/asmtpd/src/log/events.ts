@@ -32,7 +32,12 @@ export const LOG_EVENTS = {
     'SIGHUP: the TLS certificates were read again (certificates); new sessions get them, sessions in TLS keep theirs',
   'tls.error': 'the TLS certificates could not be read (error); STARTTLS is not offered until a SIGHUP reads them',
   'auth.decision':
-    'AUTH answered (ip, user as the client gave it, method: PLAIN or LOGIN, result: ok, failed with reason unknown-user or wrong-password and delay_ms, limit (warn: 421 4.7.0, the connection closed) or error; failures on the connection, ip_failures in the window; reply, ms). Never the password',
+    'AUTH answered (ip, user as the client gave it, method: PLAIN, LOGIN or CRAM-MD5, result: ok, failed with reason unknown-user or wrong-password and delay_ms, limit (warn: 421 4.7.0, the connection closed) or error; failures on the connection, ip_failures in the window; reply, ms). Never the password',
+  'etrn.decision':
+    'ETRN answered (ip, node as given, domains, held: messages found, user or relay_net, reply); a flush started is logged by the hold queue',
+  'atrn.decision': 'ATRN answered (ip, user, domains, held, reply); on 250 the roles reverse and atrn.done follows',
+  'atrn.done':
+    'the held mail of an ATRN was delivered over the reversed connection (ip, user, domains, delivered, deferred, failed, busy, ms; error when the delivery broke off)',
   'session.abuse':
     'protocol abuse, once per kind (kind: pre-greeting with bytes and sample, unadvertised with after (the unanswered command, . for a message) and sample, post with command)',
   'session.facts': 'the connect-time facts are in (ptr, name, dnsfail, ptr_invalid, rbl_score, rbl_listed, ms)',

@@ -35,6 +35,31 @@ export const REPLIES = {
   // AUTH (commands/auth.ts); the 235 of a success is smtp-server's own
   authFailed: () => reply(535, '5.7.8', 'authentication credentials invalid'),
   authTooManyFailures: () => reply(421, '4.7.0', 'too many authentication failures, closing connection'),
+  // a mechanism the session may not use in clear (PLAIN, LOGIN before STARTTLS while CRAM-MD5 is offered): RFC 4954 §6
+  authNeedsTls: () => reply(538, '5.7.11', 'encryption required for requested authentication mechanism'),
+
+  // ETRN (commands/etrn.ts): RFC 1985 §5, the texts as the RFC writes them
+  etrnStarted: (node: string, n: number) => reply(253, '2.0.0', `OK, ${n} pending messages for node ${node} started`),
+  etrnNothingWaiting: (node: string) => reply(251, '2.0.0', `OK, no messages waiting for node ${node}`),
+  etrnCannotQueue: (node: string) => reply(458, '4.3.0', `Unable to queue messages for node ${node}`),
+  etrnNodeUnknown: (node: string) =>
+    reply(459, '4.7.1', `Node ${node} not allowed: no mail is held here for it (not a HoldDomain)`),
+  etrnClientNotAllowed: (node: string) =>
+    reply(459, '4.7.1', `Node ${node} not allowed: ETRN is for RelayNet clients and authenticated users`),
+  etrnSyntax: () => reply(501, '5.5.4', 'Syntax: ETRN [@|#]domain'),
+  // ETRN and ATRN outside a transaction only (RFC 1985 §5, RFC 2645 §5.2)
+  turnInTransaction: (verb: string) => reply(503, '5.5.1', `${verb} is not allowed inside a mail transaction`),
+
+  // ATRN (commands/atrn.ts): RFC 2645 §5.2 and §7
+  atrnReversing: () => reply(250, '2.0.0', 'OK now reversing the connection'),
+  atrnRefused: (domain: string) => reply(450, '4.7.1', `ATRN request refused: ${domain} is not held for you`),
+  atrnBusy: () =>
+    reply(451, '4.3.0', 'Unable to process ATRN request now: the mail is being delivered, try again later'),
+  atrnNoMail: () => reply(453, '4.2.0', 'You have no mail'),
+  atrnAuthRequired: () => reply(530, '5.7.0', 'Authentication required'),
+  atrnSyntax: () => reply(501, '5.5.4', 'Syntax: ATRN [domain[,domain...]]'),
+  // the ODMR port takes EHLO, AUTH, ATRN and QUIT (RFC 2645 §5.4), and RSET, NOOP, STARTTLS
+  odmrNotOffered: (verb: string) => reply(502, '5.5.1', `${verb} is not offered on the On-Demand Mail Relay port`),
 
   // MAIL
   senderOk: () => reply(250, '2.1.0', 'sender ok'),

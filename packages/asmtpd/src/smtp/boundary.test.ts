@@ -10,6 +10,7 @@ import {
   BoundaryConnection,
   BoundaryServer,
   createBoundaryServer,
+  handOver,
   type BoundaryHooks,
   type ProxyOrigin,
 } from './boundary.js';
@@ -107,7 +108,7 @@ test('tripwire: the private members boundary.ts reads exist with the expected ty
   assert.ok(conn instanceof BoundaryConnection, where('connect() constructing the connection'));
   assert.equal(conn._server, server, where('SMTPConnection._server'));
   assert.ok(conn._socket instanceof Socket, where('SMTPConnection._socket'));
-  for (const flag of ['_ready', '_closing', '_closed'])
+  for (const flag of ['_ready', '_closing', '_closed', '_upgrading'])
     assert.equal(typeof conn[flag], 'boolean', where(`SMTPConnection.${flag}`));
   assert.equal(typeof conn._unrecognizedCommands, 'number', where('SMTPConnection._unrecognizedCommands'));
   assert.equal(conn._nextHandler, false, where('SMTPConnection._nextHandler'));
@@ -276,6 +277,70 @@ test('ProxyProtocol: a listed peer without a header is closed before any banner;
   await close(server3);
 });
 
+// ---- ETRN/ATRN: onVerb answers commands the library lacks, ehloOffer shapes EHLO, handOver gives the socket away ----
+
+test('onVerb answers a command itself; ehloOffer rewrites the AUTH line and adds keywords; handOver stops the library reading', async () => {
+  const h = recordingHooks(0);
+  let handed: Socket | null = null;
+  const server = createBoundaryServer(
+    {
+      ...quietOptions(),
+      disabledCommands: ['STARTTLS'],
+      authMethods: ['PLAIN', 'LOGIN', 'CRAM-MD5'],
+      allowInsecureAuth: true,
+    },
+    {
+      ...h.hooks,
+      ehloOffer: () => ({ authMethods: ['CRAM-MD5'], keywords: ['ETRN', 'ATRN'] }),
+      onVerb(id, verb, _line, _secure, done) {
+        const conn = [...server.connections].find((c) => c.id === id)!;
+        if (verb === 'ETRN') {
+          conn.send(253, '2.0.0 OK, 1 pending messages for node x.test started');
+          done();
+          return true;
+        }
+        if (verb === 'ATRN') {
+          conn.send(250, '2.0.0 OK now reversing the connection');
+          handed = handOver(conn);
+          return true;
+        }
+        return false;
+      },
+    },
+  );
+  const port = await listen(server);
+  const c = await openClient(port);
+  assert.match(await c.line(), /^220 /);
+  c.write('EHLO a.example\r\n');
+  const ehlo: string[] = [];
+  for (let l = await c.line(); ; l = await c.line()) {
+    ehlo.push(l.slice(4));
+    if (l.startsWith('250 ')) break;
+  }
+  assert.ok(ehlo.includes('AUTH CRAM-MD5'), ehlo.join(' | '));
+  assert.ok(!ehlo.some((k) => /PLAIN/.test(k)));
+  assert.deepEqual(ehlo.slice(-2), ['ETRN', 'ATRN']);
+  c.write('ETRN x.test\r\n');
+  assert.equal(await c.line(), '253 2.0.0 OK, 1 pending messages for node x.test started');
+  c.write('ATRN x.test\r\n');
+  assert.equal(await c.line(), '250 2.0.0 OK now reversing the connection');
+  const sock = handed as Socket | null;
+  assert.ok(sock, 'the socket was handed over');
+  assert.equal(server.connections.size, 0, 'the server forgot the connection');
+  // what the client sends now is no command for the library: the new owner reads it
+  const got = new Promise<string>((resolve) => sock.once('data', (b: Buffer) => resolve(b.toString('latin1'))));
+  // handed over paused (nothing is read before the new owner listens): the owner resumes it
+  sock.resume();
+  c.write('220 customer.test ready\r\n');
+  assert.equal(await got, '220 customer.test ready\r\n');
+  sock.write('EHLO provider.test\r\n');
+  assert.equal(await c.line(), 'EHLO provider.test');
+  assert.deepEqual(h.seen.commands, ['EHLO a.example', 'ETRN x.test', 'ATRN x.test']);
+  sock.destroy();
+  await c.closed;
+  await close(server);
+});
+
 // ---- helpers ----
 
 interface Seen {
@@ -311,6 +376,8 @@ function recordingHooks(greetingDelayMs = 0, proxyPeers: string[] | null = null)
       seen.commands.push(line.toString('latin1'));
     },
     greetingDelayMs: () => greetingDelayMs,
+    ehloOffer: () => ({ authMethods: null, keywords: [] }),
+    onVerb: () => false,
     onAbuse: (id, kind) => {
       seen.ids.add(id);
       seen.abuse.push(kind);

@@ -6,6 +6,7 @@
  *                                                         overrides below and report to `hooks`
  *   sendReply(conn, reply)                               a Reply value on a raw connection
  *   answerSuccessWith(conn, reply)                       the 250 of the MAIL or RCPT being answered
+ *   handOver(conn) -> Socket | null                      ATRN: the socket, no longer read by the library
  *   BoundaryServer, BoundaryConnection                   exported for the tripwire test only
  *
  * Per instance, never process-wide: BoundaryServer (a subclass of SMTPServer) replaces connect(),
@@ -37,6 +38,11 @@
  *    header lines that follow it, so MaxErrors (front-end.ts) closes a proxied request with 421,
  *    and a client that goes on with SMTP reaches a policy that sees CLIENT_POST (the library's
  *    own HTTP check, a 421, is not reached for such a line); hooks.onCommand sees each command.
+ *    Then hooks.onVerb may answer a command itself (ETRN, ATRN, the ODMR port's 502, an AUTH
+ *    mechanism the session may not use: the library has no ETRN/ATRN and one server-wide list of
+ *    AUTH mechanisms), never a SASL continuation nor during a STARTTLS handshake; and at EHLO,
+ *    hooks.ehloOffer says which AUTH mechanisms and extra keywords send() puts in the reply.
+ *  - handOver(conn): ATRN reverses the roles; the library lets go of the socket (below).
  *  - _createParser(): each command parser (the constructor's, and a new one after STARTTLS)
  *    reports the bytes it is given, before it reads them, and the end of each message, to the
  *    connection's AbuseDetector (abuse.ts: pre-greeting and unadvertised pipelining); send()
@@ -109,6 +115,24 @@ export interface BoundaryHooks {
    * null), or a header as the first bytes of a session (connId: the front end answers and closes)
    */
   onProxyRefused(connId: string | null, refusal: ProxyRefused): void;
+  /**
+   * The session's EHLO offer, asked at each EHLO: the AUTH mechanisms it may use (null: the
+   * library's line as it is; empty: no AUTH line) and keywords added to the reply (ETRN, ATRN)
+   */
+  ehloOffer(connId: string, secure: boolean): EhloOffer;
+  /**
+   * Each command line that is not a SASL continuation, after the checks above and before the
+   * library: true when the front end answers it itself (ETRN, ATRN, a command the ODMR port does
+   * not take, an AUTH mechanism the session may not use) and calls `done` once it has answered
+   * (or never, when the connection was handed over: handOver)
+   */
+  onVerb(connId: string, verb: string, line: string, secure: boolean, done: () => void): boolean;
+}
+
+/** What one EHLO reply offers beyond the library's keywords (BoundaryHooks.ehloOffer). */
+export interface EhloOffer {
+  authMethods: readonly string[] | null;
+  keywords: readonly string[];
 }
 
 /** What the rest of asmtpd may do with a raw connection. */
@@ -207,6 +231,8 @@ export class BoundaryConnection extends SMTPConnection {
   declare firstInputSeen: boolean | undefined;
   /** closed for a PROXY header in the session: what else the client sends is dropped */
   declare proxyRefused: boolean | undefined;
+  /** the offer of the EHLO being answered (BoundaryHooks.ehloOffer), applied by send() */
+  declare ehloOffer: EhloOffer | undefined;
 
   /**
    * The reply's own enhanced status, the success texts, the replies seen by the detector and
@@ -219,6 +245,21 @@ export class BoundaryConnection extends SMTPConnection {
     if (code === 250 && typeof context === 'string' && context.endsWith('_OK') && this.successReply) {
       data = `${this.successReply.enhanced} ${this.successReply.text}`;
       this.successReply = undefined;
+    }
+    // the EHLO reply: the session's AUTH mechanisms and our own keywords (ehloOffer)
+    if (code === 250 && Array.isArray(data) && this.ehloOffer) {
+      const offer = this.ehloOffer;
+      this.ehloOffer = undefined;
+      data = data
+        .map((line) =>
+          offer.authMethods !== null && /^AUTH /.test(line)
+            ? offer.authMethods.length > 0
+              ? `AUTH ${offer.authMethods.join(' ')}`
+              : null
+            : line,
+        )
+        .filter((line): line is string => line !== null)
+        .concat(offer.keywords);
     }
     const m = typeof data === 'string' ? ENHANCED_PREFIX.exec(data) : null;
     if (m && m[1]![0] === String(code)[0]) {
@@ -360,8 +401,38 @@ export class BoundaryConnection extends SMTPConnection {
       setImmediate(() => callback?.());
       return;
     }
+    // never while a STARTTLS handshake runs: what was pipelined in clear is the library's to drop
+    if (this._ready && !this._nextHandler && !this._closing && !this._upgrading) {
+      const text = command.toString('latin1');
+      const verb = commandVerb(text);
+      const secure = (this as unknown as { secure: boolean }).secure === true;
+      if (verb === 'EHLO') this.ehloOffer = hooksOf(this).ehloOffer(this.id, secure);
+      if (hooksOf(this).onVerb(this.id, verb, text, secure, () => setImmediate(() => callback?.()))) return;
+    }
     super._onCommand(command, callback);
   }
+}
+
+/**
+ * ATRN (RFC 2645 §5.3): the roles reverse on this connection. The library lets go of the socket —
+ * no more commands are read (its parser is unpiped and closed), its idle timeout is off, and the
+ * server forgets the connection (its close() would send a 421 into what is now our client's
+ * session) — and the socket is returned, paused (nothing the peer sends is read before the new
+ * owner listens), for the SMTP client that takes it over and resumes it. Its 'close' still
+ * reaches the library, so the session ends as any other (onClose). Upstream: none; a
+ * `connection.detach()` returning the socket would remove it.
+ */
+export function handOver(conn: SmtpConnectionHandle): Socket | null {
+  if (!(conn instanceof BoundaryConnection) || conn._closing || conn._closed) return null;
+  const socket = conn._socket;
+  const parser = conn._parser;
+  if (parser) {
+    socket.unpipe(parser);
+    parser.isClosed = true;
+  }
+  socket.setTimeout(0);
+  conn._server.connections.delete(conn);
+  return socket;
 }
 
 /** The hooks of the server that created the connection (set before the constructor's parser). */

@@ -25,6 +25,10 @@ export interface ConnState {
   closing: boolean;
   /** what the next reply answers (metrics): the banner, the last command, the message after 354 */
   answering: ReplyCommand;
+  /** accepted on the ODMRPort listener (RFC 2645): EHLO, AUTH, ATRN, QUIT only */
+  odmr: boolean;
+  /** ATRN reversed the roles: the socket is the hold queue's SMTP client's, nothing more is sent from here */
+  handedOver: boolean;
 }
 
 export class ConnectionTable {
@@ -46,6 +50,8 @@ export class ConnectionTable {
       errors: 0,
       closing: false,
       answering: 'connect',
+      odmr: false,
+      handedOver: false,
     };
     this.byId.set(id, st);
     return st;

@@ -10,7 +10,12 @@
  * session.end line). EHLO advertises PIPELINING, ENHANCEDSTATUSCODES, and 8BITMIME, SMTPUTF8,
  * SIZE as far as the downstream offers them (extensions.ts; DSN is hidden), STARTTLS with
  * certificates (tls.ts), AUTH PLAIN LOGIN with an AuthFile (commands/auth.ts): inside TLS only,
- * unless InsecureAuth — a session in clear gets its own disabledCommands with AUTH in it.
+ * unless InsecureAuth — a session in clear gets its own disabledCommands with AUTH in it; AUTH
+ * CRAM-MD5 with AuthCramMD5 (in clear too with `yes`: the EHLO line of a session in clear then
+ * lists CRAM-MD5 only, and PLAIN or LOGIN there get 538 5.7.11). ETRN (commands/etrn.ts) on
+ * SMTPPort; ATRN (commands/atrn.ts) on the ODMRPort listener — EHLO, AUTH, ATRN and QUIT there,
+ * 502 to the rest (RFC 2645 §5.4) — and with ATRNOnSMTPPort on SMTPPort too. After ATRN's 250 the
+ * socket is handed over (boundary.ts handOver) to the hold queue's SMTP client (HeldMail).
  *
  * Half-close (RFC 5321 §3.8, as Postfix and Exim do it): the server runs with allowHalfOpen, so a
  * client that shuts down its sending side after ".\r\nQUIT\r\n" (Exim) still gets the reply to its
@@ -36,7 +41,12 @@ import { onConnect, type ConnectDeps } from './commands/connect.js';
 import { onMailFrom } from './commands/mail.js';
 import { onRcptTo } from './commands/rcpt.js';
 import { onData } from './commands/data.js';
-import { onAuth, type AuthDeps } from './commands/auth.js';
+import { authMethodsFor, onAuth, type AuthDeps } from './commands/auth.js';
+import { onEtrn, type TurnDeps } from './commands/etrn.js';
+import { busyAtrn, decideAtrn } from './commands/atrn.js';
+import type { HeldMail } from './held-mail.js';
+import { handOver } from './boundary.js';
+import type { Reply } from '../reply/reply.js';
 import { AuthFailures } from './auth-limiter.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
@@ -50,10 +60,19 @@ export interface FrontEndDeps {
   log: Logger;
   verbose: boolean;
   version: string;
+  /** the hold queue for ETRN and ATRN; absent: ETRN answers 458, ATRN 451 */
+  heldMail?: HeldMail | null;
 }
 
+/** Which listener a connection came in on: SMTPPort, or ODMRPort (RFC 2645). */
+export type ListenerKind = 'smtp' | 'odmr';
+
+/** What the ODMR port answers (RFC 2645 §5.4: EHLO, AUTH, ATRN, QUIT; and the harmless ones) */
+const ODMR_VERBS = new Set(['EHLO', 'AUTH', 'ATRN', 'QUIT', 'RSET', 'NOOP', 'STARTTLS']);
+const AUTH_MECHANISMS = new Set(['PLAIN', 'LOGIN', 'CRAM-MD5']);
+
 export interface FrontEnd {
-  listen(port: number, host: string): Promise<void>;
+  listen(port: number, host: string, kind?: ListenerKind): Promise<void>;
   /** stop accepting; sessions in DATA may finish within timeoutMs, then the rest get 421 */
   close(timeoutMs: number): Promise<void>;
   stats(): { connections: number };
@@ -95,7 +114,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   const closeWith = (st: ConnState, r: ReturnType<typeof REPLIES.timeout>): void => {
-    if (st.closing) return;
+    if (st.closing || st.handedOver) return;
     st.closing = true;
     // not an answer to a command: the command (if any) had its reply
     st.answering = 'none';
@@ -144,6 +163,50 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
       if (st.session) noteAbuse(st.session, kind, detail);
       else earlyAbuse.set(st, [...(earlyAbuse.get(st) ?? []), [kind, detail]]);
     },
+    ehloOffer(connId, secure) {
+      const st = table.get(connId);
+      const cfg = deps.runtime().config;
+      const authMethods = authMethodsFor(cfg, secure);
+      const atrn = st?.odmr === true || (cfg.atrnOnSmtpPort && authMethods.length > 0);
+      return { authMethods, keywords: st?.odmr ? ['ATRN'] : ['ETRN', ...(atrn ? ['ATRN'] : [])] };
+    },
+    onVerb(connId, verb, line, secure, done) {
+      const st = table.get(connId);
+      if (!st?.session) return false;
+      const cfg = deps.runtime().config;
+      const argument = line.replace(/^\s*[A-Za-z]+ ?/, '');
+      const answer = (r: Reply): void => {
+        sendReply(st.conn, r);
+        done();
+      };
+      if (st.odmr && !ODMR_VERBS.has(verb)) {
+        answer(REPLIES.odmrNotOffered(verb === '?' ? 'that command' : verb));
+        return true;
+      }
+      if (verb === 'AUTH') {
+        // a mechanism this session may not use while another is offered: PLAIN in clear beside CRAM-MD5
+        const method = (argument.trim().split(/\s+/)[0] ?? '').toUpperCase();
+        const allowed = authMethodsFor(cfg, secure);
+        if (allowed.length === 0 || !AUTH_MECHANISMS.has(method) || allowed.includes(method)) return false;
+        answer(REPLIES.authNeedsTls());
+        return true;
+      }
+      if (verb === 'ETRN' && !st.odmr) {
+        onEtrn(turnDeps, st, argument).then(answer, () => answer(REPLIES.localError()));
+        return true;
+      }
+      if (verb === 'ATRN' && (st.odmr || cfg.atrnOnSmtpPort)) {
+        decideAtrn(turnDeps, st, argument).then(
+          ({ reply, domains }) => {
+            if (reply.code !== 250) return answer(reply);
+            reverseRoles(st, reply, domains);
+          },
+          () => answer(REPLIES.localError()),
+        );
+        return true;
+      }
+      return false;
+    },
     onCommand(connId, line) {
       const st = table.get(connId);
       if (!st) return;
@@ -162,7 +225,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     },
     onReply(connId, code) {
       const st = table.get(connId);
-      if (!st) return;
+      if (!st || st.handedOver) return;
       metrics.reply(st.answering, code);
       // the reply after DATA's 354 answers the message
       if (code === 354) st.answering = 'message';
@@ -196,6 +259,38 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     clearDeadline: (st) => table.clearDeadline(st),
   };
 
+  // ETRN and ATRN (commands/etrn.ts, commands/atrn.ts)
+  const turnDeps: TurnDeps = { runtime: deps.runtime, heldMail: deps.heldMail ?? null };
+  /**
+   * ATRN's 250, then the socket goes to the hold queue's SMTP client: the customer sends its
+   * greeting and we deliver (RFC 2645 §5.3). No deadline or 421 of ours may write into that
+   * session any more (handedOver); the connection's close ends the session as usual.
+   */
+  const reverseRoles = (st: ConnState, reply: Reply, domains: string[]): void => {
+    const s = st.session!;
+    sendReply(st.conn, reply);
+    st.handedOver = true;
+    table.clearDeadline(st);
+    const socket = handOver(st.conn);
+    if (!socket || !turnDeps.heldMail) {
+      st.socket?.destroy();
+      return;
+    }
+    const started = Date.now();
+    for (const x of domains) busyAtrn.add(x);
+    const fields = { ip: s.client.ip, user: s.authUser, domains };
+    turnDeps.heldMail
+      .deliverOver(socket, domains)
+      .then(
+        (report) => s.log.info('atrn.done', { ...fields, ...report, ms: Date.now() - started }),
+        (err: Error) => s.log.warn('atrn.done', { ...fields, error: err.message, ms: Date.now() - started }),
+      )
+      .finally(() => {
+        for (const x of domains) busyAtrn.delete(x);
+        if (!socket.destroyed) socket.destroy();
+      });
+  };
+
   const connectDeps: ConnectDeps = {
     runtime: deps.runtime,
     log,
@@ -213,7 +308,14 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const authSettings = (config: Config): AuthSettings => ({
     on: config.authFile !== null || config.dovecotAuth !== null,
     insecure: config.insecureAuth,
+    cramInClear: config.authFile !== null && config.authCramMd5 === 'yes',
   });
+  /** what smtp-server may run; each session is offered its own part of it (hooks.ehloOffer, onVerb) */
+  const serverAuthMethods = (config: Config): string[] => [
+    'PLAIN',
+    'LOGIN',
+    ...(config.authFile !== null && config.authCramMd5 !== 'no' ? ['CRAM-MD5'] : []),
+  ];
 
   // STARTTLS (tls.ts): the pairs as the configuration loader checked them; re-read on SIGHUP
   const tlsNow = (config: Config): TlsServerOptions => {
@@ -251,8 +353,17 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
     callback();
   };
 
-  const makeServer = (): SMTPServer => {
+  const makeServer = (kind: ListenerKind): SMTPServer => {
     const cfg0 = deps.runtime().config;
+    // this server's connections know their listener (the ODMR port answers less)
+    const serverHooks: BoundaryHooks = {
+      ...hooks,
+      onInit(connId, conn, socket, proxy) {
+        hooks.onInit(connId, conn, socket, proxy);
+        const st = table.get(connId);
+        if (st) st.odmr = kind === 'odmr';
+      },
+    };
     tlsCurrent = tlsNow(cfg0);
     const server = createBoundaryServer(
       {
@@ -270,7 +381,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         ...tlsCurrent,
         onSecure,
         // AUTH before STARTTLS is hidden per session (clearTextCommands), not by smtp-server's 538
-        authMethods: ['PLAIN', 'LOGIN'],
+        authMethods: serverAuthMethods(cfg0),
         allowInsecureAuth: true,
         onAuth: (auth, session, callback) => onAuth(authDeps, auth, session, callback),
         maxCommandLength: 64 * 1024,
@@ -297,7 +408,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
           }
         },
       },
-      hooks,
+      serverHooks,
     );
     // smtp-server reports a socket error of a session here (and drops quiet ones outside a
     // transaction itself): a client that went away mid-transaction is routine on port 25, not a fault
@@ -329,11 +440,11 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   return {
-    async listen(port, host) {
+    async listen(port, host, kind = 'smtp') {
       // the EHLO reply depends on what the downstream offers: learn it first (bounded)
       const ready = deps.runtime().relay.ready?.();
       if (ready) await Promise.race([ready, new Promise<void>((r) => setTimeout(r, 5000).unref())]);
-      const server = makeServer();
+      const server = makeServer(kind);
       servers.push(server);
       advertiseNow();
       return new Promise((resolve, reject) => {
@@ -361,6 +472,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
         const o = server.options as unknown as Record<string, unknown>;
         o.name = config.hostname;
         o.maxRecipients = config.maxRcpts;
+        o.authMethods = serverAuthMethods(config);
         // new sessions get the new certificates; a session already in TLS keeps its own
         o.hideSTARTTLS = tls.hideSTARTTLS;
         o.disabledCommands = tls.disabledCommands;

@@ -26,18 +26,19 @@ export interface TlsServerOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
-/** SMTP AUTH's settings: a backend exists (AuthFile), InsecureAuth */
+/** SMTP AUTH's settings: a backend exists (AuthFile), InsecureAuth, CRAM-MD5 offered in clear (AuthCramMD5 yes) */
 export interface AuthSettings {
   on: boolean;
   insecure: boolean;
+  cramInClear: boolean;
 }
 
 /**
  * STARTTLS only with certificates; AUTH only with a backend, and without certificates only with
- * InsecureAuth (it could never be offered otherwise).
+ * InsecureAuth or CRAM-MD5 in clear (it could never be offered otherwise).
  */
 export function tlsOptions(files: TlsFiles, auth: AuthSettings): TlsServerOptions {
-  const authOff = !auth.on || (files.kind !== 'ok' && !auth.insecure);
+  const authOff = !auth.on || (files.kind !== 'ok' && !auth.insecure && !auth.cramInClear);
   if (files.kind !== 'ok')
     return { hideSTARTTLS: true, disabledCommands: authOff ? ['AUTH', 'STARTTLS'] : ['STARTTLS'] };
   return {
@@ -51,11 +52,12 @@ export function tlsOptions(files: TlsFiles, auth: AuthSettings): TlsServerOption
 
 /**
  * A session in clear: AUTH is neither advertised nor accepted before STARTTLS unless InsecureAuth
- * (smtp-server itself would advertise it and answer 538). smtp-server reads a session's
- * disabledCommands, when set, instead of the server's; after STARTTLS the front end removes it.
+ * or CRAM-MD5 in clear (then the front end offers the session only the mechanisms it may use:
+ * commands/auth.ts authMethodsFor). smtp-server reads a session's disabledCommands, when set,
+ * instead of the server's; after STARTTLS the front end removes it.
  */
 export function clearTextCommands(options: TlsServerOptions, auth: AuthSettings): string[] | undefined {
-  if (auth.insecure || options.disabledCommands.includes('AUTH')) return undefined;
+  if (auth.insecure || auth.cramInClear || options.disabledCommands.includes('AUTH')) return undefined;
   return [...options.disabledCommands, 'AUTH'];
 }
 

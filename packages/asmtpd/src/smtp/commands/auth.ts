@@ -1,7 +1,9 @@
 /**
- * auth.ts — AUTH PLAIN and LOGIN (RFC 4954): smtp-server runs the SASL exchange, this decides.
- * Offered only with an AuthFile, and only inside TLS unless InsecureAuth (front-end.ts hides the
- * keyword and the command per session until STARTTLS).
+ * auth.ts — AUTH PLAIN, LOGIN and CRAM-MD5 (RFC 4954, RFC 2195): smtp-server runs the SASL
+ * exchange, this decides. Offered only with an AuthFile (or DovecotAuth: PLAIN and LOGIN), and only
+ * inside TLS unless InsecureAuth (front-end.ts hides the keyword and the command per session until
+ * STARTTLS); CRAM-MD5 with AuthCramMD5, in clear too with `yes` (authMethodsFor: a mechanism the
+ * session may not use is refused before its exchange, 538 5.7.11).
  *
  *   onAuth(deps, auth, session, cb)      logs auth.decision (never the password)
  *
@@ -18,6 +20,17 @@ import { formatReply, type Reply } from '../../reply/reply.js';
 import { failureDelayMs, type AuthFailures } from '../auth-limiter.js';
 import type { CommandDeps } from './context.js';
 import { metrics } from '../../metrics/metrics.js';
+import type { Config } from '../../config/types.js';
+
+/**
+ * The AUTH mechanisms a session may use: PLAIN and LOGIN inside TLS (or with InsecureAuth),
+ * CRAM-MD5 with AuthCramMD5 (tls: inside TLS; yes: in clear too) and an AuthFile. Empty: no AUTH.
+ */
+export function authMethodsFor(config: Config, secure: boolean): string[] {
+  if (config.authFile === null && config.dovecotAuth === null) return [];
+  const cram = config.authFile !== null && (config.authCramMd5 === 'yes' || (config.authCramMd5 === 'tls' && secure));
+  return [...(secure || config.insecureAuth ? ['PLAIN', 'LOGIN'] : []), ...(cram ? ['CRAM-MD5'] : [])];
+}
 
 export interface AuthDeps extends CommandDeps {
   failures: AuthFailures;
@@ -34,8 +47,10 @@ export function onAuth(
   const s = d.sessionOf(session);
   const st = d.connOf(session);
   const backend = d.runtime().auth;
-  if (!s || !st || !backend || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN'))
+  const cram = auth.method === 'CRAM-MD5';
+  if (!s || !st || !backend || (auth.method !== 'PLAIN' && auth.method !== 'LOGIN' && !cram))
     return cb(new ReplyAsError(REPLIES.localError()));
+  if (cram && !backend.checkCram) return cb(new ReplyAsError(REPLIES.localError()));
   const max = d.runtime().config.authMaxFailures;
   const user = auth.username ?? '';
   const ip = s.client.ip;
@@ -64,8 +79,10 @@ export function onAuth(
   };
   if (d.failures.count(ip) >= max)
     return refuse(REPLIES.authTooManyFailures(), { failures: s.authFailures, ip_failures: d.failures.count(ip) });
-  backend
-    .check(user, auth.password ?? '', { ip, secured: s.tls !== null })
+  const checked = cram
+    ? backend.checkCram!(user, auth.challenge ?? '', auth.challengeResponse ?? '')
+    : backend.check(user, auth.password ?? '', { ip, secured: s.tls !== null });
+  checked
     .then((result) => {
       if (result.kind === 'ok') {
         s.authUser = result.user;
