@@ -338,6 +338,13 @@ test('warnings: host bits, HoldOnFailure without an MTA, unqualified system host
   assert.deepEqual(warningLines(parseConfigText('Hostname box.example\n', 'w.conf', { systemHostname: 'box' })), []);
 });
 
+test('warnings: AuthCramMD5 without an AuthFile does nothing', () => {
+  assert.deepEqual(warningLines(parseConfigText('AuthCramMD5 yes\n', 'w.conf', HOST)), [
+    'w.conf:1: AuthCramMD5: has no effect: no AuthFile is set (CRAM-MD5 needs AuthFile entries)',
+  ]);
+  assert.deepEqual(warningLines(parseConfigText('AuthCramMD5 no\n', 'w.conf', HOST)), []);
+});
+
 test('warnings: DNSResolver tangerine without DNSServer means a public DoH service', () => {
   assert.deepEqual(warningLines(parseConfigText('DNSTimeout 2s\nDNSResolver tangerine\n', 'w.conf', HOST)), [
     "w.conf:2: DNSResolver: tangerine without DNSServer sends every lookup (client addresses, senders' domains, DNSBL queries) to tangerine's public DoH servers (Cloudflare's 1.1.1.1 and 1.0.0.1), and DNSBLs such as Spamhaus refuse queries from public resolvers: name your own DoH server with DNSServer, or use DNSResolver system (the default) with a local caching resolver such as unbound",

@@ -113,6 +113,7 @@ export function evaluateConfigText(text: string, file: string, options: LoadOpti
   errors.push(...checkDeliveryChoice(givenAt, file));
   errors.push(...checkAuthChoice(givenAt, file));
   warnings.push(...checkHoldOnFailure(givenAt, draft, file));
+  warnings.push(...checkCramWithoutAuthFile(givenAt, draft, file));
   warnings.push(...checkPublicDoh(givenAt, draft, file));
   applyDefaults(draft, options, (message) => warnings.push({ file, line: 0, message }));
   for (const [directive, line] of givenAt) {
@@ -187,6 +188,18 @@ function checkHoldOnFailure(
       message: 'HoldOnFailure: has no effect without RelayHost or Sendmail (accepted mail is always held then)',
     },
   ];
+}
+
+/** AuthCramMD5 checks {CRAM-MD5} and {PLAIN} AuthFile entries: without an AuthFile it does nothing. */
+function checkCramWithoutAuthFile(
+  givenAt: ReadonlyMap<Directive, number>,
+  draft: Partial<Config>,
+  file: string,
+): ConfigIssue[] {
+  const line = lineOf(givenAt, 'AuthCramMD5');
+  if (line === undefined || draft.authCramMd5 === 'no' || lineOf(givenAt, 'AuthFile') !== undefined) return [];
+  const why = lineOf(givenAt, 'DovecotAuth') === undefined ? 'no AuthFile is set' : 'DovecotAuth does not offer it';
+  return [{ file, line, message: `AuthCramMD5: has no effect: ${why} (CRAM-MD5 needs AuthFile entries)` }];
 }
 
 /** TLSCert and TLSKey: as many of each, readable, each key its certificate's (config/tls-files.ts). */
