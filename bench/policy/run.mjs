@@ -24,23 +24,13 @@
 //          --time-limit S (per measurement, default 30) --max-minutes M (whole run, default 10)
 //          --profile-count N (default 1000; 0 = no profile) --json FILE
 import { spawn, execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-  constants as fsConstants,
-} from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDaemon } from '../../test/dist/support/daemon.js';
 import { SmtpClient } from '../../test/dist/support/smtp-client.js';
 import { canCreateUsers, createUser, removeUser, writeScript } from '../../test/dist/support/users.js';
-import { startRunner, SHELL_PRELUDE, SAFE_PATH } from '../../packages/avenger-runner/dist/index.js';
+import { startRunner, SHELL_PRELUDE, SAFE_PATH, DEFAULT_LIMITS } from '../../packages/avenger-runner/dist/index.js';
 import { PerlSpawner } from '../../packages/avenger-runner/dist/spawner.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -111,6 +101,7 @@ const SESSION_RCPTS = 100; // the default MaxRcpts
 
 const pct = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rotate = (xs, k) => xs.map((_, i) => xs[(i + k) % xs.length]);
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
@@ -415,7 +406,8 @@ try {
     const daemonMs = { script: [], noscript: [] };
     for (let r = 0; r < opts.rounds; r++) {
       if (Date.now() > runDeadline) break;
-      for (const k of cases) {
+      // rotating order: each case runs first in some round (this machine's speed drifts)
+      for (const k of rotate(cases, r + c)) {
         daemon.logs.length = 0;
         rounds[k.name].push(await k.run(c, opts.count));
         // the daemon's own view: time from RCPT to decision, and per runner call (ms, integer)
@@ -474,7 +466,6 @@ try {
   // profile at concurrency 1: where the time of one decision goes
   if (opts.profileCount > 0 && Date.now() < runDeadline) {
     const n = opts.profileCount;
-    const scriptPath = join(withScript.home, '.avenger', 'rcpt');
     const env = {
       SENDER: 'sender@remote.example',
       RECIPIENT: `${withScript.name}@${DOMAIN}`,
@@ -482,9 +473,13 @@ try {
       HOME: withScript.home,
       PATH: SAFE_PATH,
     };
-    spawner = new PerlSpawner();
+    spawner = new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS);
     spawner.warmUp();
-    const scriptFd = openSync(scriptPath, fsConstants.O_RDONLY);
+    const dir = join(withScript.home, '.avenger');
+    const candidates = [
+      { name: 'rcpt+rX', extraEnv: [] },
+      { name: 'rcpt+default', extraEnv: ['DEFAULT=rX'] },
+    ];
     const perlRun = (args, withPrelude) => async () => {
       const o = await spawner.run({
         file: '/bin/sh',
@@ -492,28 +487,37 @@ try {
         env,
         cwd: withScript.home,
         decisionChannel: withPrelude,
+        ...(withPrelude ? { lookup: { asUser: true, dir, candidates } } : {}),
         timeoutMs: 10_000,
         maxOutputBytes: 65536,
         uid: withScript.uid,
         gid: withScript.gid,
         groups: [withScript.gid],
-        ...(withPrelude ? { scriptFd } : {}),
       });
       if (o.kind !== 'exited' || o.exitCode !== 0) throw new Error(`spawner: ${JSON.stringify(o)}`);
       if (withPrelude && !o.decisionBytes.toString().includes('accept')) throw new Error('prelude: no decision');
     };
-    runner = await startRunner();
+    runner = await startRunner({
+      settings: {
+        etcDir: etc,
+        avengerUser: aveng.name,
+        passwdFile: passwd,
+        spoolDir: null,
+        daemonUid: null,
+        deniedUids: [],
+        envNames: ['SENDER', 'RECIPIENT'],
+        fixedEnv: {},
+        toolsDir: null,
+        limits: DEFAULT_LIMITS,
+      },
+    });
     const request = {
       kind: 'rcpt',
-      uid: withScript.uid,
-      gid: withScript.gid,
-      groups: [withScript.gid],
-      user: withScript.name,
-      home: withScript.home,
-      dir: join(withScript.home, '.avenger'),
+      scope: 'user',
+      account: withScript.name,
       candidates: ['rcpt+rX', 'rcpt+default'],
       candidateEnv: { 'rcpt+default': { DEFAULT: 'rX' } },
-      env,
+      env: { SENDER: env.SENDER, RECIPIENT: env.RECIPIENT },
       timeoutMs: 10_000,
     };
     const runnerInner = [];
@@ -530,8 +534,7 @@ try {
       },
       {
         name: 'perl spawner, prelude + accept script',
-        run: () =>
-          measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE, scriptPath], true) }), 1, n, spawner.child.pid, 'perl'),
+        run: () => measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE], true) }), 1, n, spawner.child.pid, 'perl'),
       },
       { name: 'runner (startRunner().run)', run: () => measure(() => ({ op: runnerOp }), 1, n, runner.pid, 'runner') },
       { name: 'RCPT with script (daemon)', run: () => measureSmtp(port, withScript.name, 1, n, daemonPid) },
@@ -542,9 +545,8 @@ try {
     runnerInner.length = 0;
     const results = stages.map((s) => ({ name: s.name, rounds: [] }));
     for (let r = 0; r < opts.rounds && Date.now() < runDeadline; r++) {
-      for (let i = 0; i < stages.length; i++) results[i].rounds.push(await stages[i].run());
+      for (const i of rotate([...stages.keys()], r)) results[i].rounds.push(await stages[i].run());
     }
-    closeSync(scriptFd);
     out.profile = results.map((x) => ({
       name: x.name,
       rate: median(x.rounds.map((y) => y.rate)),
