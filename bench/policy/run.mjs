@@ -37,11 +37,14 @@ import { PerlSpawner } from '../../packages/avenger-runner/dist/spawner.js';
 // options
 
 const HELP = `usage: node bench/policy/run.mjs [--count N] [--rounds R] [--concurrency 1,2,8]
-       [--time-limit S] [--max-minutes M] [--profile-count N] [--json FILE]
+       [--time-limit S] [--max-minutes M] [--profile-count N] [--spawner-before FILE] [--json FILE]
 Profile stages (concurrency 1, sequential, --profile-count each):
   1 node spawn       spawn('/bin/sh', ['-c', 'true']) from this process
   2 perl, true       the runner's perl spawner (PerlSpawner, driven from here), sh -c true as the user
-  3 perl, prelude    the same with the runner's shell prelude, the script on fd 4, decision on fd 3
+  3 perl, prelude    the same with the runner's shell prelude, the script looked up as the user and
+                     opened on fd 4, decision on fd 3 (exactly the runner's call)
+  3b (--spawner-before FILE) the same through another spawner.pl, e.g. the one before a change:
+                     git show COMMIT:packages/avenger-runner/libexec/spawner.pl > FILE
   4 runner           startRunner().run(rcpt request): JSON pipe, lookup and checks, then 3
   5 rcpt script      RCPT over SMTP to the daemon: SMTP, routing, daemon → runner, then 4
   6 rcpt floor       RCPT postmaster+rK over SMTP: no runner call`;
@@ -54,6 +57,7 @@ function parseArgs(argv) {
     timeLimitS: 30,
     maxMinutes: 10,
     profileCount: 1000,
+    spawnerBefore: null,
     json: null,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -78,6 +82,7 @@ function parseArgs(argv) {
     else if (a === '--max-minutes') o.maxMinutes = num(v(), 1);
     else if (a === '--profile-count') o.profileCount = num(v(), 0);
     else if (a === '--json') o.json = v();
+    else if (a === '--spawner-before') o.spawnerBefore = v();
     else if (a === '--help' || a === '-h') {
       console.log(HELP);
       process.exit(0);
@@ -278,6 +283,7 @@ const dirs = [];
 let daemon = null;
 let runner = null;
 let spawner = null;
+let spawnerBefore = null;
 let cleaned = false;
 
 function cleanupSync() {
@@ -285,6 +291,7 @@ function cleanupSync() {
   cleaned = true;
   try {
     spawner?.close();
+    spawnerBefore?.close();
   } catch {
     /* */
   }
@@ -475,28 +482,32 @@ try {
     };
     spawner = new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS);
     spawner.warmUp();
+    spawnerBefore = opts.spawnerBefore ? new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS, opts.spawnerBefore) : null;
+    spawnerBefore?.warmUp();
     const dir = join(withScript.home, '.avenger');
     const candidates = [
       { name: 'rcpt+rX', extraEnv: [] },
       { name: 'rcpt+default', extraEnv: ['DEFAULT=rX'] },
     ];
-    const perlRun = (args, withPrelude) => async () => {
-      const o = await spawner.run({
-        file: '/bin/sh',
-        args,
-        env,
-        cwd: withScript.home,
-        decisionChannel: withPrelude,
-        ...(withPrelude ? { lookup: { asUser: true, dir, candidates } } : {}),
-        timeoutMs: 10_000,
-        maxOutputBytes: 65536,
-        uid: withScript.uid,
-        gid: withScript.gid,
-        groups: [withScript.gid],
-      });
-      if (o.kind !== 'exited' || o.exitCode !== 0) throw new Error(`spawner: ${JSON.stringify(o)}`);
-      if (withPrelude && !o.decisionBytes.toString().includes('accept')) throw new Error('prelude: no decision');
-    };
+    const perlRun =
+      (args, withPrelude, via = spawner) =>
+      async () => {
+        const o = await via.run({
+          file: '/bin/sh',
+          args,
+          env,
+          cwd: withScript.home,
+          decisionChannel: withPrelude,
+          ...(withPrelude ? { lookup: { asUser: true, dir, candidates } } : {}),
+          timeoutMs: 10_000,
+          maxOutputBytes: 65536,
+          uid: withScript.uid,
+          gid: withScript.gid,
+          groups: [withScript.gid],
+        });
+        if (o.kind !== 'exited' || o.exitCode !== 0) throw new Error(`spawner: ${JSON.stringify(o)}`);
+        if (withPrelude && !o.decisionBytes.toString().includes('accept')) throw new Error('prelude: no decision');
+      };
     runner = await startRunner({
       settings: {
         etcDir: etc,
@@ -536,12 +547,28 @@ try {
         name: 'perl spawner, prelude + accept script',
         run: () => measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE], true) }), 1, n, spawner.child.pid, 'perl'),
       },
+      ...(spawnerBefore
+        ? [
+            {
+              name: 'perl spawner BEFORE, prelude + accept script',
+              run: () =>
+                measure(
+                  () => ({ op: perlRun(['-c', SHELL_PRELUDE], true, spawnerBefore) }),
+                  1,
+                  n,
+                  spawnerBefore.child.pid,
+                  'perl',
+                ),
+            },
+          ]
+        : []),
       { name: 'runner (startRunner().run)', run: () => measure(() => ({ op: runnerOp }), 1, n, runner.pid, 'runner') },
       { name: 'RCPT with script (daemon)', run: () => measureSmtp(port, withScript.name, 1, n, daemonPid) },
       { name: 'RCPT postmaster (no runner)', run: () => measureSmtp(port, 'postmaster', 1, n, daemonPid) },
     ];
     for (const s of stages.slice(1, 4))
       await measure(() => ({ op: s.name.startsWith('runner') ? runnerOp : perlRun(['-c', 'true'], false) }), 1, 100);
+    if (spawnerBefore) await measure(() => ({ op: perlRun(['-c', 'true'], false, spawnerBefore) }), 1, 100);
     runnerInner.length = 0;
     const results = stages.map((s) => ({ name: s.name, rounds: [] }));
     for (let r = 0; r < opts.rounds && Date.now() < runDeadline; r++) {
