@@ -15,7 +15,7 @@
 #     "abandon", TOKEN   — stop waiting for the child's pipes (it is reported once reaped)
 #   With a LOOKUP, the first candidate that exists in DIR is checked (see find_script) and, if
 #   safe, opened O_PATH on fd 4 of the child and its path appended to ARGV.
-#   After the fork the parent waits (at most EXEC_WAIT_S) for the child's exec, so that it does not
+#   After the fork an otherwise idle parent waits (at most EXEC_WAIT_S) for the child's exec, so that it does not
 #   write to pages the child still shares (each such write costs a page copy). A child's end is
 #   seen on its pidfd (pidfd_open; a poll where the kernel has none), not by polling waitpid.
 #   When the program exits, the rest of its process group is killed; pipes still held open
@@ -271,7 +271,8 @@ sub start {
         POSIX::_exit(127);
     }
     close($execw);
-    wait_for_exec($execr);
+    # only when idle: with other children running, their pipes and exits must not wait on this exec
+    if (%kids) { close($execr); } else { wait_for_exec($execr); }
     close($_->[1]) for values %$p;
     close($in);
     close($scriptfh) if $scriptfh;
