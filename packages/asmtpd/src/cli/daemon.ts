@@ -386,7 +386,8 @@ async function serveWorker(
   });
   side = createSmtpSide({
     config,
-    log,
+    // every line of a worker names it
+    log: log.child({ worker: cluster.worker?.id ?? 0 }),
     verbose: args.verbose,
     run: (req) => link.run(req),
     net: (c) => link.net(c),
