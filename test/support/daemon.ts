@@ -189,7 +189,7 @@ async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
     }
   };
   try {
-    await waitLog((l) => l.event === 'daemon.start');
+    await waitLog((l) => l.event === 'daemon.start', 30_000);
   } catch (err) {
     await quietDns?.close();
     throw err;

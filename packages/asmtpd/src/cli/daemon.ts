@@ -382,6 +382,7 @@ async function serveWorker(
     },
     stop,
     metrics: () => metrics.snapshot(),
+    refreshBlocks: () => side?.refreshBlocks(),
     onPrimaryGone: () => void stop(),
   });
   side = createSmtpSide({
@@ -392,6 +393,7 @@ async function serveWorker(
     run: (req) => link.run(req),
     net: (c) => link.net(c),
     shared: link.shared,
+    onBlocksChanged: () => link.blocksChanged(),
   });
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
   try {
