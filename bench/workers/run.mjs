@@ -33,6 +33,7 @@ const MESSAGES = arg('messages', 3000);
 const SESSIONS = arg('sessions', 20);
 const SIZE = arg('size', 4096);
 const ROUNDS = arg('rounds', 2);
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 const { createIpc } = await import(pathToFileURL(join(root, 'packages/asmtpd/dist/daemon/ipc.js')).href);
 
 if (process.argv[2] === '--ipc-child') {
@@ -65,8 +66,6 @@ function freePort() {
     });
   });
 }
-
-const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** CPU seconds of a process and all its descendants (alive now) */
 function treeCpu(pid) {
@@ -116,30 +115,21 @@ async function startAsmtpd(dir, conf, cpus) {
   return proc;
 }
 
+/** smtp-source, asynchronously: the DNS server answers from this process's event loop */
 function source(port, messages) {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(
-    'taskset',
-    [
-      '-c',
-      '0',
-      'smtp-source',
-      '-s',
-      String(SESSIONS),
-      '-m',
-      String(messages),
-      '-l',
-      String(SIZE),
-      '-f',
-      'a@bench-source.test',
-      '-t',
-      'r@elsewhere.test',
-      `127.0.0.1:${port}`,
-    ],
-    { encoding: 'utf8', timeout: 600_000 },
+  const args = ['-c', '0', 'smtp-source', '-s', String(SESSIONS), '-m', String(messages), '-l', String(SIZE)];
+  args.push('-f', 'a@bench-source.test', '-t', 'r@elsewhere.test', `127.0.0.1:${port}`);
+  const p = spawn('taskset', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => (err += d.toString()));
+  return new Promise((resolve, reject) =>
+    p.once('exit', (code) =>
+      code === 0
+        ? resolve(Number(process.hrtime.bigint() - t0) / 1e9)
+        : reject(new Error(`smtp-source: ${code} ${err}`)),
+    ),
   );
-  if (r.status !== 0) throw new Error(`smtp-source: ${r.status} ${r.stderr}`);
-  return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
 async function main() {
@@ -148,7 +138,9 @@ async function main() {
   const { startDnsServer } = await import(pathToFileURL(join(root, 'test/dist/support/dns-server.js')).href);
   const dns = await startDnsServer({ doh: false });
   const sinkPort = await freePort();
-  const sink = spawn('taskset', ['-c', '0', 'smtp-sink', '-c', `127.0.0.1:${sinkPort}`, '256'], { stdio: 'ignore' });
+  const sink = spawn('taskset', ['-c', '0', 'smtp-sink', '-u', 'nobody', `127.0.0.1:${sinkPort}`, '256'], {
+    stdio: 'ignore',
+  });
   await new Promise((r) => setTimeout(r, 300));
   const placements = [
     { name: 'W1@cpu1', workers: 1, cpus: '1' },
@@ -179,14 +171,13 @@ async function main() {
           'RelayNet 127.0.0.1/32',
           'MaxClientsPerIP 500',
           'MaxClients 1000',
-          'LogLevel warn',
           `Workers ${p.workers}`,
         ].join('\n');
         const d = await startAsmtpd(dir, conf + '\n', p.cpus);
         try {
-          source(port, 300);
+          await source(port, 300);
           const cpu0 = treeCpu(d.pid);
-          const secs = source(port, MESSAGES);
+          const secs = await source(port, MESSAGES);
           const cpu = treeCpu(d.pid) - cpu0;
           const row = {
             round,
