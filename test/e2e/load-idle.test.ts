@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { startSink } from '../support/sink.js';
+import { processTree, roleOf } from '../support/procs.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
 const IDLE = 1000;
@@ -24,11 +25,20 @@ function nofileSoft(): number {
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   return !m ? 0 : m[1] === 'unlimited' ? Infinity : Number(m[1]);
 }
+/** the SMTP processes: the daemon, and with Workers N (ASMTPD_TEST_WORKERS) its workers too */
+function smtpPids(pid: number): number[] {
+  return processTree(pid)
+    .filter((p) => ['smtp', 'worker'].includes(roleOf(p, pid)))
+    .map((p) => p.pid);
+}
 function rssOf(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+  return smtpPids(pid).reduce(
+    (sum, p) => sum + Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? NaN) * 1024,
+    0,
+  );
 }
 function fdsOf(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+  return smtpPids(pid).reduce((sum, p) => sum + readdirSync(`/proc/${p}/fd`).length, 0);
 }
 
 async function transaction(d: Daemon, tag: string): Promise<string> {

@@ -387,9 +387,9 @@ async function serveWorker(
   });
   side = createSmtpSide({
     config,
-    // every line of a worker names it
-    log: log.child({ worker: cluster.worker?.id ?? 0 }),
+    log,
     verbose: args.verbose,
+    worker: cluster.worker?.id ?? 0,
     run: (req) => link.run(req),
     net: (c) => link.net(c),
     shared: link.shared,

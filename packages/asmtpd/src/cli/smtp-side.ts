@@ -37,6 +37,8 @@ export interface SmtpSideOptions {
   run(request: RunRequest): Promise<RunResult>;
   net?: (config: Config) => NetFactSource | null;
   shared?: FrontEndDeps['shared'];
+  /** Workers N: this worker's number (named in session.connect) */
+  worker?: number;
   /** Workers N: this worker's blocklist changed (the primary tells the others to refresh) */
   onBlocksChanged?: () => void;
 }
@@ -81,6 +83,7 @@ export function createSmtpSide(o: SmtpSideOptions): SmtpSide {
     verbose: o.verbose,
     version: VERSION,
     ...(o.shared ? { shared: o.shared } : {}),
+    ...(o.worker ? { worker: o.worker } : {}),
   });
   metrics.setVersion(VERSION);
   metrics.watch({
