@@ -12,7 +12,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, testWorkers, type Daemon } from '../support/daemon.js';
 import { startSink } from '../support/sink.js';
 import { processTree, roleOf } from '../support/procs.js';
 import { SmtpClient } from '../support/smtp-client.js';
@@ -104,7 +104,9 @@ test(
         rssOpen - rssBefore < 150 * 1048576,
         `RSS grew by ${MiB(rssOpen - rssBefore)} MiB for ${IDLE} idle connections`,
       );
-      assert.ok(fdsOf(pid) >= fdsBefore + IDLE, 'the daemon holds every connection');
+      // with Workers N the three processes' other descriptors come and go a little (IPC, timers)
+      const slack = testWorkers() > 1 ? 10 : 0;
+      assert.ok(fdsOf(pid) >= fdsBefore + IDLE - slack, 'the daemon holds every connection');
 
       // the one free slot: a new client is served and its message delivered
       const served = await SmtpClient.connect(d.port);
