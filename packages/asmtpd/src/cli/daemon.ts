@@ -198,7 +198,8 @@ async function serve(
   // facts and the global limits.
   let side: SmtpSide | null = null;
   let workers: Workers | null = null;
-  let netSource: NetFactSource | null = netFacts?.source(config) ?? null;
+  // the primary's network facts, for its workers (the one process's are in its Runtime)
+  let netSource: NetFactSource | null = role === 'primary' ? (netFacts?.source(config) ?? null) : null;
   if (role === 'single') {
     side = createSmtpSide({
       config,
@@ -290,7 +291,7 @@ async function serve(
     const old = current;
     const cfg = next.result.config;
     current = cfg;
-    netSource = netFacts?.source(cfg) ?? null;
+    if (role === 'primary') netSource = netFacts?.source(cfg) ?? null;
     const restartNeeded =
       cfg.smtpPort !== old.smtpPort ||
       cfg.bindAddrs.join() !== old.bindAddrs.join() ||
