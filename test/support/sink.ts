@@ -75,8 +75,9 @@ export async function startSink(mode: SinkMode = { kind: 'accept' }, port = 0): 
       });
     },
   });
-  // a client killed mid-session resets its connection: not an error of the sink
-  server.on('error', () => {});
+  // a client killed mid-session resets its connection (a flush killed with SIGKILL in
+  // test/e2e/hold-crash.test.ts, a worker in test/e2e/workers.test.ts): not an error of the sink
+  server.on('error', () => undefined);
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
   sink.port = (server.server.address() as AddressInfo).port;
   sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));

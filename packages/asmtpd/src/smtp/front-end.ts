@@ -32,7 +32,7 @@ import { readTlsPairs } from '../config/tls-files.js';
 import { clearTextCommands, sessionTls, tlsOptions, type AuthSettings, type TlsServerOptions } from './tls.js';
 import { createBoundaryServer, replyToHalfClosed, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
-import { ConnectionTable, type ConnState } from './connections.js';
+import { ConnectionTable, type ConnState, type SharedLimits } from './connections.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Session } from './session.js';
 import { abortDownstream } from './downstream.js';
@@ -47,7 +47,7 @@ import { busyAtrn, decideAtrn } from './commands/atrn.js';
 import type { HeldMail } from './held-mail.js';
 import { handOver } from './boundary.js';
 import type { Reply } from '../reply/reply.js';
-import { AuthFailures } from './auth-limiter.js';
+import { AuthFailures, type AuthFailureCounter } from './auth-limiter.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
@@ -62,6 +62,10 @@ export interface FrontEndDeps {
   version: string;
   /** the hold queue for ETRN and ATRN; absent: ETRN answers 458, ATRN 451 */
   heldMail?: HeldMail | null;
+  /** Workers N: MaxClients/MaxClientsPerIP and the AUTH failures counted by the primary */
+  shared?: { limits: SharedLimits; authFailures: AuthFailureCounter };
+  /** Workers N: this worker's number, named in session.connect */
+  worker?: number;
 }
 
 /** Which listener a connection came in on: SMTPPort, or ODMRPort (RFC 2645). */
@@ -84,7 +88,7 @@ export interface FrontEnd {
 const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
 export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
-  const table = new ConnectionTable();
+  const table = new ConnectionTable(deps.shared?.limits ?? null);
   const { log } = deps;
   let shuttingDown = false;
 
@@ -294,6 +298,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const connectDeps: ConnectDeps = {
     runtime: deps.runtime,
     log,
+    ...(deps.worker ? { worker: deps.worker } : {}),
     table,
     shuttingDown: () => shuttingDown,
     replayEarlyAbuse(st, s) {
@@ -304,7 +309,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   // AUTH (commands/auth.ts): failures per client IP outlive a SIGHUP's new Runtime
-  const authDeps: AuthDeps = { ...txDeps, failures: new AuthFailures() };
+  const authDeps: AuthDeps = { ...txDeps, failures: deps.shared?.authFailures ?? new AuthFailures() };
   const authSettings = (config: Config): AuthSettings => ({
     on: config.authFile !== null || config.dovecotAuth !== null,
     insecure: config.insecureAuth,

@@ -14,7 +14,7 @@ import type { SMTPServerSession } from 'smtp-server';
 import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
 import { formatReply } from '../../reply/reply.js';
 import type { Logger } from '../../log/logger.js';
-import type { ConnectionTable, ConnState } from '../connections.js';
+import type { AdmitVerdict, ConnectionTable, ConnState } from '../connections.js';
 import type { Session } from '../session.js';
 import type { Runtime } from '../runtime.js';
 import { metrics } from '../../metrics/metrics.js';
@@ -22,6 +22,8 @@ import { metrics } from '../../metrics/metrics.js';
 export interface ConnectDeps {
   runtime(): Runtime;
   log: Logger;
+  /** Workers N: this worker's number (session.connect names it) */
+  worker?: number;
   table: ConnectionTable;
   shuttingDown(): boolean;
   /** protocol abuse seen before the Session existed (an early talker during GreetingDelay) */
@@ -55,12 +57,33 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     });
     return callback(new ReplyAsError(r));
   }
-  const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+  const admitted = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+  if (typeof admitted === 'string') return afterAdmission(d, session, st, admitted, callback);
+  admitted.then(
+    (verdict) => afterAdmission(d, session, st, verdict, callback),
+    () => callback(new ReplyAsError(REPLIES.localError())),
+  );
+}
+
+/** The limits answered (at once, or from the primary across the workers): refuse, or start the session. */
+function afterAdmission(
+  d: ConnectDeps,
+  session: SMTPServerSession,
+  st: ConnState,
+  verdict: AdmitVerdict,
+  callback: (err?: Error | null) => void,
+): void {
+  const { table, log } = d;
+  const rt = d.runtime();
   if (verdict !== 'ok') {
     metrics.connectionRefused(verdict);
     log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
     return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
   }
+  // the client went away while the primary counted it (Workers N), or before its address was known
+  // (a reset right after the SYN: smtp-server then has no remoteAddress): no session, no facts
+  if (table.get(session.id) !== st || st.gone || !session.remoteAddress)
+    return callback(new ReplyAsError(REPLIES.localError()));
   const sessionLog = log.child({ sid: session.id });
   const s: Session = {
     id: session.id,
@@ -91,6 +114,7 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     local_ip: s.local.ip,
     local_port: s.local.port,
     relay_net: s.mayRelay,
+    ...(d.worker ? { worker: d.worker } : {}),
     ...(s.proxy ? { proxy: s.proxy.peer.ip, proxy_port: s.proxy.peer.port, proxy_version: s.proxy.version } : {}),
   });
   d.replayEarlyAbuse(st, s);
