@@ -3,7 +3,7 @@
  * collect its JSON log lines. Every test gets its own port and DBDir.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
@@ -118,13 +118,17 @@ async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
       // number of CPUs, which would make the tests depend on the machine); tests about workers set it
       ...(/^Workers /im.test(text) ? [] : [`Workers ${testWorkers()}`]),
     ].join('\n') + '\n';
-  const writeConf = (text: string): void =>
+  // written aside and renamed over, as an administrator's editor does: a SIGHUP that comes while
+  // the file is being written must not read it truncated (an empty file is a valid configuration)
+  const writeConf = (text: string): void => {
     writeFileSync(
-      confPath,
+      `${confPath}.new`,
       opts.fullConf
         ? text + (/^Workers /im.test(text) ? '' : `\nWorkers ${testWorkers()}\n`)
         : base(text) + text + '\n',
     );
+    renameSync(`${confPath}.new`, confPath);
+  };
   writeConf(
     opts.fullConf
       ? opts.fullConf({ port, dbDir, etcDir, dnsServer: `127.0.0.1:${quietDns!.udp.port}` })
