@@ -13,6 +13,12 @@ import { startDnsServer } from './dns-server.js';
  * The daemon under test: this checkout's, or (ASMTPD_UNDER_TEST=/path/to/another/checkout, built)
  * another build's — how docs/security.md shows each attack test failing on an older version.
  */
+/** Workers of the daemons tests start: ASMTPD_TEST_WORKERS (CI runs part of test/e2e with 2), else 1. */
+export function testWorkers(): number {
+  const n = Number(process.env.ASMTPD_TEST_WORKERS ?? '1');
+  return Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
 export const ASMTPD_BIN = process.env.ASMTPD_UNDER_TEST
   ? join(process.env.ASMTPD_UNDER_TEST, 'packages/asmtpd/bin/asmtpd')
   : new URL('../../../packages/asmtpd/bin/asmtpd', import.meta.url).pathname;
@@ -106,8 +112,17 @@ async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
       // dictionary-attack blocking (on by default) would block the many tests whose clients collect
       // unknown recipients on purpose (open relay, fuzz, faults); the tests about it set it
       ...(/^BlockUnknownRcpts /im.test(text) ? [] : ['BlockUnknownRcpts off']),
+      // one SMTP process unless ASMTPD_TEST_WORKERS says how many (the shipped default is the
+      // number of CPUs, which would make the tests depend on the machine); tests about workers set it
+      ...(/^Workers /im.test(text) ? [] : [`Workers ${testWorkers()}`]),
     ].join('\n') + '\n';
-  const writeConf = (text: string): void => writeFileSync(confPath, opts.fullConf ? text : base(text) + text + '\n');
+  const writeConf = (text: string): void =>
+    writeFileSync(
+      confPath,
+      opts.fullConf
+        ? text + (/^Workers /im.test(text) ? '' : `\nWorkers ${testWorkers()}\n`)
+        : base(text) + text + '\n',
+    );
   writeConf(
     opts.fullConf
       ? opts.fullConf({ port, dbDir, etcDir, dnsServer: `127.0.0.1:${quietDns!.udp.port}` })

@@ -14,32 +14,29 @@
  * process (NetFactsUser with CAP_NET_RAW), listens (SMTP, and MetricsListen's Prometheus endpoint:
  * daemon/metrics-listener.ts), and becomes DaemonUser for good.
  */
-import { closeSync, fstatSync, mkdirSync, writeSync } from 'node:fs';
+import cluster from 'node:cluster';
+import { closeSync, fstatSync, writeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { formatIssue, type ConfigIssue } from '../config/load.js';
 import type { Config } from '../config/types.js';
 import { createLogger, type Logger } from '../log/logger.js';
-import { countHeld, createRelay } from '../relay/index.js';
 import { metrics } from '../metrics/metrics.js';
 import { startMetricsListener, type MetricsListener } from '../daemon/metrics-listener.js';
 import type { Relay } from '../relay/types.js';
-import { buildRuntime, type Runtime, type RuntimeServices } from '../smtp/runtime.js';
-import { helperEnvironment } from '../daemon/script-helper-env.js';
-import { stateDbProbers } from '../daemon/probers.js';
-import { createVerifiers } from '../daemon/verifiers.js';
-import { createBlocklist } from '../daemon/blocklist.js';
-import { sharedResolvers } from '../dns/resolver.js';
+import type { NetFactSource } from '../facts/client-facts.js';
+import { startWorkers, type Workers } from '../daemon/primary.js';
+import { linkToPrimary } from '../daemon/worker-link.js';
+import { createSmtpSide, type SmtpSide } from './smtp-side.js';
 import { dropPrivileges, type PrivilegeResult } from '../daemon/privileges.js';
 import { serviceAccounts, type ServiceAccounts } from '../daemon/service-accounts.js';
 import { openLogFile, prepareStateDirectories, removePidFile, writePidFile, LOG_FILE } from '../daemon/state-dirs.js';
 import { runnerIds } from '../daemon/runner-settings.js';
 import { runnerProcessPath } from '../daemon/runner-entry.js';
 import { tuneHeapForServer } from '../daemon/heap.js';
-import { startRunner, type RunnerClient } from '@asmtpd/avenger-runner';
+import { startRunner, type RunnerClient, type RunRequest, type RunResult } from '@asmtpd/avenger-runner';
 import { openNetFacts } from '../facts/netfacts/client.js';
-import { createFrontEnd, type FrontEnd } from '../smtp/front-end.js';
 import { loadForCommand } from '../config/source.js';
 import { VERSION } from '../version.js';
 import { unreadableBy } from '../daemon/tls-readable.js';
@@ -79,6 +76,8 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
     }
     ({ accounts, created } = found);
   }
+  // a worker of Workers N: the primary prepared everything and keeps the pid file
+  if (cluster.isWorker) return serve(args, config, source, [], accounts, [], workerStopper());
   const dirs = prepareStateDirectories(config, accounts?.daemon ?? null);
   if (dirs.kind === 'error') {
     process.stderr.write(`asmtpd: ${dirs.message}\n`);
@@ -111,6 +110,17 @@ export async function runDaemon(args: DaemonArgs): Promise<number> {
   }
 }
 
+/** Which process this is: the one of Workers 1, or the primary or a worker of Workers N. */
+type Role = 'single' | 'primary' | 'worker';
+
+/** A worker's stop while it starts: exit (the primary logs it and starts another). */
+function workerStopper(): Stopper {
+  const stopper: Stopper = { stop: () => process.exit(1) };
+  process.on('SIGTERM', () => stopper.stop('SIGTERM'));
+  process.on('SIGINT', () => stopper.stop('SIGINT'));
+  return stopper;
+}
+
 async function serve(
   args: DaemonArgs,
   config: Config,
@@ -121,6 +131,7 @@ async function serve(
   stopper: Stopper,
 ): Promise<number> {
   tuneHeapForServer();
+  const role: Role = cluster.isWorker ? 'worker' : config.workers > 1 ? 'primary' : 'single';
   const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
   // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
   // never the listener on port 25: log anything that escapes and keep serving.
@@ -128,6 +139,7 @@ async function serve(
   process.on('unhandledRejection', (err) =>
     log.error('daemon.error', { error: String(err), stack: (err as Error)?.stack }),
   );
+  if (role === 'worker') return serveWorker(args, config, accounts, log, stopper);
   for (const w of warnings) log.warn('config.error', { warning: formatIssue(w) });
   if (accounts) {
     for (const path of unreadableBy(accounts.daemon, [...config.tlsCerts, ...config.tlsKeys]))
@@ -166,65 +178,73 @@ async function serve(
     process.stderr.write(`asmtpd: cannot start the script runner: ${(err as Error).message}\n`);
     return 1;
   }
-  const run = (req: Parameters<RunnerClient['run']>[0]): ReturnType<RunnerClient['run']> => runner.run(req);
+  const run = (req: RunRequest): Promise<RunResult> => runner.run(req);
   // SYN capture and route tracing need CAP_NET_RAW: a separate process, started while we are root
   // (facts/netfacts/process.ts); this process gives the capability up with root below
   const netFacts = await openNetFacts(config, log, accounts ? { account: accounts.netFacts } : {});
-  let relay = createRelay(config, log);
-  const probers = stateDbProbers(config.dbDir);
-  const verifiers = createVerifiers(probers.db, log);
-  // dictionary-attack blocking (issue 19): its set is read once privileges are given up (below)
-  const blocklist = createBlocklist({ db: probers.db, record: verifiers.recordUnknown, log });
-  const services: RuntimeServices = {
-    helperEnv: helperEnvironment,
-    prober: probers.factory,
-    verifier: verifiers.factory,
-    abuse: blocklist.guard,
-    resolver: sharedResolvers(),
-    ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
-  };
-  let runtime: Runtime = buildRuntime(config, relay, run, log, services);
-  const frontEnd = createFrontEnd({ runtime: () => runtime, log, verbose: args.verbose, version: VERSION });
-
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
-  try {
-    for (const host of hosts) await listenWithFallback(frontEnd, config.smtpPort, host);
-  } catch (err) {
-    log.error('daemon.error', { error: (err as Error).message, port: config.smtpPort });
+  const failStart = async (line: string, fields: Record<string, unknown>, code: number): Promise<number> => {
+    log.error('daemon.error', fields);
     log.flush();
-    process.stderr.write(`asmtpd: cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
+    process.stderr.write(`asmtpd: ${line}\n`);
+    await workers?.stop(0);
+    await runner.close();
     await netFacts?.close();
-    return 1;
+    return code;
+  };
+
+  // Workers 1: this process serves SMTP. Workers N: the workers do (daemon/primary.ts), each
+  // listening on the sockets this process binds as root, asking it for the runner, the network
+  // facts and the global limits.
+  let side: SmtpSide | null = null;
+  let workers: Workers | null = null;
+  let netSource: NetFactSource | null = netFacts?.source(config) ?? null;
+  if (role === 'single') {
+    side = createSmtpSide({
+      config,
+      log,
+      verbose: args.verbose,
+      run,
+      ...(netFacts ? { net: (c: Config) => netFacts.source(c) } : {}),
+    });
+    try {
+      await side.listen(config.smtpPort, hosts);
+    } catch (err) {
+      const e = (err as Error).message;
+      return failStart(`cannot listen on port ${config.smtpPort}: ${e}`, { error: e, port: config.smtpPort }, 1);
+    }
+  } else {
+    workers = startWorkers({ count: config.workers, log, run, net: () => netSource, netFacts: netFacts !== null });
+    try {
+      await workers.started;
+    } catch (err) {
+      const e = (err as Error).message;
+      return failStart(`cannot start the SMTP workers: ${e}`, { error: e, port: config.smtpPort }, 1);
+    }
   }
-  // the Prometheus endpoint: bound now (a port below 1024 needs root), served as DaemonUser
+  const started = workers;
+  // the Prometheus endpoint: bound now (a port below 1024 needs root), served as DaemonUser; with
+  // workers, one endpoint here whose figures are the sum of every process's (docs/metrics.md)
   metrics.setVersion(VERSION);
-  metrics.watch({
-    connections: () => frontEnd.stats().connections,
-    holdQueue: () => countHeld(runtime.config.holdQueue),
-  });
   let metricsListener: MetricsListener | null = null;
   if (config.metricsListen) {
+    const served = started
+      ? {
+          startProcessMetrics: () => metrics.startProcessMetrics(),
+          contentType: metrics.contentType,
+          render: async () => metrics.renderMerged([await metrics.snapshot(), ...(await started.metrics())]),
+        }
+      : metrics;
     try {
-      metricsListener = await startMetricsListener(config.metricsListen, metrics);
+      metricsListener = await startMetricsListener(config.metricsListen, served);
     } catch (err) {
       const where = config.metricsListen.text;
-      log.error('daemon.error', { error: (err as Error).message, metrics_listen: where });
-      log.flush();
-      process.stderr.write(`asmtpd: cannot listen on MetricsListen ${where}: ${(err as Error).message}\n`);
-      await runner.close();
-      await netFacts?.close();
-      return 1;
+      const e = (err as Error).message;
+      return failStart(`cannot listen on MetricsListen ${where}: ${e}`, { error: e, metrics_listen: where }, 1);
     }
   }
   const privileges: PrivilegeResult | null = accounts ? dropPrivileges(accounts.daemon) : null;
-  if (privileges?.kind === 'error') {
-    log.error('daemon.error', { error: privileges.message });
-    log.flush();
-    process.stderr.write(`asmtpd: ${privileges.message}\n`);
-    await runner.close();
-    await netFacts?.close();
-    return 2;
-  }
+  if (privileges?.kind === 'error') return failStart(privileges.message, { error: privileges.message }, 2);
   log.info(
     'daemon.privileges',
     privileges?.kind === 'dropped' && accounts
@@ -242,7 +262,10 @@ async function serve(
           note: 'not started as root: every script runs as the invoking user',
         },
   );
-  blocklist.start();
+  side?.start();
+  // Once-per-daemon services start here, in this process only (the primary of Workers N, or the
+  // one process), after privileges were given up: the MetricsListen endpoint above, and a
+  // scheduler that must not run once per worker.
   starting = false;
   log.info('daemon.start', {
     version: VERSION,
@@ -250,42 +273,53 @@ async function serve(
     config: source,
     port: config.smtpPort,
     addresses: hosts,
-    relay: relay.describe(),
+    relay: side?.relay.describe() ?? started?.firstReady().relay ?? null,
     privileged: privileges?.kind === 'dropped',
+    workers: config.workers,
+    ...(started ? { worker_pids: started.pids() } : {}),
     ...(config.metricsListen ? { metrics: config.metricsListen.text } : {}),
   });
 
+  let current = config;
   process.on('SIGHUP', () => {
     const next = loadForCommand(args);
     if (next.result.kind === 'error') {
       log.error('daemon.reload_failed', { config: next.source, errors: next.result.errors.map(formatIssue) });
       return;
     }
-    const old = runtime;
+    const old = current;
     const cfg = next.result.config;
-    prepareOwnDirectories(cfg, log);
-    if (relaySettings(cfg) !== relaySettings(old.config)) {
-      const retired = relay;
-      relay = createRelay(cfg, log);
-      // sessions that started on the old relay may still be delivering: close it later
-      setTimeout(() => void retired.close(), cfg.dataTimeoutMs + 60_000).unref();
-    }
-    runtime = buildRuntime(cfg, relay, run, log, services);
-    frontEnd.applyConfig(cfg);
+    current = cfg;
+    netSource = netFacts?.source(cfg) ?? null;
     const restartNeeded =
-      cfg.smtpPort !== old.config.smtpPort ||
-      cfg.bindAddrs.join() !== old.config.bindAddrs.join() ||
-      cfg.dbDir !== old.config.dbDir ||
-      cfg.daemonUser !== old.config.daemonUser ||
-      cfg.netFactsUser !== old.config.netFactsUser ||
-      cfg.metricsListen?.text !== old.config.metricsListen?.text;
-    log.info('daemon.reload', {
-      config: next.source,
-      relay: relay.describe(),
-      ...(restartNeeded
-        ? { note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser, NetFactsUser and MetricsListen need a restart' }
-        : {}),
-    });
+      cfg.smtpPort !== old.smtpPort ||
+      cfg.bindAddrs.join() !== old.bindAddrs.join() ||
+      cfg.dbDir !== old.dbDir ||
+      cfg.daemonUser !== old.daemonUser ||
+      cfg.netFactsUser !== old.netFactsUser ||
+      cfg.workers !== old.workers ||
+      cfg.metricsListen?.text !== old.metricsListen?.text;
+    const done = (relay: unknown, extra: Record<string, unknown>): void =>
+      log.info('daemon.reload', {
+        config: next.source,
+        relay,
+        ...extra,
+        ...(restartNeeded
+          ? {
+              note: 'changes of SMTPPort, BindAddr, DBDir, DaemonUser, NetFactsUser, Workers and MetricsListen need a restart',
+            }
+          : {}),
+      });
+    // the workers each re-read the file (as DaemonUser, as the one process does); logged once all did
+    if (side) done(side.reload(cfg).relay, {});
+    else
+      void started!.reload().then((answers) => {
+        const failed = answers.filter((a) => (a as { error?: string } | null)?.error !== undefined);
+        done((answers[0] as { relay?: string } | undefined)?.relay ?? null, {
+          workers: answers.length,
+          ...(failed.length > 0 ? { failed: failed.map((a) => (a as { error: string }).error) } : {}),
+        });
+      });
     // the runner re-reads the configuration itself
     void runner.reload().then((r) => {
       if (r.kind === 'reloaded') {
@@ -300,17 +334,12 @@ async function serve(
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info('daemon.stop', { signal, connections: frontEnd.stats().connections });
-      void frontEnd
-        .close(STOP_GRACE_MS)
-        .then(() => relay.close())
-        .then(() => verifiers.close())
+      log.info('daemon.stop', { signal, connections: side?.connections ?? started?.connections ?? 0 });
+      void (side ? side.close(STOP_GRACE_MS) : started!.stop(STOP_GRACE_MS))
         .then(() => runner.close())
         .then(() => netFacts?.close())
         .then(() => metricsListener?.close())
         .finally(() => {
-          blocklist.close();
-          probers.close();
           log.flush();
           resolve(0);
           setTimeout(() => process.exit(0), 200).unref();
@@ -321,42 +350,65 @@ async function serve(
   });
 }
 
-function relaySettings(c: Config): string {
-  return JSON.stringify([
-    c.relayHost,
-    c.sendmail,
-    c.holdQueue,
-    c.holdOnFailure,
-    c.relayTimeoutMs,
-    c.relayConnections,
-    c.hostname,
-    c.relayDomains,
-    c.mailertable,
-    c.rcptVerifySubdomains,
-  ]);
-}
-
-/** After SIGHUP, as DaemonUser: what the SMTP process itself keeps in DBDir. */
-function prepareOwnDirectories(c: Config, log: Logger): void {
+/**
+ * A worker of Workers N (daemon/primary.ts forked it): the SMTP side, with the runner, the network
+ * facts and the global limits reached through the primary (daemon/worker-link.ts). The first
+ * workers start as root, listen (the primary binds), and give up root as the one process does;
+ * a restarted one starts as DaemonUser. SIGHUP and SIGTERM come from the primary over IPC (the
+ * signals themselves: SIGHUP is ignored, SIGTERM/SIGINT drain this worker).
+ */
+async function serveWorker(
+  args: DaemonArgs,
+  config: Config,
+  accounts: ServiceAccounts | null,
+  log: Logger,
+  stopper: Stopper,
+): Promise<number> {
+  let side: SmtpSide | null = null;
+  let stopping: Promise<void> | null = null;
+  const stop = (): Promise<void> => {
+    stopping ??= (side ? side.close(STOP_GRACE_MS) : Promise.resolve()).finally(() => {
+      log.flush();
+      setTimeout(() => process.exit(0), 50).unref();
+    });
+    return stopping;
+  };
+  process.on('SIGHUP', () => undefined);
+  const link = linkToPrimary({
+    reload: async () => {
+      const next = loadForCommand(args);
+      if (next.result.kind === 'error') return { error: next.result.errors.map(formatIssue).join('; ') };
+      return side ? side.reload(next.result.config) : { error: 'not serving yet' };
+    },
+    stop,
+    metrics: () => metrics.snapshot(),
+    onPrimaryGone: () => void stop(),
+  });
+  side = createSmtpSide({
+    config,
+    log,
+    verbose: args.verbose,
+    run: (req) => link.run(req),
+    net: (c) => link.net(c),
+    shared: link.shared,
+  });
+  const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
   try {
-    mkdirSync(join(c.dbDir, 'spool'), { recursive: true, mode: 0o700 });
-    mkdirSync(c.holdQueue, { recursive: true, mode: 0o700 });
+    await side.listen(config.smtpPort, hosts);
   } catch (err) {
-    log.error('daemon.error', { error: `cannot prepare ${c.dbDir}: ${(err as Error).message}` });
+    process.stderr.write(`asmtpd: worker cannot listen on port ${config.smtpPort}: ${(err as Error).message}\n`);
+    return 1;
   }
-}
-
-async function listenWithFallback(fe: FrontEnd, port: number, host: string): Promise<void> {
-  try {
-    await fe.listen(port, host);
-  } catch (err) {
-    // a host without IPv6: "all addresses" falls back to all IPv4 addresses
-    if (host === '::' && ['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((err as NodeJS.ErrnoException).code ?? '')) {
-      await fe.listen(port, '0.0.0.0');
-      return;
-    }
-    throw err;
+  const privileges: PrivilegeResult | null = accounts ? dropPrivileges(accounts.daemon) : null;
+  if (privileges?.kind === 'error') {
+    process.stderr.write(`asmtpd: worker: ${privileges.message}\n`);
+    return 2;
   }
+  if (config.metricsListen) metrics.startProcessMetrics();
+  side.start();
+  stopper.stop = () => void stop();
+  link.ready({ uid: process.getuid?.() ?? -1, relay: side.relay.describe() });
+  return new Promise<number>(() => undefined);
 }
 
 /** How long a detaching `asmtpd` waits for its child to serve. */

@@ -12,6 +12,7 @@
  *   npx tsc -b packages/asmtpd && node packages/asmtpd/dist/config/render-cli.js --write
  * The docs-sync test fails until the generated files match.
  */
+import { availableParallelism } from 'node:os';
 import {
   commandValue,
   lineListValue,
@@ -153,6 +154,18 @@ export const DIRECTIVES: readonly Directive[] = [
     doc: 'concurrent connections per client address',
     parse: (w) => parseInteger(w, COUNT_RANGE),
     default: 10,
+  }),
+  oneValue('workers', {
+    name: 'Workers',
+    section: 'Listening and limits',
+    form: 'integer',
+    valueSyntax: 'integer 1..256',
+    defaultText: 'number of CPUs',
+    sample: '4',
+    doc: 'SMTP worker processes (DaemonUser) sharing the listening sockets, the script runner and the global limits; 1: one process, as before; a change needs a restart',
+    defaultNote: 'os.availableParallelism(): one worker per CPU (docs/architecture.md "Workers")',
+    parse: (w) => parseInteger(w, { min: 1, max: 256 }),
+    default: () => Math.max(1, Math.min(256, availableParallelism())),
   }),
   oneValue('maxMsgSizeBytes', {
     name: 'MaxMsgSize',

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIssue, loadConfig, parseConfigText, type ConfigResult } from './load.js';
 import type { Config } from './types.js';
@@ -43,6 +43,7 @@ test('an empty file gives every default', () => {
       dbDir: '/var/spool/avenger',
       maxClients: 500,
       maxClientsPerIp: 10,
+      workers: availableParallelism(),
       maxMsgSizeBytes: 50 * 1024 * 1024,
       maxRcpts: 100,
       maxErrors: 10,

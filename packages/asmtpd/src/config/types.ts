@@ -90,6 +90,8 @@ export interface Config {
   dbDir: string;
   maxClients: number;
   maxClientsPerIp: number;
+  /** SMTP worker processes (1: the single process of before) */
+  workers: number;
   maxMsgSizeBytes: number;
   maxRcpts: number;
   maxErrors: number;

@@ -21,7 +21,7 @@ export interface MetricsListener {
 
 export async function startMetricsListener(
   where: { host: string; port: number },
-  metrics: Metrics,
+  metrics: Pick<Metrics, 'startProcessMetrics' | 'render' | 'contentType'>,
 ): Promise<MetricsListener> {
   metrics.startProcessMetrics();
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {

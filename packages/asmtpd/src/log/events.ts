@@ -8,6 +8,10 @@ export const LOG_EVENTS = {
   'daemon.reload_failed': 'SIGHUP: the new configuration was refused; the old one stays (errors)',
   'daemon.stop': 'SIGTERM/SIGINT: stopping (sessions still open)',
   'daemon.error': 'an unexpected error outside any session',
+  'worker.start':
+    'Workers N: an SMTP worker process listens and serves (worker: its number, pid, uid, restarted: true when it replaces one that died)',
+  'worker.exit':
+    'error: Workers N: an SMTP worker process ended unexpectedly (worker, pid, code, signal, workers_left); another is started (restart_in_ms: 0, or 5000 after more than 5 restarts in a minute) while the others keep serving',
   'session.connect':
     'a client connected (ip, port, local address, relay_net; behind a ProxyProtocol load balancer the client of its header, and proxy, proxy_port, proxy_version: the load balancer)',
   'session.refused': 'a connection was refused before the banner (limit reached)',

@@ -16,7 +16,7 @@
  * Label values come from small fixed sets (the unions below), never from a client: a client
  * cannot grow the number of series.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** What a reply answered: the banner, a command (lower case), the message after DATA's 354, or nothing (a timeout). */
 export type ReplyCommand =
@@ -142,6 +142,10 @@ export interface Metrics {
   startProcessMetrics(): void;
   /** the Prometheus text exposition */
   render(): Promise<string>;
+  /** this process's figures as data (a worker's answer to the primary, Workers N) */
+  snapshot(): Promise<unknown>;
+  /** the text exposition of several processes' snapshots: counters summed, asmtpd_info once */
+  renderMerged(snapshots: readonly unknown[]): Promise<string>;
   readonly contentType: string;
 }
 
@@ -223,6 +227,7 @@ export function createMetrics(): Metrics {
     help: 'the version of asmtpd (always 1)',
     labelNames: ['version'],
     registers,
+    aggregator: 'first',
   });
   const accepted = countedBy(
     registers,
@@ -326,6 +331,8 @@ export function createMetrics(): Metrics {
     name: 'asmtpd_hold_queue_messages',
     help: 'messages in the hold queue',
     registers,
+    // every worker counts the same directory
+    aggregator: 'max',
     async collect() {
       this.set(sources.holdQueue ? await sources.holdQueue().catch(() => Number.NaN) : 0);
     },
@@ -371,6 +378,9 @@ export function createMetrics(): Metrics {
       for (const name of TOTAL_GAUGES) registry.removeSingleMetric(name);
     },
     render: () => registry.metrics(),
+    snapshot: () => registry.getMetricsAsJSON(),
+    renderMerged: (snapshots) =>
+      AggregatorRegistry.aggregate(snapshots as Parameters<typeof AggregatorRegistry.aggregate>[0]).metrics(),
     get contentType() {
       return registry.contentType;
     },

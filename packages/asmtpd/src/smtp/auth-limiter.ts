@@ -6,6 +6,9 @@
  *     .fail(ip)  -> the count after this failure
  *   failureDelayMs(n) -> how long the answer to the n-th failure waits
  *
+ * With Workers N the primary keeps the one AuthFailures of the daemon and the workers ask it
+ * (daemon/worker-link.ts): the counts are an AuthFailureCounter, answered now or later.
+ *
  * Rule (commands/auth.ts): an IP with AuthMaxFailures failures in its window is answered
  * 421 4.7.0 at its next AUTH without a password check; a failure that brings the connection's or
  * the IP's count to AuthMaxFailures is answered 421 4.7.0 and the connection closed; any other
@@ -26,7 +29,13 @@ export function failureDelayMs(n: number): number {
   return Math.min(FIRST_DELAY_MS * 2 ** (n - 1), MAX_DELAY_MS);
 }
 
-export class AuthFailures {
+/** The IP counts as commands/auth.ts reads them: here, or from the primary across the workers. */
+export interface AuthFailureCounter {
+  count(ip: string): number | Promise<number>;
+  fail(ip: string): number | Promise<number>;
+}
+
+export class AuthFailures implements AuthFailureCounter {
   private readonly byIp = new Map<string, { count: number; since: number }>();
 
   constructor(

@@ -27,7 +27,7 @@ import { readTlsPairs } from '../config/tls-files.js';
 import { clearTextCommands, sessionTls, tlsOptions, type AuthSettings, type TlsServerOptions } from './tls.js';
 import { createBoundaryServer, replyToHalfClosed, sendReply, type BoundaryHooks } from './boundary.js';
 import type { AbuseKind } from './abuse.js';
-import { ConnectionTable, type ConnState } from './connections.js';
+import { ConnectionTable, type ConnState, type SharedLimits } from './connections.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Session } from './session.js';
 import { abortDownstream } from './downstream.js';
@@ -37,7 +37,7 @@ import { onMailFrom } from './commands/mail.js';
 import { onRcptTo } from './commands/rcpt.js';
 import { onData } from './commands/data.js';
 import { onAuth, type AuthDeps } from './commands/auth.js';
-import { AuthFailures } from './auth-limiter.js';
+import { AuthFailures, type AuthFailureCounter } from './auth-limiter.js';
 import { applyAdvertised } from './extensions.js';
 import { wireLogger } from './wire-log.js';
 import type { Logger } from '../log/logger.js';
@@ -50,6 +50,8 @@ export interface FrontEndDeps {
   log: Logger;
   verbose: boolean;
   version: string;
+  /** Workers N: MaxClients/MaxClientsPerIP and the AUTH failures counted by the primary */
+  shared?: { limits: SharedLimits; authFailures: AuthFailureCounter };
 }
 
 export interface FrontEnd {
@@ -65,7 +67,7 @@ export interface FrontEnd {
 const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
 export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
-  const table = new ConnectionTable();
+  const table = new ConnectionTable(deps.shared?.limits ?? null);
   const { log } = deps;
   let shuttingDown = false;
 
@@ -209,7 +211,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   };
 
   // AUTH (commands/auth.ts): failures per client IP outlive a SIGHUP's new Runtime
-  const authDeps: AuthDeps = { ...txDeps, failures: new AuthFailures() };
+  const authDeps: AuthDeps = { ...txDeps, failures: deps.shared?.authFailures ?? new AuthFailures() };
   const authSettings = (config: Config): AuthSettings => ({
     on: config.authFile !== null || config.dovecotAuth !== null,
     insecure: config.insecureAuth,

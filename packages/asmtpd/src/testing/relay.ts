@@ -239,6 +239,7 @@ export function testConfig(overrides: Partial<Config>): Config {
     dbDir: '/test/db',
     maxClients: 10,
     maxClientsPerIp: 5,
+    workers: 1,
     maxMsgSizeBytes: 10_000_000,
     maxRcpts: 100,
     maxErrors: 10,

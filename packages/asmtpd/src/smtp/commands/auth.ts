@@ -15,12 +15,12 @@
 import type { SMTPServerAuthentication, SMTPServerAuthenticationResponse, SMTPServerSession } from 'smtp-server';
 import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
 import { formatReply, type Reply } from '../../reply/reply.js';
-import { failureDelayMs, type AuthFailures } from '../auth-limiter.js';
+import { failureDelayMs, type AuthFailureCounter } from '../auth-limiter.js';
 import type { CommandDeps } from './context.js';
 import { metrics } from '../../metrics/metrics.js';
 
 export interface AuthDeps extends CommandDeps {
-  failures: AuthFailures;
+  failures: AuthFailureCounter;
 }
 
 type AuthCallback = (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void;
@@ -62,25 +62,26 @@ export function onAuth(
     cb(new ReplyAsError(r));
     st.conn.close();
   };
-  if (d.failures.count(ip) >= max)
-    return refuse(REPLIES.authTooManyFailures(), { failures: s.authFailures, ip_failures: d.failures.count(ip) });
-  backend
-    .check(user, auth.password ?? '', { ip, secured: s.tls !== null })
-    .then((result) => {
-      if (result.kind === 'ok') {
-        s.authUser = result.user;
-        s.decisions.clear();
-        log('info', 'ok', null);
-        return cb(null, { user: result.user });
-      }
-      s.authFailures++;
-      const ipFailures = d.failures.fail(ip);
-      const extra = { reason: result.reason, failures: s.authFailures, ip_failures: ipFailures };
-      if (s.authFailures >= max || ipFailures >= max) return refuse(REPLIES.authTooManyFailures(), extra);
-      const delayMs = failureDelayMs(Math.max(s.authFailures, ipFailures));
-      const r = REPLIES.authFailed();
-      log('info', 'failed', r, { ...extra, delay_ms: delayMs });
-      setTimeout(() => cb(new ReplyAsError(r)), delayMs).unref();
+  Promise.resolve(d.failures.count(ip))
+    .then((before) => {
+      if (before >= max)
+        return refuse(REPLIES.authTooManyFailures(), { failures: s.authFailures, ip_failures: before });
+      return backend.check(user, auth.password ?? '', { ip, secured: s.tls !== null }).then(async (result) => {
+        if (result.kind === 'ok') {
+          s.authUser = result.user;
+          s.decisions.clear();
+          log('info', 'ok', null);
+          return cb(null, { user: result.user });
+        }
+        s.authFailures++;
+        const ipFailures = await d.failures.fail(ip);
+        const extra = { reason: result.reason, failures: s.authFailures, ip_failures: ipFailures };
+        if (s.authFailures >= max || ipFailures >= max) return refuse(REPLIES.authTooManyFailures(), extra);
+        const delayMs = failureDelayMs(Math.max(s.authFailures, ipFailures));
+        const r = REPLIES.authFailed();
+        log('info', 'failed', r, { ...extra, delay_ms: delayMs });
+        setTimeout(() => cb(new ReplyAsError(r)), delayMs).unref();
+      });
     })
     .catch((err: Error) => {
       const r = REPLIES.localError();

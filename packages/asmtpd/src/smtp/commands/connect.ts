@@ -14,7 +14,7 @@ import type { SMTPServerSession } from 'smtp-server';
 import { REPLIES, ReplyAsError } from '../../reply/catalogue.js';
 import { formatReply } from '../../reply/reply.js';
 import type { Logger } from '../../log/logger.js';
-import type { ConnectionTable, ConnState } from '../connections.js';
+import type { AdmitVerdict, ConnectionTable, ConnState } from '../connections.js';
 import type { Session } from '../session.js';
 import type { Runtime } from '../runtime.js';
 import { metrics } from '../../metrics/metrics.js';
@@ -55,12 +55,31 @@ export function onConnect(d: ConnectDeps, session: SMTPServerSession, callback: 
     });
     return callback(new ReplyAsError(r));
   }
-  const verdict = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+  const admitted = table.admit(st, session.remoteAddress, rt.config.maxClients, rt.config.maxClientsPerIp);
+  if (typeof admitted === 'string') return afterAdmission(d, session, st, admitted, callback);
+  admitted.then(
+    (verdict) => afterAdmission(d, session, st, verdict, callback),
+    () => callback(new ReplyAsError(REPLIES.localError())),
+  );
+}
+
+/** The limits answered (at once, or from the primary across the workers): refuse, or start the session. */
+function afterAdmission(
+  d: ConnectDeps,
+  session: SMTPServerSession,
+  st: ConnState,
+  verdict: AdmitVerdict,
+  callback: (err?: Error | null) => void,
+): void {
+  const { table, log } = d;
+  const rt = d.runtime();
   if (verdict !== 'ok') {
     metrics.connectionRefused(verdict);
     log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
     return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
   }
+  // the client went away while the primary counted it (Workers N): no session
+  if (table.get(session.id) !== st) return callback(new ReplyAsError(REPLIES.localError()));
   const sessionLog = log.child({ sid: session.id });
   const s: Session = {
     id: session.id,
