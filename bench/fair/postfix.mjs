@@ -25,10 +25,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadHarness, sleep } from '../smtp/lib.mjs';
 
-export const POLICY_SCRIPT = `#!/bin/sh
+/** The policy script; `countFile`: each run also appends a line there (--count-scripts). */
+export const policyScript = (countFile) => `#!/bin/sh
 # bench/fair: Postfix's per-recipient script (spawn(8), one request per connection)
 while read -r line && [ -n "$line" ]; do :; done
-printf 'action=OK\\n\\n'
+${countFile ? `echo postfix >> ${countFile}\n` : ''}printf 'action=OK\\n\\n'
 `;
 
 /**
@@ -42,7 +43,7 @@ export async function startPostfixServer({ sinkPort, script, inGroup, group }) {
   const access = join(aux, 'rcpt_access');
   writeFileSync(access, `${script.domain} bench_script\n`);
   const policy = join(aux, 'policy.sh');
-  writeFileSync(policy, POLICY_SCRIPT);
+  writeFileSync(policy, policyScript(script.countFile));
   chmodSync(policy, 0o755);
   const pf = await inGroup(() =>
     harness.startPostfix({

@@ -17,7 +17,7 @@
 //           Postfix: bench@script.test, a policy service spawned per RCPT (postfix.mjs);
 //           Haraka: bench@script.test, a plugin that spawns /bin/sh per RCPT (haraka.mjs).
 // Targets (--servers): asmtpd (default Workers), asmtpd-w1 (Workers 1; asmtpd-wN likewise),
-// postfix, haraka. Each round measures every variant, the targets in a rotating order (round N
+// asmtpd-nosynfp (SynFP no; also asmtpd-wN-nosynfp), postfix, haraka. Each round measures every variant, the targets in a rotating order (round N
 // starts with the Nth), each after an unmeasured warm-up. CPU is summed over every process of
 // a server with one cgroup v2 per server (cgroup.mjs), from the start of smtp-source until
 // the sink has every message plus a settle time (--settle-ms, 500: Postfix's queue manager still
@@ -30,6 +30,8 @@
 //   (asmtpd,postfix,haraka) --variants LIST (reuse,new,script) --ttl S (300, the zone's
 //   records) --synfp yes|no (asmtpd's default when not given) --settle-ms MS (500)
 //   --resolver-addr IP (127.0.53.1; unbound listens on IP:53) --json FILE
+//   --count-scripts (a check: every script also appends a line to a file, and each measurement
+//   logs how many ran, which must be one per message in the script variant; not for figures)
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -72,12 +74,14 @@ const SYNFP = opt('synfp', undefined);
 const SETTLE_MS = Number(opt('settle-ms', 500));
 const RESOLVER_ADDR = opt('resolver-addr', '127.0.53.1');
 const JSON_OUT = opt('json', '');
+const COUNT_SCRIPTS = argv.includes('--count-scripts');
 const FROM = 'sender@bench-source.test';
 const HELO = 'bench-client.test';
 const RELAY_RCPT = 'bench@relay.test';
 const SCRIPT_DOMAIN = 'script.test';
 for (const v of VARIANTS) if (!['reuse', 'new', 'script'].includes(v)) throw new Error(`--variants ${v}?`);
-for (const s of SERVERS) if (!/^(asmtpd(-w\d+)?|postfix|haraka)$/.test(s)) throw new Error(`--servers ${s}?`);
+for (const s of SERVERS)
+  if (!/^(asmtpd(-w\d+)?(-nosynfp)?|postfix|haraka)$/.test(s)) throw new Error(`--servers ${s}?`);
 const SMTP_SOURCE = need('smtp-source');
 
 // ---------------------------------------------------------------- cleanup
@@ -171,12 +175,23 @@ try {
   const { createUser, removeUser, writeScript } = await import(join(root, 'test', 'dist', 'support', 'users.js'));
   const user = createUser('fair');
   cleanups.push(() => removeUser(user));
-  writeScript(user, 'rcpt', 'accept');
+  // --count-scripts (a check, not for measuring): every script also appends a line to one file
+  const countFile = COUNT_SCRIPTS ? join(mkdtempSync(join(tmpdir(), 'bench-fair-count-')), 'runs') : '';
+  if (countFile) {
+    chmodSync(dirname(countFile), 0o755);
+    writeFileSync(countFile, '');
+    chmodSync(countFile, 0o666);
+    cleanups.push(() => rmSync(dirname(countFile), { recursive: true, force: true }));
+  }
+  writeScript(user, 'rcpt', countFile ? `echo asmtpd >> ${countFile}\naccept` : 'accept');
   const scriptDir = mkdtempSync(join(tmpdir(), 'bench-fair-script-'));
   chmodSync(scriptDir, 0o755);
   cleanups.push(() => rmSync(scriptDir, { recursive: true, force: true }));
   const harakaScript = join(scriptDir, 'rcpt.sh');
-  writeFileSync(harakaScript, '#!/bin/sh\n# bench/fair: Haraka per-recipient script (accept)\nexit 0\n');
+  writeFileSync(
+    harakaScript,
+    `#!/bin/sh\n# bench/fair: Haraka per-recipient script (accept)\n${countFile ? `echo haraka >> ${countFile}\n` : ''}exit 0\n`,
+  );
   chmodSync(harakaScript, 0o755);
 
   const sink = await startSink(await freePortOf());
@@ -196,7 +211,12 @@ try {
           groups.bench.add(process.pid);
         }
       };
-      s = await startPostfixServer({ sinkPort: sink.port, script: { domain: SCRIPT_DOMAIN }, inGroup, group });
+      s = await startPostfixServer({
+        sinkPort: sink.port,
+        script: { domain: SCRIPT_DOMAIN, countFile },
+        inGroup,
+        group,
+      });
       s.scriptRcpt = `bench@${SCRIPT_DOMAIN}`;
     } else if (name === 'haraka') {
       s = await startHaraka({
@@ -213,7 +233,7 @@ try {
         port,
         sinkPort: sink.port,
         workers: w ? Number(w[1]) : undefined,
-        synfp: SYNFP,
+        synfp: name.endsWith('-nosynfp') ? 'no' : SYNFP,
         group,
       });
       s.scriptRcpt = `${user.name}@example.test`;
@@ -250,9 +270,11 @@ try {
     const q = await zone.stats();
     const ours = allGroups().reduce((a, g) => a + used(g), 0);
     const machineBusy = (m1.total - m1.idle - (m0.total - m0.idle)) / CLK_TCK;
+    const scriptRuns = countFile ? countLines(countFile) : null;
     const r = {
       round,
       variant,
+      ...(scriptRuns ? { scriptRuns } : {}),
       target: s.name,
       messages: n,
       acceptPerSec: n / (acceptMs / 1000),
@@ -267,7 +289,8 @@ try {
     log(
       `round ${round} ${variant} ${s.name}: ${r.acceptPerSec.toFixed(0)} msg/s (delivered ${r.deliveredPerSec.toFixed(0)}), ` +
         `CPU ${r.cpuMsPerMsg.toFixed(3)} ms/msg (${r.serverCores.toFixed(2)} cores), resolver ${r.resolverCpuMsPerMsg.toFixed(3)} ms/msg, ` +
-        `zone ${r.zoneQueriesPerMsg.toFixed(3)} q/msg, client+sink ${r.clientCpuMsPerMsg.toFixed(3)} ms/msg, other load ${r.otherCores.toFixed(2)} cores`,
+        `zone ${r.zoneQueriesPerMsg.toFixed(3)} q/msg, client+sink ${r.clientCpuMsPerMsg.toFixed(3)} ms/msg, other load ${r.otherCores.toFixed(2)} cores` +
+        (scriptRuns ? `, scripts run ${JSON.stringify(scriptRuns)} (warm-up included)` : ''),
     );
     if (r.otherCores > 0.25)
       log(`WARNING: other processes used ${r.otherCores.toFixed(2)} cores during this measurement`);
@@ -295,6 +318,14 @@ console.log(report(out));
 process.exit(out.error ? 1 : 0);
 
 // ---------------------------------------------------------------- helpers
+/** --count-scripts: the lines each server's scripts appended since the previous call (the file is emptied). */
+function countLines(file) {
+  const by = {};
+  for (const l of readFileSync(file, 'utf8').split('\n').filter(Boolean)) by[l] = (by[l] ?? 0) + 1;
+  writeFileSync(file, '');
+  return by;
+}
+
 async function freePortOf() {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {
