@@ -17,8 +17,9 @@
 //           Postfix: bench@script.test, a policy service spawned per RCPT (postfix.mjs);
 //           Haraka: bench@script.test, a plugin that spawns /bin/sh per RCPT (haraka.mjs).
 // Targets (--servers): asmtpd (default Workers), asmtpd-w1 (Workers 1; asmtpd-wN likewise),
-// asmtpd-nosynfp (SynFP no; also asmtpd-wN-nosynfp), postfix, haraka. Each round measures every variant, the targets in a rotating order (round N
-// starts with the Nth), each after an unmeasured warm-up. CPU is summed over every process of
+// asmtpd-nosynfp (SynFP no; also asmtpd-wN-nosynfp), postfix, haraka. Each round measures every
+// variant, the targets in a rotating order (round N starts with the Nth), each after an
+// unmeasured warm-up. CPU is summed over every process of
 // a server with one cgroup v2 per server (cgroup.mjs), from the start of smtp-source until
 // the sink has every message plus a settle time (--settle-ms, 500: Postfix's queue manager still
 // removes the last queue files), and divided by the messages. Also per measurement: the
@@ -30,6 +31,8 @@
 //   (asmtpd,postfix,haraka) --variants LIST (reuse,new,script) --ttl S (300, the zone's
 //   records) --synfp yes|no (asmtpd's default when not given) --settle-ms MS (500)
 //   --resolver-addr IP (127.0.53.1; unbound listens on IP:53) --json FILE
+//   --report FILE (print the report of an earlier --json FILE and exit)
+//   --max-minutes M (no new round after M minutes; 0 = no limit)
 //   --count-scripts (a check: every script also appends a line to a file, and each measurement
 //   logs how many ran, which must be one per message in the script variant; not for figures)
 import { spawn, spawnSync } from 'node:child_process';
@@ -42,6 +45,7 @@ import { startAsmtpdServer } from './asmtpd.mjs';
 import { makeRunGroup } from './cgroup.mjs';
 import { harakaVersion, startHaraka } from './haraka.mjs';
 import { startPostfixServer } from './postfix.mjs';
+import { breakdown, snapshot } from './procs.mjs';
 import { startUnbound, startZone } from './resolver.mjs';
 
 const self = fileURLToPath(import.meta.url);
@@ -50,6 +54,12 @@ const opt = (name, def) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : def;
 };
+
+// --report FILE: only print the report of an earlier run's --json (e.g. of a run cut short)
+if (opt('report', '')) {
+  console.log(report(JSON.parse(readFileSync(opt('report', ''), 'utf8'))));
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- the private mount namespace
 if (process.getuid?.() !== 0) throw new Error('run as root (cgroups, a mount namespace, Postfix, useradd)');
@@ -75,6 +85,9 @@ const SETTLE_MS = Number(opt('settle-ms', 500));
 const RESOLVER_ADDR = opt('resolver-addr', '127.0.53.1');
 const JSON_OUT = opt('json', '');
 const COUNT_SCRIPTS = argv.includes('--count-scripts');
+/** --max-minutes M: no new round is started after M minutes (the rounds done are reported) */
+const MAX_MINUTES = Number(opt('max-minutes', 0));
+const startedAt = Date.now();
 const FROM = 'sender@bench-source.test';
 const HELO = 'bench-client.test';
 const RELAY_RCPT = 'bench@relay.test';
@@ -258,6 +271,7 @@ try {
     await zone.stats(); // clears its count
     base = sink.count();
     const cpu0 = Object.fromEntries(allGroups().map((g) => [g.dir, g.cpuSeconds()]));
+    const procs0 = snapshot(s.group, s.pid);
     const m0 = cpuBusy();
     const t0 = performance.now();
     const acceptMs = await smtpSource(s.port, n, { reuse, rcpt });
@@ -266,6 +280,7 @@ try {
     await sleep(SETTLE_MS);
     const wallS = (performance.now() - t0) / 1000;
     const used = (g) => g.cpuSeconds() - cpu0[g.dir];
+    const byRole = breakdown(procs0, snapshot(s.group, s.pid));
     const m1 = cpuBusy();
     const q = await zone.stats();
     const ours = allGroups().reduce((a, g) => a + used(g), 0);
@@ -284,6 +299,7 @@ try {
       zoneQueriesPerMsg: q.total / n,
       clientCpuMsPerMsg: (used(groups.bench) * 1000) / n,
       serverCores: used(s.group) / wallS,
+      byRoleMsPerMsg: Object.fromEntries(Object.entries(byRole).map(([k, v]) => [k, (v * 1000) / n])),
       otherCores: Math.max(0, machineBusy - ours) / wallS,
     };
     log(
@@ -292,6 +308,12 @@ try {
         `zone ${r.zoneQueriesPerMsg.toFixed(3)} q/msg, client+sink ${r.clientCpuMsPerMsg.toFixed(3)} ms/msg, other load ${r.otherCores.toFixed(2)} cores` +
         (scriptRuns ? `, scripts run ${JSON.stringify(scriptRuns)} (warm-up included)` : ''),
     );
+    log(
+      `  by process: ${Object.entries(r.byRoleMsPerMsg)
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(3)}`)
+        .join(', ')} ms/msg`,
+    );
     if (r.otherCores > 0.25)
       log(`WARNING: other processes used ${r.otherCores.toFixed(2)} cores during this measurement`);
     return r;
@@ -299,6 +321,12 @@ try {
 
   const targets = SERVERS.map((n) => started[n]);
   for (let round = 1; round <= ROUNDS; round++) {
+    if (MAX_MINUTES && round > 1 && Date.now() - startedAt > MAX_MINUTES * 60_000) {
+      log(`--max-minutes ${MAX_MINUTES}: stopping after ${round - 1} rounds`);
+      out.roundsDone = round - 1;
+      break;
+    }
+    out.roundsDone = round;
     for (const variant of VARIANTS) {
       const k = (round - 1) % targets.length;
       for (const s of [...targets.slice(k), ...targets.slice(0, k)])
@@ -424,7 +452,7 @@ function report(o) {
       for (const v of o.options.VARIANTS) {
         const per = [];
         const perR = [];
-        for (let r = 1; r <= o.options.ROUNDS; r++) {
+        for (let r = 1; r <= (o.roundsDone ?? o.options.ROUNDS); r++) {
           const x = ms.find((m) => m.round === r && m.variant === v && m.target === a);
           const p = ms.find((m) => m.round === r && m.variant === v && m.target === 'postfix');
           if (!x || !p) continue;
@@ -439,6 +467,22 @@ function report(o) {
       }
     }
   }
+  lines.push(
+    '',
+    '### Where the CPU goes (ms/msg by process, median over rounds; /proc ticks of 10 ms; a script that exited counts at the parent that reaped it)',
+    '',
+  );
+  for (const v of o.options.VARIANTS)
+    for (const t of o.options.SERVERS) {
+      const rs = ms.filter((m) => m.variant === v && m.target === t && m.byRoleMsPerMsg);
+      if (!rs.length) continue;
+      const roles = [...new Set(rs.flatMap((m) => Object.keys(m.byRoleMsPerMsg)))];
+      const med = roles
+        .map((k) => [k, median(rs.map((m) => m.byRoleMsPerMsg[k] ?? 0))])
+        .filter(([, x]) => x >= 0.005)
+        .sort((a, b) => b[1] - a[1]);
+      lines.push(`- ${v}, ${t}: ${med.map(([k, x]) => `${k} ${f(x, 3)}`).join('; ')}`);
+    }
   if (o.samples && Object.keys(o.samples).length)
     lines.push('', '### What the servers logged (last sample)', '', '```', JSON.stringify(o.samples, null, 1), '```');
   if (o.error) lines.push('', `FAILED: ${o.error}`);
