@@ -33,19 +33,26 @@ export function snapshot(group, rootPid) {
   const out = new Map();
   for (const pid of group.pids()) {
     const p = stat(pid);
-    if (p) out.set(pid, { role: role(p, pid, rootPid), self: p.self / CLK_TCK, kids: p.kids / CLK_TCK });
+    if (p) out.set(pid, { role: role(p, pid, rootPid), ppid: p.ppid, self: p.self / CLK_TCK, kids: p.kids / CLK_TCK });
   }
   return out;
 }
 
-/** role → CPU seconds between two snapshots ("role (exited children)" for reaped children). */
+/**
+ * role → CPU seconds between two snapshots ("role (exited children)" for reaped children). A
+ * process of the first snapshot that exited meanwhile (e.g. Postfix's spawn after max_use) is
+ * counted at the parent that reaped it, whose cutime grew by all of its life: the part before the
+ * first snapshot is taken off again.
+ */
 export function breakdown(before, after) {
   const by = {};
   const add = (k, v) => v > 0 && (by[k] = (by[k] ?? 0) + v);
+  const earlier = new Map(); // parent pid → CPU its exited children had used before the first snapshot
+  for (const [pid, b] of before) if (!after.has(pid)) earlier.set(b.ppid, (earlier.get(b.ppid) ?? 0) + b.self + b.kids);
   for (const [pid, a] of after) {
     const b = before.get(pid) ?? { self: 0, kids: 0 };
     add(a.role, a.self - b.self);
-    add(`${a.role} (exited children)`, a.kids - b.kids);
+    add(`${a.role} (exited children)`, a.kids - b.kids - (earlier.get(pid) ?? 0));
   }
   return by;
 }

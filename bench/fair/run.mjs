@@ -40,7 +40,19 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cpuBusy, CLK_TCK, log, machine, median, need, root, sleep, startSink, waitSink } from '../smtp/lib.mjs';
+import {
+  busyPercent,
+  cpuBusy,
+  CLK_TCK,
+  log,
+  machine,
+  median,
+  need,
+  root,
+  sleep,
+  startSink,
+  waitSink,
+} from '../smtp/lib.mjs';
 import { startAsmtpdServer } from './asmtpd.mjs';
 import { makeRunGroup } from './cgroup.mjs';
 import { harakaVersion, startHaraka } from './haraka.mjs';
@@ -166,7 +178,10 @@ const out = {
 };
 const started = {};
 try {
-  log(`machine: ${JSON.stringify(out.machine)}; Haraka ${out.haraka ?? '-'}`);
+  out.busyBefore = await busyPercent(2000);
+  log(
+    `machine: ${JSON.stringify(out.machine)}; Haraka ${out.haraka ?? '-'}; ${out.busyBefore.toFixed(0)} % busy before the run`,
+  );
   // DNS: the zone, unbound, and this namespace's resolv.conf / hosts
   const zone = await startZone({ ttl: TTL, group: groups.zone });
   cleanups.push(() => zone.stop());
