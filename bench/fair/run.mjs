@@ -344,8 +344,17 @@ try {
     out.roundsDone = round;
     for (const variant of VARIANTS) {
       const k = (round - 1) % targets.length;
-      for (const s of [...targets.slice(k), ...targets.slice(0, k)])
-        out.measurements.push(await measure(s, variant, round));
+      for (const s of [...targets.slice(k), ...targets.slice(0, k)]) {
+        try {
+          out.measurements.push(await measure(s, variant, round));
+        } catch (e) {
+          // one failed measurement (e.g. a 4xx that stops smtp-source) is recorded, not fatal
+          log(`round ${round} ${variant} ${s.name}: FAILED: ${e.message}`);
+          out.failures = [...(out.failures ?? []), { round, variant, target: s.name, error: e.message }];
+          await sleep(2000);
+        }
+        if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify(out, null, 2)); // so far, in case the run is cut short
+      }
     }
   }
   out.samples = samples(started, user.name);
@@ -500,6 +509,8 @@ function report(o) {
     }
   if (o.samples && Object.keys(o.samples).length)
     lines.push('', '### What the servers logged (last sample)', '', '```', JSON.stringify(o.samples, null, 1), '```');
+  for (const x of o.failures ?? [])
+    lines.push(`- measurement failed: round ${x.round} ${x.variant} ${x.target}: ${x.error}`);
   if (o.error) lines.push('', `FAILED: ${o.error}`);
   return lines.join('\n');
 }
