@@ -141,6 +141,7 @@ async function runnerOf(checkout, label, user, missing = false) {
     deniedUids: [],
     envNames: ['SENDER', 'RECIPIENT'],
     fixedEnv: {},
+    toolsDir: null,
     limits: mod.DEFAULT_LIMITS,
   };
   const client = accountForm

@@ -13,7 +13,7 @@
  *   Frame formats: see libexec/spawner.pl.
  *
  * PUBLIC
- *   class PerlSpawner(perlPath, limits): run(spec) → Promise<ChildOutcome>, warmUp(), close()
+ *   class PerlSpawner(perlPath, limits, scriptPath?): run(spec) → Promise<ChildOutcome>, warmUp(), close()
  *   spawnerScriptPath, ChildCredentials
  *
  * SECURITY
@@ -80,13 +80,15 @@ export class PerlSpawner {
   constructor(
     private readonly perlPath: string,
     private readonly limits: ScriptLimits,
+    /** another copy of spawner.pl (bench/policy compares the one before a change); the runner never sets it */
+    private readonly scriptPath: string = spawnerScriptPath,
   ) {}
 
   private ensureStarted(): ChildProcess {
     if (this.child !== null) return this.child;
     const l = this.limits;
     const limits = `--limits=${[l.processes, l.cpuSeconds, l.dataBytes, l.fileBytes, l.openFiles].join(',')}`;
-    const child = spawn(this.perlPath, [spawnerScriptPath, limits], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(this.perlPath, [this.scriptPath, limits], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     this.inbox = Buffer.alloc(0);
     child.stdout?.on('data', (chunk: Buffer) => this.receive(chunk));
