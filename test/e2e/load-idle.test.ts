@@ -12,8 +12,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync } from 'node:fs';
-import { startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, testWorkers, type Daemon } from '../support/daemon.js';
 import { startSink } from '../support/sink.js';
+import { processTree, roleOf } from '../support/procs.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
 const IDLE = 1000;
@@ -24,11 +25,20 @@ function nofileSoft(): number {
   const m = /^Max open files\s+(\d+|unlimited)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
   return !m ? 0 : m[1] === 'unlimited' ? Infinity : Number(m[1]);
 }
+/** the SMTP processes: the daemon, and with Workers N (ASMTPD_TEST_WORKERS) its workers too */
+function smtpPids(pid: number): number[] {
+  return processTree(pid)
+    .filter((p) => ['smtp', 'worker'].includes(roleOf(p, pid)))
+    .map((p) => p.pid);
+}
 function rssOf(pid: number): number {
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
+  return smtpPids(pid).reduce(
+    (sum, p) => sum + Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? NaN) * 1024,
+    0,
+  );
 }
 function fdsOf(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
+  return smtpPids(pid).reduce((sum, p) => sum + readdirSync(`/proc/${p}/fd`).length, 0);
 }
 
 async function transaction(d: Daemon, tag: string): Promise<string> {
@@ -94,7 +104,9 @@ test(
         rssOpen - rssBefore < 150 * 1048576,
         `RSS grew by ${MiB(rssOpen - rssBefore)} MiB for ${IDLE} idle connections`,
       );
-      assert.ok(fdsOf(pid) >= fdsBefore + IDLE, 'the daemon holds every connection');
+      // with Workers N the three processes' other descriptors come and go a little (IPC, timers)
+      const slack = testWorkers() > 1 ? 10 : 0;
+      assert.ok(fdsOf(pid) >= fdsBefore + IDLE - slack, 'the daemon holds every connection');
 
       // the one free slot: a new client is served and its message delivered
       const served = await SmtpClient.connect(d.port);

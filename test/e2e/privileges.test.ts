@@ -16,7 +16,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
+import { ASMTPD_BIN, startDaemon, testWorkers, type Daemon } from '../support/daemon.js';
 import { SmtpClient } from '../support/smtp-client.js';
 import { canCreateUsers, createUser, passwdLine, removeUser, writeScript, type TestUser } from '../support/users.js';
 import { accountIds, dumpable, processTree, readProc, roleOf, type Proc } from '../support/procs.js';
@@ -210,6 +210,11 @@ test(
       [],
       'no process of another kind',
     );
+    // with Workers N (ASMTPD_TEST_WORKERS) the SMTP process is the primary and each worker holds
+    // exactly what it holds
+    const workers = procs.filter((p) => roleOf(p, daemonPid) === 'worker');
+    assert.equal(workers.length, testWorkers() > 1 ? testWorkers() : 0, 'one process per worker');
+    for (const w of workers) assert.deepEqual(seenOf(w), seenOf(procs.find((p) => p.pid === daemonPid)!));
     const seen: Record<string, Seen> = {
       'SMTP process': one('smtp'),
       'script runner': one('runner'),

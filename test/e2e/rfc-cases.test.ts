@@ -162,7 +162,10 @@ test("the downstream's RCPT refusal reaches the client's RCPT; the others go thr
 
 test('RelayConnections 1: a second transaction while the one session is held goes on without RCPT-time verdicts and is delivered after DATA', async () => {
   const w = await startWireSink();
-  const d2 = await startDaemon({ conf: `RelayHost 127.0.0.1:${w.port}\nRelayNet 127.0.0.0/8\nRelayConnections 1` });
+  // RelayConnections is per SMTP process: one process, so that the second transaction meets the first's pool
+  const d2 = await startDaemon({
+    conf: `RelayHost 127.0.0.1:${w.port}\nRelayNet 127.0.0.0/8\nRelayConnections 1\nWorkers 1`,
+  });
   try {
     const a = await session(d2.port);
     const b = await session(d2.port);

@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
+import { ASMTPD_BIN, startDaemon, testWorkers, type Daemon } from '../support/daemon.js';
 import { accountIds, processTree, roleOf } from '../support/procs.js';
 import {
   SYSTEMD_ANALYZE,
@@ -117,6 +117,10 @@ test('within the unit’s CapabilityBoundingSet every process holds what docs/se
     ['spawner', { uid: 0, eff: runnerCaps, bnd: runnerCaps, amb: 0n, nnp: 0 }],
     ['netfacts', { uid: netUser.uid, eff: netCaps, bnd: netCaps, amb: netCaps, nnp: 1 }],
     ['capture', { uid: netUser.uid, eff: netCaps, bnd: netCaps, amb: netCaps, nnp: 1 }],
+    // Workers N (ASMTPD_TEST_WORKERS): each worker holds what the SMTP process holds
+    ...(testWorkers() > 1
+      ? [['worker', { uid: daemonUser.uid, eff: 0n, bnd: unitCaps, amb: 0n, nnp: 0 }] as const]
+      : []),
   ]);
   assert.deepEqual(seen, expected);
   const start = await d.waitLog((l) => l.event === 'daemon.privileges');

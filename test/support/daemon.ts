@@ -189,8 +189,17 @@ async function startDaemonOnce(opts: DaemonOptions = {}): Promise<Daemon> {
     }
   };
   try {
-    await waitLog((l) => l.event === 'daemon.start');
+    await waitLog((l) => l.event === 'daemon.start', 30_000);
   } catch (err) {
+    // a daemon that did not start in time is stopped too: left running, its pipes would keep the
+    // test file alive forever (seen with Workers 2 on a loaded machine)
+    if (exited === undefined) {
+      proc.kill('SIGTERM');
+      const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await gone;
+      clearTimeout(t);
+    }
     await quietDns?.close();
     throw err;
   }

@@ -69,6 +69,8 @@ export function processTree(root: number): Proc[] {
 
 export function roleOf(p: Proc, daemonPid: number): string {
   if (p.pid === daemonPid) return 'smtp';
+  // Workers N: the primary's SMTP workers (node:cluster forks of the same program)
+  if (p.ppid === daemonPid && /bin\/asmtpd /.test(p.cmd)) return 'worker';
   if (/runner-process\.js|avenger-runner\/dist\/main\.js/.test(p.cmd)) return 'runner';
   if (/spawner\.pl/.test(p.cmd)) return 'spawner';
   if (/netfacts\/process\.js/.test(p.cmd)) return 'netfacts';

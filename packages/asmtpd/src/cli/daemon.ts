@@ -132,7 +132,7 @@ async function serve(
 ): Promise<number> {
   tuneHeapForServer();
   const role: Role = cluster.isWorker ? 'worker' : config.workers > 1 ? 'primary' : 'single';
-  const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel });
+  const log = createLogger({ level: args.verbose ? 'debug' : config.logLevel, lineAtATime: role !== 'single' });
   // A bug must end at most one session (smtp-server answers 451 4.3.0 for a throwing handler),
   // never the listener on port 25: log anything that escapes and keep serving.
   process.on('uncaughtException', (err) => log.error('daemon.error', { error: err.message, stack: err.stack }));
@@ -382,15 +382,18 @@ async function serveWorker(
     },
     stop,
     metrics: () => metrics.snapshot(),
+    refreshBlocks: () => side?.refreshBlocks(),
     onPrimaryGone: () => void stop(),
   });
   side = createSmtpSide({
     config,
     log,
     verbose: args.verbose,
+    worker: cluster.worker?.id ?? 0,
     run: (req) => link.run(req),
     net: (c) => link.net(c),
     shared: link.shared,
+    onBlocksChanged: () => link.blocksChanged(),
   });
   const hosts = config.bindAddrs.length ? config.bindAddrs : ['::'];
   try {

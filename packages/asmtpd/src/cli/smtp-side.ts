@@ -37,11 +37,17 @@ export interface SmtpSideOptions {
   run(request: RunRequest): Promise<RunResult>;
   net?: (config: Config) => NetFactSource | null;
   shared?: FrontEndDeps['shared'];
+  /** Workers N: this worker's number (named in session.connect) */
+  worker?: number;
+  /** Workers N: this worker's blocklist changed (the primary tells the others to refresh) */
+  onBlocksChanged?: () => void;
 }
 
 export interface SmtpSide {
   listen(port: number, hosts: readonly string[]): Promise<void>;
   start(): void;
+  /** Workers N: another worker's blocklist changed: re-read it now */
+  refreshBlocks(): void;
   reload(config: Config): { relay: string };
   close(graceMs: number): Promise<void>;
   readonly connections: number;
@@ -54,8 +60,14 @@ export function createSmtpSide(o: SmtpSideOptions): SmtpSide {
   const probers = stateDbProbers(o.config.dbDir);
   const verifiers = createVerifiers(probers.db, log);
   // dictionary-attack blocking (issue 19): in the state database, so every worker sees every
-  // block (each re-reads the set within a second of another's change); its set is read at start()
-  const blocklist = createBlocklist({ db: probers.db, record: verifiers.recordUnknown, log });
+  // block: at once when a worker changed it (onBlocksChanged), within a second of another
+  // process's change (asmtpd --blocklist); its set is read at start()
+  const blocklist = createBlocklist({
+    db: probers.db,
+    record: verifiers.recordUnknown,
+    log,
+    ...(o.onBlocksChanged ? { onChange: o.onBlocksChanged } : {}),
+  });
   const services: RuntimeServices = {
     helperEnv: helperEnvironment,
     prober: probers.factory,
@@ -71,6 +83,7 @@ export function createSmtpSide(o: SmtpSideOptions): SmtpSide {
     verbose: o.verbose,
     version: VERSION,
     ...(o.shared ? { shared: o.shared } : {}),
+    ...(o.worker ? { worker: o.worker } : {}),
   });
   metrics.setVersion(VERSION);
   metrics.watch({
@@ -83,6 +96,7 @@ export function createSmtpSide(o: SmtpSideOptions): SmtpSide {
       for (const host of hosts) await listenWithFallback(frontEnd, port, host);
     },
     start: () => blocklist.start(),
+    refreshBlocks: () => blocklist.refresh(),
     reload(cfg) {
       prepareOwnDirectories(cfg, log);
       if (relaySettings(cfg) !== relaySettings(runtime.config)) {

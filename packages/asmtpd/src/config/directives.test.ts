@@ -85,6 +85,7 @@ const CONFIG_FIELDS = [
   'blockAtBanner',
   'whiteList',
   'whiteListFile',
+  'workers',
 ];
 
 test('directive table: every Config field is filled by exactly one directive', () => {

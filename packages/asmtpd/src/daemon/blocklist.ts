@@ -12,7 +12,11 @@
  *                         counts the network's refusals within BlockUnknownRcpts' window (since
  *                         the end of its last block) and blocks it past the count: BlockTime,
  *                         doubled per remembered offence, up to BlockTimeMax
+ *     .refresh()          re-read the set now if the database's changed (Workers N: another
+ *                         worker added a block; the primary passes its `onChange` on)
  *     .close()            stop the timers, flush the statistics
+ * With Workers N, deps.onChange is called when this process added a block or saw the set change,
+ * and the primary asks every other worker to refresh(): a block holds on every worker at once.
  *
  * A failing database is logged (store.error) and ignored: a client is never refused because the
  * store failed, and blocks already in memory keep working.
@@ -30,6 +34,7 @@ const PURGE_EVERY_MS = 3_600_000;
 
 export interface Blocklist {
   start(): void;
+  refresh(): void;
   guard(config: Config): AbuseGuard;
   close(): void;
 }
@@ -40,6 +45,8 @@ export interface BlocklistDeps {
   record(ip: string, address: string, net: string): void;
   log: Logger;
   now?: () => number;
+  /** the set changed: this process added a block, or re-read another's change (Workers N) */
+  onChange?: () => void;
 }
 
 export function createBlocklist(deps: BlocklistDeps): Blocklist {
@@ -59,14 +66,16 @@ export function createBlocklist(deps: BlocklistDeps): Blocklist {
       return undefined;
     }
   };
-  const reload = (why: 'start' | 'changed'): void => {
+  const reload = (why: 'start' | 'changed' | 'told'): void => {
     guarded('blocks.reload', () => {
       const db = deps.db();
       const g = db.blocks.generation();
-      if (why === 'changed' && g === generation) return;
+      if (why !== 'start' && g === generation) return;
       set.replace(db.blocks.live(now()));
       generation = g;
+      // logged when this process noticed another's change (not when a worker was told of it)
       if (why === 'changed') log.info('block.reload', { blocks: set.size, generation: g });
+      if (why === 'changed') deps.onChange?.();
     });
   };
   const flush = (): void => {
@@ -109,6 +118,7 @@ export function createBlocklist(deps: BlocklistDeps): Blocklist {
       // our own change needs no reload; another process's change in between does
       if (before === generation) generation = db.blocks.generation();
       metrics.blockAdded('unknown-rcpts');
+      deps.onChange?.();
       log.warn('block.added', {
         net,
         ip,
@@ -126,6 +136,7 @@ export function createBlocklist(deps: BlocklistDeps): Blocklist {
       timers = [setInterval(() => reload('changed'), POLL_MS), setInterval(flush, FLUSH_MS)];
       for (const timer of timers) timer.unref();
     },
+    refresh: () => reload('told'),
     guard(config) {
       return {
         blocked: (ip) => set.find(ip, now()),

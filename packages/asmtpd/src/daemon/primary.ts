@@ -19,7 +19,7 @@
  * process did: daemon/privileges.ts); a worker restarted later is forked by the primary as
  * DaemonUser. What each worker asks: `run` (the script runner's requests, passed to the one runner),
  * `syn`/`route` (the network facts process), `admit`/`release` and `authCount`/`authFail`
- * (GlobalLimits), `ready`.
+ * (GlobalLimits), `blocks` (its blocklist changed: the others re-read theirs), `ready`.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { RunRequest, RunResult } from '@asmtpd/avenger-runner';
@@ -101,6 +101,10 @@ export function startWorkers(deps: PrimaryDeps): Workers {
       release: (a) => limits.release(id, (a as { ip: string }).ip),
       authCount: (a) => limits.authFailures.count((a as { ip: string }).ip),
       authFail: (a) => limits.authFailures.fail((a as { ip: string }).ip),
+      // a block one worker added (or re-read) holds on the others at once
+      blocks: () => {
+        for (const l of live.values()) if (l !== entry && l.ready) l.ipc.tell('blocks');
+      },
       ready: (info) => {
         entry.ready = true;
         if (!firstDone) firstInfo = info as { relay?: string };

@@ -9,8 +9,9 @@
  *                            primary's (null when the primary has none, or SynFP and NetPath are off)
  *     .shared                MaxClients/MaxClientsPerIP and AUTH failures, counted by the primary
  *     .ready(info)           this worker listens and serves
+ *     .blocksChanged()       this worker's blocklist changed: the primary has the others refresh
  *   handlers: reload() (SIGHUP, from the primary), stop() (SIGTERM), both answered when done;
- *   metrics() answers this worker's figures for the primary's MetricsListen.
+ *   metrics() answers this worker's figures for the primary's MetricsListen; refreshBlocks().
  *
  * When the channel breaks (the primary is gone) a run is an error result, a fact is null, a
  * connection is admitted uncounted, and `onPrimaryGone` lets the daemon stop.
@@ -29,6 +30,8 @@ export interface WorkerHandlers {
   reload(): Promise<unknown>;
   stop(): Promise<void>;
   metrics(): Promise<unknown>;
+  /** another worker's blocklist changed */
+  refreshBlocks(): void;
   onPrimaryGone(): void;
 }
 
@@ -37,6 +40,8 @@ export interface WorkerLink {
   net(config: Config): NetFactSource | null;
   shared: { limits: SharedLimits; authFailures: AuthFailureCounter };
   ready(info: Record<string, unknown>): void;
+  /** this worker's blocklist changed: the primary tells the others */
+  blocksChanged(): void;
 }
 
 export function linkToPrimary(handlers: WorkerHandlers): WorkerLink {
@@ -45,6 +50,7 @@ export function linkToPrimary(handlers: WorkerHandlers): WorkerLink {
     reload: () => handlers.reload(),
     stop: () => handlers.stop(),
     metrics: () => handlers.metrics(),
+    blocks: () => handlers.refreshBlocks(),
   });
   channel.on('disconnect', () => handlers.onPrimaryGone());
   const netFacts = process.env[NETFACTS_ENV] === '1';
@@ -73,5 +79,6 @@ export function linkToPrimary(handlers: WorkerHandlers): WorkerLink {
       },
     },
     ready: (info) => ipc.tell('ready', info),
+    blocksChanged: () => ipc.tell('blocks'),
   };
 }

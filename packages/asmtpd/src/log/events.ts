@@ -13,7 +13,7 @@ export const LOG_EVENTS = {
   'worker.exit':
     'error: Workers N: an SMTP worker process ended unexpectedly (worker, pid, code, signal, workers_left); another is started (restart_in_ms: 0, or 5000 after more than 5 restarts in a minute) while the others keep serving',
   'session.connect':
-    'a client connected (ip, port, local address, relay_net; behind a ProxyProtocol load balancer the client of its header, and proxy, proxy_port, proxy_version: the load balancer)',
+    'a client connected (ip, port, local address, relay_net; worker: its number with Workers N; behind a ProxyProtocol load balancer the client of its header, and proxy, proxy_port, proxy_version: the load balancer)',
   'session.refused': 'a connection was refused before the banner (limit reached)',
   'session.blocked':
     'a blocked client was answered at once and closed, before any fact (ip, net: the block, until, reply: 421 4.7.1 or 554 5.7.1 as BlockAtBanner says; at: banner), or its open session was cut at RCPT (at: rcpt, to)',

@@ -54,13 +54,18 @@ class PinoAdapter implements Logger {
 
 /**
  * A logger writing JSON lines to a file descriptor (2 = stderr). Lines are gathered up to 4 KiB and
- * written at least every FLUSH_INTERVAL_MS: one write per batch instead of one per line (several
+ * written at least every FLUSH_INTERVAL_MS (unless lineAtATime): one write per batch instead of one per line (several
  * lines per message on port 25), while a line never waits longer than that. flush() before exit.
  */
 export const FLUSH_INTERVAL_MS = 200;
 
-export function createLogger(opts: { level?: Level; fd?: number } = {}): Logger {
-  const dest = pino.destination({ fd: opts.fd ?? 2, sync: false, minLength: 4096, periodicFlush: FLUSH_INTERVAL_MS });
+export function createLogger(opts: { level?: Level; fd?: number; lineAtATime?: boolean } = {}): Logger {
+  // lineAtATime (Workers N: several processes write to one stderr, often a pipe): one write(2) per
+  // line, so that lines of different processes never mix (a write of up to PIPE_BUF bytes is atomic
+  // on a pipe; a batch of several KiB is not once the pipe is full)
+  const dest = opts.lineAtATime
+    ? pino.destination({ fd: opts.fd ?? 2, sync: true, minLength: 0 })
+    : pino.destination({ fd: opts.fd ?? 2, sync: false, minLength: 4096, periodicFlush: FLUSH_INTERVAL_MS });
   const p = pino(
     {
       level: opts.level ?? 'info',

@@ -52,6 +52,8 @@ export interface FrontEndDeps {
   version: string;
   /** Workers N: MaxClients/MaxClientsPerIP and the AUTH failures counted by the primary */
   shared?: { limits: SharedLimits; authFailures: AuthFailureCounter };
+  /** Workers N: this worker's number, named in session.connect */
+  worker?: number;
 }
 
 export interface FrontEnd {
@@ -201,6 +203,7 @@ export function createFrontEnd(deps: FrontEndDeps): FrontEnd {
   const connectDeps: ConnectDeps = {
     runtime: deps.runtime,
     log,
+    ...(deps.worker ? { worker: deps.worker } : {}),
     table,
     shuttingDown: () => shuttingDown,
     replayEarlyAbuse(st, s) {

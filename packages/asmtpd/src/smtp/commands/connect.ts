@@ -22,6 +22,8 @@ import { metrics } from '../../metrics/metrics.js';
 export interface ConnectDeps {
   runtime(): Runtime;
   log: Logger;
+  /** Workers N: this worker's number (session.connect names it) */
+  worker?: number;
   table: ConnectionTable;
   shuttingDown(): boolean;
   /** protocol abuse seen before the Session existed (an early talker during GreetingDelay) */
@@ -110,6 +112,7 @@ function afterAdmission(
     local_ip: s.local.ip,
     local_port: s.local.port,
     relay_net: s.mayRelay,
+    ...(d.worker ? { worker: d.worker } : {}),
     ...(s.proxy ? { proxy: s.proxy.peer.ip, proxy_port: s.proxy.peer.port, proxy_version: s.proxy.version } : {}),
   });
   d.replayEarlyAbuse(st, s);
