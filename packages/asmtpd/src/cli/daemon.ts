@@ -198,7 +198,8 @@ async function serve(
   // facts and the global limits.
   let side: SmtpSide | null = null;
   let workers: Workers | null = null;
-  let netSource: NetFactSource | null = netFacts?.source(config) ?? null;
+  // the primary's network facts, for its workers (the one process's are in its Runtime)
+  let netSource: NetFactSource | null = role === 'primary' ? (netFacts?.source(config) ?? null) : null;
   if (role === 'single') {
     side = createSmtpSide({
       config,
@@ -290,7 +291,7 @@ async function serve(
     const old = current;
     const cfg = next.result.config;
     current = cfg;
-    netSource = netFacts?.source(cfg) ?? null;
+    if (role === 'primary') netSource = netFacts?.source(cfg) ?? null;
     const restartNeeded =
       cfg.smtpPort !== old.smtpPort ||
       cfg.bindAddrs.join() !== old.bindAddrs.join() ||
@@ -334,8 +335,11 @@ async function serve(
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
-      log.info('daemon.stop', { signal, connections: side?.connections ?? started?.connections ?? 0 });
-      void (side ? side.close(STOP_GRACE_MS) : started!.stop(STOP_GRACE_MS))
+      const said = (): void =>
+        log.info('daemon.stop', { signal, connections: side?.connections ?? started?.connections ?? 0 });
+      // with workers, said once every worker stopped listening (as the one process's line is)
+      if (side) said();
+      void (side ? side.close(STOP_GRACE_MS) : started!.stop(STOP_GRACE_MS, said))
         .then(() => runner.close())
         .then(() => netFacts?.close())
         .then(() => metricsListener?.close())
@@ -369,18 +373,22 @@ async function serveWorker(
   const stop = (): Promise<void> => {
     stopping ??= (side ? side.close(STOP_GRACE_MS) : Promise.resolve()).finally(() => {
       log.flush();
-      setTimeout(() => process.exit(0), 50).unref();
+      setTimeout(() => process.exit(0), 200).unref();
     });
     return stopping;
   };
   process.on('SIGHUP', () => undefined);
   const link = linkToPrimary({
+    // answered once the listeners are closed (frontEnd.close closes them at once); the drain goes on
+    stop: () => {
+      void stop();
+      return Promise.resolve();
+    },
     reload: async () => {
       const next = loadForCommand(args);
       if (next.result.kind === 'error') return { error: next.result.errors.map(formatIssue).join('; ') };
       return side ? side.reload(next.result.config) : { error: 'not serving yet' };
     },
-    stop,
     metrics: () => metrics.snapshot(),
     refreshBlocks: () => side?.refreshBlocks(),
     onPrimaryGone: () => void stop(),

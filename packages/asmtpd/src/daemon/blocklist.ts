@@ -45,8 +45,10 @@ export interface BlocklistDeps {
   record(ip: string, address: string, net: string): void;
   log: Logger;
   now?: () => number;
-  /** the set changed: this process added a block, or re-read another's change (Workers N) */
-  onChange?: () => void;
+  /** the set changed: this process added a block, or re-read another's change (Workers N);
+   *  the log line (block.added, block.reload) is written once the returned promise settles, so
+   *  that it is true of every worker */
+  onChange?: () => Promise<void> | void;
 }
 
 export function createBlocklist(deps: BlocklistDeps): Blocklist {
@@ -74,8 +76,10 @@ export function createBlocklist(deps: BlocklistDeps): Blocklist {
       set.replace(db.blocks.live(now()));
       generation = g;
       // logged when this process noticed another's change (not when a worker was told of it)
-      if (why === 'changed') log.info('block.reload', { blocks: set.size, generation: g });
-      if (why === 'changed') deps.onChange?.();
+      if (why === 'changed') {
+        const fields = { blocks: set.size, generation: g };
+        void Promise.resolve(deps.onChange?.()).finally(() => log.info('block.reload', fields));
+      }
     });
   };
   const flush = (): void => {
@@ -118,15 +122,9 @@ export function createBlocklist(deps: BlocklistDeps): Blocklist {
       // our own change needs no reload; another process's change in between does
       if (before === generation) generation = db.blocks.generation();
       metrics.blockAdded('unknown-rcpts');
-      deps.onChange?.();
-      log.warn('block.added', {
-        net,
-        ip,
-        unknown,
-        offences,
-        duration_ms: durationMs,
-        until: new Date(row.until).toISOString(),
-      });
+      const fields = { net, ip, unknown, offences, duration_ms: durationMs, until: new Date(row.until).toISOString() };
+      if (deps.onChange) void Promise.resolve(deps.onChange()).finally(() => log.warn('block.added', fields));
+      else log.warn('block.added', fields);
     });
   };
 

@@ -41,7 +41,9 @@ export interface PrimaryDeps {
 export interface Workers {
   readonly started: Promise<void>;
   reload(): Promise<unknown[]>;
-  stop(graceMs: number): Promise<void>;
+  /** onListening closed: every worker stopped accepting (its listeners are closed; the primary's
+   *  shared socket with them) */
+  stop(graceMs: number, onListenersClosed?: () => void): Promise<void>;
   metrics(): Promise<unknown[]>;
   readonly connections: number;
   pids(): number[];
@@ -101,10 +103,11 @@ export function startWorkers(deps: PrimaryDeps): Workers {
       release: (a) => limits.release(id, (a as { ip: string }).ip),
       authCount: (a) => limits.authFailures.count((a as { ip: string }).ip),
       authFail: (a) => limits.authFailures.fail((a as { ip: string }).ip),
-      // a block one worker added (or re-read) holds on the others at once
-      blocks: () => {
-        for (const l of live.values()) if (l !== entry && l.ready) l.ipc.tell('blocks');
-      },
+      // a block one worker added (or re-read) holds on the others at once: answered once they re-read
+      blocks: () =>
+        Promise.all(
+          [...live.values()].filter((l) => l !== entry && l.ready).map((l) => l.ipc.call('blocks').catch(() => null)),
+        ).then(() => null),
       ready: (info) => {
         entry.ready = true;
         if (!firstDone) firstInfo = info as { relay?: string };
@@ -152,8 +155,9 @@ export function startWorkers(deps: PrimaryDeps): Workers {
     started,
     reload: () => each((l) => l.ipc.call('reload')),
     metrics: () => each((l) => l.ipc.call('metrics')),
-    async stop(graceMs) {
+    async stop(graceMs, onListenersClosed) {
       stopping = true;
+      const closed: Promise<unknown>[] = [];
       const exits = [...live.values()].map(
         (l) =>
           new Promise<void>((resolve) => {
@@ -163,9 +167,14 @@ export function startWorkers(deps: PrimaryDeps): Workers {
               clearTimeout(timer);
               resolve();
             });
-            l.ipc.call('stop').catch(() => l.worker.process.kill('SIGTERM'));
+            // answered once the worker closed its listeners (cluster's own close message goes first
+            // on the same channel: the shared socket is closed when the last worker's arrives); the
+            // worker then drains and exits by itself
+            closed.push(l.ipc.call('stop').catch(() => l.worker.process.kill('SIGTERM')));
           }),
       );
+      await Promise.all(closed);
+      onListenersClosed?.();
       await Promise.all(exits);
     },
     get connections() {

@@ -10,7 +10,8 @@
  *     .shared                MaxClients/MaxClientsPerIP and AUTH failures, counted by the primary
  *     .ready(info)           this worker listens and serves
  *     .blocksChanged()       this worker's blocklist changed: the primary has the others refresh
- *   handlers: reload() (SIGHUP, from the primary), stop() (SIGTERM), both answered when done;
+ *   handlers: reload() (SIGHUP, from the primary) answered when done, stop() (SIGTERM) answered once
+ *   the listeners are closed (the worker drains and exits by itself);
  *   metrics() answers this worker's figures for the primary's MetricsListen; refreshBlocks().
  *
  * When the channel breaks (the primary is gone) a run is an error result, a fact is null, a
@@ -28,6 +29,7 @@ export const NETFACTS_ENV = 'ASMTPD_WORKER_NETFACTS';
 
 export interface WorkerHandlers {
   reload(): Promise<unknown>;
+  /** start draining; resolves once the listeners are closed */
   stop(): Promise<void>;
   metrics(): Promise<unknown>;
   /** another worker's blocklist changed */
@@ -40,8 +42,8 @@ export interface WorkerLink {
   net(config: Config): NetFactSource | null;
   shared: { limits: SharedLimits; authFailures: AuthFailureCounter };
   ready(info: Record<string, unknown>): void;
-  /** this worker's blocklist changed: the primary tells the others */
-  blocksChanged(): void;
+  /** this worker's blocklist changed: the primary tells the others; resolves once they re-read it */
+  blocksChanged(): Promise<void>;
 }
 
 export function linkToPrimary(handlers: WorkerHandlers): WorkerLink {
@@ -79,6 +81,10 @@ export function linkToPrimary(handlers: WorkerHandlers): WorkerLink {
       },
     },
     ready: (info) => ipc.tell('ready', info),
-    blocksChanged: () => ipc.tell('blocks'),
+    blocksChanged: () =>
+      ipc.call('blocks').then(
+        () => undefined,
+        () => undefined,
+      ),
   };
 }

@@ -80,8 +80,10 @@ function afterAdmission(
     log.warn('session.refused', { ip: session.remoteAddress, port: session.remotePort, limit: verdict });
     return callback(new ReplyAsError(verdict === 'max-clients' ? REPLIES.tooManyClients() : REPLIES.tooManyFromIp()));
   }
-  // the client went away while the primary counted it (Workers N): no session
-  if (table.get(session.id) !== st) return callback(new ReplyAsError(REPLIES.localError()));
+  // the client went away while the primary counted it (Workers N), or before its address was known
+  // (a reset right after the SYN: smtp-server then has no remoteAddress): no session, no facts
+  if (table.get(session.id) !== st || st.gone || !session.remoteAddress)
+    return callback(new ReplyAsError(REPLIES.localError()));
   const sessionLog = log.child({ sid: session.id });
   const s: Session = {
     id: session.id,
