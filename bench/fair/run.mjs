@@ -415,7 +415,6 @@ function samples(servers, userName) {
       const lines = text.split('\n');
       out[name] = {
         connect: lines.filter((l) => / connect from /.test(l)).slice(-1)[0] ?? null,
-        policySpawns: lines.filter((l) => /spawn/.test(l)).slice(-2),
         rejects: lines.filter((l) => /reject|warning|fatal/.test(l)).length,
       };
     } else if (name === 'haraka') {
@@ -437,8 +436,9 @@ function report(o) {
   lines.push(
     `## bench/fair: ${o.machine.cpu}, ${o.machine.os}, ${o.machine.node}, Postfix ${o.machine.postfix}, Haraka ${o.haraka ?? '-'}, asmtpd ${o.machine.asmtpdCommit}`,
   );
+  lines.push(`${Number.isFinite(o.busyBefore) ? `${o.busyBefore.toFixed(0)} % busy in the 2 s before the run; ` : ''}`);
   lines.push(
-    `${o.options.ROUNDS} rounds, ${o.options.N} messages per measurement (script: ${o.options.N_SCRIPT}), ${o.options.SESSIONS} sessions, ${o.options.SIZE} B`,
+    `${o.roundsDone ?? o.options.ROUNDS} rounds, ${o.options.N} messages per measurement (script: ${o.options.N_SCRIPT}), ${o.options.SESSIONS} sessions, ${o.options.SIZE} B`,
   );
   for (const v of o.options.VARIANTS) {
     lines.push('', `### ${v}`, '');
