@@ -7,6 +7,8 @@
  *    script could signal it; now scripts run under other uids than the SMTP process's.
  * 2. As root, SIGUSR1 to every Node and perl process of the daemon: none opens a listening socket
  *    (the SMTP process keeps only its SMTP port), all keep running, and mail still flows.
+ * 3. The same with Workers 2: the primary and each SMTP worker (node:cluster forks of bin/asmtpd,
+ *    which neutralises SIGUSR1 first) open nothing but the shared SMTP socket and keep serving.
  * Needs root (test accounts, SYN capture for the network-facts process).
  */
 import { test, before, after } from 'node:test';
@@ -100,3 +102,33 @@ test('SIGUSR1 from root to every process of the daemon opens no inspector and st
     'mail and scripts still work',
   );
 });
+
+test(
+  'Workers 2: SIGUSR1 from root to the primary and each worker opens no inspector and stops nothing',
+  { skip },
+  async () => {
+    const w = await startDaemon({ conf: ['LocalDomain a.example', 'Workers 2'].join('\n') });
+    try {
+      const primary = w.proc.pid!;
+      const workers = processTree(primary).filter((p) => roleOf(p, primary) === 'worker');
+      assert.equal(workers.length, 2, 'two workers');
+      const pids = [primary, ...workers.map((p) => p.pid)];
+      for (const pid of pids) process.kill(pid, 'SIGUSR1');
+      await new Promise((r) => setTimeout(r, 1500));
+      // the shared listening socket shows under every process holding it: the SMTP port, nothing else
+      for (const [pid, ports] of listening(pids)) assert.deepEqual([...new Set(ports)], [w.port], `pid ${pid}`);
+      for (const pid of pids) assert.doesNotThrow(() => process.kill(pid, 0), `pid ${pid} still runs`);
+      for (let i = 0; i < 4; i++) {
+        const c = await SmtpClient.connect(w.port);
+        try {
+          await c.greeting();
+          assert.equal((await c.cmd('EHLO client.example')).code, 250, 'still serving');
+        } finally {
+          c.close();
+        }
+      }
+    } finally {
+      await w.stop();
+    }
+  },
+);
