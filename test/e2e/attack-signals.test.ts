@@ -5,7 +5,7 @@
  * 1. From a system script (EtcDir/unknown, run as AvengerUser) and from a user's script: send
  *    SIGUSR1 to the SMTP process. At df3c8d8 the SMTP process ran as AvengerUser, so the system
  *    script could signal it; now scripts run under other uids than the SMTP process's.
- * 2. As root, SIGUSR1 to every Node and perl process of the daemon: none opens a listening socket
+ * 2. As root, SIGUSR1 to every process of the daemon (Node, the C spawner, the perl capture helper): none opens a listening socket
  *    (the SMTP process keeps only its SMTP port), all keep running, and mail still flows.
  * 3. The same with Workers 2: the primary and each SMTP worker (node:cluster forks of bin/asmtpd,
  *    which neutralises SIGUSR1 first) open nothing but the shared SMTP socket and keep serving.

@@ -218,7 +218,7 @@ test(
     const seen: Record<string, Seen> = {
       'SMTP process': one('smtp'),
       'script runner': one('runner'),
-      'perl spawner': one('spawner'),
+      spawner: one('spawner'),
       'network facts': one('netfacts'),
       'SYN capture helper': one('capture'),
       "a user's rcpt script": reported(join(u.home, 'proc.rcpt')),

@@ -72,7 +72,7 @@ export function roleOf(p: Proc, daemonPid: number): string {
   // Workers N: the primary's SMTP workers (node:cluster forks of the same program)
   if (p.ppid === daemonPid && /bin\/asmtpd /.test(p.cmd)) return 'worker';
   if (/runner-process\.js|avenger-runner\/dist\/main\.js/.test(p.cmd)) return 'runner';
-  if (/spawner\.pl/.test(p.cmd)) return 'spawner';
+  if (/avenger-runner\/libexec\/spawner( |$)/.test(p.cmd)) return 'spawner';
   if (/netfacts\/process\.js/.test(p.cmd)) return 'netfacts';
   if (/syn-capture\.pl/.test(p.cmd)) return 'capture';
   return `other: ${p.cmd}`;

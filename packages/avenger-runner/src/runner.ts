@@ -23,7 +23,7 @@
  *     account, with the spool file (spool-file.ts) as a seekable stdin.
  *   Both: environment from child-env.ts; cwd = the account's home (entered as the user); own
  *   process group; SIGKILL of the group at timeoutMs; output capped at MAX_OUTPUT_BYTES per
- *   stream; resource limits of the settings (spawner.pl).
+ *   stream; resource limits of the settings (libexec/spawner.c).
  *   Not root (a developer, a first run): every child runs as the invoking user; accounts are
  *   still resolved (for the directory), nothing is refused for being a system account, and the
  *   result says which uid was used.
@@ -56,7 +56,7 @@ import {
   type RunnerSettings,
   type RunResult,
 } from './protocol.js';
-import { PerlSpawner, type ChildCredentials } from './spawner.js';
+import { Spawner, spawnerPath, type ChildCredentials } from './spawner.js';
 import { openSpoolDirectory, openSpoolFile } from './spool-file.js';
 
 export interface RunnerContext {
@@ -69,7 +69,7 @@ export interface RunnerContext {
   avengerAccounts: Accounts;
   /** null when not root: nothing is refused for who it is */
   rule: RunnableRule | null;
-  spawner: PerlSpawner;
+  spawner: Spawner;
   spoolDirFd: number | null;
   grants: BodyTestGrants;
   shellPath: string;
@@ -79,7 +79,6 @@ export interface RunnerContext {
 }
 
 export interface RunnerContextOptions {
-  perlPath?: string;
   shellPath?: string;
   maxOutputBytes?: number;
   /** a reload: keep this context's spool directory, grants and live process groups */
@@ -97,8 +96,12 @@ export async function createRunnerContext(
 ): Promise<RunnerContext> {
   const selfUid = process.getuid?.() ?? -1;
   const privileged = selfUid === 0;
-  const perlPath = options.perlPath ?? '/usr/bin/perl';
-  if (!existsSync(perlPath)) throw new Error(`${perlPath} is missing: the runner starts every child through it`);
+  if (!existsSync(spawnerPath))
+    throw new Error(`${spawnerPath} is missing (pnpm build compiles it): the runner starts every child through it`);
+  if (privileged && !rootOnlyFile(spawnerPath))
+    throw new Error(
+      `${spawnerPath} (it starts every child, as root) must be root's, writable by root only, on a path only root can change`,
+    );
   const accounts = createAccounts(settings.passwdFile);
   const avengerAccounts = settings.passwdFile ? withSystemFallback(accounts) : accounts;
   let rule: RunnableRule | null = null;
@@ -128,7 +131,7 @@ export async function createRunnerContext(
     avengerAccounts,
     rule,
     spoolDirFd,
-    spawner: new PerlSpawner(perlPath, settings.limits),
+    spawner: new Spawner(settings.limits),
     grants: reuse?.grants ?? new BodyTestGrants(),
     shellPath: options.shellPath ?? reuse?.shellPath ?? '/bin/sh',
     maxOutputBytes: options.maxOutputBytes ?? reuse?.maxOutputBytes ?? MAX_OUTPUT_BYTES,
@@ -337,6 +340,16 @@ function rootControlledPath(base: string): boolean {
   rootAncestry.set(base, { at: now, ok });
   if (rootAncestry.size > 10_000) rootAncestry.delete(rootAncestry.keys().next().value as string);
   return ok;
+}
+
+/** file is a regular file of root's, writable by root only, and reached on a path only root can change. */
+function rootOnlyFile(file: string): boolean {
+  try {
+    const st = lstatSync(file);
+    return st.isFile() && st.uid === 0 && (st.mode & 0o022) === 0 && rootOnlyDirectory(dirname(file));
+  } catch {
+    return false;
+  }
 }
 
 /** dir is root's, writable by root only, and reached on a path only root can change. */

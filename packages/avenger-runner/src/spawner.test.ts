@@ -1,4 +1,4 @@
-// Tests of the perl spawner driven directly (as root, a real temporary user): how a child's end
+// Tests of the spawner (libexec/spawner.c) driven directly (as root, a real temporary user): how a child's end
 // is noticed (pidfd, no polling), when its pid reaches the runner (with the result for a quick
 // child, on its own for a slow one, so the deadline can kill it), and that a wait for the exec
 // never stalls the runs beside it.
@@ -6,18 +6,18 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ChildOutcome } from './child.js';
 import { DEFAULT_LIMITS } from './protocol.js';
-import { PerlSpawner, type PrivilegedChildSpec } from './spawner.js';
+import { Spawner, type PrivilegedChildSpec } from './spawner.js';
 import { createTempUser, isRoot, waitForEmptyGroup, type TempUser } from './testing/users.js';
 
 type Exited = Extract<ChildOutcome, { kind: 'exited' }>;
 
-describe('perl spawner', { skip: !isRoot && 'needs root (creates a user)' }, () => {
+describe('spawner', { skip: !isRoot && 'needs root (creates a user)' }, () => {
   let user: TempUser;
-  let spawner: PerlSpawner;
+  let spawner: Spawner;
 
   before(() => {
     user = createTempUser();
-    spawner = new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS);
+    spawner = new Spawner(DEFAULT_LIMITS);
   });
   after(() => {
     spawner?.close();

@@ -1,25 +1,25 @@
 /*
- * spawner — the runner's side of libexec/spawner.pl, the small perl forker that starts every child.
+ * spawner — the runner's side of libexec/spawner (spawner.c), the small forker that starts every child.
  *
  * SUMMARY
  *   Node's spawn({uid, gid}) clears supplementary groups and cannot set resource limits, and
  *   exec'ing setpriv(1) first costs a whole extra exec on every RCPT (measured: ~40% of the
- *   rate). So the runner keeps one perl process (perl-base, Essential on Debian) that forks, sets
- *   groups, gid and uid (when root), checks them, sets the scripts' resource limits, enters the
- *   working directory as the user and execs the program directly; it relays the child's output
- *   and wait status back. Descriptors the runner opened (the script's O_PATH handle, stdin) reach
- *   perl as /proc/RUNNER/fd/N paths, which re-open the very same inodes.
+ *   rate). So the runner keeps one small C process that starts each child without copying any
+ *   memory (clone with CLONE_VM|CLONE_VFORK), sets groups, gid and uid (when root), checks them,
+ *   sets the scripts' resource limits, enters the working directory as the user and execs the
+ *   program directly; it relays the child's output and wait status back. Descriptors the runner
+ *   opened (stdin) reach it as /proc/RUNNER/fd/N paths, which re-open the very same inodes.
  *   The runner keeps the clock: at timeoutMs it SIGKILLs the child's process group itself.
- *   Frame formats: see libexec/spawner.pl.
+ *   Frame formats: see libexec/spawner.c. (Until issue 21 this was libexec/spawner.pl, perl with the
+ *   same frames; bench/policy keeps that one to compare with.)
  *
  * PUBLIC
- *   class PerlSpawner(perlPath, limits, scriptPath?): run(spec) → Promise<ChildOutcome>, warmUp(), close()
- *   spawnerScriptPath, ChildCredentials
+ *   class Spawner(limits, program?, programArgs?): run(spec) → Promise<ChildOutcome>, warmUp(), close()
+ *   spawnerPath, ChildCredentials
  *
  * SECURITY
- *   perl runs with an EMPTY environment (no PERL5LIB/PERL5OPT) and no arguments but the script
- *   path and the limits. If it dies, pending runs fail with a spawn error and the next run starts
- *   a new one.
+ *   The spawner runs with an EMPTY environment and no arguments but the limits. If it dies,
+ *   pending runs fail with a spawn error and the next run starts a new one.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
@@ -27,9 +27,10 @@ import { fileURLToPath } from 'node:url';
 import { killGroup, type ChildOutcome, type ChildSpec, type ScriptLookupSpec } from './child.js';
 import type { ScriptLimits } from './protocol.js';
 
-export const spawnerScriptPath = fileURLToPath(new URL('../libexec/spawner.pl', import.meta.url));
+/** The compiled forker (scripts/build-spawner.mjs, run by `pnpm build`). */
+export const spawnerPath = fileURLToPath(new URL('../libexec/spawner', import.meta.url));
 
-/** Who the child runs as: when the runner is not root, its own ids (perl then only checks them). */
+/** Who the child runs as: when the runner is not root, its own ids (the spawner then only checks them). */
 export interface ChildCredentials {
   uid: number;
   gid: number;
@@ -49,7 +50,7 @@ interface PendingRun {
 }
 
 const SIGNAL_NAMES = new Map<number, string>(Object.entries(osConstants.signals).map(([name, n]) => [n, name]));
-/** After a timeout kill, how long to wait for the pipes before telling perl to give up on them. */
+/** After a timeout kill, how long to wait for the pipes before telling the spawner to give up on them. */
 const ABANDON_AFTER_KILL_MS = 3000;
 
 function frame(fields: string[]): string {
@@ -70,7 +71,7 @@ function procPath(fd: number | undefined): string {
   return fd === undefined ? '' : `/proc/${process.pid}/fd/${fd}`;
 }
 
-export class PerlSpawner {
+export class Spawner {
   private child: ChildProcess | null = null;
   private readonly pending = new Map<string, PendingRun>();
   private nextToken = 1;
@@ -78,17 +79,17 @@ export class PerlSpawner {
   private onIdle: (() => void) | null = null;
 
   constructor(
-    private readonly perlPath: string,
     private readonly limits: ScriptLimits,
-    /** another copy of spawner.pl (bench/policy compares the one before a change); the runner never sets it */
-    private readonly scriptPath: string = spawnerScriptPath,
+    /** another program speaking the same frames (bench/policy runs the old perl one); the runner never sets it */
+    private readonly program: string = spawnerPath,
+    private readonly programArgs: string[] = [],
   ) {}
 
   private ensureStarted(): ChildProcess {
     if (this.child !== null) return this.child;
     const l = this.limits;
     const limits = `--limits=${[l.processes, l.cpuSeconds, l.dataBytes, l.fileBytes, l.openFiles].join(',')}`;
-    const child = spawn(this.perlPath, [this.scriptPath, limits], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
+    const child = spawn(this.program, [...this.programArgs, limits], { env: {}, stdio: ['pipe', 'pipe', 'inherit'] });
     this.child = child;
     this.inbox = Buffer.alloc(0);
     child.stdout?.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -115,7 +116,7 @@ export class PerlSpawner {
     }
   }
 
-  /** Start perl now rather than on the first run. */
+  /** Start the spawner now rather than on the first run. */
   warmUp(): void {
     this.ensureStarted();
   }
@@ -225,7 +226,7 @@ export class PerlSpawner {
     this.child = null;
   }
 
-  /** End perl once its children are done (ending its stdin earlier would kill them). */
+  /** End the spawner once its children are done (ending its stdin earlier would kill them). */
   closeWhenIdle(): void {
     if (this.pending.size === 0) return this.close();
     this.onIdle = () => this.close();
