@@ -33,8 +33,9 @@
  *   an empty mask (this process ignores SIGPIPE: a child must not inherit that); groups, gid, uid
  *   (only when root; otherwise the ids must already be the requested ones); a check of real,
  *   effective, saved and filesystem uid and gid and of the exact supplementary groups, asked of
- *   the kernel; resource limits (RLIMIT_NPROC, CPU, DATA, FSIZE, NOFILE as given at start, 0 = left
- *   as inherited; RLIMIT_CORE 0); chdir to CWD as the user; exec with the given environment only.
+ *   the kernel; SIGKILL when the spawner dies (PR_SET_PDEATHSIG); resource limits (RLIMIT_NPROC,
+ *   CPU, DATA, FSIZE, NOFILE as given at start, 0 = left as inherited; RLIMIT_CORE 0); chdir to
+ *   CWD as the user; exec with the given environment only.
  *   A failure at any step ends the child with 126 and a line on its stderr; nothing runs.
  *
  * SECURITY
@@ -49,6 +50,10 @@
  *   is close-on-exec; fds 3..9 are parked on /dev/null so that the child's dup2 targets never
  *   collide with a live pipe. All signals are blocked around the clone so no handler ever runs on
  *   the shared memory; the child resets every disposition before it unblocks them.
+ *   The clone suspends this process until the child's exec: a child stuck before it (a home on a
+ *   hung network filesystem, where the lookup would have stuck already) stalls the spawner. The
+ *   runner then sees no S line by the run's deadline, kills the spawner and starts a new one; the
+ *   stuck child gets SIGKILL with it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -101,6 +106,7 @@ struct kid {
 /* Everything the child needs, prepared by the parent: the child allocates nothing. */
 struct launch {
   int in, out, err, dec, script; /* -1: none */
+  pid_t parent;
   bool root;
   uid_t uid;
   gid_t gid;
@@ -263,6 +269,12 @@ static int child_main(void *arg) {
     why.b[why.n] = 0;
     put(&m, "spawner: cannot switch to uid "), put_num(&m, L->uid), put(&m, " gid "), put_num(&m, L->gid);
     put(&m, ": "), put(&m, why.b), child_fail(&m, 0);
+  }
+  /* the spawner's end is the child's (set after the switch, which clears it): a child that is
+     still before its exec when the runner kills a stuck spawner does not run on unwatched */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() != L->parent) {
+    int err = errno;
+    put(&m, "spawner: the spawner is gone"), child_fail(&m, err);
   }
   for (int i = 0; i < 5; i++) {
     if (limits[i] == 0) continue;
@@ -564,7 +576,7 @@ static void start(char **f, int nf) {
   char **envp = build_env(env_in, nenv, extra, nextra);
   char **paths = exec_paths(argv[0], envp);
 
-  struct launch L = {.in = -1, .out = -1, .err = -1, .dec = -1, .script = script_fd, .root = root, .uid = (uid_t)uid,
+  struct launch L = {.in = -1, .out = -1, .err = -1, .dec = -1, .script = script_fd, .parent = getpid(), .root = root, .uid = (uid_t)uid,
                      .gid = (gid_t)gid, .groups = groups, .ngroups = ngroups, .have = have_groups, .cwd = f[4],
                      .argv = argv, .envp = envp, .paths = paths};
   int pipes[NSTREAMS][2] = {{-1, -1}, {-1, -1}, {-1, -1}};

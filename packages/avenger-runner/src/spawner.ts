@@ -77,6 +77,8 @@ export class Spawner {
   private nextToken = 1;
   private inbox: Buffer = Buffer.alloc(0);
   private onIdle: (() => void) | null = null;
+  /** set when the runner killed a spawner that did not start a child by its deadline */
+  private stuck = false;
 
   constructor(
     private readonly limits: ScriptLimits,
@@ -97,8 +99,12 @@ export class Spawner {
     const gone = (why: string) => {
       if (this.child !== child) return;
       this.child = null;
-      for (const [token, run] of this.pending)
-        this.settle(token, run, { kind: 'spawn-error', reason: `spawner ${why}` });
+      const reason = this.stuck ? 'spawner stuck (no child started by the deadline): killed' : `spawner ${why}`;
+      this.stuck = false;
+      for (const [token, run] of this.pending) {
+        if (run.pid !== undefined) killGroup(run.pid); // its reader is gone: nothing would report it
+        this.settle(token, run, { kind: 'spawn-error', reason });
+      }
     };
     child.on('error', (err) => gone(`failed: ${err.message}`));
     child.on('exit', (code, signal) => gone(`exited (${signal ?? `code ${code}`})`));
@@ -156,8 +162,20 @@ export class Spawner {
     const run = this.pending.get(token);
     if (run === undefined) return;
     run.timedOut = true;
-    if (run.pid !== undefined) killGroup(run.pid);
+    // No pid by the deadline: the spawner has not even started this child (a healthy one answers
+    // within milliseconds), so it is stuck (a lookup or a child's chdir on a hung filesystem).
+    // Kill it: every pending run fails with a spawn error, the next run starts a new spawner,
+    // and a child stuck before its exec dies with it (PR_SET_PDEATHSIG).
+    if (run.pid === undefined) return this.killStuck();
+    killGroup(run.pid);
     run.timers.push(setTimeout(() => this.child?.stdin?.write(frame(['abandon', token])), ABANDON_AFTER_KILL_MS));
+  }
+
+  private killStuck(): void {
+    const child = this.child;
+    if (child === null) return;
+    this.stuck = true;
+    child.kill('SIGKILL');
   }
 
   private settle(token: string, run: PendingRun, outcome: ChildOutcome): void {
