@@ -27,12 +27,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startDaemon } from '../../test/dist/support/daemon.js';
 import { SmtpClient } from '../../test/dist/support/smtp-client.js';
 import { canCreateUsers, createUser, removeUser, writeScript } from '../../test/dist/support/users.js';
 import { startRunner, SHELL_PRELUDE, SAFE_PATH, DEFAULT_LIMITS } from '../../packages/avenger-runner/dist/index.js';
-import { PerlSpawner } from '../../packages/avenger-runner/dist/spawner.js';
+import { Spawner } from '../../packages/avenger-runner/dist/spawner.js';
 
 // ---------------------------------------------------------------------------------------------
 // options
@@ -41,11 +42,13 @@ const HELP = `usage: node bench/policy/run.mjs [--count N] [--rounds R] [--concu
        [--time-limit S] [--max-minutes M] [--profile-count N] [--spawner-before FILE] [--json FILE]
 Profile stages (concurrency 1, sequential, --profile-count each):
   1 node spawn       spawn('/bin/sh', ['-c', 'true']) from this process
-  2 perl, true       the runner's perl spawner (PerlSpawner, driven from here), sh -c true as the user
-  3 perl, prelude    the same with the runner's shell prelude, the script looked up as the user and
+  2 spawner, true    the runner's spawner (libexec/spawner, C; Spawner driven from here), sh -c true as the user
+  3 spawner, prelude the same with the runner's shell prelude, the script looked up as the user and
                      opened on fd 4, decision on fd 3 (exactly the runner's call)
-  3b (--spawner-before FILE) the same through another spawner.pl, e.g. the one before a change:
-                     git show COMMIT:packages/avenger-runner/libexec/spawner.pl > FILE
+  3p perl spawner    3 through bench/policy/spawner-perl.pl, the perl spawner the runner used before
+                     issue 21 (the same frames)
+  3b (--spawner-before FILE) 3 through another spawner: FILE.pl runs with perl, else FILE itself,
+                     e.g. git show COMMIT:packages/avenger-runner/libexec/spawner.c, compiled
   4 runner           startRunner().run(rcpt request): JSON pipe, lookup and checks, then 3
   5 rcpt script      RCPT over SMTP to the daemon: SMTP, routing, daemon → runner, then 4
   6 rcpt floor       RCPT postmaster+rK over SMTP: no runner call`;
@@ -112,7 +115,7 @@ const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
 /**
  * CPU ms (user+system) of pid and its live descendants, by role: the root (daemon), node children
- * (runner), perl (spawner) and what perl has reaped (the scripts: sh). Reaped children count in
+ * (runner), the spawner (C or perl) and what it has reaped (the scripts: sh). Reaped children count in
  * their parent's cutime/cstime, so nothing is counted twice.
  */
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString()) || 100;
@@ -141,11 +144,11 @@ function treeCpu(rootPid, rootRole = 'daemon') {
     grew = false;
     for (const [pid, st] of stats) if (!wanted.has(pid) && wanted.has(st.ppid)) (wanted.add(pid), (grew = true));
   }
-  const by = { daemon: 0, runner: 0, perl: 0, scripts: 0, other: 0 };
+  const by = { daemon: 0, runner: 0, spawner: 0, scripts: 0, other: 0 };
   for (const pid of wanted) {
     const st = stats.get(pid);
     if (!st) continue;
-    if (st.comm === 'perl') ((by.perl += st.self), (by.scripts += st.children));
+    if (st.comm === 'perl' || st.comm === 'spawner') ((by.spawner += st.self), (by.scripts += st.children));
     else if (pid === rootPid) by[rootRole] += st.self + st.children;
     else if (st.ppid === rootPid) by.runner += st.self + st.children;
     else by.other += st.self + st.children;
@@ -285,6 +288,7 @@ let daemon = null;
 let runner = null;
 let spawner = null;
 let spawnerBefore = null;
+let spawnerPerl = null;
 let cleaned = false;
 
 function cleanupSync() {
@@ -293,6 +297,7 @@ function cleanupSync() {
   try {
     spawner?.close();
     spawnerBefore?.close();
+    spawnerPerl?.close();
   } catch {
     /* */
   }
@@ -399,7 +404,7 @@ try {
     },
   ];
 
-  // warm-up (JIT in daemon, runner and here; perl spawner started), not measured
+  // warm-up (JIT in daemon, runner and here; spawners started), not measured
   for (const k of cases) await k.run(2, 200);
   const decisionLog = () => daemon.logs.filter((l) => l.event === 'rcpt.decision');
   const sample = decisionLog().find((l) => String(l.to).startsWith(withScript.name));
@@ -481,16 +486,20 @@ try {
       HOME: withScript.home,
       PATH: SAFE_PATH,
     };
-    spawner = new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS);
+    const other = (file) =>
+      file.endsWith('.pl') ? new Spawner(DEFAULT_LIMITS, '/usr/bin/perl', [file]) : new Spawner(DEFAULT_LIMITS, file);
+    spawner = new Spawner(DEFAULT_LIMITS);
     spawner.warmUp();
-    spawnerBefore = opts.spawnerBefore ? new PerlSpawner('/usr/bin/perl', DEFAULT_LIMITS, opts.spawnerBefore) : null;
+    spawnerPerl = other(join(dirname(fileURLToPath(import.meta.url)), 'spawner-perl.pl'));
+    spawnerPerl.warmUp();
+    spawnerBefore = opts.spawnerBefore ? other(opts.spawnerBefore) : null;
     spawnerBefore?.warmUp();
     const dir = join(withScript.home, '.avenger');
     const candidates = [
       { name: 'rcpt+rX', extraEnv: [] },
       { name: 'rcpt+default', extraEnv: ['DEFAULT=rX'] },
     ];
-    const perlRun =
+    const spawnerRun =
       (args, withPrelude, via = spawner) =>
       async () => {
         const o = await via.run({
@@ -541,24 +550,35 @@ try {
     const stages = [
       { name: 'node spawn sh -c true', run: () => measure(rawWorker, 1, n) },
       {
-        name: 'perl spawner, sh -c true as the user',
-        run: () => measure(() => ({ op: perlRun(['-c', 'true'], false) }), 1, n, spawner.child.pid, 'perl'),
+        name: 'spawner, sh -c true as the user',
+        run: () => measure(() => ({ op: spawnerRun(['-c', 'true'], false) }), 1, n, spawner.child.pid, 'spawner'),
       },
       {
-        name: 'perl spawner, prelude + accept script',
-        run: () => measure(() => ({ op: perlRun(['-c', SHELL_PRELUDE], true) }), 1, n, spawner.child.pid, 'perl'),
+        name: 'spawner, prelude + accept script',
+        run: () => measure(() => ({ op: spawnerRun(['-c', SHELL_PRELUDE], true) }), 1, n, spawner.child.pid, 'spawner'),
+      },
+      {
+        name: 'perl spawner (before issue 21), prelude + accept script',
+        run: () =>
+          measure(
+            () => ({ op: spawnerRun(['-c', SHELL_PRELUDE], true, spawnerPerl) }),
+            1,
+            n,
+            spawnerPerl.child.pid,
+            'spawner',
+          ),
       },
       ...(spawnerBefore
         ? [
             {
-              name: 'perl spawner BEFORE, prelude + accept script',
+              name: 'spawner BEFORE, prelude + accept script',
               run: () =>
                 measure(
-                  () => ({ op: perlRun(['-c', SHELL_PRELUDE], true, spawnerBefore) }),
+                  () => ({ op: spawnerRun(['-c', SHELL_PRELUDE], true, spawnerBefore) }),
                   1,
                   n,
                   spawnerBefore.child.pid,
-                  'perl',
+                  'spawner',
                 ),
             },
           ]
@@ -567,9 +587,10 @@ try {
       { name: 'RCPT with script (daemon)', run: () => measureSmtp(port, withScript.name, 1, n, daemonPid) },
       { name: 'RCPT postmaster (no runner)', run: () => measureSmtp(port, 'postmaster', 1, n, daemonPid) },
     ];
-    for (const s of stages.slice(1, 4))
-      await measure(() => ({ op: s.name.startsWith('runner') ? runnerOp : perlRun(['-c', 'true'], false) }), 1, 100);
-    if (spawnerBefore) await measure(() => ({ op: perlRun(['-c', 'true'], false, spawnerBefore) }), 1, 100);
+    await measure(() => ({ op: spawnerRun(['-c', 'true'], false) }), 1, 100);
+    await measure(() => ({ op: runnerOp }), 1, 100);
+    await measure(() => ({ op: spawnerRun(['-c', 'true'], false, spawnerPerl) }), 1, 100);
+    if (spawnerBefore) await measure(() => ({ op: spawnerRun(['-c', 'true'], false, spawnerBefore) }), 1, 100);
     runnerInner.length = 0;
     const results = stages.map((s) => ({ name: s.name, rounds: [] }));
     for (let r = 0; r < opts.rounds && Date.now() < runDeadline; r++) {
@@ -608,7 +629,7 @@ try {
     );
   }
   console.log(
-    '\nserver CPU (daemon + runner + perl + scripts) per RCPT, ms; bench process CPU per op, ms; daemon-logged decision ms (mean) and runner calls per RCPT',
+    '\nserver CPU (daemon + runner + spawner + scripts) per RCPT, ms; bench process CPU per op, ms; daemon-logged decision ms (mean) and runner calls per RCPT',
   );
   for (const r of out.table) {
     const roles = (x) =>

@@ -1,3 +1,6 @@
+# bench/policy/spawner-perl.pl — NOT USED BY asmtpd: the perl spawner the runner used until issue 21,
+# kept as the baseline bench/policy compares libexec/spawner (C, the same frames) with.
+#
 # spawner.pl — the avenger runner's forker: fork, become the user, exec; relay output and status.
 #
 # SUMMARY
