@@ -534,7 +534,8 @@ static void start(char **f, int nf) {
   char *script_path = NULL;
   if (nlookup > 0) {
     /* AS DIR (NAME NEXTRA EXTRA…)… */
-    if (nlookup < 2) return free(groups), reply("E %s malformed lookup\n", token);
+    if (nlookup < 2 || (strcmp(lookup[0], "0") && strcmp(lookup[0], "1")))
+      return free(groups), reply("E %s malformed lookup\n", token);
     int ncand = 0;
     char **names = xrealloc(NULL, nlookup * sizeof *names);
     int *at = xrealloc(NULL, nlookup * sizeof *at);
@@ -875,6 +876,7 @@ int main(int argc, char **argv) {
         if (k->fd[i] >= 0) pfd[n] = (struct pollfd){k->fd[i], POLLIN, 0}, owner[n] = k, which[n++] = i;
       if (k->pidfd >= 0) pfd[n] = (struct pollfd){k->pidfd, POLLIN, 0}, owner[n] = k, which[n++] = -1;
     }
+    if (kids && (timeout < 0 || timeout > 1000)) timeout = 1000; /* a safety net: SIGCHLD can race poll() */
     pfd[n] = (struct pollfd){0, POLLIN, 0};
     int ready = poll(pfd, n + 1, timeout);
     if (ready < 0 && errno != EINTR) die("poll");
