@@ -515,8 +515,9 @@ static void start(char **f, int nf) {
   const char *token = f[0];
   unsigned long long uid, gid, max, nlookup, argc;
   if (nf < 9 || !number(f[1], 0xfffffffeULL, &uid) || !number(f[2], 0xfffffffeULL, &gid) ||
-      !number(f[7], SIZE_MAX / 2, &max) || !number(f[8], (unsigned long long)nf, &nlookup) || 9 + nlookup >= (unsigned)nf ||
-      !number(f[9 + nlookup], (unsigned long long)nf, &argc) || 10 + nlookup + argc > (unsigned)nf)
+      !number(f[7], SIZE_MAX / 2, &max) || !number(f[8], (unsigned long long)nf, &nlookup) ||
+      9 + nlookup >= (unsigned)nf || !number(f[9 + nlookup], (unsigned long long)nf, &argc) ||
+      10 + nlookup + argc > (unsigned)nf)
     return reply("E %s malformed request\n", token);
   if (uid == 0) return reply("E %s refusing uid 0\n", token);
   if (argc == 0) return reply("E %s no program\n", token);
@@ -577,9 +578,9 @@ static void start(char **f, int nf) {
   char **envp = build_env(env_in, nenv, extra, nextra);
   char **paths = exec_paths(argv[0], envp);
 
-  struct launch L = {.in = -1, .out = -1, .err = -1, .dec = -1, .script = script_fd, .parent = getpid(), .root = root, .uid = (uid_t)uid,
-                     .gid = (gid_t)gid, .groups = groups, .ngroups = ngroups, .have = have_groups, .cwd = f[4],
-                     .argv = argv, .envp = envp, .paths = paths};
+  struct launch L = {.in = -1, .out = -1, .err = -1, .dec = -1, .script = script_fd, .parent = getpid(),
+                     .root = root, .uid = (uid_t)uid, .gid = (gid_t)gid, .groups = groups, .ngroups = ngroups,
+                     .have = have_groups, .cwd = f[4], .argv = argv, .envp = envp, .paths = paths};
   int pipes[NSTREAMS][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
   int nstreams = !strcmp(f[6], "1") ? 3 : 2;
   const char *fail = NULL;
@@ -867,7 +868,10 @@ int main(int argc, char **argv) {
       int64_t due = -1;
       if (k->started[0]) due = k->started_due;
       if (k->reaped) due = due < 0 || k->reaped_at + GIVE_UP_MS < due ? k->reaped_at + GIVE_UP_MS : due;
-      else if (k->pidfd < 0) due = due < 0 || now + (has_pipes(k) ? 250 : 5) < due ? now + (has_pipes(k) ? 250 : 5) : due;
+      else if (k->pidfd < 0) { /* no pidfd (kernel < 5.3): poll for the exit */
+        int64_t poll_at = now + (has_pipes(k) ? 250 : 5);
+        due = due < 0 || poll_at < due ? poll_at : due;
+      }
       if (due >= 0) {
         int t = due > now ? (int)(due - now) : 0;
         if (timeout < 0 || t < timeout) timeout = t;
