@@ -461,6 +461,14 @@ async function attackLookupNames(command: string[]): Promise<void> {
     const linked = await lookupRun(['1', linkDir, 'rcpt', '0']);
     assert.deepEqual([linked.type, ...linked.words.slice(0, 2)], ['X', 'refused', '1'], linked.line);
     assert.match(linked.line, /gw is group-writable/);
+
+    // a reason names the path: a newline in it cannot forge a reply line
+    const forged = userDir(join(user.base, 'w\nR t0 0 0 0 0 0\nE'), user, 0o777);
+    writeScript(join(forged, 'rcpt'), '#!/bin/sh\n', user);
+    const one = await lookupRun(['1', forged, 'rcpt', '0']);
+    assert.deepEqual([one.type, ...one.words.slice(0, 2)], ['X', 'refused', '1'], one.line);
+    assert.match(one.line, / R t0 0 0 0 0 0 E is group-writable$/);
+    assert.equal(s.replies.filter((r) => r.token === 't0' || r.type === 'E').length, 0);
   } finally {
     await s.close();
   }
