@@ -47,8 +47,8 @@
  *   descriptors: DIR is a directory, the script a regular file, both owned by UID or root and
  *   neither group- nor world-writable; a symlinked script's real directory must pass the same. The
  *   first candidate that exists decides: an unsafe one is refused, never skipped. Every descriptor
- *   is close-on-exec; fds 3..9 are parked on /dev/null so that the child's dup2 targets never
- *   collide with a live pipe. All signals are blocked around the clone so no handler ever runs on
+ *   is close-on-exec (inherited ones beyond 0-2 are closed at start); fds 3..9 are parked on
+ *   /dev/null so that the child's dup2 targets never collide with a live pipe. All signals are blocked around the clone so no handler ever runs on
  *   the shared memory; the child resets every disposition before it unblocks them.
  *   The clone suspends this process until the child's exec: a child stuck before it (a home on a
  *   hung network filesystem, where the lookup would have stuck already) stalls the spawner. The
@@ -831,6 +831,7 @@ int main(int argc, char **argv) {
   /* Orphans of a script come back to us, not to pid 1: reap() collects them, so their zombies
      never count against the user's RLIMIT_NPROC even where pid 1 does not reap. */
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) die("cannot become the child subreaper");
+  closefrom(3); /* a descriptor inherited without close-on-exec would reach every child */
   for (int fd = 3; fd <= 9; fd++) { /* parked: every pipe we create is >= 10 */
     int p = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (p < 0) die("/dev/null");
