@@ -39,11 +39,12 @@
  *   A failure at any step ends the child with 126 and a line on its stderr; nothing runs.
  *
  * SECURITY
- *   Reads nothing but its stdin: no environment, no locale, no configuration. Refuses uid 0. A
- *   malformed frame is answered with E (or, without a usable token, ends the spawner: the runner
- *   fails the runs it waits for and starts a new one). The script lookup runs with the user's
- *   effective ids and groups (setegid/seteuid here, back to root before anything else happens):
- *   a directory the user points anywhere is opened with the user's rights. Checks, on the
+ *   Reads nothing but its stdin: no environment, no locale, no configuration. Refuses uid 0 (as
+ *   root also gid 0 and group 0) and opens as stdin only a /proc/PID/fd/N path. A malformed frame
+ *   is answered with E (or, without a usable token, ends the spawner: the runner fails the runs it
+ *   waits for and starts a new one). The script lookup runs with the user's effective ids and
+ *   groups (setegid/seteuid here, back to root before anything else happens): a directory the
+ *   user points anywhere is opened with the user's rights. Checks, on the
  *   descriptors: DIR is a directory, the script a regular file, both owned by UID or root and
  *   neither group- nor world-writable; a symlinked script's real directory must pass the same. The
  *   first candidate that exists decides: an unsafe one is refused, never skipped. Every descriptor
@@ -498,6 +499,19 @@ static char **exec_paths(const char *file, char **envp) {
 
 /* ---- starting a child ------------------------------------------------------------------------ */
 
+/* "/proc/PID/fd/N": how the runner hands over a descriptor it opened (nothing else is opened as root) */
+static bool proc_fd_path(const char *s) {
+  if (strncmp(s, "/proc/", 6)) return false;
+  s += 6;
+  if (*s < '1' || *s > '9') return false;
+  while (*s >= '0' && *s <= '9') s++;
+  if (strncmp(s, "/fd/", 4)) return false;
+  s += 4;
+  if (*s < '0' || *s > '9') return false;
+  while (*s >= '0' && *s <= '9') s++;
+  return *s == 0;
+}
+
 static void set_nonblock(int fd) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
@@ -526,6 +540,8 @@ static void start(char **f, int nf) {
   size_t ngroups;
   if (!parse_groups(f[3], &groups, &ngroups)) return reply("E %s malformed groups\n", token);
   if (ngroups == 0 && root) groups[0] = (gid_t)gid, ngroups = 1; /* as root, an empty list means just the gid */
+  if (root && (gid == 0 || groups[0] == 0)) return free(groups), reply("E %s refusing group 0\n", token);
+  if (f[5][0] && !proc_fd_path(f[5])) return free(groups), reply("E %s stdin is not a /proc/PID/fd/N path\n", token);
   char **lookup = f + 9;
   char **argv_in = f + 10 + nlookup;
   char **env_in = argv_in + argc;
