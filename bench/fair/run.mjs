@@ -35,7 +35,7 @@
 //   --max-minutes M (no new round after M minutes; 0 = no limit)
 //   --count-scripts (a check: every script also appends a line to a file, and each measurement
 //   logs how many ran, which must be one per message in the script variant; not for figures)
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -49,6 +49,8 @@ import {
   median,
   need,
   root,
+  smtpSource,
+  freeLoopbackPort,
   sleep,
   startSink,
   waitSink,
@@ -107,7 +109,7 @@ const SCRIPT_DOMAIN = 'script.test';
 for (const v of VARIANTS) if (!['reuse', 'new', 'script'].includes(v)) throw new Error(`--variants ${v}?`);
 for (const s of SERVERS)
   if (!/^(asmtpd(-w\d+)?(-nosynfp)?|postfix|haraka)$/.test(s)) throw new Error(`--servers ${s}?`);
-const SMTP_SOURCE = need('smtp-source');
+need('smtp-source');
 
 // ---------------------------------------------------------------- cleanup
 const cleanups = [];
@@ -127,37 +129,8 @@ for (const sig of ['SIGINT', 'SIGTERM'])
   });
 
 // ---------------------------------------------------------------- load
-function smtpSource(port, count, { reuse, rcpt }) {
-  const args = [
-    '-4',
-    '-s',
-    String(SESSIONS),
-    '-m',
-    String(count),
-    '-l',
-    String(SIZE),
-    '-f',
-    FROM,
-    '-t',
-    rcpt,
-    '-M',
-    HELO,
-  ];
-  if (reuse) args.unshift('-d');
-  args.push(`127.0.0.1:${port}`);
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 600_000);
-    p.on('exit', (code, sig) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`smtp-source exited ${code ?? sig}: ${err.trim().slice(0, 500)}`));
-      else resolve(performance.now() - t0);
-    });
-  });
-}
+const source = (port, count, { reuse, rcpt }) =>
+  smtpSource(port, { sessions: SESSIONS, count, size: SIZE, from: FROM, rcpt, helo: HELO, reuse });
 
 // ---------------------------------------------------------------- the run
 const run = makeRunGroup();
@@ -222,13 +195,13 @@ try {
   );
   chmodSync(harakaScript, 0o755);
 
-  const sink = await startSink(await freePortOf());
+  const sink = await startSink(await freeLoopbackPort());
   cleanups.push(() => sink.stop());
 
   // the servers, each in its own cgroup
   for (const name of SERVERS) {
     const group = run.group(name);
-    const port = await freePortOf();
+    const port = await freeLoopbackPort();
     let s;
     if (name === 'postfix') {
       const inGroup = async (fn) => {
@@ -279,7 +252,7 @@ try {
     const n = variant === 'script' ? N_SCRIPT : N;
     let base = sink.count();
     if (WARMUP > 0) {
-      await smtpSource(s.port, WARMUP, { reuse, rcpt });
+      await source(s.port, WARMUP, { reuse, rcpt });
       await waitSink(sink, base + WARMUP, 120_000);
     }
     await sleep(300);
@@ -289,7 +262,7 @@ try {
     const procs0 = snapshot(s.group, s.pid);
     const m0 = cpuBusy();
     const t0 = performance.now();
-    const acceptMs = await smtpSource(s.port, n, { reuse, rcpt });
+    const acceptMs = await source(s.port, n, { reuse, rcpt });
     await waitSink(sink, base + n, 300_000);
     const deliverMs = performance.now() - t0;
     await sleep(SETTLE_MS);
@@ -376,18 +349,6 @@ function countLines(file) {
   for (const l of readFileSync(file, 'utf8').split('\n').filter(Boolean)) by[l] = (by[l] ?? 0) + 1;
   writeFileSync(file, '');
   return by;
-}
-
-async function freePortOf() {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** What each server concluded about the client and the recipient (read from its log): proof the facts and scripts ran. */

@@ -1,8 +1,9 @@
-// Shared by the benchmarks under bench/ (smtp/run.mjs, tls/run.mjs): the Postfix harness, CPU
-// accounting from /proc, smtp-sink, waiting for a greeting, and what the machine is.
+// Shared by the benchmarks under bench/ (smtp/run.mjs, tls/run.mjs, fair/run.mjs): the Postfix
+// harness, CPU accounting from /proc, smtp-sink, the smtp-source load, a free port, waiting for a
+// greeting, and what the machine is.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -190,4 +191,54 @@ export function machine() {
       (sh(`git -C ${root} status --porcelain -- packages/asmtpd | head -1`) ? '+dirty' : ''),
     tmpdirFs: sh(`df -T ${tmpdir()} | awk 'NR==2{print $2}'`),
   };
+}
+
+/**
+ * Postfix's smtp-source against 127.0.0.1:port (`sessions` parallel, `count` messages of `size`
+ * bytes; `reuse`: one connection per session, -d); resolves with its wall clock in ms, rejects
+ * on a non-zero exit (its stderr in the error) or after timeoutMs (killed).
+ */
+export function smtpSource(port, { sessions, count, size, from, rcpt, helo, reuse = false, timeoutMs = 600_000 }) {
+  const args = [
+    '-4',
+    '-s',
+    String(sessions),
+    '-m',
+    String(count),
+    '-l',
+    String(size),
+    '-f',
+    from,
+    '-t',
+    rcpt,
+    '-M',
+    helo,
+  ];
+  if (reuse) args.unshift('-d');
+  args.push(`127.0.0.1:${port}`);
+  const bin = need('smtp-source');
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('exit', (code, sig) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`smtp-source exited ${code ?? sig}: ${err.trim().slice(0, 500)}`));
+      else resolve(performance.now() - t0);
+    });
+  });
+}
+
+/** A TCP port free on 127.0.0.1 now (the kernel's pick). */
+export function freeLoopbackPort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
 }

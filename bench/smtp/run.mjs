@@ -92,6 +92,7 @@ import {
   median,
   need,
   root,
+  smtpSource,
   sleep,
   startSink as startSinkOn,
   treeCpu,
@@ -194,7 +195,7 @@ const POSTFIX_SET = Object.fromEntries(
   ),
 );
 
-const SMTP_SOURCE = need('smtp-source');
+need('smtp-source');
 if (process.getuid?.() !== 0) throw new Error('run as root (private Postfix instance, smtp-sink -u)');
 
 // ---------------------------------------------------------------- the Postfix harness
@@ -339,36 +340,8 @@ async function startAsmtpd(sink, name = 'asmtpd', dns = null) {
 }
 
 // ---------------------------------------------------------------- one measurement
-function smtpSource(port, count, reuse) {
-  const args = [
-    '-4',
-    '-s',
-    String(SESSIONS),
-    '-m',
-    String(count),
-    '-l',
-    String(SIZE),
-    '-f',
-    FROM,
-    '-t',
-    RCPT,
-    '-M',
-    HELO,
-  ];
-  if (reuse) args.unshift('-d');
-  args.push(`127.0.0.1:${port}`);
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const p = spawn(SMTP_SOURCE, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d.toString()));
-    p.on('exit', (code) => {
-      const ms = performance.now() - t0;
-      if (code !== 0) reject(new Error(`smtp-source exited ${code}: ${err.trim().slice(0, 500)}`));
-      else resolve(ms);
-    });
-  });
-}
+const source = (port, count, reuse) =>
+  smtpSource(port, { sessions: SESSIONS, count, size: SIZE, from: FROM, rcpt: RCPT, helo: HELO, reuse });
 
 /** Byte length of a file now (0 when missing). */
 function fileSize(f) {
@@ -554,7 +527,7 @@ async function measure(target, sink, mode) {
   // warm-up (not measured); wait until everything reached the sink
   let base = sink.count();
   if (WARMUP > 0) {
-    await smtpSource(port, WARMUP, reuse);
+    await source(port, WARMUP, reuse);
     await waitSink(sink, base + WARMUP, 120_000);
   }
   await sleep(500);
@@ -567,7 +540,7 @@ async function measure(target, sink, mode) {
   const ours0 = oursCpu();
   const m0 = cpuBusy();
   const t0 = performance.now();
-  const acceptMs = await smtpSource(port, N, reuse);
+  const acceptMs = await source(port, N, reuse);
   const atAccept = sink.count() - base;
   await waitSink(sink, base + N, 300_000);
   const deliverMs = performance.now() - t0;
@@ -676,7 +649,7 @@ async function measureTogether(ts, mode) {
   for (const t of ts) {
     const base = t.sink.count();
     if (WARMUP > 0) {
-      await smtpSource(t.port, WARMUP, reuse);
+      await source(t.port, WARMUP, reuse);
       await waitSink(t.sink, base + WARMUP, 120_000);
     }
   }
@@ -689,7 +662,7 @@ async function measureTogether(ts, mode) {
   const ours0 = oursCpu();
   const m0 = cpuBusy();
   const t0 = performance.now();
-  const runs = ts.map((t) => smtpSource(t.port, N, reuse));
+  const runs = ts.map((t) => source(t.port, N, reuse));
   await Promise.race(runs);
   const windowMs = performance.now() - t0;
   const at = ts.map((t, i) => ({ count: t.sink.count() - before[i].count, cpu: treeCpu(t.pid) - before[i].cpu }));
