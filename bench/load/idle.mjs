@@ -11,7 +11,7 @@
 // this script re-executes itself through prlimit too when its own RLIMIT_NOFILE is too low.
 //
 //   1. warm-up: --warmup whole transactions (JIT, allocator, spool), then a quiet pause
-//   2. baseline: RSS of the daemon and its process tree (runner, perl spawner), heap (preload),
+//   2. baseline: RSS of the daemon and its process tree (runner, spawner), heap (preload),
 //      then --probes probes one at a time, --probe-gap ms apart, alternately: connect → 220
 //      ("banner") and a whole session connect → 220 → EHLO … DATA → 250 → QUIT → 221 ("session")
 //      to the sink; all probes come from 127.0.0.1

@@ -355,7 +355,8 @@ export function processTree(pid) {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       ticks = Number(f[11]) + Number(f[12]);
       const cmd = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
-      if (name === 'perl') name = 'perl spawner';
+      if (name === 'spawner') name = 'spawner';
+      else if (name === 'perl') name = cmd.some((a) => a.includes('syn-capture')) ? 'syn capture' : 'perl';
       else if (cmd.some((a) => a.includes('avenger-runner'))) name = 'runner';
       else if (cmd.some((a) => a.endsWith('/asmtpd'))) name = 'asmtpd';
     } catch {

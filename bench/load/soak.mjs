@@ -18,7 +18,7 @@
 //     421), a message cut off mid-DATA (FIN or RST), a 1.1 MB message (552 5.3.4), a bare LF in
 //     the body (554 5.6.0), connect-and-vanish, an idle client and a byte-a-second dripper, both
 //     left to SMTPTimeout (421 4.4.2; up to 20 of them at a time, not waited for)
-// Every --sample seconds: VmRSS of the daemon and its process tree (runner, perl spawner), the
+// Every --sample seconds: VmRSS of the daemon and its process tree (runner, spawner), the
 // daemon's heap (process.memoryUsage() through a preload, no forced GC), open fds, CPU, counts.
 // At the end of the warm-up (--warmup-minutes) and at the end, also heap and RSS after a full GC.
 // Reported: first/last/min/max and the least-squares trend (MiB per hour) of RSS, tree RSS and

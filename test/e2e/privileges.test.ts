@@ -1,6 +1,6 @@
 /**
  * Privileges (issue 7, item 6; issue 13): after start-up the SMTP-facing process runs as
- * DaemonUser with no capability; the script runner and its perl spawner keep root with setuid,
+ * DaemonUser with no capability; the script runner and its spawner keep root with setuid,
  * setgid, kill and dac_read_search only; the network-facts process and its capture helper run as
  * NetFactsUser with CAP_NET_RAW alone; scripts and body tests run as their user.
  *

@@ -18,7 +18,7 @@ export interface ChildSpec {
   stdinFd?: number;
   /** Open a decision pipe on fd 3. */
   decisionChannel: boolean;
-  /** Find the script first (spawner.pl find_script): it goes on fd 4 and its path is appended to args. */
+  /** Find the script first (spawner.c find_script): it goes on fd 4 and its path is appended to args. */
   lookup?: ScriptLookupSpec;
   timeoutMs: number;
   maxOutputBytes: number;

@@ -13,7 +13,7 @@
  *      write root's mailbox; nor a system account, nobody, group 0, asmtpd's own accounts). Not
  *      root (an MTA that already switched to the recipient, as Postfix's local(8) does for
  *      mailbox_command): only when this process runs as the account's uid.
- *   3. The first candidate that exists in ~/.avenger is checked (spawner.pl find_script, with the
+ *   3. The first candidate that exists in ~/.avenger is checked (spawner.c find_script, with the
  *      user's ids) and run as `/bin/sh -c LOCAL_PRELUDE PATH` — the checked inode on fd 4, $0 its
  *      path — with request.stdinFd as stdin; none exists (or no ~/.avenger): request.fallback runs
  *      instead (argv, no shell). cwd = the home, entered as the user; environment from
