@@ -180,7 +180,7 @@ export async function runQueue(config: Config, cmd: QueueCommand, out: NodeJS.Wr
           config,
           ...(cmd.domain ? { domain: cmd.domain } : {}),
           ...(cmd.to ? { target: cmd.to } : {}),
-          resolveMx: (d) => dns.resolveMx(d),
+          resolver: dns,
           by: 'flush',
           log,
         });

@@ -47,7 +47,7 @@ import { metrics } from '../metrics/metrics.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Reply } from '../reply/reply.js';
 import { readHeld, writeHeld, type HeldEnvelope } from './hold-queue.js';
-import { createHoldRoutes, domainOf, type HoldRoutes } from './hold-routes.js';
+import { createHoldRoutes, domainOf, type HoldRoutes, type MxResolver } from './hold-routes.js';
 import { messageChunks } from './message-body.js';
 import {
   claim,
@@ -90,8 +90,8 @@ export interface FlushOptions {
   target?: { host: string; port: number };
   /** routes given by the caller (deliverHeldOver); not closed here */
   routes?: HoldRoutes;
-  /** for HoldDomains without a site */
-  resolveMx?: (domain: string) => Promise<import('node:dns').MxRecord[]>;
+  /** for HoldDomains without a site: their MX and its addresses (the daemon's resolver) */
+  resolver?: MxResolver;
   /** messages delivered at once (default RelayConnections) */
   concurrency?: number;
   /** the retry scheduler: only messages whose retry is due, never HoldDomain recipients */
@@ -156,7 +156,7 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
     ? null
     : createHoldRoutes(opts.config, {
         ...(opts.target ? { target: opts.target } : {}),
-        ...(opts.resolveMx ? { resolveMx: opts.resolveMx } : {}),
+        ...(opts.resolver ? { resolver: opts.resolver } : {}),
       });
   const ctx: PassContext = { opts, routes: opts.routes ?? ownRoutes!, log, dsns: [] };
   const report: FlushReport = { delivered: 0, deferred: 0, failed: 0, busy: 0 };
@@ -172,7 +172,7 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
   }
   if (ctx.dsns.length > 0) {
     // the DSNs of this pass go their configured way (not to a flush's target or an ATRN peer)
-    const dsnRoutes = createHoldRoutes(opts.config, opts.resolveMx ? { resolveMx: opts.resolveMx } : {});
+    const dsnRoutes = createHoldRoutes(opts.config, opts.resolver ? { resolver: opts.resolver } : {});
     try {
       const dsnCtx: PassContext = { opts: { ...opts, dueOnly: false }, routes: dsnRoutes, log, dsns: [] };
       delete dsnCtx.opts.domain;
