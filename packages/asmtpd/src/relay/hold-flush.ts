@@ -217,15 +217,18 @@ function wanted(env: HeldEnvelope, rec: QueueRecord, ctx: PassContext, now: numb
   const { opts } = ctx;
   const pending = pendingOf(env, rec);
   if (pending.length === 0) return true; // left over by a crash: settle it
-  if (expired(env, opts.config, now)) return !opts.domain || pending.some((a) => domainOf(a) === opts.domain);
+  if (expired(env, rec, opts.config, now)) return !opts.domain || pending.some((a) => domainOf(a) === opts.domain);
   const candidates = opts.domain ? pending.filter((a) => domainOf(a) === opts.domain) : pending;
   if (!opts.dueOnly) return candidates.length > 0;
   const due = (rec.nextRetry ?? (env.queuedAt?.getTime() ?? 0) + opts.config.holdRetry.minMs) <= now;
   return due && candidates.some((a) => ctx.routes.routeOf(a)?.holdDomain === false);
 }
 
-function expired(env: HeldEnvelope, config: Config, now: number): boolean {
-  return env.queuedAt !== null && now - env.queuedAt.getTime() > config.holdMaxAgeMs;
+/** Older than HoldMaxAge, counted from the queued date, or from an admin's last requeue out of failed/. */
+function expired(env: HeldEnvelope, rec: QueueRecord, config: Config, now: number): boolean {
+  if (env.queuedAt === null) return false;
+  const since = Math.max(env.queuedAt.getTime(), rec.requeued?.at(-1)?.at ?? 0);
+  return now - since > config.holdMaxAgeMs;
 }
 
 async function attemptEntry(entry: QueueEntry, ctx: PassContext): Promise<Outcome> {
@@ -278,7 +281,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
   let doneNow: string[] = [];
   let noRoute = false;
 
-  if (pending.length > 0 && expired(env, opts.config, now)) {
+  if (pending.length > 0 && expired(env, rec, opts.config, now)) {
     const inScope = opts.domain ? pending.filter((a) => domainOf(a) === opts.domain) : pending;
     const r = REPLIES.heldExpired(ageText(now - env.queuedAt!.getTime()));
     for (const to of inScope) newlyFailed.push({ to, ...replyFields(r), relay: '' });
