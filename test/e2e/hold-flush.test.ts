@@ -4,94 +4,23 @@
  * one DOMAIN, or --to HOST:PORT); a permanent 5xx moves the message to failed/ and a DSN reaches
  * the sender; HoldMaxAge expires into failed/ with a DSN (the clock moved on with
  * ASMTPD_TEST_CLOCK_OFFSET_MS); `--queue` shows held, retried and failed messages; HoldDomain mail
- * is taken from anyone, always held, and only flushed on demand, per recipient.
+ * is taken from anyone, always held, and only flushed on demand, per recipient; `--release ID` of a
+ * failed message requeues its failed recipients only (a new DSN if they fail again; the delivered
+ * one never gets a second copy).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { readHeld } from 'asmtpd/dist/relay/hold-queue.js';
-import { ASMTPD_BIN, startDaemon, type Daemon } from '../support/daemon.js';
+import { startDaemon, type Daemon } from '../support/daemon.js';
+import { asmtpdCli as asmtpd, heldBodies, queueIdOf, queueJson, sendOne, until } from '../support/hold-cli.js';
 import { freePort } from '../support/ports.js';
 import { startSink, type Sink } from '../support/sink.js';
 import { postfixUnavailableReason, startPostfix, type PostfixInstance } from '../support/postfix.js';
 import { SmtpClient } from '../support/smtp-client.js';
 
-const run = promisify(execFile);
-
 const noPostfix = postfixUnavailableReason();
 if (noPostfix && process.env.CI) throw new Error(`CI needs a real Postfix for these tests: ${noPostfix}`);
-
-async function asmtpd(
-  d: Daemon,
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [ASMTPD_BIN, ...args, '-f', d.confPath], {
-      env: { ...process.env, ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-interface Listed {
-  id: string;
-  state: string;
-  from: string;
-  to: string[];
-  done: string[];
-  failed: { to: string; reply: string }[];
-  attempts: number;
-  lastError: string | null;
-  nextRetry: string | null;
-}
-
-async function queueJson(d: Daemon, domain?: string): Promise<Listed[]> {
-  const r = await asmtpd(d, ['--queue', ...(domain ? [domain] : []), '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as Listed[];
-}
-
-async function sendOne(port: number, from: string, to: string[], body: string): Promise<string> {
-  const c = await SmtpClient.connect(port);
-  try {
-    await c.greeting();
-    const r = await c.send(from, to, body);
-    return r.last;
-  } finally {
-    c.close();
-  }
-}
-
-/** the message bytes of every file in new/ (what the downstream must get, byte for byte) */
-async function heldBodies(d: Daemon): Promise<Map<string, Buffer>> {
-  const dir = join(d.dbDir, 'queue', 'new');
-  const out = new Map<string, Buffer>();
-  for (const f of readdirSync(dir)) {
-    const env = await readHeld(join(dir, f));
-    out.set(env.queueId, readFileSync(join(dir, f)).subarray(env.headerOffset));
-  }
-  return out;
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const queueIdOf = (data: Buffer): string => /\bid ([A-Z0-9]+)/.exec(data.toString('latin1'))?.[1] ?? '';
 
 test('held while the MTA is down: retried with backoff (attempts counted), delivered by the daemon when it returns, byte-identical', async () => {
   const mtaPort = await freePort();
@@ -411,3 +340,103 @@ test(
     }
   },
 );
+
+test('--release ID of a failed message: its failed recipient is tried again (a new DSN when it fails again), the delivered one never gets a second copy; --queue shows it', async () => {
+  const mtaPort = await freePort();
+  let sink: Sink | null = null;
+  const d = await startDaemon({
+    conf: [
+      'RelayNet 127.0.0.0/8',
+      `RelayHost 127.0.0.1:${mtaPort}`,
+      'HoldOnFailure yes',
+      'HoldRetry 1h 4h',
+      'RelayTimeout 5s',
+    ].join('\n'),
+  });
+  try {
+    const original = 'Subject: typo in a mailertable\r\nMessage-ID: <requeue-1@sender.test>\r\n\r\nbody\r\n..dot\r\n';
+    assert.match(await sendOne(d.port, 'alice@sender.test', ['typo@remote.test', 'ok@remote.test'], original), /^250 /);
+    const bodies = await heldBodies(d);
+    assert.equal(bodies.size, 1);
+    const body = [...bodies.values()][0]!;
+    // from here on only the command line works on the queue: the daemon's retry scheduler (its main
+    // process) is paused with SIGSTOP, since its passes (due at once after --release) would race the
+    // flushes whose counts this test reads. It holds no claim now: the message is not due for 1h.
+    d.signal('SIGSTOP');
+    sink = await startSink(
+      { kind: 'reject-rcpt-matching', pattern: /^typo@/, code: 550, text: '5.1.1 no such user' },
+      mtaPort,
+    );
+    const dsns = (): number => sink!.messages.filter((m) => m.from === '').length;
+    const copiesTo = (rcpt: string): number =>
+      sink!.messages.filter((m) => m.from !== '' && m.to.includes(rcpt)).length;
+
+    const first = await asmtpd(d, ['--flush']);
+    assert.match(first.stdout, /^delivered 0 deferred 0 failed 1 busy 0/, first.stderr);
+    assert.equal(dsns(), 1);
+    assert.equal(copiesTo('ok@remote.test'), 1);
+    const [failed] = await queueJson(d);
+    assert.equal(failed!.state, 'failed');
+    assert.equal(failed!.attempts, 1);
+
+    // released while the backend still says 550: tried again, fails again, a second DSN
+    let r = await asmtpd(d, ['--release', failed!.id]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      `released ${failed!.id} from failed/: due now\n  to <typo@remote.test> again (had failed: 550 5.1.1 no such user)\n`,
+    );
+    let [m] = await queueJson(d);
+    assert.equal(m!.state, 'queued');
+    assert.deepEqual(m!.to, ['typo@remote.test'], 'only the failed recipient is to go');
+    assert.deepEqual(m!.done, ['ok@remote.test']);
+    assert.deepEqual(m!.failed, []);
+    assert.equal(m!.attempts, 0, 'attempts start again');
+    assert.ok(Date.parse(m!.nextRetry!) <= Date.now(), 'due at once');
+    assert.equal(m!.requeued.length, 1);
+    assert.deepEqual(m!.requeued[0]!.failed, [{ to: 'typo@remote.test', reply: '550 5.1.1 no such user' }]);
+    assert.equal(m!.requeued[0]!.attempts, 1);
+    const text = (await asmtpd(d, ['--queue'])).stdout;
+    assert.match(text, / queued age \S+ size \d+ attempts 0 next /);
+    assert.match(text, /\n {2}to <typo@remote\.test>\n {2}to <ok@remote\.test> delivered\n/);
+    assert.match(
+      text,
+      /\n {2}released from failed\/ \S+ after 1 attempts: <typo@remote\.test> had failed: 550 5\.1\.1 no such user\n/,
+    );
+    assert.match(text, /1 message: 1 queued, 0 active, 0 held, 0 failed/);
+    assert.match((await asmtpd(d, ['--flush'])).stdout, /^delivered 0 deferred 0 failed 1 busy 0/);
+    await until('the second DSN', () => dsns() === 2 || undefined);
+    assert.match(
+      sink.messages.filter((x) => x.from === '')[1]!.data.toString(),
+      /Final-Recipient: rfc822; typo@remote\.test\r\nAction: failed\r\nStatus: 5\.1\.1/,
+    );
+    assert.equal(copiesTo('ok@remote.test'), 1, 'the delivered recipient was not sent again');
+
+    // the backend fixed: released again, the next flush delivers to the failed recipient only
+    sink.mode = { kind: 'accept' };
+    [m] = await queueJson(d);
+    assert.equal(m!.state, 'failed');
+    r = await asmtpd(d, ['--release', m!.id]);
+    assert.equal(r.code, 0, r.stderr);
+    [m] = await queueJson(d);
+    assert.equal(m!.requeued.length, 2, 'every earlier failure kept');
+    assert.match((await asmtpd(d, ['--flush'])).stdout, /^delivered 1 deferred 0 failed 0 busy 0/);
+    const toTypo = sink.messages.filter((x) => x.from !== '' && x.to.includes('typo@remote.test'));
+    assert.equal(toTypo.length, 1);
+    assert.deepEqual(toTypo[0]!.to, ['typo@remote.test'], 'one transaction for the failed recipient alone');
+    assert.ok(toTypo[0]!.data.equals(body), 'byte-identical to the held copy');
+    assert.equal(copiesTo('ok@remote.test'), 1, 'still one copy for the delivered recipient');
+    assert.equal(dsns(), 2, 'no DSN for a delivery');
+    assert.deepEqual(await queueJson(d), []);
+    assert.deepEqual(readdirSync(join(d.dbDir, 'queue', 'meta')), [], 'no record left');
+
+    // what cannot be released
+    const gone = await asmtpd(d, ['--release', m!.id]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /no message /);
+  } finally {
+    d.signal('SIGCONT');
+    await d.stop();
+    await sink?.close();
+  }
+});

@@ -34,8 +34,11 @@ function replyError(code: number, text: string): Error {
   return e;
 }
 
-/** `port`: listen there (a port a test kept closed until now); default any free port */
-export async function startSink(mode: SinkMode = { kind: 'accept' }, port = 0): Promise<Sink> {
+/**
+ * `port`: listen there (a port a test kept closed until now); default any free port. `host`: the
+ * loopback address to listen on (127.0.0.x port 25 for a mail exchanger: needs root)
+ */
+export async function startSink(mode: SinkMode = { kind: 'accept' }, port = 0, host = '127.0.0.1'): Promise<Sink> {
   const sink: Sink = { port: 0, messages: [], connections: 0, mode, close: async () => undefined };
   const server = new SMTPServer({
     authOptional: true,
@@ -78,7 +81,7 @@ export async function startSink(mode: SinkMode = { kind: 'accept' }, port = 0): 
   // a client killed mid-session resets its connection (a flush killed with SIGKILL in
   // test/e2e/hold-crash.test.ts, a worker in test/e2e/workers.test.ts): not an error of the sink
   server.on('error', () => undefined);
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  await new Promise<void>((resolve) => server.listen(port, host, () => resolve()));
   sink.port = (server.server.address() as AddressInfo).port;
   sink.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return sink;

@@ -61,7 +61,8 @@ export const USAGE = `usage:
                                       the hold queue: id, state, age, sender, recipients, size,
                                       attempts, next retry, last error (DOMAIN: messages with a
                                       recipient there); --queue --delete ID removes a message
-  asmtpd --hold ID | --release ID     keep a queued message from being tried | queue it again now
+  asmtpd --hold ID | --release ID     keep a queued message from being tried | queue a held message,
+                                      or a failed one (its failed recipients only), again now
   asmtpd --flush [-f FILE] [DOMAIN] [--to HOST:PORT]
                                       deliver held mail now (DOMAIN: its recipients only) to its
                                       route (RelayHost, RelayDomain, HoldDomain site or MX) or HOST

@@ -8,6 +8,9 @@
  *                                 done and failed ones marked), size, attempts, next retry, last error
  *     --queue --delete ID         remove a queued, held or failed message (not one being delivered)
  *     --hold ID / --release ID    hold/ ⇄ new/: a held message is never tried; a released one is due now
+ *     --release ID (failed)       failed/ → new/, due now (Postfix's postsuper -r): its failed recipients
+ *                                 are pending again (their replies kept in the record's history,
+ *                                 shown by --queue), the delivered ones stay done, attempts from 0
  *     --flush [DOMAIN] [--to HOST:PORT]   one pass of relay/hold-flush.ts now; prints the counts
  * Exit codes: 0 done, 1 not found / being delivered / failed, 2 bad arguments.
  */
@@ -26,6 +29,7 @@ import {
   listEntriesSettled,
   moveEntry,
   readRecord,
+  requeueFailed,
   writeRecord,
   type QueueEntry,
   type QueueState,
@@ -52,7 +56,11 @@ export interface QueueListing {
   attempts: number;
   lastError: string | null;
   nextRetry: string | null;
+  /** each --release out of failed/: when, the attempts before, and the recipients that had failed */
+  requeued: { at: string; attempts: number; failed: { to: string; reply: string }[] }[];
 }
+
+const replyText = (f: { code: number; enhanced: string; text: string }): string => `${f.code} ${f.enhanced} ${f.text}`;
 
 export async function listQueue(dir: string, domain: string | null, now = queueNow()): Promise<QueueListing[]> {
   const out: QueueListing[] = [];
@@ -83,11 +91,16 @@ export async function listQueue(dir: string, domain: string | null, now = queueN
       from: env.from,
       to: env.to.filter((a) => !settled.has(a)),
       done: rec.done,
-      failed: rec.failed.map((f) => ({ to: f.to, reply: `${f.code} ${f.enhanced} ${f.text}` })),
+      failed: rec.failed.map((f) => ({ to: f.to, reply: replyText(f) })),
       size: env.sizeBytes - env.headerOffset,
       attempts: rec.attempts,
       lastError: rec.lastError ?? env.heldReason ?? null,
       nextRetry: rec.nextRetry !== undefined && e.state === 'queued' ? new Date(rec.nextRetry).toISOString() : null,
+      requeued: (rec.requeued ?? []).map((r) => ({
+        at: new Date(r.at).toISOString(),
+        attempts: r.attempts,
+        failed: r.failed.map((f) => ({ to: f.to, reply: replyText(f) })),
+      })),
     });
   }
   return out.sort((a, b) => (a.queuedAt ?? '').localeCompare(b.queuedAt ?? '') || a.id.localeCompare(b.id));
@@ -112,6 +125,9 @@ export function formatListing(items: readonly QueueListing[]): string {
     for (const t of m.done) lines.push(`  to <${t}> delivered`);
     for (const f of m.failed) lines.push(`  to <${f.to}> failed: ${f.reply}`);
     if (m.lastError) lines.push(`  last error: ${m.lastError}`);
+    for (const r of m.requeued)
+      for (const f of r.failed)
+        lines.push(`  released from failed/ ${r.at} after ${r.attempts} attempts: <${f.to}> had failed: ${f.reply}`);
   }
   const n = (s: QueueState): number => items.filter((m) => m.state === s).length;
   lines.push(
@@ -152,9 +168,10 @@ export async function runQueue(config: Config, cmd: QueueCommand, out: NodeJS.Wr
     case 'hold':
     case 'release': {
       const e = await find(dir, cmd.id);
-      const from: QueueState = cmd.mode === 'hold' ? 'queued' : 'held';
       if (!e) return fail(`no message ${cmd.id}`);
       if (e.state === 'active') return fail(`${cmd.id} is being delivered right now; try again`);
+      if (cmd.mode === 'release' && e.state === 'failed') return requeue(dir, e, out, fail);
+      const from: QueueState = cmd.mode === 'hold' ? 'queued' : 'held';
       if (e.state !== from) return fail(`${cmd.id} is ${e.state}, not ${from}`);
       if (cmd.mode === 'release') {
         const rec = await readRecord(dir, e.id);
@@ -180,7 +197,7 @@ export async function runQueue(config: Config, cmd: QueueCommand, out: NodeJS.Wr
           config,
           ...(cmd.domain ? { domain: cmd.domain } : {}),
           ...(cmd.to ? { target: cmd.to } : {}),
-          resolveMx: (d) => dns.resolveMx(d),
+          resolver: dns,
           by: 'flush',
           log,
         });
@@ -191,6 +208,21 @@ export async function runQueue(config: Config, cmd: QueueCommand, out: NodeJS.Wr
       }
     }
   }
+}
+
+/** --release of a failed message: back to the queue, its failed recipients to be tried again now. */
+async function requeue(
+  dir: string,
+  e: QueueEntry,
+  out: NodeJS.WritableStream,
+  fail: (line: string) => number,
+): Promise<number> {
+  const r = await requeueFailed(dir, e, queueNow());
+  if (r === 'busy') return fail(`${e.id} is being worked on right now; try again`);
+  if (r === 'gone') return fail(`${e.id} left failed/ meanwhile`);
+  out.write(`released ${e.id} from failed/: due now\n`);
+  for (const f of r.failed) out.write(`  to <${f.to}> again (had failed: ${replyText(f)})\n`);
+  return 0;
 }
 
 async function deleteMessage(

@@ -18,8 +18,8 @@ export function createHeldMail(runtime: () => Runtime, log: Logger): HeldMail {
   return {
     count: (domain) => countHeldFor(runtime().config.holdQueue, domain),
     flush: (domain) => {
-      const config = runtime().config;
-      return flushHeld({ dir: config.holdQueue, config, domain, by: 'etrn', log });
+      const { config, resolver } = runtime();
+      return flushHeld({ dir: config.holdQueue, config, domain, by: 'etrn', log, resolver });
     },
     deliverOver: (socket, domains) => {
       const config = runtime().config;

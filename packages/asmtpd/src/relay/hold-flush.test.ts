@@ -13,16 +13,16 @@ import {
 } from '../testing/relay.js';
 import { countHeldFor, deliverHeldOver, flushHeld } from './hold-flush.js';
 import { readHeld, writeHeld } from './hold-queue.js';
-import { readRecord } from './queue-store.js';
+import { readRecord, writeRecord } from './queue-store.js';
 
 const servers: FakeDownstream[] = [];
 after(async () => {
   for (const s of servers) await s.close();
 });
 
-async function hold(dir: string, work: string, to: string[], body: string): Promise<string> {
+async function hold(dir: string, work: string, to: string[], body: string, now?: Date): Promise<string> {
   const msg = await writeMessage(work, { body, to });
-  const w = await writeHeld(dir, msg, { hostname: 'mx.test' });
+  const w = await writeHeld(dir, msg, { hostname: 'mx.test', ...(now ? { now } : {}) });
   assert.equal(w.kind, 'held');
   return w.kind === 'held' ? w.path : '';
 }
@@ -91,4 +91,38 @@ test('flushHeld to a target: a refused recipient gets a DSN queued and relayed a
   assert.match(relayHost.received[0]!.data.toString(), /Final-Recipient: rfc822; bad@x\.test/);
   assert.equal(readdirSync(join(dir, 'failed')).length, 1);
   assert.deepEqual(readdirSync(join(dir, 'new')), []);
+});
+
+test('HoldMaxAge counts from the last requeue out of failed/ (asmtpd --release), else from the queued date', async () => {
+  const dir = await makeTempDir('requeue-q');
+  const work = await makeTempDir('requeue-w');
+  const sixDaysAgo = new Date(Date.now() - 6 * 86_400_000);
+  const released = await hold(dir, work, ['again@x.test'], 'Subject: released\r\n\r\nr\r\n', sixDaysAgo);
+  await hold(dir, work, ['old@x.test'], 'Subject: old\r\n\r\no\r\n', sixDaysAgo);
+  const id = released.slice(released.lastIndexOf('/') + 1);
+  const f = { to: 'again@x.test', code: 451, enhanced: '4.4.7', text: 'delivery time expired' };
+  await writeRecord(
+    dir,
+    id,
+    {
+      attempts: 0,
+      nextRetry: Date.now(),
+      done: [],
+      failed: [],
+      requeued: [{ at: Date.now(), attempts: 4, failed: [f] }],
+    },
+    { durable: false },
+  );
+  const target = await startDownstream();
+  servers.push(target);
+  const report = await flushHeld({
+    dir,
+    config: testConfig({ holdQueue: dir, holdMaxAgeMs: 5 * 86_400_000 }),
+    target: { host: '127.0.0.1', port: target.port },
+  });
+  assert.deepEqual(report, { delivered: 1, deferred: 0, failed: 1, busy: 0 });
+  assert.deepEqual(
+    target.received.map((m) => m.to),
+    [['again@x.test']],
+  );
 });

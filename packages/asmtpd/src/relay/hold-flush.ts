@@ -47,7 +47,7 @@ import { metrics } from '../metrics/metrics.js';
 import { REPLIES } from '../reply/catalogue.js';
 import type { Reply } from '../reply/reply.js';
 import { readHeld, writeHeld, type HeldEnvelope } from './hold-queue.js';
-import { createHoldRoutes, domainOf, type HoldRoutes } from './hold-routes.js';
+import { createHoldRoutes, domainOf, type HoldRoutes, type MxResolver } from './hold-routes.js';
 import { messageChunks } from './message-body.js';
 import {
   claim,
@@ -90,8 +90,8 @@ export interface FlushOptions {
   target?: { host: string; port: number };
   /** routes given by the caller (deliverHeldOver); not closed here */
   routes?: HoldRoutes;
-  /** for HoldDomains without a site */
-  resolveMx?: (domain: string) => Promise<import('node:dns').MxRecord[]>;
+  /** for HoldDomains without a site: their MX and its addresses (the daemon's resolver) */
+  resolver?: MxResolver;
   /** messages delivered at once (default RelayConnections) */
   concurrency?: number;
   /** the retry scheduler: only messages whose retry is due, never HoldDomain recipients */
@@ -156,7 +156,7 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
     ? null
     : createHoldRoutes(opts.config, {
         ...(opts.target ? { target: opts.target } : {}),
-        ...(opts.resolveMx ? { resolveMx: opts.resolveMx } : {}),
+        ...(opts.resolver ? { resolver: opts.resolver } : {}),
       });
   const ctx: PassContext = { opts, routes: opts.routes ?? ownRoutes!, log, dsns: [] };
   const report: FlushReport = { delivered: 0, deferred: 0, failed: 0, busy: 0 };
@@ -172,7 +172,7 @@ export async function flushHeld(opts: FlushOptions): Promise<FlushReport> {
   }
   if (ctx.dsns.length > 0) {
     // the DSNs of this pass go their configured way (not to a flush's target or an ATRN peer)
-    const dsnRoutes = createHoldRoutes(opts.config, opts.resolveMx ? { resolveMx: opts.resolveMx } : {});
+    const dsnRoutes = createHoldRoutes(opts.config, opts.resolver ? { resolver: opts.resolver } : {});
     try {
       const dsnCtx: PassContext = { opts: { ...opts, dueOnly: false }, routes: dsnRoutes, log, dsns: [] };
       delete dsnCtx.opts.domain;
@@ -217,15 +217,18 @@ function wanted(env: HeldEnvelope, rec: QueueRecord, ctx: PassContext, now: numb
   const { opts } = ctx;
   const pending = pendingOf(env, rec);
   if (pending.length === 0) return true; // left over by a crash: settle it
-  if (expired(env, opts.config, now)) return !opts.domain || pending.some((a) => domainOf(a) === opts.domain);
+  if (expired(env, rec, opts.config, now)) return !opts.domain || pending.some((a) => domainOf(a) === opts.domain);
   const candidates = opts.domain ? pending.filter((a) => domainOf(a) === opts.domain) : pending;
   if (!opts.dueOnly) return candidates.length > 0;
   const due = (rec.nextRetry ?? (env.queuedAt?.getTime() ?? 0) + opts.config.holdRetry.minMs) <= now;
   return due && candidates.some((a) => ctx.routes.routeOf(a)?.holdDomain === false);
 }
 
-function expired(env: HeldEnvelope, config: Config, now: number): boolean {
-  return env.queuedAt !== null && now - env.queuedAt.getTime() > config.holdMaxAgeMs;
+/** Older than HoldMaxAge, counted from the queued date, or from an admin's last requeue out of failed/. */
+function expired(env: HeldEnvelope, rec: QueueRecord, config: Config, now: number): boolean {
+  if (env.queuedAt === null) return false;
+  const since = Math.max(env.queuedAt.getTime(), rec.requeued?.at(-1)?.at ?? 0);
+  return now - since > config.holdMaxAgeMs;
 }
 
 async function attemptEntry(entry: QueueEntry, ctx: PassContext): Promise<Outcome> {
@@ -278,7 +281,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
   let doneNow: string[] = [];
   let noRoute = false;
 
-  if (pending.length > 0 && expired(env, opts.config, now)) {
+  if (pending.length > 0 && expired(env, rec, opts.config, now)) {
     const inScope = opts.domain ? pending.filter((a) => domainOf(a) === opts.domain) : pending;
     const r = REPLIES.heldExpired(ageText(now - env.queuedAt!.getTime()));
     for (const to of inScope) newlyFailed.push({ to, ...replyFields(r), relay: '' });

@@ -46,7 +46,7 @@ export function startHoldRetry(config: () => Config, log: Logger): HoldRetry {
         dueOnly: true,
         by: 'retry',
         log,
-        resolveMx: (d) => dns.resolveMx(d),
+        resolver: dns,
       });
     } catch (err) {
       log.error('daemon.error', { error: `hold queue retry: ${(err as Error).message}` });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nullLogger } from '../log/logger.js';
 import { testConfig } from '../testing/relay.js';
-import { createHoldRoutes, createMxRelay } from './hold-routes.js';
+import { createHoldRoutes, createMxRelay, type MxResolver } from './hold-routes.js';
 import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
 
 const msg = { id: 'X', from: 'a@b', to: ['u@site.test'] } as OutgoingMessage;
@@ -16,7 +16,7 @@ test('routes: target first, then HoldDomain site or MX, RelayDomain backends, Re
       { domain: 'mx.test', users: ['u'] },
     ],
   });
-  const routes = createHoldRoutes(config, { resolveMx: async () => [] });
+  const routes = createHoldRoutes(config, { resolver: fakeResolver(async () => [], {}) });
   try {
     assert.deepEqual(
       ['a@site.test', 'a@mx.test', 'a@RD.test', 'a@other.test'].map((a) => {
@@ -53,7 +53,25 @@ function fakeRelay(name: string, result: DeliveryResult, seen: string[]): Relay 
   };
 }
 
-test('MX: by preference, the next only while one is unreachable; implicit MX; null MX; no such domain; lookup failure', async () => {
+const dnsError = (code: string): Error => Object.assign(new Error(code), { code });
+
+/** MX answers from `mx`; A records from `a` (a name not there: NXDOMAIN; 'fail': a timeout); no AAAA */
+function fakeResolver(mx: MxResolver['resolveMx'], a: Record<string, string[] | 'fail'>): MxResolver {
+  return {
+    resolveMx: mx,
+    resolve4: async (name) => {
+      const r = a[name];
+      if (r === 'fail') throw dnsError('ETIMEOUT');
+      if (!r) throw dnsError('ENOTFOUND');
+      return r;
+    },
+    resolve6: async () => {
+      throw dnsError('ENODATA');
+    },
+  };
+}
+
+test('MX: by preference, each by its addresses, the next only while one is unreachable; implicit MX; null MX; no such domain; no address; lookup failures', async () => {
   const seen: string[] = [];
   const down: DeliveryResult = {
     kind: 'deferred',
@@ -61,31 +79,47 @@ test('MX: by preference, the next only while one is unreachable; implicit MX; nu
     ms: 0,
   };
   const ok: DeliveryResult = { kind: 'accepted', response: '250 ok', ms: 0 };
-  const relays: Record<string, DeliveryResult> = { 'mx1.site.test': down, 'mx2.site.test': ok, 'site.test': ok };
-  const relayOf = (h: string): Relay => fakeRelay(h, relays[h] ?? down, seen);
+  // mx1 has two addresses, both down; mx2 takes it; mx3 is never tried
+  const results: Record<string, DeliveryResult> = { '192.0.2.1': down, '192.0.2.2': down, '192.0.2.3': ok };
+  const relayOf = (ip: string): Relay => fakeRelay(ip, results[ip] ?? ok, seen);
+  const addresses = {
+    'mx1.site.test': ['192.0.2.1', '192.0.2.2'],
+    'mx2.site.test': ['192.0.2.3'],
+    'mx3.site.test': ['192.0.2.4'],
+    'site.test': ['192.0.2.9'],
+  };
   const mx = createMxRelay(
     'site.test',
-    async () => [
-      { exchange: 'mx2.site.test.', priority: 20 },
-      { exchange: 'mx1.site.test', priority: 10 },
-    ],
+    fakeResolver(
+      async () => [
+        { exchange: 'mx3.site.test', priority: 30 },
+        { exchange: 'MX2.site.test.', priority: 20 },
+        { exchange: 'mx1.site.test', priority: 10 },
+      ],
+      addresses,
+    ),
     relayOf,
   );
   assert.equal((await mx.deliver(msg, nullLogger())).kind, 'accepted');
-  assert.deepEqual(seen, ['mx1.site.test', 'mx2.site.test']);
+  assert.deepEqual(seen, ['192.0.2.1', '192.0.2.2', '192.0.2.3']);
+  const via = (m: MxResolver['resolveMx'], a: Record<string, string[] | 'fail'> = addresses) =>
+    createMxRelay('site.test', fakeResolver(m, a), relayOf).deliver(msg, nullLogger());
   const err = (code: string) => async () => {
-    throw Object.assign(new Error(code), { code });
+    throw dnsError(code);
   };
+  const replyOf = (r: DeliveryResult): string =>
+    r.kind === 'rejected' || r.kind === 'deferred' ? `${r.kind} ${r.reply.code} ${r.reply.enhanced}` : r.kind;
   seen.length = 0;
-  assert.equal((await createMxRelay('site.test', err('ENODATA'), relayOf).deliver(msg, nullLogger())).kind, 'accepted');
-  assert.deepEqual(seen, ['site.test'], 'no MX: the domain itself');
-  const nullMx = await createMxRelay('site.test', async () => [{ exchange: '', priority: 0 }], relayOf).deliver(
-    msg,
-    nullLogger(),
-  );
-  assert.equal(nullMx.kind === 'rejected' && `${nullMx.reply.code} ${nullMx.reply.enhanced}`, '556 5.1.10');
-  const nx = await createMxRelay('site.test', err('ENOTFOUND'), relayOf).deliver(msg, nullLogger());
-  assert.equal(nx.kind === 'rejected' && `${nx.reply.code} ${nx.reply.enhanced}`, '550 5.1.2');
-  const fail = await createMxRelay('site.test', err('ETIMEOUT'), relayOf).deliver(msg, nullLogger());
-  assert.equal(fail.kind === 'deferred' && `${fail.reply.code} ${fail.reply.enhanced}`, '451 4.4.3');
+  assert.equal((await via(err('ENODATA'))).kind, 'accepted');
+  assert.deepEqual(seen, ['192.0.2.9'], 'no MX: the domain itself (implicit MX)');
+  seen.length = 0;
+  assert.equal(replyOf(await via(async () => [{ exchange: '', priority: 0 }])), 'rejected 556 5.1.10');
+  assert.equal(replyOf(await via(async () => [{ exchange: '.', priority: 0 }])), 'rejected 556 5.1.10');
+  assert.equal(replyOf(await via(err('ENOTFOUND'))), 'rejected 550 5.1.2');
+  assert.equal(replyOf(await via(err('ETIMEOUT'))), 'deferred 451 4.4.3');
+  const noAddress = async () => [{ exchange: 'nowhere.site.test', priority: 10 }];
+  assert.equal(replyOf(await via(noAddress)), 'rejected 550 5.4.4', 'no exchanger with an address');
+  assert.equal(replyOf(await via(noAddress, { 'nowhere.site.test': 'fail' })), 'deferred 451 4.4.3');
+  assert.equal(replyOf(await via(err('ENODATA'), {})), 'rejected 550 5.4.4', 'no MX and no address');
+  assert.deepEqual(seen, [], 'no connection for any of these');
 });

@@ -12,6 +12,7 @@ import {
   ownerToken,
   readRecord,
   recoverClaims,
+  requeueFailed,
   writeRecord,
 } from './queue-store.js';
 import { retryDelayMs } from './hold-flush.js';
@@ -101,4 +102,59 @@ test('HoldRetry backoff: the first interval, doubling, at most the longest', () 
     [1, 2, 3, 4, 5, 6, 7, 50].map((n) => retryDelayMs(n, b) / 60_000),
     [5, 10, 20, 40, 80, 160, 240, 240],
   );
+});
+
+test('requeueFailed: failed/ → new/, failed recipients pending again with their replies kept, done ones stay, attempts 0, due now', async () => {
+  const dir = queue();
+  try {
+    await ensureQueueDirs(dir);
+    writeFileSync(join(dir, 'failed', 'm1'), 'x');
+    const f1 = { to: 'typo@r.test', code: 550, enhanced: '5.1.1', text: 'no such user' };
+    await writeRecord(
+      dir,
+      'm1',
+      {
+        attempts: 3,
+        lastAttempt: 5,
+        lastError: '550 5.1.1 no such user',
+        nextRetry: 9,
+        done: ['ok@r.test'],
+        failed: [f1],
+      },
+      { durable: false },
+    );
+    const [entry] = await listEntries(dir, ['failed']);
+    const r = await requeueFailed(dir, entry!, 1000);
+    assert.deepEqual(r, { at: 1000, attempts: 3, failed: [f1] });
+    assert.deepEqual(readdirSync(join(dir, 'new')), ['m1']);
+    assert.deepEqual(readdirSync(join(dir, 'failed')), []);
+    assert.deepEqual(readdirSync(join(dir, 'work')), []);
+    assert.deepEqual(await readRecord(dir, 'm1'), {
+      attempts: 0,
+      nextRetry: 1000,
+      done: ['ok@r.test'],
+      failed: [],
+      requeued: [{ at: 1000, attempts: 3, failed: [f1] }],
+    });
+    // a second requeue (after it failed again) keeps the first in the history
+    const again = await claim(dir, (await listEntries(dir, ['queued']))[0]!);
+    assert.ok(typeof again === 'object');
+    const rec = await readRecord(dir, 'm1');
+    await writeRecord(dir, 'm1', { ...rec, attempts: 1, failed: [f1] }, { durable: false });
+    await again.fail();
+    await requeueFailed(dir, (await listEntries(dir, ['failed']))[0]!, 2000);
+    assert.deepEqual(
+      (await readRecord(dir, 'm1')).requeued?.map((q) => [q.at, q.attempts]),
+      [
+        [1000, 3],
+        [2000, 1],
+      ],
+    );
+    assert.equal(
+      await requeueFailed(dir, { id: 'gone', state: 'failed', path: join(dir, 'failed', 'gone') }, 3),
+      'gone',
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

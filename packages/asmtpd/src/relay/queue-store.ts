@@ -33,6 +33,9 @@
  *   recoverClaims(dir) → how many dead claims went back to new/
  *   readRecord(dir, id) / writeRecord(dir, id, record, { durable })
  *   moveEntry(dir, id, from, to) → true when moved (hold/release by an admin)
+ *   requeueFailed(dir, entry, now) → RequeueRecord | 'busy' | 'gone'   failed/ → new/ (asmtpd --release):
+ *     the failed recipients are pending again (their replies kept in the record's `requeued`
+ *     history), the delivered ones stay done, attempts start again at 0, due at `now`
  */
 import { readFileSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -74,6 +77,16 @@ export interface QueueRecord {
   /** recipients the downstream took (never sent again) */
   done: string[];
   /** recipients refused for good (or expired), with the reply; a DSN was queued for them */
+  failed: FailedRecipientRecord[];
+  /** each time an admin sent the message back from failed/ (asmtpd --release ID): what had failed */
+  requeued?: RequeueRecord[];
+}
+
+export interface RequeueRecord {
+  /** ms since the epoch; HoldMaxAge counts from the last one */
+  at: number;
+  /** the attempts made before */
+  attempts: number;
   failed: FailedRecipientRecord[];
 }
 
@@ -239,6 +252,7 @@ export async function readRecord(dir: string, id: string): Promise<QueueRecord> 
       ...r,
       done: Array.isArray(r.done) ? r.done : [],
       failed: Array.isArray(r.failed) ? r.failed : [],
+      ...(Array.isArray(r.requeued) ? { requeued: r.requeued } : {}),
     };
   } catch {
     return emptyRecord();
@@ -284,4 +298,37 @@ export async function moveEntry(dir: string, entry: QueueEntry, to: 'hold' | 'ne
   }
   await syncDir(join(dir, to));
   return true;
+}
+
+/**
+ * An admin's requeue of a failed message (Postfix's `postsuper -r`): claimed out of failed/ (so no
+ * --delete or second --release works on it meanwhile), its record rewritten (fsynced), then renamed
+ * to new/ (fsynced). A crash before the record leaves a dead claim whose record still says
+ * "failed": the next pass settles it back into failed/; after the record, it is recovered into new/.
+ */
+export async function requeueFailed(
+  dir: string,
+  entry: QueueEntry,
+  now: number,
+): Promise<RequeueRecord | 'busy' | 'gone'> {
+  const c = await claim(dir, entry);
+  if (c === 'busy' || c === 'gone') return c;
+  try {
+    const rec = await readRecord(dir, entry.id);
+    const requeue: RequeueRecord = { at: now, attempts: rec.attempts, failed: rec.failed };
+    const next: QueueRecord = {
+      attempts: 0,
+      nextRetry: now,
+      done: rec.done,
+      failed: [],
+      requeued: [...(rec.requeued ?? []), requeue],
+    };
+    await writeRecord(dir, entry.id, next, { durable: true });
+    await c.release();
+    await syncDir(join(dir, 'new'));
+    return requeue;
+  } catch (err) {
+    await c.fail().catch(() => {});
+    throw err;
+  }
 }

@@ -149,6 +149,7 @@ export const REPLIES = {
     ),
   mxNullMx: (domain: string) => reply(556, '5.1.10', `domain ${domain} accepts no mail (null MX, RFC 7505)`),
   mxNoDomain: (domain: string) => reply(550, '5.1.2', `domain ${domain} does not exist`),
+  mxNoAddress: (domain: string) => reply(550, '5.4.4', `no mail exchanger of ${domain} has an address (A or AAAA)`),
   mxLookupFailed: (domain: string, detail: string): DetailedReply =>
     withDetail(reply(451, '4.4.3', `cannot look up the mail exchangers of ${domain}, try again later`), detail),
 
