@@ -94,7 +94,8 @@ export async function listQueue(dir: string, domain: string | null, now = queueN
       failed: rec.failed.map((f) => ({ to: f.to, reply: replyText(f) })),
       size: env.sizeBytes - env.headerOffset,
       attempts: rec.attempts,
-      lastError: rec.lastError ?? env.heldReason ?? null,
+      // why it was held applies until its first attempt; after a requeue the history says more
+      lastError: rec.lastError ?? (rec.requeued?.length ? null : env.heldReason) ?? null,
       nextRetry: rec.nextRetry !== undefined && e.state === 'queued' ? new Date(rec.nextRetry).toISOString() : null,
       requeued: (rec.requeued ?? []).map((r) => ({
         at: new Date(r.at).toISOString(),

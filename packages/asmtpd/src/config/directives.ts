@@ -628,7 +628,7 @@ export const DIRECTIVES: readonly Directive[] = [
     valueSyntax: 'domain user [host[:port]]',
     defaultText: 'none',
     sample: 'office.example.org office-atrn 192.0.2.80:25',
-    doc: "mail for this domain is taken from anyone (not relaying) and always held in HoldQueue, never relayed until flushed (asmtpd --flush, ETRN) to the site HOST:PORT (else the domain's MX) or taken by USER with ATRN; one user per line, a domain may repeat",
+    doc: "mail for this domain is taken from anyone (not relaying) and always held in HoldQueue, never relayed until flushed (asmtpd --flush, ETRN) to the site HOST:PORT (else the domain's MX, on port 25) or taken by USER with ATRN; one user per line, a domain may repeat",
     parseLine: parseHoldDomain,
     merge: mergeHoldDomain,
     default: [],
