@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHeld } from 'asmtpd/dist/relay/hold-queue.js';
 import { ASMTPD_BIN } from '../support/daemon.js';
+import { until } from '../support/hold-cli.js';
 import { freePort } from '../support/ports.js';
 import { startSink, type Sink } from '../support/sink.js';
 
@@ -33,16 +34,6 @@ function start(args: string[]): Proc {
   proc.stderr!.on('data', (d: Buffer) => stderr.push(d.toString()));
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return { proc, exited, stderr };
-}
-
-async function until<T>(what: string, f: () => T | undefined | false, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = f();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 function queued(queue: string): number {

@@ -1,6 +1,6 @@
 /**
  * The hold queue's command line and files, for the e2e tests of issue 20 and its follow-ups
- * (test/e2e/hold-flush.test.ts, hold-mx.test.ts).
+ * (test/e2e/hold-flush.test.ts, hold-mx.test.ts, hold-crash.test.ts).
  *
  *   asmtpdCli(daemon, args, env?) -> { code, stdout, stderr }   bin/asmtpd ARGS -f the daemon's config
  *   queueJson(daemon, domain?) -> Listed[]                       `asmtpd --queue [DOMAIN] --json`
