@@ -5,9 +5,10 @@
  *   ENV_SCRIPT                       body of ~/.avenger/rcpt+default: `env -0` to $HOME/env.$EXTENSION, accept
  *   readEnv(home, tag) -> {VAR: value}   what the script for RCPT user+TAG saw (NUL-separated, exact)
  *   factVars(env) -> only the fact variables that are set (CLIENT_NAME … MAIL_ERROR)
- *   dialogue(port, {local?, helo?, from, to}) -> {banner, mail, rcpt, ms: {banner, mail, rcpt}}
+ *   dialogue(port, {local?, helo?, from, to}) -> {banner, mail, rcpt, ms: {banner, mail, rcpt}, bannerAt}
  *     connects from `local` (any 127.0.0.x: the client address the daemon sees), times each reply
- *     from the moment the command was sent (the banner: from the connect)
+ *     from the moment the command was sent (the banner: from the connect); bannerAt: Date.now()
+ *     when the banner arrived (to order it against other events, e.g. a DNS answer being sent)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,6 +53,7 @@ export interface Dialogue {
   mail: string;
   rcpt: string;
   ms: { banner: number; mail: number; rcpt: number };
+  bannerAt: number;
 }
 
 export async function dialogue(
@@ -62,7 +64,8 @@ export async function dialogue(
   const c = await SmtpClient.connect(port, '127.0.0.1', o.local);
   try {
     const banner = (await c.greeting()).last;
-    const tBanner = Date.now() - t0;
+    const bannerAt = Date.now();
+    const tBanner = bannerAt - t0;
     await c.cmd(`EHLO ${o.helo ?? 'client.example'}`);
     let t = Date.now();
     const mail = (await c.cmd(`MAIL FROM:<${o.from}>`)).last;
@@ -71,7 +74,7 @@ export async function dialogue(
     const rcpt = (await c.cmd(`RCPT TO:<${o.to}>`)).last;
     const tRcpt = Date.now() - t;
     await c.cmd('QUIT').catch(() => undefined);
-    return { banner, mail, rcpt, ms: { banner: tBanner, mail: tMail, rcpt: tRcpt } };
+    return { banner, mail, rcpt, ms: { banner: tBanner, mail: tMail, rcpt: tRcpt }, bannerAt };
   } finally {
     c.close();
   }
