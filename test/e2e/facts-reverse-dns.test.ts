@@ -212,7 +212,7 @@ const CONTROL_IP = '127.0.0.13';
  * Runs every case at once (each is its own client address; the hanging one bounds the time) and
  * compares all of them in one deepEqual, so a failure shows every case that differs. No RCPT waits
  * for its facts much more than DNSTimeout beyond the control's RCPT (the lookup that never answers
- * is given up at DNSTimeout: c-ares alone would try it again for tens of seconds).
+ * is given up, not waited for: at DNSTimeout at the latest).
  */
 async function runCases(d: Daemon, label: string): Promise<void> {
   const results = new Map<Case, { rcpt: string; ms: number; env: Record<string, string> }>();

@@ -13,8 +13,8 @@
  *
  * The recipient has no script (a PasswdFile account without ~/.avenger): the provisional accept
  * applies MAIL_ERROR, so AllowDNSFailures no shows as `451 4.4.3` at RCPT, yes as 250.
- * Each burst: 40 concurrent sessions from 10 client addresses; every banner and MAIL reply comes
- * well before DNSTimeout after the connect (one that waited for a silent lookup could not), every
+ * Each burst: 40 concurrent sessions from 10 client addresses; with DNS silent every banner and MAIL
+ * reply comes well before DNSTimeout after the connect (one that waited could not), every
  * RCPT within 1.5 × DNSTimeout, every QUIT gets 221, and afterwards the daemons are alive, logged
  * no daemon.error, and accept again with DNS back to normal. The bounds are relative to DNSTimeout,
  * which is long (5 s) so that a loaded machine's slow greetings stay far from it. (The system
@@ -190,8 +190,12 @@ const byClass = (rcpt: Record<string, number>): Record<string, number> => {
 const PROMPT_MS = TIMEOUT_MS - 1000;
 
 function assertBounded(label: string, maxMs: { banner: number; mail: number; rcpt: number }): void {
-  assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
-  assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms after the connect`);
+  // only where a reply that waited would show: in the other modes the lookups end in milliseconds,
+  // and how fast 40 sessions are greeted is the machine's load (2.4 s at load average 11)
+  if (label === 'silent') {
+    assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
+    assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms after the connect`);
+  }
   // given up at DNSTimeout (lookups one after another, each with its own timeout, would take twice that)
   assert.ok(
     maxMs.rcpt < 1.5 * TIMEOUT_MS,
