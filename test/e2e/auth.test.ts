@@ -191,27 +191,69 @@ test('an authenticated client relays (AUTH_USER, ESMTPSA); without AUTH the same
   assert.equal(ok.method, 'PLAIN');
 });
 
-test('failures wait longer each time, a success does not wait; the limit is 421 4.7.0', { skip }, async () => {
+/** The delay of the first failure (auth-limiter.ts); the n-th waits FIRST_DELAY_MS × 2^(n-1). */
+const FIRST_DELAY_MS = 500;
+
+/**
+ * How long an AUTH reply came after the daemon's decision: the client's time for the command less
+ * the decision's own time as the daemon logs it (auth.decision `ms`: the counts and the password
+ * check — an Argon2 or bcrypt hash costs seconds of CPU on a loaded machine). What is left is the
+ * failure delay plus the way there and back, which on a loaded machine is short beside the delays.
+ */
+async function waitAfterDecision(
+  timed: { ms: number },
+  pred: (l: Record<string, unknown>) => boolean,
+): Promise<{ wait: number; line: Record<string, unknown> }> {
+  const line = await d.waitLog((l) => l.event === 'auth.decision' && pred(l));
+  return { wait: timed.ms - Number(line.ms), line };
+}
+
+test('failures wait longer each time, a success does not wait; the limit is 421 4.7.0', { skip }, async (t) => {
   const pw = USERS.sha![1];
-  // per connection (AuthMaxFailures 3): 0.5 s, 1 s, then 421 and the connection closed
+  // per connection (AuthMaxFailures 3): 0.5 s, 1 s, then 421 and the connection closed. Each
+  // delay's bounds: at least itself, less than the next step's (0.5 s of slack for the way back,
+  // so the steps stay told apart); "no wait" is less than the smallest delay.
   const a = (await openTls(d.port, '127.0.0.30')).s;
   const f1 = await a.timed(plain('sha', 'guess 1'));
   assert.equal(f1.last, '535 5.7.8 authentication credentials invalid');
-  assert.ok(f1.ms >= 450 && f1.ms < 900, `first failure after ${f1.ms} ms`);
+  const w1 = await waitAfterDecision(f1, (l) => l.ip === '127.0.0.30' && l.result === 'failed' && l.failures === 1);
+  assert.equal(w1.line.delay_ms, FIRST_DELAY_MS);
+  assert.ok(
+    w1.wait >= FIRST_DELAY_MS - 10 && w1.wait < 2 * FIRST_DELAY_MS,
+    `first failure after ${f1.ms} ms (${w1.wait} after the decision)`,
+  );
   const f2 = await a.timed(plain('sha', 'guess 2'));
-  assert.ok(f2.ms >= 950 && f2.ms < 1500, `second failure after ${f2.ms} ms`);
+  const w2 = await waitAfterDecision(f2, (l) => l.ip === '127.0.0.30' && l.result === 'failed' && l.failures === 2);
+  assert.equal(w2.line.delay_ms, 2 * FIRST_DELAY_MS);
+  assert.ok(
+    w2.wait >= 2 * FIRST_DELAY_MS - 10 && w2.wait < 4 * FIRST_DELAY_MS,
+    `second failure after ${f2.ms} ms (${w2.wait} after the decision)`,
+  );
   const ok = await a.timed(plain('sha', pw));
   assert.match(ok.last, /^235 /);
-  assert.ok(ok.ms < 400, `a success after two failures waited ${ok.ms} ms`);
+  const wOk = await waitAfterDecision(ok, (l) => l.ip === '127.0.0.30' && l.result === 'ok');
+  assert.ok(
+    wOk.wait < FIRST_DELAY_MS,
+    `a success after two failures waited ${ok.ms} ms (${wOk.wait} after the decision)`,
+  );
+  // end to end too: the same hash's success comes sooner than its first failure did (a wait
+  // before the decision would show here, not in wOk)
+  assert.ok(ok.ms < f1.ms, `a success took ${ok.ms} ms, the first failure ${f1.ms} ms`);
   a.socket.end();
   const b = (await openTls(d.port, '127.0.0.31')).s;
   await b.cmd(plain('sha', 'guess 1'));
   await b.cmd(plain('blf', 'guess 2'));
   const f3 = await b.timed(plain('argon', 'guess 3'));
   assert.equal(f3.last, '421 4.7.0 too many authentication failures, closing connection');
-  assert.ok(f3.ms < 900, `the 421 waited ${f3.ms} ms`);
+  const w3 = await waitAfterDecision(f3, (l) => l.ip === '127.0.0.31' && l.result === 'limit');
+  // a third failure's delay would be 2 s
+  assert.ok(w3.wait < FIRST_DELAY_MS, `the 421 came ${f3.ms} ms after the command (${w3.wait} after the decision)`);
   await b.closed();
-  const limit = await d.waitLog((l) => l.event === 'auth.decision' && l.result === 'limit' && l.ip === '127.0.0.31');
+  t.diagnostic(
+    `client ms (after the decision): 1st failure ${f1.ms} (${w1.wait}), 2nd ${f2.ms} (${w2.wait}), ` +
+      `success ${ok.ms} (${wOk.wait}), the 421 ${f3.ms} (${w3.wait})`,
+  );
+  const limit = w3.line;
   assert.equal(limit.level, 'warn');
   assert.equal(limit.user, 'argon');
   assert.equal(limit.failures, 3);
@@ -230,7 +272,12 @@ test('failures wait longer each time, a success does not wait; the limit is 421 
   const late = (await openTls(d.port, '127.0.0.32')).s;
   const refused = await late.timed(plain('sha', pw));
   assert.equal(refused.last, '421 4.7.0 too many authentication failures, closing connection');
-  assert.ok(refused.ms < 400, `waited ${refused.ms} ms`);
+  // refused before any password check (no `reason`: nothing was checked)
+  const wRefused = await waitAfterDecision(
+    refused,
+    (l) => l.ip === '127.0.0.32' && l.result === 'limit' && l.reason === undefined,
+  );
+  assert.ok(wRefused.wait < FIRST_DELAY_MS, `waited ${refused.ms} ms (${wRefused.wait} after the decision)`);
   await late.closed();
   // another address is not held back by it
   const other = (await openTls(d.port, '127.0.0.33')).s;

@@ -3,8 +3,11 @@
  * RBL_REASON and MAIL_ERROR — for listed (TXT reason, configured reason, default reason),
  * unlisted, error-coded (127.255.255.254), SERVFAIL, out-of-range and timing-out lists; and that
  * slow facts delay nothing they should not: with a PTR and a DNSBL that never answer, the banner,
- * the MAIL reply and a postmaster RCPT are immediate and a policy RCPT is answered within
- * DNSTimeout plus a margin. One loopback DNS server (UDP, `DNSResolver system`).
+ * the MAIL reply and a whole postmaster session come before the daemon gives the lookups up (its
+ * session.facts line, at DNSTimeout: an order of events, not an absolute bound, so a loaded
+ * machine's slow replies cannot fail it while DNSTimeout is long beside them), and a policy RCPT is
+ * answered after that and not a second DNSTimeout later. One loopback DNS server (UDP,
+ * `DNSResolver system`).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -32,6 +35,12 @@ const FRACTION = '127.0.0.23';
 const SLOW = '127.0.0.24';
 const CLIENTS = [LISTED_BOTH, LISTED_ONE, UNLISTED, FRACTION, SLOW];
 const TXT_REASON = 'spam source; see http://bl1.test/q?127.0.0.20';
+/**
+ * DNSTimeout: what the never-answering list and PTR cost; long beside a loaded machine's replies
+ * (the system resolver gives them up after about 1 s once warm, whatever this says: c-ares 1.34
+ * times a try by the latency it saw; the order checks below hold whenever they are given up)
+ */
+const TIMEOUT_MS = 4000;
 
 function records(): Records {
   const r: Records = {
@@ -76,7 +85,7 @@ before(async () => {
       'RelayNet 192.0.2.0/24',
       'DNSResolver system',
       `DNSServer 127.0.0.1:${dns.udp.port}`,
-      'DNSTimeout 1s',
+      `DNSTimeout ${TIMEOUT_MS / 1000}s`,
       'AllowDNSFailures no',
       'RBL bl1.test',
       'RBL bl2.test 2 configured reason',
@@ -100,12 +109,28 @@ after(async () => {
 
 let seq = 0;
 
-async function factsOf(
-  ip: string,
-): Promise<{ rcpt: string; facts: Record<string, string>; ms: { banner: number; mail: number; rcpt: number } }> {
+async function factsOf(ip: string): Promise<{
+  rcpt: string;
+  facts: Record<string, string>;
+  ms: { banner: number; mail: number; rcpt: number };
+  at: { banner: number; mail: number; rcpt: number };
+}> {
   const tag = `t${++seq}`;
   const r = await dialogue(d.port, { local: ip, from: 's@remote.example', to: `${u.name}+${tag}@a.example` });
-  return { rcpt: r.rcpt, facts: factVars(readEnv(u.home, tag)), ms: r.ms };
+  return { rcpt: r.rcpt, facts: factVars(readEnv(u.home, tag)), ms: r.ms, at: r.at };
+}
+
+/**
+ * When the daemon had the connect facts (reverse DNS, the lists) of the newest session from `ip`
+ * that began at or after `since`: the ts of its session.facts line (a lookup that never answers
+ * ends there, at DNSTimeout).
+ */
+async function factsSettledAt(ip: string, since: number): Promise<number> {
+  const connect = await d.waitLog(
+    (l) => l.event === 'session.connect' && l.ip === ip && Date.parse(String(l.ts)) >= since - 5,
+  );
+  const facts = await d.waitLog((l) => l.event === 'session.facts' && l.sid === connect.sid, 2 * TIMEOUT_MS + 10_000);
+  return Date.parse(String(facts.ts));
 }
 
 const SPF_NONE = { SPF: 'none', SPF_HELO: 'none' };
@@ -140,7 +165,8 @@ test(
     });
     for (const r of [both, one, none, fraction]) {
       assert.equal(r!.rcpt, '250 2.1.5 recipient ok', 'the script accepts whatever MAIL_ERROR says');
-      assert.ok(r!.ms.rcpt < 1000 + 1500, `RCPT within DNSTimeout + margin: ${r!.ms.rcpt} ms`);
+      // the dead list is given up at DNSTimeout (not once per query, nor c-ares' own retries)
+      assert.ok(r!.ms.rcpt < 2 * TIMEOUT_MS, `RCPT within DNSTimeout + margin: ${r!.ms.rcpt} ms`);
     }
   },
 );
@@ -187,12 +213,20 @@ test('the lists are asked for d.c.b.a.ZONE, all at connect', { skip }, async () 
 test(
   'slow facts: the banner, MAIL and a postmaster RCPT are immediate; a policy RCPT waits at most DNSTimeout',
   { skip },
-  async () => {
+  async (t) => {
     dns.clearQueries();
+    const since = Date.now();
     const r = await factsOf(SLOW);
-    assert.ok(r.ms.banner < 900, `banner after ${r.ms.banner} ms`);
-    assert.ok(r.ms.mail < 900, `MAIL reply after ${r.ms.mail} ms`);
-    assert.ok(r.ms.rcpt < 1000 + 1000, `RCPT after ${r.ms.rcpt} ms (DNSTimeout 1s)`);
+    const settled = await factsSettledAt(SLOW, since);
+    t.diagnostic(
+      `facts given up ${settled - since} ms after the connect; banner ${r.at.banner - settled}, ` +
+        `MAIL ${r.at.mail - settled}, RCPT ${r.at.rcpt - settled} ms from then`,
+    );
+    assert.ok(r.at.banner < settled, `the banner came ${r.at.banner - settled} ms after the facts were given up`);
+    assert.ok(r.at.mail < settled, `the MAIL reply came ${r.at.mail - settled} ms after the facts were given up`);
+    // the policy RCPT waited for them, and not for a second DNSTimeout
+    assert.ok(r.at.rcpt >= settled, 'the RCPT waited for the facts');
+    assert.ok(r.at.rcpt - settled < TIMEOUT_MS, `RCPT ${r.at.rcpt - settled} ms after the facts were given up`);
     // the facts were awaited: the hanging PTR is a temporary failure, the dead list lists nobody
     assert.deepEqual(r.facts, {
       ...SPF_NONE,
@@ -204,12 +238,13 @@ test(
     const ptrAsked = dns.queries.find((q) => q.type === 'PTR' && q.name === reverseName(SLOW));
     assert.ok(ptrAsked, 'the PTR was asked');
 
-    // postmaster: no facts, no waiting, even though the lookups hang
+    // postmaster: no facts, no waiting, even though the lookups hang: the whole session (QUIT
+    // answered) ends before the daemon gives them up
     const t0 = Date.now();
     const p = await dialogue(d.port, { local: SLOW, from: 's@remote.example', to: 'postmaster@a.example' });
-    assert.ok(p.ms.banner < 900, `banner after ${p.ms.banner} ms`);
-    assert.ok(p.ms.rcpt < 900, `postmaster RCPT after ${p.ms.rcpt} ms`);
+    const ended = Date.now();
+    const pSettled = await factsSettledAt(SLOW, t0);
     assert.match(p.rcpt, /^250 /);
-    assert.ok(Date.now() - t0 < 1800);
+    assert.ok(ended < pSettled, `the postmaster session ended ${ended - pSettled} ms after the facts were given up`);
   },
 );

@@ -7,15 +7,19 @@
  * One loopback DNS server (test/support/dns-server.ts, UDP and DoH) holds every name the daemons
  * ask — the clients' PTR names, their host names (A), the SPF TXT of the sender domain and of the
  * HELO name — and a mode turns all of them at once into: `slow` (each answer delayed 200 ms, a
- * reverse lookup 400 ms, under DNSTimeout 2s), `silent` (no answer at all), `servfail`. After each
+ * reverse lookup 400 ms, under DNSTimeout 5s), `silent` (no answer at all), `servfail`. After each
  * burst every query the server saw must be one of those names, so "every lookup" really was every
  * lookup.
  *
  * The recipient has no script (a PasswdFile account without ~/.avenger): the provisional accept
  * applies MAIL_ERROR, so AllowDNSFailures no shows as `451 4.4.3` at RCPT, yes as 250.
- * Each burst: 40 concurrent sessions from 10 client addresses; every banner and MAIL reply comes
- * at once (< 700 ms), every RCPT within DNSTimeout + 1.5 s, every QUIT gets 221, and afterwards
- * the daemons are alive, logged no daemon.error, and accept again with DNS back to normal.
+ * Each burst: 40 concurrent sessions from 10 client addresses; with DNS silent every banner and MAIL
+ * reply comes well before DNSTimeout after the connect (one that waited could not), every
+ * RCPT within 1.5 × DNSTimeout, every QUIT gets 221, and afterwards the daemons are alive, logged
+ * no daemon.error, and accept again with DNS back to normal. The bounds are relative to DNSTimeout,
+ * which is long (5 s) so that a loaded machine's slow greetings stay far from it. (The system
+ * resolver gives a silent lookup up after about 1 s whatever DNSTimeout says: c-ares 1.34 times a
+ * try by the latency it saw, and the daemon asks for one try; over tangerine DNSTimeout holds.)
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,7 +34,7 @@ const CLIENTS = Array.from({ length: 10 }, (_, i) => `127.0.0.${60 + i}`);
 const SESSIONS = 40;
 /** each answer's delay in `slow`: a reverse lookup (PTR, then A) takes twice that, well under DNSTimeout */
 const SLOW_MS = 200;
-const TIMEOUT_MS = 2000;
+const TIMEOUT_MS = 5000;
 const SENDER_DOMAIN = 'remote.example';
 const HELO = 'client.example';
 
@@ -112,6 +116,7 @@ interface SessionResult {
   mail: string;
   rcpt: string;
   quit: string;
+  /** banner and mail: since the connect (the lookups start there); rcpt: since the command */
   ms: { banner: number; mail: number; rcpt: number };
 }
 
@@ -122,10 +127,9 @@ async function session(port: number, ip: string): Promise<SessionResult> {
     const banner = (await c.greeting()).last;
     const tb = Date.now() - t0;
     await c.cmd(`EHLO ${HELO}`);
-    let t = Date.now();
     const mail = (await c.cmd(`MAIL FROM:<s@${SENDER_DOMAIN}>`)).last;
-    const tm = Date.now() - t;
-    t = Date.now();
+    const tm = Date.now() - t0;
+    const t = Date.now();
     const rcpt = (await c.cmd('RCPT TO:<dnsuser@a.example>')).last;
     const tr = Date.now() - t;
     const quit = (await c.cmd('QUIT')).last;
@@ -178,18 +182,23 @@ const byClass = (rcpt: Record<string, number>): Record<string, number> => {
 };
 
 /**
- * The banner and the MAIL reply never wait for a lookup: one that did would take DNSTimeout
- * (silent) or longer, so the bound is a little under it. The rest is room for a loaded machine:
- * 40 sessions connecting at once on 2 cores under other load took 750 ms in servfail mode (every
- * answer immediate) and 1,070 ms in slow mode (a clean-clone CI run beside a full build).
+ * The banner and the MAIL reply never wait for a lookup: one that did would come DNSTimeout after
+ * the connect (silent) or later, so the bound is under it by a second. The rest is room for a
+ * loaded machine: 40 sessions connecting at once on 2 cores under other load took up to 1.7 s to
+ * be greeted (which failed the old bound of 1.7 s under DNSTimeout 2s).
  */
-const PROMPT_MS = TIMEOUT_MS - 300;
+const PROMPT_MS = TIMEOUT_MS - 1000;
 
 function assertBounded(label: string, maxMs: { banner: number; mail: number; rcpt: number }): void {
-  assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
-  assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms`);
+  // only where a reply that waited would show: in the other modes the lookups end in milliseconds,
+  // and how fast 40 sessions are greeted is the machine's load (2.4 s at load average 11)
+  if (label === 'silent') {
+    assert.ok(maxMs.banner < PROMPT_MS, `${label}: slowest banner ${maxMs.banner} ms`);
+    assert.ok(maxMs.mail < PROMPT_MS, `${label}: slowest MAIL reply ${maxMs.mail} ms after the connect`);
+  }
+  // given up at DNSTimeout (lookups one after another, each with its own timeout, would take twice that)
   assert.ok(
-    maxMs.rcpt < TIMEOUT_MS + 1500,
+    maxMs.rcpt < 1.5 * TIMEOUT_MS,
     `${label}: slowest RCPT reply ${maxMs.rcpt} ms (DNSTimeout ${TIMEOUT_MS} ms)`,
   );
 }

@@ -10,7 +10,8 @@
  *     the authority section (RR TTL `ttl`, MINIMUM `minimum`), so a resolver can cache it (RFC
  *     2308); without soa (the default) negative answers have no authority section.
  *   DnsServer { udp: {host, port}; doh: "HOST:PORT"; set(records) (replace); add(name, rr);
- *     queries: {name, type, at}[] (every query received, names lower case, no trailing dot);
+ *     queries: {name, type, at, answeredAt?}[] (every query received, names lower case, no trailing dot;
+ *     answeredAt: when its answer was sent, absent while none was: HANG, or a DELAY not over yet);
  *     clearQueries(); close() }
  *     (reading udp/doh of a transport that was not started throws)
  *   Records = { [owner]: RR[] }: owner case-insensitive, trailing dot optional. RR is
@@ -61,6 +62,8 @@ export interface DnsQuery {
   name: string;
   type: string;
   at: number;
+  /** when the answer was sent (Date.now()); absent while none was */
+  answeredAt?: number;
 }
 
 export interface DnsServer {
@@ -186,7 +189,8 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
         return;
       }
       const qtype = (Packet.TYPE_NAME as Record<number, string>)[q.type] ?? String(q.type);
-      queries.push({ name: norm(q.name), type: qtype, at: Date.now() });
+      const query: DnsQuery = { name: norm(q.name), type: qtype, at: Date.now() };
+      queries.push(query);
       const behaviours = (zone.get(norm(q.name)) ?? []).filter(
         (rr): rr is BehaviourRR => !isData(rr) && (rr.only === undefined || rr.only === qtype),
       );
@@ -199,6 +203,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
       const finish = (): void => {
         if (failure !== undefined) response.header.rcode = Packet.RCODE[failure.type as 'SERVFAIL' | 'REFUSED'];
         else answer(response, q.name, qtype);
+        query.answeredAt = Date.now();
         send(reply, response);
       };
       if (delay === 0) return finish();

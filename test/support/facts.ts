@@ -5,9 +5,10 @@
  *   ENV_SCRIPT                       body of ~/.avenger/rcpt+default: `env -0` to $HOME/env.$EXTENSION, accept
  *   readEnv(home, tag) -> {VAR: value}   what the script for RCPT user+TAG saw (NUL-separated, exact)
  *   factVars(env) -> only the fact variables that are set (CLIENT_NAME … MAIL_ERROR)
- *   dialogue(port, {local?, helo?, from, to}) -> {banner, mail, rcpt, ms: {banner, mail, rcpt}}
+ *   dialogue(port, {local?, helo?, from, to}) -> {banner, mail, rcpt, ms: {banner, mail, rcpt}, at: {banner, mail, rcpt}}
  *     connects from `local` (any 127.0.0.x: the client address the daemon sees), times each reply
- *     from the moment the command was sent (the banner: from the connect)
+ *     from the moment the command was sent (the banner: from the connect); `at`: Date.now() when
+ *     each reply arrived (to order it against other events: a DNS answer sent, a log line's ts)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -52,6 +53,7 @@ export interface Dialogue {
   mail: string;
   rcpt: string;
   ms: { banner: number; mail: number; rcpt: number };
+  at: { banner: number; mail: number; rcpt: number };
 }
 
 export async function dialogue(
@@ -62,16 +64,25 @@ export async function dialogue(
   const c = await SmtpClient.connect(port, '127.0.0.1', o.local);
   try {
     const banner = (await c.greeting()).last;
-    const tBanner = Date.now() - t0;
+    const bannerAt = Date.now();
+    const tBanner = bannerAt - t0;
     await c.cmd(`EHLO ${o.helo ?? 'client.example'}`);
     let t = Date.now();
     const mail = (await c.cmd(`MAIL FROM:<${o.from}>`)).last;
-    const tMail = Date.now() - t;
+    const mailAt = Date.now();
+    const tMail = mailAt - t;
     t = Date.now();
     const rcpt = (await c.cmd(`RCPT TO:<${o.to}>`)).last;
-    const tRcpt = Date.now() - t;
+    const rcptAt = Date.now();
+    const tRcpt = rcptAt - t;
     await c.cmd('QUIT').catch(() => undefined);
-    return { banner, mail, rcpt, ms: { banner: tBanner, mail: tMail, rcpt: tRcpt } };
+    return {
+      banner,
+      mail,
+      rcpt,
+      ms: { banner: tBanner, mail: tMail, rcpt: tRcpt },
+      at: { banner: bannerAt, mail: mailAt, rcpt: rcptAt },
+    };
   } finally {
     c.close();
   }
