@@ -1,6 +1,6 @@
 /**
- * resolver.ts — the daemon's one DNS resolver (spec asmtpd.md §3 "DNS"). The only module that
- * imports DNS libraries.
+ * resolver.ts — the daemon's one DNS resolver (spec asmtpd.md §3 "DNS"). With system-backend.ts,
+ * the only module that imports DNS libraries.
  *
  *   createDnsResolver(options) -> DnsResolver   resolveTxt, resolveMx, resolve4, resolve6, reverse
  *                                               (node dns.promises shapes and error codes), stats()
@@ -15,7 +15,8 @@
  *   NODATA for min(SOA TTL, SOA MINIMUM) in another (negative-cache.ts, RFC 2308; none without an
  *   SOA), answered with tangerine's own ENOTFOUND / ENODATA error without a query; the final
  *   value of a cached answer is kept in front of tangerine until the same expiry (answer-memo.ts).
- * system (the default): node's c-ares Resolver, DNSServer replacing /etc/resolv.conf's servers; no
+ * system (the default): node's c-ares Resolver (system-backend.ts: DNSTimeout held against c-ares'
+ *   own shorter timeouts), DNSServer replacing /etc/resolv.conf's servers; no
  *   cache here (node reports no TTL for TXT/MX/PTR and turns c-ares' cache off): the machine's
  *   resolver caches (a local unbound). c-ares reads /etc/resolv.conf when a Resolver is made and
  *   never again: the daemon makes a new one at each SIGHUP, so an edited resolv.conf applies to the
@@ -23,7 +24,6 @@
  * Errors: ENOTFOUND (NXDOMAIN), ENODATA (no records) and EBADNAME (a name that cannot be asked)
  *   are answers; every other code (ETIMEOUT, ESERVFAIL, ECONNREFUSED…) is a temporary failure.
  */
-import { promises as dnsPromises } from 'node:dns';
 import { isIPv4, isIPv6 } from 'node:net';
 import { createRequire } from 'node:module';
 import { createDohRequest, type SpfResolver } from '@asmtpd/spf';
@@ -31,6 +31,7 @@ import type { DnsServer } from '../config/types.js';
 import { TtlCache } from './ttl-cache.js';
 import { metrics, type DnsType } from '../metrics/metrics.js';
 import { withAnswerMemo } from './answer-memo.js';
+import { systemBackend } from './system-backend.js';
 import {
   NegativeCache,
   recordNegativeAnswers,
@@ -123,11 +124,8 @@ function withoutStack(make: () => Error): Error {
 }
 
 function backend(o: DnsOptions): Backend {
-  if (o.kind === 'system') {
-    const r = new dnsPromises.Resolver({ timeout: o.timeoutMs, tries: 1 });
-    if (o.servers.length > 0) r.setServers(o.servers.map((s) => serverText(s, 53)));
-    return r;
-  }
+  if (o.kind === 'system')
+    return systemBackend({ servers: o.servers.map((s) => serverText(s, 53)), timeoutMs: o.timeoutMs });
   const Tangerine = loadTangerine();
   const entries = o.cacheEntries ?? 10_000;
   const negative = new NegativeCache(entries);
