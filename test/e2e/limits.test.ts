@@ -110,16 +110,31 @@ test('SMTPTimeout: an idle client gets 421 4.4.2 and is disconnected; a slow dri
     await idle.greeting();
     assert.equal((await idle.reply(5000)).last, '421 4.4.2 timeout exceeded, closing connection');
     assert.ok(await idle.waitClosed());
+    // a byte every 300 ms does not keep a session alive: shown by order, not by a wall-clock bound
+    // a loaded machine can miss. The dripper is greeted first and an idle control 200 ms later; the
+    // dripper's deadline falls first, so its 421 comes first. Bytes that moved its deadline even
+    // once would put its cut after the control's (or never).
     const drip = await SmtpClient.connect(d.port);
     await drip.greeting();
-    const started = Date.now();
     const timer = setInterval(() => drip.write('N'), 300);
+    const order: string[] = [];
     try {
-      assert.equal((await drip.reply(5000)).last, '421 4.4.2 timeout exceeded, closing connection');
+      const dripCut = drip.reply(10_000).then((r) => (order.push('dripper'), r.last));
+      await new Promise((r) => setTimeout(r, 200));
+      const control = await SmtpClient.connect(d.port);
+      try {
+        await control.greeting();
+        const controlCut = control.reply(10_000).then((r) => (order.push('control'), r.last));
+        assert.equal(await dripCut, '421 4.4.2 timeout exceeded, closing connection');
+        assert.equal(await controlCut, '421 4.4.2 timeout exceeded, closing connection');
+      } finally {
+        control.close();
+      }
     } finally {
       clearInterval(timer);
     }
-    assert.ok(Date.now() - started < 3000, 'a byte every 300 ms does not keep the session alive');
+    assert.deepEqual(order, ['dripper', 'control'], 'the dripper is cut before an idle client greeted after it');
+    assert.ok(await drip.waitClosed());
   } finally {
     await d.stop();
   }
