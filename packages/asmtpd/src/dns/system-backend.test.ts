@@ -1,4 +1,4 @@
-// systemBackend's second try, with fake channels (the real c-ares behaviour against a real DNS
+// systemBackend's further tries, with fake channels (the real c-ares behaviour against a real DNS
 // server is in test/e2e/dns-timeout.test.ts): a timeout before DNSTimeout is asked again on a
 // fresh channel given what is left; an answer, another error or a timeout at DNSTimeout is not.
 import assert from 'node:assert/strict';
@@ -59,9 +59,24 @@ test('no second try for an answer, a negative answer, another failure, or a time
   }
 });
 
-test('the second try failing too is the lookup failing (with its own error)', async () => {
-  const f = fakes([() => Promise.reject(timeout()), () => Promise.reject(timeout())]);
-  const b = systemBackend({ servers: [], timeoutMs: 1000 }, f.make);
+test('timeouts are asked again until DNSTimeout; another error on a later try is the answer', async () => {
+  const early = async () => {
+    await sleep(120);
+    throw timeout();
+  };
+  const f = fakes([early, early, early, early, early, early, early, early, early, early]);
+  const b = systemBackend({ servers: [], timeoutMs: 500 }, f.make);
   await assert.rejects(b.resolve4('x.test'), (e: { code?: string }) => e.code === 'ETIMEOUT');
-  assert.equal(f.made.length, 2);
+  assert.ok(f.made.length >= 3 && f.made.length <= 5, `${f.made.length} channels for 500 ms in tries of 120 ms`);
+  assert.ok(
+    f.made.every((ms, i) => i === 0 || ms < f.made[i - 1]!),
+    `each gets what is left: ${f.made.join(', ')}`,
+  );
+  const nx = Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' });
+  const g = fakes([early, () => Promise.reject(nx)]);
+  await assert.rejects(
+    systemBackend({ servers: [], timeoutMs: 1000 }, g.make).resolve4('x.test'),
+    (e: { code?: string }) => e.code === 'ENOTFOUND',
+  );
+  assert.equal(g.made.length, 2);
 });

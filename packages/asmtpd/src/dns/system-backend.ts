@@ -5,10 +5,12 @@
  *
  * c-ares (1.34 in Node 20) times each query by the answer times it has seen from the server, at
  * least ~1 s: after many fast answers (a local unbound) an answer that takes 1.5 s is a timeout at
- * 1 s, whatever `timeout` said, and Node 20 has no maxTimeout to stop it. So a timeout that comes
- * before DNSTimeout is asked once more on a fresh channel, which has no history and waits what is
- * left of DNSTimeout (~50 µs to make; its socket closes with its last query). The common case — an
- * answer, or a timeout at DNSTimeout — costs nothing more.
+ * 1 s, whatever `timeout` said; and it waits ~5 s at most for any one answer. Node 20 can set
+ * neither bound. So a timeout that comes before DNSTimeout is asked again on a fresh channel (no
+ * history: it waits what is left, up to ~5 s), until DNSTimeout (~50 µs to make one; its socket
+ * closes with its last query). An answer slower than ~5 s is caught only if the server has it by
+ * the resend, as a recursive resolver does. The common case — an answer, or a timeout at
+ * DNSTimeout — costs nothing more.
  */
 import { promises as dnsPromises } from 'node:dns';
 import type { LookupBackend } from './negative-cache.js';
@@ -36,12 +38,15 @@ export function systemBackend(
   const main = makeChannel(o.timeoutMs);
   const ask = async <T>(method: Method, name: string): Promise<T> => {
     const started = performance.now();
-    try {
-      return (await main[method](name)) as T;
-    } catch (err) {
-      const left = Math.floor(o.timeoutMs - (performance.now() - started));
-      if ((err as { code?: unknown }).code !== 'ETIMEOUT' || left < MIN_RETRY_MS) throw err;
-      return (await makeChannel(left)[method](name)) as T;
+    let channel = main;
+    for (;;) {
+      try {
+        return (await channel[method](name)) as T;
+      } catch (err) {
+        const left = Math.floor(o.timeoutMs - (performance.now() - started));
+        if ((err as { code?: unknown }).code !== 'ETIMEOUT' || left < MIN_RETRY_MS) throw err;
+        channel = makeChannel(left);
+      }
     }
   };
   return {
