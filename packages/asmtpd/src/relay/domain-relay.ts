@@ -26,7 +26,14 @@
 import type { Logger } from '../log/logger.js';
 import type { RelayDomainRoute } from '../config/types.js';
 import { detailOf } from './relay-replies.js';
-import type { DeliveryResult, OutgoingMessage, RecipientResult, Relay, RelayTransaction } from './types.js';
+import {
+  resultsPerRecipient,
+  type DeliveryResult,
+  type OutgoingMessage,
+  type RecipientResult,
+  type Relay,
+  type RelayTransaction,
+} from './types.js';
 
 const MAIN = '';
 
@@ -117,17 +124,7 @@ export function mergeResults(parts: { to: string[]; result: DeliveryResult }[]):
       response: parts.map((p) => (p.result.kind === 'accepted' ? p.result.response : '')).join('; '),
       ms,
     };
-  const results: RecipientResult[] = parts.flatMap(({ to, result }): RecipientResult[] => {
-    switch (result.kind) {
-      case 'accepted':
-        return to.map((a) => ({ to: a, kind: 'accepted' }));
-      case 'rejected':
-      case 'deferred':
-        return to.map((a) => ({ to: a, kind: result.kind, reply: result.reply }));
-      case 'per-recipient':
-        return result.results;
-    }
-  });
+  const results: RecipientResult[] = parts.flatMap(({ to, result }) => resultsPerRecipient(to, result));
   return { kind: 'per-recipient', results, ms };
 }
 

@@ -64,7 +64,7 @@ import {
 } from './queue-store.js';
 import { replyForLog } from './relay-replies.js';
 import { createSmtpRelay } from './smtp-relay.js';
-import type { DeliveryResult, OutgoingMessage, Relay } from './types.js';
+import { resultsPerRecipient, type OutgoingMessage, type Relay } from './types.js';
 
 export interface FlushReport {
   /** messages whose flushed recipients were all delivered */
@@ -253,20 +253,6 @@ async function attemptEntry(entry: QueueEntry, ctx: PassContext): Promise<Outcom
   }
 }
 
-type RecipientOutcome = { to: string; kind: 'accepted' } | { to: string; kind: 'rejected' | 'deferred'; reply: Reply };
-
-function perRecipient(to: string[], r: DeliveryResult): RecipientOutcome[] {
-  switch (r.kind) {
-    case 'accepted':
-      return to.map((a) => ({ to: a, kind: 'accepted' }));
-    case 'rejected':
-    case 'deferred':
-      return to.map((a) => ({ to: a, kind: r.kind, reply: r.reply }));
-    case 'per-recipient':
-      return r.results;
-  }
-}
-
 async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Promise<Outcome> {
   const { opts, log } = ctx;
   const rec = await readRecord(opts.dir, c.id); // again, now that it is ours
@@ -299,7 +285,7 @@ async function attemptClaimed(c: Claim, env: HeldEnvelope, ctx: PassContext): Pr
     const results = await Promise.all(
       [...groups.values()].map(async (g) => ({
         relay: g.relay.describe(),
-        outcomes: perRecipient(g.to, await g.relay.deliver(heldMessage(env, c.path, g.to), childLog(log, base))),
+        outcomes: resultsPerRecipient(g.to, await g.relay.deliver(heldMessage(env, c.path, g.to), childLog(log, base))),
       })),
     );
     tried = results.length > 0;

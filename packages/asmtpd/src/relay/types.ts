@@ -2,7 +2,7 @@
  * relay/types — the one interface between the SMTP front end and whatever delivers accepted mail
  * (SMTP or LMTP downstream, a Sendmail pipe, the hold queue).
  *
- * Public types: OutgoingMessage, RecipientResult, DeliveryResult, Relay.
+ * Public types: OutgoingMessage, RecipientResult, DeliveryResult, Relay; resultsPerRecipient(to, result).
  *
  * Notes:
  * - The spool file holds the message as received: CRLF line endings, dot-unstuffed, without the
@@ -53,6 +53,19 @@ export type DeliveryResult =
   | { kind: 'deferred'; reply: Reply; ms: number }
   /** the recipients did not all get the same answer (LMTP after the data; SMTP RCPT refusals at delivery) */
   | { kind: 'per-recipient'; results: RecipientResult[]; ms: number; held?: string; dsn?: string };
+
+/** A delivery's answer for each of its recipients `to` (one answer for all, or each its own). */
+export function resultsPerRecipient(to: readonly string[], r: DeliveryResult): RecipientResult[] {
+  switch (r.kind) {
+    case 'accepted':
+      return to.map((a) => ({ to: a, kind: 'accepted' }));
+    case 'rejected':
+    case 'deferred':
+      return to.map((a) => ({ to: a, kind: r.kind, reply: r.reply }));
+    case 'per-recipient':
+      return r.results;
+  }
+}
 
 /** What the downstream's EHLO/LHLO offered (RFC 6531, 6152, 1870), kept per pool. */
 export interface DownstreamCapabilities {
