@@ -7,16 +7,18 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readFileSync,
   renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startRunner, type RunnerClient } from './client.js';
-import { surelyMissing } from './runner.js';
+import { rootOnlyFile, surelyMissing } from './runner.js';
 import { DEFAULT_LIMITS, type RcptRequest, type RunnerSettings, type RunResult } from './protocol.js';
 import {
   createSpoolDirectory,
@@ -676,6 +678,30 @@ describe('a uid-0 account', { skip: !isRoot && 'needs root (creates users)' }, (
       await runner.close();
       av.remove();
       smtp.remove();
+    }
+  });
+});
+
+describe('the spawner binary as root', { skip: !isRoot && 'needs root (chown)' }, () => {
+  // createRunnerContext refuses to start a spawner (libexec/spawner) that rootOnlyFile refuses
+  test('only a file of root, writable by root only, in a directory only root can change, passes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'asmtpd-spawner-bin-'));
+    const file = join(dir, 'spawner');
+    try {
+      writeFileSync(file, '');
+      chmodSync(file, 0o755);
+      assert.equal(rootOnlyFile(file), true, 'root 0755 in a root 0700 directory');
+      chmodSync(file, 0o775);
+      assert.equal(rootOnlyFile(file), false, 'group-writable');
+      chmodSync(file, 0o755);
+      chownSync(file, 1000, 0);
+      assert.equal(rootOnlyFile(file), false, 'owned by another user');
+      chownSync(file, 0, 0);
+      chmodSync(dir, 0o777);
+      assert.equal(rootOnlyFile(file), false, 'in a world-writable directory');
+      assert.equal(rootOnlyFile(join(dir, 'missing')), false, 'missing');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

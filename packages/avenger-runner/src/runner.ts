@@ -343,7 +343,7 @@ function rootControlledPath(base: string): boolean {
 }
 
 /** file is a regular file of root's, writable by root only, and reached on a path only root can change. */
-function rootOnlyFile(file: string): boolean {
+export function rootOnlyFile(file: string): boolean {
   try {
     const st = lstatSync(file);
     return st.isFile() && st.uid === 0 && (st.mode & 0o022) === 0 && rootOnlyDirectory(dirname(file));
